@@ -1,0 +1,433 @@
+//! Events as clients send them and as ingestlayer keeps them.
+//!
+//! Two request shapes are accepted and map to the same [`Envelope`]:
+//! the native `{"name", "data", "id"?, "time"?}` and CloudEvents 1.0 structured JSON
+//! (`specversion`, `type`, `id`, `source`, `data`).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+/// The longest event name or client-given id we accept.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// One thing wrong with a request, located by JSON pointer into the request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// RFC 6901 pointer into the request body, e.g. `/data/count` or `/events/3/name`.
+    pub pointer: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            pointer: pointer.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An event name such as `feature.used`: 1–128 characters, starting with a letter or
+/// digit, then letters, digits and `_ . : / -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventName(String);
+
+impl EventName {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("event name is empty".into());
+        }
+        if s.chars().count() > MAX_NAME_LEN {
+            return Err(format!("event name is longer than {MAX_NAME_LEN} characters"));
+        }
+        let mut chars = s.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+        let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c));
+        if !(first_ok && rest_ok) {
+            return Err(format!(
+                "event name {s:?} may hold only letters, digits and _ . : / - and must start with a letter or digit"
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EventName> for String {
+    fn from(n: EventName) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An event id: the client's own (1–128 visible ASCII characters) or a server ULID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("id is empty".into());
+        }
+        if s.len() > MAX_NAME_LEN {
+            return Err(format!("id is longer than {MAX_NAME_LEN} characters"));
+        }
+        if !s.chars().all(|c| c.is_ascii_graphic()) {
+            return Err("id may hold only visible ASCII characters (no spaces)".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// A fresh server id.
+    pub fn generate() -> Self {
+        Self(ulid::Ulid::new().to_string())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl From<EventId> for String {
+    fn from(n: EventId) -> String {
+        n.0
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An event as a client sent it, parsed but not yet accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingEvent {
+    pub name: EventName,
+    pub id: Option<EventId>,
+    pub time: Option<OffsetDateTime>,
+    pub data: Value,
+    /// CloudEvents context attributes other than `type`, `id`, `time` and `data`
+    /// (`specversion`, `source`, `subject`, extensions), when the event came as a CloudEvent.
+    pub cloudevent: Option<Map<String, Value>>,
+}
+
+/// An accepted event: what is stored and what flows through the queues.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    pub id: EventId,
+    pub name: EventName,
+    /// When the event happened, as the client said; absent when it did not say.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub time: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// The source (API key) that sent it.
+    pub source: String,
+    /// The event's fields, kept whole.
+    pub data: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudevent: Option<Map<String, Value>>,
+}
+
+impl Envelope {
+    /// Accepts `event` from `source` now: keeps the client's id or assigns a ULID.
+    pub fn accept(event: IncomingEvent, source: &str, received_at: OffsetDateTime) -> Self {
+        Self {
+            id: event.id.unwrap_or_else(EventId::generate),
+            name: event.name,
+            time: event.time,
+            received_at,
+            source: source.to_owned(),
+            data: event.data,
+            cloudevent: event.cloudevent,
+        }
+    }
+}
+
+const NATIVE_FIELDS: [&str; 4] = ["name", "data", "id", "time"];
+
+/// Parses one event from a request body value. `at` is the JSON pointer of `value` in the
+/// request (`""` for a single event, `/events/3` in a batch). Every problem found is
+/// returned, each with its pointer.
+pub fn parse_incoming(value: &Value, at: &str) -> Result<IncomingEvent, Vec<FieldError>> {
+    let Some(obj) = value.as_object() else {
+        return Err(vec![FieldError::new(at, "an event must be a JSON object")]);
+    };
+    if obj.contains_key("specversion") {
+        parse_cloudevent(obj, at)
+    } else {
+        parse_native(obj, at)
+    }
+}
+
+fn parse_native(obj: &Map<String, Value>, at: &str) -> Result<IncomingEvent, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for key in obj.keys() {
+        if !NATIVE_FIELDS.contains(&key.as_str()) {
+            errors.push(FieldError::new(
+                format!("{at}/{}", escape_pointer(key)),
+                format!("unknown field {key:?}: an event has name, data, id and time (put your fields inside data)"),
+            ));
+        }
+    }
+    let name = required_name(obj.get("name"), &format!("{at}/name"), "name", &mut errors);
+    let id = optional_id(obj.get("id"), &format!("{at}/id"), &mut errors);
+    let time = optional_time(obj.get("time"), &format!("{at}/time"), &mut errors);
+    let data = data_object(obj.get("data"), &format!("{at}/data"), &mut errors);
+    match (name, errors.is_empty()) {
+        (Some(name), true) => Ok(IncomingEvent {
+            name,
+            id,
+            time,
+            data,
+            cloudevent: None,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_cloudevent(obj: &Map<String, Value>, at: &str) -> Result<IncomingEvent, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    match obj.get("specversion").and_then(Value::as_str) {
+        Some("1.0") => {}
+        _ => errors.push(FieldError::new(
+            format!("{at}/specversion"),
+            "specversion must be \"1.0\" (CloudEvents 1.0 structured JSON)",
+        )),
+    }
+    let name = required_name(obj.get("type"), &format!("{at}/type"), "type", &mut errors);
+    let id = match obj.get("id") {
+        None => {
+            errors.push(FieldError::new(format!("{at}/id"), "a CloudEvent needs an id"));
+            None
+        }
+        some => optional_id(some, &format!("{at}/id"), &mut errors),
+    };
+    match obj.get("source").and_then(Value::as_str) {
+        Some(s) if !s.is_empty() => {}
+        _ => errors.push(FieldError::new(
+            format!("{at}/source"),
+            "a CloudEvent needs a non-empty source (URI-reference)",
+        )),
+    }
+    if let Some(ct) = obj.get("datacontenttype") {
+        let json = ct
+            .as_str()
+            .is_some_and(|s| s.starts_with("application/json") || s.ends_with("+json"));
+        if !json {
+            errors.push(FieldError::new(
+                format!("{at}/datacontenttype"),
+                "only JSON data is accepted (datacontenttype application/json)",
+            ));
+        }
+    }
+    if obj.contains_key("data_base64") {
+        errors.push(FieldError::new(
+            format!("{at}/data_base64"),
+            "binary data is not accepted: send a JSON object in data",
+        ));
+    }
+    let time = optional_time(obj.get("time"), &format!("{at}/time"), &mut errors);
+    let data = data_object(obj.get("data"), &format!("{at}/data"), &mut errors);
+    let context: Map<String, Value> = obj
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "type" | "id" | "time" | "data"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    match (name, errors.is_empty()) {
+        (Some(name), true) => Ok(IncomingEvent {
+            name,
+            id,
+            time,
+            data,
+            cloudevent: Some(context),
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn required_name(
+    value: Option<&Value>,
+    pointer: &str,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<EventName> {
+    match value {
+        None => {
+            errors.push(FieldError::new(pointer, format!("{field} is required (the event name, e.g. \"feature.used\")")));
+            None
+        }
+        Some(Value::String(s)) => match EventName::parse(s) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errors.push(FieldError::new(pointer, e));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new(pointer, format!("{field} must be a string")));
+            None
+        }
+    }
+}
+
+fn optional_id(value: Option<&Value>, pointer: &str, errors: &mut Vec<FieldError>) -> Option<EventId> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match EventId::parse(s) {
+            Ok(id) => Some(id),
+            Err(e) => {
+                errors.push(FieldError::new(pointer, e));
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError::new(pointer, "id must be a string"));
+            None
+        }
+    }
+}
+
+fn optional_time(
+    value: Option<&Value>,
+    pointer: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<OffsetDateTime> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            match OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    errors.push(FieldError::new(
+                        pointer,
+                        format!("time {s:?} is not an RFC 3339 timestamp (e.g. 2026-11-27T09:30:00Z)"),
+                    ));
+                    None
+                }
+            }
+        }
+        Some(_) => {
+            errors.push(FieldError::new(pointer, "time must be an RFC 3339 string"));
+            None
+        }
+    }
+}
+
+fn data_object(value: Option<&Value>, pointer: &str, errors: &mut Vec<FieldError>) -> Value {
+    match value {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v.clone(),
+        Some(_) => {
+            errors.push(FieldError::new(pointer, "data must be a JSON object of the event's fields"));
+            Value::Null
+        }
+    }
+}
+
+/// Escapes a key for use as one JSON pointer segment (RFC 6901).
+pub fn escape_pointer(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_the_native_shape() {
+        let e = parse_incoming(
+            &json!({"name": "feature.used", "data": {"feature": "csv.export"}, "id": "evt-1", "time": "2026-11-27T09:30:00Z"}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(e.name.as_str(), "feature.used");
+        assert_eq!(e.id.unwrap().as_str(), "evt-1");
+        assert_eq!(e.data, json!({"feature": "csv.export"}));
+        assert_eq!(e.time.unwrap().unix_timestamp(), 1_795_771_800);
+    }
+
+    #[test]
+    fn maps_a_cloudevent_to_the_same_envelope() {
+        let e = parse_incoming(
+            &json!({"specversion": "1.0", "type": "feature.used", "id": "ce-1", "source": "/web", "subject": "u1", "data": {"feature": "api"}}),
+            "",
+        )
+        .unwrap();
+        assert_eq!(e.name.as_str(), "feature.used");
+        assert_eq!(e.id.unwrap().as_str(), "ce-1");
+        assert_eq!(e.data, json!({"feature": "api"}));
+        let ce = e.cloudevent.unwrap();
+        assert_eq!(ce["source"], "/web");
+        assert_eq!(ce["subject"], "u1");
+        assert!(!ce.contains_key("data"));
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_pointer() {
+        let errs = parse_incoming(
+            &json!({"name": "", "data": [1], "time": "yesterday", "props": {}}),
+            "/events/2",
+        )
+        .unwrap_err();
+        let pointers: Vec<_> = errs.iter().map(|e| e.pointer.as_str()).collect();
+        assert!(pointers.contains(&"/events/2/name"), "{pointers:?}");
+        assert!(pointers.contains(&"/events/2/data"), "{pointers:?}");
+        assert!(pointers.contains(&"/events/2/time"), "{pointers:?}");
+        assert!(pointers.contains(&"/events/2/props"), "{pointers:?}");
+    }
+
+    #[test]
+    fn rejects_a_cloudevent_without_source_or_id() {
+        let errs = parse_incoming(&json!({"specversion": "1.0", "type": "x"}), "").unwrap_err();
+        let pointers: Vec<_> = errs.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(pointers, vec!["/id", "/source"]);
+    }
+
+    #[test]
+    fn event_names_are_checked() {
+        assert!(EventName::parse("feature.used").is_ok());
+        assert!(EventName::parse("com.github.workflow_run:completed").is_ok());
+        assert!(EventName::parse(".hidden").is_err());
+        assert!(EventName::parse("has space").is_err());
+        assert!(EventName::parse(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn envelope_round_trips_through_json() {
+        let e = parse_incoming(&json!({"name": "a", "data": {"x": 1}}), "").unwrap();
+        let env = Envelope::accept(e, "web-app", OffsetDateTime::now_utc());
+        assert_eq!(env.id.as_str().len(), 26, "a ULID");
+        let back: Envelope = serde_json::from_str(&serde_json::to_string(&env).unwrap()).unwrap();
+        assert_eq!(back, env);
+    }
+}

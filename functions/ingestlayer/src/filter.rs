@@ -1,0 +1,266 @@
+//! `filter.match`: a Common Expression Language (CEL) expression over the event.
+//!
+//! Every top-level field of the event's data (and every entity attached by an earlier
+//! `enrich.entity` step, under its name) is a variable; `event` holds them all as one map,
+//! so `has(event.plan)` tests presence. The product's set shorthand
+//! `feature in {export, api, webhook}` is rewritten before compiling to
+//! `in_set(feature, ["export", "api", "webhook"])`, whose rule is: an element matches when
+//! it equals the whole value or a run of whole dot-separated segments of it, so `export`
+//! matches `csv.export` and `export`, but not `exports` or `profile.view`. Plain CEL list
+//! membership (`feature in ["csv.export"]`) stays exact.
+//!
+//! Expressions compile once, when the pipeline is loaded; evaluating one never parses.
+
+use std::sync::{Arc, LazyLock};
+
+use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
+use regex::Regex;
+use serde_json::Value;
+
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+
+static SET_SHORTHAND: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
+    Regex::new(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s+in\s+\{([^{}:]*)\}").unwrap()
+});
+
+/// A compiled `filter.match` expression.
+#[derive(Debug)]
+pub struct Filter {
+    source: String,
+    program: Program,
+}
+
+/// Why an event could not be judged by a filter; the event does not match.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("the expression did not give true or false but {0}")]
+    NotBoolean(String),
+    #[error("{0}")]
+    Execution(#[from] ExecutionError),
+}
+
+impl Filter {
+    /// Compiles `expr`, naming what is wrong when it does not compile.
+    pub fn compile(expr: &str) -> Result<Self, String> {
+        if expr.trim().is_empty() {
+            return Err("the expression is empty".into());
+        }
+        let rewritten = rewrite_set_shorthand(expr)?;
+        let program = ENV
+            .compile(&rewritten)
+            .map_err(|e| format!("{expr:?} does not parse: {e}"))?;
+        Ok(Self {
+            source: expr.to_owned(),
+            program,
+        })
+    }
+
+    /// The expression as written in the pipeline.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Evaluates the filter against an event context (an object of fields).
+    ///
+    /// A reference to a field the event lacks is an error, and the caller treats the event
+    /// as not matching; `has(event.field)` tests presence without error.
+    pub fn matches(&self, event: &Value) -> Result<bool, FilterError> {
+        let mut ctx = Context::with_env(ENV.clone());
+        // in_set is not a stdlib overload, so registering it cannot conflict.
+        let _ = ctx.add_function("in_set", in_set);
+        if let Value::Object(fields) = event {
+            for (k, v) in fields {
+                ctx.add_variable_from_value(k.as_str(), json_to_cel(v));
+            }
+        }
+        ctx.add_variable_from_value("event", json_to_cel(event));
+        match self.program.execute(&ctx)? {
+            CelValue::Bool(b) => Ok(b),
+            other => Err(FilterError::NotBoolean(format!("{other:?}"))),
+        }
+    }
+}
+
+fn json_to_cel(v: &Value) -> CelValue {
+    cel::to_value(CelJson(v)).unwrap_or(CelValue::Null)
+}
+
+/// JSON as CEL sees it: integers that fit are `int` (so `count + 1` and `count > 10`
+/// work with CEL's int literals), other numbers `uint` or `double`.
+struct CelJson<'a>(&'a Value);
+
+impl serde::Serialize for CelJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => s.serialize_i64(i),
+                (None, Some(u), _) => s.serialize_u64(u),
+                (None, None, Some(f)) => s.serialize_f64(f),
+                _ => s.serialize_unit(),
+            },
+            Value::String(t) => s.serialize_str(t),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&CelJson(item))?;
+                }
+                seq.end()
+            }
+            Value::Object(map) => {
+                let mut m = s.serialize_map(Some(map.len()))?;
+                for (k, v) in map {
+                    m.serialize_entry(k, &CelJson(v))?;
+                }
+                m.end()
+            }
+        }
+    }
+}
+
+/// The set-shorthand rule (see the module docs).
+fn in_set(value: CelValue, set: Arc<Vec<CelValue>>) -> bool {
+    let candidates: Vec<String> = match &value {
+        CelValue::List(items) => items.iter().filter_map(scalar_text).collect(),
+        other => scalar_text(other).into_iter().collect(),
+    };
+    set.iter()
+        .filter_map(scalar_text)
+        .any(|element| candidates.iter().any(|c| segment_match(c, &element)))
+}
+
+fn scalar_text(v: &CelValue) -> Option<String> {
+    match v {
+        CelValue::String(s) => Some(s.as_str().to_owned()),
+        CelValue::Int(i) => Some(i.to_string()),
+        CelValue::UInt(u) => Some(u.to_string()),
+        CelValue::Float(f) => Some(f.to_string()),
+        CelValue::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// True when `element` equals `value` or a run of whole dot-separated segments of it.
+pub fn segment_match(value: &str, element: &str) -> bool {
+    if element.is_empty() {
+        return false;
+    }
+    value == element
+        || value.starts_with(&format!("{element}."))
+        || value.ends_with(&format!(".{element}"))
+        || value.contains(&format!(".{element}."))
+}
+
+/// Rewrites `field in {a, b, "c d"}` into `in_set(field, ["a", "b", "c d"])`.
+fn rewrite_set_shorthand(expr: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(expr.len() + 16);
+    let mut last = 0;
+    for caps in SET_SHORTHAND.captures_iter(expr) {
+        let (Some(whole), Some(lhs), Some(items)) = (caps.get(0), caps.get(1), caps.get(2)) else {
+            continue;
+        };
+        let mut elements = Vec::new();
+        for raw in items.as_str().split(',') {
+            let item = raw.trim();
+            if item.is_empty() {
+                continue;
+            }
+            let unquoted = if item.len() >= 2
+                && ((item.starts_with('"') && item.ends_with('"'))
+                    || (item.starts_with('\'') && item.ends_with('\'')))
+            {
+                item[1..item.len() - 1].to_owned()
+            } else if item
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c))
+            {
+                item.to_owned()
+            } else {
+                return Err(format!(
+                    "set element {item:?} in {:?} must be a word (letters, digits, _ . - /) or a quoted string",
+                    whole.as_str()
+                ));
+            };
+            elements.push(serde_json::Value::String(unquoted).to_string());
+        }
+        if elements.is_empty() {
+            return Err(format!("the set in {:?} is empty", whole.as_str()));
+        }
+        out.push_str(&expr[last..whole.start()]);
+        out.push_str(&format!("in_set({}, [{}])", lhs.as_str(), elements.join(", ")));
+        last = whole.end();
+    }
+    out.push_str(&expr[last..]);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(expr: &str, event: Value) -> bool {
+        Filter::compile(expr).unwrap().matches(&event).unwrap_or(false)
+    }
+
+    #[test]
+    fn the_products_example_passes_csv_export_and_drops_profile_view() {
+        let f = Filter::compile("feature in {export, api, webhook}").unwrap();
+        assert!(f.matches(&json!({"feature": "csv.export"})).unwrap());
+        assert!(f.matches(&json!({"feature": "api"})).unwrap());
+        assert!(f.matches(&json!({"feature": "webhook.retry"})).unwrap());
+        assert!(!f.matches(&json!({"feature": "profile.view"})).unwrap());
+        assert!(!f.matches(&json!({"feature": "exports"})).unwrap());
+    }
+
+    #[test]
+    fn plain_cel_list_membership_is_exact() {
+        assert!(run(r#"feature in ["csv.export"]"#, json!({"feature": "csv.export"})));
+        assert!(!run(r#"feature in ["export"]"#, json!({"feature": "csv.export"})));
+    }
+
+    #[test]
+    fn free_plan_using_a_paid_feature() {
+        let expr = r#"plan == "free" && feature in {export, api}"#;
+        assert!(run(expr, json!({"plan": "free", "feature": "csv.export"})));
+        assert!(!run(expr, json!({"plan": "pro", "feature": "csv.export"})));
+        assert!(!run(expr, json!({"plan": "free", "feature": "profile.view"})));
+    }
+
+    #[test]
+    fn and_or_not_comparisons_and_presence() {
+        assert!(run("count >= 10 || !(plan == 'pro')", json!({"count": 12, "plan": "pro"})));
+        assert!(!run("count > 10 && plan != 'free'", json!({"count": 3, "plan": "pro"})));
+        assert!(run("has(event.owner)", json!({"owner": "maria"})));
+        assert!(!run("has(event.owner)", json!({"plan": "pro"})));
+        assert!(run("user.plan == 'pro'", json!({"user": {"plan": "pro"}})));
+    }
+
+    #[test]
+    fn a_missing_field_is_an_error_not_a_match() {
+        let f = Filter::compile("plan == 'free'").unwrap();
+        assert!(f.matches(&json!({"feature": "api"})).is_err());
+    }
+
+    #[test]
+    fn non_boolean_results_are_errors() {
+        let f = Filter::compile("count + 1").unwrap();
+        assert!(matches!(f.matches(&json!({"count": 1})), Err(FilterError::NotBoolean(_))));
+    }
+
+    #[test]
+    fn bad_expressions_are_rejected_at_compile_time() {
+        assert!(Filter::compile("feature in {").is_err());
+        assert!(Filter::compile("  ").is_err());
+        assert!(Filter::compile("feature in {a b}").is_err());
+        assert!(Filter::compile("plan ==").is_err());
+    }
+
+    #[test]
+    fn quoted_set_elements_are_allowed() {
+        assert!(run(r#"feature in {"bulk export", 'api'}"#, json!({"feature": "bulk export"})));
+    }
+}

@@ -1,0 +1,448 @@
+//! Pipelines: what users configure, one DynamoDB item each.
+//!
+//! An item is parsed into a typed [`Pipeline`] once, when the pipelines are loaded; a
+//! malformed item is reported with its pipeline id and the failing field and is skipped,
+//! never stopping the others. The item format is documented in the README.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::event::EventName;
+use crate::filter::Filter;
+use crate::render::Template;
+
+/// A pipeline's id: 1–128 characters of letters, digits and `_ . - :`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipelineId(String);
+
+impl PipelineId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-:".contains(c));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "pipeline id {s:?} must be 1-128 characters of letters, digits and _ . - :"
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PipelineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Slack channel: `#name` (public channels by name) or a channel id such as `C0123ABCD`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelRef(String);
+
+impl ChannelRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let is_id = s.len() >= 9
+            && s.starts_with(['C', 'G', 'D'])
+            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if is_id {
+            return Ok(Self(s.to_owned()));
+        }
+        let name = s.strip_prefix('#').unwrap_or(s);
+        let ok = !name.is_empty()
+            && name.chars().count() <= 80
+            && name
+                .chars()
+                .all(|c| c.is_lowercase() || c.is_numeric() || c == '-' || c == '_' || c == '.');
+        if ok {
+            Ok(Self(format!("#{name}")))
+        } else {
+            Err(format!(
+                "channel {s:?} must be a channel id (C0123ABCD) or a name like #alerts (lowercase, no spaces, at most 80 characters)"
+            ))
+        }
+    }
+    /// The channel as sent to Slack: `#name` or the id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChannelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The workspace a destination posts into: a Slack team id, or `default` for the
+/// deployment's single workspace.
+pub const DEFAULT_TEAM: &str = "default";
+
+#[derive(Debug)]
+pub struct SlackDestination {
+    pub team: String,
+    pub channel: ChannelRef,
+    pub template: Template,
+}
+
+impl SlackDestination {
+    /// The FIFO message group: one per workspace and channel, so each channel's messages
+    /// are delivered in order and channels never wait for each other.
+    pub fn group_id(&self) -> String {
+        format!("{}:{}", self.team, self.channel)
+    }
+}
+
+/// An `enrich.entity` step: look up `<entity>#<value of key>` in the entities table and
+/// attach the listed attributes (all when none are listed) under `as`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrichSpec {
+    pub entity: String,
+    /// Path of the event field holding the entity id, e.g. `user_id`.
+    pub key: Vec<String>,
+    pub attributes: Option<Vec<String>>,
+    pub attach_as: String,
+}
+
+#[derive(Debug)]
+pub enum Step {
+    Filter(Filter),
+    Enrich(EnrichSpec),
+}
+
+#[derive(Debug)]
+pub struct Pipeline {
+    pub id: PipelineId,
+    pub events: Vec<EventName>,
+    pub steps: Vec<Step>,
+    pub destinations: Vec<SlackDestination>,
+}
+
+/// A pipeline item that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pipeline {pipeline}: {field}: {message}")]
+pub struct PipelineError {
+    /// The item's id, or `<no id>`.
+    pub pipeline: String,
+    /// The failing field, e.g. `steps[1].expr`.
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipeline {
+    id: String,
+    events: Vec<String>,
+    #[serde(default)]
+    steps: Vec<RawStep>,
+    destinations: Vec<RawDestination>,
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default)]
+    #[allow(dead_code)] // free text for humans
+    description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+enum RawStep {
+    #[serde(rename = "filter.match")]
+    FilterMatch { expr: String },
+    #[serde(rename = "enrich.entity")]
+    EnrichEntity {
+        entity: String,
+        key: String,
+        #[serde(default)]
+        attributes: Option<Vec<String>>,
+        #[serde(default, rename = "as")]
+        attach_as: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+enum RawDestination {
+    #[serde(rename = "slack")]
+    Slack {
+        channel: String,
+        #[serde(default)]
+        team: Option<String>,
+        #[serde(default)]
+        template: Option<RawTemplate>,
+    },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTemplate {
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+}
+
+impl Pipeline {
+    /// Parses a DynamoDB item. `Ok(None)` for a well-formed but disabled pipeline.
+    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Option<Self>, PipelineError> {
+        let id_hint = match item.get("id") {
+            Some(AttributeValue::S(s)) => s.clone(),
+            _ => "<no id>".to_owned(),
+        };
+        let err = |field: &str, message: String| PipelineError {
+            pipeline: id_hint.clone(),
+            field: field.to_owned(),
+            message,
+        };
+        let json: Value = serde_dynamo::from_item(item.clone())
+            .map_err(|e| err("<item>", format!("not a readable item: {e}")))?;
+        Self::from_json(&json).map_err(|mut e| {
+            e.pipeline = id_hint.clone();
+            e
+        })
+    }
+
+    /// Parses the JSON form of an item (what `from_item` sees after DynamoDB decoding).
+    pub fn from_json(json: &Value) -> Result<Option<Self>, PipelineError> {
+        let id_hint = json
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or("<no id>")
+            .to_owned();
+        let err = |field: String, message: String| PipelineError {
+            pipeline: id_hint.clone(),
+            field,
+            message,
+        };
+        let raw: RawPipeline = serde_path_to_error::deserialize(json).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "<item>".to_owned() } else { path };
+            err(field, e.inner().to_string())
+        })?;
+        if !raw.enabled {
+            return Ok(None);
+        }
+        let id = PipelineId::parse(&raw.id).map_err(|m| err("id".into(), m))?;
+        if raw.events.is_empty() {
+            return Err(err("events".into(), "lists no event name".into()));
+        }
+        let events = raw
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, n)| EventName::parse(n).map_err(|m| err(format!("events[{i}]"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut steps = Vec::with_capacity(raw.steps.len());
+        for (i, step) in raw.steps.into_iter().enumerate() {
+            steps.push(match step {
+                RawStep::FilterMatch { expr } => {
+                    Step::Filter(Filter::compile(&expr).map_err(|m| err(format!("steps[{i}].expr"), m))?)
+                }
+                RawStep::EnrichEntity {
+                    entity,
+                    key,
+                    attributes,
+                    attach_as,
+                } => {
+                    let word = |s: &str| {
+                        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    };
+                    if !word(&entity) {
+                        return Err(err(format!("steps[{i}].entity"), format!("{entity:?} must be a word such as user or account")));
+                    }
+                    let key_path: Vec<String> = key.split('.').map(str::to_owned).collect();
+                    if key_path.iter().any(|s| s.is_empty()) {
+                        return Err(err(format!("steps[{i}].key"), format!("{key:?} must name an event field such as user_id")));
+                    }
+                    let attach_as = attach_as.unwrap_or_else(|| entity.clone());
+                    if !word(&attach_as) {
+                        return Err(err(format!("steps[{i}].as"), format!("{attach_as:?} must be a word")));
+                    }
+                    Step::Enrich(EnrichSpec {
+                        entity,
+                        key: key_path,
+                        attributes,
+                        attach_as,
+                    })
+                }
+            });
+        }
+        if raw.destinations.is_empty() {
+            return Err(err("destinations".into(), "lists no destination".into()));
+        }
+        let mut destinations = Vec::with_capacity(raw.destinations.len());
+        for (i, d) in raw.destinations.into_iter().enumerate() {
+            let RawDestination::Slack {
+                channel,
+                team,
+                template,
+            } = d;
+            let channel = ChannelRef::parse(&channel).map_err(|m| err(format!("destinations[{i}].channel"), m))?;
+            let team = team.unwrap_or_else(|| DEFAULT_TEAM.to_owned());
+            if team.is_empty() || !team.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(err(format!("destinations[{i}].team"), format!("{team:?} must be a Slack team id such as T0123ABCD")));
+            }
+            let template = Template::from_raw(template.unwrap_or_default())
+                .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))?;
+            destinations.push(SlackDestination {
+                team,
+                channel,
+                template,
+            });
+        }
+        Ok(Some(Pipeline {
+            id,
+            events,
+            steps,
+            destinations,
+        }))
+    }
+}
+
+/// The loaded pipelines, indexed by the event names they listen to.
+#[derive(Debug, Default)]
+pub struct PipelineSet {
+    pipelines: Vec<Pipeline>,
+    by_event: HashMap<EventName, Vec<usize>>,
+}
+
+impl PipelineSet {
+    /// Loads every item; returns the set of the good ones and an error per bad one.
+    pub fn from_items(items: &[HashMap<String, AttributeValue>]) -> (Self, Vec<PipelineError>) {
+        let mut set = Self::default();
+        let mut errors = Vec::new();
+        for item in items {
+            match Pipeline::from_item(item) {
+                Ok(Some(p)) => set.insert(p),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        (set, errors)
+    }
+
+    pub fn insert(&mut self, p: Pipeline) {
+        let index = self.pipelines.len();
+        for name in &p.events {
+            self.by_event.entry(name.clone()).or_default().push(index);
+        }
+        self.pipelines.push(p);
+    }
+
+    /// The enabled pipelines listening to `name`, in load order.
+    pub fn for_event(&self, name: &EventName) -> impl Iterator<Item = &Pipeline> {
+        self.by_event
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.pipelines.get(i))
+    }
+
+    pub fn len(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pipelines.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn example() -> Value {
+        json!({
+            "id": "feature-usage",
+            "events": ["feature.used"],
+            "steps": [
+                {"type": "filter.match", "expr": "feature in {export, api, webhook}"},
+                {"type": "enrich.entity", "entity": "user", "key": "user_id", "attributes": ["account", "plan", "owner"]}
+            ],
+            "destinations": [{"type": "slack", "channel": "#alerts"}]
+        })
+    }
+
+    #[test]
+    fn the_example_pipeline_loads() {
+        let p = Pipeline::from_json(&example()).unwrap().unwrap();
+        assert_eq!(p.id.as_str(), "feature-usage");
+        assert_eq!(p.steps.len(), 2);
+        assert!(matches!(&p.steps[1], Step::Enrich(e) if e.attach_as == "user" && e.key == ["user_id"]));
+        assert_eq!(p.destinations[0].group_id(), "default:#alerts");
+    }
+
+    #[test]
+    fn a_bad_expression_names_the_pipeline_and_step() {
+        let mut j = example();
+        j["steps"][0]["expr"] = json!("feature in {");
+        let e = Pipeline::from_json(&j).unwrap_err();
+        assert_eq!(e.pipeline, "feature-usage");
+        assert_eq!(e.field, "steps[0].expr");
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let mut j = example();
+        j["steps"][1].as_object_mut().unwrap().remove("key");
+        let e = Pipeline::from_json(&j).unwrap_err();
+        assert_eq!(e.field, "steps[1]");
+        assert!(e.message.contains("key"), "{e}");
+    }
+
+    #[test]
+    fn unknown_step_types_and_fields_are_rejected() {
+        let mut j = example();
+        j["steps"][0]["type"] = json!("filter.regex");
+        assert!(Pipeline::from_json(&j).unwrap_err().field.starts_with("steps[0]"));
+        let mut j = example();
+        j["destinations"][0]["chanel"] = json!("#x");
+        assert!(Pipeline::from_json(&j).unwrap_err().field.starts_with("destinations[0]"));
+    }
+
+    #[test]
+    fn bad_channels_are_rejected() {
+        let mut j = example();
+        j["destinations"][0]["channel"] = json!("#Has Spaces");
+        assert_eq!(Pipeline::from_json(&j).unwrap_err().field, "destinations[0].channel");
+        assert!(ChannelRef::parse("C0123ABCDE").is_ok());
+        assert_eq!(ChannelRef::parse("alerts").unwrap().as_str(), "#alerts");
+    }
+
+    #[test]
+    fn disabled_pipelines_are_skipped() {
+        let mut j = example();
+        j["enabled"] = json!(false);
+        assert!(Pipeline::from_json(&j).unwrap().is_none());
+    }
+
+    #[test]
+    fn one_bad_item_does_not_stop_the_others() {
+        let good: HashMap<String, AttributeValue> = serde_dynamo::to_item(example()).unwrap();
+        let mut bad_json = example();
+        bad_json["id"] = json!("broken");
+        bad_json["events"] = json!("feature.used");
+        let bad: HashMap<String, AttributeValue> = serde_dynamo::to_item(bad_json).unwrap();
+        let (set, errors) = PipelineSet::from_items(&[bad, good]);
+        assert_eq!(set.len(), 1);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].pipeline, "broken");
+        assert_eq!(errors[0].field, "events");
+        let name = EventName::parse("feature.used").unwrap();
+        assert_eq!(set.for_event(&name).count(), 1);
+    }
+}

@@ -1,0 +1,407 @@
+//! Slack messages from events: templates with `$event.*` references, rendered into Block
+//! Kit that is always valid and inside Slack's limits.
+//!
+//! Every event value is escaped (`&`, `<`, `>`), so an event can never produce a mention, a
+//! channel ping or a link; the template's own text is the operator's and is kept as written.
+//! Oversized values are cut with `…` and the message then says it was truncated.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_json::{json, Map, Value};
+
+use crate::pipeline::RawTemplate;
+
+/// Block Kit limits (Slack's documented caps).
+pub mod limits {
+    pub const BLOCKS: usize = 50;
+    pub const HEADER_TEXT: usize = 150;
+    pub const SECTION_TEXT: usize = 3000;
+    pub const SECTION_FIELDS: usize = 10;
+    pub const FIELD_TEXT: usize = 2000;
+    pub const CONTEXT_TEXT: usize = 3000;
+    /// Fallback `text` we send; Slack's hard limit is 40 000, notifications show far less.
+    pub const FALLBACK_TEXT: usize = 3000;
+}
+
+/// Longest value shown in one field, so a card stays readable.
+const FIELD_VALUE_CHARS: usize = 300;
+
+static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
+    Regex::new(r"\$\{event((?:\.[A-Za-z0-9_-]+)+)\}|\$event((?:\.[A-Za-z0-9_-]+)+)|\$\{name\}|\$name\b").unwrap()
+});
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Field(Vec<String>),
+    Name,
+}
+
+/// A parsed template string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateText(Vec<Piece>);
+
+impl TemplateText {
+    /// Parses `$event.a.b`, `${event.a.b}` and `$name` references.
+    pub fn parse(s: &str) -> Self {
+        let mut pieces = Vec::new();
+        let mut last = 0;
+        for caps in REFERENCE.captures_iter(s) {
+            let Some(whole) = caps.get(0) else { continue };
+            if whole.start() > last {
+                pieces.push(Piece::Text(s[last..whole.start()].to_owned()));
+            }
+            match caps.get(1).or_else(|| caps.get(2)) {
+                Some(path) => pieces.push(Piece::Field(
+                    path.as_str().trim_start_matches('.').split('.').map(str::to_owned).collect(),
+                )),
+                None => pieces.push(Piece::Name),
+            }
+            last = whole.end();
+        }
+        if last < s.len() {
+            pieces.push(Piece::Text(s[last..].to_owned()));
+        }
+        Self(pieces)
+    }
+
+    /// Renders with every substituted value escaped; a missing field renders as `–`.
+    fn render(&self, name: &str, ctx: &Value) -> String {
+        let mut out = String::new();
+        for p in &self.0 {
+            match p {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Name => out.push_str(&escape(name)),
+                Piece::Field(path) => match lookup(ctx, path) {
+                    Some(v) => out.push_str(&escape(&display_value(v))),
+                    None => out.push('–'),
+                },
+            }
+        }
+        out
+    }
+}
+
+/// A destination's message template. Empty parts fall back to the default card: a header
+/// with the event name and a section of the event's key fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Template {
+    header: Option<TemplateText>,
+    text: Option<TemplateText>,
+    fields: Option<Vec<Vec<String>>>,
+}
+
+impl Template {
+    pub(crate) fn from_raw(raw: RawTemplate) -> Result<Self, (String, String)> {
+        let fields = match raw.fields {
+            None => None,
+            Some(list) => {
+                let mut paths = Vec::new();
+                for (i, f) in list.iter().enumerate() {
+                    let f = f.strip_prefix("$event.").unwrap_or(f);
+                    let path: Vec<String> = f.split('.').map(str::to_owned).collect();
+                    if path.iter().any(|s| s.is_empty()) {
+                        return Err((format!("fields[{i}]"), format!("{f:?} is not a field path such as plan or user.account")));
+                    }
+                    paths.push(path);
+                }
+                Some(paths)
+            }
+        };
+        Ok(Self {
+            header: raw.header.as_deref().map(TemplateText::parse),
+            text: raw.text.as_deref().map(TemplateText::parse),
+            fields,
+        })
+    }
+}
+
+/// A chat.postMessage body without the channel: fallback `text` plus `blocks`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RenderedMessage {
+    pub text: String,
+    pub blocks: Vec<Value>,
+    /// True when a value was cut or fields were left out.
+    pub truncated: bool,
+}
+
+/// What a message is rendered from.
+pub struct RenderInput<'a> {
+    pub event_name: &'a str,
+    pub event_id: &'a str,
+    /// The event's fields plus attached entities.
+    pub context: &'a Value,
+    /// A link to the full stored event, shown when something was truncated.
+    pub full_event_url: Option<&'a str>,
+}
+
+/// Renders `input` with `template` into Block Kit within Slack's limits.
+pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
+    let mut truncated = false;
+    let mut blocks = Vec::new();
+
+    let header_raw = match &template.header {
+        Some(t) => t.render(input.event_name, input.context),
+        None => escape(input.event_name),
+    };
+    let header = cut(&header_raw, limits::HEADER_TEXT, &mut truncated);
+    blocks.push(json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}));
+
+    if let Some(text) = &template.text {
+        let body = cut(&text.render(input.event_name, input.context), limits::SECTION_TEXT, &mut truncated);
+        if !body.trim().is_empty() {
+            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": body}}));
+        }
+    }
+
+    let pairs: Vec<(String, String)> = match &template.fields {
+        Some(paths) => paths
+            .iter()
+            .map(|p| {
+                let v = lookup(input.context, p).map(display_value).unwrap_or_else(|| "–".into());
+                (p.join("."), v)
+            })
+            .collect(),
+        None => key_fields(input.context),
+    };
+    if pairs.len() > limits::SECTION_FIELDS {
+        truncated = true;
+    }
+    let fields: Vec<Value> = pairs
+        .iter()
+        .take(limits::SECTION_FIELDS)
+        .map(|(label, value)| {
+            let label = cut(&escape(label), 100, &mut truncated);
+            let value = cut_escaped(value, FIELD_VALUE_CHARS.min(limits::FIELD_TEXT - label.len() - 4), &mut truncated);
+            json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")})
+        })
+        .collect();
+    if !fields.is_empty() {
+        blocks.push(json!({"type": "section", "fields": fields}));
+    }
+
+    let mut context = format!("ingestlayer · `{}`", escape(input.event_id));
+    if truncated {
+        match input.full_event_url {
+            Some(url) => context.push_str(&format!(" · truncated: <{url}|view the full event>")),
+            None => context.push_str(" · truncated: the full event is stored under this id"),
+        }
+    }
+    let context = cut(&context, limits::CONTEXT_TEXT, &mut truncated);
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]}));
+    blocks.truncate(limits::BLOCKS);
+
+    let mut fallback = escape(input.event_name);
+    let summary: Vec<String> = pairs
+        .iter()
+        .take(limits::SECTION_FIELDS)
+        .map(|(k, v)| format!("{} {}", escape(k), escape(v)))
+        .collect();
+    if !summary.is_empty() {
+        fallback.push_str(": ");
+        fallback.push_str(&summary.join(", "));
+    }
+    let mut ignored = false;
+    let text = cut(&fallback, limits::FALLBACK_TEXT, &mut ignored);
+
+    RenderedMessage {
+        text,
+        blocks,
+        truncated,
+    }
+}
+
+/// The default card's fields: each scalar top-level field, then the scalar attributes of
+/// attached objects as `object.attribute`, in the event's own order.
+fn key_fields(ctx: &Value) -> Vec<(String, String)> {
+    let Value::Object(map) = ctx else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut nested: Vec<(&String, &Map<String, Value>)> = Vec::new();
+    for (k, v) in map {
+        match v {
+            Value::Object(inner) => nested.push((k, inner)),
+            Value::Null => {}
+            other => out.push((k.clone(), display_value(other))),
+        }
+    }
+    for (k, inner) in nested {
+        for (ik, iv) in inner {
+            if !iv.is_object() && !iv.is_null() {
+                out.push((format!("{k}.{ik}"), display_value(iv)));
+            }
+        }
+    }
+    out
+}
+
+fn lookup<'v>(ctx: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(ctx, |v, seg| v.get(seg.as_str()))
+}
+
+fn display_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Escapes Slack's control characters so a value can never become markup.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escapes `raw` and cuts the result to `max` characters without splitting an entity.
+fn cut_escaped(raw: &str, max: usize, truncated: &mut bool) -> String {
+    let mut out = String::new();
+    let mut used = 0;
+    let total: usize = raw.chars().map(|c| if matches!(c, '&' | '<' | '>') { 5 } else { 1 }).sum();
+    if total <= max {
+        return escape(raw);
+    }
+    *truncated = true;
+    for c in raw.chars() {
+        let piece = escape(&c.to_string());
+        let n = piece.chars().count();
+        if used + n + 1 > max {
+            break;
+        }
+        out.push_str(&piece);
+        used += n;
+    }
+    out.push('…');
+    out
+}
+
+/// Cuts already-rendered text to `max` characters, never inside an `&…;` entity.
+fn cut(s: &str, max: usize, truncated: &mut bool) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    *truncated = true;
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    if let Some(amp) = out.rfind('&') {
+        if !out[amp..].contains(';') && out.len() - amp <= 5 {
+            out.truncate(amp);
+        }
+    }
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input<'a>(name: &'a str, ctx: &'a Value) -> RenderInput<'a> {
+        RenderInput {
+            event_name: name,
+            event_id: "01TEST",
+            context: ctx,
+            full_event_url: None,
+        }
+    }
+
+    fn all_text(m: &RenderedMessage) -> String {
+        serde_json::to_string(&m.blocks).unwrap() + &m.text
+    }
+
+    #[test]
+    fn the_default_card_has_a_header_and_the_key_fields() {
+        let ctx = json!({"email": "ada@acme.com", "plan": "pro", "source": "marketing-site"});
+        let m = render(&Template::default(), &input("user.signed_up", &ctx));
+        assert_eq!(m.blocks[0]["type"], "header");
+        assert_eq!(m.blocks[0]["text"]["text"], "user.signed_up");
+        let fields = m.blocks[1]["fields"].as_array().unwrap();
+        assert_eq!(fields[0]["text"], "*email*\nada@acme.com");
+        assert_eq!(fields[1]["text"], "*plan*\npro");
+        assert_eq!(fields[2]["text"], "*source*\nmarketing-site");
+        assert_eq!(m.text, "user.signed_up: email ada@acme.com, plan pro, source marketing-site");
+        assert!(!m.truncated);
+    }
+
+    #[test]
+    fn enriched_attributes_appear_as_dotted_fields() {
+        let ctx = json!({"feature": "csv.export", "user": {"account": "acme", "plan": "pro"}});
+        let m = render(&Template::default(), &input("feature.used", &ctx));
+        let texts: Vec<_> = m.blocks[1]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap().to_owned()).collect();
+        assert!(texts.contains(&"*user.account*\nacme".to_owned()), "{texts:?}");
+    }
+
+    #[test]
+    fn event_values_can_never_mention_or_link() {
+        let ctx = json!({"note": "<!channel> <@U123> <https://evil|click> & co"});
+        let m = render(&Template::default(), &input("x<!here>", &ctx));
+        let all = all_text(&m);
+        assert!(!all.contains("<!channel>") && !all.contains("<@U123>") && !all.contains("<https") && !all.contains("<!here>"));
+        assert!(all.contains("&lt;!channel&gt;"));
+        assert!(all.contains("&amp; co"));
+    }
+
+    #[test]
+    fn templates_substitute_event_fields_escaped() {
+        let raw = RawTemplate {
+            header: Some("$name for ${event.user.account}".into()),
+            text: Some("*$event.user_id* used `$event.feature` ($event.missing)".into()),
+            fields: Some(vec!["plan".into(), "$event.user.owner".into()]),
+        };
+        let t = Template::from_raw(raw).unwrap();
+        let ctx = json!({"user_id": "u<1>", "feature": "api", "plan": "free", "user": {"account": "acme", "owner": "maria"}});
+        let m = render(&t, &input("feature.used", &ctx));
+        assert_eq!(m.blocks[0]["text"]["text"], "feature.used for acme");
+        assert_eq!(m.blocks[1]["text"]["text"], "*u&lt;1&gt;* used `api` (–)");
+        assert_eq!(m.blocks[2]["fields"][1]["text"], "*user.owner*\nmaria");
+    }
+
+    #[test]
+    fn oversized_events_stay_inside_block_kit_limits() {
+        let mut map = Map::new();
+        for i in 0..40 {
+            map.insert(format!("field_{i}"), json!("x".repeat(5000)));
+        }
+        map.insert("amp".into(), json!("&".repeat(5000)));
+        let ctx = Value::Object(map);
+        let long_name = "n".repeat(128);
+        let m = render(&Template::default(), &RenderInput { full_event_url: Some("https://x/v1/events/1?sig=a"), ..input(&long_name, &ctx) });
+        assert!(m.truncated);
+        assert!(m.blocks.len() <= limits::BLOCKS);
+        assert!(m.blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= limits::HEADER_TEXT);
+        let fields = m.blocks[1]["fields"].as_array().unwrap();
+        assert!(fields.len() <= limits::SECTION_FIELDS);
+        for f in fields {
+            assert!(f["text"].as_str().unwrap().chars().count() <= limits::FIELD_TEXT);
+        }
+        assert!(m.text.chars().count() <= limits::FALLBACK_TEXT);
+        let ctx_text = m.blocks.last().unwrap()["elements"][0]["text"].as_str().unwrap();
+        assert!(ctx_text.contains("<https://x/v1/events/1?sig=a|view the full event>"));
+    }
+
+    #[test]
+    fn cutting_never_splits_an_entity() {
+        let mut t = false;
+        let s = cut_escaped(&"&".repeat(10), 12, &mut t);
+        assert!(t);
+        assert_eq!(s, "&amp;&amp;…");
+        let s = cut("ab&amp;cd", 5, &mut t);
+        assert_eq!(s, "ab…");
+    }
+
+    #[test]
+    fn a_long_template_text_is_cut_to_the_section_limit() {
+        let t = Template::from_raw(RawTemplate { text: Some("$event.big".into()), ..Default::default() }).unwrap();
+        let ctx = json!({"big": "y".repeat(10_000)});
+        let m = render(&t, &input("e", &ctx));
+        assert_eq!(m.blocks[1]["text"]["text"].as_str().unwrap().chars().count(), limits::SECTION_TEXT);
+        assert!(m.truncated);
+    }
+}

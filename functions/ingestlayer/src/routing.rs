@@ -1,0 +1,322 @@
+//! Routing: an event through every pipeline listening to it, to one message per Slack
+//! destination. Plain logic over an [`EntityStore`]; the pipeline Lambda handler wraps it.
+//!
+//! Entity lookups are batched across all the events of an invocation: every (event,
+//! pipeline) pair runs its steps until it needs an entity, then all needed entities are
+//! fetched in one batched lookup, and the pairs go on.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::enrich::{entity_key, EnrichError, EntityStore};
+use crate::event::Envelope;
+use crate::pipeline::{Pipeline, PipelineSet, Step};
+use crate::render::{render, RenderInput, RenderedMessage};
+
+/// One message for the Slack FIFO queue: the body of an SQS message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Format version of this body.
+    pub v: u8,
+    pub event_id: String,
+    pub event_name: String,
+    pub pipeline_id: String,
+    /// Index of the destination in the pipeline.
+    pub destination: usize,
+    pub team: String,
+    pub channel: String,
+    pub message: RenderedMessage,
+}
+
+impl Delivery {
+    /// (event, pipeline, destination): at most one Slack post each. Also the FIFO
+    /// deduplication id.
+    pub fn key(&self) -> String {
+        delivery_key(&self.event_id, &self.pipeline_id, self.destination)
+    }
+
+    /// FIFO message group: one per workspace and channel.
+    pub fn group_id(&self) -> String {
+        format!("{}:{}", self.team, self.channel)
+    }
+}
+
+/// SHA-256 hex of event id, pipeline id and destination index.
+pub fn delivery_key(event_id: &str, pipeline_id: &str, destination: usize) -> String {
+    let mut h = Sha256::new();
+    h.update(event_id.as_bytes());
+    h.update([0]);
+    h.update(pipeline_id.as_bytes());
+    h.update([0]);
+    h.update(destination.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// What became of one (event, pipeline) pair.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PairOutcome {
+    /// Rendered, one delivery per destination.
+    Routed(Vec<Delivery>),
+    /// A filter step dropped it; `reason` says which and why.
+    Filtered { pipeline_id: String, reason: String },
+}
+
+/// The result for one event: its pairs' outcomes, or an error that makes the whole
+/// event retry (nothing of it is sent).
+pub type EventResult = Result<Vec<PairOutcome>, EnrichError>;
+
+struct Pair<'p> {
+    event: usize,
+    pipeline: &'p Pipeline,
+    cursor: usize,
+    context: Value,
+    filtered: Option<String>,
+}
+
+/// Routes each event through its pipelines. One result per event, in order.
+pub async fn route<S: EntityStore>(events: &[Envelope], pipelines: &PipelineSet, store: &S) -> Vec<EventResult> {
+    let mut pairs: Vec<Pair<'_>> = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        for p in pipelines.for_event(&e.name) {
+            let context = match &e.data {
+                Value::Object(_) => e.data.clone(),
+                _ => Value::Object(Map::new()),
+            };
+            pairs.push(Pair {
+                event: i,
+                pipeline: p,
+                cursor: 0,
+                context,
+                filtered: None,
+            });
+        }
+    }
+    let mut failed: Vec<Option<String>> = vec![None; events.len()];
+
+    loop {
+        // Run every live pair up to its next enrich step.
+        let mut wanted: Vec<(usize, Option<String>)> = Vec::new();
+        for (pi, pair) in pairs.iter_mut().enumerate() {
+            if pair.filtered.is_some() || failed[pair.event].is_some() {
+                continue;
+            }
+            while let Some(step) = pair.pipeline.steps.get(pair.cursor) {
+                match step {
+                    Step::Filter(f) => match f.matches(&pair.context) {
+                        Ok(true) => pair.cursor += 1,
+                        Ok(false) => {
+                            pair.filtered = Some(format!("filter.match {:?} is false", f.source()));
+                            break;
+                        }
+                        Err(e) => {
+                            pair.filtered = Some(format!("filter.match {:?} could not judge the event: {e}", f.source()));
+                            break;
+                        }
+                    },
+                    Step::Enrich(spec) => {
+                        let value = spec.key.iter().try_fold(&pair.context, |v, seg| v.get(seg.as_str()));
+                        wanted.push((pi, entity_key(&spec.entity, value)));
+                        break;
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            break;
+        }
+        let keys: Vec<String> = wanted.iter().filter_map(|(_, k)| k.clone()).collect();
+        let found = if keys.is_empty() {
+            Ok(Default::default())
+        } else {
+            store.get_many(&keys).await
+        };
+        match found {
+            Ok(found) => {
+                for (pi, key) in wanted {
+                    let pair = &mut pairs[pi];
+                    if let Some(Step::Enrich(spec)) = pair.pipeline.steps.get(pair.cursor) {
+                        // A missing entity is not an error: the event goes on without it.
+                        if let Some(attrs) = key.and_then(|k| found.get(&k)) {
+                            let attached: Map<String, Value> = match &spec.attributes {
+                                Some(names) => names
+                                    .iter()
+                                    .filter_map(|n| attrs.get(n).map(|v| (n.clone(), v.clone())))
+                                    .collect(),
+                                None => attrs.clone(),
+                            };
+                            if let Value::Object(ctx) = &mut pair.context {
+                                ctx.insert(spec.attach_as.clone(), Value::Object(attached));
+                            }
+                        }
+                    }
+                    pair.cursor += 1;
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for (pi, _) in wanted {
+                    failed[pairs[pi].event] = Some(message.clone());
+                }
+            }
+        }
+    }
+
+    let mut results: Vec<EventResult> = failed
+        .into_iter()
+        .map(|f| match f {
+            Some(m) => Err(EnrichError::Store(m)),
+            None => Ok(Vec::new()),
+        })
+        .collect();
+    for pair in pairs {
+        let Ok(outcomes) = &mut results[pair.event] else { continue };
+        let event = &events[pair.event];
+        let pipeline_id = pair.pipeline.id.as_str().to_owned();
+        if let Some(reason) = pair.filtered {
+            outcomes.push(PairOutcome::Filtered { pipeline_id, reason });
+            continue;
+        }
+        let deliveries = pair
+            .pipeline
+            .destinations
+            .iter()
+            .enumerate()
+            .map(|(di, d)| Delivery {
+                v: 1,
+                event_id: event.id.as_str().to_owned(),
+                event_name: event.name.as_str().to_owned(),
+                pipeline_id: pipeline_id.clone(),
+                destination: di,
+                team: d.team.clone(),
+                channel: d.channel.as_str().to_owned(),
+                message: render(
+                    &d.template,
+                    &RenderInput {
+                        event_name: event.name.as_str(),
+                        event_id: event.id.as_str(),
+                        context: &pair.context,
+                        full_event_url: None,
+                    },
+                ),
+            })
+            .collect();
+        outcomes.push(PairOutcome::Routed(deliveries));
+    }
+    results
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{parse_incoming, Envelope};
+    use crate::pipeline::Pipeline;
+    use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct FakeStore {
+        entities: HashMap<String, Map<String, Value>>,
+        calls: AtomicUsize,
+        fail: bool,
+    }
+
+    impl EntityStore for FakeStore {
+        async fn get_many(&self, keys: &[String]) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            if self.fail {
+                return Err(EnrichError::Store("throttled".into()));
+            }
+            Ok(keys.iter().filter_map(|k| self.entities.get(k).map(|v| (k.clone(), v.clone()))).collect())
+        }
+    }
+
+    fn store(fail: bool) -> FakeStore {
+        let mut entities = HashMap::new();
+        entities.insert(
+            "user#u1".to_owned(),
+            json!({"account": "acme", "plan": "pro", "owner": "maria", "secret_note": "x"}).as_object().unwrap().clone(),
+        );
+        FakeStore { entities, calls: AtomicUsize::new(0), fail }
+    }
+
+    fn pipelines() -> PipelineSet {
+        let mut set = PipelineSet::default();
+        set.insert(
+            Pipeline::from_json(&json!({
+                "id": "feature-usage",
+                "events": ["feature.used"],
+                "steps": [
+                    {"type": "filter.match", "expr": "feature in {export, api, webhook}"},
+                    {"type": "enrich.entity", "entity": "user", "key": "user_id", "attributes": ["account", "plan", "owner"]}
+                ],
+                "destinations": [{"type": "slack", "channel": "#alerts"}]
+            }))
+            .unwrap()
+            .unwrap(),
+        );
+        set
+    }
+
+    fn event(data: Value) -> Envelope {
+        let e = parse_incoming(&json!({"name": "feature.used", "data": data}), "").unwrap();
+        Envelope::accept(e, "test", time::OffsetDateTime::now_utc())
+    }
+
+    #[tokio::test]
+    async fn a_matching_event_is_enriched_and_rendered() {
+        let s = store(false);
+        let events = vec![event(json!({"user_id": "u1", "feature": "csv.export", "count": 1, "plan": "free"}))];
+        let out = route(&events, &pipelines(), &s).await;
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else { panic!("{out:?}") };
+        assert_eq!(d[0].channel, "#alerts");
+        assert_eq!(d[0].group_id(), "default:#alerts");
+        let text = serde_json::to_string(&d[0].message.blocks).unwrap();
+        assert!(text.contains("user.account*\\nacme"), "{text}");
+        assert!(!text.contains("secret_note"), "only the listed attributes are attached");
+    }
+
+    #[tokio::test]
+    async fn lookups_are_batched_across_the_invocation() {
+        let s = store(false);
+        let events: Vec<_> = (0..10).map(|i| event(json!({"user_id": format!("u{i}"), "feature": "api"}))).collect();
+        let out = route(&events, &pipelines(), &s).await;
+        assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+        assert!(out.iter().all(|r| matches!(&r.as_ref().unwrap()[0], PairOutcome::Routed(_))));
+    }
+
+    #[tokio::test]
+    async fn filtered_events_need_no_lookup() {
+        let s = store(false);
+        let out = route(&[event(json!({"user_id": "u1", "feature": "profile.view"}))], &pipelines(), &s).await;
+        assert!(matches!(&out[0].as_ref().unwrap()[0], PairOutcome::Filtered { .. }));
+        assert_eq!(s.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_still_routes() {
+        let s = store(false);
+        let out = route(&[event(json!({"user_id": "nobody", "feature": "api"}))], &pipelines(), &s).await;
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else { panic!() };
+        assert!(!serde_json::to_string(&d[0].message.blocks).unwrap().contains("user.account"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_fails_only_the_events_that_needed_it() {
+        let s = store(true);
+        let events = vec![
+            event(json!({"user_id": "u1", "feature": "api"})),
+            event(json!({"user_id": "u1", "feature": "profile.view"})),
+        ];
+        let out = route(&events, &pipelines(), &s).await;
+        assert!(out[0].is_err());
+        assert!(out[1].is_ok());
+    }
+
+    #[test]
+    fn delivery_keys_differ_per_destination() {
+        assert_ne!(delivery_key("e", "p", 0), delivery_key("e", "p", 1));
+        assert_ne!(delivery_key("e1", "p", 0), delivery_key("e", "1p", 0));
+        assert_eq!(delivery_key("e", "p", 0).len(), 64);
+    }
+}
