@@ -1,1 +1,20 @@
-fn main() {}
+//! The pipeline Lambda: events from the events queue through their pipelines to the
+//! Slack FIFO queue, with partial batch failures.
+
+use ingestlayer::config::{aws, init_tracing, PipelineConfig};
+use ingestlayer::handlers::pipeline::{handle, PipelineDeps};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let cfg = PipelineConfig::from_env()?;
+    let sdk = aws().await;
+    let deps = PipelineDeps::new(&sdk, &cfg);
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
+    }))
+    .await
+}

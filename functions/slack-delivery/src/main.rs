@@ -1,1 +1,20 @@
-fn main() {}
+//! The slack-delivery Lambda: messages from the Slack FIFO queue to Slack, in order per
+//! channel, with partial batch failures.
+
+use ingestlayer::config::{aws, init_tracing, DeliveryConfig};
+use ingestlayer::handlers::delivery::{handle, DeliveryDeps};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let cfg = DeliveryConfig::from_env()?;
+    let sdk = aws().await;
+    let deps = DeliveryDeps::new(&sdk, &cfg)?;
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
+    }))
+    .await
+}

@@ -1,0 +1,137 @@
+//! Typed configuration per function, read from the environment template.yaml sets (and
+//! the local stack sets the same way). A missing variable fails at cold start, named.
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match optional(name) {
+        None => Ok(default),
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
+            name,
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// The ingest function.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub events_table: String,
+    pub api_keys_table: String,
+    pub events_queue_url: String,
+    /// Refuse events whose name has no registered schema.
+    pub schemas_required: bool,
+    /// Stored events expire after this many days (DynamoDB TTL).
+    pub event_ttl_days: u32,
+}
+
+impl IngestConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            events_table: required("EVENTS_TABLE")?,
+            api_keys_table: required("API_KEYS_TABLE")?,
+            events_queue_url: required("EVENTS_QUEUE_URL")?,
+            schemas_required: parsed("SCHEMAS_REQUIRED", false)?,
+            event_ttl_days: parsed("EVENT_TTL_DAYS", 30)?,
+        })
+    }
+}
+
+/// The pipeline function.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub pipelines_table: String,
+    pub entities_table: String,
+    pub slack_queue_url: String,
+    /// How long loaded pipelines are reused before the table is read again.
+    pub cache_ttl: Duration,
+}
+
+impl PipelineConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            pipelines_table: required("PIPELINES_TABLE")?,
+            entities_table: required("ENTITIES_TABLE")?,
+            slack_queue_url: required("SLACK_QUEUE_URL")?,
+            cache_ttl: Duration::from_secs(parsed("PIPELINE_CACHE_TTL_SECONDS", 30)?),
+        })
+    }
+}
+
+/// Where the bot token comes from.
+#[derive(Debug, Clone)]
+pub enum TokenConfig {
+    /// Secrets Manager (production): the secret's ARN or name.
+    Secret(String),
+    /// `SLACK_BOT_TOKEN`, for `make dev` against a real workspace or the stand-in only.
+    Env(SecretString),
+}
+
+/// The slack-delivery function.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub slack_queue_url: String,
+    pub slack_dlq_url: String,
+    pub slack_api_url: String,
+    pub token: TokenConfig,
+    pub slack_timeout: Duration,
+}
+
+impl DeliveryConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let token = match (optional("SLACK_TOKEN_SECRET_ARN"), optional("SLACK_BOT_TOKEN")) {
+            (Some(arn), _) => TokenConfig::Secret(arn),
+            (None, Some(t)) => TokenConfig::Env(SecretString::from(t)),
+            (None, None) => return Err(ConfigError::Missing("SLACK_TOKEN_SECRET_ARN")),
+        };
+        Ok(Self {
+            slack_queue_url: required("SLACK_QUEUE_URL")?,
+            slack_dlq_url: required("SLACK_DLQ_URL")?,
+            slack_api_url: optional("SLACK_API_URL").unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
+            token,
+            slack_timeout: Duration::from_secs(parsed("SLACK_TIMEOUT_SECONDS", 10)?),
+        })
+    }
+}
+
+/// The AWS SDK configuration from the environment (`AWS_ENDPOINT_URL` included).
+pub async fn aws() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+}
+
+/// Logging: JSON lines with structured fields, level from `RUST_LOG` (default info).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,266 @@
+//! The ingest function: `POST /v1/events` and `POST /v1/events/batch` behind API Gateway.
+//!
+//! Authenticate (`Authorization: Bearer <api key>`), parse, validate against the event's
+//! schema, store whole, enqueue. Answers: 202 with ids; 400 naming what is wrong; 401;
+//! 404/405; 413 above the size limits; 503 when storage or the
+//! queue fail (retry). A batch answers per item and accepts its valid events even when
+//! others fail.
+
+use std::collections::HashSet;
+
+use lambda_http::{Body, Request, Response};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::config::IngestConfig;
+use crate::event::{parse_incoming, Envelope, FieldError};
+use crate::keys::ApiKeys;
+use crate::queue::{send_all, Outgoing};
+use crate::schema::SchemaRegistry;
+use crate::store::EventStore;
+
+/// Largest request body for `POST /v1/events`.
+pub const MAX_EVENT_BODY_BYTES: usize = 256 * 1024;
+/// Largest request body for `POST /v1/events/batch`.
+pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
+/// Largest accepted event, as stored (its envelope as JSON).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Most events in one batch.
+pub const MAX_BATCH_EVENTS: usize = 500;
+
+/// What the ingest handler holds across invocations.
+pub struct IngestDeps {
+    pub keys: ApiKeys,
+    pub store: EventStore,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub schemas: SchemaRegistry,
+}
+
+impl IngestDeps {
+    pub fn new(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> Result<Self, crate::schema::SchemaError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        Ok(Self {
+            keys: ApiKeys::new(dynamo.clone(), cfg.api_keys_table.clone()),
+            store: EventStore {
+                client: dynamo,
+                table: cfg.events_table.clone(),
+                ttl_days: cfg.event_ttl_days,
+            },
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            queue_url: cfg.events_queue_url.clone(),
+            schemas: SchemaRegistry::builtin(cfg.schemas_required)?,
+        })
+    }
+}
+
+/// Handles one HTTP request. Never fails: every problem is an HTTP answer.
+///
+/// The body must be JSON whatever its Content-Type says (curl's `-d` default included).
+pub async fn handle(req: Request, deps: &IngestDeps) -> Result<Response<Body>, std::convert::Infallible> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let batch = match path.as_str() {
+        "/v1/events" => false,
+        "/v1/events/batch" => true,
+        _ => return Ok(error(404, "not_found", &format!("no route {path}; use POST /v1/events or POST /v1/events/batch"), None)),
+    };
+    if req.method() != http::Method::POST {
+        return Ok(error(405, "method_not_allowed", &format!("{path} takes POST"), None));
+    }
+    let source = match authenticate(&req, deps).await {
+        Ok(s) => s,
+        Err(resp) => return Ok(resp),
+    };
+    let body: &[u8] = req.body().as_ref();
+    let limit = if batch { MAX_BATCH_BODY_BYTES } else { MAX_EVENT_BODY_BYTES };
+    if body.len() > limit {
+        return Ok(error(
+            413,
+            "payload_too_large",
+            &format!("the body is {} bytes; {path} takes at most {limit}", body.len()),
+            None,
+        ));
+    }
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) if body.is_empty() => {
+            let _ = e;
+            return Ok(error(400, "malformed_json", "the body is empty; send a JSON event", None));
+        }
+        Err(e) => return Ok(error(400, "malformed_json", &format!("the body is not valid JSON: {e}"), None)),
+    };
+    Ok(if batch {
+        ingest_batch(&value, &source, deps).await
+    } else {
+        ingest_one(&value, &source, deps).await
+    })
+}
+
+async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Response<Body>> {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let Some(key) = header.strip_prefix("Bearer ").map(str::trim).filter(|k| !k.is_empty()) else {
+        return Err(error(401, "unauthorized", "send your API key as Authorization: Bearer <key>", None));
+    };
+    match deps.keys.source_of(&SecretString::from(key.to_owned())).await {
+        Ok(Some(source)) => Ok(source),
+        Ok(None) => Err(error(401, "unauthorized", "the API key is unknown or revoked", None)),
+        Err(e) => {
+            tracing::error!(error = %e, "API key lookup failed");
+            Err(error(503, "unavailable", "could not check the API key; retry", None))
+        }
+    }
+}
+
+/// A parsed, validated event ready to store, or why not.
+type Checked = Result<(Envelope, String), (u16, &'static str, Vec<FieldError>)>;
+
+fn check(value: &Value, at: &str, source: &str, deps: &IngestDeps, now: OffsetDateTime) -> Checked {
+    let incoming = parse_incoming(value, at).map_err(|e| (400, "invalid_event", e))?;
+    deps.schemas
+        .validate(&incoming.name, &incoming.data, &format!("{at}/data"))
+        .map_err(|e| (400, "schema_violation", e))?;
+    let envelope = Envelope::accept(incoming, source, now);
+    let json = serde_json::to_string(&envelope).map_err(|e| (400, "invalid_event", vec![FieldError::new(at, e.to_string())]))?;
+    if json.len() > MAX_EVENT_BYTES {
+        return Err((
+            413,
+            "event_too_large",
+            vec![FieldError::new(at, format!("the event is {} bytes stored; the limit is {MAX_EVENT_BYTES}", json.len()))],
+        ));
+    }
+    Ok((envelope, json))
+}
+
+async fn ingest_one(value: &Value, source: &str, deps: &IngestDeps) -> Response<Body> {
+    match check(value, "", source, deps, OffsetDateTime::now_utc()) {
+        Err((status, code, details)) => error(status, code, &summary(code, &details), Some(details)),
+        Ok((envelope, json)) => match accept(&[(envelope.clone(), json)], deps).await.remove(0) {
+            Ok(()) => respond(202, &json!({"id": envelope.id.as_str(), "status": "accepted"})),
+            Err(e) => {
+                tracing::error!(event_id = %envelope.id, error = %e, "could not accept event");
+                error(503, "unavailable", "the event could not be stored or queued; retry with the same id", None)
+            }
+        },
+    }
+}
+
+async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Response<Body> {
+    let (items, at) = match value {
+        Value::Array(items) => (items, ""),
+        Value::Object(o) => match o.get("events") {
+            Some(Value::Array(items)) => (items, "/events"),
+            _ => return error(400, "invalid_batch", "a batch is {\"events\": [ ... ]} (or a JSON array of events)", None),
+        },
+        _ => return error(400, "invalid_batch", "a batch is {\"events\": [ ... ]} (or a JSON array of events)", None),
+    };
+    if items.is_empty() {
+        return error(400, "invalid_batch", "the batch has no events", None);
+    }
+    if items.len() > MAX_BATCH_EVENTS {
+        return error(
+            413,
+            "batch_too_large",
+            &format!("the batch has {} events; the limit is {MAX_BATCH_EVENTS}", items.len()),
+            None,
+        );
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut results: Vec<Value> = Vec::with_capacity(items.len());
+    let mut ready: Vec<(Envelope, String)> = Vec::new();
+    let mut ready_index: Vec<usize> = Vec::new();
+    let mut seen_ids = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let pointer = format!("{at}/{i}");
+        match check(item, &pointer, source, deps, now) {
+            Ok((envelope, json)) => {
+                if !seen_ids.insert(envelope.id.clone()) {
+                    results.push(json!({"index": i, "status": "rejected", "code": "duplicate_id",
+                        "errors": [FieldError::new(format!("{pointer}/id"), "this id appears earlier in the same batch")]}));
+                    continue;
+                }
+                results.push(Value::Null);
+                ready_index.push(i);
+                ready.push((envelope, json));
+            }
+            Err((_, code, details)) => results.push(json!({"index": i, "status": "rejected", "code": code, "errors": details})),
+        }
+    }
+    let outcomes = accept(&ready, deps).await;
+    let (mut accepted, mut failed) = (0, 0);
+    for ((i, (envelope, _)), outcome) in ready_index.into_iter().zip(&ready).zip(outcomes) {
+        results[i] = match outcome {
+            Ok(()) => {
+                accepted += 1;
+                json!({"index": i, "status": "accepted", "id": envelope.id.as_str()})
+            }
+            Err(e) => {
+                failed += 1;
+                tracing::error!(event_id = %envelope.id, error = %e, "could not accept event");
+                json!({"index": i, "status": "failed", "code": "unavailable", "retryable": true,
+                    "message": "could not be stored or queued; retry this event with the same id"})
+            }
+        };
+    }
+    let rejected = items.len() - accepted - failed;
+    let status = if accepted > 0 {
+        202
+    } else if failed > 0 {
+        503
+    } else {
+        400
+    };
+    respond(status, &json!({"accepted": accepted, "rejected": rejected, "failed": failed, "results": results}))
+}
+
+/// Stores then enqueues; an event counts as accepted only when both succeeded.
+async fn accept(events: &[(Envelope, String)], deps: &IngestDeps) -> Vec<Result<(), String>> {
+    let refs: Vec<(&Envelope, &str)> = events.iter().map(|(e, j)| (e, j.as_str())).collect();
+    let mut results = deps.store.put_all(&refs).await;
+    let to_send: Vec<usize> = (0..events.len()).filter(|&i| results[i].is_ok()).collect();
+    let messages: Vec<Outgoing> = to_send
+        .iter()
+        .map(|&i| Outgoing {
+            body: events[i].1.clone(),
+            ..Default::default()
+        })
+        .collect();
+    let sent = send_all(&deps.sqs, &deps.queue_url, &messages).await;
+    for (&i, r) in to_send.iter().zip(sent) {
+        results[i] = r;
+    }
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    tracing::info!(accepted, failed = events.len() - accepted, "events accepted");
+    results
+}
+
+fn summary(code: &str, details: &[FieldError]) -> String {
+    let what = match code {
+        "schema_violation" => "the event does not match its schema",
+        "event_too_large" => "the event is too large",
+        _ => "the event is invalid",
+    };
+    let list: Vec<String> = details.iter().map(|d| format!("{}: {}", d.pointer, d.message)).collect();
+    format!("{what}: {}", list.join("; "))
+}
+
+fn error(status: u16, code: &str, message: &str, details: Option<Vec<FieldError>>) -> Response<Body> {
+    let mut body = json!({"error": {"code": code, "message": message}});
+    if let Some(d) = details {
+        body["error"]["details"] = json!(d);
+    }
+    respond(status, &body)
+}
+
+fn respond(status: u16, body: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}

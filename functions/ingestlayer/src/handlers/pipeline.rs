@@ -1,0 +1,231 @@
+//! The pipeline function: events from the events queue through their pipelines to the
+//! Slack FIFO queue. One bad record fails only itself (ReportBatchItemFailures).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+use crate::config::PipelineConfig;
+use crate::enrich::{DynamoEntities, EntityStore};
+use crate::event::Envelope;
+use crate::pipeline::PipelineSet;
+use crate::queue::{send_all, Outgoing};
+use crate::routing::{route, PairOutcome};
+
+/// Pipelines loaded from the table, reused for `ttl`.
+pub struct PipelineCache {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    ttl: Duration,
+    loaded: Mutex<Option<(Instant, Arc<PipelineSet>)>>,
+}
+
+impl PipelineCache {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, ttl: Duration) -> Self {
+        Self {
+            client,
+            table,
+            ttl,
+            loaded: Mutex::new(None),
+        }
+    }
+
+    /// The current pipelines. A failed reload keeps serving the last good set.
+    pub async fn get(&self) -> Result<Arc<PipelineSet>, String> {
+        let mut loaded = self.loaded.lock().await;
+        if let Some((at, set)) = loaded.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Ok(set.clone());
+            }
+        }
+        match self.load().await {
+            Ok(set) => {
+                let set = Arc::new(set);
+                *loaded = Some((Instant::now(), set.clone()));
+                Ok(set)
+            }
+            Err(e) => match loaded.as_ref() {
+                Some((_, stale)) => {
+                    tracing::warn!(error = %e, "could not reload pipelines; using the last loaded ones");
+                    Ok(stale.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(table = %self.table))]
+    async fn load(&self) -> Result<PipelineSet, String> {
+        let mut items = Vec::new();
+        let mut start: Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| format!("reading pipelines failed: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        let (set, errors) = PipelineSet::from_items(&items);
+        for e in &errors {
+            tracing::error!(pipeline = %e.pipeline, field = %e.field, reason = %e.message, "pipeline item rejected; the other pipelines run");
+        }
+        tracing::info!(loaded = set.len(), rejected = errors.len(), "pipelines loaded");
+        Ok(set)
+    }
+}
+
+/// What the pipeline handler holds across invocations.
+pub struct PipelineDeps {
+    pub pipelines: PipelineCache,
+    pub entities: DynamoEntities,
+    pub sqs: aws_sdk_sqs::Client,
+    pub slack_queue_url: String,
+}
+
+impl PipelineDeps {
+    pub fn new(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Self {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        Self {
+            pipelines: PipelineCache::new(dynamo.clone(), cfg.pipelines_table.clone(), cfg.cache_ttl),
+            entities: DynamoEntities {
+                client: dynamo,
+                table: cfg.entities_table.clone(),
+            },
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            slack_queue_url: cfg.slack_queue_url.clone(),
+        }
+    }
+}
+
+/// Handles one SQS batch from the events queue.
+pub async fn handle(event: SqsEvent, deps: &PipelineDeps) -> SqsBatchResponse {
+    handle_with(event, deps, &deps.entities).await
+}
+
+/// [`handle`] with another entity store.
+pub async fn handle_with<S: EntityStore>(event: SqsEvent, deps: &PipelineDeps, store: &S) -> SqsBatchResponse {
+    let mut failures: Vec<String> = Vec::new();
+    let mut envelopes = Vec::new();
+    let mut ids = Vec::new();
+    for record in event.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("record", message_id = %message_id);
+        let _enter = span.enter();
+        match record.body.as_deref().map(serde_json::from_str::<Envelope>) {
+            Some(Ok(envelope)) => {
+                envelopes.push(envelope);
+                ids.push(message_id);
+            }
+            Some(Err(e)) => {
+                // Never parseable: it fails until the queue's redrive parks it in the DLQ.
+                tracing::error!(error = %e, "record is not an event envelope; leaving it for the DLQ");
+                failures.push(message_id);
+            }
+            None => {
+                tracing::error!("record has no body; leaving it for the DLQ");
+                failures.push(message_id);
+            }
+        }
+    }
+    if envelopes.is_empty() {
+        return response(failures);
+    }
+    let pipelines = match deps.pipelines.get().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "no pipelines available; the batch will be retried");
+            failures.extend(ids);
+            return response(failures);
+        }
+    };
+    let results = route(&envelopes, &pipelines, store).instrument(tracing::info_span!("route")).await;
+
+    let mut outgoing: Vec<Outgoing> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    let mut failed_event = vec![false; envelopes.len()];
+    for (i, result) in results.into_iter().enumerate() {
+        let envelope = &envelopes[i];
+        match result {
+            Err(e) => {
+                tracing::warn!(event_id = %envelope.id, error = %e, "enrichment failed; the event will be retried");
+                failed_event[i] = true;
+            }
+            Ok(outcomes) if outcomes.is_empty() => {
+                tracing::info!(event_id = %envelope.id, event = %envelope.name, "no pipeline listens to this event");
+            }
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    match outcome {
+                        PairOutcome::Filtered { pipeline_id, reason } => {
+                            tracing::info!(event_id = %envelope.id, pipeline = %pipeline_id, reason = %reason, "filtered out");
+                        }
+                        PairOutcome::Routed(deliveries) => {
+                            for d in deliveries {
+                                let body = match serde_json::to_string(&d) {
+                                    Ok(b) => b,
+                                    Err(e) => {
+                                        tracing::error!(event_id = %envelope.id, error = %e, "could not encode delivery");
+                                        failed_event[i] = true;
+                                        continue;
+                                    }
+                                };
+                                outgoing.push(Outgoing {
+                                    body,
+                                    group_id: Some(d.group_id()),
+                                    dedup_id: Some(d.key()),
+                                    attributes: HashMap::new(),
+                                });
+                                owner.push(i);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let sent = send_all(&deps.sqs, &deps.slack_queue_url, &outgoing).await;
+    for (r, &i) in sent.iter().zip(&owner) {
+        if let Err(e) = r {
+            tracing::error!(event_id = %envelopes[i].id, error = %e, "could not queue the Slack message; the event will be retried");
+            failed_event[i] = true;
+        }
+    }
+    let routed = sent.iter().filter(|r| r.is_ok()).count();
+    tracing::info!(events = envelopes.len(), messages = routed, "batch routed");
+    for (i, failed) in failed_event.into_iter().enumerate() {
+        if failed {
+            failures.push(ids[i].clone());
+        }
+    }
+    response(failures)
+}
+
+fn response(failures: Vec<String>) -> SqsBatchResponse {
+    let mut r = SqsBatchResponse::default();
+    r.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    r
+}
+
+pub(crate) fn batch_response(failures: Vec<String>) -> SqsBatchResponse {
+    response(failures)
+}

@@ -1,0 +1,104 @@
+//! Sending to SQS in batches: SendMessageBatch with at most 10 entries and 1 MiB a call,
+//! each entry's own result reported back.
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+
+/// SQS's limit for one SendMessageBatch call (and one message).
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+const MAX_BATCH_ENTRIES: usize = 10;
+
+/// One message to send.
+#[derive(Debug, Clone, Default)]
+pub struct Outgoing {
+    pub body: String,
+    /// FIFO only.
+    pub group_id: Option<String>,
+    /// FIFO only.
+    pub dedup_id: Option<String>,
+    pub attributes: HashMap<String, String>,
+}
+
+impl Outgoing {
+    fn size(&self) -> usize {
+        self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
+    }
+}
+
+/// Sends every message; the answer holds one result per message, in order.
+pub async fn send_all(client: &aws_sdk_sqs::Client, queue_url: &str, messages: &[Outgoing]) -> Vec<Result<(), String>> {
+    let mut results: Vec<Result<(), String>> = vec![Ok(()); messages.len()];
+    let mut chunk: Vec<usize> = Vec::new();
+    let mut chunk_bytes = 0;
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let size = m.size();
+        if size > MAX_BATCH_BYTES {
+            results[i] = Err(format!("message of {size} bytes is above SQS's 1 MiB limit"));
+            continue;
+        }
+        if chunk.len() == MAX_BATCH_ENTRIES || chunk_bytes + size > MAX_BATCH_BYTES {
+            chunks.push(std::mem::take(&mut chunk));
+            chunk_bytes = 0;
+        }
+        chunk.push(i);
+        chunk_bytes += size;
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    for chunk in chunks {
+        let mut entries = Vec::with_capacity(chunk.len());
+        for &i in &chunk {
+            let m = &messages[i];
+            let mut attrs = HashMap::new();
+            for (k, v) in &m.attributes {
+                match MessageAttributeValue::builder().data_type("String").string_value(v).build() {
+                    Ok(a) => {
+                        attrs.insert(k.clone(), a);
+                    }
+                    Err(e) => results[i] = Err(e.to_string()),
+                }
+            }
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(&m.body)
+                .set_message_group_id(m.group_id.clone())
+                .set_message_deduplication_id(m.dedup_id.clone())
+                .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+                .build();
+            match entry {
+                Ok(e) => entries.push(e),
+                Err(e) => results[i] = Err(e.to_string()),
+            }
+        }
+        if entries.is_empty() {
+            continue;
+        }
+        match client.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await {
+            Ok(out) => {
+                for failed in out.failed {
+                    if let Ok(i) = failed.id.parse::<usize>() {
+                        if let Some(r) = results.get_mut(i) {
+                            *r = Err(format!(
+                                "{}: {}",
+                                failed.code,
+                                failed.message.unwrap_or_default()
+                            ));
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                let message = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
+                for &i in &chunk {
+                    if results[i].is_ok() {
+                        results[i] = Err(message.clone());
+                    }
+                }
+            }
+        }
+    }
+    results
+}

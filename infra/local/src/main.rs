@@ -1,0 +1,175 @@
+//! `ingestlayer-local dev`: the whole system on this machine (what `make dev` runs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ingestlayer::config::{DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig};
+use ingestlayer::handlers::delivery::DeliveryDeps;
+use ingestlayer::handlers::ingest::IngestDeps;
+use ingestlayer::handlers::pipeline::PipelineDeps;
+use ingestlayer::keys::{generate_key, ApiKeys};
+use ingestlayer_local::resources::Resources;
+use ingestlayer_local::runner::{pump_delivery, pump_pipeline, serve_ingest, QueueFeed};
+use ingestlayer_local::{emulator_sdk, seed};
+use secrecy::{ExposeSecret, SecretString};
+use slack_standin::{Standin, StandinConfig};
+
+#[derive(Parser)]
+#[command(name = "ingestlayer-local", about = "The ingestlayer system on this machine, against a local AWS emulator")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the resources, seed the example, serve ingest and run the queue consumers.
+    Dev {
+        /// Port of the ingest API on 127.0.0.1.
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+        /// Port of the local Slack stand-in (used unless SLACK_BOT_TOKEN and SLACK_API_URL are set).
+        #[arg(long, env = "SLACK_STANDIN_PORT", default_value_t = 3001)]
+        standin_port: u16,
+        /// Prefix of every resource name in the emulator.
+        #[arg(long, default_value = "ingestlayer-dev")]
+        prefix: String,
+        /// The example pipeline's channel.
+        #[arg(long, default_value = "#alerts")]
+        channel: String,
+        /// The AWS emulator (moto server).
+        #[arg(long, env = "AWS_ENDPOINT_URL")]
+        endpoint: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
+    tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).init();
+    let Command::Dev {
+        port,
+        standin_port,
+        prefix,
+        channel,
+        endpoint,
+    } = Cli::parse().command;
+    let sdk = emulator_sdk(&endpoint).await;
+
+    let real_slack = match (std::env::var("SLACK_BOT_TOKEN"), std::env::var("SLACK_API_URL")) {
+        (Ok(t), Ok(u)) if !t.is_empty() && !u.is_empty() => Some((SecretString::from(t), u)),
+        _ => None,
+    };
+    let (token, api_url, standin) = match real_slack {
+        Some((t, u)) => (t, u, None),
+        None => {
+            let s = Standin::start_on(
+                SocketAddr::from(([127, 0, 0, 1], standin_port)),
+                StandinConfig {
+                    print_messages: true,
+                    ..StandinConfig::default()
+                },
+            )
+            .await?;
+            (SecretString::from("xoxb-local-standin".to_owned()), s.api_url(), Some(s))
+        }
+    };
+
+    let res = Resources::create(&sdk, &prefix, token.expose_secret()).await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    seed::put_json(&dynamo, &res.pipelines_table, &seed::example_pipeline(&channel)).await?;
+    for e in seed::example_entities() {
+        seed::put_json(&dynamo, &res.entities_table, &e).await?;
+    }
+    let (api_key, generated) = match std::env::var("INGESTLAYER_API_KEY") {
+        Ok(k) if !k.is_empty() => (SecretString::from(k), false),
+        _ => (generate_key(), true),
+    };
+    ApiKeys::new(dynamo.clone(), res.api_keys_table.clone()).create(&api_key, "local").await?;
+
+    let ingest = Arc::new(IngestDeps::new(
+        &sdk,
+        &IngestConfig {
+            events_table: res.events_table.clone(),
+            api_keys_table: res.api_keys_table.clone(),
+            events_queue_url: res.events_queue_url.clone(),
+            schemas_required: std::env::var("SCHEMAS_REQUIRED").is_ok_and(|v| v == "true"),
+            event_ttl_days: 30,
+        },
+    )?);
+    let pipeline = PipelineDeps::new(
+        &sdk,
+        &PipelineConfig {
+            pipelines_table: res.pipelines_table.clone(),
+            entities_table: res.entities_table.clone(),
+            slack_queue_url: res.slack_queue_url.clone(),
+            cache_ttl: Duration::from_secs(5),
+        },
+    );
+    let delivery = DeliveryDeps::new(
+        &sdk,
+        &DeliveryConfig {
+            slack_queue_url: res.slack_queue_url.clone(),
+            slack_dlq_url: res.slack_dlq_url.clone(),
+            slack_api_url: api_url.clone(),
+            token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
+            slack_timeout: Duration::from_secs(10),
+        },
+    )?;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let events_feed = QueueFeed {
+        sqs: sqs.clone(),
+        url: res.events_queue_url.clone(),
+        wait_seconds: 1,
+    };
+    let slack_feed = QueueFeed {
+        sqs,
+        url: res.slack_queue_url.clone(),
+        wait_seconds: 1,
+    };
+
+    let listener = ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    tokio::spawn(async move {
+        if let Err(e) = serve_ingest(listener, ingest).await {
+            tracing::error!(error = %e, "ingest server stopped");
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = pump_pipeline(&events_feed, &pipeline).await {
+                tracing::error!(error = %e, "pipeline consumer: receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = pump_delivery(&slack_feed, &delivery).await {
+                tracing::error!(error = %e, "delivery consumer: receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+
+    let slack_line = match &standin {
+        Some(s) => format!("Slack stand-in at {} (messages print below)", s.api_url()),
+        None => format!("posting to {api_url} with SLACK_BOT_TOKEN"),
+    };
+    let key_line = if generated {
+        format!("API key (created now; set INGESTLAYER_API_KEY to keep one): {}", api_key.expose_secret())
+    } else {
+        "API key: the one in INGESTLAYER_API_KEY".to_owned()
+    };
+    println!(
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
+        if generated { api_key.expose_secret().to_owned() } else { "$INGESTLAYER_API_KEY".to_owned() }
+    );
+    tokio::signal::ctrl_c().await?;
+    if let Some(s) = standin {
+        s.shutdown().await;
+    }
+    Ok(())
+}

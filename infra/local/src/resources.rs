@@ -1,0 +1,199 @@
+//! Creates in the emulator the resources template.yaml declares, under a name prefix.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+/// Names and addresses of one local stack's resources.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub events_table: String,
+    pub api_keys_table: String,
+    pub pipelines_table: String,
+    pub entities_table: String,
+    pub events_queue_url: String,
+    pub events_dlq_url: String,
+    pub slack_queue_url: String,
+    pub slack_dlq_url: String,
+    pub kms_key_id: String,
+    pub slack_token_secret_arn: String,
+}
+
+/// Visibility timeout of the local queues, in seconds (the template sets 6× the
+/// function timeout; locally a failed message comes back sooner).
+pub const LOCAL_VISIBILITY_SECONDS: &str = "30";
+
+#[derive(Debug, thiserror::Error)]
+#[error("creating {what} failed: {reason}")]
+pub struct CreateError {
+    pub what: String,
+    pub reason: String,
+}
+
+fn fail(what: &str) -> impl FnOnce(String) -> CreateError + '_ {
+    move |reason| CreateError {
+        what: what.to_owned(),
+        reason,
+    }
+}
+
+impl Resources {
+    /// Creates (or finds, when they exist) every resource named `<prefix>-…`; the bot token
+    /// secret holds `bot_token`.
+    pub async fn create(sdk: &aws_config::SdkConfig, prefix: &str, bot_token: &str) -> Result<Self, CreateError> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let kms = aws_sdk_kms::Client::new(sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+
+        let events_table = format!("{prefix}-events");
+        let api_keys_table = format!("{prefix}-api-keys");
+        let pipelines_table = format!("{prefix}-pipelines");
+        let entities_table = format!("{prefix}-entities");
+        for (table, key) in [
+            (&events_table, "id"),
+            (&api_keys_table, "key_hash"),
+            (&pipelines_table, "id"),
+            (&entities_table, "pk"),
+        ] {
+            create_table(&dynamo, table, key).await?;
+        }
+        let ttl = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name("expires_at")
+            .build()
+            .map_err(|e| fail("events table TTL")(e.to_string()))?;
+        let _ = dynamo.update_time_to_live().table_name(&events_table).time_to_live_specification(ttl).send().await;
+
+        let events_dlq_url = create_queue(&sqs, &format!("{prefix}-events-dlq"), false, None).await?;
+        let events_queue_url = create_queue(&sqs, &format!("{prefix}-events"), false, Some((&events_dlq_url, 5))).await?;
+        let slack_dlq_url = create_queue(&sqs, &format!("{prefix}-slack-dlq.fifo"), true, None).await?;
+        let slack_queue_url = create_queue(&sqs, &format!("{prefix}-slack.fifo"), true, Some((&slack_dlq_url, 100))).await?;
+
+        let key = kms
+            .create_key()
+            .description(format!("{prefix} stack key"))
+            .send()
+            .await
+            .map_err(|e| fail("KMS key")(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+        let kms_key_id = key.key_metadata.map(|m| m.key_id).unwrap_or_default();
+
+        let secret_name = format!("{prefix}/slack-bot-token");
+        let secret_value = serde_json::json!({ "bot_token": bot_token }).to_string();
+        let slack_token_secret_arn = match secrets
+            .create_secret()
+            .name(&secret_name)
+            .kms_key_id(&kms_key_id)
+            .secret_string(&secret_value)
+            .send()
+            .await
+        {
+            Ok(out) => out.arn.unwrap_or_default(),
+            Err(_) => {
+                let out = secrets
+                    .put_secret_value()
+                    .secret_id(&secret_name)
+                    .secret_string(&secret_value)
+                    .send()
+                    .await
+                    .map_err(|e| fail("Slack token secret")(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
+                out.arn.unwrap_or_default()
+            }
+        };
+
+        Ok(Self {
+            events_table,
+            api_keys_table,
+            pipelines_table,
+            entities_table,
+            events_queue_url,
+            events_dlq_url,
+            slack_queue_url,
+            slack_dlq_url,
+            kms_key_id,
+            slack_token_secret_arn,
+        })
+    }
+
+    /// The environment the functions read, as template.yaml sets it.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("EVENTS_TABLE", self.events_table.clone()),
+            ("API_KEYS_TABLE", self.api_keys_table.clone()),
+            ("PIPELINES_TABLE", self.pipelines_table.clone()),
+            ("ENTITIES_TABLE", self.entities_table.clone()),
+            ("EVENTS_QUEUE_URL", self.events_queue_url.clone()),
+            ("SLACK_QUEUE_URL", self.slack_queue_url.clone()),
+            ("SLACK_DLQ_URL", self.slack_dlq_url.clone()),
+            ("SLACK_TOKEN_SECRET_ARN", self.slack_token_secret_arn.clone()),
+        ]
+    }
+}
+
+async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str, key: &str) -> Result<(), CreateError> {
+    let attr = AttributeDefinition::builder()
+        .attribute_name(key)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| fail(table)(e.to_string()))?;
+    let schema = KeySchemaElement::builder()
+        .attribute_name(key)
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|e| fail(table)(e.to_string()))?;
+    let created = dynamo
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attr)
+        .key_schema(schema)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(()),
+        Err(e) => Err(fail(table)(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())),
+    }
+}
+
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    fifo: bool,
+    dlq: Option<(&str, u32)>,
+) -> Result<String, CreateError> {
+    let mut attributes = HashMap::from([
+        (QueueAttributeName::MaximumMessageSize, "1048576".to_owned()),
+        (QueueAttributeName::MessageRetentionPeriod, "1209600".to_owned()),
+        (QueueAttributeName::VisibilityTimeout, LOCAL_VISIBILITY_SECONDS.to_owned()),
+    ]);
+    if fifo {
+        attributes.insert(QueueAttributeName::FifoQueue, "true".into());
+        attributes.insert(QueueAttributeName::ContentBasedDeduplication, "false".into());
+    }
+    if let Some((dlq_url, max_receive)) = dlq {
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| fail(name)(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+            .attributes
+            .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+            .unwrap_or_default();
+        attributes.insert(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive}).to_string(),
+        );
+    }
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| fail(name)(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+    Ok(out.queue_url.unwrap_or_default())
+}
