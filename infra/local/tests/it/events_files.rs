@@ -1,0 +1,63 @@
+//! The invocation payloads in events/ (for `sam local invoke -e` and `cargo lambda invoke
+//! --data-file`) drive the handlers here too, so they stay true.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use secrecy::SecretString;
+
+use crate::harness::Stack;
+
+fn read(name: &str) -> String {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[tokio::test]
+async fn the_http_api_request_file_is_accepted_by_ingest() {
+    let s = Stack::new().await;
+    ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone())
+        .create(&SecretString::from("il_example_local_invoke_key".to_owned()), "web-app")
+        .await
+        .unwrap();
+    let req = lambda_http::request::from_str(&read("ingest-feature-used.json")).unwrap();
+    let resp = ingestlayer::handlers::ingest::handle(req, &s.ingest).await.unwrap();
+    assert_eq!(resp.status(), 202, "{:?}", resp.body());
+    s.pump().await;
+    assert_eq!(s.alerts().len(), 1);
+}
+
+#[tokio::test]
+async fn the_sqs_batch_file_routes_to_the_slack_queue() {
+    let s = Stack::new().await;
+    let event: SqsEvent = serde_json::from_str(&read("pipeline-sqs.json")).unwrap();
+    let resp = ingestlayer::handlers::pipeline::handle(event, &s.pipeline).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let queued = s.peek(&s.res.slack_queue_url).await;
+    assert_eq!(queued.len(), 1);
+    let d: ingestlayer::routing::Delivery = serde_json::from_str(queued[0].body().unwrap()).unwrap();
+    assert_eq!((d.event_id.as_str(), d.channel.as_str()), ("01JEXAMPLE0000000000000001", "#alerts"));
+}
+
+#[tokio::test]
+async fn the_fifo_batch_file_posts_to_slack() {
+    let s = Stack::new().await;
+    let event: SqsEvent = serde_json::from_str(&read("slack-delivery-fifo.json")).unwrap();
+    let resp = ingestlayer::handlers::delivery::handle(event, &s.delivery).await;
+    assert!(resp.batch_item_failures.is_empty());
+    let posted = s.alerts();
+    assert_eq!(posted.len(), 1);
+    assert_eq!(posted[0].blocks.as_ref().unwrap()[0]["text"]["text"], "feature.used");
+}
+
+#[tokio::test]
+async fn a_bad_record_in_a_pipeline_batch_fails_only_itself() {
+    let s = Stack::new().await;
+    let mut event: SqsEvent = serde_json::from_str(&read("pipeline-sqs.json")).unwrap();
+    let mut bad = event.records[0].clone();
+    bad.message_id = Some("bad-one".into());
+    bad.body = Some("{not json".into());
+    event.records.insert(0, bad);
+    let resp = ingestlayer::handlers::pipeline::handle(event, &s.pipeline).await;
+    let failed: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, ["bad-one"]);
+    assert_eq!(s.peek(&s.res.slack_queue_url).await.len(), 1);
+}

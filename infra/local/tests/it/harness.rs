@@ -1,0 +1,184 @@
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use ingestlayer::config::{DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig};
+use ingestlayer::handlers::delivery::DeliveryDeps;
+use ingestlayer::handlers::ingest::IngestDeps;
+use ingestlayer::handlers::pipeline::PipelineDeps;
+use ingestlayer::keys::ApiKeys;
+use ingestlayer_local::resources::Resources;
+use ingestlayer_local::runner::{call_ingest, pump_delivery, pump_pipeline, QueueFeed};
+use ingestlayer_local::{emulator_sdk, seed};
+use secrecy::SecretString;
+use serde_json::Value;
+use slack_standin::{PostedMessage, Standin, StandinConfig};
+
+pub const API_KEY: &str = "il_test_key_0123456789";
+pub const BOT_TOKEN: &str = "xoxb-test-token";
+
+pub struct Stack {
+    pub res: Resources,
+    pub standin: Standin,
+    pub ingest: IngestDeps,
+    pub pipeline: PipelineDeps,
+    pub delivery: DeliveryDeps,
+    pub events: QueueFeed,
+    pub slack: QueueFeed,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL")
+        .expect("AWS_ENDPOINT_URL must point at a running moto server; `make test` starts one")
+}
+
+impl Stack {
+    /// A fresh stack with the product's example pipeline, its users and an API key.
+    pub async fn new() -> Self {
+        Self::with_standin(StandinConfig {
+            rate_per_channel_per_sec: f64::INFINITY,
+            ..StandinConfig::default()
+        })
+        .await
+    }
+
+    pub async fn with_standin(config: StandinConfig) -> Self {
+        let sdk = emulator_sdk(&endpoint()).await;
+        let prefix = format!("it-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let res = Resources::create(&sdk, &prefix, BOT_TOKEN).await.expect("create resources in the emulator");
+        let standin = Standin::start(config).await.expect("start the Slack stand-in");
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        seed::put_json(&dynamo, &res.pipelines_table, &seed::example_pipeline("#alerts")).await.unwrap();
+        for e in seed::example_entities() {
+            seed::put_json(&dynamo, &res.entities_table, &e).await.unwrap();
+        }
+        ApiKeys::new(dynamo.clone(), res.api_keys_table.clone())
+            .create(&SecretString::from(API_KEY.to_owned()), "tests")
+            .await
+            .unwrap();
+        let ingest = IngestDeps::new(
+            &sdk,
+            &IngestConfig {
+                events_table: res.events_table.clone(),
+                api_keys_table: res.api_keys_table.clone(),
+                events_queue_url: res.events_queue_url.clone(),
+                schemas_required: false,
+                event_ttl_days: 30,
+            },
+        )
+        .unwrap();
+        let pipeline = PipelineDeps::new(
+            &sdk,
+            &PipelineConfig {
+                pipelines_table: res.pipelines_table.clone(),
+                entities_table: res.entities_table.clone(),
+                slack_queue_url: res.slack_queue_url.clone(),
+                cache_ttl: Duration::from_secs(30),
+            },
+        );
+        let delivery = DeliveryDeps::new(
+            &sdk,
+            &DeliveryConfig {
+                slack_queue_url: res.slack_queue_url.clone(),
+                slack_dlq_url: res.slack_dlq_url.clone(),
+                slack_api_url: standin.api_url(),
+                token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
+                slack_timeout: Duration::from_secs(2),
+            },
+        )
+        .unwrap();
+        let events = QueueFeed { sqs: sqs.clone(), url: res.events_queue_url.clone(), wait_seconds: 0 };
+        let slack = QueueFeed { sqs: sqs.clone(), url: res.slack_queue_url.clone(), wait_seconds: 0 };
+        Self { res, standin, ingest, pipeline, delivery, events, slack, dynamo, sqs }
+    }
+
+    /// POSTs `body` to `path` through the ingest handler with the stack's API key.
+    pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        self.post_with(path, body, Some(API_KEY)).await
+    }
+
+    pub async fn post_with(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("https://api.example{path}"))
+            .header("content-type", "application/json");
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
+        let resp = call_ingest(req, &self.ingest).await;
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, json)
+    }
+
+    /// Runs both consumers until neither queue gives anything.
+    pub async fn pump(&self) {
+        loop {
+            let a = pump_pipeline(&self.events, &self.pipeline).await.unwrap();
+            let b = pump_delivery(&self.slack, &self.delivery).await.unwrap();
+            if a == 0 && b == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Pumps until `done` holds or `timeout` passes; returns whether it held.
+    pub async fn pump_until(&self, timeout: Duration, done: impl Fn(&Self) -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            self.pump().await;
+            if done(self) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        false
+    }
+
+    pub fn alerts(&self) -> Vec<PostedMessage> {
+        self.standin.messages_in("#alerts")
+    }
+
+    /// Every message in a queue, read without deleting (they come back after the visibility timeout).
+    pub async fn peek(&self, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        for _ in 0..3 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .unwrap();
+            all.extend(out.messages.unwrap_or_default());
+        }
+        all
+    }
+
+    pub async fn put_pipeline(&self, doc: &Value) {
+        seed::put_json(&self.dynamo, &self.res.pipelines_table, doc).await.unwrap();
+    }
+}
+
+pub fn feature_used(user: &str, feature: &str) -> String {
+    serde_json::json!({"name": "feature.used", "data": {"user_id": user, "feature": feature, "count": 1, "plan": "free"}}).to_string()
+}
+
+/// The mrkdwn texts of the first section-with-fields block.
+pub fn field_texts(m: &PostedMessage) -> Vec<String> {
+    let blocks = m.blocks.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
+    blocks
+        .iter()
+        .find_map(|b| b.get("fields").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|f| f["text"].as_str().map(str::to_owned))
+        .collect()
+}

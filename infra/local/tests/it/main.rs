@@ -1,0 +1,12 @@
+//! End-to-end tests: the real handlers, a local AWS emulator (moto server at
+//! `AWS_ENDPOINT_URL`, started by `make test`) and the Slack stand-in over HTTP.
+//!
+//! Each test builds its own stack under a unique name prefix, so tests run in parallel
+//! against one emulator.
+
+mod harness;
+
+mod events_files;
+mod ingest;
+mod path;
+mod delivery;

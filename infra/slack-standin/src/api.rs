@@ -1,0 +1,249 @@
+//! HTTP: Slack's Web API surface under `/api` and the control endpoints under `/_standin`.
+//! Handlers translate requests into [`ApiRequest`]s and [`Rejection`]s into Slack's responses.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::state::{ApiRequest, InvalidJson, Rejection, Shared};
+use crate::Fault;
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/chat.postMessage", any(post_message))
+        .route("/api/conversations.history", any(history))
+        .route("/api/auth.test", any(auth_test))
+        .route("/api/{method}", any(unknown_method))
+        .route("/_standin/messages", get(list_messages))
+        .route("/_standin/requests", get(list_requests))
+        .route("/_standin/faults", post(add_faults))
+        .route("/_standin/channels", post(add_channel))
+        .route("/_standin/reset", post(reset))
+        .with_state(shared)
+}
+
+async fn post_message(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    let outcome = shared.post_message(&request);
+    if let Some(delay) = outcome.delay {
+        tokio::time::sleep(delay).await;
+    }
+    slack_response(outcome.result)
+}
+
+async fn history(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.history(&request))
+}
+
+async fn auth_test(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.auth_test(&request))
+}
+
+async fn unknown_method() -> Response {
+    slack_response(Err(Rejection::UnknownMethod))
+}
+
+/// Reads a Web API call the way Slack does: arguments from the query string, then from a JSON
+/// body (`Content-Type: application/json`) or a form body (anything else), the body winning.
+/// The token comes from `Authorization: Bearer`, else from a `token` argument in the query
+/// string or form body (Slack ignores a `token` inside a JSON body).
+fn parse_request(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> ApiRequest {
+    let mut params = query.map(form_pairs).unwrap_or_default();
+    let mut token = bearer_token(headers).or_else(|| string_param(&params, "token"));
+    let is_json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
+
+    let body_params = if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(Map::new())
+    } else if is_json {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(InvalidJson),
+        }
+    } else {
+        let form = form_pairs_bytes(body);
+        token = token.or_else(|| string_param(&form, "token"));
+        Ok(form)
+    };
+    let params = body_params.map(|body| {
+        params.extend(body);
+        params
+    });
+    ApiRequest { token, params }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn string_param(params: &Map<String, Value>, key: &str) -> Option<String> {
+    params.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+fn form_pairs(query: &str) -> Map<String, Value> {
+    form_pairs_bytes(query.as_bytes())
+}
+
+fn form_pairs_bytes(bytes: &[u8]) -> Map<String, Value> {
+    form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect()
+}
+
+fn slack_response(result: Result<Value, Rejection>) -> Response {
+    match result {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(rejection) => {
+            let status = StatusCode::from_u16(rejection.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = json_response(status, &rejection.body());
+            if let Some(secs) = rejection.retry_after_secs() {
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
+        }
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
+fn control_error(detail: impl std::fmt::Display) -> Response {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"ok": false, "error": "invalid_json", "detail": detail.to_string()}),
+    )
+}
+
+async fn list_messages(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    let query = uri.query().map(form_pairs).unwrap_or_default();
+    let channel = string_param(&query, "channel").filter(|c| !c.is_empty());
+    let messages: Vec<Value> = shared
+        .messages(channel.as_deref())
+        .into_iter()
+        .map(|m| {
+            json!({
+                "channel": m.channel,
+                "channel_id": m.channel_id,
+                "ts": m.ts,
+                "text": m.text,
+                "blocks": m.blocks,
+                "metadata": m.metadata,
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(messages))
+}
+
+async fn list_requests(State(shared): State<Arc<Shared>>) -> Response {
+    let requests: Vec<Value> = shared
+        .requests()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "channel": r.channel,
+                "status": r.status,
+                "error": r.error,
+                "ts": r.ts,
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(requests))
+}
+
+async fn add_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    // A single fault or an array of them.
+    let value = match serde_json::from_slice::<Value>(&body) {
+        Ok(value) => value,
+        Err(error) => return control_error(error),
+    };
+    let faults = if value.is_array() {
+        serde_json::from_value::<Vec<Fault>>(value)
+    } else {
+        serde_json::from_value::<Fault>(value).map(|f| vec![f])
+    };
+    let faults = match faults {
+        Ok(faults) => faults,
+        Err(error) => return control_error(error),
+    };
+    let queued = faults.len();
+    for fault in faults {
+        shared.inject(fault);
+    }
+    json_response(StatusCode::OK, &json!({"ok": true, "queued": queued}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelBody {
+    name: String,
+    #[serde(default)]
+    private: bool,
+    #[serde(default = "yes")]
+    bot_member: bool,
+    #[serde(default)]
+    archived: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn add_channel(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let channel = match serde_json::from_slice::<ChannelBody>(&body) {
+        Ok(channel) => channel,
+        Err(error) => return control_error(error),
+    };
+    shared.create_channel(&channel.name, channel.private, channel.bot_member);
+    if channel.archived {
+        shared.archive_channel(&channel.name);
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"ok": true, "channel": {"id": shared.channel_id(&channel.name)}}),
+    )
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.reset();
+    json_response(StatusCode::OK, &json!({"ok": true}))
+}

@@ -1,0 +1,77 @@
+//! `slack-standin`: the Slack Web API stand-in for the local stack (`make dev`).
+//! Set `SLACK_API_URL` to the URL it logs at start-up.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use slack_standin::{Standin, StandinConfig};
+use tracing_subscriber::EnvFilter;
+
+/// A local Slack Web API that behaves like Slack: Block Kit limits, per-channel rate limits,
+/// ok:false errors. Accepted messages are printed as boxes on stdout; logs go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "slack-standin", version)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "SLACK_STANDIN_ADDR", default_value = "127.0.0.1:3001")]
+    addr: SocketAddr,
+    /// chat.postMessage rate per channel, per second (Slack: about 1). 0 disables the limit.
+    #[arg(long, env = "SLACK_STANDIN_RATE_PER_SEC", default_value_t = 1.0)]
+    rate_per_sec: f64,
+    /// Posts a channel may make back to back before the rate applies.
+    #[arg(long, env = "SLACK_STANDIN_BURST", default_value_t = 1)]
+    burst: u32,
+    /// Do not print accepted messages.
+    #[arg(long)]
+    quiet: bool,
+    /// Accept only this bot token (repeatable). Without it, any token starting with "xox".
+    #[arg(long = "token", value_name = "TOKEN")]
+    tokens: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let cli = Cli::parse();
+    let config = StandinConfig {
+        rate_per_channel_per_sec: cli.rate_per_sec,
+        burst: cli.burst,
+        print_messages: !cli.quiet,
+        accepted_tokens: (!cli.tokens.is_empty()).then_some(cli.tokens),
+    };
+    let standin = Standin::start_on(cli.addr, config).await?;
+    tracing::info!(slack_api_url = %standin.api_url(), "slack stand-in listening");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    standin.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,621 @@
+//! What Slack decides: authentication, channels, message rules, pacing, faults, and the record
+//! of everything posted. No HTTP here; `api` translates.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Map, Value};
+use tokio::time::Instant;
+
+use crate::channel::{normalize_name, ChannelRef, Channels};
+use crate::fault::{Fault, FaultKind, Faults};
+use crate::pacing::Pacer;
+use crate::{blocks, render, PostedMessage, RecordedRequest, StandinConfig};
+
+/// Slack's limit on a message's `text`, in characters.
+pub(crate) const MAX_TEXT: usize = 40_000;
+
+const TEAM_ID: &str = "T0STANDIN";
+const USER_ID: &str = "U0BOT";
+const BOT_ID: &str = "B0BOT";
+const APP_ID: &str = "A0STANDIN";
+
+/// A Web API call's arguments (query string, then body on top) and its token. No `Debug`:
+/// it holds a token.
+pub(crate) struct ApiRequest {
+    /// From `Authorization: Bearer`, else a `token` argument in the query string or form body.
+    pub(crate) token: Option<String>,
+    /// `Err` when the body was declared JSON but is not a JSON object.
+    pub(crate) params: Result<Map<String, Value>, InvalidJson>,
+}
+
+/// The request body could not be read as JSON.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InvalidJson;
+
+/// Why Slack said no. Each becomes `{"ok":false,"error":"<code>"}` with the given HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    NotAuthed,
+    InvalidAuth,
+    InvalidJson,
+    InvalidArguments,
+    ChannelNotFound,
+    NotInChannel,
+    IsArchived,
+    NoText,
+    MsgTooLong,
+    InvalidBlocks(Vec<String>),
+    InvalidMetadataFormat,
+    InvalidTsOldest,
+    InvalidTsLatest,
+    RateLimited { retry_after_secs: u64 },
+    RequestTimeout,
+    Http(u16),
+    Injected(String),
+    UnknownMethod,
+}
+
+impl Rejection {
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            Rejection::RateLimited { .. } => 429,
+            Rejection::Http(status) => *status,
+            _ => 200,
+        }
+    }
+
+    pub(crate) fn code(&self) -> &str {
+        match self {
+            Rejection::NotAuthed => "not_authed",
+            Rejection::InvalidAuth => "invalid_auth",
+            Rejection::InvalidJson => "invalid_json",
+            Rejection::InvalidArguments => "invalid_arguments",
+            Rejection::ChannelNotFound => "channel_not_found",
+            Rejection::NotInChannel => "not_in_channel",
+            Rejection::IsArchived => "is_archived",
+            Rejection::NoText => "no_text",
+            Rejection::MsgTooLong => "msg_too_long",
+            Rejection::InvalidBlocks(_) => "invalid_blocks",
+            Rejection::InvalidMetadataFormat => "invalid_metadata_format",
+            Rejection::InvalidTsOldest => "invalid_ts_oldest",
+            Rejection::InvalidTsLatest => "invalid_ts_latest",
+            Rejection::RateLimited { .. } => "ratelimited",
+            Rejection::RequestTimeout => "request_timeout",
+            Rejection::Http(_) => "internal_error",
+            Rejection::Injected(name) => name,
+            Rejection::UnknownMethod => "unknown_method",
+        }
+    }
+
+    pub(crate) fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Rejection::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn body(&self) -> Value {
+        let mut body = json!({"ok": false, "error": self.code()});
+        if let Rejection::InvalidBlocks(errors) = self {
+            body["errors"] = json!(errors);
+            body["response_metadata"] = json!({
+                "messages": errors.iter().map(|e| format!("[ERROR] {e}")).collect::<Vec<_>>()
+            });
+        }
+        body
+    }
+}
+
+/// A `chat.postMessage` answer and how long to hold it back.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub(crate) result: Result<Value, Rejection>,
+    pub(crate) delay: Option<Duration>,
+}
+
+/// The stand-in's state, shared by the server task and the [`crate::Standin`] handle.
+pub(crate) struct Shared {
+    config: StandinConfig,
+    addr: SocketAddr,
+    state: Mutex<State>,
+}
+
+struct State {
+    channels: Channels,
+    messages: Vec<PostedMessage>,
+    requests: Vec<RecordedRequest>,
+    faults: Faults,
+    pacer: Pacer,
+    last_ts_micros: u64,
+}
+
+impl State {
+    /// Wall-clock microseconds, bumped so every ts is unique and increasing.
+    fn next_ts(&mut self) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let micros = now.max(self.last_ts_micros.saturating_add(1));
+        self.last_ts_micros = micros;
+        format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(config: StandinConfig, addr: SocketAddr) -> Shared {
+        let pacer = Pacer::new(config.rate_per_channel_per_sec, config.burst);
+        Shared {
+            config,
+            addr,
+            state: Mutex::new(State {
+                channels: Channels::default(),
+                messages: Vec::new(),
+                requests: Vec::new(),
+                faults: Faults::default(),
+                pacer,
+                last_ts_micros: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn authenticate<'r>(&self, request: &'r ApiRequest) -> Result<&'r str, Rejection> {
+        let token = request
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or(Rejection::NotAuthed)?;
+        let accepted = match &self.config.accepted_tokens {
+            None => token.starts_with("xox"),
+            Some(tokens) => tokens.iter().any(|t| t == token),
+        };
+        if accepted {
+            Ok(token)
+        } else {
+            Err(Rejection::InvalidAuth)
+        }
+    }
+
+    /// `chat.postMessage`: decides, records the request (and the message when accepted), and
+    /// prints the message box when configured.
+    pub(crate) fn post_message(&self, request: &ApiRequest) -> Outcome {
+        let arrived = Instant::now();
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let channel_key = request
+            .params
+            .as_ref()
+            .ok()
+            .and_then(|p| p.get("channel"))
+            .and_then(Value::as_str)
+            .map(|raw| match ChannelRef::parse(raw) {
+                Some(channel) => state.channels.key(&channel),
+                None => raw.trim().to_owned(),
+            });
+
+        let (result, delay) = self.decide_post(state, request, channel_key.as_deref(), arrived);
+
+        let (status, error, ts) = match &result {
+            Ok(message) => (200, None, Some(message.ts.clone())),
+            Err(rejection) => (rejection.status(), Some(rejection.code().to_owned()), None),
+        };
+        state.requests.push(RecordedRequest {
+            channel: channel_key.clone().unwrap_or_default(),
+            at: arrived.into_std(),
+            status,
+            error: error.clone(),
+            ts,
+        });
+        drop(guard);
+
+        tracing::info!(
+            channel = channel_key.as_deref().unwrap_or(""),
+            status,
+            error = error.as_deref().unwrap_or(""),
+            delay_ms = delay.map_or(0, |d| d.as_millis()),
+            "chat.postMessage answered"
+        );
+        let result = result.map(|message| {
+            if self.config.print_messages {
+                print_box(&message);
+            }
+            json!({
+                "ok": true,
+                "channel": message.channel_id,
+                "ts": message.ts,
+                "message": message_json(&message, true),
+            })
+        });
+        Outcome { result, delay }
+    }
+
+    fn decide_post(
+        &self,
+        state: &mut State,
+        request: &ApiRequest,
+        channel_key: Option<&str>,
+        now: Instant,
+    ) -> (Result<PostedMessage, Rejection>, Option<Duration>) {
+        let token = match self.authenticate(request) {
+            Ok(token) => token,
+            Err(rejection) => return (Err(rejection), None),
+        };
+        let Ok(params) = &request.params else {
+            return (Err(Rejection::InvalidJson), None);
+        };
+        let delay = match state.faults.take(&state.channels, channel_key) {
+            None => None,
+            Some(FaultKind::HttpStatus(status)) => {
+                let status = if (200..=599).contains(&status) {
+                    status
+                } else {
+                    500
+                };
+                return (Err(Rejection::Http(status)), None);
+            }
+            Some(FaultKind::SlackError(name)) => return (Err(Rejection::Injected(name)), None),
+            Some(FaultKind::RateLimited { retry_after_secs }) => {
+                return (Err(Rejection::RateLimited { retry_after_secs }), None)
+            }
+            Some(FaultKind::Delay(delay)) => return (Err(Rejection::RequestTimeout), Some(delay)),
+            Some(FaultKind::AcceptThenDelay(delay)) => Some(delay),
+        };
+        (accept(state, params, token, now), delay)
+    }
+
+    /// `conversations.history`, newest first. Channel names are accepted as well as IDs.
+    pub(crate) fn history(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        self.authenticate(request)?;
+        let params = request
+            .params
+            .as_ref()
+            .map_err(|InvalidJson| Rejection::InvalidJson)?;
+        let state = self.lock();
+        let channel = params
+            .get("channel")
+            .and_then(Value::as_str)
+            .and_then(ChannelRef::parse)
+            .and_then(|channel| state.channels.lookup(&channel))
+            .ok_or(Rejection::ChannelNotFound)?;
+        if !channel.bot_member {
+            return Err(Rejection::NotInChannel);
+        }
+        let limit = match params.get("limit") {
+            None | Some(Value::Null) => 100,
+            Some(value) => count_arg(value).ok_or(Rejection::InvalidArguments)?,
+        };
+        let limit = if limit == 0 { 100 } else { limit.min(999) };
+        let oldest = match params.get("oldest") {
+            None | Some(Value::Null) => 0,
+            Some(value) => ts_arg(value).ok_or(Rejection::InvalidTsOldest)?,
+        };
+        let latest = match params.get("latest") {
+            None | Some(Value::Null) => u64::MAX,
+            Some(value) => ts_arg(value).ok_or(Rejection::InvalidTsLatest)?,
+        };
+        let inclusive = bool_arg(params.get("inclusive"));
+        let include_metadata = bool_arg(params.get("include_all_metadata"));
+
+        let matching: Vec<&PostedMessage> = state
+            .messages
+            .iter()
+            .rev()
+            .filter(|m| m.channel_id == channel.id)
+            .filter(|m| {
+                let ts = parse_ts(&m.ts).unwrap_or(0);
+                if inclusive {
+                    oldest <= ts && ts <= latest
+                } else {
+                    oldest < ts && ts < latest
+                }
+            })
+            .collect();
+        let messages: Vec<Value> = matching
+            .iter()
+            .take(limit)
+            .map(|m| message_json(m, include_metadata))
+            .collect();
+        Ok(json!({
+            "ok": true,
+            "messages": messages,
+            "has_more": matching.len() > limit,
+            "pin_count": 0,
+        }))
+    }
+
+    /// `auth.test` for the bot.
+    pub(crate) fn auth_test(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        self.authenticate(request)?;
+        Ok(json!({
+            "ok": true,
+            "url": format!("http://{}/", self.addr),
+            "team": "Stand-in",
+            "user": "ingestlayer",
+            "team_id": TEAM_ID,
+            "user_id": USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": false,
+        }))
+    }
+
+    pub(crate) fn messages(&self, channel: Option<&str>) -> Vec<PostedMessage> {
+        let state = self.lock();
+        let wanted = channel.map(|raw| {
+            ChannelRef::parse(raw).unwrap_or_else(|| ChannelRef::Name(normalize_name(raw)))
+        });
+        state
+            .messages
+            .iter()
+            .filter(|m| match &wanted {
+                None => true,
+                Some(ChannelRef::Name(name)) => &m.channel == name,
+                Some(ChannelRef::Id(id)) => &m.channel_id == id,
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    pub(crate) fn inject(&self, fault: Fault) {
+        self.lock().faults.push(fault);
+    }
+
+    pub(crate) fn create_channel(&self, name: &str, private: bool, bot_member: bool) {
+        self.lock()
+            .channels
+            .upsert(&normalize_name(name), private, bot_member);
+    }
+
+    pub(crate) fn archive_channel(&self, name: &str) {
+        self.lock().channels.archive(&normalize_name(name));
+    }
+
+    pub(crate) fn channel_id(&self, name: &str) -> Option<String> {
+        let state = self.lock();
+        state
+            .channels
+            .lookup(&ChannelRef::Name(normalize_name(name)))
+            .map(|c| c.id.clone())
+    }
+
+    /// Forgets everything but the configuration; ts values keep increasing.
+    pub(crate) fn reset(&self) {
+        let mut state = self.lock();
+        state.channels.clear();
+        state.messages.clear();
+        state.requests.clear();
+        state.faults.clear();
+        state.pacer.clear();
+    }
+}
+
+/// Slack's checks after auth and faults, in Slack's order; records the message when accepted.
+fn accept(
+    state: &mut State,
+    params: &Map<String, Value>,
+    token: &str,
+    now: Instant,
+) -> Result<PostedMessage, Rejection> {
+    let channel_ref = params
+        .get("channel")
+        .and_then(Value::as_str)
+        .and_then(ChannelRef::parse)
+        .ok_or(Rejection::ChannelNotFound)?;
+    let channel = state
+        .channels
+        .lookup_or_create(&channel_ref)
+        .cloned()
+        .ok_or(Rejection::ChannelNotFound)?;
+    if channel.archived {
+        return Err(Rejection::IsArchived);
+    }
+    if channel.private && !channel.bot_member {
+        return Err(Rejection::NotInChannel);
+    }
+
+    let text = text_arg(params.get("text"))?;
+    if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
+        return Err(Rejection::MsgTooLong);
+    }
+    let blocks = blocks_arg(params.get("blocks"))?;
+    let has_text = text.as_ref().is_some_and(|t| !t.is_empty());
+    let has_blocks = blocks
+        .as_ref()
+        .and_then(Value::as_array)
+        .is_some_and(|b| !b.is_empty());
+    if !has_text && !has_blocks {
+        return Err(Rejection::NoText);
+    }
+    let metadata = metadata_arg(params.get("metadata"))?;
+
+    state
+        .pacer
+        .take(&channel.id, now)
+        .map_err(|retry_after_secs| Rejection::RateLimited { retry_after_secs })?;
+
+    let message = PostedMessage {
+        channel: channel.name,
+        channel_id: channel.id,
+        ts: state.next_ts(),
+        text,
+        blocks,
+        metadata,
+        token: token.to_owned(),
+        at: now.into_std(),
+    };
+    state.messages.push(message.clone());
+    Ok(message)
+}
+
+/// `text`: a string (numbers and booleans as Slack's form encoding would send them).
+fn text_arg(value: Option<&Value>) -> Result<Option<String>, Rejection> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
+        Some(_) => Err(Rejection::InvalidArguments),
+    }
+}
+
+/// `blocks`: an array, or a string holding one (form bodies); an empty string is absent.
+fn blocks_arg(value: Option<&Value>) -> Result<Option<Value>, Rejection> {
+    let blocks = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
+            Rejection::InvalidBlocks(vec![format!(
+                "failed to parse blocks as JSON: {e} [json-pointer:/blocks]"
+            )])
+        })?,
+        Some(other) => other.clone(),
+    };
+    blocks::validate(&blocks).map_err(Rejection::InvalidBlocks)?;
+    Ok(Some(blocks))
+}
+
+/// `metadata`: `{"event_type": non-empty string, "event_payload": object}`, or a string
+/// holding one.
+fn metadata_arg(value: Option<&Value>) -> Result<Option<Value>, Rejection> {
+    let metadata = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => {
+            serde_json::from_str::<Value>(s).map_err(|_| Rejection::InvalidMetadataFormat)?
+        }
+        Some(other) => other.clone(),
+    };
+    let event_type = metadata.get("event_type").and_then(Value::as_str);
+    let payload = metadata.get("event_payload").and_then(Value::as_object);
+    match (event_type, payload) {
+        (Some(event_type), Some(payload)) if !event_type.is_empty() => Ok(Some(json!({
+            "event_type": event_type,
+            "event_payload": payload,
+        }))),
+        _ => Err(Rejection::InvalidMetadataFormat),
+    }
+}
+
+fn count_arg(value: &Value) -> Option<usize> {
+    match value {
+        Value::Number(n) => n.as_u64().and_then(|n| usize::try_from(n).ok()),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn bool_arg(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_u64() == Some(1),
+        Some(Value::String(s)) => matches!(s.trim(), "true" | "1"),
+        _ => false,
+    }
+}
+
+fn ts_arg(value: &Value) -> Option<u64> {
+    match value {
+        Value::String(s) => parse_ts(s.trim()),
+        Value::Number(n) => parse_ts(&n.to_string()),
+        _ => None,
+    }
+}
+
+/// `"1700000000.000100"` → microseconds since the epoch. Fractions beyond six digits are cut.
+fn parse_ts(ts: &str) -> Option<u64> {
+    let (secs, fraction) = ts.split_once('.').unwrap_or((ts, ""));
+    if secs.is_empty() || !secs.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = secs.parse().ok()?;
+    let mut micros = 0u64;
+    for i in 0..6 {
+        let digit = fraction
+            .as_bytes()
+            .get(i)
+            .map_or(0, |b| u64::from(b - b'0'));
+        micros = micros * 10 + digit;
+    }
+    secs.checked_mul(1_000_000)?.checked_add(micros)
+}
+
+/// A message as `conversations.history` and `chat.postMessage` return it.
+fn message_json(message: &PostedMessage, include_metadata: bool) -> Value {
+    let mut json = json!({
+        "type": "message",
+        "user": USER_ID,
+        "bot_id": BOT_ID,
+        "app_id": APP_ID,
+        "team": TEAM_ID,
+        "text": message.text.clone().unwrap_or_default(),
+        "ts": message.ts,
+    });
+    if let Some(blocks) = &message.blocks {
+        json["blocks"] = blocks.clone();
+    }
+    if include_metadata {
+        if let Some(metadata) = &message.metadata {
+            json["metadata"] = metadata.clone();
+        }
+    }
+    json
+}
+
+fn print_box(message: &PostedMessage) {
+    let drawn = render::message_box(
+        &message.channel,
+        message.text.as_deref(),
+        message.blocks.as_ref(),
+    );
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(drawn.as_bytes());
+    let _ = stdout.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ts_values_parse_to_microseconds() {
+        assert_eq!(parse_ts("1700000000.000100"), Some(1_700_000_000_000_100));
+        assert_eq!(parse_ts("1700000000.1"), Some(1_700_000_000_100_000));
+        assert_eq!(parse_ts("1700000000"), Some(1_700_000_000_000_000));
+        assert_eq!(parse_ts("0"), Some(0));
+        assert_eq!(parse_ts("abc"), None);
+        assert_eq!(parse_ts("1.2x"), None);
+        assert_eq!(parse_ts(".5"), None);
+    }
+
+    #[test]
+    fn metadata_needs_an_event_type_and_an_object_payload() {
+        let ok = json!({"event_type": "feature_used", "event_payload": {"plan": "free"}});
+        assert!(metadata_arg(Some(&ok)).is_ok());
+        assert!(metadata_arg(Some(&Value::String(ok.to_string()))).is_ok());
+        for bad in [
+            json!({"event_type": "x"}),
+            json!({"event_type": "", "event_payload": {}}),
+            json!({"event_type": "x", "event_payload": []}),
+            json!("not json"),
+            json!(3),
+        ] {
+            assert_eq!(
+                metadata_arg(Some(&bad)),
+                Err(Rejection::InvalidMetadataFormat),
+                "{bad}"
+            );
+        }
+    }
+}
