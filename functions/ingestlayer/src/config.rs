@@ -103,7 +103,10 @@ pub struct DeliveryConfig {
 
 impl DeliveryConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
-        let token = match (optional("SLACK_TOKEN_SECRET_ARN"), optional("SLACK_BOT_TOKEN")) {
+        let token = match (
+            optional("SLACK_TOKEN_SECRET_ARN"),
+            optional("SLACK_BOT_TOKEN"),
+        ) {
             (Some(arn), _) => TokenConfig::Secret(arn),
             (None, Some(t)) => TokenConfig::Env(SecretString::from(t)),
             (None, None) => return Err(ConfigError::Missing("SLACK_TOKEN_SECRET_ARN")),
@@ -111,7 +114,8 @@ impl DeliveryConfig {
         Ok(Self {
             slack_queue_url: required("SLACK_QUEUE_URL")?,
             slack_dlq_url: required("SLACK_DLQ_URL")?,
-            slack_api_url: optional("SLACK_API_URL").unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
+            slack_api_url: optional("SLACK_API_URL")
+                .unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
             token,
             slack_timeout: Duration::from_secs(parsed("SLACK_TIMEOUT_SECONDS", 10)?),
         })
@@ -120,7 +124,9 @@ impl DeliveryConfig {
 
 /// The AWS SDK configuration from the environment (`AWS_ENDPOINT_URL` included).
 pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
 }
 
 /// Logging: JSON lines with structured fields, level from `RUST_LOG` (default info).

@@ -43,7 +43,10 @@ pub struct DynamoEntities {
 
 impl EntityStore for DynamoEntities {
     #[tracing::instrument(skip_all, fields(keys = keys.len(), table = %self.table))]
-    async fn get_many(&self, keys: &[String]) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
+    async fn get_many(
+        &self,
+        keys: &[String],
+    ) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
         let unique: Vec<&String> = keys.iter().collect::<HashSet<_>>().into_iter().collect();
         let mut found = HashMap::new();
         for chunk in unique.chunks(BATCH_GET_MAX) {
@@ -70,9 +73,19 @@ impl EntityStore for DynamoEntities {
                     .request_items(&self.table, request)
                     .send()
                     .await
-                    .map_err(|e| EnrichError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    let Some(AttributeValue::S(pk)) = item.get("pk").cloned() else { continue };
+                    .map_err(|e| {
+                        EnrichError::Store(
+                            aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+                        )
+                    })?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    let Some(AttributeValue::S(pk)) = item.get("pk").cloned() else {
+                        continue;
+                    };
                     let mut attrs: Map<String, Value> = match serde_dynamo::from_item(item) {
                         Ok(m) => m,
                         Err(e) => {
@@ -118,11 +131,92 @@ mod tests {
 
     #[test]
     fn keys_are_built_from_strings_and_numbers() {
-        assert_eq!(entity_key("user", Some(&json!("u_42"))).as_deref(), Some("user#u_42"));
-        assert_eq!(entity_key("user", Some(&json!(42))).as_deref(), Some("user#42"));
+        assert_eq!(
+            entity_key("user", Some(&json!("u_42"))).as_deref(),
+            Some("user#u_42")
+        );
+        assert_eq!(
+            entity_key("user", Some(&json!(42))).as_deref(),
+            Some("user#42")
+        );
         assert_eq!(entity_key("user", Some(&json!(""))), None);
         assert_eq!(entity_key("user", Some(&json!({"a": 1}))), None);
         assert_eq!(entity_key("user", None), None);
+    }
+
+    mod unprocessed {
+        use super::super::*;
+        use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+        fn key(pk: &str) -> HashMap<String, AttributeValue> {
+            HashMap::from([("pk".to_owned(), AttributeValue::S(pk.to_owned()))])
+        }
+
+        fn unprocessed(pk: &str) -> HashMap<String, KeysAndAttributes> {
+            HashMap::from([(
+                "entities".to_owned(),
+                KeysAndAttributes::builder().keys(key(pk)).build().unwrap(),
+            )])
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn unprocessed_keys_are_retried_until_found() {
+            let first = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_output(|| {
+                let mut item = key("user#a");
+                item.insert("plan".into(), AttributeValue::S("pro".into()));
+                BatchGetItemOutput::builder()
+                    .responses("entities", vec![item])
+                    .set_unprocessed_keys(Some(unprocessed("user#b")))
+                    .build()
+            });
+            let second = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+                .match_requests(|r| {
+                    r.request_items()
+                        .is_some_and(|m| m["entities"].keys().len() == 1)
+                })
+                .then_output(|| {
+                    let mut item = key("user#b");
+                    item.insert("plan".into(), AttributeValue::S("free".into()));
+                    BatchGetItemOutput::builder()
+                        .responses("entities", vec![item])
+                        .build()
+                });
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&first, &second]);
+            let store = DynamoEntities {
+                client,
+                table: "entities".into(),
+            };
+            let found = store
+                .get_many(&["user#a".into(), "user#b".into()])
+                .await
+                .unwrap();
+            assert_eq!(found["user#a"]["plan"], "pro");
+            assert_eq!(found["user#b"]["plan"], "free");
+            assert!(!found["user#a"].contains_key("pk"));
+            assert_eq!(second.num_calls(), 1);
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn keys_left_unprocessed_too_long_fail_the_lookup() {
+            let always = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+                .sequence()
+                .output(|| {
+                    BatchGetItemOutput::builder()
+                        .set_unprocessed_keys(Some(unprocessed("user#a")))
+                        .build()
+                })
+                .repeatedly()
+                .build();
+            let client = mock_client!(aws_sdk_dynamodb, [&always]);
+            let store = DynamoEntities {
+                client,
+                table: "entities".into(),
+            };
+            let err = store.get_many(&["user#a".into()]).await.unwrap_err();
+            assert!(matches!(err, EnrichError::Unprocessed(1)), "{err}");
+            assert_eq!(always.num_calls(), UNPROCESSED_ATTEMPTS as usize);
+        }
     }
 
     #[test]

@@ -42,7 +42,9 @@ impl EventName {
             return Err("event name is empty".into());
         }
         if s.chars().count() > MAX_NAME_LEN {
-            return Err(format!("event name is longer than {MAX_NAME_LEN} characters"));
+            return Err(format!(
+                "event name is longer than {MAX_NAME_LEN} characters"
+            ));
         }
         let mut chars = s.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
@@ -145,7 +147,11 @@ pub struct Envelope {
     pub id: EventId,
     pub name: EventName,
     /// When the event happened, as the client said; absent when it did not say.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub time: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
@@ -226,7 +232,10 @@ fn parse_cloudevent(obj: &Map<String, Value>, at: &str) -> Result<IncomingEvent,
     let name = required_name(obj.get("type"), &format!("{at}/type"), "type", &mut errors);
     let id = match obj.get("id") {
         None => {
-            errors.push(FieldError::new(format!("{at}/id"), "a CloudEvent needs an id"));
+            errors.push(FieldError::new(
+                format!("{at}/id"),
+                "a CloudEvent needs an id",
+            ));
             None
         }
         some => optional_id(some, &format!("{at}/id"), &mut errors),
@@ -282,7 +291,10 @@ fn required_name(
 ) -> Option<EventName> {
     match value {
         None => {
-            errors.push(FieldError::new(pointer, format!("{field} is required (the event name, e.g. \"feature.used\")")));
+            errors.push(FieldError::new(
+                pointer,
+                format!("{field} is required (the event name, e.g. \"feature.used\")"),
+            ));
             None
         }
         Some(Value::String(s)) => match EventName::parse(s) {
@@ -293,13 +305,20 @@ fn required_name(
             }
         },
         Some(_) => {
-            errors.push(FieldError::new(pointer, format!("{field} must be a string")));
+            errors.push(FieldError::new(
+                pointer,
+                format!("{field} must be a string"),
+            ));
             None
         }
     }
 }
 
-fn optional_id(value: Option<&Value>, pointer: &str, errors: &mut Vec<FieldError>) -> Option<EventId> {
+fn optional_id(
+    value: Option<&Value>,
+    pointer: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<EventId> {
     match value {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match EventId::parse(s) {
@@ -329,7 +348,9 @@ fn optional_time(
                 Err(_) => {
                     errors.push(FieldError::new(
                         pointer,
-                        format!("time {s:?} is not an RFC 3339 timestamp (e.g. 2026-11-27T09:30:00Z)"),
+                        format!(
+                            "time {s:?} is not an RFC 3339 timestamp (e.g. 2026-11-27T09:30:00Z)"
+                        ),
                     ));
                     None
                 }
@@ -347,7 +368,10 @@ fn data_object(value: Option<&Value>, pointer: &str, errors: &mut Vec<FieldError
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(v @ Value::Object(_)) => v.clone(),
         Some(_) => {
-            errors.push(FieldError::new(pointer, "data must be a JSON object of the event's fields"));
+            errors.push(FieldError::new(
+                pointer,
+                "data must be a JSON object of the event's fields",
+            ));
             Value::Null
         }
     }

@@ -21,7 +21,8 @@ static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
 static SET_SHORTHAND: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
-    Regex::new(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s+in\s+\{([^{}:]*)\}").unwrap()
+    Regex::new(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s+in\s+\{([^{}:]*)\}")
+        .unwrap()
 });
 
 /// A compiled `filter.match` expression.
@@ -190,7 +191,11 @@ fn rewrite_set_shorthand(expr: &str) -> Result<String, String> {
             return Err(format!("the set in {:?} is empty", whole.as_str()));
         }
         out.push_str(&expr[last..whole.start()]);
-        out.push_str(&format!("in_set({}, [{}])", lhs.as_str(), elements.join(", ")));
+        out.push_str(&format!(
+            "in_set({}, [{}])",
+            lhs.as_str(),
+            elements.join(", ")
+        ));
         last = whole.end();
     }
     out.push_str(&expr[last..]);
@@ -203,7 +208,10 @@ mod tests {
     use serde_json::json;
 
     fn run(expr: &str, event: Value) -> bool {
-        Filter::compile(expr).unwrap().matches(&event).unwrap_or(false)
+        Filter::compile(expr)
+            .unwrap()
+            .matches(&event)
+            .unwrap_or(false)
     }
 
     #[test]
@@ -218,8 +226,14 @@ mod tests {
 
     #[test]
     fn plain_cel_list_membership_is_exact() {
-        assert!(run(r#"feature in ["csv.export"]"#, json!({"feature": "csv.export"})));
-        assert!(!run(r#"feature in ["export"]"#, json!({"feature": "csv.export"})));
+        assert!(run(
+            r#"feature in ["csv.export"]"#,
+            json!({"feature": "csv.export"})
+        ));
+        assert!(!run(
+            r#"feature in ["export"]"#,
+            json!({"feature": "csv.export"})
+        ));
     }
 
     #[test]
@@ -227,13 +241,22 @@ mod tests {
         let expr = r#"plan == "free" && feature in {export, api}"#;
         assert!(run(expr, json!({"plan": "free", "feature": "csv.export"})));
         assert!(!run(expr, json!({"plan": "pro", "feature": "csv.export"})));
-        assert!(!run(expr, json!({"plan": "free", "feature": "profile.view"})));
+        assert!(!run(
+            expr,
+            json!({"plan": "free", "feature": "profile.view"})
+        ));
     }
 
     #[test]
     fn and_or_not_comparisons_and_presence() {
-        assert!(run("count >= 10 || !(plan == 'pro')", json!({"count": 12, "plan": "pro"})));
-        assert!(!run("count > 10 && plan != 'free'", json!({"count": 3, "plan": "pro"})));
+        assert!(run(
+            "count >= 10 || !(plan == 'pro')",
+            json!({"count": 12, "plan": "pro"})
+        ));
+        assert!(!run(
+            "count > 10 && plan != 'free'",
+            json!({"count": 3, "plan": "pro"})
+        ));
         assert!(run("has(event.owner)", json!({"owner": "maria"})));
         assert!(!run("has(event.owner)", json!({"plan": "pro"})));
         assert!(run("user.plan == 'pro'", json!({"user": {"plan": "pro"}})));
@@ -248,7 +271,10 @@ mod tests {
     #[test]
     fn non_boolean_results_are_errors() {
         let f = Filter::compile("count + 1").unwrap();
-        assert!(matches!(f.matches(&json!({"count": 1})), Err(FilterError::NotBoolean(_))));
+        assert!(matches!(
+            f.matches(&json!({"count": 1})),
+            Err(FilterError::NotBoolean(_))
+        ));
     }
 
     #[test]
@@ -261,6 +287,9 @@ mod tests {
 
     #[test]
     fn quoted_set_elements_are_allowed() {
-        assert!(run(r#"feature in {"bulk export", 'api'}"#, json!({"feature": "bulk export"})));
+        assert!(run(
+            r#"feature in {"bulk export", 'api'}"#,
+            json!({"feature": "bulk export"})
+        ));
     }
 }

@@ -21,7 +21,10 @@ pub fn hash_key(key: &str) -> String {
 
 /// A fresh API key: `il_` + 40 random alphanumerics.
 pub fn generate_key() -> SecretString {
-    SecretString::from(format!("il_{}", Alphanumeric.sample_string(&mut rand::rng(), 40)))
+    SecretString::from(format!(
+        "il_{}",
+        Alphanumeric.sample_string(&mut rand::rng(), 40)
+    ))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +66,9 @@ impl ApiKeys {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+            })?;
         let source = out.item.and_then(|item| {
             if item.contains_key("revoked_at") {
                 return None;
@@ -73,7 +78,10 @@ impl ApiKeys {
                 _ => None,
             }
         });
-        self.cache.lock().await.insert(hash, (source.clone(), Instant::now()));
+        self.cache
+            .lock()
+            .await
+            .insert(hash, (source.clone(), Instant::now()));
         Ok(source)
     }
 
@@ -86,11 +94,17 @@ impl ApiKeys {
             .item("source", AttributeValue::S(source.to_owned()))
             .item(
                 "created_at",
-                AttributeValue::S(time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
+                AttributeValue::S(
+                    time::OffsetDateTime::now_utc()
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                ),
             )
             .send()
             .await
-            .map_err(|e| KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| {
+                KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+            })?;
         Ok(())
     }
 }

@@ -3,16 +3,16 @@
 //! The domain lives here; the three Lambda functions (`ingest`, `pipeline`,
 //! `slack-delivery`) are thin wrappers around the handlers in [`handlers`].
 
+pub mod config;
 pub mod enrich;
 pub mod event;
 pub mod filter;
+pub mod handlers;
+pub mod keys;
 pub mod pipeline;
+pub mod queue;
 pub mod render;
 pub mod routing;
 pub mod schema;
-pub mod config;
-pub mod handlers;
-pub mod keys;
-pub mod queue;
 pub mod slack;
 pub mod store;

@@ -23,7 +23,8 @@ impl PipelineId {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok = !s.is_empty()
             && s.len() <= 128
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || "_.-:".contains(c));
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-:".contains(c));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -51,7 +52,8 @@ impl ChannelRef {
     pub fn parse(s: &str) -> Result<Self, String> {
         let is_id = s.len() >= 9
             && s.starts_with(['C', 'G', 'D'])
-            && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
         if is_id {
             return Ok(Self(s.to_owned()));
         }
@@ -197,7 +199,9 @@ pub(crate) struct RawTemplate {
 
 impl Pipeline {
     /// Parses a DynamoDB item. `Ok(None)` for a well-formed but disabled pipeline.
-    pub fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Option<Self>, PipelineError> {
+    pub fn from_item(
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<Option<Self>, PipelineError> {
         let id_hint = match item.get("id") {
             Some(AttributeValue::S(s)) => s.clone(),
             _ => "<no id>".to_owned(),
@@ -229,7 +233,11 @@ impl Pipeline {
         };
         let raw: RawPipeline = serde_path_to_error::deserialize(json).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." { "<item>".to_owned() } else { path };
+            let field = if path == "." {
+                "<item>".to_owned()
+            } else {
+                path
+            };
             err(field, e.inner().to_string())
         })?;
         if !raw.enabled {
@@ -248,9 +256,9 @@ impl Pipeline {
         let mut steps = Vec::with_capacity(raw.steps.len());
         for (i, step) in raw.steps.into_iter().enumerate() {
             steps.push(match step {
-                RawStep::FilterMatch { expr } => {
-                    Step::Filter(Filter::compile(&expr).map_err(|m| err(format!("steps[{i}].expr"), m))?)
-                }
+                RawStep::FilterMatch { expr } => Step::Filter(
+                    Filter::compile(&expr).map_err(|m| err(format!("steps[{i}].expr"), m))?,
+                ),
                 RawStep::EnrichEntity {
                     entity,
                     key,
@@ -258,18 +266,29 @@ impl Pipeline {
                     attach_as,
                 } => {
                     let word = |s: &str| {
-                        !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                        !s.is_empty()
+                            && s.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                     };
                     if !word(&entity) {
-                        return Err(err(format!("steps[{i}].entity"), format!("{entity:?} must be a word such as user or account")));
+                        return Err(err(
+                            format!("steps[{i}].entity"),
+                            format!("{entity:?} must be a word such as user or account"),
+                        ));
                     }
                     let key_path: Vec<String> = key.split('.').map(str::to_owned).collect();
                     if key_path.iter().any(|s| s.is_empty()) {
-                        return Err(err(format!("steps[{i}].key"), format!("{key:?} must name an event field such as user_id")));
+                        return Err(err(
+                            format!("steps[{i}].key"),
+                            format!("{key:?} must name an event field such as user_id"),
+                        ));
                     }
                     let attach_as = attach_as.unwrap_or_else(|| entity.clone());
                     if !word(&attach_as) {
-                        return Err(err(format!("steps[{i}].as"), format!("{attach_as:?} must be a word")));
+                        return Err(err(
+                            format!("steps[{i}].as"),
+                            format!("{attach_as:?} must be a word"),
+                        ));
                     }
                     Step::Enrich(EnrichSpec {
                         entity,
@@ -290,10 +309,18 @@ impl Pipeline {
                 team,
                 template,
             } = d;
-            let channel = ChannelRef::parse(&channel).map_err(|m| err(format!("destinations[{i}].channel"), m))?;
+            let channel = ChannelRef::parse(&channel)
+                .map_err(|m| err(format!("destinations[{i}].channel"), m))?;
             let team = team.unwrap_or_else(|| DEFAULT_TEAM.to_owned());
-            if team.is_empty() || !team.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(err(format!("destinations[{i}].team"), format!("{team:?} must be a Slack team id such as T0123ABCD")));
+            if team.is_empty()
+                || !team
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(err(
+                    format!("destinations[{i}].team"),
+                    format!("{team:?} must be a Slack team id such as T0123ABCD"),
+                ));
             }
             let template = Template::from_raw(template.unwrap_or_default())
                 .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))?;
@@ -382,7 +409,9 @@ mod tests {
         let p = Pipeline::from_json(&example()).unwrap().unwrap();
         assert_eq!(p.id.as_str(), "feature-usage");
         assert_eq!(p.steps.len(), 2);
-        assert!(matches!(&p.steps[1], Step::Enrich(e) if e.attach_as == "user" && e.key == ["user_id"]));
+        assert!(
+            matches!(&p.steps[1], Step::Enrich(e) if e.attach_as == "user" && e.key == ["user_id"])
+        );
         assert_eq!(p.destinations[0].group_id(), "default:#alerts");
     }
 
@@ -408,17 +437,26 @@ mod tests {
     fn unknown_step_types_and_fields_are_rejected() {
         let mut j = example();
         j["steps"][0]["type"] = json!("filter.regex");
-        assert!(Pipeline::from_json(&j).unwrap_err().field.starts_with("steps[0]"));
+        assert!(Pipeline::from_json(&j)
+            .unwrap_err()
+            .field
+            .starts_with("steps[0]"));
         let mut j = example();
         j["destinations"][0]["chanel"] = json!("#x");
-        assert!(Pipeline::from_json(&j).unwrap_err().field.starts_with("destinations[0]"));
+        assert!(Pipeline::from_json(&j)
+            .unwrap_err()
+            .field
+            .starts_with("destinations[0]"));
     }
 
     #[test]
     fn bad_channels_are_rejected() {
         let mut j = example();
         j["destinations"][0]["channel"] = json!("#Has Spaces");
-        assert_eq!(Pipeline::from_json(&j).unwrap_err().field, "destinations[0].channel");
+        assert_eq!(
+            Pipeline::from_json(&j).unwrap_err().field,
+            "destinations[0].channel"
+        );
         assert!(ChannelRef::parse("C0123ABCDE").is_ok());
         assert_eq!(ChannelRef::parse("alerts").unwrap().as_str(), "#alerts");
     }

@@ -22,12 +22,21 @@ pub struct Outgoing {
 
 impl Outgoing {
     fn size(&self) -> usize {
-        self.body.len() + self.attributes.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>()
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 6)
+                .sum::<usize>()
     }
 }
 
 /// Sends every message; the answer holds one result per message, in order.
-pub async fn send_all(client: &aws_sdk_sqs::Client, queue_url: &str, messages: &[Outgoing]) -> Vec<Result<(), String>> {
+pub async fn send_all(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: &[Outgoing],
+) -> Vec<Result<(), String>> {
     let mut results: Vec<Result<(), String>> = vec![Ok(()); messages.len()];
     let mut chunk: Vec<usize> = Vec::new();
     let mut chunk_bytes = 0;
@@ -35,7 +44,9 @@ pub async fn send_all(client: &aws_sdk_sqs::Client, queue_url: &str, messages: &
     for (i, m) in messages.iter().enumerate() {
         let size = m.size();
         if size > MAX_BATCH_BYTES {
-            results[i] = Err(format!("message of {size} bytes is above SQS's 1 MiB limit"));
+            results[i] = Err(format!(
+                "message of {size} bytes is above SQS's 1 MiB limit"
+            ));
             continue;
         }
         if chunk.len() == MAX_BATCH_ENTRIES || chunk_bytes + size > MAX_BATCH_BYTES {
@@ -54,7 +65,11 @@ pub async fn send_all(client: &aws_sdk_sqs::Client, queue_url: &str, messages: &
             let m = &messages[i];
             let mut attrs = HashMap::new();
             for (k, v) in &m.attributes {
-                match MessageAttributeValue::builder().data_type("String").string_value(v).build() {
+                match MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(v)
+                    .build()
+                {
                     Ok(a) => {
                         attrs.insert(k.clone(), a);
                     }
@@ -76,7 +91,13 @@ pub async fn send_all(client: &aws_sdk_sqs::Client, queue_url: &str, messages: &
         if entries.is_empty() {
             continue;
         }
-        match client.send_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await {
+        match client
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
             Ok(out) => {
                 for failed in out.failed {
                     if let Ok(i) = failed.id.parse::<usize>() {

@@ -29,7 +29,10 @@ const FIELD_VALUE_CHARS: usize = 300;
 
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
-    Regex::new(r"\$\{event((?:\.[A-Za-z0-9_-]+)+)\}|\$event((?:\.[A-Za-z0-9_-]+)+)|\$\{name\}|\$name\b").unwrap()
+    Regex::new(
+        r"\$\{event((?:\.[A-Za-z0-9_-]+)+)\}|\$event((?:\.[A-Za-z0-9_-]+)+)|\$\{name\}|\$name\b",
+    )
+    .unwrap()
 });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +58,11 @@ impl TemplateText {
             }
             match caps.get(1).or_else(|| caps.get(2)) {
                 Some(path) => pieces.push(Piece::Field(
-                    path.as_str().trim_start_matches('.').split('.').map(str::to_owned).collect(),
+                    path.as_str()
+                        .trim_start_matches('.')
+                        .split('.')
+                        .map(str::to_owned)
+                        .collect(),
                 )),
                 None => pieces.push(Piece::Name),
             }
@@ -103,7 +110,10 @@ impl Template {
                     let f = f.strip_prefix("$event.").unwrap_or(f);
                     let path: Vec<String> = f.split('.').map(str::to_owned).collect();
                     if path.iter().any(|s| s.is_empty()) {
-                        return Err((format!("fields[{i}]"), format!("{f:?} is not a field path such as plan or user.account")));
+                        return Err((
+                            format!("fields[{i}]"),
+                            format!("{f:?} is not a field path such as plan or user.account"),
+                        ));
                     }
                     paths.push(path);
                 }
@@ -147,10 +157,16 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         None => escape(input.event_name),
     };
     let header = cut(&header_raw, limits::HEADER_TEXT, &mut truncated);
-    blocks.push(json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}));
+    blocks.push(
+        json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
+    );
 
     if let Some(text) = &template.text {
-        let body = cut(&text.render(input.event_name, input.context), limits::SECTION_TEXT, &mut truncated);
+        let body = cut(
+            &text.render(input.event_name, input.context),
+            limits::SECTION_TEXT,
+            &mut truncated,
+        );
         if !body.trim().is_empty() {
             blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": body}}));
         }
@@ -160,7 +176,9 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         Some(paths) => paths
             .iter()
             .map(|p| {
-                let v = lookup(input.context, p).map(display_value).unwrap_or_else(|| "–".into());
+                let v = lookup(input.context, p)
+                    .map(display_value)
+                    .unwrap_or_else(|| "–".into());
                 (p.join("."), v)
             })
             .collect(),
@@ -174,7 +192,11 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         .take(limits::SECTION_FIELDS)
         .map(|(label, value)| {
             let label = cut(&escape(label), 100, &mut truncated);
-            let value = cut_escaped(value, FIELD_VALUE_CHARS.min(limits::FIELD_TEXT - label.len() - 4), &mut truncated);
+            let value = cut_escaped(
+                value,
+                FIELD_VALUE_CHARS.min(limits::FIELD_TEXT - label.len() - 4),
+                &mut truncated,
+            );
             json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")})
         })
         .collect();
@@ -216,7 +238,9 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
 /// The default card's fields: each scalar top-level field, then the scalar attributes of
 /// attached objects as `object.attribute`, in the event's own order.
 fn key_fields(ctx: &Value) -> Vec<(String, String)> {
-    let Value::Object(map) = ctx else { return Vec::new() };
+    let Value::Object(map) = ctx else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let mut nested: Vec<(&String, &Map<String, Value>)> = Vec::new();
     for (k, v) in map {
@@ -265,7 +289,10 @@ pub fn escape(s: &str) -> String {
 fn cut_escaped(raw: &str, max: usize, truncated: &mut bool) -> String {
     let mut out = String::new();
     let mut used = 0;
-    let total: usize = raw.chars().map(|c| if matches!(c, '&' | '<' | '>') { 5 } else { 1 }).sum();
+    let total: usize = raw
+        .chars()
+        .map(|c| if matches!(c, '&' | '<' | '>') { 5 } else { 1 })
+        .sum();
     if total <= max {
         return escape(raw);
     }
@@ -326,7 +353,10 @@ mod tests {
         assert_eq!(fields[0]["text"], "*email*\nada@acme.com");
         assert_eq!(fields[1]["text"], "*plan*\npro");
         assert_eq!(fields[2]["text"], "*source*\nmarketing-site");
-        assert_eq!(m.text, "user.signed_up: email ada@acme.com, plan pro, source marketing-site");
+        assert_eq!(
+            m.text,
+            "user.signed_up: email ada@acme.com, plan pro, source marketing-site"
+        );
         assert!(!m.truncated);
     }
 
@@ -334,8 +364,16 @@ mod tests {
     fn enriched_attributes_appear_as_dotted_fields() {
         let ctx = json!({"feature": "csv.export", "user": {"account": "acme", "plan": "pro"}});
         let m = render(&Template::default(), &input("feature.used", &ctx));
-        let texts: Vec<_> = m.blocks[1]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap().to_owned()).collect();
-        assert!(texts.contains(&"*user.account*\nacme".to_owned()), "{texts:?}");
+        let texts: Vec<_> = m.blocks[1]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["text"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            texts.contains(&"*user.account*\nacme".to_owned()),
+            "{texts:?}"
+        );
     }
 
     #[test]
@@ -343,7 +381,12 @@ mod tests {
         let ctx = json!({"note": "<!channel> <@U123> <https://evil|click> & co"});
         let m = render(&Template::default(), &input("x<!here>", &ctx));
         let all = all_text(&m);
-        assert!(!all.contains("<!channel>") && !all.contains("<@U123>") && !all.contains("<https") && !all.contains("<!here>"));
+        assert!(
+            !all.contains("<!channel>")
+                && !all.contains("<@U123>")
+                && !all.contains("<https")
+                && !all.contains("<!here>")
+        );
         assert!(all.contains("&lt;!channel&gt;"));
         assert!(all.contains("&amp; co"));
     }
@@ -372,17 +415,32 @@ mod tests {
         map.insert("amp".into(), json!("&".repeat(5000)));
         let ctx = Value::Object(map);
         let long_name = "n".repeat(128);
-        let m = render(&Template::default(), &RenderInput { full_event_url: Some("https://x/v1/events/1?sig=a"), ..input(&long_name, &ctx) });
+        let m = render(
+            &Template::default(),
+            &RenderInput {
+                full_event_url: Some("https://x/v1/events/1?sig=a"),
+                ..input(&long_name, &ctx)
+            },
+        );
         assert!(m.truncated);
         assert!(m.blocks.len() <= limits::BLOCKS);
-        assert!(m.blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= limits::HEADER_TEXT);
+        assert!(
+            m.blocks[0]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= limits::HEADER_TEXT
+        );
         let fields = m.blocks[1]["fields"].as_array().unwrap();
         assert!(fields.len() <= limits::SECTION_FIELDS);
         for f in fields {
             assert!(f["text"].as_str().unwrap().chars().count() <= limits::FIELD_TEXT);
         }
         assert!(m.text.chars().count() <= limits::FALLBACK_TEXT);
-        let ctx_text = m.blocks.last().unwrap()["elements"][0]["text"].as_str().unwrap();
+        let ctx_text = m.blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap();
         assert!(ctx_text.contains("<https://x/v1/events/1?sig=a|view the full event>"));
     }
 
@@ -398,10 +456,21 @@ mod tests {
 
     #[test]
     fn a_long_template_text_is_cut_to_the_section_limit() {
-        let t = Template::from_raw(RawTemplate { text: Some("$event.big".into()), ..Default::default() }).unwrap();
+        let t = Template::from_raw(RawTemplate {
+            text: Some("$event.big".into()),
+            ..Default::default()
+        })
+        .unwrap();
         let ctx = json!({"big": "y".repeat(10_000)});
         let m = render(&t, &input("e", &ctx));
-        assert_eq!(m.blocks[1]["text"]["text"].as_str().unwrap().chars().count(), limits::SECTION_TEXT);
+        assert_eq!(
+            m.blocks[1]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count(),
+            limits::SECTION_TEXT
+        );
         assert!(m.truncated);
     }
 }

@@ -75,7 +75,11 @@ struct Pair<'p> {
 }
 
 /// Routes each event through its pipelines. One result per event, in order.
-pub async fn route<S: EntityStore>(events: &[Envelope], pipelines: &PipelineSet, store: &S) -> Vec<EventResult> {
+pub async fn route<S: EntityStore>(
+    events: &[Envelope],
+    pipelines: &PipelineSet,
+    store: &S,
+) -> Vec<EventResult> {
     let mut pairs: Vec<Pair<'_>> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         for p in pipelines.for_event(&e.name) {
@@ -110,12 +114,18 @@ pub async fn route<S: EntityStore>(events: &[Envelope], pipelines: &PipelineSet,
                             break;
                         }
                         Err(e) => {
-                            pair.filtered = Some(format!("filter.match {:?} could not judge the event: {e}", f.source()));
+                            pair.filtered = Some(format!(
+                                "filter.match {:?} could not judge the event: {e}",
+                                f.source()
+                            ));
                             break;
                         }
                     },
                     Step::Enrich(spec) => {
-                        let value = spec.key.iter().try_fold(&pair.context, |v, seg| v.get(seg.as_str()));
+                        let value = spec
+                            .key
+                            .iter()
+                            .try_fold(&pair.context, |v, seg| v.get(seg.as_str()));
                         wanted.push((pi, entity_key(&spec.entity, value)));
                         break;
                     }
@@ -170,11 +180,16 @@ pub async fn route<S: EntityStore>(events: &[Envelope], pipelines: &PipelineSet,
         })
         .collect();
     for pair in pairs {
-        let Ok(outcomes) = &mut results[pair.event] else { continue };
+        let Ok(outcomes) = &mut results[pair.event] else {
+            continue;
+        };
         let event = &events[pair.event];
         let pipeline_id = pair.pipeline.id.as_str().to_owned();
         if let Some(reason) = pair.filtered {
-            outcomes.push(PairOutcome::Filtered { pipeline_id, reason });
+            outcomes.push(PairOutcome::Filtered {
+                pipeline_id,
+                reason,
+            });
             continue;
         }
         let deliveries = pair
@@ -222,12 +237,18 @@ mod tests {
     }
 
     impl EntityStore for FakeStore {
-        async fn get_many(&self, keys: &[String]) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
+        async fn get_many(
+            &self,
+            keys: &[String],
+        ) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.fail {
                 return Err(EnrichError::Store("throttled".into()));
             }
-            Ok(keys.iter().filter_map(|k| self.entities.get(k).map(|v| (k.clone(), v.clone()))).collect())
+            Ok(keys
+                .iter()
+                .filter_map(|k| self.entities.get(k).map(|v| (k.clone(), v.clone())))
+                .collect())
         }
     }
 
@@ -235,9 +256,16 @@ mod tests {
         let mut entities = HashMap::new();
         entities.insert(
             "user#u1".to_owned(),
-            json!({"account": "acme", "plan": "pro", "owner": "maria", "secret_note": "x"}).as_object().unwrap().clone(),
+            json!({"account": "acme", "plan": "pro", "owner": "maria", "secret_note": "x"})
+                .as_object()
+                .unwrap()
+                .clone(),
         );
-        FakeStore { entities, calls: AtomicUsize::new(0), fail }
+        FakeStore {
+            entities,
+            calls: AtomicUsize::new(0),
+            fail,
+        }
     }
 
     fn pipelines() -> PipelineSet {
@@ -266,39 +294,67 @@ mod tests {
     #[tokio::test]
     async fn a_matching_event_is_enriched_and_rendered() {
         let s = store(false);
-        let events = vec![event(json!({"user_id": "u1", "feature": "csv.export", "count": 1, "plan": "free"}))];
+        let events = vec![event(
+            json!({"user_id": "u1", "feature": "csv.export", "count": 1, "plan": "free"}),
+        )];
         let out = route(&events, &pipelines(), &s).await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else { panic!("{out:?}") };
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(d[0].channel, "#alerts");
         assert_eq!(d[0].group_id(), "default:#alerts");
         let text = serde_json::to_string(&d[0].message.blocks).unwrap();
         assert!(text.contains("user.account*\\nacme"), "{text}");
-        assert!(!text.contains("secret_note"), "only the listed attributes are attached");
+        assert!(
+            !text.contains("secret_note"),
+            "only the listed attributes are attached"
+        );
     }
 
     #[tokio::test]
     async fn lookups_are_batched_across_the_invocation() {
         let s = store(false);
-        let events: Vec<_> = (0..10).map(|i| event(json!({"user_id": format!("u{i}"), "feature": "api"}))).collect();
+        let events: Vec<_> = (0..10)
+            .map(|i| event(json!({"user_id": format!("u{i}"), "feature": "api"})))
+            .collect();
         let out = route(&events, &pipelines(), &s).await;
         assert_eq!(s.calls.load(Ordering::SeqCst), 1);
-        assert!(out.iter().all(|r| matches!(&r.as_ref().unwrap()[0], PairOutcome::Routed(_))));
+        assert!(out
+            .iter()
+            .all(|r| matches!(&r.as_ref().unwrap()[0], PairOutcome::Routed(_))));
     }
 
     #[tokio::test]
     async fn filtered_events_need_no_lookup() {
         let s = store(false);
-        let out = route(&[event(json!({"user_id": "u1", "feature": "profile.view"}))], &pipelines(), &s).await;
-        assert!(matches!(&out[0].as_ref().unwrap()[0], PairOutcome::Filtered { .. }));
+        let out = route(
+            &[event(json!({"user_id": "u1", "feature": "profile.view"}))],
+            &pipelines(),
+            &s,
+        )
+        .await;
+        assert!(matches!(
+            &out[0].as_ref().unwrap()[0],
+            PairOutcome::Filtered { .. }
+        ));
         assert_eq!(s.calls.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
     async fn an_unknown_user_still_routes() {
         let s = store(false);
-        let out = route(&[event(json!({"user_id": "nobody", "feature": "api"}))], &pipelines(), &s).await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else { panic!() };
-        assert!(!serde_json::to_string(&d[0].message.blocks).unwrap().contains("user.account"));
+        let out = route(
+            &[event(json!({"user_id": "nobody", "feature": "api"}))],
+            &pipelines(),
+            &s,
+        )
+        .await;
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+            panic!()
+        };
+        assert!(!serde_json::to_string(&d[0].message.blocks)
+            .unwrap()
+            .contains("user.account"));
     }
 
     #[tokio::test]

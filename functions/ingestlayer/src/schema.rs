@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::event::{escape_pointer, EventName, FieldError};
 
 /// Schemas compiled into the binary: (event name, schema JSON).
-pub const BUILTIN: &[(&str, &str)] = &[("feature.used", include_str!("../schemas/feature.used.json"))];
+pub const BUILTIN: &[(&str, &str)] =
+    &[("feature.used", include_str!("../schemas/feature.used.json"))];
 
 #[derive(Debug, thiserror::Error)]
 #[error("schema for {name} is invalid: {reason}")]
@@ -59,12 +60,19 @@ impl SchemaRegistry {
 
     /// Validates `data` of an event named `name`; `at` is the pointer of `data` in the
     /// request (e.g. `/data`). Returns every failing field with its pointer.
-    pub fn validate(&self, name: &EventName, data: &Value, at: &str) -> Result<(), Vec<FieldError>> {
+    pub fn validate(
+        &self,
+        name: &EventName,
+        data: &Value,
+        at: &str,
+    ) -> Result<(), Vec<FieldError>> {
         let Some(validator) = self.validators.get(name.as_str()) else {
             if self.required {
                 return Err(vec![FieldError::new(
                     at,
-                    format!("no schema is registered for {name:?} and this deployment requires one"),
+                    format!(
+                        "no schema is registered for {name:?} and this deployment requires one"
+                    ),
                 )]);
             }
             return Ok(());
@@ -109,7 +117,9 @@ mod tests {
     fn every_failing_field_is_named_with_its_pointer() {
         let r = SchemaRegistry::builtin(false).unwrap();
         let bad = json!({"user_id": 7, "feature": "csv.export", "count": "three"});
-        let errs = r.validate(&name("feature.used"), &bad, "/data").unwrap_err();
+        let errs = r
+            .validate(&name("feature.used"), &bad, "/data")
+            .unwrap_err();
         let mut pointers: Vec<_> = errs.iter().map(|e| e.pointer.clone()).collect();
         pointers.sort();
         assert_eq!(pointers, vec!["/data/count", "/data/plan", "/data/user_id"]);
@@ -118,7 +128,10 @@ mod tests {
     #[test]
     fn unknown_names_pass_unless_schemas_are_required() {
         let data = json!({"anything": true});
-        assert!(SchemaRegistry::builtin(false).unwrap().validate(&name("user.signed_up"), &data, "/data").is_ok());
+        assert!(SchemaRegistry::builtin(false)
+            .unwrap()
+            .validate(&name("user.signed_up"), &data, "/data")
+            .is_ok());
         let errs = SchemaRegistry::builtin(true)
             .unwrap()
             .validate(&name("user.signed_up"), &data, "/data")

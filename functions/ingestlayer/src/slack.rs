@@ -115,7 +115,11 @@ const PAUSE_WORKSPACE: &[&str] = &[
 /// Retry, and the message may already be posted.
 const RETRY_MAYBE_POSTED: &[&str] = &["internal_error", "fatal_error"];
 /// Retry; Slack did not take the message.
-const RETRY: &[&str] = &["request_timeout", "service_unavailable", "team_added_to_org"];
+const RETRY: &[&str] = &[
+    "request_timeout",
+    "service_unavailable",
+    "team_added_to_org",
+];
 
 /// Classifies an answer (DESIGN.md, "Slack facts").
 pub fn classify(answer: &Answer) -> Action {
@@ -128,7 +132,11 @@ pub fn classify(answer: &Answer) -> Action {
             status: 429,
             retry_after,
             ..
-        } => Action::WaitRetryAfter(retry_after.unwrap_or(Duration::from_secs(1)).min(MAX_RETRY_AFTER)),
+        } => Action::WaitRetryAfter(
+            retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .min(MAX_RETRY_AFTER),
+        ),
         Answer::Http { status, body, .. } if *status >= 500 => Action::Retry {
             reason: format!(
                 "Slack answered HTTP {status}{}",
@@ -144,7 +152,11 @@ pub fn classify(answer: &Answer) -> Action {
             body: Some(body),
             retry_after,
         } if (200..300).contains(status) => classify_body(body, *retry_after),
-        Answer::Http { status: 200..=299, body: None, .. } => Action::Retry {
+        Answer::Http {
+            status: 200..=299,
+            body: None,
+            ..
+        } => Action::Retry {
             reason: "Slack answered 2xx with a body that is not Slack's JSON".into(),
             maybe_posted: true,
         },
@@ -174,7 +186,11 @@ fn classify_body(body: &SlackBody, retry_after: Option<Duration>) -> Action {
     let error = body.error.clone().unwrap_or_else(|| "unknown_error".into());
     let e = error.as_str();
     if e == "ratelimited" || e == "rate_limited" {
-        Action::WaitRetryAfter(retry_after.unwrap_or(Duration::from_secs(1)).min(MAX_RETRY_AFTER))
+        Action::WaitRetryAfter(
+            retry_after
+                .unwrap_or(Duration::from_secs(1))
+                .min(MAX_RETRY_AFTER),
+        )
     } else if RETRY_MAYBE_POSTED.contains(&e) {
         Action::Retry {
             reason: format!("Slack error {e}"),
@@ -305,19 +321,66 @@ mod tests {
 
     #[test]
     fn classifies_as_design_lists() {
-        assert!(matches!(classify(&ok_false("invalid_blocks")), Action::Park { .. }));
-        assert!(matches!(classify(&ok_false("msg_too_long")), Action::Park { .. }));
-        assert!(matches!(classify(&ok_false("no_text")), Action::Park { .. }));
-        for e in ["channel_not_found", "not_in_channel", "is_archived", "restricted_action"] {
-            assert_eq!(classify(&ok_false(e)), Action::PauseChannel { error: e.into() });
+        assert!(matches!(
+            classify(&ok_false("invalid_blocks")),
+            Action::Park { .. }
+        ));
+        assert!(matches!(
+            classify(&ok_false("msg_too_long")),
+            Action::Park { .. }
+        ));
+        assert!(matches!(
+            classify(&ok_false("no_text")),
+            Action::Park { .. }
+        ));
+        for e in [
+            "channel_not_found",
+            "not_in_channel",
+            "is_archived",
+            "restricted_action",
+        ] {
+            assert_eq!(
+                classify(&ok_false(e)),
+                Action::PauseChannel { error: e.into() }
+            );
         }
-        for e in ["invalid_auth", "token_revoked", "account_inactive", "missing_scope", "token_expired"] {
-            assert_eq!(classify(&ok_false(e)), Action::PauseWorkspace { error: e.into() });
+        for e in [
+            "invalid_auth",
+            "token_revoked",
+            "account_inactive",
+            "missing_scope",
+            "token_expired",
+        ] {
+            assert_eq!(
+                classify(&ok_false(e)),
+                Action::PauseWorkspace { error: e.into() }
+            );
         }
-        assert!(matches!(classify(&ok_false("fatal_error")), Action::Retry { maybe_posted: true, .. }));
-        assert!(matches!(classify(&ok_false("internal_error")), Action::Retry { maybe_posted: true, .. }));
-        assert!(matches!(classify(&ok_false("request_timeout")), Action::Retry { maybe_posted: false, .. }));
-        assert!(matches!(classify(&ok_false("something_new")), Action::Park { .. }));
+        assert!(matches!(
+            classify(&ok_false("fatal_error")),
+            Action::Retry {
+                maybe_posted: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&ok_false("internal_error")),
+            Action::Retry {
+                maybe_posted: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&ok_false("request_timeout")),
+            Action::Retry {
+                maybe_posted: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(&ok_false("something_new")),
+            Action::Park { .. }
+        ));
     }
 
     #[test]
@@ -327,7 +390,10 @@ mod tests {
             retry_after: Some(Duration::from_secs(30)),
             body: None,
         };
-        assert_eq!(classify(&a), Action::WaitRetryAfter(Duration::from_secs(30)));
+        assert_eq!(
+            classify(&a),
+            Action::WaitRetryAfter(Duration::from_secs(30))
+        );
         let huge = Answer::Http {
             status: 429,
             retry_after: Some(Duration::from_secs(99_999)),
@@ -338,12 +404,40 @@ mod tests {
 
     #[test]
     fn server_errors_and_timeouts_retry_and_may_have_posted() {
-        let a = Answer::Http { status: 503, retry_after: None, body: None };
-        assert!(matches!(classify(&a), Action::Retry { maybe_posted: true, .. }));
-        let t = Answer::Transport { timed_out: true, error: "timeout".into() };
-        assert!(matches!(classify(&t), Action::Retry { maybe_posted: true, .. }));
-        let c = Answer::Transport { timed_out: false, error: "refused".into() };
-        assert!(matches!(classify(&c), Action::Retry { maybe_posted: false, .. }));
+        let a = Answer::Http {
+            status: 503,
+            retry_after: None,
+            body: None,
+        };
+        assert!(matches!(
+            classify(&a),
+            Action::Retry {
+                maybe_posted: true,
+                ..
+            }
+        ));
+        let t = Answer::Transport {
+            timed_out: true,
+            error: "timeout".into(),
+        };
+        assert!(matches!(
+            classify(&t),
+            Action::Retry {
+                maybe_posted: true,
+                ..
+            }
+        ));
+        let c = Answer::Transport {
+            timed_out: false,
+            error: "refused".into(),
+        };
+        assert!(matches!(
+            classify(&c),
+            Action::Retry {
+                maybe_posted: false,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -351,7 +445,12 @@ mod tests {
         let a = Answer::Http {
             status: 200,
             retry_after: None,
-            body: Some(SlackBody { ok: true, error: None, ts: Some("1.2".into()), channel: Some("C1".into()) }),
+            body: Some(SlackBody {
+                ok: true,
+                error: None,
+                ts: Some("1.2".into()),
+                channel: Some("C1".into()),
+            }),
         };
         assert_eq!(classify(&a), Action::Delivered { ts: "1.2".into() });
     }

@@ -108,14 +108,20 @@ impl EventStore {
             .send()
             .await
             .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         if let Some(AttributeValue::N(n)) = item.get("expires_at") {
-            if n.parse::<i64>().is_ok_and(|t| t < time::OffsetDateTime::now_utc().unix_timestamp()) {
+            if n.parse::<i64>()
+                .is_ok_and(|t| t < time::OffsetDateTime::now_utc().unix_timestamp())
+            {
                 return Ok(None);
             }
         }
         match item.get("envelope") {
-            Some(AttributeValue::S(s)) => serde_json::from_str(s).map(Some).map_err(|e| e.to_string()),
+            Some(AttributeValue::S(s)) => {
+                serde_json::from_str(s).map(Some).map_err(|e| e.to_string())
+            }
             _ => Err("stored event has no envelope".into()),
         }
     }

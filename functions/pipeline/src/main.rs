@@ -1,10 +1,10 @@
 //! The pipeline Lambda: events from the events queue through their pipelines to the
 //! Slack FIFO queue, with partial batch failures.
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, PipelineConfig};
 use ingestlayer::handlers::pipeline::{handle, PipelineDeps};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

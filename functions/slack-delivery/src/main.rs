@@ -1,10 +1,10 @@
 //! The slack-delivery Lambda: messages from the Slack FIFO queue to Slack, in order per
 //! channel, with partial batch failures.
 
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, DeliveryConfig};
 use ingestlayer::handlers::delivery::{handle, DeliveryDeps};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -17,8 +17,16 @@ use aws_config::{BehaviorVersion, Region};
 /// (an emulator 500 must not cost seconds of retries).
 pub async fn emulator_sdk(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into())))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("testing", "testing", None, None, "ingestlayer-local"))
+        .region(Region::new(
+            std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into()),
+        ))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing",
+            "testing",
+            None,
+            None,
+            "ingestlayer-local",
+        ))
         .endpoint_url(endpoint)
         .retry_config(RetryConfig::standard().with_max_attempts(2))
         .load()

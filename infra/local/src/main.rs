@@ -17,7 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use slack_standin::{Standin, StandinConfig};
 
 #[derive(Parser)]
-#[command(name = "ingestlayer-local", about = "The ingestlayer system on this machine, against a local AWS emulator")]
+#[command(
+    name = "ingestlayer-local",
+    about = "The ingestlayer system on this machine, against a local AWS emulator"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,9 +50,14 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn"));
-    tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
+    });
+    tracing_subscriber::fmt()
+        .compact()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
     let Command::Dev {
         port,
         standin_port,
@@ -59,7 +67,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } = Cli::parse().command;
     let sdk = emulator_sdk(&endpoint).await;
 
-    let real_slack = match (std::env::var("SLACK_BOT_TOKEN"), std::env::var("SLACK_API_URL")) {
+    let real_slack = match (
+        std::env::var("SLACK_BOT_TOKEN"),
+        std::env::var("SLACK_API_URL"),
+    ) {
         (Ok(t), Ok(u)) if !t.is_empty() && !u.is_empty() => Some((SecretString::from(t), u)),
         _ => None,
     };
@@ -74,13 +85,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             )
             .await?;
-            (SecretString::from("xoxb-local-standin".to_owned()), s.api_url(), Some(s))
+            (
+                SecretString::from("xoxb-local-standin".to_owned()),
+                s.api_url(),
+                Some(s),
+            )
         }
     };
 
     let res = Resources::create(&sdk, &prefix, token.expose_secret()).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    seed::put_json(&dynamo, &res.pipelines_table, &seed::example_pipeline(&channel)).await?;
+    seed::put_json(
+        &dynamo,
+        &res.pipelines_table,
+        &seed::example_pipeline(&channel),
+    )
+    .await?;
     for e in seed::example_entities() {
         seed::put_json(&dynamo, &res.entities_table, &e).await?;
     }
@@ -88,7 +108,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(k) if !k.is_empty() => (SecretString::from(k), false),
         _ => (generate_key(), true),
     };
-    ApiKeys::new(dynamo.clone(), res.api_keys_table.clone()).create(&api_key, "local").await?;
+    ApiKeys::new(dynamo.clone(), res.api_keys_table.clone())
+        .create(&api_key, "local")
+        .await?;
 
     let ingest = Arc::new(IngestDeps::new(
         &sdk,
@@ -131,7 +153,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wait_seconds: 1,
     };
 
-    let listener = ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let listener =
+        ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     tokio::spawn(async move {
         if let Err(e) = serve_ingest(listener, ingest).await {
             tracing::error!(error = %e, "ingest server stopped");
@@ -159,7 +182,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => format!("posting to {api_url} with SLACK_BOT_TOKEN"),
     };
     let key_line = if generated {
-        format!("API key (created now; set INGESTLAYER_API_KEY to keep one): {}", api_key.expose_secret())
+        format!(
+            "API key (created now; set INGESTLAYER_API_KEY to keep one): {}",
+            api_key.expose_secret()
+        )
     } else {
         "API key: the one in INGESTLAYER_API_KEY".to_owned()
     };

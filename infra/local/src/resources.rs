@@ -2,7 +2,10 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
 use aws_sdk_sqs::types::QueueAttributeName;
 
 /// Names and addresses of one local stack's resources.
@@ -41,7 +44,11 @@ fn fail(what: &str) -> impl FnOnce(String) -> CreateError + '_ {
 impl Resources {
     /// Creates (or finds, when they exist) every resource named `<prefix>-…`; the bot token
     /// secret holds `bot_token`.
-    pub async fn create(sdk: &aws_config::SdkConfig, prefix: &str, bot_token: &str) -> Result<Self, CreateError> {
+    pub async fn create(
+        sdk: &aws_config::SdkConfig,
+        prefix: &str,
+        bot_token: &str,
+    ) -> Result<Self, CreateError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let kms = aws_sdk_kms::Client::new(sdk);
@@ -64,12 +71,31 @@ impl Resources {
             .attribute_name("expires_at")
             .build()
             .map_err(|e| fail("events table TTL")(e.to_string()))?;
-        let _ = dynamo.update_time_to_live().table_name(&events_table).time_to_live_specification(ttl).send().await;
+        let _ = dynamo
+            .update_time_to_live()
+            .table_name(&events_table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await;
 
-        let events_dlq_url = create_queue(&sqs, &format!("{prefix}-events-dlq"), false, None).await?;
-        let events_queue_url = create_queue(&sqs, &format!("{prefix}-events"), false, Some((&events_dlq_url, 5))).await?;
-        let slack_dlq_url = create_queue(&sqs, &format!("{prefix}-slack-dlq.fifo"), true, None).await?;
-        let slack_queue_url = create_queue(&sqs, &format!("{prefix}-slack.fifo"), true, Some((&slack_dlq_url, 100))).await?;
+        let events_dlq_url =
+            create_queue(&sqs, &format!("{prefix}-events-dlq"), false, None).await?;
+        let events_queue_url = create_queue(
+            &sqs,
+            &format!("{prefix}-events"),
+            false,
+            Some((&events_dlq_url, 5)),
+        )
+        .await?;
+        let slack_dlq_url =
+            create_queue(&sqs, &format!("{prefix}-slack-dlq.fifo"), true, None).await?;
+        let slack_queue_url = create_queue(
+            &sqs,
+            &format!("{prefix}-slack.fifo"),
+            true,
+            Some((&slack_dlq_url, 100)),
+        )
+        .await?;
 
         let key = kms
             .create_key()
@@ -97,7 +123,11 @@ impl Resources {
                     .secret_string(&secret_value)
                     .send()
                     .await
-                    .map_err(|e| fail("Slack token secret")(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
+                    .map_err(|e| {
+                        fail("Slack token secret")(
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+                        )
+                    })?;
                 out.arn.unwrap_or_default()
             }
         };
@@ -126,12 +156,19 @@ impl Resources {
             ("EVENTS_QUEUE_URL", self.events_queue_url.clone()),
             ("SLACK_QUEUE_URL", self.slack_queue_url.clone()),
             ("SLACK_DLQ_URL", self.slack_dlq_url.clone()),
-            ("SLACK_TOKEN_SECRET_ARN", self.slack_token_secret_arn.clone()),
+            (
+                "SLACK_TOKEN_SECRET_ARN",
+                self.slack_token_secret_arn.clone(),
+            ),
         ]
     }
 }
 
-async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str, key: &str) -> Result<(), CreateError> {
+async fn create_table(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+) -> Result<(), CreateError> {
     let attr = AttributeDefinition::builder()
         .attribute_name(key)
         .attribute_type(ScalarAttributeType::S)
@@ -152,8 +189,15 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str, key: &str)
         .await;
     match created {
         Ok(_) => Ok(()),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => Ok(()),
-        Err(e) => Err(fail(table)(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(fail(table)(
+            aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        )),
     }
 }
 
@@ -165,12 +209,21 @@ async fn create_queue(
 ) -> Result<String, CreateError> {
     let mut attributes = HashMap::from([
         (QueueAttributeName::MaximumMessageSize, "1048576".to_owned()),
-        (QueueAttributeName::MessageRetentionPeriod, "1209600".to_owned()),
-        (QueueAttributeName::VisibilityTimeout, LOCAL_VISIBILITY_SECONDS.to_owned()),
+        (
+            QueueAttributeName::MessageRetentionPeriod,
+            "1209600".to_owned(),
+        ),
+        (
+            QueueAttributeName::VisibilityTimeout,
+            LOCAL_VISIBILITY_SECONDS.to_owned(),
+        ),
     ]);
     if fifo {
         attributes.insert(QueueAttributeName::FifoQueue, "true".into());
-        attributes.insert(QueueAttributeName::ContentBasedDeduplication, "false".into());
+        attributes.insert(
+            QueueAttributeName::ContentBasedDeduplication,
+            "false".into(),
+        );
     }
     if let Some((dlq_url, max_receive)) = dlq {
         let arn = sqs
@@ -185,7 +238,8 @@ async fn create_queue(
             .unwrap_or_default();
         attributes.insert(
             QueueAttributeName::RedrivePolicy,
-            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive}).to_string(),
+            serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receive})
+                .to_string(),
         );
     }
     let out = sqs

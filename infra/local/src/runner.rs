@@ -16,7 +16,10 @@ use ingestlayer::handlers::pipeline::PipelineDeps;
 const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
 /// Serves `POST /v1/events[/batch]` through the ingest handler until the task is dropped.
-pub async fn serve_ingest(listener: tokio::net::TcpListener, deps: Arc<IngestDeps>) -> std::io::Result<()> {
+pub async fn serve_ingest(
+    listener: tokio::net::TcpListener,
+    deps: Arc<IngestDeps>,
+) -> std::io::Result<()> {
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let deps = deps.clone();
         async move { call_ingest(req, &deps).await }
@@ -25,7 +28,10 @@ pub async fn serve_ingest(listener: tokio::net::TcpListener, deps: Arc<IngestDep
 }
 
 /// One HTTP request through the ingest handler, as API Gateway would pass it.
-pub async fn call_ingest(req: axum::extract::Request, deps: &IngestDeps) -> axum::response::Response {
+pub async fn call_ingest(
+    req: axum::extract::Request,
+    deps: &IngestDeps,
+) -> axum::response::Response {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, LAMBDA_PAYLOAD_LIMIT).await {
         Ok(b) => b,
@@ -37,7 +43,8 @@ pub async fn call_ingest(req: axum::extract::Request, deps: &IngestDeps) -> axum
             return r;
         }
     };
-    let lambda_req = lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
+    let lambda_req =
+        lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
     let response = match ingestlayer::handlers::ingest::handle(lambda_req, deps).await {
         Ok(r) => r,
         Err(never) => match never {},
@@ -73,8 +80,16 @@ impl QueueFeed {
     }
 
     /// Deletes every message of the batch the handler did not report failed.
-    pub async fn settle(&self, messages: &[Message], response: &SqsBatchResponse) -> Result<(), String> {
-        let failed: HashSet<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    pub async fn settle(
+        &self,
+        messages: &[Message],
+        response: &SqsBatchResponse,
+    ) -> Result<(), String> {
+        let failed: HashSet<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
         let entries: Vec<DeleteMessageBatchRequestEntry> = messages
             .iter()
             .enumerate()

@@ -31,8 +31,13 @@ pub fn example_entities() -> Vec<Value> {
 }
 
 /// Puts a JSON document as a DynamoDB item.
-pub async fn put_json(dynamo: &aws_sdk_dynamodb::Client, table: &str, doc: &Value) -> Result<(), String> {
-    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(doc).map_err(|e| e.to_string())?;
+pub async fn put_json(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    doc: &Value,
+) -> Result<(), String> {
+    let item: HashMap<String, AttributeValue> =
+        serde_dynamo::to_item(doc).map_err(|e| e.to_string())?;
     dynamo
         .put_item()
         .table_name(table)

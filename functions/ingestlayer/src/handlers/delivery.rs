@@ -71,7 +71,12 @@ impl TokenSource {
                             .secret_id(arn)
                             .send()
                             .await
-                            .map_err(|e| TokenError::Fetch(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()))?;
+                            .map_err(|e| {
+                                TokenError::Fetch(
+                                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                                        .to_string(),
+                                )
+                            })?;
                         parse_secret(out.secret_string().unwrap_or_default())
                     }
                 }
@@ -83,7 +88,11 @@ impl TokenSource {
 /// A token secret is `{"bot_token": "xoxb-…"}` or the bare token.
 fn parse_secret(s: &str) -> Result<SecretString, TokenError> {
     let token = match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(v) => v.get("bot_token").and_then(|t| t.as_str()).unwrap_or_default().to_owned(),
+        Ok(v) => v
+            .get("bot_token")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_owned(),
         Err(_) => s.trim().to_owned(),
     };
     if token.is_empty() {
@@ -132,12 +141,19 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
 
     for record in &event.records {
         let message_id = record.message_id.clone().unwrap_or_default();
-        let group = record.attributes.get("MessageGroupId").cloned().unwrap_or_default();
+        let group = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
         seen_groups.insert(group.clone());
         let span = tracing::info_span!("message", message_id = %message_id, group = %group);
         let _enter = span.enter();
         let team = group.split(':').next().unwrap_or_default().to_owned();
-        let wait = blocked.get(&group).or_else(|| blocked_teams.get(&team)).copied();
+        let wait = blocked
+            .get(&group)
+            .or_else(|| blocked_teams.get(&team))
+            .copied();
         let fate = match wait {
             Some(d) => Fate::Later(d),
             None => deliver(record, deps, &mut blocked_teams).await,
@@ -154,10 +170,22 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     crate::handlers::pipeline::batch_response(failures)
 }
 
-async fn deliver(record: &SqsMessage, deps: &DeliveryDeps, blocked_teams: &mut HashMap<String, Duration>) -> Fate {
+async fn deliver(
+    record: &SqsMessage,
+    deps: &DeliveryDeps,
+    blocked_teams: &mut HashMap<String, Duration>,
+) -> Fate {
     let delivery: Delivery = match record.body.as_deref().map(serde_json::from_str) {
         Some(Ok(d)) => d,
-        Some(Err(e)) => return park(record, None, &format!("unreadable delivery message: {e}"), deps).await,
+        Some(Err(e)) => {
+            return park(
+                record,
+                None,
+                &format!("unreadable delivery message: {e}"),
+                deps,
+            )
+            .await
+        }
         None => return park(record, None, "delivery message has no body", deps).await,
     };
     let receive_count: usize = record
@@ -201,7 +229,10 @@ async fn deliver(record: &SqsMessage, deps: &DeliveryDeps, blocked_teams: &mut H
             tracing::warn!(event_id = %ids.0, channel = %ids.2, retry_after_s = d.as_secs(), outcome = "rate_limited", "Slack rate-limited the channel; it waits exactly Retry-After");
             Fate::Later(d)
         }
-        Action::Retry { reason, maybe_posted } => {
+        Action::Retry {
+            reason,
+            maybe_posted,
+        } => {
             let d = retry_delay(receive_count);
             tracing::warn!(event_id = %ids.0, channel = %ids.2, reason = %reason, maybe_posted, attempt = receive_count, retry_in_s = d.as_secs(), outcome = "retry", "transient Slack failure; will retry");
             Fate::Later(d)
@@ -221,7 +252,12 @@ async fn deliver(record: &SqsMessage, deps: &DeliveryDeps, blocked_teams: &mut H
 
 /// Moves the message to the DLQ with its reason; it is deleted from the queue only when
 /// that worked.
-async fn park(record: &SqsMessage, delivery: Option<&Delivery>, reason: &str, deps: &DeliveryDeps) -> Fate {
+async fn park(
+    record: &SqsMessage,
+    delivery: Option<&Delivery>,
+    reason: &str,
+    deps: &DeliveryDeps,
+) -> Fate {
     let group = record
         .attributes
         .get("MessageGroupId")
@@ -246,7 +282,10 @@ async fn park(record: &SqsMessage, delivery: Option<&Delivery>, reason: &str, de
         dedup_id: Some(dedup),
         attributes,
     };
-    match send_all(&deps.sqs, &deps.dlq_url, std::slice::from_ref(&message)).await.remove(0) {
+    match send_all(&deps.sqs, &deps.dlq_url, std::slice::from_ref(&message))
+        .await
+        .remove(0)
+    {
         Ok(()) => {
             tracing::error!(event_id = %delivery.map(|d| d.event_id.as_str()).unwrap_or("?"), reason = %reason, outcome = "parked", "message parked in the DLQ with its reason");
             Fate::Done
@@ -260,7 +299,9 @@ async fn park(record: &SqsMessage, delivery: Option<&Delivery>, reason: &str, de
 
 /// Delay before the next try of a transient failure, by receive count, jittered ±20 %.
 pub fn retry_delay(receive_count: usize) -> Duration {
-    let i = receive_count.saturating_sub(1).min(RETRY_SCHEDULE.len() - 1);
+    let i = receive_count
+        .saturating_sub(1)
+        .min(RETRY_SCHEDULE.len() - 1);
     let base = RETRY_SCHEDULE[i] as f64;
     let jitter = rand::random_range(0.8..=1.2);
     Duration::from_secs_f64((base * jitter).max(1.0))
@@ -292,7 +333,9 @@ async fn hand_back(deps: &DeliveryDeps, later: &[(String, Duration)]) {
             Ok(out) if !out.failed.is_empty() => {
                 tracing::warn!(failed = out.failed.len(), "some visibility changes failed; those messages return after the queue's visibility timeout")
             }
-            Err(e) => tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "visibility change failed; messages return after the queue's visibility timeout"),
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "visibility change failed; messages return after the queue's visibility timeout")
+            }
             Ok(_) => {}
         }
     }
@@ -305,9 +348,17 @@ mod tests {
 
     #[test]
     fn token_secrets_are_json_or_bare() {
-        assert_eq!(parse_secret(r#"{"bot_token":"xoxb-1"}"#).unwrap().expose_secret(), "xoxb-1");
+        assert_eq!(
+            parse_secret(r#"{"bot_token":"xoxb-1"}"#)
+                .unwrap()
+                .expose_secret(),
+            "xoxb-1"
+        );
         assert_eq!(parse_secret("xoxb-2\n").unwrap().expose_secret(), "xoxb-2");
-        assert!(matches!(parse_secret(r#"{"bot_token":""}"#), Err(TokenError::Empty)));
+        assert!(matches!(
+            parse_secret(r#"{"bot_token":""}"#),
+            Err(TokenError::Empty)
+        ));
     }
 
     #[test]

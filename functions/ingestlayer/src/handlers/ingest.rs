@@ -39,7 +39,10 @@ pub struct IngestDeps {
 }
 
 impl IngestDeps {
-    pub fn new(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> Result<Self, crate::schema::SchemaError> {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        cfg: &IngestConfig,
+    ) -> Result<Self, crate::schema::SchemaError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Ok(Self {
             keys: ApiKeys::new(dynamo.clone(), cfg.api_keys_table.clone()),
@@ -58,27 +61,49 @@ impl IngestDeps {
 /// Handles one HTTP request. Never fails: every problem is an HTTP answer.
 ///
 /// The body must be JSON whatever its Content-Type says (curl's `-d` default included).
-pub async fn handle(req: Request, deps: &IngestDeps) -> Result<Response<Body>, std::convert::Infallible> {
+pub async fn handle(
+    req: Request,
+    deps: &IngestDeps,
+) -> Result<Response<Body>, std::convert::Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let batch = match path.as_str() {
         "/v1/events" => false,
         "/v1/events/batch" => true,
-        _ => return Ok(error(404, "not_found", &format!("no route {path}; use POST /v1/events or POST /v1/events/batch"), None)),
+        _ => {
+            return Ok(error(
+                404,
+                "not_found",
+                &format!("no route {path}; use POST /v1/events or POST /v1/events/batch"),
+                None,
+            ))
+        }
     };
     if req.method() != http::Method::POST {
-        return Ok(error(405, "method_not_allowed", &format!("{path} takes POST"), None));
+        return Ok(error(
+            405,
+            "method_not_allowed",
+            &format!("{path} takes POST"),
+            None,
+        ));
     }
     let source = match authenticate(&req, deps).await {
         Ok(s) => s,
         Err(resp) => return Ok(resp),
     };
     let body: &[u8] = req.body().as_ref();
-    let limit = if batch { MAX_BATCH_BODY_BYTES } else { MAX_EVENT_BODY_BYTES };
+    let limit = if batch {
+        MAX_BATCH_BODY_BYTES
+    } else {
+        MAX_EVENT_BODY_BYTES
+    };
     if body.len() > limit {
         return Ok(error(
             413,
             "payload_too_large",
-            &format!("the body is {} bytes; {path} takes at most {limit}", body.len()),
+            &format!(
+                "the body is {} bytes; {path} takes at most {limit}",
+                body.len()
+            ),
             None,
         ));
     }
@@ -86,9 +111,21 @@ pub async fn handle(req: Request, deps: &IngestDeps) -> Result<Response<Body>, s
         Ok(v) => v,
         Err(e) if body.is_empty() => {
             let _ = e;
-            return Ok(error(400, "malformed_json", "the body is empty; send a JSON event", None));
+            return Ok(error(
+                400,
+                "malformed_json",
+                "the body is empty; send a JSON event",
+                None,
+            ));
         }
-        Err(e) => return Ok(error(400, "malformed_json", &format!("the body is not valid JSON: {e}"), None)),
+        Err(e) => {
+            return Ok(error(
+                400,
+                "malformed_json",
+                &format!("the body is not valid JSON: {e}"),
+                None,
+            ))
+        }
     };
     Ok(if batch {
         ingest_batch(&value, &source, deps).await
@@ -103,15 +140,38 @@ async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Respon
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let Some(key) = header.strip_prefix("Bearer ").map(str::trim).filter(|k| !k.is_empty()) else {
-        return Err(error(401, "unauthorized", "send your API key as Authorization: Bearer <key>", None));
+    let Some(key) = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    else {
+        return Err(error(
+            401,
+            "unauthorized",
+            "send your API key as Authorization: Bearer <key>",
+            None,
+        ));
     };
-    match deps.keys.source_of(&SecretString::from(key.to_owned())).await {
+    match deps
+        .keys
+        .source_of(&SecretString::from(key.to_owned()))
+        .await
+    {
         Ok(Some(source)) => Ok(source),
-        Ok(None) => Err(error(401, "unauthorized", "the API key is unknown or revoked", None)),
+        Ok(None) => Err(error(
+            401,
+            "unauthorized",
+            "the API key is unknown or revoked",
+            None,
+        )),
         Err(e) => {
             tracing::error!(error = %e, "API key lookup failed");
-            Err(error(503, "unavailable", "could not check the API key; retry", None))
+            Err(error(
+                503,
+                "unavailable",
+                "could not check the API key; retry",
+                None,
+            ))
         }
     }
 }
@@ -125,12 +185,24 @@ fn check(value: &Value, at: &str, source: &str, deps: &IngestDeps, now: OffsetDa
         .validate(&incoming.name, &incoming.data, &format!("{at}/data"))
         .map_err(|e| (400, "schema_violation", e))?;
     let envelope = Envelope::accept(incoming, source, now);
-    let json = serde_json::to_string(&envelope).map_err(|e| (400, "invalid_event", vec![FieldError::new(at, e.to_string())]))?;
+    let json = serde_json::to_string(&envelope).map_err(|e| {
+        (
+            400,
+            "invalid_event",
+            vec![FieldError::new(at, e.to_string())],
+        )
+    })?;
     if json.len() > MAX_EVENT_BYTES {
         return Err((
             413,
             "event_too_large",
-            vec![FieldError::new(at, format!("the event is {} bytes stored; the limit is {MAX_EVENT_BYTES}", json.len()))],
+            vec![FieldError::new(
+                at,
+                format!(
+                    "the event is {} bytes stored; the limit is {MAX_EVENT_BYTES}",
+                    json.len()
+                ),
+            )],
         ));
     }
     Ok((envelope, json))
@@ -138,12 +210,22 @@ fn check(value: &Value, at: &str, source: &str, deps: &IngestDeps, now: OffsetDa
 
 async fn ingest_one(value: &Value, source: &str, deps: &IngestDeps) -> Response<Body> {
     match check(value, "", source, deps, OffsetDateTime::now_utc()) {
-        Err((status, code, details)) => error(status, code, &summary(code, &details), Some(details)),
+        Err((status, code, details)) => {
+            error(status, code, &summary(code, &details), Some(details))
+        }
         Ok((envelope, json)) => match accept(&[(envelope.clone(), json)], deps).await.remove(0) {
-            Ok(()) => respond(202, &json!({"id": envelope.id.as_str(), "status": "accepted"})),
+            Ok(()) => respond(
+                202,
+                &json!({"id": envelope.id.as_str(), "status": "accepted"}),
+            ),
             Err(e) => {
                 tracing::error!(event_id = %envelope.id, error = %e, "could not accept event");
-                error(503, "unavailable", "the event could not be stored or queued; retry with the same id", None)
+                error(
+                    503,
+                    "unavailable",
+                    "the event could not be stored or queued; retry with the same id",
+                    None,
+                )
             }
         },
     }
@@ -154,9 +236,23 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
         Value::Array(items) => (items, ""),
         Value::Object(o) => match o.get("events") {
             Some(Value::Array(items)) => (items, "/events"),
-            _ => return error(400, "invalid_batch", "a batch is {\"events\": [ ... ]} (or a JSON array of events)", None),
+            _ => {
+                return error(
+                    400,
+                    "invalid_batch",
+                    "a batch is {\"events\": [ ... ]} (or a JSON array of events)",
+                    None,
+                )
+            }
         },
-        _ => return error(400, "invalid_batch", "a batch is {\"events\": [ ... ]} (or a JSON array of events)", None),
+        _ => {
+            return error(
+                400,
+                "invalid_batch",
+                "a batch is {\"events\": [ ... ]} (or a JSON array of events)",
+                None,
+            )
+        }
     };
     if items.is_empty() {
         return error(400, "invalid_batch", "the batch has no events", None);
@@ -165,7 +261,10 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
         return error(
             413,
             "batch_too_large",
-            &format!("the batch has {} events; the limit is {MAX_BATCH_EVENTS}", items.len()),
+            &format!(
+                "the batch has {} events; the limit is {MAX_BATCH_EVENTS}",
+                items.len()
+            ),
             None,
         );
     }
@@ -187,7 +286,8 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
                 ready_index.push(i);
                 ready.push((envelope, json));
             }
-            Err((_, code, details)) => results.push(json!({"index": i, "status": "rejected", "code": code, "errors": details})),
+            Err((_, code, details)) => results
+                .push(json!({"index": i, "status": "rejected", "code": code, "errors": details})),
         }
     }
     let outcomes = accept(&ready, deps).await;
@@ -214,7 +314,10 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
     } else {
         400
     };
-    respond(status, &json!({"accepted": accepted, "rejected": rejected, "failed": failed, "results": results}))
+    respond(
+        status,
+        &json!({"accepted": accepted, "rejected": rejected, "failed": failed, "results": results}),
+    )
 }
 
 /// Stores then enqueues; an event counts as accepted only when both succeeded.
@@ -234,7 +337,11 @@ async fn accept(events: &[(Envelope, String)], deps: &IngestDeps) -> Vec<Result<
         results[i] = r;
     }
     let accepted = results.iter().filter(|r| r.is_ok()).count();
-    tracing::info!(accepted, failed = events.len() - accepted, "events accepted");
+    tracing::info!(
+        accepted,
+        failed = events.len() - accepted,
+        "events accepted"
+    );
     results
 }
 
@@ -244,11 +351,19 @@ fn summary(code: &str, details: &[FieldError]) -> String {
         "event_too_large" => "the event is too large",
         _ => "the event is invalid",
     };
-    let list: Vec<String> = details.iter().map(|d| format!("{}: {}", d.pointer, d.message)).collect();
+    let list: Vec<String> = details
+        .iter()
+        .map(|d| format!("{}: {}", d.pointer, d.message))
+        .collect();
     format!("{what}: {}", list.join("; "))
 }
 
-fn error(status: u16, code: &str, message: &str, details: Option<Vec<FieldError>>) -> Response<Body> {
+fn error(
+    status: u16,
+    code: &str,
+    message: &str,
+    details: Option<Vec<FieldError>>,
+) -> Response<Body> {
     let mut body = json!({"error": {"code": code, "message": message}});
     if let Some(d) = details {
         body["error"]["details"] = json!(d);
@@ -258,9 +373,11 @@ fn error(status: u16, code: &str, message: &str, details: Option<Vec<FieldError>
 
 fn respond(status: u16, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
     response
 }

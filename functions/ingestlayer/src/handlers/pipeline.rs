@@ -71,7 +71,12 @@ impl PipelineCache {
                 .consistent_read(true)
                 .send()
                 .await
-                .map_err(|e| format!("reading pipelines failed: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    format!(
+                        "reading pipelines failed: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    )
+                })?;
             items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -82,7 +87,11 @@ impl PipelineCache {
         for e in &errors {
             tracing::error!(pipeline = %e.pipeline, field = %e.field, reason = %e.message, "pipeline item rejected; the other pipelines run");
         }
-        tracing::info!(loaded = set.len(), rejected = errors.len(), "pipelines loaded");
+        tracing::info!(
+            loaded = set.len(),
+            rejected = errors.len(),
+            "pipelines loaded"
+        );
         Ok(set)
     }
 }
@@ -99,7 +108,11 @@ impl PipelineDeps {
     pub fn new(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Self {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Self {
-            pipelines: PipelineCache::new(dynamo.clone(), cfg.pipelines_table.clone(), cfg.cache_ttl),
+            pipelines: PipelineCache::new(
+                dynamo.clone(),
+                cfg.pipelines_table.clone(),
+                cfg.cache_ttl,
+            ),
             entities: DynamoEntities {
                 client: dynamo,
                 table: cfg.entities_table.clone(),
@@ -116,7 +129,11 @@ pub async fn handle(event: SqsEvent, deps: &PipelineDeps) -> SqsBatchResponse {
 }
 
 /// [`handle`] with another entity store.
-pub async fn handle_with<S: EntityStore>(event: SqsEvent, deps: &PipelineDeps, store: &S) -> SqsBatchResponse {
+pub async fn handle_with<S: EntityStore>(
+    event: SqsEvent,
+    deps: &PipelineDeps,
+    store: &S,
+) -> SqsBatchResponse {
     let mut failures: Vec<String> = Vec::new();
     let mut envelopes = Vec::new();
     let mut ids = Vec::new();
@@ -151,7 +168,9 @@ pub async fn handle_with<S: EntityStore>(event: SqsEvent, deps: &PipelineDeps, s
             return response(failures);
         }
     };
-    let results = route(&envelopes, &pipelines, store).instrument(tracing::info_span!("route")).await;
+    let results = route(&envelopes, &pipelines, store)
+        .instrument(tracing::info_span!("route"))
+        .await;
 
     let mut outgoing: Vec<Outgoing> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
@@ -169,7 +188,10 @@ pub async fn handle_with<S: EntityStore>(event: SqsEvent, deps: &PipelineDeps, s
             Ok(outcomes) => {
                 for outcome in outcomes {
                     match outcome {
-                        PairOutcome::Filtered { pipeline_id, reason } => {
+                        PairOutcome::Filtered {
+                            pipeline_id,
+                            reason,
+                        } => {
                             tracing::info!(event_id = %envelope.id, pipeline = %pipeline_id, reason = %reason, "filtered out");
                         }
                         PairOutcome::Routed(deliveries) => {

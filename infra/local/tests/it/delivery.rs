@@ -8,43 +8,72 @@ use slack_standin::{Fault, FaultKind};
 use crate::harness::{feature_used, Stack};
 
 fn attr(m: &Message, name: &str) -> Option<String> {
-    m.message_attributes()?.get(name)?.string_value().map(str::to_owned)
+    m.message_attributes()?
+        .get(name)?
+        .string_value()
+        .map(str::to_owned)
 }
 
 #[tokio::test]
 async fn slack_500_then_ok_posts_exactly_once() {
     let s = Stack::new().await;
-    s.standin.inject(Fault::once(FaultKind::HttpStatus(500)).on_channel("#alerts"));
+    s.standin
+        .inject(Fault::once(FaultKind::HttpStatus(500)).on_channel("#alerts"));
     s.post("/v1/events", &feature_used("u_42", "api")).await;
-    assert!(s.pump_until(Duration::from_secs(15), |s| !s.alerts().is_empty()).await, "delivered after the retry");
+    assert!(
+        s.pump_until(Duration::from_secs(15), |s| !s.alerts().is_empty())
+            .await,
+        "delivered after the retry"
+    );
     // Let any stray copy come back, then check there is exactly one post.
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.pump().await;
     assert_eq!(s.alerts().len(), 1);
     let statuses: Vec<u16> = s.standin.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 200]);
-    assert!(s.peek(&s.res.slack_dlq_url).await.is_empty(), "a retried message is not parked");
+    assert!(
+        s.peek(&s.res.slack_dlq_url).await.is_empty(),
+        "a retried message is not parked"
+    );
 }
 
 #[tokio::test]
 async fn a_permanent_slack_error_parks_the_message_with_its_reason() {
     let s = Stack::new().await;
-    s.standin.inject(Fault::once(FaultKind::SlackError("invalid_blocks".into())));
+    s.standin
+        .inject(Fault::once(FaultKind::SlackError("invalid_blocks".into())));
     let (_, first) = s.post("/v1/events", &feature_used("u_42", "api")).await;
     s.pump().await;
     s.post("/v1/events", &feature_used("u_7", "webhook")).await;
     s.pump().await;
 
     let posted = s.alerts();
-    assert_eq!(posted.len(), 1, "the next message of the channel still flows");
-    assert_eq!(s.standin.requests().len(), 2, "the parked message was tried once, not looped");
+    assert_eq!(
+        posted.len(),
+        1,
+        "the next message of the channel still flows"
+    );
+    assert_eq!(
+        s.standin.requests().len(),
+        2,
+        "the parked message was tried once, not looped"
+    );
     let parked = s.peek(&s.res.slack_dlq_url).await;
     assert_eq!(parked.len(), 1);
     let reason = attr(&parked[0], "ingestlayer_park_reason").unwrap();
     assert!(reason.contains("invalid_blocks"), "{reason}");
-    assert_eq!(attr(&parked[0], "ingestlayer_event_id").as_deref(), first["id"].as_str());
-    assert_eq!(attr(&parked[0], "ingestlayer_channel").as_deref(), Some("#alerts"));
-    assert!(s.peek(&s.res.slack_queue_url).await.is_empty(), "nothing left waiting");
+    assert_eq!(
+        attr(&parked[0], "ingestlayer_event_id").as_deref(),
+        first["id"].as_str()
+    );
+    assert_eq!(
+        attr(&parked[0], "ingestlayer_channel").as_deref(),
+        Some("#alerts")
+    );
+    assert!(
+        s.peek(&s.res.slack_queue_url).await.is_empty(),
+        "nothing left waiting"
+    );
 }
 
 #[tokio::test]
@@ -55,26 +84,46 @@ async fn a_channel_the_bot_is_not_in_keeps_its_backlog_and_others_flow() {
     p["id"] = serde_json::json!("to-secret");
     s.put_pipeline(&p).await;
     s.post("/v1/events", &feature_used("u_42", "api")).await;
-    s.post("/v1/events", &feature_used("u_7", "csv.export")).await;
+    s.post("/v1/events", &feature_used("u_7", "csv.export"))
+        .await;
     s.pump().await;
 
     assert_eq!(s.alerts().len(), 2, "#alerts is not held up by #secret");
     assert!(s.standin.messages_in("#secret").is_empty());
-    let first_try: Vec<_> = s.standin.requests().into_iter().filter(|r| r.channel == "secret").collect();
-    assert_eq!(first_try.len(), 1, "one failure pauses the channel; the rest of its group waits");
+    let first_try: Vec<_> = s
+        .standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.channel == "secret")
+        .collect();
+    assert_eq!(
+        first_try.len(),
+        1,
+        "one failure pauses the channel; the rest of its group waits"
+    );
     assert_eq!(first_try[0].error.as_deref(), Some("not_in_channel"));
-    assert!(s.peek(&s.res.slack_dlq_url).await.is_empty(), "a paused channel's messages are not parked");
+    assert!(
+        s.peek(&s.res.slack_dlq_url).await.is_empty(),
+        "a paused channel's messages are not parked"
+    );
 }
 
 #[tokio::test]
 async fn a_revoked_token_pauses_after_one_failure_and_keeps_the_backlog() {
     let s = Stack::new().await;
-    s.standin.inject(Fault::times(100, FaultKind::SlackError("token_revoked".into())));
+    s.standin.inject(Fault::times(
+        100,
+        FaultKind::SlackError("token_revoked".into()),
+    ));
     for f in ["api", "webhook", "csv.export"] {
         s.post("/v1/events", &feature_used("u_42", f)).await;
     }
     s.pump().await;
-    assert_eq!(s.standin.requests().len(), 1, "one failure, then the workspace waits");
+    assert_eq!(
+        s.standin.requests().len(),
+        1,
+        "one failure, then the workspace waits"
+    );
     assert!(s.alerts().is_empty());
     assert!(s.peek(&s.res.slack_dlq_url).await.is_empty());
 }
@@ -82,15 +131,26 @@ async fn a_revoked_token_pauses_after_one_failure_and_keeps_the_backlog() {
 #[tokio::test]
 async fn a_429_waits_for_retry_after_then_delivers() {
     let s = Stack::new().await;
-    s.standin.inject(Fault::once(FaultKind::RateLimited { retry_after_secs: 2 }).on_channel("#alerts"));
+    s.standin.inject(
+        Fault::once(FaultKind::RateLimited {
+            retry_after_secs: 2,
+        })
+        .on_channel("#alerts"),
+    );
     s.post("/v1/events", &feature_used("u_42", "api")).await;
     s.pump().await;
     assert!(s.alerts().is_empty());
-    assert!(s.pump_until(Duration::from_secs(10), |s| !s.alerts().is_empty()).await);
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s.alerts().is_empty())
+            .await
+    );
     let reqs = s.standin.requests();
     assert_eq!(reqs.len(), 2);
     let waited = reqs[1].at.duration_since(reqs[0].at);
-    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}, before Retry-After");
+    assert!(
+        waited >= Duration::from_secs(2),
+        "retried after {waited:?}, before Retry-After"
+    );
     assert_eq!(s.alerts().len(), 1);
 }
 
@@ -110,7 +170,12 @@ async fn messages_of_one_channel_arrive_in_order() {
     let posted: Vec<String> = s
         .alerts()
         .iter()
-        .map(|m| m.metadata.as_ref().unwrap()["event_payload"]["event_id"].as_str().unwrap().to_owned())
+        .map(|m| {
+            m.metadata.as_ref().unwrap()["event_payload"]["event_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let mut sorted = posted.clone();
     sorted.sort();

@@ -15,11 +15,16 @@ fn read(name: &str) -> String {
 async fn the_http_api_request_file_is_accepted_by_ingest() {
     let s = Stack::new().await;
     ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone())
-        .create(&SecretString::from("il_example_local_invoke_key".to_owned()), "web-app")
+        .create(
+            &SecretString::from("il_example_local_invoke_key".to_owned()),
+            "web-app",
+        )
         .await
         .unwrap();
     let req = lambda_http::request::from_str(&read("ingest-feature-used.json")).unwrap();
-    let resp = ingestlayer::handlers::ingest::handle(req, &s.ingest).await.unwrap();
+    let resp = ingestlayer::handlers::ingest::handle(req, &s.ingest)
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 202, "{:?}", resp.body());
     s.pump().await;
     assert_eq!(s.alerts().len(), 1);
@@ -33,8 +38,12 @@ async fn the_sqs_batch_file_routes_to_the_slack_queue() {
     assert!(resp.batch_item_failures.is_empty());
     let queued = s.peek(&s.res.slack_queue_url).await;
     assert_eq!(queued.len(), 1);
-    let d: ingestlayer::routing::Delivery = serde_json::from_str(queued[0].body().unwrap()).unwrap();
-    assert_eq!((d.event_id.as_str(), d.channel.as_str()), ("01JEXAMPLE0000000000000001", "#alerts"));
+    let d: ingestlayer::routing::Delivery =
+        serde_json::from_str(queued[0].body().unwrap()).unwrap();
+    assert_eq!(
+        (d.event_id.as_str(), d.channel.as_str()),
+        ("01JEXAMPLE0000000000000001", "#alerts")
+    );
 }
 
 #[tokio::test]
@@ -45,7 +54,10 @@ async fn the_fifo_batch_file_posts_to_slack() {
     assert!(resp.batch_item_failures.is_empty());
     let posted = s.alerts();
     assert_eq!(posted.len(), 1);
-    assert_eq!(posted[0].blocks.as_ref().unwrap()[0]["text"]["text"], "feature.used");
+    assert_eq!(
+        posted[0].blocks.as_ref().unwrap()[0]["text"]["text"],
+        "feature.used"
+    );
 }
 
 #[tokio::test]
@@ -57,7 +69,11 @@ async fn a_bad_record_in_a_pipeline_batch_fails_only_itself() {
     bad.body = Some("{not json".into());
     event.records.insert(0, bad);
     let resp = ingestlayer::handlers::pipeline::handle(event, &s.pipeline).await;
-    let failed: Vec<_> = resp.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    let failed: Vec<_> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
     assert_eq!(failed, ["bad-one"]);
     assert_eq!(s.peek(&s.res.slack_queue_url).await.len(), 1);
 }

@@ -46,13 +46,25 @@ impl Stack {
     pub async fn with_standin(config: StandinConfig) -> Self {
         let sdk = emulator_sdk(&endpoint()).await;
         let prefix = format!("it-{}", ulid::Ulid::new().to_string().to_lowercase());
-        let res = Resources::create(&sdk, &prefix, BOT_TOKEN).await.expect("create resources in the emulator");
-        let standin = Standin::start(config).await.expect("start the Slack stand-in");
+        let res = Resources::create(&sdk, &prefix, BOT_TOKEN)
+            .await
+            .expect("create resources in the emulator");
+        let standin = Standin::start(config)
+            .await
+            .expect("start the Slack stand-in");
         let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        seed::put_json(&dynamo, &res.pipelines_table, &seed::example_pipeline("#alerts")).await.unwrap();
+        seed::put_json(
+            &dynamo,
+            &res.pipelines_table,
+            &seed::example_pipeline("#alerts"),
+        )
+        .await
+        .unwrap();
         for e in seed::example_entities() {
-            seed::put_json(&dynamo, &res.entities_table, &e).await.unwrap();
+            seed::put_json(&dynamo, &res.entities_table, &e)
+                .await
+                .unwrap();
         }
         ApiKeys::new(dynamo.clone(), res.api_keys_table.clone())
             .create(&SecretString::from(API_KEY.to_owned()), "tests")
@@ -89,9 +101,27 @@ impl Stack {
             },
         )
         .unwrap();
-        let events = QueueFeed { sqs: sqs.clone(), url: res.events_queue_url.clone(), wait_seconds: 0 };
-        let slack = QueueFeed { sqs: sqs.clone(), url: res.slack_queue_url.clone(), wait_seconds: 0 };
-        Self { res, standin, ingest, pipeline, delivery, events, slack, dynamo, sqs }
+        let events = QueueFeed {
+            sqs: sqs.clone(),
+            url: res.events_queue_url.clone(),
+            wait_seconds: 0,
+        };
+        let slack = QueueFeed {
+            sqs: sqs.clone(),
+            url: res.slack_queue_url.clone(),
+            wait_seconds: 0,
+        };
+        Self {
+            res,
+            standin,
+            ingest,
+            pipeline,
+            delivery,
+            events,
+            slack,
+            dynamo,
+            sqs,
+        }
     }
 
     /// POSTs `body` to `path` through the ingest handler with the stack's API key.
@@ -110,7 +140,9 @@ impl Stack {
         let req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
         let resp = call_ingest(req, &self.ingest).await;
         let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, json)
     }
@@ -163,7 +195,9 @@ impl Stack {
     }
 
     pub async fn put_pipeline(&self, doc: &Value) {
-        seed::put_json(&self.dynamo, &self.res.pipelines_table, doc).await.unwrap();
+        seed::put_json(&self.dynamo, &self.res.pipelines_table, doc)
+            .await
+            .unwrap();
     }
 }
 
@@ -173,7 +207,12 @@ pub fn feature_used(user: &str, feature: &str) -> String {
 
 /// The mrkdwn texts of the first section-with-fields block.
 pub fn field_texts(m: &PostedMessage) -> Vec<String> {
-    let blocks = m.blocks.as_ref().and_then(Value::as_array).cloned().unwrap_or_default();
+    let blocks = m
+        .blocks
+        .as_ref()
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     blocks
         .iter()
         .find_map(|b| b.get("fields").and_then(Value::as_array).cloned())

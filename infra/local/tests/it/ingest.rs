@@ -11,7 +11,12 @@ async fn a_schema_violation_gets_400_with_every_field_and_nothing_is_enqueued() 
     let (status, body) = s.post("/v1/events", &bad.to_string()).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "schema_violation");
-    let mut pointers: Vec<&str> = body["error"]["details"].as_array().unwrap().iter().map(|d| d["pointer"].as_str().unwrap()).collect();
+    let mut pointers: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["pointer"].as_str().unwrap())
+        .collect();
     pointers.sort();
     assert_eq!(pointers, ["/data/count", "/data/plan", "/data/user_id"]);
     assert!(s.peek(&s.res.events_queue_url).await.is_empty());
@@ -25,11 +30,23 @@ async fn malformed_json_gets_400_naming_the_problem() {
     let (status, body) = s.post("/v1/events", "{\"name\": \"feature.used\", ").await;
     assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "malformed_json");
-    assert!(body["error"]["message"].as_str().unwrap().contains("line 1"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1"),
+        "{body}"
+    );
     let (status, body) = s.post("/v1/events", "").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("malformed_json")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("malformed_json"))
+    );
     let (status, body) = s.post("/v1/events", "[1,2]").await;
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_event")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_event"))
+    );
     assert!(s.peek(&s.res.events_queue_url).await.is_empty());
 }
 
@@ -38,10 +55,18 @@ async fn a_missing_unknown_or_malformed_key_gets_401() {
     let s = Stack::new().await;
     let event = feature_used("u_42", "api");
     assert_eq!(s.post_with("/v1/events", &event, None).await.0, 401);
-    assert_eq!(s.post_with("/v1/events", &event, Some("il_not_a_key")).await.0, 401);
+    assert_eq!(
+        s.post_with("/v1/events", &event, Some("il_not_a_key"))
+            .await
+            .0,
+        401
+    );
     let (status, body) = s.post_with("/v1/events", &event, Some("")).await;
     assert_eq!(status, 401);
-    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Bearer"));
     assert!(s.peek(&s.res.events_queue_url).await.is_empty());
 }
 
@@ -50,17 +75,30 @@ async fn a_revoked_key_gets_401() {
     let s = Stack::new().await;
     let key = "il_soon_revoked_key";
     let keys = ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone());
-    keys.create(&secrecy::SecretString::from(key.to_owned()), "old").await.unwrap();
+    keys.create(&secrecy::SecretString::from(key.to_owned()), "old")
+        .await
+        .unwrap();
     s.dynamo
         .update_item()
         .table_name(&s.res.api_keys_table)
-        .key("key_hash", aws_sdk_dynamodb::types::AttributeValue::S(ingestlayer::keys::hash_key(key)))
+        .key(
+            "key_hash",
+            aws_sdk_dynamodb::types::AttributeValue::S(ingestlayer::keys::hash_key(key)),
+        )
         .update_expression("SET revoked_at = :t")
-        .expression_attribute_values(":t", aws_sdk_dynamodb::types::AttributeValue::S("2026-11-27T00:00:00Z".into()))
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::S("2026-11-27T00:00:00Z".into()),
+        )
         .send()
         .await
         .unwrap();
-    assert_eq!(s.post_with("/v1/events", &feature_used("u_42", "api"), Some(key)).await.0, 401);
+    assert_eq!(
+        s.post_with("/v1/events", &feature_used("u_42", "api"), Some(key))
+            .await
+            .0,
+        401
+    );
 }
 
 #[tokio::test]
@@ -72,8 +110,13 @@ async fn bodies_above_the_limit_get_413() {
     assert_eq!(body["error"]["code"], "payload_too_large");
 
     let events: Vec<_> = (0..501).map(|_| json!({"name": "a", "data": {}})).collect();
-    let (status, body) = s.post("/v1/events/batch", &json!({"events": events}).to_string()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("batch_too_large")));
+    let (status, body) = s
+        .post("/v1/events/batch", &json!({"events": events}).to_string())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (413, Some("batch_too_large"))
+    );
 
     // An event too large to store, inside a batch whose body is within its limit.
     let batch = json!({"events": [{"name": "blob.uploaded", "data": {"blob": "y".repeat(300 * 1024)}}, {"name": "small", "data": {}}]});
@@ -88,13 +131,21 @@ async fn unknown_routes_and_methods_are_named() {
     let s = Stack::new().await;
     let (status, body) = s.post("/v1/event", "{}").await;
     assert_eq!(status, 404);
-    assert!(body["error"]["message"].as_str().unwrap().contains("/v1/events"));
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/v1/events"));
 }
 
 #[tokio::test]
 async fn a_batch_of_only_invalid_events_gets_400() {
     let s = Stack::new().await;
-    let (status, body) = s.post("/v1/events/batch", &json!({"events": [{"nme": "x"}]}).to_string()).await;
+    let (status, body) = s
+        .post(
+            "/v1/events/batch",
+            &json!({"events": [{"nme": "x"}]}).to_string(),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["rejected"], 1);
     assert!(s.peek(&s.res.events_queue_url).await.is_empty());
@@ -103,7 +154,8 @@ async fn a_batch_of_only_invalid_events_gets_400() {
 #[tokio::test]
 async fn a_duplicate_id_in_one_batch_is_rejected_not_stored_twice() {
     let s = Stack::new().await;
-    let batch = json!([{"name": "a", "id": "same", "data": {}}, {"name": "a", "id": "same", "data": {}}]);
+    let batch =
+        json!([{"name": "a", "id": "same", "data": {}}, {"name": "a", "id": "same", "data": {}}]);
     let (status, body) = s.post("/v1/events/batch", &batch.to_string()).await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(body["results"][1]["code"], "duplicate_id");

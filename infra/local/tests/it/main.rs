@@ -4,9 +4,11 @@
 //! Each test builds its own stack under a unique name prefix, so tests run in parallel
 //! against one emulator.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support code: a failed setup step should stop the test
+
 mod harness;
 
+mod delivery;
 mod events_files;
 mod ingest;
 mod path;
-mod delivery;

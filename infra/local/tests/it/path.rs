@@ -9,7 +9,9 @@ use crate::harness::{feature_used, field_texts, Stack};
 #[tokio::test]
 async fn the_example_event_posts_a_rendered_message_to_alerts() {
     let s = Stack::new().await;
-    let (status, body) = s.post("/v1/events", &feature_used("u_42", "csv.export")).await;
+    let (status, body) = s
+        .post("/v1/events", &feature_used("u_42", "csv.export"))
+        .await;
     assert_eq!(status, 202, "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
     s.pump().await;
@@ -17,28 +19,52 @@ async fn the_example_event_posts_a_rendered_message_to_alerts() {
     let posted = s.alerts();
     assert_eq!(posted.len(), 1);
     let m = &posted[0];
-    assert_eq!(m.token, crate::harness::BOT_TOKEN, "the token comes from Secrets Manager");
+    assert_eq!(
+        m.token,
+        crate::harness::BOT_TOKEN,
+        "the token comes from Secrets Manager"
+    );
     let blocks = m.blocks.as_ref().unwrap();
     assert_eq!(blocks[0]["type"], "header");
     assert_eq!(blocks[0]["text"]["text"], "feature.used");
     let fields = field_texts(m);
-    for expected in ["*feature*\ncsv.export", "*plan*\nfree", "*user.account*\nacme", "*user.plan*\npro", "*user.owner*\nmaria@yourco.com"] {
-        assert!(fields.contains(&expected.to_owned()), "{expected:?} missing from {fields:?}");
+    for expected in [
+        "*feature*\ncsv.export",
+        "*plan*\nfree",
+        "*user.account*\nacme",
+        "*user.plan*\npro",
+        "*user.owner*\nmaria@yourco.com",
+    ] {
+        assert!(
+            fields.contains(&expected.to_owned()),
+            "{expected:?} missing from {fields:?}"
+        );
     }
-    assert!(m.text.as_deref().unwrap().starts_with("feature.used: "), "fallback text is set");
+    assert!(
+        m.text.as_deref().unwrap().starts_with("feature.used: "),
+        "fallback text is set"
+    );
     let meta = m.metadata.as_ref().unwrap();
     assert_eq!(meta["event_payload"]["event_id"], id.as_str());
-    assert_eq!(meta["event_payload"]["pipeline_id"], "feature-usage-to-alerts");
+    assert_eq!(
+        meta["event_payload"]["pipeline_id"],
+        "feature-usage-to-alerts"
+    );
 }
 
 #[tokio::test]
 async fn a_filtered_event_posts_nothing() {
     let s = Stack::new().await;
-    let (status, _) = s.post("/v1/events", &feature_used("u_42", "profile.view")).await;
+    let (status, _) = s
+        .post("/v1/events", &feature_used("u_42", "profile.view"))
+        .await;
     assert_eq!(status, 202);
     s.pump().await;
     assert!(s.standin.messages().is_empty());
-    assert!(s.peek(&s.res.slack_queue_url).await.is_empty(), "nothing was queued for Slack");
+    assert!(
+        s.peek(&s.res.slack_queue_url).await.is_empty(),
+        "nothing was queued for Slack"
+    );
 }
 
 #[tokio::test]
@@ -50,7 +76,10 @@ async fn an_unknown_user_still_posts() {
     assert_eq!(posted.len(), 1);
     let fields = field_texts(&posted[0]);
     assert!(fields.contains(&"*user_id*\nnobody".to_owned()));
-    assert!(!fields.iter().any(|f| f.contains("user.account")), "{fields:?}");
+    assert!(
+        !fields.iter().any(|f| f.contains("user.account")),
+        "{fields:?}"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +98,10 @@ async fn a_malformed_pipeline_item_does_not_stop_the_others() {
     s.pump().await;
     let posted = s.alerts();
     assert_eq!(posted.len(), 1);
-    assert_eq!(posted[0].metadata.as_ref().unwrap()["event_payload"]["pipeline_id"], "feature-usage-to-alerts");
+    assert_eq!(
+        posted[0].metadata.as_ref().unwrap()["event_payload"]["pipeline_id"],
+        "feature-usage-to-alerts"
+    );
 }
 
 #[tokio::test]
@@ -84,13 +116,17 @@ async fn a_second_pipeline_with_its_own_template_posts_to_its_own_channel() {
             "template": {"header": "Free plan on a paid feature", "text": "*$event.user.account* used `$event.feature` <@U0SALES>", "fields": ["plan", "user.owner"]}}]
     }))
     .await;
-    s.post("/v1/events", &feature_used("u_7", "csv.export")).await;
+    s.post("/v1/events", &feature_used("u_7", "csv.export"))
+        .await;
     s.pump().await;
     let growth = s.standin.messages_in("#growth");
     assert_eq!(growth.len(), 1);
     let blocks = growth[0].blocks.as_ref().unwrap();
     assert_eq!(blocks[0]["text"]["text"], "Free plan on a paid feature");
-    assert_eq!(blocks[1]["text"]["text"], "*globex* used `csv.export` <@U0SALES>");
+    assert_eq!(
+        blocks[1]["text"]["text"],
+        "*globex* used `csv.export` <@U0SALES>"
+    );
     assert_eq!(s.alerts().len(), 1, "the example pipeline still posts too");
 }
 
@@ -102,8 +138,12 @@ async fn event_values_cannot_ping_the_channel() {
     s.pump().await;
     let posted = s.alerts();
     assert_eq!(posted.len(), 1);
-    let all = serde_json::to_string(&posted[0].blocks).unwrap() + posted[0].text.as_deref().unwrap();
-    assert!(!all.contains("<!channel>") && !all.contains("<@U123>") && !all.contains("<https://"), "{all}");
+    let all =
+        serde_json::to_string(&posted[0].blocks).unwrap() + posted[0].text.as_deref().unwrap();
+    assert!(
+        !all.contains("<!channel>") && !all.contains("<@U123>") && !all.contains("<https://"),
+        "{all}"
+    );
     assert!(all.contains("&lt;!channel&gt;"), "{all}");
 }
 
@@ -129,14 +169,20 @@ async fn a_batch_accepts_the_valid_events_and_reports_each_item() {
     ]});
     let (status, body) = s.post("/v1/events/batch", &batch.to_string()).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!((body["accepted"].as_u64(), body["rejected"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (body["accepted"].as_u64(), body["rejected"].as_u64()),
+        (Some(2), Some(2))
+    );
     let results = body["results"].as_array().unwrap();
     assert_eq!(results[0]["status"], "accepted");
     assert_eq!(results[1]["status"], "rejected");
     assert_eq!(results[1]["errors"][0]["pointer"], "/events/1/data/count");
     assert_eq!(results[2]["errors"][0]["pointer"], "/events/2/name");
     assert_eq!(results[3]["status"], "accepted");
-    assert!(s.pump_until(Duration::from_secs(10), |s| s.alerts().len() == 2).await);
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| s.alerts().len() == 2)
+            .await
+    );
 }
 
 #[tokio::test]
@@ -146,7 +192,11 @@ async fn the_whole_event_is_stored() {
         "data": {"email": "ada@acme.com", "plan": "pro", "source": "marketing-site", "nested": {"deep": [1, 2.5, "x"]}}});
     let (status, resp) = s.post("/v1/events", &body.to_string()).await;
     assert_eq!(status, 202, "{resp}");
-    let store = ingestlayer::store::EventStore { client: s.dynamo.clone(), table: s.res.events_table.clone(), ttl_days: 30 };
+    let store = ingestlayer::store::EventStore {
+        client: s.dynamo.clone(),
+        table: s.res.events_table.clone(),
+        ttl_days: 30,
+    };
     let stored = store.get("client-id-1").await.unwrap().unwrap();
     assert_eq!(stored.data, body["data"]);
     assert_eq!(stored.source, "tests");

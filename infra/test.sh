@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# make test: every test. Format and lint, unit and handler tests, end-to-end tests
+# through a local AWS emulator (moto server, started here on a free port) and the Slack
+# stand-in, then the deploy path: cfn-lint, sam validate --lint, sam build.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash infra/tools.sh
+# shellcheck source=infra/emulator.sh
+source infra/emulator.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+unset AWS_ENDPOINT_URL
+start_emulator 0
+echo "== cargo test"
+cargo test --workspace
+stop_emulator
+
+echo "== template checks"
+bash infra/template-check.sh
+echo "make test: all green"
