@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let cfg = IngestConfig::from_env()?;
     let sdk = aws().await;
-    let deps = IngestDeps::new(&sdk, &cfg)?;
+    let deps = IngestDeps::load(&sdk, &cfg).await?;
     let deps = &deps;
     run(service_fn(move |req: Request| handle(req, deps))).await
 }

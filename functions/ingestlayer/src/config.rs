@@ -47,6 +47,8 @@ pub struct IngestConfig {
     pub schemas_required: bool,
     /// Stored events expire after this many days (DynamoDB TTL).
     pub event_ttl_days: u32,
+    /// The event-link signing key's secret; without it `GET /v1/events/{id}` answers 404.
+    pub link_secret_arn: Option<String>,
 }
 
 impl IngestConfig {
@@ -57,6 +59,7 @@ impl IngestConfig {
             events_queue_url: required("EVENTS_QUEUE_URL")?,
             schemas_required: parsed("SCHEMAS_REQUIRED", false)?,
             event_ttl_days: parsed("EVENT_TTL_DAYS", 30)?,
+            link_secret_arn: optional("LINK_SIGNING_SECRET_ARN"),
         })
     }
 }
@@ -69,6 +72,11 @@ pub struct PipelineConfig {
     pub slack_queue_url: String,
     /// How long loaded pipelines are reused before the table is read again.
     pub cache_ttl: Duration,
+    /// Signed links to stored events: the ingest API's public URL and the key's secret.
+    /// Without both, truncated messages name the event id instead of linking.
+    pub public_api_url: Option<String>,
+    pub link_secret_arn: Option<String>,
+    pub link_ttl: Duration,
 }
 
 impl PipelineConfig {
@@ -78,6 +86,9 @@ impl PipelineConfig {
             entities_table: required("ENTITIES_TABLE")?,
             slack_queue_url: required("SLACK_QUEUE_URL")?,
             cache_ttl: Duration::from_secs(parsed("PIPELINE_CACHE_TTL_SECONDS", 30)?),
+            public_api_url: optional("PUBLIC_API_URL"),
+            link_secret_arn: optional("LINK_SIGNING_SECRET_ARN"),
+            link_ttl: Duration::from_secs(parsed("EVENT_LINK_TTL_DAYS", 7u64)? * 86_400),
         })
     }
 }
@@ -96,6 +107,12 @@ pub enum TokenConfig {
 pub struct DeliveryConfig {
     pub slack_queue_url: String,
     pub slack_dlq_url: String,
+    /// Shared channel state: pacing slots and pauses.
+    pub channels_table: String,
+    /// The delivery ledger.
+    pub deliveries_table: String,
+    /// A message still undelivered this long after it was queued is parked.
+    pub max_age: Duration,
     pub slack_api_url: String,
     pub token: TokenConfig,
     pub slack_timeout: Duration,
@@ -114,6 +131,9 @@ impl DeliveryConfig {
         Ok(Self {
             slack_queue_url: required("SLACK_QUEUE_URL")?,
             slack_dlq_url: required("SLACK_DLQ_URL")?,
+            channels_table: required("CHANNELS_TABLE")?,
+            deliveries_table: required("DELIVERIES_TABLE")?,
+            max_age: Duration::from_secs(parsed("MAX_MESSAGE_AGE_HOURS", 24u64)? * 3600),
             slack_api_url: optional("SLACK_API_URL")
                 .unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
             token,

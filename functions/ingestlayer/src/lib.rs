@@ -3,12 +3,15 @@
 //! The domain lives here; the three Lambda functions (`ingest`, `pipeline`,
 //! `slack-delivery`) are thin wrappers around the handlers in [`handlers`].
 
+pub mod channels;
 pub mod config;
 pub mod enrich;
 pub mod event;
 pub mod filter;
 pub mod handlers;
 pub mod keys;
+pub mod ledger;
+pub mod links;
 pub mod pipeline;
 pub mod queue;
 pub mod render;

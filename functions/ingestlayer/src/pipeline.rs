@@ -87,11 +87,20 @@ impl fmt::Display for ChannelRef {
 /// deployment's single workspace.
 pub const DEFAULT_TEAM: &str = "default";
 
+/// Slack's pace: about one message per second per channel.
+pub const DEFAULT_MIN_INTERVAL_MS: u64 = 1000;
+/// Waiting messages of one channel at or above which they go out as one digest.
+pub const DEFAULT_DIGEST_THRESHOLD: usize = 3;
+
 #[derive(Debug)]
 pub struct SlackDestination {
     pub team: String,
     pub channel: ChannelRef,
     pub template: Template,
+    /// Least time between two posts to the channel (`rate_per_second`, default 1).
+    pub min_interval_ms: u64,
+    /// Digest at or above this many waiting messages (`digest_threshold`; 0 turns digests off).
+    pub digest_threshold: usize,
 }
 
 impl SlackDestination {
@@ -183,6 +192,10 @@ enum RawDestination {
         team: Option<String>,
         #[serde(default)]
         template: Option<RawTemplate>,
+        #[serde(default)]
+        rate_per_second: Option<f64>,
+        #[serde(default)]
+        digest_threshold: Option<usize>,
     },
 }
 
@@ -308,7 +321,29 @@ impl Pipeline {
                 channel,
                 team,
                 template,
+                rate_per_second,
+                digest_threshold,
             } = d;
+            let min_interval_ms = match rate_per_second {
+                None => DEFAULT_MIN_INTERVAL_MS,
+                Some(r) if r.is_finite() && r > 0.0 && r <= 100.0 => (1000.0 / r).ceil() as u64,
+                Some(r) => {
+                    return Err(err(
+                        format!("destinations[{i}].rate_per_second"),
+                        format!("{r} must be above 0 and at most 100"),
+                    ))
+                }
+            };
+            let digest_threshold = match digest_threshold {
+                None => DEFAULT_DIGEST_THRESHOLD,
+                Some(1) => {
+                    return Err(err(
+                        format!("destinations[{i}].digest_threshold"),
+                        "1 would digest every message: use 2 or more, or 0 for never".into(),
+                    ))
+                }
+                Some(n) => n,
+            };
             let channel = ChannelRef::parse(&channel)
                 .map_err(|m| err(format!("destinations[{i}].channel"), m))?;
             let team = team.unwrap_or_else(|| DEFAULT_TEAM.to_owned());
@@ -328,6 +363,8 @@ impl Pipeline {
                 team,
                 channel,
                 template,
+                min_interval_ms,
+                digest_threshold,
             });
         }
         Ok(Some(Pipeline {

@@ -27,6 +27,23 @@ pub struct Delivery {
     pub team: String,
     pub channel: String,
     pub message: RenderedMessage,
+    /// Pacing: the least time between two posts to this channel.
+    #[serde(default = "default_interval_ms")]
+    pub min_interval_ms: u64,
+    /// Coalesce this many or more waiting messages of the channel into one digest; 0 never.
+    #[serde(default = "default_digest_threshold")]
+    pub digest_threshold: usize,
+    /// A signed link to the full stored event, when the pipeline can sign one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+fn default_interval_ms() -> u64 {
+    crate::pipeline::DEFAULT_MIN_INTERVAL_MS
+}
+
+fn default_digest_threshold() -> usize {
+    crate::pipeline::DEFAULT_DIGEST_THRESHOLD
 }
 
 impl Delivery {
@@ -74,11 +91,16 @@ struct Pair<'p> {
     filtered: Option<String>,
 }
 
-/// Routes each event through its pipelines. One result per event, in order.
+/// Makes a signed link to a stored event.
+pub type LinkMaker<'a> = &'a (dyn Fn(&Envelope) -> String + Sync);
+
+/// Routes each event through its pipelines. One result per event, in order. `links`
+/// signs a link to each stored event for truncated messages and digests.
 pub async fn route<S: EntityStore>(
     events: &[Envelope],
     pipelines: &PipelineSet,
     store: &S,
+    links: Option<LinkMaker<'_>>,
 ) -> Vec<EventResult> {
     let mut pairs: Vec<Pair<'_>> = Vec::new();
     for (i, e) in events.iter().enumerate() {
@@ -192,6 +214,7 @@ pub async fn route<S: EntityStore>(
             });
             continue;
         }
+        let link = links.map(|l| l(event));
         let deliveries = pair
             .pipeline
             .destinations
@@ -211,9 +234,12 @@ pub async fn route<S: EntityStore>(
                         event_name: event.name.as_str(),
                         event_id: event.id.as_str(),
                         context: &pair.context,
-                        full_event_url: None,
+                        full_event_url: link.as_deref(),
                     },
                 ),
+                min_interval_ms: d.min_interval_ms,
+                digest_threshold: d.digest_threshold,
+                link: link.clone(),
             })
             .collect();
         outcomes.push(PairOutcome::Routed(deliveries));
@@ -297,7 +323,7 @@ mod tests {
         let events = vec![event(
             json!({"user_id": "u1", "feature": "csv.export", "count": 1, "plan": "free"}),
         )];
-        let out = route(&events, &pipelines(), &s).await;
+        let out = route(&events, &pipelines(), &s, None).await;
         let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
@@ -317,7 +343,7 @@ mod tests {
         let events: Vec<_> = (0..10)
             .map(|i| event(json!({"user_id": format!("u{i}"), "feature": "api"})))
             .collect();
-        let out = route(&events, &pipelines(), &s).await;
+        let out = route(&events, &pipelines(), &s, None).await;
         assert_eq!(s.calls.load(Ordering::SeqCst), 1);
         assert!(out
             .iter()
@@ -331,6 +357,7 @@ mod tests {
             &[event(json!({"user_id": "u1", "feature": "profile.view"}))],
             &pipelines(),
             &s,
+            None,
         )
         .await;
         assert!(matches!(
@@ -347,6 +374,7 @@ mod tests {
             &[event(json!({"user_id": "nobody", "feature": "api"}))],
             &pipelines(),
             &s,
+            None,
         )
         .await;
         let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
@@ -364,7 +392,7 @@ mod tests {
             event(json!({"user_id": "u1", "feature": "api"})),
             event(json!({"user_id": "u1", "feature": "profile.view"})),
         ];
-        let out = route(&events, &pipelines(), &s).await;
+        let out = route(&events, &pipelines(), &s, None).await;
         assert!(out[0].is_err());
         assert!(out[1].is_ok());
     }

@@ -52,8 +52,8 @@ pub enum Answer {
 /// What delivery does with a message after an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Slack took it.
-    Delivered { ts: String },
+    /// Slack took it; `channel` is the channel id Slack reported.
+    Delivered { ts: String, channel: Option<String> },
     /// Rate limited: this channel waits exactly this long.
     WaitRetryAfter(Duration),
     /// A transient failure; retry with backoff. `maybe_posted` means Slack may already
@@ -176,7 +176,10 @@ pub fn classify(answer: &Answer) -> Action {
 fn classify_body(body: &SlackBody, retry_after: Option<Duration>) -> Action {
     if body.ok {
         return match &body.ts {
-            Some(ts) => Action::Delivered { ts: ts.clone() },
+            Some(ts) => Action::Delivered {
+                ts: ts.clone(),
+                channel: body.channel.clone(),
+            },
             None => Action::Retry {
                 reason: "Slack said ok without a message ts".into(),
                 maybe_posted: true,
@@ -291,6 +294,141 @@ impl SlackClient {
                 error: without_url(&e),
             },
         }
+    }
+}
+
+/// What a look into a channel's history found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryCheck {
+    /// A message carrying the delivery key: it was posted, with this ts.
+    Found(String),
+    NotFound,
+    /// The history could not be read; whether it was posted is still unknown.
+    Unavailable(String),
+}
+
+/// Pages of conversations.history read before concluding a key was not posted.
+const HISTORY_PAGES: usize = 5;
+
+impl SlackClient {
+    /// Looks for a message whose metadata carries `key` (in `event_payload.key` or
+    /// `event_payload.keys`) among the channel's messages since `oldest_secs`.
+    #[tracing::instrument(skip_all, fields(channel = %channel))]
+    pub async fn find_posted(
+        &self,
+        token: &SecretString,
+        channel: &str,
+        key: &str,
+        oldest_secs: i64,
+    ) -> HistoryCheck {
+        let mut cursor: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let mut url = match reqwest::Url::parse(&format!("{}/conversations.history", self.base))
+            {
+                Ok(u) => u,
+                Err(e) => return HistoryCheck::Unavailable(e.to_string()),
+            };
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("channel", channel)
+                    .append_pair("oldest", &format!("{}.000000", oldest_secs.max(0)))
+                    .append_pair("limit", "200")
+                    .append_pair("include_all_metadata", "true");
+                if let Some(c) = &cursor {
+                    q.append_pair("cursor", c);
+                }
+            }
+            let response = match self
+                .http
+                .get(url)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return HistoryCheck::Unavailable(without_url(&e)),
+            };
+            let status = response.status().as_u16();
+            let body: Value = match response.json().await {
+                Ok(v) => v,
+                Err(e) => {
+                    return HistoryCheck::Unavailable(format!("HTTP {status}: {}", without_url(&e)))
+                }
+            };
+            if body["ok"] != Value::Bool(true) {
+                return HistoryCheck::Unavailable(format!(
+                    "conversations.history: HTTP {status} {}",
+                    body["error"].as_str().unwrap_or("no error given")
+                ));
+            }
+            for m in body["messages"].as_array().into_iter().flatten() {
+                let payload = &m["metadata"]["event_payload"];
+                let one = payload["key"].as_str() == Some(key);
+                let many = payload["keys"]
+                    .as_array()
+                    .is_some_and(|ks| ks.iter().any(|k| k.as_str() == Some(key)));
+                if one || many {
+                    return HistoryCheck::Found(m["ts"].as_str().unwrap_or_default().to_owned());
+                }
+            }
+            match body["response_metadata"]["next_cursor"].as_str() {
+                Some(c) if !c.is_empty() && body["has_more"] == Value::Bool(true) => {
+                    cursor = Some(c.to_owned())
+                }
+                _ => return HistoryCheck::NotFound,
+            }
+        }
+        HistoryCheck::NotFound
+    }
+}
+
+impl SlackClient {
+    /// The id of the channel named `name` (`#alerts` or `alerts`) among those the bot can
+    /// see (conversations.list); `Ok(None)` when there is none.
+    pub async fn resolve_channel(
+        &self,
+        token: &SecretString,
+        name: &str,
+    ) -> Result<Option<String>, String> {
+        let wanted = name.trim_start_matches('#');
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let mut url = reqwest::Url::parse(&format!("{}/conversations.list", self.base))
+                .map_err(|e| e.to_string())?;
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("types", "public_channel,private_channel")
+                    .append_pair("exclude_archived", "false")
+                    .append_pair("limit", "1000");
+                if let Some(c) = &cursor {
+                    q.append_pair("cursor", c);
+                }
+            }
+            let response = self
+                .http
+                .get(url)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| without_url(&e))?;
+            let body: Value = response.json().await.map_err(|e| without_url(&e))?;
+            if body["ok"] != Value::Bool(true) {
+                return Err(format!(
+                    "conversations.list: {}",
+                    body["error"].as_str().unwrap_or("no error given")
+                ));
+            }
+            for c in body["channels"].as_array().into_iter().flatten() {
+                if c["name"].as_str() == Some(wanted) {
+                    return Ok(c["id"].as_str().map(str::to_owned));
+                }
+            }
+            match body["response_metadata"]["next_cursor"].as_str() {
+                Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -452,7 +590,13 @@ mod tests {
                 channel: Some("C1".into()),
             }),
         };
-        assert_eq!(classify(&a), Action::Delivered { ts: "1.2".into() });
+        assert_eq!(
+            classify(&a),
+            Action::Delivered {
+                ts: "1.2".into(),
+                channel: Some("C1".into())
+            }
+        );
     }
 
     #[test]

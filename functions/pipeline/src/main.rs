@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let cfg = PipelineConfig::from_env()?;
     let sdk = aws().await;
-    let deps = PipelineDeps::new(&sdk, &cfg);
+    let deps = PipelineDeps::load(&sdk, &cfg).await?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)

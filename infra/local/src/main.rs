@@ -112,30 +112,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create(&api_key, "local")
         .await?;
 
-    let ingest = Arc::new(IngestDeps::new(
-        &sdk,
-        &IngestConfig {
-            events_table: res.events_table.clone(),
-            api_keys_table: res.api_keys_table.clone(),
-            events_queue_url: res.events_queue_url.clone(),
-            schemas_required: std::env::var("SCHEMAS_REQUIRED").is_ok_and(|v| v == "true"),
-            event_ttl_days: 30,
-        },
-    )?);
-    let pipeline = PipelineDeps::new(
+    let ingest = Arc::new(
+        IngestDeps::load(
+            &sdk,
+            &IngestConfig {
+                events_table: res.events_table.clone(),
+                api_keys_table: res.api_keys_table.clone(),
+                events_queue_url: res.events_queue_url.clone(),
+                schemas_required: std::env::var("SCHEMAS_REQUIRED").is_ok_and(|v| v == "true"),
+                event_ttl_days: 30,
+                link_secret_arn: Some(res.link_secret_arn.clone()),
+            },
+        )
+        .await?,
+    );
+    let pipeline = PipelineDeps::load(
         &sdk,
         &PipelineConfig {
             pipelines_table: res.pipelines_table.clone(),
             entities_table: res.entities_table.clone(),
             slack_queue_url: res.slack_queue_url.clone(),
             cache_ttl: Duration::from_secs(5),
+            public_api_url: Some(format!("http://127.0.0.1:{port}")),
+            link_secret_arn: Some(res.link_secret_arn.clone()),
+            link_ttl: ingestlayer::links::DEFAULT_TTL,
         },
-    );
+    )
+    .await?;
     let delivery = DeliveryDeps::new(
         &sdk,
         &DeliveryConfig {
             slack_queue_url: res.slack_queue_url.clone(),
             slack_dlq_url: res.slack_dlq_url.clone(),
+            channels_table: res.channels_table.clone(),
+            deliveries_table: res.deliveries_table.clone(),
+            max_age: Duration::from_secs(24 * 3600),
             slack_api_url: api_url.clone(),
             token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
             slack_timeout: Duration::from_secs(10),

@@ -15,12 +15,15 @@ pub struct Resources {
     pub api_keys_table: String,
     pub pipelines_table: String,
     pub entities_table: String,
+    pub channels_table: String,
+    pub deliveries_table: String,
     pub events_queue_url: String,
     pub events_dlq_url: String,
     pub slack_queue_url: String,
     pub slack_dlq_url: String,
     pub kms_key_id: String,
     pub slack_token_secret_arn: String,
+    pub link_secret_arn: String,
 }
 
 /// Visibility timeout of the local queues, in seconds (the template sets 6× the
@@ -58,11 +61,15 @@ impl Resources {
         let api_keys_table = format!("{prefix}-api-keys");
         let pipelines_table = format!("{prefix}-pipelines");
         let entities_table = format!("{prefix}-entities");
+        let channels_table = format!("{prefix}-channels");
+        let deliveries_table = format!("{prefix}-deliveries");
         for (table, key) in [
             (&events_table, "id"),
             (&api_keys_table, "key_hash"),
             (&pipelines_table, "id"),
             (&entities_table, "pk"),
+            (&channels_table, "pk"),
+            (&deliveries_table, "pk"),
         ] {
             create_table(&dynamo, table, key).await?;
         }
@@ -93,7 +100,7 @@ impl Resources {
             &sqs,
             &format!("{prefix}-slack.fifo"),
             true,
-            Some((&slack_dlq_url, 100)),
+            Some((&slack_dlq_url, 1000)),
         )
         .await?;
 
@@ -105,44 +112,40 @@ impl Resources {
             .map_err(|e| fail("KMS key")(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
         let kms_key_id = key.key_metadata.map(|m| m.key_id).unwrap_or_default();
 
-        let secret_name = format!("{prefix}/slack-bot-token");
         let secret_value = serde_json::json!({ "bot_token": bot_token }).to_string();
-        let slack_token_secret_arn = match secrets
-            .create_secret()
-            .name(&secret_name)
-            .kms_key_id(&kms_key_id)
-            .secret_string(&secret_value)
-            .send()
-            .await
-        {
-            Ok(out) => out.arn.unwrap_or_default(),
-            Err(_) => {
-                let out = secrets
-                    .put_secret_value()
-                    .secret_id(&secret_name)
-                    .secret_string(&secret_value)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        fail("Slack token secret")(
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-                        )
-                    })?;
-                out.arn.unwrap_or_default()
-            }
+        let slack_token_secret_arn = put_secret(
+            &secrets,
+            &format!("{prefix}/slack-bot-token"),
+            &kms_key_id,
+            &secret_value,
+        )
+        .await?;
+        let link_key: String = {
+            use rand::distr::{Alphanumeric, SampleString};
+            Alphanumeric.sample_string(&mut rand::rng(), 48)
         };
+        let link_secret_arn = put_secret(
+            &secrets,
+            &format!("{prefix}/event-link-key"),
+            &kms_key_id,
+            &serde_json::json!({ "key": link_key }).to_string(),
+        )
+        .await?;
 
         Ok(Self {
             events_table,
             api_keys_table,
             pipelines_table,
             entities_table,
+            channels_table,
+            deliveries_table,
             events_queue_url,
             events_dlq_url,
             slack_queue_url,
             slack_dlq_url,
             kms_key_id,
             slack_token_secret_arn,
+            link_secret_arn,
         })
     }
 
@@ -161,6 +164,37 @@ impl Resources {
                 self.slack_token_secret_arn.clone(),
             ),
         ]
+    }
+}
+
+/// Creates the secret under the KMS key, or puts a new value when it exists.
+async fn put_secret(
+    secrets: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    kms_key_id: &str,
+    value: &str,
+) -> Result<String, CreateError> {
+    match secrets
+        .create_secret()
+        .name(name)
+        .kms_key_id(kms_key_id)
+        .secret_string(value)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out.arn.unwrap_or_default()),
+        Err(_) => {
+            let out = secrets
+                .put_secret_value()
+                .secret_id(name)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(|e| {
+                    fail(name)(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+                })?;
+            Ok(out.arn.unwrap_or_default())
+        }
     }
 }
 

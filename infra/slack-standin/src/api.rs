@@ -21,6 +21,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/chat.postMessage", any(post_message))
         .route("/api/conversations.history", any(history))
         .route("/api/auth.test", any(auth_test))
+        .route("/api/conversations.list", any(conversations_list))
         .route("/api/{method}", any(unknown_method))
         .route("/_standin/messages", get(list_messages))
         .route("/_standin/requests", get(list_requests))
@@ -62,6 +63,16 @@ async fn auth_test(
 ) -> Response {
     let request = parse_request(&headers, uri.query(), &body);
     slack_response(shared.auth_test(&request))
+}
+
+async fn conversations_list(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.conversations_list(&request))
 }
 
 async fn unknown_method() -> Response {

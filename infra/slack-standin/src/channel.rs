@@ -116,6 +116,11 @@ impl Channels {
         }
     }
 
+    /// Every channel, in name order.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Channel> {
+        self.by_name.values()
+    }
+
     /// Forgets every channel; IDs handed out later are still new ones.
     pub(crate) fn clear(&mut self) {
         self.by_name.clear();

@@ -5,7 +5,7 @@
 //! with a visibility timeout that says when to try again. A message is deleted only when
 //! Slack took it or when it was parked in the DLQ with its reason.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -13,17 +13,16 @@ use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
+use crate::channels::{Channels, Gate, Pause};
 use crate::config::{DeliveryConfig, TokenConfig};
+use crate::ledger::{Entry, Ledger};
 use crate::queue::{send_all, Outgoing};
+use crate::render::{digest, DigestItem, DIGEST_MAX};
 use crate::routing::Delivery;
-use crate::slack::{classify, operator_hint, Action, PostMessage, SlackClient};
+use crate::slack::{classify, operator_hint, Action, HistoryCheck, PostMessage, SlackClient};
 
 /// Seconds before retry n (by receive count) of a transient failure; jittered ±20 %.
 pub const RETRY_SCHEDULE: &[u64] = &[1, 2, 5, 10, 30, 60, 120, 300, 600, 900];
-/// How long a paused channel's messages wait before they are tried again.
-pub const CHANNEL_PAUSE: Duration = Duration::from_secs(300);
-/// How long a paused workspace's messages wait before they are tried again.
-pub const WORKSPACE_PAUSE: Duration = Duration::from_secs(900);
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: u64 = 43_200;
 
@@ -109,58 +108,86 @@ pub struct DeliveryDeps {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dlq_url: String,
+    pub ledger: Ledger,
+    pub channels: Channels,
+    /// A message still undelivered this long after it was queued is parked.
+    pub max_age: Duration,
+    /// Pacing waits up to this long happen in process; longer ones go back to SQS.
+    pub max_inline_wait: Duration,
 }
 
 impl DeliveryDeps {
     pub fn new(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, reqwest::Error> {
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Ok(Self {
             slack: SlackClient::new(&cfg.slack_api_url, cfg.slack_timeout)?,
             tokens: TokenSource::new(cfg.token.clone(), aws_sdk_secretsmanager::Client::new(sdk)),
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: cfg.slack_queue_url.clone(),
             dlq_url: cfg.slack_dlq_url.clone(),
+            ledger: Ledger {
+                client: dynamo.clone(),
+                table: cfg.deliveries_table.clone(),
+            },
+            channels: Channels {
+                client: dynamo,
+                table: cfg.channels_table.clone(),
+            },
+            max_age: cfg.max_age,
+            max_inline_wait: MAX_INLINE_WAIT,
         })
     }
 }
 
+/// Pacing waits up to this long are slept in process.
+pub const MAX_INLINE_WAIT: Duration = Duration::from_millis(2500);
+
 /// What happened to one message, for the batch response and the visibility changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Fate {
     Done,
     /// Try again after this long; the rest of the group waits with it.
     Later(Duration),
 }
 
-/// Handles one batch from the Slack FIFO queue.
-pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
-    // Group → the delay its blocked messages wait.
-    let mut blocked: HashMap<String, Duration> = HashMap::new();
-    let mut blocked_teams: HashMap<String, Duration> = HashMap::new();
-    let mut failures: Vec<String> = Vec::new();
-    let mut later: Vec<(String, Duration)> = Vec::new();
-    let mut seen_groups = HashSet::new();
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
 
+/// A parsed message of the batch.
+struct Item<'r> {
+    record: &'r SqsMessage,
+    delivery: Delivery,
+    key: String,
+}
+
+/// Handles one batch from the Slack FIFO queue: each group (workspace + channel) in
+/// order, groups one after another.
+pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
+    let mut groups: Vec<(String, Vec<&SqsMessage>)> = Vec::new();
     for record in &event.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
         let group = record
             .attributes
             .get("MessageGroupId")
             .cloned()
             .unwrap_or_default();
-        seen_groups.insert(group.clone());
-        let span = tracing::info_span!("message", message_id = %message_id, group = %group);
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, list)) => list.push(record),
+            None => groups.push((group, vec![record])),
+        }
+    }
+    let mut team_pauses: HashMap<String, Option<Pause>> = HashMap::new();
+    let mut fates: Vec<(&SqsMessage, Fate)> = Vec::new();
+    for (group, records) in &groups {
+        let span = tracing::info_span!("group", group = %group, messages = records.len());
         let _enter = span.enter();
-        let team = group.split(':').next().unwrap_or_default().to_owned();
-        let wait = blocked
-            .get(&group)
-            .or_else(|| blocked_teams.get(&team))
-            .copied();
-        let fate = match wait {
-            Some(d) => Fate::Later(d),
-            None => deliver(record, deps, &mut blocked_teams).await,
-        };
+        fates.extend(process_group(group, records, deps, &mut team_pauses).await);
+    }
+    let mut failures = Vec::new();
+    let mut later = Vec::new();
+    for (record, fate) in fates {
         if let Fate::Later(d) = fate {
-            blocked.entry(group).or_insert(d);
-            failures.push(message_id);
+            failures.push(record.message_id.clone().unwrap_or_default());
             if let Some(h) = &record.receipt_handle {
                 later.push((h.clone(), d));
             }
@@ -170,84 +197,441 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     crate::handlers::pipeline::batch_response(failures)
 }
 
-async fn deliver(
-    record: &SqsMessage,
+async fn process_group<'r>(
+    group: &str,
+    records: &[&'r SqsMessage],
     deps: &DeliveryDeps,
-    blocked_teams: &mut HashMap<String, Duration>,
-) -> Fate {
-    let delivery: Delivery = match record.body.as_deref().map(serde_json::from_str) {
-        Some(Ok(d)) => d,
-        Some(Err(e)) => {
-            return park(
-                record,
-                None,
-                &format!("unreadable delivery message: {e}"),
-                deps,
-            )
-            .await
-        }
-        None => return park(record, None, "delivery message has no body", deps).await,
+    team_pauses: &mut HashMap<String, Option<Pause>>,
+) -> Vec<(&'r SqsMessage, Fate)> {
+    let mut out: Vec<(&'r SqsMessage, Fate)> = Vec::new();
+    let team = group.split(':').next().unwrap_or_default().to_owned();
+    let rest_later = |from: &[&'r SqsMessage], d: Duration| {
+        from.iter()
+            .map(|r| (*r, Fate::Later(d)))
+            .collect::<Vec<_>>()
     };
-    let receive_count: usize = record
-        .attributes
+
+    // A paused workspace: its messages wait in the DLQ with the reason.
+    let pause = match team_pauses.get(&team) {
+        Some(p) => p.clone(),
+        None => match deps.channels.workspace_pause(&team).await {
+            Ok(p) => {
+                team_pauses.insert(team.clone(), p.clone());
+                p
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, outcome = "retry", "could not read workspace state");
+                return rest_later(records, Duration::from_secs(5));
+            }
+        },
+    };
+    if let Some(p) = pause {
+        for r in records {
+            let reason = format!("workspace paused ({}): {}", p.error, p.hint);
+            let fate = park(r, parse(r).ok().as_ref(), &reason, deps).await;
+            out.push((*r, fate));
+        }
+        return out;
+    }
+
+    // Parse, check age and the ledger, in order.
+    let mut pending: Vec<Item<'r>> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let delivery = match parse(r) {
+            Ok(d) => d,
+            Err(reason) => {
+                out.push((*r, park(r, None, &reason, deps).await));
+                continue;
+            }
+        };
+        let key = delivery.key();
+        if let Some(age) = age(r) {
+            if age > deps.max_age {
+                let reason = format!(
+                    "not delivered within {} h of being queued",
+                    deps.max_age.as_secs() / 3600
+                );
+                out.push((*r, park(r, Some(&delivery), &reason, deps).await));
+                continue;
+            }
+        }
+        match deps.ledger.begin(&key, now_ms()).await {
+            Ok(Entry::Clear) => pending.push(Item {
+                record: r,
+                delivery,
+                key,
+            }),
+            Ok(Entry::Delivered { ts }) => {
+                tracing::info!(event_id = %delivery.event_id, ts = %ts, outcome = "already_delivered", "already posted; acknowledged without posting again");
+                out.push((*r, Fate::Done));
+            }
+            Ok(Entry::Uncertain { since_ms }) => {
+                match history_check(&delivery, group, &key, since_ms, deps).await {
+                    HistoryCheck::Found(ts) => {
+                        tracing::info!(event_id = %delivery.event_id, ts = %ts, outcome = "already_delivered", "found in the channel's history after an uncertain attempt; not posting again");
+                        if let Err(e) = deps.ledger.delivered(&key, &ts, None).await {
+                            tracing::warn!(error = %e, "could not record the delivery");
+                        }
+                        out.push((*r, Fate::Done));
+                    }
+                    HistoryCheck::NotFound => pending.push(Item {
+                        record: r,
+                        delivery,
+                        key,
+                    }),
+                    HistoryCheck::Unavailable(e) => {
+                        let d = retry_delay(receive_count(r));
+                        tracing::warn!(event_id = %delivery.event_id, error = %e, retry_in_s = d.as_secs(), outcome = "retry", "cannot tell whether an earlier attempt posted; waiting rather than risking a duplicate");
+                        release(deps, &pending).await;
+                        out.extend(pending.iter().map(|it| (it.record, Fate::Later(d))));
+                        out.extend(rest_later(&records[i..], d));
+                        return out;
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, outcome = "retry", "delivery ledger unavailable");
+                release(deps, &pending).await;
+                out.extend(
+                    pending
+                        .iter()
+                        .map(|it| (it.record, Fate::Later(Duration::from_secs(5)))),
+                );
+                out.extend(rest_later(&records[i..], Duration::from_secs(5)));
+                return out;
+            }
+        }
+    }
+    if pending.is_empty() {
+        return out;
+    }
+
+    // Digest when enough messages of the channel wait; otherwise one post each.
+    let threshold = pending[0].delivery.digest_threshold;
+    let mut units: std::collections::VecDeque<Vec<Item<'r>>> =
+        if threshold >= 2 && pending.len() >= threshold {
+            let mut units = std::collections::VecDeque::new();
+            let mut current = Vec::new();
+            for item in pending {
+                current.push(item);
+                if current.len() == DIGEST_MAX {
+                    units.push_back(std::mem::take(&mut current));
+                }
+            }
+            if !current.is_empty() {
+                units.push_back(current);
+            }
+            units
+        } else {
+            pending.into_iter().map(|i| vec![i]).collect()
+        };
+
+    while let Some(unit) = units.pop_front() {
+        let interval = Duration::from_millis(unit[0].delivery.min_interval_ms);
+        // Wait for the channel's slot.
+        let gate = loop {
+            match deps.channels.acquire(group, interval, now_ms()).await {
+                Ok(Gate::Wait(d)) if d <= deps.max_inline_wait => tokio::time::sleep(d).await,
+                Ok(g) => break Ok(g),
+                Err(e) => break Err(e),
+            }
+        };
+        match gate {
+            Ok(Gate::Go) => {}
+            Ok(Gate::Wait(d)) => {
+                tracing::info!(
+                    wait_ms = d.as_millis() as u64,
+                    outcome = "paced",
+                    "channel busy; the rest of its messages wait in the queue"
+                );
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                release(deps, &rest).await;
+                out.extend(rest.iter().map(|i| (i.record, Fate::Later(d))));
+                return out;
+            }
+            Ok(Gate::Paused(p)) => {
+                let reason = format!("channel paused ({}): {}", p.error, p.hint);
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                park_all(&rest, &reason, deps, &mut out).await;
+                return out;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, outcome = "retry", "channel state unavailable");
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                release(deps, &rest).await;
+                out.extend(
+                    rest.iter()
+                        .map(|i| (i.record, Fate::Later(Duration::from_secs(5)))),
+                );
+                return out;
+            }
+        }
+
+        let token = match deps.tokens.token().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, outcome = "retry", "no Slack token; the workspace's messages wait");
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                release(deps, &rest).await;
+                out.extend(
+                    rest.iter()
+                        .map(|i| (i.record, Fate::Later(Duration::from_secs(60)))),
+                );
+                return out;
+            }
+        };
+        let (answer, channel) = post_unit(&unit, token, deps).await;
+        let first = &unit[0].delivery;
+        let event_ids: Vec<&str> = unit.iter().map(|i| i.delivery.event_id.as_str()).collect();
+        match classify(&answer) {
+            Action::Delivered {
+                ts,
+                channel: channel_id,
+            } => {
+                for item in &unit {
+                    if let Err(e) = deps
+                        .ledger
+                        .delivered(&item.key, &ts, channel_id.as_deref())
+                        .await
+                    {
+                        tracing::warn!(event_id = %item.delivery.event_id, error = %e, "posted, but the ledger could not record it");
+                    }
+                    out.push((item.record, Fate::Done));
+                }
+                if let Some(id) = channel_id.filter(|id| *id != channel) {
+                    let _ = deps.channels.set_channel_id(group, &id).await;
+                }
+                tracing::info!(event_ids = ?event_ids, pipeline = %first.pipeline_id, channel = %first.channel, ts = %ts, digest = unit.len() > 1, outcome = "delivered", "posted to Slack");
+            }
+            Action::WaitRetryAfter(d) => {
+                tracing::warn!(channel = %first.channel, retry_after_s = d.as_secs(), outcome = "rate_limited", "Slack rate-limited the channel; it is silent for exactly Retry-After");
+                let _ = deps
+                    .channels
+                    .hold_until(group, now_ms() + d.as_millis() as i64)
+                    .await;
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                release(deps, &rest).await;
+                out.extend(rest.iter().map(|i| (i.record, Fate::Later(d))));
+                return out;
+            }
+            Action::Retry {
+                reason,
+                maybe_posted,
+            } => {
+                let d = retry_delay(receive_count(unit[0].record));
+                tracing::warn!(event_ids = ?event_ids, channel = %first.channel, reason = %reason, maybe_posted, retry_in_s = d.as_secs(), outcome = "retry", "transient Slack failure; will retry");
+                let (tried, rest): (Vec<Item<'r>>, Vec<Item<'r>>) =
+                    (unit, units.drain(..).flatten().collect());
+                if !maybe_posted {
+                    release(deps, &tried).await;
+                }
+                release(deps, &rest).await;
+                out.extend(
+                    tried
+                        .iter()
+                        .chain(&rest)
+                        .map(|i| (i.record, Fate::Later(d))),
+                );
+                return out;
+            }
+            Action::Park { reason } if unit.len() > 1 => {
+                tracing::warn!(reason = %reason, outcome = "split_digest", "Slack refused the digest; posting its messages one by one");
+                for item in unit.into_iter().rev() {
+                    units.push_front(vec![item]);
+                }
+            }
+            Action::Park { reason } => {
+                park_all(&unit, &reason, deps, &mut out).await;
+            }
+            Action::PauseChannel { error } => {
+                let hint = operator_hint(&error, &first.channel);
+                tracing::error!(channel = %first.channel, slack_error = %error, action = %hint, outcome = "pause_channel", "channel paused; its backlog waits in the DLQ");
+                let pause = Pause {
+                    error: error.clone(),
+                    hint: hint.clone(),
+                };
+                let _ = deps
+                    .channels
+                    .pause(&crate::channels::channel_pk(group), &pause, &now_text())
+                    .await;
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                park_all(
+                    &rest,
+                    &format!("channel paused ({error}): {hint}"),
+                    deps,
+                    &mut out,
+                )
+                .await;
+                return out;
+            }
+            Action::PauseWorkspace { error } => {
+                let hint = operator_hint(&error, &first.channel);
+                tracing::error!(team = %first.team, slack_error = %error, action = %hint, outcome = "pause_workspace", "workspace paused; its backlog waits in the DLQ");
+                let pause = Pause {
+                    error: error.clone(),
+                    hint: hint.clone(),
+                };
+                let _ = deps
+                    .channels
+                    .pause(&crate::channels::team_pk(&team), &pause, &now_text())
+                    .await;
+                team_pauses.insert(team.clone(), Some(pause));
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                park_all(
+                    &rest,
+                    &format!("workspace paused ({error}): {hint}"),
+                    deps,
+                    &mut out,
+                )
+                .await;
+                return out;
+            }
+        }
+    }
+    out
+}
+
+fn parse(r: &SqsMessage) -> Result<Delivery, String> {
+    match r.body.as_deref().map(serde_json::from_str::<Delivery>) {
+        Some(Ok(d)) => Ok(d),
+        Some(Err(e)) => Err(format!("unreadable delivery message: {e}")),
+        None => Err("delivery message has no body".into()),
+    }
+}
+
+fn receive_count(r: &SqsMessage) -> usize {
+    r.attributes
         .get("ApproximateReceiveCount")
         .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
+        .unwrap_or(1)
+}
+
+/// How long ago the message was first sent to the queue.
+fn age(r: &SqsMessage) -> Option<Duration> {
+    let sent: i64 = r.attributes.get("SentTimestamp")?.parse().ok()?;
+    Some(Duration::from_millis((now_ms() - sent).max(0) as u64))
+}
+
+fn now_text() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Marks items that were claimed but not tried as certainly not posted.
+async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {
+    for item in items {
+        if let Err(e) = deps.ledger.not_posted(&item.key).await {
+            tracing::warn!(event_id = %item.delivery.event_id, error = %e, "could not release the ledger entry; the next attempt checks history first");
+        }
+    }
+}
+
+async fn park_all<'r>(
+    items: &[Item<'r>],
+    reason: &str,
+    deps: &DeliveryDeps,
+    out: &mut Vec<(&'r SqsMessage, Fate)>,
+) {
+    release(deps, items).await;
+    for item in items {
+        let fate = park(item.record, Some(&item.delivery), reason, deps).await;
+        out.push((item.record, fate));
+    }
+}
+
+async fn history_check(
+    delivery: &Delivery,
+    group: &str,
+    key: &str,
+    since_ms: i64,
+    deps: &DeliveryDeps,
+) -> HistoryCheck {
     let token = match deps.tokens.token().await {
         Ok(t) => t,
-        Err(e) => {
-            tracing::error!(event_id = %delivery.event_id, channel = %delivery.channel, error = %e, outcome = "pause_workspace", "no Slack token; the workspace's messages wait");
-            blocked_teams.insert(delivery.team.clone(), Duration::from_secs(60));
-            return Fate::Later(Duration::from_secs(60));
-        }
+        Err(e) => return HistoryCheck::Unavailable(e.to_string()),
     };
-    let metadata = serde_json::json!({
-        "event_type": "ingestlayer_delivery",
-        "event_payload": {"key": delivery.key(), "event_id": delivery.event_id, "pipeline_id": delivery.pipeline_id}
-    });
+    let channel = match deps.channels.channel_id(group).await {
+        Ok(Some(id)) => id,
+        Ok(None) if delivery.channel.starts_with('#') => {
+            // History takes channel ids: resolve the name the pipeline uses.
+            match deps.slack.resolve_channel(token, &delivery.channel).await {
+                Ok(Some(id)) => {
+                    let _ = deps.channels.set_channel_id(group, &id).await;
+                    id
+                }
+                // No such channel: nothing can have been posted to it.
+                Ok(None) => return HistoryCheck::NotFound,
+                Err(e) => return HistoryCheck::Unavailable(e),
+            }
+        }
+        Ok(None) => delivery.channel.clone(),
+        Err(e) => return HistoryCheck::Unavailable(e.to_string()),
+    };
+    // Look from a minute before the earlier attempt began (clock skew).
+    deps.slack
+        .find_posted(token, &channel, key, since_ms / 1000 - 60)
+        .await
+}
+
+/// Posts one message or a digest; returns Slack's answer and the channel posted to.
+async fn post_unit(
+    unit: &[Item<'_>],
+    token: &SecretString,
+    deps: &DeliveryDeps,
+) -> (crate::slack::Answer, String) {
+    let first = &unit[0].delivery;
+    let (message, metadata) = if unit.len() == 1 {
+        (
+            first.message.clone(),
+            serde_json::json!({
+                "event_type": "ingestlayer_delivery",
+                "event_payload": {"key": unit[0].key, "event_id": first.event_id, "pipeline_id": first.pipeline_id}
+            }),
+        )
+    } else {
+        let items: Vec<DigestItem<'_>> = unit
+            .iter()
+            .map(|i| DigestItem {
+                event_name: &i.delivery.event_name,
+                event_id: &i.delivery.event_id,
+                message: &i.delivery.message,
+                link: i.delivery.link.as_deref(),
+            })
+            .collect();
+        (
+            digest(&items),
+            serde_json::json!({
+                "event_type": "ingestlayer_digest",
+                "event_payload": {
+                    "keys": unit.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(),
+                    "event_ids": unit.iter().map(|i| i.delivery.event_id.as_str()).collect::<Vec<_>>()
+                }
+            }),
+        )
+    };
     let answer = deps
         .slack
         .post_message(
             token,
             &PostMessage {
-                channel: &delivery.channel,
-                text: &delivery.message.text,
-                blocks: &delivery.message.blocks,
+                channel: &first.channel,
+                text: &message.text,
+                blocks: &message.blocks,
                 metadata: Some(metadata),
                 unfurl_links: false,
                 unfurl_media: false,
             },
         )
         .await;
-    let ids = (&delivery.event_id, &delivery.pipeline_id, &delivery.channel);
-    match classify(&answer) {
-        Action::Delivered { ts } => {
-            tracing::info!(event_id = %ids.0, pipeline = %ids.1, channel = %ids.2, ts = %ts, outcome = "delivered", "posted to Slack");
-            Fate::Done
-        }
-        Action::WaitRetryAfter(d) => {
-            tracing::warn!(event_id = %ids.0, channel = %ids.2, retry_after_s = d.as_secs(), outcome = "rate_limited", "Slack rate-limited the channel; it waits exactly Retry-After");
-            Fate::Later(d)
-        }
-        Action::Retry {
-            reason,
-            maybe_posted,
-        } => {
-            let d = retry_delay(receive_count);
-            tracing::warn!(event_id = %ids.0, channel = %ids.2, reason = %reason, maybe_posted, attempt = receive_count, retry_in_s = d.as_secs(), outcome = "retry", "transient Slack failure; will retry");
-            Fate::Later(d)
-        }
-        Action::Park { reason } => park(record, Some(&delivery), &reason, deps).await,
-        Action::PauseChannel { error } => {
-            tracing::error!(event_id = %ids.0, channel = %ids.2, slack_error = %error, outcome = "pause_channel", action = %operator_hint(&error, &delivery.channel), "channel paused; its backlog is kept");
-            Fate::Later(CHANNEL_PAUSE)
-        }
-        Action::PauseWorkspace { error } => {
-            tracing::error!(event_id = %ids.0, team = %delivery.team, slack_error = %error, outcome = "pause_workspace", action = %operator_hint(&error, &delivery.channel), "workspace paused; its backlog is kept");
-            blocked_teams.insert(delivery.team.clone(), WORKSPACE_PAUSE);
-            Fate::Later(WORKSPACE_PAUSE)
-        }
-    }
+    (answer, first.channel.clone())
 }
 
 /// Moves the message to the DLQ with its reason; it is deleted from the queue only when
@@ -264,12 +648,17 @@ async fn park(
         .cloned()
         .or_else(|| delivery.map(Delivery::group_id))
         .unwrap_or_else(|| "unknown".into());
-    let dedup = record
-        .attributes
-        .get("MessageDeduplicationId")
-        .cloned()
-        .or_else(|| record.message_id.clone())
-        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    // A fresh dedup id: the same message parked again after a redrive must land again.
+    let dedup = format!(
+        "{}-{}",
+        delivery
+            .map(Delivery::key)
+            .unwrap_or_else(|| record.message_id.clone().unwrap_or_default())
+            .chars()
+            .take(64)
+            .collect::<String>(),
+        ulid::Ulid::new()
+    );
     let mut attributes = HashMap::from([(park_attr::REASON.to_owned(), reason.to_owned())]);
     if let Some(d) = delivery {
         attributes.insert(park_attr::EVENT_ID.into(), d.event_id.clone());

@@ -36,6 +36,8 @@ pub struct IngestDeps {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub schemas: SchemaRegistry,
+    /// Checks signed links to stored events.
+    pub links: Option<crate::links::LinkSigner>,
 }
 
 impl IngestDeps {
@@ -54,7 +56,24 @@ impl IngestDeps {
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: cfg.events_queue_url.clone(),
             schemas: SchemaRegistry::builtin(cfg.schemas_required)?,
+            links: None,
         })
+    }
+
+    /// [`IngestDeps::new`] plus the link signing key when configured.
+    pub async fn load(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> Result<Self, String> {
+        let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
+        if let Some(arn) = &cfg.link_secret_arn {
+            let key =
+                crate::links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?;
+            // Only verification happens here; the base URL is not used.
+            deps.links = Some(crate::links::LinkSigner::new(
+                key,
+                "",
+                crate::links::DEFAULT_TTL,
+            ));
+        }
+        Ok(deps)
     }
 }
 
@@ -66,6 +85,17 @@ pub async fn handle(
     deps: &IngestDeps,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
+    if let Some(id) = path.strip_prefix("/v1/events/").filter(|id| *id != "batch") {
+        if req.method() != http::Method::GET {
+            return Ok(error(
+                405,
+                "method_not_allowed",
+                "/v1/events/{id} takes GET with a signed link",
+                None,
+            ));
+        }
+        return Ok(stored_event(id, req.uri().query().unwrap_or_default(), deps).await);
+    }
     let batch = match path.as_str() {
         "/v1/events" => false,
         "/v1/events/batch" => true,
@@ -132,6 +162,49 @@ pub async fn handle(
     } else {
         ingest_one(&value, &source, deps).await
     })
+}
+
+/// `GET /v1/events/{id}?exp=…&sig=…`: the full stored event behind a signed link.
+async fn stored_event(raw_id: &str, query: &str, deps: &IngestDeps) -> Response<Body> {
+    let Some(signer) = &deps.links else {
+        return error(
+            404,
+            "not_found",
+            "event links are not enabled in this deployment",
+            None,
+        );
+    };
+    let Some(id) = crate::links::percent_decode_segment(raw_id) else {
+        return error(403, "forbidden", "the link is not valid", None);
+    };
+    let mut exp = None;
+    let mut sig = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("exp", v)) => exp = Some(v),
+            Some(("sig", v)) => sig = Some(v),
+            _ => {}
+        }
+    }
+    if let Err(e) = signer.verify(&id, exp, sig, OffsetDateTime::now_utc().unix_timestamp()) {
+        return error(403, "forbidden", &e.to_string(), None);
+    }
+    match deps.store.get(&id).await {
+        Ok(Some(envelope)) => match serde_json::to_value(&envelope) {
+            Ok(v) => respond(200, &v),
+            Err(_) => error(500, "internal", "the stored event could not be read", None),
+        },
+        Ok(None) => error(
+            404,
+            "not_found",
+            "the event is no longer stored (past its retention)",
+            None,
+        ),
+        Err(e) => {
+            tracing::error!(event_id = %id, error = %e, "reading a stored event failed");
+            error(503, "unavailable", "could not read the event; retry", None)
+        }
+    }
 }
 
 async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Response<Body>> {

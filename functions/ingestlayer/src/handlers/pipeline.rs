@@ -102,9 +102,23 @@ pub struct PipelineDeps {
     pub entities: DynamoEntities,
     pub sqs: aws_sdk_sqs::Client,
     pub slack_queue_url: String,
+    /// Signs links to stored events for truncated messages and digests.
+    pub links: Option<crate::links::LinkSigner>,
 }
 
 impl PipelineDeps {
+    /// Builds the clients; reads the link signing key when configured.
+    pub async fn load(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Result<Self, String> {
+        let mut deps = Self::new(sdk, cfg);
+        if let (Some(url), Some(arn)) = (&cfg.public_api_url, &cfg.link_secret_arn) {
+            let key =
+                crate::links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?;
+            deps.links = Some(crate::links::LinkSigner::new(key, url, cfg.link_ttl));
+        }
+        Ok(deps)
+    }
+
+    /// Builds the clients, without signed links.
     pub fn new(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Self {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Self {
@@ -119,6 +133,7 @@ impl PipelineDeps {
             },
             sqs: aws_sdk_sqs::Client::new(sdk),
             slack_queue_url: cfg.slack_queue_url.clone(),
+            links: None,
         }
     }
 }
@@ -168,7 +183,18 @@ pub async fn handle_with<S: EntityStore>(
             return response(failures);
         }
     };
-    let results = route(&envelopes, &pipelines, store)
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let make_link = |e: &Envelope| {
+        deps.links
+            .as_ref()
+            .map(|l| l.link(e.id.as_str(), now))
+            .unwrap_or_default()
+    };
+    let link_maker: Option<crate::routing::LinkMaker<'_>> = deps
+        .links
+        .as_ref()
+        .map(|_| &make_link as crate::routing::LinkMaker<'_>);
+    let results = route(&envelopes, &pipelines, store, link_maker)
         .instrument(tracing::info_span!("route"))
         .await;
 

@@ -86,7 +86,8 @@ async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
         let e = parse_incoming(&json!({"name": "feature.used", "data": {"user_id": "u1", "feature": "csv.export", "count": 3, "plan": plan}}), "").unwrap();
         Envelope::accept(e, "t", time::OffsetDateTime::now_utc())
     };
-    let out = ingestlayer::routing::route(&[event("free"), event("pro")], &set, &NoEntities).await;
+    let out =
+        ingestlayer::routing::route(&[event("free"), event("pro")], &set, &NoEntities, None).await;
     assert!(
         matches!(&out[0].as_ref().unwrap()[0], ingestlayer::routing::PairOutcome::Routed(d) if d[0].channel == "#growth")
     );

@@ -102,10 +102,14 @@ async fn a_channel_the_bot_is_not_in_keeps_its_backlog_and_others_flow() {
         "one failure pauses the channel; the rest of its group waits"
     );
     assert_eq!(first_try[0].error.as_deref(), Some("not_in_channel"));
-    assert!(
-        s.peek(&s.res.slack_dlq_url).await.is_empty(),
-        "a paused channel's messages are not parked"
+    let kept = s.peek(&s.res.slack_dlq_url).await;
+    assert_eq!(
+        kept.len(),
+        2,
+        "the paused channel's backlog waits in the DLQ"
     );
+    let reason = attr(&kept[0], "ingestlayer_park_reason").unwrap();
+    assert!(reason.contains("invite the app to #secret"), "{reason}");
 }
 
 #[tokio::test]
@@ -125,7 +129,16 @@ async fn a_revoked_token_pauses_after_one_failure_and_keeps_the_backlog() {
         "one failure, then the workspace waits"
     );
     assert!(s.alerts().is_empty());
-    assert!(s.peek(&s.res.slack_dlq_url).await.is_empty());
+    let kept = s.peek(&s.res.slack_dlq_url).await;
+    assert_eq!(kept.len(), 3, "the backlog is kept, with the reason");
+    assert!(attr(&kept[0], "ingestlayer_park_reason")
+        .unwrap()
+        .contains("token_revoked"));
+    // New messages of the paused workspace wait too, without another call to Slack.
+    s.post("/v1/events", &feature_used("u_7", "api")).await;
+    s.pump().await;
+    assert_eq!(s.standin.requests().len(), 1);
+    assert_eq!(s.depth(&s.res.slack_dlq_url).await, 4);
 }
 
 #[tokio::test]
@@ -167,16 +180,7 @@ async fn messages_of_one_channel_arrive_in_order() {
     }
     // The events queue is standard (no order); order is kept from the Slack queue on.
     s.pump().await;
-    let posted: Vec<String> = s
-        .alerts()
-        .iter()
-        .map(|m| {
-            m.metadata.as_ref().unwrap()["event_payload"]["event_id"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let posted = crate::harness::posted_event_ids(&s.alerts());
     let mut sorted = posted.clone();
     sorted.sort();
     assert_eq!(sorted, ids, "every event delivered exactly once");

@@ -15,6 +15,8 @@ use slack_standin::{PostedMessage, Standin, StandinConfig};
 
 pub const API_KEY: &str = "il_test_key_0123456789";
 pub const BOT_TOKEN: &str = "xoxb-test-token";
+/// The ingest API's public URL in signed links (tests call the handler directly).
+pub const PUBLIC_API_URL: &str = "https://api.example";
 
 pub struct Stack {
     pub res: Resources,
@@ -44,6 +46,13 @@ impl Stack {
     }
 
     pub async fn with_standin(config: StandinConfig) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .try_init();
         let sdk = emulator_sdk(&endpoint()).await;
         let prefix = format!("it-{}", ulid::Ulid::new().to_string().to_lowercase());
         let res = Resources::create(&sdk, &prefix, BOT_TOKEN)
@@ -70,7 +79,7 @@ impl Stack {
             .create(&SecretString::from(API_KEY.to_owned()), "tests")
             .await
             .unwrap();
-        let ingest = IngestDeps::new(
+        let ingest = IngestDeps::load(
             &sdk,
             &IngestConfig {
                 events_table: res.events_table.clone(),
@@ -78,23 +87,33 @@ impl Stack {
                 events_queue_url: res.events_queue_url.clone(),
                 schemas_required: false,
                 event_ttl_days: 30,
+                link_secret_arn: Some(res.link_secret_arn.clone()),
             },
         )
+        .await
         .unwrap();
-        let pipeline = PipelineDeps::new(
+        let pipeline = PipelineDeps::load(
             &sdk,
             &PipelineConfig {
                 pipelines_table: res.pipelines_table.clone(),
                 entities_table: res.entities_table.clone(),
                 slack_queue_url: res.slack_queue_url.clone(),
                 cache_ttl: Duration::from_secs(30),
+                public_api_url: Some(PUBLIC_API_URL.to_owned()),
+                link_secret_arn: Some(res.link_secret_arn.clone()),
+                link_ttl: ingestlayer::links::DEFAULT_TTL,
             },
-        );
+        )
+        .await
+        .unwrap();
         let delivery = DeliveryDeps::new(
             &sdk,
             &DeliveryConfig {
                 slack_queue_url: res.slack_queue_url.clone(),
                 slack_dlq_url: res.slack_dlq_url.clone(),
+                channels_table: res.channels_table.clone(),
+                deliveries_table: res.deliveries_table.clone(),
+                max_age: Duration::from_secs(24 * 3600),
                 slack_api_url: standin.api_url(),
                 token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
                 slack_timeout: Duration::from_secs(2),
@@ -194,6 +213,33 @@ impl Stack {
         all
     }
 
+    /// Messages in a queue, visible or in flight.
+    pub async fn depth(&self, url: &str) -> usize {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes.unwrap_or_default();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| {
+            attrs
+                .get(a)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
     pub async fn put_pipeline(&self, doc: &Value) {
         seed::put_json(&self.dynamo, &self.res.pipelines_table, doc)
             .await
@@ -220,4 +266,17 @@ pub fn field_texts(m: &PostedMessage) -> Vec<String> {
         .iter()
         .filter_map(|f| f["text"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// The event ids of posted messages, in posting order, digests flattened.
+pub fn posted_event_ids(messages: &[PostedMessage]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for m in messages {
+        let payload = &m.metadata.as_ref().expect("every post carries metadata")["event_payload"];
+        match payload["event_ids"].as_array() {
+            Some(list) => ids.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned))),
+            None => ids.push(payload["event_id"].as_str().unwrap_or_default().to_owned()),
+        }
+    }
+    ids
 }
