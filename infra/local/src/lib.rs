@@ -6,6 +6,7 @@
 //! the way Lambda's event source mappings do (batches of up to 10, partial batch failures,
 //! FIFO groups in order); [`seed`] puts in the product's example pipeline and entities.
 
+pub mod dlq;
 pub mod resources;
 pub mod runner;
 pub mod seed;

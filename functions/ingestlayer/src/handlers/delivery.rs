@@ -114,6 +114,8 @@ pub struct DeliveryDeps {
     pub max_age: Duration,
     /// Pacing waits up to this long happen in process; longer ones go back to SQS.
     pub max_inline_wait: Duration,
+    /// Seconds before retry n of a transient failure (by receive count; the last repeats).
+    pub retry_schedule: Vec<u64>,
 }
 
 impl DeliveryDeps {
@@ -135,6 +137,7 @@ impl DeliveryDeps {
             },
             max_age: cfg.max_age,
             max_inline_wait: MAX_INLINE_WAIT,
+            retry_schedule: RETRY_SCHEDULE.to_vec(),
         })
     }
 }
@@ -248,8 +251,8 @@ async fn process_group<'r>(
         if let Some(age) = age(r) {
             if age > deps.max_age {
                 let reason = format!(
-                    "not delivered within {} h of being queued",
-                    deps.max_age.as_secs() / 3600
+                    "not delivered within {} of being queued; gave up",
+                    human(deps.max_age)
                 );
                 out.push((*r, park(r, Some(&delivery), &reason, deps).await));
                 continue;
@@ -280,7 +283,7 @@ async fn process_group<'r>(
                         key,
                     }),
                     HistoryCheck::Unavailable(e) => {
-                        let d = retry_delay(receive_count(r));
+                        let d = retry_delay(receive_count(r), &deps.retry_schedule);
                         tracing::warn!(event_id = %delivery.event_id, error = %e, retry_in_s = d.as_secs(), outcome = "retry", "cannot tell whether an earlier attempt posted; waiting rather than risking a duplicate");
                         release(deps, &pending).await;
                         out.extend(pending.iter().map(|it| (it.record, Fate::Later(d))));
@@ -423,7 +426,7 @@ async fn process_group<'r>(
                 reason,
                 maybe_posted,
             } => {
-                let d = retry_delay(receive_count(unit[0].record));
+                let d = retry_delay(receive_count(unit[0].record), &deps.retry_schedule);
                 tracing::warn!(event_ids = ?event_ids, channel = %first.channel, reason = %reason, maybe_posted, retry_in_s = d.as_secs(), outcome = "retry", "transient Slack failure; will retry");
                 let (tried, rest): (Vec<Item<'r>>, Vec<Item<'r>>) =
                     (unit, units.drain(..).flatten().collect());
@@ -517,6 +520,14 @@ fn receive_count(r: &SqsMessage) -> usize {
 fn age(r: &SqsMessage) -> Option<Duration> {
     let sent: i64 = r.attributes.get("SentTimestamp")?.parse().ok()?;
     Some(Duration::from_millis((now_ms() - sent).max(0) as u64))
+}
+
+fn human(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
 }
 
 fn now_text() -> String {
@@ -687,11 +698,11 @@ async fn park(
 }
 
 /// Delay before the next try of a transient failure, by receive count, jittered ±20 %.
-pub fn retry_delay(receive_count: usize) -> Duration {
-    let i = receive_count
-        .saturating_sub(1)
-        .min(RETRY_SCHEDULE.len() - 1);
-    let base = RETRY_SCHEDULE[i] as f64;
+pub fn retry_delay(receive_count: usize, schedule: &[u64]) -> Duration {
+    let Some(last) = schedule.len().checked_sub(1) else {
+        return Duration::from_secs(1);
+    };
+    let base = schedule[receive_count.saturating_sub(1).min(last)] as f64;
     let jitter = rand::random_range(0.8..=1.2);
     Duration::from_secs_f64((base * jitter).max(1.0))
 }
@@ -752,8 +763,9 @@ mod tests {
 
     #[test]
     fn retry_delays_grow_and_are_capped() {
-        assert!(retry_delay(1) <= Duration::from_secs_f64(1.2));
-        assert!(retry_delay(5) >= Duration::from_secs(24));
-        assert!(retry_delay(500) <= Duration::from_secs(1080));
+        assert!(retry_delay(1, RETRY_SCHEDULE) <= Duration::from_secs_f64(1.2));
+        assert!(retry_delay(5, RETRY_SCHEDULE) >= Duration::from_secs(24));
+        assert!(retry_delay(500, RETRY_SCHEDULE) <= Duration::from_secs(1080));
+        assert_eq!(retry_delay(3, &[]), Duration::from_secs(1));
     }
 }

@@ -148,6 +148,24 @@ impl Stack {
         self.post_with(path, body, Some(API_KEY)).await
     }
 
+    /// GETs `path_and_query` through the ingest handler, without an API key.
+    pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(format!("https://api.example{path_and_query}"))
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let resp = call_ingest(req, &self.ingest).await;
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     pub async fn post_with(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
         let mut req = http::Request::builder()
             .method("POST")
@@ -188,6 +206,14 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         false
+    }
+
+    /// The channel state and DLQ tooling over this stack.
+    pub fn channels(&self) -> ingestlayer::channels::Channels {
+        ingestlayer::channels::Channels {
+            client: self.dynamo.clone(),
+            table: self.res.channels_table.clone(),
+        }
     }
 
     pub fn alerts(&self) -> Vec<PostedMessage> {

@@ -12,3 +12,4 @@ mod delivery;
 mod events_files;
 mod ingest;
 mod path;
+mod promises;

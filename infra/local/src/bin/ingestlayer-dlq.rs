@@ -1,0 +1,101 @@
+//! `ingestlayer-dlq`: see what is parked in the Slack DLQ and why, see paused channels and
+//! workspaces, and redrive after a fix. Works against AWS (the stack's outputs give the
+//! names) and against the local emulator (`AWS_ENDPOINT_URL`, `make dlq`).
+
+use clap::{Parser, Subcommand};
+use ingestlayer::channels::Channels;
+use ingestlayer_local::dlq::{self, Filter};
+
+#[derive(Parser)]
+#[command(
+    name = "ingestlayer-dlq",
+    about = "Parked Slack messages: list them with their reasons, redrive them after a fix"
+)]
+struct Cli {
+    /// The Slack FIFO DLQ (stack output SlackDeadLetterQueueUrl).
+    #[arg(long, env = "SLACK_DLQ_URL")]
+    dlq_url: String,
+    /// The Slack FIFO queue (stack output SlackQueueUrl).
+    #[arg(long, env = "SLACK_QUEUE_URL")]
+    queue_url: String,
+    /// The channel state table (stack output ChannelsTableName).
+    #[arg(long, env = "CHANNELS_TABLE")]
+    channels_table: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parked messages with their reasons, in each channel's order.
+    List,
+    /// Paused channels and workspaces, with what to do.
+    Paused,
+    /// Lift the pause and move the parked messages back, in order (all, or one channel/workspace).
+    Redrive {
+        /// Only this channel, e.g. '#alerts'.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only this workspace (team id, or `default`).
+        #[arg(long)]
+        team: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let channels = Channels {
+        client: aws_sdk_dynamodb::Client::new(&sdk),
+        table: cli.channels_table.clone(),
+    };
+    match cli.command {
+        Command::List => {
+            let parked = dlq::list(&sqs, &cli.dlq_url).await?;
+            if parked.is_empty() {
+                println!("nothing parked");
+            }
+            for p in &parked {
+                println!(
+                    "{}  event {}  pipeline {}  {}",
+                    p.group, p.event_id, p.pipeline_id, p.reason
+                );
+            }
+        }
+        Command::Paused => {
+            let paused = channels.paused().await?;
+            if paused.is_empty() {
+                println!("nothing paused");
+            }
+            for p in paused {
+                println!(
+                    "{}  since {}  {}: {}",
+                    p.pk, p.since, p.pause.error, p.pause.hint
+                );
+            }
+        }
+        Command::Redrive { channel, team } => {
+            let r = dlq::redrive(
+                &sqs,
+                &channels,
+                &cli.dlq_url,
+                &cli.queue_url,
+                &Filter { channel, team },
+            )
+            .await?;
+            for pk in &r.resumed {
+                println!("resumed {pk}");
+            }
+            if r.move_task {
+                println!("started a message move task from the DLQ to the queue");
+            } else {
+                println!("moved {} message(s) back to the queue", r.moved);
+            }
+        }
+    }
+    Ok(())
+}
