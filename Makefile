@@ -1,5 +1,5 @@
 # The two commands of the README.
-.PHONY: dev test fmt lint build sam-build clean-tools
+.PHONY: dev test fmt lint build sam-build dlq
 
 dev: ## the whole system on this machine: ingest on http://127.0.0.1:$${PORT:-3000}
 	bash infra/dev.sh
@@ -19,3 +19,8 @@ build:
 
 sam-build: ## the deploy artefacts, as `sam deploy` uploads them
 	bash infra/tools.sh && bash infra/template-check.sh
+
+dlq: ## the Slack DLQ of the running `make dev` stack: make dlq ARGS=list|paused|"redrive --channel '#x'"
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	cargo run --quiet -p ingestlayer-local --bin ingestlayer-dlq -- --prefix ingestlayer-dev $(ARGS)

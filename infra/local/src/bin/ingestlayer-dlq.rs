@@ -12,15 +12,18 @@ use ingestlayer_local::dlq::{self, Filter};
     about = "Parked Slack messages: list them with their reasons, redrive them after a fix"
 )]
 struct Cli {
-    /// The Slack FIFO DLQ (stack output SlackDeadLetterQueueUrl).
-    #[arg(long, env = "SLACK_DLQ_URL")]
-    dlq_url: String,
-    /// The Slack FIFO queue (stack output SlackQueueUrl).
-    #[arg(long, env = "SLACK_QUEUE_URL")]
-    queue_url: String,
+    /// The Slack FIFO DLQ's URL (stack output SlackDeadLetterQueueUrl).
+    #[arg(long, env = "SLACK_DLQ_URL", required_unless_present = "prefix")]
+    dlq_url: Option<String>,
+    /// The Slack FIFO queue's URL (stack output SlackQueueUrl).
+    #[arg(long, env = "SLACK_QUEUE_URL", required_unless_present = "prefix")]
+    queue_url: Option<String>,
     /// The channel state table (stack output ChannelsTableName).
-    #[arg(long, env = "CHANNELS_TABLE")]
-    channels_table: String,
+    #[arg(long, env = "CHANNELS_TABLE", required_unless_present = "prefix")]
+    channels_table: Option<String>,
+    /// Instead of the three above: a local stack's name prefix (`make dev` uses ingestlayer-dev).
+    #[arg(long)]
+    prefix: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -43,19 +46,57 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cli = Cli::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingestlayer-dlq: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url_of = |name: String| {
+        let sqs = sqs.clone();
+        async move {
+            sqs.get_queue_url()
+                .queue_name(&name)
+                .send()
+                .await
+                .map(|o| o.queue_url.unwrap_or_default())
+                .map_err(|e| {
+                    use aws_sdk_sqs::error::ProvideErrorMetadata;
+                    format!(
+                        "queue {name}: {} (is the stack running?)",
+                        e.message().unwrap_or("not reachable")
+                    )
+                })
+        }
+    };
+    let (dlq_url, queue_url, table) =
+        match (&cli.prefix, cli.dlq_url, cli.queue_url, cli.channels_table) {
+            (_, Some(d), Some(q), Some(t)) => (d, q, t),
+            (Some(p), ..) => (
+                url_of(format!("{p}-slack-dlq.fifo")).await?,
+                url_of(format!("{p}-slack.fifo")).await?,
+                format!("{p}-channels"),
+            ),
+            _ => {
+                return Err("give --dlq-url, --queue-url and --channels-table, or --prefix".into())
+            }
+        };
     let channels = Channels {
         client: aws_sdk_dynamodb::Client::new(&sdk),
-        table: cli.channels_table.clone(),
+        table,
     };
     match cli.command {
         Command::List => {
-            let parked = dlq::list(&sqs, &cli.dlq_url).await?;
+            let parked = dlq::list(&sqs, &dlq_url).await?;
             if parked.is_empty() {
                 println!("nothing parked");
             }
@@ -82,8 +123,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let r = dlq::redrive(
                 &sqs,
                 &channels,
-                &cli.dlq_url,
-                &cli.queue_url,
+                &dlq_url,
+                &queue_url,
                 &Filter { channel, team },
             )
             .await?;
