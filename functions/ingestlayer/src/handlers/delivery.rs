@@ -1,9 +1,20 @@
-//! The slack-delivery function: messages from the Slack FIFO queue to chat.postMessage.
+//! The slack-delivery function: messages from the Slack FIFO queue to chat.postMessage,
+//! with every promise of DESIGN.md.
 //!
-//! A group (one workspace + channel) is processed in order; at its first failure that
-//! message and every later one of the group are reported failed and handed back to SQS
-//! with a visibility timeout that says when to try again. A message is deleted only when
-//! Slack took it or when it was parked in the DLQ with its reason.
+//! - **Order.** A group (one workspace + channel) is processed in order; at its first
+//!   failure that message and every later one of the group go back to SQS together, with a
+//!   visibility timeout saying when to try again.
+//! - **Nothing lost.** A message is deleted only when Slack took it or when it was parked in
+//!   the DLQ with its reason (refused by Slack, its channel or workspace paused, or older
+//!   than the age limit).
+//! - **No duplicates.** The delivery ledger claims each (event, pipeline, destination) key
+//!   before posting; after an uncertain outcome the channel's history is searched for the
+//!   key (carried in message metadata) before posting again.
+//! - **Paced.** Each channel's next posting slot lives in DynamoDB, taken with a conditional
+//!   write, so all instances together post at most once per interval; a 429 moves the slot
+//!   to exactly Retry-After. Short waits are slept here, long ones go back to SQS.
+//! - **Digests.** When enough of a channel's messages wait in one batch, they go out as one
+//!   digest; a digest Slack refuses is split back into single posts.
 
 use std::collections::HashMap;
 use std::time::Duration;
