@@ -19,3 +19,4 @@ pub mod routing;
 pub mod schema;
 pub mod slack;
 pub mod store;
+pub mod signing;
