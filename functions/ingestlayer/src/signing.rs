@@ -30,7 +30,9 @@ pub fn verify(
     body: &[u8],
     now_unix: i64,
 ) -> Result<(), SignatureError> {
-    let ts_text = timestamp.map(str::trim).ok_or(SignatureError::BadTimestamp)?;
+    let ts_text = timestamp
+        .map(str::trim)
+        .ok_or(SignatureError::BadTimestamp)?;
     let ts: i64 = ts_text.parse().map_err(|_| SignatureError::BadTimestamp)?;
     if (now_unix - ts).abs() > WINDOW_SECONDS {
         return Err(SignatureError::Stale);
@@ -40,18 +42,24 @@ pub fn verify(
         .filter(|h| h.len() == 64)
         .ok_or(SignatureError::Malformed)?;
     let expected = hex::decode(hex_sig).map_err(|_| SignatureError::Malformed)?;
-    mac(signing_secret, ts_text, body).verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
+    mac(signing_secret, ts_text, body)
+        .verify_slice(&expected)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// The signature Slack would send (for tests and tools).
 pub fn sign(signing_secret: &SecretString, timestamp: &str, body: &[u8]) -> String {
-    format!("v0={}", hex::encode(mac(signing_secret, timestamp, body).finalize().into_bytes()))
+    format!(
+        "v0={}",
+        hex::encode(mac(signing_secret, timestamp, body).finalize().into_bytes())
+    )
 }
 
 fn mac(secret: &SecretString, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length.
     #[allow(clippy::expect_used)]
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("any key length");
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("any key length");
     m.update(b"v0:");
     m.update(timestamp.as_bytes());
     m.update(b":");
@@ -71,22 +79,64 @@ mod tests {
     fn a_signed_request_verifies_within_the_window() {
         let body = br#"{"type":"url_verification","challenge":"abc"}"#;
         let sig = sign(&secret(), "1531420618", body);
-        assert_eq!(verify(&secret(), Some("1531420618"), Some(&sig), body, 1531420618 + 299), Ok(()));
-        assert_eq!(verify(&secret(), Some("1531420618"), Some(&sig), body, 1531420618 - 300), Ok(()));
+        assert_eq!(
+            verify(
+                &secret(),
+                Some("1531420618"),
+                Some(&sig),
+                body,
+                1531420618 + 299
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify(
+                &secret(),
+                Some("1531420618"),
+                Some(&sig),
+                body,
+                1531420618 - 300
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn old_tampered_and_malformed_requests_are_refused() {
         let body = b"payload";
         let sig = sign(&secret(), "1000", body);
-        assert_eq!(verify(&secret(), Some("1000"), Some(&sig), body, 1301), Err(SignatureError::Stale));
-        assert_eq!(verify(&secret(), Some("1000"), Some(&sig), b"payloaD", 1000), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&secret(), Some("1001"), Some(&sig), body, 1000), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(&secret(), Some("1000"), Some(&sig), body, 1301),
+            Err(SignatureError::Stale)
+        );
+        assert_eq!(
+            verify(&secret(), Some("1000"), Some(&sig), b"payloaD", 1000),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&secret(), Some("1001"), Some(&sig), body, 1000),
+            Err(SignatureError::Mismatch)
+        );
         let other = SecretString::from("another-secret".to_owned());
-        assert_eq!(verify(&other, Some("1000"), Some(&sig), body, 1000), Err(SignatureError::Mismatch));
-        assert_eq!(verify(&secret(), Some("1000"), Some("v0="), body, 1000), Err(SignatureError::Malformed));
-        assert_eq!(verify(&secret(), Some("1000"), None, body, 1000), Err(SignatureError::Malformed));
-        assert_eq!(verify(&secret(), Some("soon"), Some(&sig), body, 1000), Err(SignatureError::BadTimestamp));
-        assert_eq!(verify(&secret(), None, Some(&sig), body, 1000), Err(SignatureError::BadTimestamp));
+        assert_eq!(
+            verify(&other, Some("1000"), Some(&sig), body, 1000),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(&secret(), Some("1000"), Some("v0="), body, 1000),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(&secret(), Some("1000"), None, body, 1000),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(&secret(), Some("soon"), Some(&sig), body, 1000),
+            Err(SignatureError::BadTimestamp)
+        );
+        assert_eq!(
+            verify(&secret(), None, Some(&sig), body, 1000),
+            Err(SignatureError::BadTimestamp)
+        );
     }
 }

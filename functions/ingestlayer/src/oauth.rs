@@ -1,0 +1,355 @@
+//! Connecting Slack with OAuth v2: the install redirect, a signed, expiring, single-use
+//! `state` (CSRF), and the code exchange / token refresh at `oauth.v2.access`.
+
+use std::time::Duration;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// The bot scopes ingestlayer asks for, and why:
+/// posting (`chat:write`), posting to public channels it has not joined
+/// (`chat:write.public`), listing channels to pick from (`channels:read`, `groups:read`),
+/// reading history for the no-duplicate check (`channels:history`, `groups:history`), and
+/// looking up owners by email for mentions (`users:read`, `users:read.email`).
+pub const BOT_SCOPES: &[&str] = &[
+    "chat:write",
+    "chat:write.public",
+    "channels:read",
+    "groups:read",
+    "channels:history",
+    "groups:history",
+    "users:read",
+    "users:read.email",
+];
+
+/// How long an install link's state is valid.
+pub const STATE_TTL: Duration = Duration::from_secs(600);
+
+/// The Slack app's credentials, from Secrets Manager:
+/// `{"client_id": "…", "client_secret": "…", "signing_secret": "…"}`.
+#[derive(Clone)]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub signing_secret: SecretString,
+}
+
+impl std::fmt::Debug for AppCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCredentials")
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppCredentials {
+    /// Parses the secret's JSON, naming what is missing.
+    pub fn parse(secret: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Raw {
+            client_id: Option<String>,
+            client_secret: Option<String>,
+            signing_secret: Option<String>,
+        }
+        let raw: Raw = serde_json::from_str(secret)
+            .map_err(|_| "the Slack app secret is not JSON".to_owned())?;
+        let need = |v: Option<String>, name: &str| {
+            v.filter(|s| !s.is_empty())
+                .ok_or_else(|| format!("the Slack app secret has no {name}"))
+        };
+        Ok(Self {
+            client_id: need(raw.client_id, "client_id")?,
+            client_secret: SecretString::from(need(raw.client_secret, "client_secret")?),
+            signing_secret: SecretString::from(need(raw.signing_secret, "signing_secret")?),
+        })
+    }
+}
+
+/// Why a state was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("the install link is malformed")]
+    Malformed,
+    #[error("the install link was not issued here")]
+    Forged,
+    #[error("the install link has expired; start again")]
+    Expired,
+    #[error("the install link was already used; start again")]
+    Replayed,
+}
+
+/// Signs and checks OAuth `state` values: `{nonce}.{expires}.{hex hmac}`.
+#[derive(Clone)]
+pub struct StateSigner {
+    key: SecretString,
+}
+
+impl StateSigner {
+    pub fn new(key: SecretString) -> Self {
+        Self { key }
+    }
+
+    fn mac(&self, nonce: &str, exp: i64) -> Hmac<Sha256> {
+        #[allow(clippy::expect_used)] // HMAC takes keys of any length
+        let mut m = Hmac::<Sha256>::new_from_slice(self.key.expose_secret().as_bytes())
+            .expect("any key length");
+        m.update(b"slack-oauth-state\n");
+        m.update(nonce.as_bytes());
+        m.update(b"\n");
+        m.update(exp.to_string().as_bytes());
+        m
+    }
+
+    /// A fresh state valid for [`STATE_TTL`] from `now_unix`.
+    pub fn issue(&self, now_unix: i64) -> String {
+        let nonce = ulid::Ulid::new().to_string();
+        let exp = now_unix + STATE_TTL.as_secs() as i64;
+        let sig = hex::encode(self.mac(&nonce, exp).finalize().into_bytes());
+        format!("{nonce}.{exp}.{sig}")
+    }
+
+    /// Checks signature and expiry; returns the nonce, which the caller consumes once.
+    pub fn verify(&self, state: &str, now_unix: i64) -> Result<String, StateError> {
+        let mut parts = state.split('.');
+        let (Some(nonce), Some(exp), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(StateError::Malformed);
+        };
+        let exp: i64 = exp.parse().map_err(|_| StateError::Malformed)?;
+        let sig = hex::decode(sig).map_err(|_| StateError::Malformed)?;
+        self.mac(nonce, exp)
+            .verify_slice(&sig)
+            .map_err(|_| StateError::Forged)?;
+        if exp < now_unix {
+            return Err(StateError::Expired);
+        }
+        Ok(nonce.to_owned())
+    }
+}
+
+/// The authorize URL a user is sent to.
+pub fn authorize_url(
+    authorize_base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+) -> String {
+    let mut url = format!(
+        "{}/oauth/v2/authorize?",
+        authorize_base.trim_end_matches('/')
+    );
+    url.push_str(
+        &url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("client_id", client_id)
+            .append_pair("scope", &BOT_SCOPES.join(","))
+            .append_pair("user_scope", "")
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state)
+            .finish(),
+    );
+    url
+}
+
+/// What `oauth.v2.access` grants.
+#[derive(Clone)]
+pub struct Access {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    /// Seconds until the access token expires, with token rotation.
+    pub expires_in: Option<u64>,
+    pub team_id: String,
+    pub team_name: String,
+    pub bot_user_id: String,
+    pub scope: String,
+    pub installer: String,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("team_id", &self.team_id)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OAuthError {
+    /// Slack said no (`invalid_code`, `bad_client_secret`, …).
+    #[error("Slack refused: {0}")]
+    Slack(String),
+    #[error("could not reach Slack: {0}")]
+    Transport(String),
+}
+
+/// Calls `oauth.v2.access` at the Slack API base.
+#[derive(Clone, Debug)]
+pub struct OAuthClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl OAuthClient {
+    pub fn new(api_base: &str) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+            base: api_base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Exchanges an authorization code (client credentials sent with HTTP Basic).
+    pub async fn exchange(
+        &self,
+        app: &AppCredentials,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<Access, OAuthError> {
+        self.call(
+            app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+            ],
+        )
+        .await
+    }
+
+    /// Trades a refresh token (each works once) for a new access and refresh token.
+    pub async fn refresh(
+        &self,
+        app: &AppCredentials,
+        refresh_token: &SecretString,
+    ) -> Result<Access, OAuthError> {
+        self.call(
+            app,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose_secret()),
+            ],
+        )
+        .await
+    }
+
+    async fn call(
+        &self,
+        app: &AppCredentials,
+        form: &[(&str, &str)],
+    ) -> Result<Access, OAuthError> {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form {
+            body.append_pair(k, v);
+        }
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            app.client_id,
+            app.client_secret.expose_secret()
+        ));
+        let response = self
+            .http
+            .post(format!("{}/oauth.v2.access", self.base))
+            .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body.finish())
+            .send()
+            .await
+            .map_err(|e| OAuthError::Transport(e.without_url().to_string()))?;
+        let v: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| OAuthError::Transport(e.without_url().to_string()))?;
+        if v["ok"] != serde_json::Value::Bool(true) {
+            return Err(OAuthError::Slack(
+                v["error"].as_str().unwrap_or("unknown_error").to_owned(),
+            ));
+        }
+        let s = |p: &serde_json::Value| p.as_str().unwrap_or_default().to_owned();
+        let token = s(&v["access_token"]);
+        if token.is_empty() {
+            return Err(OAuthError::Slack("no access_token in the answer".into()));
+        }
+        Ok(Access {
+            access_token: SecretString::from(token),
+            refresh_token: v["refresh_token"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(|t| SecretString::from(t.to_owned())),
+            expires_in: v["expires_in"].as_u64(),
+            team_id: s(&v["team"]["id"]),
+            team_name: s(&v["team"]["name"]),
+            bot_user_id: s(&v["bot_user_id"]),
+            scope: s(&v["scope"]),
+            installer: s(&v["authed_user"]["id"]),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> StateSigner {
+        StateSigner::new(SecretString::from(
+            "state-signing-key-0123456789".to_owned(),
+        ))
+    }
+
+    #[test]
+    fn a_fresh_state_verifies_and_yields_its_nonce() {
+        let s = signer();
+        let state = s.issue(1000);
+        let nonce = s.verify(&state, 1000 + 599).unwrap();
+        assert!(state.starts_with(&nonce));
+    }
+
+    #[test]
+    fn forged_expired_and_malformed_states_are_refused() {
+        let s = signer();
+        let state = s.issue(1000);
+        assert_eq!(s.verify(&state, 1000 + 601), Err(StateError::Expired));
+        let other = StateSigner::new(SecretString::from("someone-else".to_owned()));
+        assert_eq!(other.verify(&state, 1000), Err(StateError::Forged));
+        let (nonce, rest) = state.split_once('.').unwrap();
+        assert_eq!(
+            s.verify(&format!("{nonce}X.{rest}"), 1000),
+            Err(StateError::Forged)
+        );
+        let bumped = state.replacen(&(1000 + 600).to_string(), &(1000 + 6000).to_string(), 1);
+        assert_eq!(s.verify(&bumped, 1000), Err(StateError::Forged));
+        assert_eq!(s.verify("", 1000), Err(StateError::Malformed));
+        assert_eq!(s.verify("a.b.c.d", 1000), Err(StateError::Malformed));
+    }
+
+    #[test]
+    fn the_authorize_url_asks_for_the_minimal_scopes() {
+        let u = authorize_url(
+            "https://slack.com",
+            "123.456",
+            "https://x/slack/oauth/callback",
+            "st",
+        );
+        assert!(u.starts_with("https://slack.com/oauth/v2/authorize?client_id=123.456&scope=chat%3Awrite%2Cchat%3Awrite.public%2C"));
+        assert!(u.contains("redirect_uri=https%3A%2F%2Fx%2Fslack%2Foauth%2Fcallback&state=st"));
+    }
+
+    #[test]
+    fn app_credentials_name_what_is_missing() {
+        assert!(AppCredentials::parse(
+            r#"{"client_id":"a","client_secret":"b","signing_secret":"c"}"#
+        )
+        .is_ok());
+        assert_eq!(
+            AppCredentials::parse(r#"{"client_id":"a","client_secret":"b"}"#).unwrap_err(),
+            "the Slack app secret has no signing_secret"
+        );
+    }
+}
