@@ -1,20 +1,26 @@
-//! HTTP: Slack's Web API surface under `/api` and the control endpoints under `/_standin`.
-//! Handlers translate requests into [`ApiRequest`]s and [`Rejection`]s into Slack's responses.
+//! HTTP: Slack's Web API surface under `/api`, Slack's install page under `/oauth/v2`, and the
+//! control endpoints under `/_standin`. Handlers translate requests into [`ApiRequest`]s and
+//! [`Rejection`]s into Slack's responses.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION, REFERRER_POLICY,
+    RETRY_AFTER, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::oauth::{first, AuthorizeError};
 use crate::state::{ApiRequest, InvalidJson, Rejection, Shared};
-use crate::Fault;
+use crate::{consent, Fault};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -22,11 +28,21 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/conversations.history", any(history))
         .route("/api/auth.test", any(auth_test))
         .route("/api/conversations.list", any(conversations_list))
+        .route("/api/oauth.v2.access", any(oauth_access))
+        .route("/api/auth.revoke", any(auth_revoke))
+        .route("/api/users.lookupByEmail", any(lookup_by_email))
         .route("/api/{method}", any(unknown_method))
+        .route(
+            consent::FORM_ACTION,
+            get(authorize_page).post(authorize_decision),
+        )
         .route("/_standin/messages", get(list_messages))
         .route("/_standin/requests", get(list_requests))
         .route("/_standin/faults", post(add_faults))
         .route("/_standin/channels", post(add_channel))
+        .route("/_standin/users", post(add_user))
+        .route("/_standin/tokens/expire", post(expire_token))
+        .route("/_standin/tokens/revoke", post(revoke_token))
         .route("/_standin/reset", post(reset))
         .with_state(shared)
 }
@@ -75,6 +91,120 @@ async fn conversations_list(
     slack_response(shared.conversations_list(&request))
 }
 
+async fn auth_revoke(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.auth_revoke(&request))
+}
+
+async fn lookup_by_email(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.lookup_by_email(&request))
+}
+
+/// `oauth.v2.access` takes form-encoded arguments only (query string or body, the body
+/// winning), as Slack does: a JSON body is not read.
+async fn oauth_access(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut params = if is_json(&headers) {
+        Vec::new()
+    } else {
+        query_pairs_bytes(&body)
+    };
+    params.extend(uri.query().map(query_pairs).unwrap_or_default());
+    slack_response(shared.oauth_access(basic_credentials(&headers), &params))
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)`. A Basic header that does not decode
+/// counts as empty credentials (so `invalid_client_id`), not as no header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let credentials = decoded
+        .as_deref()
+        .and_then(|d| d.split_once(':'))
+        .map(|(id, secret)| (id.to_owned(), secret.to_owned()));
+    Some(credentials.unwrap_or_default())
+}
+
+/// `GET /oauth/v2/authorize`: the consent page, or an error page for a request Slack would
+/// refuse.
+async fn authorize_page(State(shared): State<Arc<Shared>>, uri: Uri) -> Response {
+    let pairs = uri.query().map(query_pairs).unwrap_or_default();
+    match shared.authorize(&pairs) {
+        Ok(request) => html_response(StatusCode::OK, consent::page(&request, shared.team_name())),
+        Err(error) => authorize_error(error),
+    }
+}
+
+/// `POST /oauth/v2/authorize`: the consent page's Allow or Cancel button.
+async fn authorize_decision(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let pairs = query_pairs_bytes(&body);
+    let request = match shared.authorize(&pairs) {
+        Ok(request) => request,
+        Err(error) => return authorize_error(error),
+    };
+    let location = match first(&pairs, "decision") {
+        Some("allow") => shared.approve(&request),
+        Some("cancel") => request.denied_redirect(),
+        _ => return authorize_error(AuthorizeError::InvalidDecision),
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(location) => {
+            let mut response = StatusCode::FOUND.into_response();
+            response.headers_mut().insert(LOCATION, location);
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(_) => authorize_error(AuthorizeError::BadRedirectUri),
+    }
+}
+
+fn authorize_error(error: AuthorizeError) -> Response {
+    html_response(StatusCode::BAD_REQUEST, consent::error_page(error))
+}
+
+/// An HTML page that runs no script, cannot be framed, and is not cached.
+fn html_response(status: StatusCode, html: String) -> Response {
+    let mut response = (status, html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
 async fn unknown_method() -> Response {
     slack_response(Err(Rejection::UnknownMethod))
 }
@@ -86,14 +216,10 @@ async fn unknown_method() -> Response {
 fn parse_request(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> ApiRequest {
     let mut params = query.map(form_pairs).unwrap_or_default();
     let mut token = bearer_token(headers).or_else(|| string_param(&params, "token"));
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().contains("json"));
 
     let body_params = if body.iter().all(u8::is_ascii_whitespace) {
         Ok(Map::new())
-    } else if is_json {
+    } else if is_json(headers) {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(InvalidJson),
@@ -108,6 +234,13 @@ fn parse_request(headers: &HeaderMap, query: Option<&str>, body: &[u8]) -> ApiRe
         params
     });
     ApiRequest { token, params }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("json"))
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<String> {
@@ -129,6 +262,17 @@ fn form_pairs(query: &str) -> Map<String, Value> {
 fn form_pairs_bytes(bytes: &[u8]) -> Map<String, Value> {
     form_urlencoded::parse(bytes)
         .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect()
+}
+
+/// Form-encoded pairs in order, repeats kept (see [`first`]).
+pub(crate) fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query_pairs_bytes(query.as_bytes())
+}
+
+fn query_pairs_bytes(bytes: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
@@ -252,6 +396,50 @@ async fn add_channel(State(shared): State<Arc<Shared>>, body: Bytes) -> Response
         StatusCode::OK,
         &json!({"ok": true, "channel": {"id": shared.channel_id(&channel.name)}}),
     )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserBody {
+    email: String,
+    id: String,
+}
+
+async fn add_user(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<UserBody>(&body) {
+        Ok(user) => {
+            shared.add_user(&user.email, &user.id);
+            json_response(StatusCode::OK, &json!({"ok": true}))
+        }
+        Err(error) => control_error(error),
+    }
+}
+
+/// `{"token": "…"}`. No `Debug`: it holds a token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    token: String,
+}
+
+async fn expire_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<TokenBody>(&body) {
+        Ok(body) => {
+            shared.expire_token(&body.token);
+            json_response(StatusCode::OK, &json!({"ok": true}))
+        }
+        Err(error) => control_error(error),
+    }
+}
+
+async fn revoke_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<TokenBody>(&body) {
+        Ok(body) => {
+            shared.revoke_token(&body.token);
+            json_response(StatusCode::OK, &json!({"ok": true}))
+        }
+        Err(error) => control_error(error),
+    }
 }
 
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {

@@ -1,11 +1,41 @@
 //! A stand-in for the Slack Web API that behaves like Slack where ingestlayer cares.
 //!
-//! It serves `chat.postMessage`, `conversations.history` and `auth.test` under `/api` (so
-//! `SLACK_API_URL` is [`Standin::api_url`]), enforcing Slack's rules: tokens, channel
-//! membership and archive state, `no_text`, `msg_too_long`, Block Kit limits (`invalid_blocks`
-//! with an `errors` array), `invalid_metadata_format`, and a per-channel rate limit answered with
-//! HTTP 429 and `Retry-After`. Tests drive it in process through [`Standin`]: they read what was
-//! posted, inject [`Fault`]s, and shape channels. `make dev` runs the `slack-standin` binary.
+//! Web API methods under `/api` (so `SLACK_API_URL` is [`Standin::api_url`]):
+//! - `chat.postMessage`, enforcing Slack's rules: tokens, channel membership and archive state,
+//!   `no_text`, `msg_too_long`, Block Kit limits (`invalid_blocks` with an `errors` array),
+//!   `invalid_metadata_format`, and a per-channel rate limit answered with HTTP 429 and
+//!   `Retry-After`.
+//! - `conversations.history`, `conversations.list` (`types`, `exclude_archived`; each channel
+//!   with `is_private`, `is_member`, `is_archived`), `auth.test`.
+//! - `oauth.v2.access`: exchanges a one-time code from the install flow (single use, 10 minutes,
+//!   same `redirect_uri` as at authorize) or, with [`StandinConfig::token_rotation`], a refresh
+//!   token (single use; the access token it came with stops at once with `token_expired`). App
+//!   credentials as HTTP Basic or `client_id`/`client_secret` form fields. Errors:
+//!   `invalid_client_id`, `bad_client_secret`, `invalid_code`, `bad_redirect_uri`,
+//!   `invalid_grant_type`, `invalid_refresh_token`.
+//! - `auth.revoke`: the calling token then fails with `token_revoked` (`test=true` revokes
+//!   nothing).
+//! - `users.lookupByEmail`: users registered with [`Standin::add_user`], else `users_not_found`.
+//!
+//! Every method checks the token as Slack does: revoked tokens fail with `token_revoked`,
+//! expired ones (rotating tokens after 12 hours, replaced ones, [`Standin::expire_token`]) with
+//! `token_expired`, tokens issued by `oauth.v2.access` pass, and any other token passes by
+//! [`StandinConfig::accepted_tokens`] or fails with `invalid_auth`.
+//!
+//! Slack's install page, at the stand-in's root ([`Standin::authorize_url`]):
+//! - `GET /oauth/v2/authorize?client_id=…&scope=a,b&user_scope=…&redirect_uri=…&state=…`: a
+//!   consent page, "Install ingestlayer to Stand-in workspace", listing the scopes, with an
+//!   **Allow** and a **Cancel** button (plain HTML forms, no script). An unknown `client_id`, a
+//!   missing or non-`http(s)` `redirect_uri` or no scope at all gets an HTML error page (400)
+//!   and no redirect.
+//! - `POST /oauth/v2/authorize` (the buttons): Allow answers 302 to
+//!   `redirect_uri?code=…&state=…`, Cancel 302 to `redirect_uri?error=access_denied&state=…`.
+//!   [`Standin::approve`] is Allow without a browser.
+//!
+//! Tests drive the stand-in in process through [`Standin`]: they read what was posted, inject
+//! [`Fault`]s, shape channels, register users and expire or revoke tokens. For tests of an app's
+//! Events API endpoint, [`sign_event_request`] signs a request as Slack does. `make dev` runs the
+//! `slack-standin` binary.
 //!
 //! Control endpoints outside `/api`, for a local stack:
 //! - `GET /_standin/messages?channel=#alerts`: accepted messages, oldest first (all channels
@@ -13,14 +43,20 @@
 //! - `GET /_standin/requests`: every `chat.postMessage` request with its outcome.
 //! - `POST /_standin/faults`: a [`Fault`] as JSON, or an array of them (format on [`Fault`]).
 //! - `POST /_standin/channels`: `{"name":"#secret","private":true,"bot_member":false,"archived":false}`.
-//! - `POST /_standin/reset`: forget messages, requests, faults, channels and rate-limit state.
+//! - `POST /_standin/users`: `{"email":"ada@example.com","id":"U0ADA"}`, for `users.lookupByEmail`.
+//! - `POST /_standin/tokens/expire`, `POST /_standin/tokens/revoke`: `{"token":"xoxb-…"}`.
+//! - `POST /_standin/reset`: forget messages, requests, faults, channels, rate-limit state,
+//!   users, codes, issued tokens and revocations.
 
 mod api;
 pub mod blocks;
 mod channel;
+mod consent;
 mod fault;
+mod oauth;
 mod pacing;
 mod render;
+mod signing;
 mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -32,6 +68,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use fault::{Fault, FaultKind};
+pub use signing::sign_event_request;
 
 use state::Shared;
 
@@ -45,9 +82,19 @@ pub struct StandinConfig {
     pub burst: u32,
     /// Print each accepted message to stdout as a box. Default false.
     pub print_messages: bool,
-    /// The bot tokens Slack accepts; `None` accepts any token starting with `xox`.
-    /// Default `None`.
+    /// The bot tokens Slack accepts besides those `oauth.v2.access` issues; `None` accepts any
+    /// token starting with `xox`. Default `None`.
     pub accepted_tokens: Option<Vec<String>>,
+    /// The workspace's team ID, in `auth.test`, messages and installs. Default `T0STANDIN`.
+    pub team_id: String,
+    /// The workspace's name, on the consent page and in `auth.test`. Default `Stand-in`.
+    pub team_name: String,
+    /// The registered apps, as `(client_id, client_secret)`.
+    /// Default one app: `("standin-client-id", "standin-client-secret")`.
+    pub oauth_clients: Vec<(String, String)>,
+    /// Slack's token rotation: installs hand out `xoxe.xoxb-` access tokens that expire after
+    /// 12 hours (`expires_in: 43200`) with a single-use `xoxe-1-` refresh token. Default false.
+    pub token_rotation: bool,
 }
 
 impl std::fmt::Debug for StandinConfig {
@@ -63,6 +110,17 @@ impl std::fmt::Debug for StandinConfig {
                     .as_ref()
                     .map(|t| format!("[{} redacted]", t.len())),
             )
+            .field("team_id", &self.team_id)
+            .field("team_name", &self.team_name)
+            .field(
+                "oauth_clients",
+                &self
+                    .oauth_clients
+                    .iter()
+                    .map(|(id, _)| format!("{id}:[redacted]"))
+                    .collect::<Vec<_>>(),
+            )
+            .field("token_rotation", &self.token_rotation)
             .finish()
     }
 }
@@ -74,6 +132,13 @@ impl Default for StandinConfig {
             burst: 1,
             print_messages: false,
             accepted_tokens: None,
+            team_id: "T0STANDIN".to_owned(),
+            team_name: "Stand-in".to_owned(),
+            oauth_clients: vec![(
+                "standin-client-id".to_owned(),
+                "standin-client-secret".to_owned(),
+            )],
+            token_rotation: false,
         }
     }
 }
@@ -161,6 +226,49 @@ impl Standin {
         format!("http://{}/api", reachable(self.addr))
     }
 
+    /// Slack's install page on the stand-in, `http://127.0.0.1:PORT/oauth/v2/authorize`: where
+    /// an app sends the installer instead of `https://slack.com/oauth/v2/authorize`.
+    pub fn authorize_url(&self) -> String {
+        format!("http://{}{}", reachable(self.addr), consent::FORM_ACTION)
+    }
+
+    /// Clicks Allow without a browser: takes the authorize URL's query string (or the whole
+    /// authorize URL) and returns the URL Allow redirects to, `redirect_uri?code=…&state=…`.
+    /// `Err` holds the error the page would show (`invalid_client_id`, `bad_redirect_uri`,
+    /// `invalid_scope`).
+    pub fn approve(&self, authorize_query: &str) -> Result<String, String> {
+        let pairs = api::query_pairs(authorize_query_part(authorize_query));
+        let request = self
+            .shared
+            .authorize(&pairs)
+            .map_err(|error| error.code().to_owned())?;
+        Ok(self.shared.approve(&request))
+    }
+
+    /// Registers a workspace member for `users.lookupByEmail` (case-insensitive on the email).
+    pub fn add_user(&self, email: &str, id: &str) {
+        self.shared.add_user(email, id);
+    }
+
+    /// Makes Web API calls with `token` fail with `token_expired` from now on, as when a
+    /// rotating token outlives its 12 hours. Any token, issued here or not. A rotating token's
+    /// refresh token keeps working.
+    pub fn expire_token(&self, token: &str) {
+        self.shared.expire_token(token);
+    }
+
+    /// Makes Web API calls with `token` fail with `token_revoked` from now on, as after
+    /// `auth.revoke` or an uninstall. Any token, issued here or not; the refresh token issued
+    /// with it stops working too.
+    pub fn revoke_token(&self, token: &str) {
+        self.shared.revoke_token(token);
+    }
+
+    /// How many times `oauth.v2.access` has exchanged a refresh token.
+    pub fn refresh_count(&self) -> usize {
+        self.shared.refresh_count()
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
@@ -204,7 +312,8 @@ impl Standin {
         self.shared.channel_id(name)
     }
 
-    /// Forgets messages, requests, faults, channels and rate-limit state.
+    /// Forgets messages, requests, faults, channels, rate-limit state, users, codes, issued
+    /// tokens and revocations; the configuration stays.
     pub fn reset(&self) {
         self.shared.reset();
     }
@@ -240,10 +349,41 @@ impl Drop for Standin {
     }
 }
 
+/// The query of an authorize URL, or the value itself when it is already just a query.
+fn authorize_query_part(value: &str) -> &str {
+    let value = value.trim();
+    match value.split_once('?') {
+        Some((before, query)) if !before.contains(['=', '&']) => query,
+        _ => value,
+    }
+}
+
 fn reachable(addr: SocketAddr) -> SocketAddr {
     if addr.ip().is_unspecified() {
         SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
     } else {
         addr
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approve_takes_a_query_or_a_whole_authorize_url() {
+        assert_eq!(
+            authorize_query_part("client_id=a&state=x"),
+            "client_id=a&state=x"
+        );
+        assert_eq!(authorize_query_part("?client_id=a"), "client_id=a");
+        assert_eq!(
+            authorize_query_part("https://slack.com/oauth/v2/authorize?client_id=a"),
+            "client_id=a"
+        );
+        assert_eq!(
+            authorize_query_part("client_id=a&state=what?"),
+            "client_id=a&state=what?"
+        );
     }
 }

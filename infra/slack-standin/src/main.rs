@@ -25,8 +25,31 @@ struct Cli {
     #[arg(long)]
     quiet: bool,
     /// Accept only this bot token (repeatable). Without it, any token starting with "xox".
+    /// Tokens issued by oauth.v2.access are accepted either way.
     #[arg(long = "token", value_name = "TOKEN")]
     tokens: Vec<String>,
+    /// The workspace's team ID.
+    #[arg(long, env = "SLACK_STANDIN_TEAM_ID", default_value = "T0STANDIN")]
+    team_id: String,
+    /// The workspace's name.
+    #[arg(long, env = "SLACK_STANDIN_TEAM_NAME", default_value = "Stand-in")]
+    team_name: String,
+    /// Register an app for the OAuth install flow as CLIENT_ID:CLIENT_SECRET (repeatable).
+    /// Without it, standin-client-id:standin-client-secret.
+    #[arg(long = "oauth-client", value_name = "ID:SECRET", value_parser = parse_client)]
+    oauth_clients: Vec<(String, String)>,
+    /// Issue expiring tokens with refresh tokens (Slack's token rotation).
+    #[arg(long, env = "SLACK_STANDIN_TOKEN_ROTATION")]
+    token_rotation: bool,
+}
+
+fn parse_client(value: &str) -> Result<(String, String), String> {
+    match value.split_once(':') {
+        Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
+            Ok((id.to_owned(), secret.to_owned()))
+        }
+        _ => Err("expected CLIENT_ID:CLIENT_SECRET".to_owned()),
+    }
 }
 
 #[tokio::main]
@@ -39,14 +62,27 @@ async fn main() -> std::io::Result<()> {
         .init();
 
     let cli = Cli::parse();
+    let defaults = StandinConfig::default();
     let config = StandinConfig {
         rate_per_channel_per_sec: cli.rate_per_sec,
         burst: cli.burst,
         print_messages: !cli.quiet,
         accepted_tokens: (!cli.tokens.is_empty()).then_some(cli.tokens),
+        team_id: cli.team_id,
+        team_name: cli.team_name,
+        oauth_clients: if cli.oauth_clients.is_empty() {
+            defaults.oauth_clients
+        } else {
+            cli.oauth_clients
+        },
+        token_rotation: cli.token_rotation,
     };
     let standin = Standin::start_on(cli.addr, config).await?;
-    tracing::info!(slack_api_url = %standin.api_url(), "slack stand-in listening");
+    tracing::info!(
+        slack_api_url = %standin.api_url(),
+        authorize_url = %standin.authorize_url(),
+        "slack stand-in listening"
+    );
 
     shutdown_signal().await;
     tracing::info!("shutting down");

@@ -1,6 +1,7 @@
 //! What Slack decides: authentication, channels, message rules, pacing, faults, and the record
 //! of everything posted. No HTTP here; `api` translates.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -11,13 +12,13 @@ use tokio::time::Instant;
 
 use crate::channel::{normalize_name, ChannelRef, Channels};
 use crate::fault::{Fault, FaultKind, Faults};
+use crate::oauth::{self, AuthorizeRequest, Installation, Issued, Registry, TokenStatus};
 use crate::pacing::Pacer;
 use crate::{blocks, render, PostedMessage, RecordedRequest, StandinConfig};
 
 /// Slack's limit on a message's `text`, in characters.
 pub(crate) const MAX_TEXT: usize = 40_000;
 
-const TEAM_ID: &str = "T0STANDIN";
 const USER_ID: &str = "U0BOT";
 const BOT_ID: &str = "B0BOT";
 const APP_ID: &str = "A0STANDIN";
@@ -40,6 +41,8 @@ pub(crate) struct InvalidJson;
 pub(crate) enum Rejection {
     NotAuthed,
     InvalidAuth,
+    TokenRevoked,
+    TokenExpired,
     InvalidJson,
     InvalidArguments,
     ChannelNotFound,
@@ -56,6 +59,14 @@ pub(crate) enum Rejection {
     Http(u16),
     Injected(String),
     UnknownMethod,
+    InvalidCode,
+    InvalidClientId,
+    BadClientSecret,
+    BadRedirectUri,
+    InvalidGrantType,
+    InvalidRefreshToken,
+    UsersNotFound,
+    InvalidTypes,
 }
 
 impl Rejection {
@@ -71,6 +82,8 @@ impl Rejection {
         match self {
             Rejection::NotAuthed => "not_authed",
             Rejection::InvalidAuth => "invalid_auth",
+            Rejection::TokenRevoked => "token_revoked",
+            Rejection::TokenExpired => "token_expired",
             Rejection::InvalidJson => "invalid_json",
             Rejection::InvalidArguments => "invalid_arguments",
             Rejection::ChannelNotFound => "channel_not_found",
@@ -87,6 +100,14 @@ impl Rejection {
             Rejection::Http(_) => "internal_error",
             Rejection::Injected(name) => name,
             Rejection::UnknownMethod => "unknown_method",
+            Rejection::InvalidCode => "invalid_code",
+            Rejection::InvalidClientId => "invalid_client_id",
+            Rejection::BadClientSecret => "bad_client_secret",
+            Rejection::BadRedirectUri => "bad_redirect_uri",
+            Rejection::InvalidGrantType => "invalid_grant_type",
+            Rejection::InvalidRefreshToken => "invalid_refresh_token",
+            Rejection::UsersNotFound => "users_not_found",
+            Rejection::InvalidTypes => "invalid_types",
         }
     }
 
@@ -130,6 +151,16 @@ struct State {
     faults: Faults,
     pacer: Pacer,
     last_ts_micros: u64,
+    oauth: Registry,
+    /// Users `users.lookupByEmail` finds, by lower-cased email.
+    users: BTreeMap<String, User>,
+}
+
+/// A workspace member registered with [`crate::Standin::add_user`].
+#[derive(Debug, Clone)]
+struct User {
+    id: String,
+    email: String,
 }
 
 impl State {
@@ -158,6 +189,8 @@ impl Shared {
                 faults: Faults::default(),
                 pacer,
                 last_ts_micros: 0,
+                oauth: Registry::default(),
+                users: BTreeMap::new(),
             }),
         }
     }
@@ -166,15 +199,26 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn authenticate<'r>(&self, request: &'r ApiRequest) -> Result<&'r str, Rejection> {
+    /// Slack's token check: revoked and expired tokens fail whatever else holds; tokens issued
+    /// by `oauth.v2.access` pass; any other token passes by the `accepted_tokens` rule.
+    fn authenticate<'r>(
+        &self,
+        state: &State,
+        request: &'r ApiRequest,
+    ) -> Result<&'r str, Rejection> {
         let token = request
             .token
             .as_deref()
             .filter(|t| !t.is_empty())
             .ok_or(Rejection::NotAuthed)?;
-        let accepted = match &self.config.accepted_tokens {
-            None => token.starts_with("xox"),
-            Some(tokens) => tokens.iter().any(|t| t == token),
+        let accepted = match state.oauth.status(token, Instant::now()) {
+            TokenStatus::Revoked => return Err(Rejection::TokenRevoked),
+            TokenStatus::Expired => return Err(Rejection::TokenExpired),
+            TokenStatus::Issued => true,
+            TokenStatus::Unknown => match &self.config.accepted_tokens {
+                None => token.starts_with("xox"),
+                Some(tokens) => tokens.iter().any(|t| t == token),
+            },
         };
         if accepted {
             Ok(token)
@@ -230,7 +274,7 @@ impl Shared {
                 "ok": true,
                 "channel": message.channel_id,
                 "ts": message.ts,
-                "message": message_json(&message, true),
+                "message": message_json(&message, true, &self.config.team_id),
             })
         });
         Outcome { result, delay }
@@ -243,7 +287,7 @@ impl Shared {
         channel_key: Option<&str>,
         now: Instant,
     ) -> (Result<PostedMessage, Rejection>, Option<Duration>) {
-        let token = match self.authenticate(request) {
+        let token = match self.authenticate(state, request) {
             Ok(token) => token,
             Err(rejection) => return (Err(rejection), None),
         };
@@ -272,12 +316,12 @@ impl Shared {
 
     /// `conversations.history`, newest first. Channel names are accepted as well as IDs.
     pub(crate) fn history(&self, request: &ApiRequest) -> Result<Value, Rejection> {
-        self.authenticate(request)?;
+        let state = self.lock();
+        self.authenticate(&state, request)?;
         let params = request
             .params
             .as_ref()
             .map_err(|InvalidJson| Rejection::InvalidJson)?;
-        let state = self.lock();
         let channel = params
             .get("channel")
             .and_then(Value::as_str)
@@ -320,7 +364,7 @@ impl Shared {
         let messages: Vec<Value> = matching
             .iter()
             .take(limit)
-            .map(|m| message_json(m, include_metadata))
+            .map(|m| message_json(m, include_metadata, &self.config.team_id))
             .collect();
         Ok(json!({
             "ok": true,
@@ -330,16 +374,43 @@ impl Shared {
         }))
     }
 
-    /// `auth.test` for the bot.
-    /// `conversations.list`: public channels, and private ones the bot is a member of, as a
-    /// bot token sees them. One page holds everything.
+    /// `conversations.list` as a bot token sees it: the `types` asked for (default
+    /// `public_channel`; private channels only where the bot is a member), archived ones
+    /// unless `exclude_archived`. One page holds everything.
     pub(crate) fn conversations_list(&self, request: &ApiRequest) -> Result<Value, Rejection> {
-        self.authenticate(request)?;
         let state = self.lock();
+        self.authenticate(&state, request)?;
+        let params = request
+            .params
+            .as_ref()
+            .map_err(|InvalidJson| Rejection::InvalidJson)?;
+        let types = match params.get("types") {
+            None | Some(Value::Null) => "public_channel",
+            Some(Value::String(types)) => types.as_str(),
+            Some(_) => return Err(Rejection::InvalidTypes),
+        };
+        let (mut public, mut private) = (false, false);
+        for kind in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match kind {
+                "public_channel" => public = true,
+                "private_channel" => private = true,
+                // The stand-in has no DMs or group DMs to list.
+                "im" | "mpim" => {}
+                _ => return Err(Rejection::InvalidTypes),
+            }
+        }
+        let exclude_archived = bool_arg(params.get("exclude_archived"));
         let channels: Vec<Value> = state
             .channels
             .all()
-            .filter(|c| !c.private || c.bot_member)
+            .filter(|c| {
+                if c.private {
+                    private && c.bot_member
+                } else {
+                    public
+                }
+            })
+            .filter(|c| !(exclude_archived && c.archived))
             .map(|c| {
                 json!({"id": c.id, "name": c.name, "is_channel": true, "is_private": c.private,
                        "is_archived": c.archived, "is_member": c.bot_member})
@@ -348,14 +419,27 @@ impl Shared {
         Ok(json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": ""}}))
     }
 
+    /// `auth.test`: the bot, or the installer for a user token from an install.
     pub(crate) fn auth_test(&self, request: &ApiRequest) -> Result<Value, Rejection> {
-        self.authenticate(request)?;
+        let state = self.lock();
+        let token = self.authenticate(&state, request)?;
+        if state.oauth.issued_kind(token) == Some(oauth::TokenKind::User) {
+            return Ok(json!({
+                "ok": true,
+                "url": format!("http://{}/", self.addr),
+                "team": self.config.team_name,
+                "user": "installer",
+                "team_id": self.config.team_id,
+                "user_id": oauth::INSTALLER_ID,
+                "is_enterprise_install": false,
+            }));
+        }
         Ok(json!({
             "ok": true,
             "url": format!("http://{}/", self.addr),
-            "team": "Stand-in",
+            "team": self.config.team_name,
             "user": "ingestlayer",
-            "team_id": TEAM_ID,
+            "team_id": self.config.team_id,
             "user_id": USER_ID,
             "bot_id": BOT_ID,
             "is_enterprise_install": false,
@@ -413,6 +497,200 @@ impl Shared {
         state.requests.clear();
         state.faults.clear();
         state.pacer.clear();
+        state.oauth = Registry::default();
+        state.users.clear();
+    }
+
+    /// The workspace's name, for the consent page.
+    pub(crate) fn team_name(&self) -> &str {
+        &self.config.team_name
+    }
+
+    /// Checks `/oauth/v2/authorize` arguments against the registered apps.
+    pub(crate) fn authorize(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<AuthorizeRequest, oauth::AuthorizeError> {
+        AuthorizeRequest::parse(pairs, &self.config.oauth_clients)
+    }
+
+    /// The installer clicked Allow: a fresh one-time code, and where it sends the browser.
+    pub(crate) fn approve(&self, request: &AuthorizeRequest) -> String {
+        let code = self.lock().oauth.issue_code(request, Instant::now());
+        request.approved_redirect(&code)
+    }
+
+    /// `oauth.v2.access`. `basic` holds the credentials of an `Authorization: Basic` header,
+    /// which win over `client_id`/`client_secret` arguments. Checks the app, then its secret,
+    /// then the grant.
+    pub(crate) fn oauth_access(
+        &self,
+        basic: Option<(String, String)>,
+        params: &[(String, String)],
+    ) -> Result<Value, Rejection> {
+        let (client_id, secret) = match &basic {
+            Some((id, secret)) => (Some(id.as_str()), Some(secret.as_str())),
+            None => (
+                oauth::first(params, "client_id"),
+                oauth::first(params, "client_secret"),
+            ),
+        };
+        let (client_id, expected_secret) = client_id
+            .and_then(|id| {
+                self.config
+                    .oauth_clients
+                    .iter()
+                    .find(|(known, _)| known == id)
+            })
+            .ok_or(Rejection::InvalidClientId)?;
+        if secret != Some(expected_secret.as_str()) {
+            return Err(Rejection::BadClientSecret);
+        }
+        let now = Instant::now();
+        match oauth::first(params, "grant_type") {
+            None | Some("" | "authorization_code") => {
+                let code = oauth::first(params, "code").ok_or(Rejection::InvalidCode)?;
+                let redirect_uri = oauth::first(params, "redirect_uri");
+                let installation = self.lock().oauth.exchange_code(
+                    client_id,
+                    code,
+                    redirect_uri,
+                    self.config.token_rotation,
+                    now,
+                )?;
+                Ok(self.installation_json(installation))
+            }
+            Some("refresh_token") => {
+                let refresh_token =
+                    oauth::first(params, "refresh_token").ok_or(Rejection::InvalidRefreshToken)?;
+                let issued = self.lock().oauth.refresh(client_id, refresh_token, now)?;
+                Ok(self.refreshed_json(issued))
+            }
+            Some(_) => Err(Rejection::InvalidGrantType),
+        }
+    }
+
+    /// `oauth.v2.access` after an install: the bot token at the top level, the user token (if
+    /// user scopes were granted) under `authed_user`.
+    fn installation_json(&self, installation: Installation) -> Value {
+        let mut body = Map::new();
+        body.insert("ok".into(), json!(true));
+        body.insert("app_id".into(), json!(APP_ID));
+        let mut authed_user = Map::new();
+        authed_user.insert("id".into(), json!(oauth::INSTALLER_ID));
+        if let Some(user) = installation.user {
+            token_fields(&mut authed_user, user);
+        }
+        body.insert("authed_user".into(), Value::Object(authed_user));
+        if let Some(bot) = installation.bot {
+            token_fields(&mut body, bot);
+            body.insert("bot_user_id".into(), json!(USER_ID));
+        }
+        self.team_fields(&mut body);
+        Value::Object(body)
+    }
+
+    /// `oauth.v2.access` after a refresh: the new token at the top level, whichever kind.
+    fn refreshed_json(&self, issued: Issued) -> Value {
+        let mut body = Map::new();
+        body.insert("ok".into(), json!(true));
+        body.insert("app_id".into(), json!(APP_ID));
+        let kind = issued.kind;
+        token_fields(&mut body, issued);
+        match kind {
+            oauth::TokenKind::Bot => {
+                body.insert("bot_user_id".into(), json!(USER_ID));
+            }
+            oauth::TokenKind::User => {
+                body.insert("user_id".into(), json!(oauth::INSTALLER_ID));
+            }
+        }
+        self.team_fields(&mut body);
+        Value::Object(body)
+    }
+
+    fn team_fields(&self, body: &mut Map<String, Value>) {
+        body.insert(
+            "team".into(),
+            json!({"id": self.config.team_id, "name": self.config.team_name}),
+        );
+        body.insert("enterprise".into(), Value::Null);
+        body.insert("is_enterprise_install".into(), json!(false));
+    }
+
+    /// `auth.revoke`: the calling token stops working (`token_revoked`); with `test=true`
+    /// nothing is revoked.
+    pub(crate) fn auth_revoke(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        let mut state = self.lock();
+        let token = self.authenticate(&state, request)?;
+        let test = request
+            .params
+            .as_ref()
+            .is_ok_and(|params| bool_arg(params.get("test")));
+        if !test {
+            state.oauth.revoke(token);
+        }
+        Ok(json!({"ok": true, "revoked": !test}))
+    }
+
+    /// `users.lookupByEmail`, case-insensitive on the email.
+    pub(crate) fn lookup_by_email(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        let state = self.lock();
+        self.authenticate(&state, request)?;
+        let params = request
+            .params
+            .as_ref()
+            .map_err(|InvalidJson| Rejection::InvalidJson)?;
+        let email = params
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .ok_or(Rejection::InvalidArguments)?;
+        let user = state
+            .users
+            .get(&email.to_lowercase())
+            .ok_or(Rejection::UsersNotFound)?;
+        let name = user.email.split('@').next().unwrap_or_default();
+        Ok(json!({
+            "ok": true,
+            "user": {
+                "id": user.id,
+                "team_id": self.config.team_id,
+                "name": name,
+                "deleted": false,
+                "real_name": name,
+                "is_bot": false,
+                "profile": {
+                    "email": user.email,
+                    "real_name": name,
+                    "display_name": name,
+                },
+            },
+        }))
+    }
+
+    pub(crate) fn add_user(&self, email: &str, id: &str) {
+        let email = email.trim();
+        self.lock().users.insert(
+            email.to_lowercase(),
+            User {
+                id: id.to_owned(),
+                email: email.to_owned(),
+            },
+        );
+    }
+
+    pub(crate) fn expire_token(&self, token: &str) {
+        self.lock().oauth.expire(token);
+    }
+
+    pub(crate) fn revoke_token(&self, token: &str) {
+        self.lock().oauth.revoke(token);
+    }
+
+    pub(crate) fn refresh_count(&self) -> usize {
+        self.lock().oauth.refresh_count()
     }
 }
 
@@ -568,14 +846,25 @@ fn parse_ts(ts: &str) -> Option<u64> {
     secs.checked_mul(1_000_000)?.checked_add(micros)
 }
 
+/// `access_token`, `token_type`, `scope` and, with rotation, `refresh_token` and `expires_in`.
+fn token_fields(body: &mut Map<String, Value>, issued: Issued) {
+    body.insert("scope".into(), json!(issued.scopes.join(",")));
+    body.insert("token_type".into(), json!(issued.kind.as_str()));
+    body.insert("access_token".into(), json!(issued.access_token));
+    if let Some(rotation) = issued.rotation {
+        body.insert("refresh_token".into(), json!(rotation.refresh_token));
+        body.insert("expires_in".into(), json!(rotation.expires_in));
+    }
+}
+
 /// A message as `conversations.history` and `chat.postMessage` return it.
-fn message_json(message: &PostedMessage, include_metadata: bool) -> Value {
+fn message_json(message: &PostedMessage, include_metadata: bool, team_id: &str) -> Value {
     let mut json = json!({
         "type": "message",
         "user": USER_ID,
         "bot_id": BOT_ID,
         "app_id": APP_ID,
-        "team": TEAM_ID,
+        "team": team_id,
         "text": message.text.clone().unwrap_or_default(),
         "ts": message.ts,
     });

@@ -5,6 +5,7 @@
 mod blocks;
 mod faults;
 mod history;
+mod oauth;
 mod post_message;
 
 use reqwest::header::HeaderMap;
