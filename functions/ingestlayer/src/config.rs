@@ -113,6 +113,15 @@ pub struct DeliveryConfig {
     pub deliveries_table: String,
     /// A message still undelivered this long after it was queued is parked.
     pub max_age: Duration,
+    /// Workspaces connected with OAuth (`CONNECTIONS_TABLE`); without it only the
+    /// `default` workspace's token exists.
+    pub connections_table: Option<String>,
+    /// The Slack app's credentials, for refreshing rotating tokens (`SLACK_APP_SECRET_ARN`).
+    pub slack_app_secret_arn: Option<String>,
+    /// Workspace token secrets are named `<prefix>/<team id>` (`SLACK_TOKEN_SECRET_PREFIX`).
+    pub token_secret_prefix: String,
+    /// The stack's KMS key for new secrets (`KMS_KEY_ID`).
+    pub kms_key_id: Option<String>,
     pub slack_api_url: String,
     pub token: TokenConfig,
     pub slack_timeout: Duration,
@@ -134,6 +143,11 @@ impl DeliveryConfig {
             channels_table: required("CHANNELS_TABLE")?,
             deliveries_table: required("DELIVERIES_TABLE")?,
             max_age: Duration::from_secs(parsed("MAX_MESSAGE_AGE_HOURS", 24u64)? * 3600),
+            connections_table: optional("CONNECTIONS_TABLE"),
+            slack_app_secret_arn: optional("SLACK_APP_SECRET_ARN"),
+            token_secret_prefix: optional("SLACK_TOKEN_SECRET_PREFIX")
+                .unwrap_or_else(|| "ingestlayer/slack".into()),
+            kms_key_id: optional("KMS_KEY_ID"),
             slack_api_url: optional("SLACK_API_URL")
                 .unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
             token,

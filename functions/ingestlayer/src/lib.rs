@@ -5,6 +5,7 @@
 
 pub mod channels;
 pub mod config;
+pub mod connections;
 pub mod enrich;
 pub mod event;
 pub mod filter;
@@ -21,3 +22,4 @@ pub mod schema;
 pub mod signing;
 pub mod slack;
 pub mod store;
+pub mod tokens;

@@ -242,10 +242,14 @@ impl OAuthClient {
         app: &AppCredentials,
         form: &[(&str, &str)],
     ) -> Result<Access, OAuthError> {
-        let mut body = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form {
-            body.append_pair(k, v);
-        }
+        // Finished before any await: the serializer is not Send.
+        let body = {
+            let mut ser = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in form {
+                ser.append_pair(k, v);
+            }
+            ser.finish()
+        };
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             app.client_id,
@@ -259,7 +263,7 @@ impl OAuthClient {
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body(body.finish())
+            .body(body)
             .send()
             .await
             .map_err(|e| OAuthError::Transport(e.without_url().to_string()))?;

@@ -93,7 +93,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
 
-    let res = Resources::create(&sdk, &prefix, token.expose_secret()).await?;
+    let app_secret = serde_json::json!({
+        "client_id": std::env::var("SLACK_CLIENT_ID").unwrap_or_else(|_| "standin-client-id".into()),
+        "client_secret": std::env::var("SLACK_CLIENT_SECRET").unwrap_or_else(|_| "standin-client-secret".into()),
+        "signing_secret": std::env::var("SLACK_SIGNING_SECRET").unwrap_or_else(|_| "standin-signing-secret".into()),
+    })
+    .to_string();
+    let res = Resources::create(&sdk, &prefix, token.expose_secret(), &app_secret).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     seed::put_json(
         &dynamo,
@@ -139,7 +145,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
-    let delivery = DeliveryDeps::new(
+    let delivery = DeliveryDeps::load(
         &sdk,
         &DeliveryConfig {
             slack_queue_url: res.slack_queue_url.clone(),
@@ -147,11 +153,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             channels_table: res.channels_table.clone(),
             deliveries_table: res.deliveries_table.clone(),
             max_age: Duration::from_secs(24 * 3600),
+            connections_table: Some(res.connections_table.clone()),
+            slack_app_secret_arn: Some(res.slack_app_secret_arn.clone()),
+            token_secret_prefix: res.token_secret_prefix.clone(),
+            kms_key_id: Some(res.kms_key_id.clone()),
             slack_api_url: api_url.clone(),
             token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
             slack_timeout: Duration::from_secs(10),
         },
-    )?;
+    )
+    .await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let events_feed = QueueFeed {
         sqs: sqs.clone(),

@@ -17,6 +17,7 @@ pub struct Resources {
     pub entities_table: String,
     pub channels_table: String,
     pub deliveries_table: String,
+    pub connections_table: String,
     pub events_queue_url: String,
     pub events_dlq_url: String,
     pub slack_queue_url: String,
@@ -24,6 +25,10 @@ pub struct Resources {
     pub kms_key_id: String,
     pub slack_token_secret_arn: String,
     pub link_secret_arn: String,
+    /// The Slack app's `{"client_id", "client_secret", "signing_secret"}`.
+    pub slack_app_secret_arn: String,
+    /// Workspace token secrets are named `<this>/<team id>`.
+    pub token_secret_prefix: String,
 }
 
 /// Visibility timeout of the local queues, in seconds (the template sets 6× the
@@ -51,6 +56,7 @@ impl Resources {
         sdk: &aws_config::SdkConfig,
         prefix: &str,
         bot_token: &str,
+        app_secret: &str,
     ) -> Result<Self, CreateError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
@@ -63,6 +69,7 @@ impl Resources {
         let entities_table = format!("{prefix}-entities");
         let channels_table = format!("{prefix}-channels");
         let deliveries_table = format!("{prefix}-deliveries");
+        let connections_table = format!("{prefix}-connections");
         for (table, key) in [
             (&events_table, "id"),
             (&api_keys_table, "key_hash"),
@@ -70,6 +77,7 @@ impl Resources {
             (&entities_table, "pk"),
             (&channels_table, "pk"),
             (&deliveries_table, "pk"),
+            (&connections_table, "pk"),
         ] {
             create_table(&dynamo, table, key).await?;
         }
@@ -120,6 +128,13 @@ impl Resources {
             &secret_value,
         )
         .await?;
+        let slack_app_secret_arn = put_secret(
+            &secrets,
+            &format!("{prefix}/slack-app"),
+            &kms_key_id,
+            app_secret,
+        )
+        .await?;
         let link_key: String = {
             use rand::distr::{Alphanumeric, SampleString};
             Alphanumeric.sample_string(&mut rand::rng(), 48)
@@ -139,6 +154,7 @@ impl Resources {
             entities_table,
             channels_table,
             deliveries_table,
+            connections_table,
             events_queue_url,
             events_dlq_url,
             slack_queue_url,
@@ -146,6 +162,8 @@ impl Resources {
             kms_key_id,
             slack_token_secret_arn,
             link_secret_arn,
+            slack_app_secret_arn,
+            token_secret_prefix: format!("{prefix}/slack"),
         })
     }
 

@@ -26,11 +26,14 @@ use tokio::sync::OnceCell;
 
 use crate::channels::{Channels, Gate, Pause};
 use crate::config::{DeliveryConfig, TokenConfig};
+use crate::connections::Connections;
 use crate::ledger::{Entry, Ledger};
+use crate::oauth::{AppCredentials, OAuthClient};
 use crate::queue::{send_all, Outgoing};
 use crate::render::{digest, DigestItem, DIGEST_MAX};
 use crate::routing::Delivery;
 use crate::slack::{classify, operator_hint, Action, HistoryCheck, PostMessage, SlackClient};
+use crate::tokens::WorkspaceTokens;
 
 /// Seconds before retry n (by receive count) of a transient failure; jittered ±20 %.
 pub const RETRY_SCHEDULE: &[u64] = &[1, 2, 5, 10, 30, 60, 120, 300, 600, 900];
@@ -49,6 +52,10 @@ pub mod park_attr {
 pub enum TokenError {
     #[error("reading the Slack token secret failed: {0}")]
     Fetch(String),
+    #[error("workspace {0} is not connected: connect Slack from the destinations page")]
+    NotConnected(String),
+    #[error("workspace {0} revoked the app: reconnect Slack from the destinations page")]
+    Revoked(String),
     #[error("the Slack token secret holds no bot token: connect Slack or put the token in the secret as {{\"bot_token\": \"xoxb-...\"}}")]
     Empty,
 }
@@ -115,7 +122,7 @@ fn parse_secret(s: &str) -> Result<SecretString, TokenError> {
 /// What the delivery handler holds across invocations.
 pub struct DeliveryDeps {
     pub slack: SlackClient,
-    pub tokens: TokenSource,
+    pub tokens: WorkspaceTokens,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dlq_url: String,
@@ -132,9 +139,21 @@ pub struct DeliveryDeps {
 impl DeliveryDeps {
     pub fn new(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, reqwest::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        let connections = cfg.connections_table.as_ref().map(|table| Connections {
+            dynamo: dynamo.clone(),
+            table: table.clone(),
+            secrets: secrets.clone(),
+            secret_prefix: cfg.token_secret_prefix.clone(),
+            kms_key_id: cfg.kms_key_id.clone().unwrap_or_default(),
+        });
         Ok(Self {
             slack: SlackClient::new(&cfg.slack_api_url, cfg.slack_timeout)?,
-            tokens: TokenSource::new(cfg.token.clone(), aws_sdk_secretsmanager::Client::new(sdk)),
+            tokens: WorkspaceTokens::new(
+                TokenSource::new(cfg.token.clone(), secrets),
+                connections,
+                None,
+            ),
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: cfg.slack_queue_url.clone(),
             dlq_url: cfg.slack_dlq_url.clone(),
@@ -150,6 +169,31 @@ impl DeliveryDeps {
             max_inline_wait: MAX_INLINE_WAIT,
             retry_schedule: RETRY_SCHEDULE.to_vec(),
         })
+    }
+}
+
+impl DeliveryDeps {
+    /// [`DeliveryDeps::new`] plus token rotation when the Slack app's credentials are
+    /// configured.
+    pub async fn load(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, String> {
+        let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
+        if let Some(arn) = &cfg.slack_app_secret_arn {
+            let secret = aws_sdk_secretsmanager::Client::new(sdk)
+                .get_secret_value()
+                .secret_id(arn)
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "reading the Slack app secret: {}",
+                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                    )
+                })?;
+            let app = AppCredentials::parse(secret.secret_string().unwrap_or_default())?;
+            let client = OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?;
+            deps.tokens.set_refresher(client, app);
+        }
+        Ok(deps)
     }
 }
 
@@ -384,8 +428,31 @@ async fn process_group<'r>(
             }
         }
 
-        let token = match deps.tokens.token().await {
+        let token = match deps.tokens.token(&team).await {
             Ok(t) => t,
+            Err(e @ (TokenError::NotConnected(_) | TokenError::Revoked(_))) => {
+                let hint = e.to_string();
+                tracing::error!(team = %team, action = %hint, outcome = "pause_workspace", "workspace has no usable token; its backlog waits in the DLQ");
+                let pause = Pause {
+                    error: "not_connected".into(),
+                    hint: hint.clone(),
+                };
+                let _ = deps
+                    .channels
+                    .pause(&crate::channels::team_pk(&team), &pause, &now_text())
+                    .await;
+                team_pauses.insert(team.clone(), Some(pause));
+                let rest: Vec<Item<'r>> =
+                    unit.into_iter().chain(units.drain(..).flatten()).collect();
+                park_all(
+                    &rest,
+                    &format!("workspace paused (not_connected): {hint}"),
+                    deps,
+                    &mut out,
+                )
+                .await;
+                return out;
+            }
             Err(e) => {
                 tracing::error!(error = %e, outcome = "retry", "no Slack token; the workspace's messages wait");
                 let rest: Vec<Item<'r>> =
@@ -398,7 +465,7 @@ async fn process_group<'r>(
                 return out;
             }
         };
-        let (answer, channel) = post_unit(&unit, token, deps).await;
+        let (answer, channel) = post_unit(&unit, &token, deps).await;
         let first = &unit[0].delivery;
         let event_ids: Vec<&str> = unit.iter().map(|i| i.delivery.event_id.as_str()).collect();
         match classify(&answer) {
@@ -583,10 +650,11 @@ async fn history_check(
     since_ms: i64,
     deps: &DeliveryDeps,
 ) -> HistoryCheck {
-    let token = match deps.tokens.token().await {
+    let token = match deps.tokens.token(&delivery.team).await {
         Ok(t) => t,
         Err(e) => return HistoryCheck::Unavailable(e.to_string()),
     };
+    let token = &token;
     let channel = match deps.channels.channel_id(group).await {
         Ok(Some(id)) => id,
         Ok(None) if delivery.channel.starts_with('#') => {

@@ -15,6 +15,8 @@ use slack_standin::{PostedMessage, Standin, StandinConfig};
 
 pub const API_KEY: &str = "il_test_key_0123456789";
 pub const BOT_TOKEN: &str = "xoxb-test-token";
+/// The Slack app's credentials: the stand-in's default OAuth client.
+pub const APP_SECRET: &str = r#"{"client_id":"standin-client-id","client_secret":"standin-client-secret","signing_secret":"test-signing-secret"}"#;
 /// The ingest API's public URL in signed links (tests call the handler directly).
 pub const PUBLIC_API_URL: &str = "https://api.example";
 
@@ -55,7 +57,7 @@ impl Stack {
             .try_init();
         let sdk = emulator_sdk(&endpoint()).await;
         let prefix = format!("it-{}", ulid::Ulid::new().to_string().to_lowercase());
-        let res = Resources::create(&sdk, &prefix, BOT_TOKEN)
+        let res = Resources::create(&sdk, &prefix, BOT_TOKEN, APP_SECRET)
             .await
             .expect("create resources in the emulator");
         let standin = Standin::start(config)
@@ -106,7 +108,7 @@ impl Stack {
         )
         .await
         .unwrap();
-        let delivery = DeliveryDeps::new(
+        let delivery = DeliveryDeps::load(
             &sdk,
             &DeliveryConfig {
                 slack_queue_url: res.slack_queue_url.clone(),
@@ -114,11 +116,16 @@ impl Stack {
                 channels_table: res.channels_table.clone(),
                 deliveries_table: res.deliveries_table.clone(),
                 max_age: Duration::from_secs(24 * 3600),
+                connections_table: Some(res.connections_table.clone()),
+                slack_app_secret_arn: Some(res.slack_app_secret_arn.clone()),
+                token_secret_prefix: res.token_secret_prefix.clone(),
+                kms_key_id: Some(res.kms_key_id.clone()),
                 slack_api_url: standin.api_url(),
                 token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
                 slack_timeout: Duration::from_secs(2),
             },
         )
+        .await
         .unwrap();
         let events = QueueFeed {
             sqs: sqs.clone(),

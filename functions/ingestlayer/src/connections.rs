@@ -1,0 +1,405 @@
+//! Slack workspaces connected with OAuth: one item per workspace in the connections table
+//! (`pk = team#<team id>`: team name, bot user, scopes, the ARN of the workspace's token
+//! secret, who installed it and when, `status` active or revoked, the token's expiry and
+//! the refresh lock), plus consumed OAuth states (`pk = state#<nonce>`, with a TTL).
+//!
+//! Bot tokens never live here: each workspace's token is its own secret in Secrets Manager,
+//! encrypted with the stack's KMS key (`{"bot_token", "refresh_token"?, "expires_at_ms"?}`).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::oauth::{Access, StateError};
+
+#[derive(Debug, thiserror::Error)]
+#[error("connections: {0}")]
+pub struct ConnectionError(pub String);
+
+fn dynamo_err<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> ConnectionError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
+{
+    ConnectionError(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+/// A connected workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub team_id: String,
+    pub team_name: String,
+    pub bot_user_id: String,
+    pub scopes: String,
+    pub secret_arn: String,
+    pub installed_by: String,
+    pub installed_at: String,
+    /// `active` or `revoked`.
+    pub status: String,
+    pub revoked_reason: Option<String>,
+    /// When the bot token expires (token rotation), epoch ms.
+    pub token_expires_at_ms: Option<i64>,
+}
+
+/// A workspace's token secret.
+#[derive(Clone)]
+pub struct WorkspaceToken {
+    pub bot_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub expires_at_ms: Option<i64>,
+}
+
+impl WorkspaceToken {
+    pub fn from_access(a: &Access, now_ms: i64) -> Self {
+        Self {
+            bot_token: a.access_token.clone(),
+            refresh_token: a.refresh_token.clone(),
+            expires_at_ms: a.expires_in.map(|s| now_ms + s as i64 * 1000),
+        }
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::json!({
+            "bot_token": self.bot_token.expose_secret(),
+            "refresh_token": self.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
+            "expires_at_ms": self.expires_at_ms,
+        })
+        .to_string()
+    }
+
+    /// Parses a token secret: `{"bot_token", …}` or a bare token.
+    pub fn parse(s: &str) -> Option<Self> {
+        let v: serde_json::Value = match serde_json::from_str(s) {
+            Ok(v) => v,
+            Err(_) if !s.trim().is_empty() => {
+                return Some(Self {
+                    bot_token: SecretString::from(s.trim().to_owned()),
+                    refresh_token: None,
+                    expires_at_ms: None,
+                })
+            }
+            Err(_) => return None,
+        };
+        let token = v["bot_token"].as_str().filter(|t| !t.is_empty())?;
+        Some(Self {
+            bot_token: SecretString::from(token.to_owned()),
+            refresh_token: v["refresh_token"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(|t| SecretString::from(t.to_owned())),
+            expires_at_ms: v["expires_at_ms"].as_i64(),
+        })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Connections {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub table: String,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// Workspace token secrets are named `<secret_prefix>/<team id>`.
+    pub secret_prefix: String,
+    /// The stack's KMS key for those secrets.
+    pub kms_key_id: String,
+}
+
+impl Connections {
+    /// Marks an OAuth state's nonce used; a second use is [`StateError::Replayed`].
+    pub async fn consume_state(
+        &self,
+        nonce: &str,
+        expires_unix: i64,
+    ) -> Result<Result<(), StateError>, ConnectionError> {
+        let r = self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("state#{nonce}")))
+            .item("expires_at", AttributeValue::N(expires_unix.to_string()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Ok(())),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Err(StateError::Replayed))
+            }
+            Err(e) => Err(dynamo_err(e)),
+        }
+    }
+
+    /// Stores (or replaces, on re-install) the workspace's token secret and records the
+    /// connection as active.
+    pub async fn save_install(
+        &self,
+        access: &Access,
+        now_ms: i64,
+        now_text: &str,
+    ) -> Result<Connection, ConnectionError> {
+        let token = WorkspaceToken::from_access(access, now_ms);
+        let secret_arn = self.put_token(&access.team_id, &token).await?;
+        let c = Connection {
+            team_id: access.team_id.clone(),
+            team_name: access.team_name.clone(),
+            bot_user_id: access.bot_user_id.clone(),
+            scopes: access.scope.clone(),
+            secret_arn,
+            installed_by: access.installer.clone(),
+            installed_at: now_text.to_owned(),
+            status: "active".into(),
+            revoked_reason: None,
+            token_expires_at_ms: token.expires_at_ms,
+        };
+        let mut put = self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("team#{}", c.team_id)))
+            .item("team_id", AttributeValue::S(c.team_id.clone()))
+            .item("team_name", AttributeValue::S(c.team_name.clone()))
+            .item("bot_user_id", AttributeValue::S(c.bot_user_id.clone()))
+            .item("scopes", AttributeValue::S(c.scopes.clone()))
+            .item("secret_arn", AttributeValue::S(c.secret_arn.clone()))
+            .item("installed_by", AttributeValue::S(c.installed_by.clone()))
+            .item("installed_at", AttributeValue::S(c.installed_at.clone()))
+            .item("status", AttributeValue::S(c.status.clone()));
+        if let Some(ms) = c.token_expires_at_ms {
+            put = put.item("token_expires_at_ms", AttributeValue::N(ms.to_string()));
+        }
+        put.send().await.map_err(dynamo_err)?;
+        Ok(c)
+    }
+
+    /// Writes a workspace's token secret under the stack key; returns its ARN.
+    pub async fn put_token(
+        &self,
+        team_id: &str,
+        token: &WorkspaceToken,
+    ) -> Result<String, ConnectionError> {
+        let name = format!("{}/{team_id}", self.secret_prefix);
+        let created = self
+            .secrets
+            .create_secret()
+            .name(&name)
+            .kms_key_id(&self.kms_key_id)
+            .description(format!(
+                "Slack bot token for workspace {team_id} (ingestlayer)"
+            ))
+            .secret_string(token.to_json())
+            .send()
+            .await;
+        match created {
+            Ok(out) => Ok(out.arn.unwrap_or_default()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_exists_exception()) =>
+            {
+                let out = self
+                    .secrets
+                    .put_secret_value()
+                    .secret_id(&name)
+                    .secret_string(token.to_json())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        ConnectionError(
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+                        )
+                    })?;
+                Ok(out.arn.unwrap_or_default())
+            }
+            Err(e) => Err(ConnectionError(
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+            )),
+        }
+    }
+
+    /// Reads a workspace's token secret.
+    pub async fn read_token(
+        &self,
+        secret_arn: &str,
+    ) -> Result<Option<WorkspaceToken>, ConnectionError> {
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(secret_arn)
+            .send()
+            .await
+            .map_err(|e| {
+                ConnectionError(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+            })?;
+        Ok(WorkspaceToken::parse(
+            out.secret_string().unwrap_or_default(),
+        ))
+    }
+
+    pub async fn get(&self, team_id: &str) -> Result<Option<Connection>, ConnectionError> {
+        let item = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("team#{team_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(dynamo_err)?
+            .item;
+        Ok(item.as_ref().and_then(connection_of))
+    }
+
+    /// Every connected workspace, by name.
+    pub async fn list(&self) -> Result<Vec<Connection>, ConnectionError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamo
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :t)")
+                .expression_attribute_values(":t", AttributeValue::S("team#".into()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(dynamo_err)?;
+            out.extend(
+                page.items
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(connection_of),
+            );
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.team_name.cmp(&b.team_name));
+        Ok(out)
+    }
+
+    /// Marks a workspace revoked (app uninstalled, tokens revoked).
+    pub async fn mark_revoked(&self, team_id: &str, reason: &str) -> Result<(), ConnectionError> {
+        self.dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("team#{team_id}")))
+            .update_expression(
+                "SET #s = :r, revoked_reason = :why, team_id = if_not_exists(team_id, :t)",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":r", AttributeValue::S("revoked".into()))
+            .expression_attribute_values(":why", AttributeValue::S(reason.to_owned()))
+            .expression_attribute_values(":t", AttributeValue::S(team_id.to_owned()))
+            .send()
+            .await
+            .map_err(dynamo_err)?;
+        Ok(())
+    }
+
+    /// Takes the workspace's refresh lock until `until_ms`; `false` when another
+    /// instance holds it. Each refresh token works once, so only the holder refreshes.
+    pub async fn lock_refresh(
+        &self,
+        team_id: &str,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, ConnectionError> {
+        let r = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("team#{team_id}")))
+            .update_expression("SET refresh_lock_until_ms = :until")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(refresh_lock_until_ms) OR refresh_lock_until_ms < :now)")
+            .expression_attribute_values(":until", AttributeValue::N(until_ms.to_string()))
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(dynamo_err(e)),
+        }
+    }
+
+    /// Records a refreshed token's expiry and releases the lock.
+    pub async fn refreshed(
+        &self,
+        team_id: &str,
+        expires_at_ms: Option<i64>,
+    ) -> Result<(), ConnectionError> {
+        let mut u = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("team#{team_id}")));
+        u = match expires_at_ms {
+            Some(ms) => u
+                .update_expression("SET token_expires_at_ms = :e REMOVE refresh_lock_until_ms")
+                .expression_attribute_values(":e", AttributeValue::N(ms.to_string())),
+            None => u.update_expression("REMOVE refresh_lock_until_ms"),
+        };
+        u.send().await.map_err(dynamo_err)?;
+        Ok(())
+    }
+}
+
+fn connection_of(item: &HashMap<String, AttributeValue>) -> Option<Connection> {
+    let s = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => String::new(),
+    };
+    let team_id = s("team_id");
+    if team_id.is_empty() {
+        return None;
+    }
+    Some(Connection {
+        team_id,
+        team_name: s("team_name"),
+        bot_user_id: s("bot_user_id"),
+        scopes: s("scopes"),
+        secret_arn: s("secret_arn"),
+        installed_by: s("installed_by"),
+        installed_at: s("installed_at"),
+        status: s("status"),
+        revoked_reason: Some(s("revoked_reason")).filter(|r| !r.is_empty()),
+        token_expires_at_ms: match item.get("token_expires_at_ms") {
+            Some(AttributeValue::N(n)) => n.parse().ok(),
+            _ => None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_secrets_round_trip_and_accept_a_bare_token() {
+        let t = WorkspaceToken {
+            bot_token: SecretString::from("xoxe.xoxb-1".to_owned()),
+            refresh_token: Some(SecretString::from("xoxe-1-r".to_owned())),
+            expires_at_ms: Some(42),
+        };
+        let back = WorkspaceToken::parse(&t.to_json()).unwrap();
+        assert_eq!(back.bot_token.expose_secret(), "xoxe.xoxb-1");
+        assert_eq!(back.refresh_token.unwrap().expose_secret(), "xoxe-1-r");
+        assert_eq!(back.expires_at_ms, Some(42));
+        assert_eq!(
+            WorkspaceToken::parse("xoxb-bare")
+                .unwrap()
+                .bot_token
+                .expose_secret(),
+            "xoxb-bare"
+        );
+        assert!(WorkspaceToken::parse(r#"{"bot_token":""}"#).is_none());
+    }
+}
