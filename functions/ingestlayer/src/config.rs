@@ -156,6 +156,44 @@ impl DeliveryConfig {
     }
 }
 
+/// The slack-connect function (OAuth install, Events API, destinations page).
+#[derive(Debug, Clone)]
+pub struct ConnectConfig {
+    pub slack_app_secret_arn: String,
+    pub connections_table: String,
+    pub channels_table: String,
+    pub pipelines_table: String,
+    /// This API's public base URL (the OAuth redirect URI is `<it>/slack/oauth/callback`).
+    pub public_api_url: String,
+    pub slack_api_url: String,
+    /// Slack's consent page host (`https://slack.com`).
+    pub slack_authorize_url: String,
+    /// Signs OAuth states (and event links).
+    pub link_secret_arn: String,
+    pub token_secret_prefix: String,
+    pub kms_key_id: String,
+}
+
+impl ConnectConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            slack_app_secret_arn: required("SLACK_APP_SECRET_ARN")?,
+            connections_table: required("CONNECTIONS_TABLE")?,
+            channels_table: required("CHANNELS_TABLE")?,
+            pipelines_table: required("PIPELINES_TABLE")?,
+            public_api_url: required("PUBLIC_API_URL")?,
+            slack_api_url: optional("SLACK_API_URL")
+                .unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
+            slack_authorize_url: optional("SLACK_AUTHORIZE_URL")
+                .unwrap_or_else(|| "https://slack.com".to_owned()),
+            link_secret_arn: required("LINK_SIGNING_SECRET_ARN")?,
+            token_secret_prefix: optional("SLACK_TOKEN_SECRET_PREFIX")
+                .unwrap_or_else(|| "ingestlayer/slack".into()),
+            kms_key_id: required("KMS_KEY_ID")?,
+        })
+    }
+}
+
 /// The AWS SDK configuration from the environment (`AWS_ENDPOINT_URL` included).
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -130,8 +130,18 @@ impl WorkspaceTokens {
             .await
             .map_err(|e| TokenError::Fetch(e.to_string()))?;
         if !locked {
-            // Another instance is refreshing; the current token is still valid for a while.
-            tracing::info!(team = %team, "token refresh under way elsewhere; using the current token");
+            // Another instance is refreshing: wait for its new token (the old one stops
+            // working once Slack issued the new one), up to the lock's lease.
+            tracing::info!(team = %team, "token refresh under way elsewhere; waiting for it");
+            let waited = Instant::now();
+            while waited.elapsed() < LOCK_LEASE {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if let Ok(Some(t)) = connections.read_token(secret_arn).await {
+                    if !near_expiry(t.expires_at_ms) {
+                        return Ok(t);
+                    }
+                }
+            }
             return Ok(current);
         }
         // Someone may have refreshed between our read and the lock: read again.

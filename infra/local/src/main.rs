@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ingestlayer::config::{DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig};
+use ingestlayer::config::{
+    ConnectConfig, DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig,
+};
+use ingestlayer::handlers::connect::ConnectDeps;
 use ingestlayer::handlers::delivery::DeliveryDeps;
 use ingestlayer::handlers::ingest::IngestDeps;
 use ingestlayer::handlers::pipeline::PipelineDeps;
@@ -175,10 +178,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wait_seconds: 1,
     };
 
+    let authorize_base = match &standin {
+        Some(s) => format!("http://{}", s.addr()),
+        None => "https://slack.com".to_owned(),
+    };
+    let connect = Arc::new(
+        ConnectDeps::load(
+            &sdk,
+            &ConnectConfig {
+                slack_app_secret_arn: res.slack_app_secret_arn.clone(),
+                connections_table: res.connections_table.clone(),
+                channels_table: res.channels_table.clone(),
+                pipelines_table: res.pipelines_table.clone(),
+                public_api_url: format!("http://127.0.0.1:{port}"),
+                slack_api_url: api_url.clone(),
+                slack_authorize_url: authorize_base,
+                link_secret_arn: res.link_secret_arn.clone(),
+                token_secret_prefix: res.token_secret_prefix.clone(),
+                kms_key_id: res.kms_key_id.clone(),
+            },
+        )
+        .await?,
+    );
+
     let listener =
         ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     tokio::spawn(async move {
-        if let Err(e) = serve_ingest(listener, ingest).await {
+        if let Err(e) = serve_ingest(listener, ingest, Some(connect)).await {
             tracing::error!(error = %e, "ingest server stopped");
         }
     });
@@ -212,7 +238,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "API key: the one in INGESTLAYER_API_KEY".to_owned()
     };
     println!(
-        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  connect     http://127.0.0.1:{port}/slack/install (Add to Slack)\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
         if generated { api_key.expose_secret().to_owned() } else { "$INGESTLAYER_API_KEY".to_owned() }
     );
     tokio::signal::ctrl_c().await?;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use axum::body::Body as AxumBody;
+use ingestlayer::handlers::connect::ConnectDeps;
 use ingestlayer::handlers::delivery::DeliveryDeps;
 use ingestlayer::handlers::ingest::IngestDeps;
 use ingestlayer::handlers::pipeline::PipelineDeps;
@@ -15,16 +16,43 @@ use ingestlayer::handlers::pipeline::PipelineDeps;
 /// Lambda's synchronous payload limit: bodies above it never reach the function.
 const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 
-/// Serves `POST /v1/events[/batch]` through the ingest handler until the task is dropped.
+/// Serves the HTTP API until the task is dropped: `/slack/*` through the slack-connect
+/// handler (when given), everything else through ingest, as API Gateway's routes do.
 pub async fn serve_ingest(
     listener: tokio::net::TcpListener,
     deps: Arc<IngestDeps>,
+    connect: Option<Arc<ConnectDeps>>,
 ) -> std::io::Result<()> {
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let deps = deps.clone();
-        async move { call_ingest(req, &deps).await }
+        let connect = connect.clone();
+        async move {
+            match connect {
+                Some(c) if req.uri().path().starts_with("/slack/") => call_connect(req, &c).await,
+                _ => call_ingest(req, &deps).await,
+            }
+        }
     });
     axum::serve(listener, app).await
+}
+
+/// One HTTP request through the slack-connect handler.
+pub async fn call_connect(
+    req: axum::extract::Request,
+    deps: &ConnectDeps,
+) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, LAMBDA_PAYLOAD_LIMIT)
+        .await
+        .unwrap_or_default();
+    let lambda_req =
+        lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
+    let response = match ingestlayer::handlers::connect::handle(lambda_req, deps).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (parts, body) = response.into_parts();
+    axum::response::Response::from_parts(parts, AxumBody::from(body.as_ref().to_vec()))
 }
 
 /// One HTTP request through the ingest handler, as API Gateway would pass it.

@@ -1,7 +1,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use ingestlayer::config::{DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig};
+use ingestlayer::config::{
+    ConnectConfig, DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig,
+};
+use ingestlayer::handlers::connect::ConnectDeps;
 use ingestlayer::handlers::delivery::DeliveryDeps;
 use ingestlayer::handlers::ingest::IngestDeps;
 use ingestlayer::handlers::pipeline::PipelineDeps;
@@ -26,6 +29,7 @@ pub struct Stack {
     pub ingest: IngestDeps,
     pub pipeline: PipelineDeps,
     pub delivery: DeliveryDeps,
+    pub connect: ConnectDeps,
     pub events: QueueFeed,
     pub slack: QueueFeed,
     pub dynamo: aws_sdk_dynamodb::Client,
@@ -127,6 +131,23 @@ impl Stack {
         )
         .await
         .unwrap();
+        let connect = ConnectDeps::load(
+            &sdk,
+            &ConnectConfig {
+                slack_app_secret_arn: res.slack_app_secret_arn.clone(),
+                connections_table: res.connections_table.clone(),
+                channels_table: res.channels_table.clone(),
+                pipelines_table: res.pipelines_table.clone(),
+                public_api_url: PUBLIC_API_URL.to_owned(),
+                slack_api_url: standin.api_url(),
+                slack_authorize_url: format!("http://{}", standin.addr()),
+                link_secret_arn: res.link_secret_arn.clone(),
+                token_secret_prefix: res.token_secret_prefix.clone(),
+                kms_key_id: res.kms_key_id.clone(),
+            },
+        )
+        .await
+        .unwrap();
         let events = QueueFeed {
             sqs: sqs.clone(),
             url: res.events_queue_url.clone(),
@@ -143,6 +164,7 @@ impl Stack {
             ingest,
             pipeline,
             delivery,
+            connect,
             events,
             slack,
             dynamo,
@@ -153,6 +175,37 @@ impl Stack {
     /// POSTs `body` to `path` through the ingest handler with the stack's API key.
     pub async fn post(&self, path: &str, body: &str) -> (u16, Value) {
         self.post_with(path, body, Some(API_KEY)).await
+    }
+
+    /// A request through the slack-connect handler: (status, headers, body text).
+    pub async fn connect_request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> (u16, http::HeaderMap, String) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.example{path_and_query}"));
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = ingestlayer_local::runner::call_connect(
+            req.body(axum::body::Body::from(body.to_owned())).unwrap(),
+            &self.connect,
+        )
+        .await;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     /// GETs `path_and_query` through the ingest handler, without an API key.

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod connect;
 mod delivery;
 mod events_files;
 mod ingest;

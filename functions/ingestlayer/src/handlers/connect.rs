@@ -1,0 +1,317 @@
+//! Connecting Slack: `GET /slack/install` (redirect to Slack's consent page with a signed,
+//! expiring, single-use state), `GET /slack/oauth/callback` (check the state, exchange the
+//! code, store the bot token in the workspace's own secret under the stack's KMS key, record
+//! the connection) and `POST /slack/events` (Slack's Events API: signature checked,
+//! `url_verification` answered, `app_uninstalled` / `tokens_revoked` pause the workspace).
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use crate::channels::{team_pk, Channels, Pause};
+use crate::connections::Connections;
+use crate::oauth::{
+    authorize_url, AppCredentials, OAuthClient, OAuthError, StateSigner, STATE_TTL,
+};
+
+/// What the connect handler holds across invocations.
+pub struct ConnectDeps {
+    pub app: AppCredentials,
+    pub oauth: OAuthClient,
+    pub states: StateSigner,
+    pub connections: Connections,
+    pub channels: Channels,
+    /// The public base URL of this API, for the OAuth redirect URI.
+    pub public_url: String,
+    /// Where Slack's consent page lives (`https://slack.com`; the stand-in locally).
+    pub authorize_base: String,
+}
+
+impl ConnectDeps {
+    /// Builds the clients and reads the app's credentials and the state signing key.
+    pub async fn load(
+        sdk: &aws_config::SdkConfig,
+        cfg: &crate::config::ConnectConfig,
+    ) -> Result<Self, String> {
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let app_secret = secrets
+            .get_secret_value()
+            .secret_id(&cfg.slack_app_secret_arn)
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "reading the Slack app secret: {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        let app = AppCredentials::parse(app_secret.secret_string().unwrap_or_default())?;
+        let key = crate::links::load_key(&secrets, &cfg.link_secret_arn).await?;
+        Ok(Self {
+            app,
+            oauth: OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?,
+            states: StateSigner::new(key),
+            connections: Connections {
+                dynamo: dynamo.clone(),
+                table: cfg.connections_table.clone(),
+                secrets,
+                secret_prefix: cfg.token_secret_prefix.clone(),
+                kms_key_id: cfg.kms_key_id.clone(),
+            },
+            channels: Channels {
+                client: dynamo,
+                table: cfg.channels_table.clone(),
+            },
+            public_url: cfg.public_api_url.clone(),
+            authorize_base: cfg.slack_authorize_url.clone(),
+        })
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        format!(
+            "{}/slack/oauth/callback",
+            self.public_url.trim_end_matches('/')
+        )
+    }
+}
+
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Routes `/slack/*` requests. Never fails: every problem is an HTTP answer.
+pub async fn handle(
+    req: Request,
+    deps: &ConnectDeps,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let method = req.method().clone();
+    Ok(match (method.as_str(), path.as_str()) {
+        ("GET", "/slack/install") => install(deps),
+        ("GET", "/slack/oauth/callback") => {
+            callback(req.uri().query().unwrap_or_default(), deps).await
+        }
+        ("POST", "/slack/events") => events(&req, deps).await,
+        _ => page(404, "Not found", "<p>There is nothing here.</p>"),
+    })
+}
+
+fn install(deps: &ConnectDeps) -> Response<Body> {
+    let state = deps.states.issue(now_unix());
+    let url = authorize_url(
+        &deps.authorize_base,
+        &deps.app.client_id,
+        &deps.redirect_uri(),
+        &state,
+    );
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = http::StatusCode::FOUND;
+    if let Ok(v) = http::HeaderValue::from_str(&url) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    r.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+async fn callback(query: &str, deps: &ConnectDeps) -> Response<Body> {
+    let params: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    if let Some(error) = params.get("error") {
+        let why = if error == "access_denied" {
+            "The install was cancelled in Slack.".to_owned()
+        } else {
+            format!("Slack reported: {}", html(error))
+        };
+        return page(
+            400,
+            "Slack was not connected",
+            &format!("<p>{why}</p><p><a href=\"/slack/install\">Try again</a></p>"),
+        );
+    }
+    let (Some(code), Some(state)) = (params.get("code"), params.get("state")) else {
+        return page(400, "Slack was not connected", "<p>The callback is missing its code or state. Start from <a href=\"/slack/install\">Add to Slack</a>.</p>");
+    };
+    let nonce = match deps.states.verify(state, now_unix()) {
+        Ok(n) => n,
+        Err(e) => {
+            return page(
+                400,
+                "Slack was not connected",
+                &format!(
+                    "<p>{}.</p><p><a href=\"/slack/install\">Start again</a></p>",
+                    html(&e.to_string())
+                ),
+            )
+        }
+    };
+    match deps
+        .connections
+        .consume_state(&nonce, now_unix() + STATE_TTL.as_secs() as i64)
+        .await
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            return page(
+                400,
+                "Slack was not connected",
+                &format!(
+                    "<p>{}.</p><p><a href=\"/slack/install\">Start again</a></p>",
+                    html(&e.to_string())
+                ),
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record the OAuth state");
+            return page(
+                503,
+                "Try again",
+                "<p>The install could not be recorded; try again in a moment.</p>",
+            );
+        }
+    }
+    let access = match deps
+        .oauth
+        .exchange(&deps.app, code, &deps.redirect_uri())
+        .await
+    {
+        Ok(a) => a,
+        Err(OAuthError::Slack(e)) => {
+            tracing::warn!(slack_error = %e, "Slack refused the OAuth code exchange");
+            return page(502, "Slack was not connected", &format!("<p>Slack refused the install: <code>{}</code>. Nothing was stored.</p><p><a href=\"/slack/install\">Start again</a></p>", html(&e)));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "OAuth code exchange failed");
+            return page(502, "Slack was not connected", "<p>Slack could not be reached. Nothing was stored.</p><p><a href=\"/slack/install\">Start again</a></p>");
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let now_text = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    match deps
+        .connections
+        .save_install(&access, now_ms, &now_text)
+        .await
+    {
+        Ok(c) => {
+            // A re-install fixes a revoked or paused workspace.
+            let _ = deps.channels.resume(&team_pk(&c.team_id)).await;
+            tracing::info!(team = %c.team_id, installed_by = %c.installed_by, scopes = %c.scopes, "Slack workspace connected");
+            page(200, "Slack connected", &format!("<p>Connected to <strong>{}</strong> ({}).</p><p><a href=\"/destinations\">Pick channels for your pipelines</a></p>", html(&c.team_name), html(&c.team_id)))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, team = %access.team_id, "could not store the Slack connection");
+            page(
+                503,
+                "Try again",
+                "<p>The token could not be stored; run the install again.</p>",
+            )
+        }
+    }
+}
+
+async fn events(req: &Request, deps: &ConnectDeps) -> Response<Body> {
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let body: &[u8] = req.body().as_ref();
+    if let Err(e) = crate::signing::verify(
+        &deps.app.signing_secret,
+        header("x-slack-request-timestamp"),
+        header("x-slack-signature"),
+        body,
+        now_unix(),
+    ) {
+        tracing::warn!(reason = %e, "Slack event refused");
+        return json_response(401, &json!({"error": e.to_string()}));
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return json_response(400, &json!({"error": "the body is not JSON"}));
+    };
+    match v["type"].as_str() {
+        Some("url_verification") => json_response(200, &json!({"challenge": v["challenge"]})),
+        Some("event_callback") => {
+            let team = v["team_id"].as_str().unwrap_or_default();
+            let kind = v["event"]["type"].as_str().unwrap_or_default();
+            if matches!(kind, "app_uninstalled" | "tokens_revoked") && !team.is_empty() {
+                let hint = "the app was removed from the workspace or its tokens revoked: reconnect Slack from the destinations page, then redrive the backlog";
+                let pause = Pause {
+                    error: kind.to_owned(),
+                    hint: hint.to_owned(),
+                };
+                let now_text = OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                let marked = deps.connections.mark_revoked(team, kind).await;
+                let paused = deps.channels.pause(&team_pk(team), &pause, &now_text).await;
+                if marked.is_err() || paused.is_err() {
+                    tracing::error!(team = %team, "could not record the revocation; Slack will retry");
+                    return json_response(503, &json!({"error": "try again"}));
+                }
+                tracing::warn!(team = %team, event = %kind, outcome = "pause_workspace", "Slack revoked the app; the workspace's deliveries are paused");
+            }
+            json_response(200, &json!({"ok": true}))
+        }
+        _ => json_response(200, &json!({"ok": true})),
+    }
+}
+
+/// Escapes text for HTML content and attribute values.
+pub fn html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small page; `body` is trusted HTML built with [`html`].
+pub fn page(status: u16, title: &str, body: &str) -> Response<Body> {
+    let doc = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t} · ingestlayer</title>\
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1d1c1d}}h1{{font-size:1.4rem}}code{{background:#f4f4f4;padding:0 .3em}}</style></head>\
+<body><h1>{t}</h1>{body}</body></html>",
+        t = html(title)
+    );
+    let mut r = Response::new(Body::from(doc));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        http::header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    h.insert("x-frame-options", http::HeaderValue::from_static("DENY"));
+    h.insert(
+        "content-security-policy",
+        http::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    r
+}
+
+fn json_response(status: u16, body: &Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
