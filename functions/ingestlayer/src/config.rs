@@ -172,6 +172,14 @@ pub struct ConnectConfig {
     pub link_secret_arn: String,
     pub token_secret_prefix: String,
     pub kms_key_id: String,
+    /// The deployment's single-workspace token (team `default`), to list its channels.
+    pub slack_token_secret_arn: Option<String>,
+    /// `make dev` only: the default workspace's token itself.
+    pub default_token: Option<SecretString>,
+    /// The destinations page's admin credential: its secret (`ADMIN_TOKEN_SECRET_ARN`)…
+    pub admin_token_secret_arn: Option<String>,
+    /// …or, for `make dev`, the token itself (`INGESTLAYER_ADMIN_TOKEN`).
+    pub admin_token: Option<SecretString>,
 }
 
 impl ConnectConfig {
@@ -190,6 +198,10 @@ impl ConnectConfig {
             token_secret_prefix: optional("SLACK_TOKEN_SECRET_PREFIX")
                 .unwrap_or_else(|| "ingestlayer/slack".into()),
             kms_key_id: required("KMS_KEY_ID")?,
+            slack_token_secret_arn: optional("SLACK_TOKEN_SECRET_ARN"),
+            default_token: None,
+            admin_token_secret_arn: optional("ADMIN_TOKEN_SECRET_ARN"),
+            admin_token: None,
         })
     }
 }

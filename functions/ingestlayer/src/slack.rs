@@ -382,7 +382,65 @@ impl SlackClient {
     }
 }
 
+/// A channel as conversations.list describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub id: String,
+    pub name: String,
+    pub is_private: bool,
+    pub is_member: bool,
+    pub is_archived: bool,
+}
+
 impl SlackClient {
+    /// Every channel the bot can see: public channels, and private ones it was invited to.
+    pub async fn list_channels(&self, token: &SecretString) -> Result<Vec<ChannelInfo>, String> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let mut url = reqwest::Url::parse(&format!("{}/conversations.list", self.base))
+                .map_err(|e| e.to_string())?;
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("types", "public_channel,private_channel")
+                    .append_pair("exclude_archived", "true")
+                    .append_pair("limit", "1000");
+                if let Some(c) = &cursor {
+                    q.append_pair("cursor", c);
+                }
+            }
+            let response = self
+                .http
+                .get(url)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| without_url(&e))?;
+            let body: Value = response.json().await.map_err(|e| without_url(&e))?;
+            if body["ok"] != Value::Bool(true) {
+                return Err(format!(
+                    "conversations.list: {}",
+                    body["error"].as_str().unwrap_or("no error given")
+                ));
+            }
+            for c in body["channels"].as_array().into_iter().flatten() {
+                out.push(ChannelInfo {
+                    id: c["id"].as_str().unwrap_or_default().to_owned(),
+                    name: c["name"].as_str().unwrap_or_default().to_owned(),
+                    is_private: c["is_private"].as_bool().unwrap_or(false),
+                    is_member: c["is_member"].as_bool().unwrap_or(false),
+                    is_archived: c["is_archived"].as_bool().unwrap_or(false),
+                });
+            }
+            match body["response_metadata"]["next_cursor"].as_str() {
+                Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     /// The id of the channel named `name` (`#alerts` or `alerts`) among those the bot can
     /// see (conversations.list); `Ok(None)` when there is none.
     pub async fn resolve_channel(

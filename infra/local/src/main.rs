@@ -178,6 +178,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wait_seconds: 1,
     };
 
+    let (admin_token, admin_generated) = match std::env::var("INGESTLAYER_ADMIN_TOKEN") {
+        Ok(t) if t.len() >= 16 => (SecretString::from(t), false),
+        _ => (generate_key(), true),
+    };
     let authorize_base = match &standin {
         Some(s) => format!("http://{}", s.addr()),
         None => "https://slack.com".to_owned(),
@@ -196,6 +200,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 link_secret_arn: res.link_secret_arn.clone(),
                 token_secret_prefix: res.token_secret_prefix.clone(),
                 kms_key_id: res.kms_key_id.clone(),
+                slack_token_secret_arn: Some(res.slack_token_secret_arn.clone()),
+                default_token: Some(token.clone()),
+                admin_token_secret_arn: None,
+                admin_token: Some(admin_token.clone()),
             },
         )
         .await?,
@@ -225,6 +233,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
+    let admin_line = if admin_generated {
+        format!(
+            "{} — set INGESTLAYER_ADMIN_TOKEN to keep one",
+            admin_token.expose_secret()
+        )
+    } else {
+        "the one in INGESTLAYER_ADMIN_TOKEN".to_owned()
+    };
     let slack_line = match &standin {
         Some(s) => format!("Slack stand-in at {} (messages print below)", s.api_url()),
         None => format!("posting to {api_url} with SLACK_BOT_TOKEN"),
@@ -238,7 +254,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "API key: the one in INGESTLAYER_API_KEY".to_owned()
     };
     println!(
-        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  connect     http://127.0.0.1:{port}/slack/install (Add to Slack)\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  connect     http://127.0.0.1:{port}/destinations (admin token: {admin_line})\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
         if generated { api_key.expose_secret().to_owned() } else { "$INGESTLAYER_API_KEY".to_owned() }
     );
     tokio::signal::ctrl_c().await?;

@@ -28,7 +28,7 @@ pub async fn serve_ingest(
         let connect = connect.clone();
         async move {
             match connect {
-                Some(c) if req.uri().path().starts_with("/slack/") => call_connect(req, &c).await,
+                Some(c) if is_connect_path(req.uri().path()) => call_connect(req, &c).await,
                 _ => call_ingest(req, &deps).await,
             }
         }
@@ -194,4 +194,9 @@ pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usiz
 /// Binds the ingest server.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr).await
+}
+
+/// The routes template.yaml gives the slack-connect function.
+pub fn is_connect_path(path: &str) -> bool {
+    path.starts_with("/slack/") || path == "/destinations" || path.starts_with("/destinations/")
 }

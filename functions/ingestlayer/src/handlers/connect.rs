@@ -8,11 +8,16 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use secrecy::SecretString;
+
 use crate::channels::{team_pk, Channels, Pause};
 use crate::connections::Connections;
+use crate::handlers::delivery::TokenSource;
 use crate::oauth::{
     authorize_url, AppCredentials, OAuthClient, OAuthError, StateSigner, STATE_TTL,
 };
+use crate::slack::SlackClient;
+use crate::tokens::WorkspaceTokens;
 
 /// What the connect handler holds across invocations.
 pub struct ConnectDeps {
@@ -25,6 +30,12 @@ pub struct ConnectDeps {
     pub public_url: String,
     /// Where Slack's consent page lives (`https://slack.com`; the stand-in locally).
     pub authorize_base: String,
+    /// The destinations page's admin credential; `None` turns the page off.
+    pub admin_token: Option<SecretString>,
+    pub pipelines_table: String,
+    pub slack: SlackClient,
+    pub tokens: WorkspaceTokens,
+    key: SecretString,
 }
 
 impl ConnectDeps {
@@ -48,17 +59,56 @@ impl ConnectDeps {
             })?;
         let app = AppCredentials::parse(app_secret.secret_string().unwrap_or_default())?;
         let key = crate::links::load_key(&secrets, &cfg.link_secret_arn).await?;
+        let admin_token = match (&cfg.admin_token, &cfg.admin_token_secret_arn) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(arn)) => {
+                let out = secrets
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "reading the admin token: {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                        )
+                    })?;
+                let t = out.secret_string().unwrap_or_default().trim().to_owned();
+                (t.len() >= 16).then(|| SecretString::from(t))
+            }
+            (None, None) => None,
+        };
+        let connections = Connections {
+            dynamo: dynamo.clone(),
+            table: cfg.connections_table.clone(),
+            secrets: secrets.clone(),
+            secret_prefix: cfg.token_secret_prefix.clone(),
+            kms_key_id: cfg.kms_key_id.clone(),
+        };
+        let default_token = match &cfg.default_token {
+            Some(t) => crate::config::TokenConfig::Env(t.clone()),
+            None => crate::config::TokenConfig::Secret(
+                cfg.slack_token_secret_arn.clone().unwrap_or_default(),
+            ),
+        };
+        let oauth = OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?;
+        let mut tokens = WorkspaceTokens::new(
+            TokenSource::new(default_token, secrets),
+            Some(connections.clone()),
+            None,
+        );
+        tokens.set_refresher(oauth.clone(), app.clone());
         Ok(Self {
             app,
-            oauth: OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?,
-            states: StateSigner::new(key),
-            connections: Connections {
-                dynamo: dynamo.clone(),
-                table: cfg.connections_table.clone(),
-                secrets,
-                secret_prefix: cfg.token_secret_prefix.clone(),
-                kms_key_id: cfg.kms_key_id.clone(),
-            },
+            oauth,
+            states: StateSigner::new(key.clone()),
+            key,
+            admin_token,
+            pipelines_table: cfg.pipelines_table.clone(),
+            slack: SlackClient::new(&cfg.slack_api_url, std::time::Duration::from_secs(10))
+                .map_err(|e| e.to_string())?,
+            tokens,
+            connections,
             channels: Channels {
                 client: dynamo,
                 table: cfg.channels_table.clone(),
@@ -66,6 +116,15 @@ impl ConnectDeps {
             public_url: cfg.public_api_url.clone(),
             authorize_base: cfg.slack_authorize_url.clone(),
         })
+    }
+
+    /// The key states, sessions and form tokens are signed with.
+    pub fn states_key(&self) -> &SecretString {
+        &self.key
+    }
+
+    pub fn dynamo(&self) -> &aws_sdk_dynamodb::Client {
+        &self.connections.dynamo
     }
 
     pub fn redirect_uri(&self) -> String {
@@ -87,6 +146,9 @@ pub async fn handle(
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
+    if path == "/destinations" || path.starts_with("/destinations/") {
+        return Ok(crate::handlers::destinations::handle(&req, deps).await);
+    }
     Ok(match (method.as_str(), path.as_str()) {
         ("GET", "/slack/install") => install(deps),
         ("GET", "/slack/oauth/callback") => {

@@ -3,5 +3,6 @@
 
 pub mod connect;
 pub mod delivery;
+pub mod destinations;
 pub mod ingest;
 pub mod pipeline;

@@ -18,6 +18,8 @@ use slack_standin::{PostedMessage, Standin, StandinConfig};
 
 pub const API_KEY: &str = "il_test_key_0123456789";
 pub const BOT_TOKEN: &str = "xoxb-test-token";
+/// The destinations page's admin credential.
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123";
 /// The Slack app's credentials: the stand-in's default OAuth client.
 pub const APP_SECRET: &str = r#"{"client_id":"standin-client-id","client_secret":"standin-client-secret","signing_secret":"test-signing-secret"}"#;
 /// The ingest API's public URL in signed links (tests call the handler directly).
@@ -144,6 +146,10 @@ impl Stack {
                 link_secret_arn: res.link_secret_arn.clone(),
                 token_secret_prefix: res.token_secret_prefix.clone(),
                 kms_key_id: res.kms_key_id.clone(),
+                slack_token_secret_arn: Some(res.slack_token_secret_arn.clone()),
+                default_token: None,
+                admin_token_secret_arn: None,
+                admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
             },
         )
         .await

@@ -1,0 +1,475 @@
+//! The destinations page: connected workspaces with an "Add to Slack" button, each
+//! pipeline's destination channel picked from its workspace's channels, and paused
+//! channels and workspaces with their reasons. Server-rendered, no front-end build.
+//!
+//! Behind the admin credential: `Authorization: Bearer <token>`, or the sign-in form, which
+//! sets a signed, expiring session cookie (HttpOnly, Secure, SameSite=Strict). Every form
+//! carries a token derived from the session (CSRF).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use hmac::{Hmac, Mac};
+use lambda_http::{Body, Request, Response};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use crate::handlers::connect::{html, page, ConnectDeps};
+use crate::pipeline::{ChannelRef, DEFAULT_TEAM};
+use crate::slack::ChannelInfo;
+
+/// How long a sign-in lasts.
+pub const SESSION_SECONDS: i64 = 8 * 3600;
+const COOKIE: &str = "il_session";
+
+fn now_unix() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn mac(key: &SecretString, purpose: &str, value: &str) -> String {
+    #[allow(clippy::expect_used)] // HMAC takes keys of any length
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(key.expose_secret().as_bytes()).expect("any key length");
+    m.update(purpose.as_bytes());
+    m.update(b"\n");
+    m.update(value.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+fn constant_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Who is asking: the session value (for CSRF tokens) when signed in.
+fn session(req: &Request, deps: &ConnectDeps) -> Option<String> {
+    let admin = deps.admin_token.as_ref()?;
+    let headers = req.headers();
+    if let Some(bearer) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        // Compare MACs, so the comparison takes the same time whatever the input.
+        let key = deps.states_key();
+        return constant_eq(
+            &mac(key, "admin", bearer.trim()),
+            &mac(key, "admin", admin.expose_secret()),
+        )
+        .then(|| "bearer".to_owned());
+    }
+    let cookies = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'));
+    for c in cookies {
+        if let Some(value) = c.trim().strip_prefix(&format!("{COOKIE}=")) {
+            let (exp, sig) = value.split_once('.')?;
+            let exp_n: i64 = exp.parse().ok()?;
+            if exp_n > now_unix() && constant_eq(sig, &mac(deps.states_key(), "session", exp)) {
+                return Some(value.to_owned());
+            }
+        }
+    }
+    None
+}
+
+fn csrf(deps: &ConnectDeps, session: &str) -> String {
+    mac(deps.states_key(), "csrf", session)
+}
+
+fn form(req: &Request) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.body().as_ref())
+        .into_owned()
+        .collect()
+}
+
+fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = http::StatusCode::SEE_OTHER;
+    if let Ok(v) = http::HeaderValue::from_str(to) {
+        r.headers_mut().insert(http::header::LOCATION, v);
+    }
+    if let Some(c) = cookie.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+        r.headers_mut().insert(http::header::SET_COOKIE, c);
+    }
+    r
+}
+
+/// Routes `/destinations…`.
+pub async fn handle(req: &Request, deps: &ConnectDeps) -> Response<Body> {
+    if deps.admin_token.is_none() {
+        return page(
+            404,
+            "Not found",
+            "<p>The destinations page is not enabled: set the admin token.</p>",
+        );
+    }
+    let path = req.uri().path().trim_end_matches('/');
+    match (req.method().as_str(), path) {
+        ("POST", "/destinations/sign-in") => sign_in(req, deps),
+        ("POST", "/destinations/sign-out") => redirect(
+            "/destinations",
+            Some(format!(
+                "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+            )),
+        ),
+        (method, _) => match session(req, deps) {
+            None => sign_in_page(401, None),
+            Some(s) => match (method, path) {
+                ("GET", "/destinations") => overview(req, deps, &s).await,
+                ("POST", "/destinations/pipelines") => set_channel(req, deps, &s).await,
+                _ => page(404, "Not found", "<p>There is nothing here.</p>"),
+            },
+        },
+    }
+}
+
+fn sign_in_page(status: u16, error: Option<&str>) -> Response<Body> {
+    let error = error
+        .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", html(e)))
+        .unwrap_or_default();
+    page(
+        status,
+        "Sign in",
+        &format!(
+            "{error}<form method=\"post\" action=\"/destinations/sign-in\"><label>Admin token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label> <button type=\"submit\">Sign in</button></form>"
+        ),
+    )
+}
+
+fn sign_in(req: &Request, deps: &ConnectDeps) -> Response<Body> {
+    let given = form(req).remove("token").unwrap_or_default();
+    let (Some(admin), key) = (&deps.admin_token, deps.states_key()) else {
+        return sign_in_page(404, None);
+    };
+    if !constant_eq(
+        &mac(key, "admin", given.trim()),
+        &mac(key, "admin", admin.expose_secret()),
+    ) {
+        tracing::warn!("destinations sign-in refused");
+        return sign_in_page(401, Some("That admin token is not right."));
+    }
+    let exp = (now_unix() + SESSION_SECONDS).to_string();
+    let value = format!("{exp}.{}", mac(key, "session", &exp));
+    redirect(
+        "/destinations",
+        Some(format!("{COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; Secure; SameSite=Strict")),
+    )
+}
+
+/// One destination of one pipeline, as the page shows it.
+struct Row {
+    pipeline: String,
+    events: String,
+    index: usize,
+    team: String,
+    channel: String,
+    error: Option<String>,
+}
+
+async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    let mut start = None;
+    loop {
+        let page = deps
+            .dynamo()
+            .scan()
+            .table_name(&deps.pipelines_table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        for item in page.items.unwrap_or_default() {
+            let error = crate::pipeline::Pipeline::from_item(&item)
+                .err()
+                .map(|e| e.to_string());
+            let json: serde_json::Value = serde_dynamo::from_item(item).unwrap_or_default();
+            let id = json["id"].as_str().unwrap_or("<no id>").to_owned();
+            let events = json["events"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let dests = json["destinations"].as_array().cloned().unwrap_or_default();
+            if dests.is_empty() {
+                rows.push(Row {
+                    pipeline: id.clone(),
+                    events: events.clone(),
+                    index: 0,
+                    team: String::new(),
+                    channel: String::new(),
+                    error: error.clone(),
+                });
+            }
+            for (i, d) in dests.iter().enumerate() {
+                rows.push(Row {
+                    pipeline: id.clone(),
+                    events: events.clone(),
+                    index: i,
+                    team: d["team"].as_str().unwrap_or(DEFAULT_TEAM).to_owned(),
+                    channel: d["channel"].as_str().unwrap_or_default().to_owned(),
+                    error: error.clone(),
+                });
+            }
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    rows.sort_by(|a, b| (&a.pipeline, a.index).cmp(&(&b.pipeline, b.index)));
+    Ok(rows)
+}
+
+async fn overview(req: &Request, deps: &ConnectDeps, session: &str) -> Response<Body> {
+    let csrf = csrf(deps, session);
+    let connections = deps.connections.list().await.unwrap_or_default();
+    let paused = deps.channels.paused().await.unwrap_or_default();
+    let rows = match pipelines(deps).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "reading pipelines failed");
+            return page(
+                503,
+                "Destinations",
+                "<p>The pipelines could not be read; reload in a moment.</p>",
+            );
+        }
+    };
+    let mut body = String::new();
+    if let Some(saved) = req.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "saved")
+            .map(|(_, v)| v.into_owned())
+    }) {
+        body.push_str(&format!(
+            "<p role=\"status\" style=\"color:#070\">Saved the channel of {}.</p>",
+            html(&saved)
+        ));
+    }
+
+    body.push_str("<h2>Workspaces</h2>");
+    if connections.is_empty() {
+        body.push_str("<p>No workspace is connected yet.</p>");
+    } else {
+        body.push_str(
+            "<table><tr><th>Workspace</th><th>Team id</th><th>Status</th><th>Installed</th></tr>",
+        );
+        for c in &connections {
+            let status = match &c.revoked_reason {
+                Some(r) if c.status == "revoked" => format!("revoked ({})", html(r)),
+                _ => html(&c.status),
+            };
+            body.push_str(&format!(
+                "<tr data-team=\"{id}\"><td>{name}</td><td><code>{id}</code></td><td>{status}</td><td>{at}</td></tr>",
+                id = html(&c.team_id),
+                name = html(&c.team_name),
+                at = html(&c.installed_at)
+            ));
+        }
+        body.push_str("</table>");
+    }
+    body.push_str("<p><a id=\"add-to-slack\" href=\"/slack/install\" style=\"display:inline-block;padding:.5em 1em;background:#4a154b;color:#fff;border-radius:4px;text-decoration:none\">Add to Slack</a></p>");
+
+    if !paused.is_empty() {
+        body.push_str("<h2>Paused</h2><ul id=\"paused\">");
+        for p in &paused {
+            body.push_str(&format!(
+                "<li><code>{}</code> since {}: <strong>{}</strong>: {}</li>",
+                html(&p.pk),
+                html(&p.since),
+                html(&p.pause.error),
+                html(&p.pause.hint)
+            ));
+        }
+        body.push_str("</ul><p>After the fix, redrive the backlog: <code>ingestlayer-dlq redrive --channel '#name'</code>.</p>");
+    }
+
+    body.push_str("<h2>Pipelines</h2>");
+    let mut channel_lists: HashMap<String, Result<Vec<ChannelInfo>, String>> = HashMap::new();
+    let wanted: Vec<String> = rows
+        .iter()
+        .map(|r| r.team.clone())
+        .chain(
+            connections
+                .iter()
+                .filter(|c| c.status == "active")
+                .map(|c| c.team_id.clone()),
+        )
+        .filter(|t| !t.is_empty())
+        .collect();
+    for team in wanted {
+        if !channel_lists.contains_key(&team) {
+            let list = match deps.tokens.token(&team).await {
+                Ok(t) => deps.slack.list_channels(&t).await,
+                Err(e) => Err(e.to_string()),
+            };
+            channel_lists.insert(team, list);
+        }
+    }
+    if rows.is_empty() {
+        body.push_str("<p>No pipelines yet: put one in the pipelines table (see the README).</p>");
+    }
+    for row in &rows {
+        body.push_str(&format!(
+            "<section class=\"pipeline\" data-pipeline=\"{p}\"><h3><code>{p}</code></h3><p>listens to {e}</p>",
+            p = html(&row.pipeline),
+            e = html(&row.events)
+        ));
+        if let Some(err) = &row.error {
+            body.push_str(&format!(
+                "<p style=\"color:#b00\">Not loaded: {}</p>",
+                html(err)
+            ));
+        }
+        if let Some(p) = paused
+            .iter()
+            .find(|p| p.pk == crate::channels::channel_pk(&format!("{}:{}", row.team, row.channel)))
+        {
+            body.push_str(&format!(
+                "<p class=\"paused\" style=\"color:#b00\">{} is paused: {}</p>",
+                html(&row.channel),
+                html(&p.pause.hint)
+            ));
+        }
+        let mut options = String::new();
+        let mut current_listed = false;
+        let mut teams: Vec<(String, String)> = connections
+            .iter()
+            .filter(|c| c.status == "active")
+            .map(|c| (c.team_id.clone(), c.team_name.clone()))
+            .collect();
+        if matches!(channel_lists.get(DEFAULT_TEAM), Some(Ok(_))) {
+            teams.push((DEFAULT_TEAM.to_owned(), "default workspace".to_owned()));
+        }
+        for (team_id, team_name) in &teams {
+            if let Some(Ok(list)) = channel_lists.get(team_id) {
+                options.push_str(&format!("<optgroup label=\"{}\">", html(team_name)));
+                for ch in list {
+                    let target = if ch.is_private {
+                        ch.id.clone()
+                    } else {
+                        format!("#{}", ch.name)
+                    };
+                    let selected = row.team == *team_id
+                        && (row.channel == target
+                            || row.channel == ch.id
+                            || row.channel == format!("#{}", ch.name));
+                    current_listed |= selected;
+                    options.push_str(&format!(
+                        "<option value=\"{team}|{target}\"{sel}>{lock}#{name}</option>",
+                        team = html(team_id),
+                        target = html(&target),
+                        sel = if selected { " selected" } else { "" },
+                        lock = if ch.is_private { "🔒 " } else { "" },
+                        name = html(&ch.name)
+                    ));
+                }
+                options.push_str("</optgroup>");
+            }
+        }
+        if !current_listed && !row.channel.is_empty() {
+            options.insert_str(
+                0,
+                &format!(
+                    "<option value=\"{t}|{c}\" selected>{c} ({t})</option>",
+                    t = html(&row.team),
+                    c = html(&row.channel)
+                ),
+            );
+        }
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/destinations/pipelines\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"pipeline\" value=\"{p}\"><input type=\"hidden\" name=\"destination\" value=\"{i}\"><label>Channel <select name=\"target\">{options}</select></label> <button type=\"submit\">Save</button></form>",
+            p = html(&row.pipeline),
+            i = row.index
+        ));
+        body.push_str("</section>");
+    }
+    body.push_str("<p>A private channel appears in the list once the app is in it: in Slack, <code>/invite @ingestlayer</code> in that channel.</p>");
+    body.push_str(&format!("<form method=\"post\" action=\"/destinations/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Sign out</button></form>"));
+    page(200, "Destinations", &body)
+}
+
+async fn set_channel(req: &Request, deps: &ConnectDeps, session: &str) -> Response<Body> {
+    let f = form(req);
+    if !constant_eq(
+        f.get("csrf").map(String::as_str).unwrap_or_default(),
+        &csrf(deps, session),
+    ) {
+        return page(
+            403,
+            "Not saved",
+            "<p>The form expired; reload the page and try again.</p>",
+        );
+    }
+    let (Some(pipeline), Some(index), Some(target)) = (
+        f.get("pipeline"),
+        f.get("destination").and_then(|d| d.parse::<usize>().ok()),
+        f.get("target"),
+    ) else {
+        return page(
+            400,
+            "Not saved",
+            "<p>The form is missing the pipeline, destination or channel.</p>",
+        );
+    };
+    let Some((team, channel)) = target.split_once('|') else {
+        return page(400, "Not saved", "<p>Pick a channel.</p>");
+    };
+    let channel = match ChannelRef::parse(channel) {
+        Ok(c) => c,
+        Err(e) => return page(400, "Not saved", &format!("<p>{}</p>", html(&e))),
+    };
+    let updated = deps
+        .dynamo()
+        .update_item()
+        .table_name(&deps.pipelines_table)
+        .key("id", AttributeValue::S(pipeline.clone()))
+        .update_expression(format!(
+            "SET destinations[{index}].channel = :c, destinations[{index}].team = :t"
+        ))
+        .condition_expression(format!(
+            "attribute_exists(id) AND attribute_exists(destinations[{index}])"
+        ))
+        .expression_attribute_values(":c", AttributeValue::S(channel.as_str().to_owned()))
+        .expression_attribute_values(":t", AttributeValue::S(team.to_owned()))
+        .send()
+        .await;
+    match updated {
+        Ok(_) => {
+            tracing::info!(pipeline = %pipeline, destination = index, team = %team, channel = %channel, "destination channel changed");
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("saved", pipeline)
+                .finish();
+            redirect(&format!("/destinations?{q}"), None)
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            page(
+                404,
+                "Not saved",
+                "<p>That pipeline or destination no longer exists.</p>",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "updating the pipeline failed");
+            page(
+                503,
+                "Not saved",
+                "<p>The pipeline could not be updated; try again.</p>",
+            )
+        }
+    }
+}
