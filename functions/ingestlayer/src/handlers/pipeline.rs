@@ -34,6 +34,11 @@ impl PipelineCache {
         }
     }
 
+    /// Forgets the loaded pipelines, so the next call reads the table.
+    pub async fn invalidate(&self) {
+        *self.loaded.lock().await = None;
+    }
+
     /// The current pipelines. A failed reload keeps serving the last good set.
     pub async fn get(&self) -> Result<Arc<PipelineSet>, String> {
         let mut loaded = self.loaded.lock().await;

@@ -10,6 +10,7 @@ mod harness;
 
 mod connect;
 mod delivery;
+mod destinations;
 mod events_files;
 mod ingest;
 mod path;
