@@ -163,8 +163,9 @@ pub struct ConnectConfig {
     pub connections_table: String,
     pub channels_table: String,
     pub pipelines_table: String,
-    /// This API's public base URL (the OAuth redirect URI is `<it>/slack/oauth/callback`).
-    pub public_api_url: String,
+    /// This API's public base URL (the OAuth redirect URI is `<it>/slack/oauth/callback`);
+    /// unset, it is taken from each request's host.
+    pub public_api_url: Option<String>,
     pub slack_api_url: String,
     /// Slack's consent page host (`https://slack.com`).
     pub slack_authorize_url: String,
@@ -189,7 +190,7 @@ impl ConnectConfig {
             connections_table: required("CONNECTIONS_TABLE")?,
             channels_table: required("CHANNELS_TABLE")?,
             pipelines_table: required("PIPELINES_TABLE")?,
-            public_api_url: required("PUBLIC_API_URL")?,
+            public_api_url: optional("PUBLIC_API_URL"),
             slack_api_url: optional("SLACK_API_URL")
                 .unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
             slack_authorize_url: optional("SLACK_AUTHORIZE_URL")

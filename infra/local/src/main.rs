@@ -194,7 +194,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 connections_table: res.connections_table.clone(),
                 channels_table: res.channels_table.clone(),
                 pipelines_table: res.pipelines_table.clone(),
-                public_api_url: format!("http://127.0.0.1:{port}"),
+                public_api_url: Some(format!("http://127.0.0.1:{port}")),
                 slack_api_url: api_url.clone(),
                 slack_authorize_url: authorize_base,
                 link_secret_arn: res.link_secret_arn.clone(),

@@ -26,8 +26,9 @@ pub struct ConnectDeps {
     pub states: StateSigner,
     pub connections: Connections,
     pub channels: Channels,
-    /// The public base URL of this API, for the OAuth redirect URI.
-    pub public_url: String,
+    /// The public base URL of this API, for the OAuth redirect URI; `None` derives it from
+    /// each request's host (API Gateway's own domain).
+    pub public_url: Option<String>,
     /// Where Slack's consent page lives (`https://slack.com`; the stand-in locally).
     pub authorize_base: String,
     /// The destinations page's admin credential; `None` turns the page off.
@@ -127,11 +128,20 @@ impl ConnectDeps {
         &self.connections.dynamo
     }
 
-    pub fn redirect_uri(&self) -> String {
-        format!(
-            "{}/slack/oauth/callback",
-            self.public_url.trim_end_matches('/')
-        )
+    /// The OAuth redirect URI for a request: `<public url>/slack/oauth/callback`.
+    pub fn redirect_uri(&self, req: &Request) -> String {
+        let base = match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => {
+                let host = req
+                    .headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost");
+                format!("https://{host}")
+            }
+        };
+        format!("{base}/slack/oauth/callback")
     }
 }
 
@@ -150,21 +160,26 @@ pub async fn handle(
         return Ok(crate::handlers::destinations::handle(&req, deps).await);
     }
     Ok(match (method.as_str(), path.as_str()) {
-        ("GET", "/slack/install") => install(deps),
+        ("GET", "/slack/install") => install(&deps.redirect_uri(&req), deps),
         ("GET", "/slack/oauth/callback") => {
-            callback(req.uri().query().unwrap_or_default(), deps).await
+            callback(
+                req.uri().query().unwrap_or_default(),
+                &deps.redirect_uri(&req),
+                deps,
+            )
+            .await
         }
         ("POST", "/slack/events") => events(&req, deps).await,
         _ => page(404, "Not found", "<p>There is nothing here.</p>"),
     })
 }
 
-fn install(deps: &ConnectDeps) -> Response<Body> {
+fn install(redirect_uri: &str, deps: &ConnectDeps) -> Response<Body> {
     let state = deps.states.issue(now_unix());
     let url = authorize_url(
         &deps.authorize_base,
         &deps.app.client_id,
-        &deps.redirect_uri(),
+        redirect_uri,
         &state,
     );
     let mut r = Response::new(Body::Empty);
@@ -179,7 +194,7 @@ fn install(deps: &ConnectDeps) -> Response<Body> {
     r
 }
 
-async fn callback(query: &str, deps: &ConnectDeps) -> Response<Body> {
+async fn callback(query: &str, redirect_uri: &str, deps: &ConnectDeps) -> Response<Body> {
     let params: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
@@ -237,11 +252,7 @@ async fn callback(query: &str, deps: &ConnectDeps) -> Response<Body> {
             );
         }
     }
-    let access = match deps
-        .oauth
-        .exchange(&deps.app, code, &deps.redirect_uri())
-        .await
-    {
+    let access = match deps.oauth.exchange(&deps.app, code, redirect_uri).await {
         Ok(a) => a,
         Err(OAuthError::Slack(e)) => {
             tracing::warn!(slack_error = %e, "Slack refused the OAuth code exchange");

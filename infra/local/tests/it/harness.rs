@@ -140,7 +140,7 @@ impl Stack {
                 connections_table: res.connections_table.clone(),
                 channels_table: res.channels_table.clone(),
                 pipelines_table: res.pipelines_table.clone(),
-                public_api_url: PUBLIC_API_URL.to_owned(),
+                public_api_url: Some(PUBLIC_API_URL.to_owned()),
                 slack_api_url: standin.api_url(),
                 slack_authorize_url: format!("http://{}", standin.addr()),
                 link_secret_arn: res.link_secret_arn.clone(),
