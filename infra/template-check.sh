@@ -34,6 +34,7 @@ FUNCTIONS=(
   "IngestFunction:ingest:no"
   "PipelineFunction:pipeline:yes"
   "SlackDeliveryFunction:slack-delivery:yes"
+  "SlackConnectFunction:slack-connect:no"
 )
 
 step() { printf '\n== %s\n' "$*"; }
