@@ -309,12 +309,12 @@ async fn overview(req: &Request, deps: &ConnectDeps, session: &str) -> Response<
         .filter(|t| !t.is_empty())
         .collect();
     for team in wanted {
-        if !channel_lists.contains_key(&team) {
-            let list = match deps.tokens.token(&team).await {
+        if let std::collections::hash_map::Entry::Vacant(slot) = channel_lists.entry(team) {
+            let list = match deps.tokens.token(slot.key()).await {
                 Ok(t) => deps.slack.list_channels(&t).await,
                 Err(e) => Err(e.to_string()),
             };
-            channel_lists.insert(team, list);
+            slot.insert(list);
         }
     }
     if rows.is_empty() {
