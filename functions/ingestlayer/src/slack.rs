@@ -449,44 +449,12 @@ impl SlackClient {
         name: &str,
     ) -> Result<Option<String>, String> {
         let wanted = name.trim_start_matches('#');
-        let mut cursor: Option<String> = None;
-        for _ in 0..20 {
-            let mut url = reqwest::Url::parse(&format!("{}/conversations.list", self.base))
-                .map_err(|e| e.to_string())?;
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("types", "public_channel,private_channel")
-                    .append_pair("exclude_archived", "false")
-                    .append_pair("limit", "1000");
-                if let Some(c) = &cursor {
-                    q.append_pair("cursor", c);
-                }
-            }
-            let response = self
-                .http
-                .get(url)
-                .bearer_auth(token.expose_secret())
-                .send()
-                .await
-                .map_err(|e| without_url(&e))?;
-            let body: Value = response.json().await.map_err(|e| without_url(&e))?;
-            if body["ok"] != Value::Bool(true) {
-                return Err(format!(
-                    "conversations.list: {}",
-                    body["error"].as_str().unwrap_or("no error given")
-                ));
-            }
-            for c in body["channels"].as_array().into_iter().flatten() {
-                if c["name"].as_str() == Some(wanted) {
-                    return Ok(c["id"].as_str().map(str::to_owned));
-                }
-            }
-            match body["response_metadata"]["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
-                _ => return Ok(None),
-            }
-        }
-        Ok(None)
+        Ok(self
+            .list_channels(token)
+            .await?
+            .into_iter()
+            .find(|c| c.name == wanted)
+            .map(|c| c.id))
     }
 }
 
