@@ -323,6 +323,9 @@ async fn list_messages(State(shared): State<Arc<Shared>>, uri: Uri) -> Response 
                 "text": m.text,
                 "blocks": m.blocks,
                 "metadata": m.metadata,
+                // The token that posted it: stand-in tokens are test values, and tests check
+                // which workspace's token a delivery used.
+                "token": m.token,
             })
         })
         .collect();

@@ -160,7 +160,14 @@ pub async fn handle(
         return Ok(crate::handlers::destinations::handle(&req, deps).await);
     }
     Ok(match (method.as_str(), path.as_str()) {
-        ("GET", "/slack/install") => install(&deps.redirect_uri(&req), deps),
+        ("GET", "/slack/install") => {
+            // Only a signed-in admin may start an install; the state it gets is the only
+            // way through the callback (signed, expiring, single-use).
+            if crate::handlers::destinations::signed_in(&req, deps).is_none() {
+                return Ok(page(401, "Sign in first", "<p>Connecting Slack needs the admin token: <a href=\"/destinations\">sign in</a>, then use Add to Slack.</p>"));
+            }
+            install(&deps.redirect_uri(&req), deps)
+        }
         ("GET", "/slack/oauth/callback") => {
             callback(
                 req.uri().query().unwrap_or_default(),
@@ -264,6 +271,7 @@ async fn callback(query: &str, redirect_uri: &str, deps: &ConnectDeps) -> Respon
         }
     };
     let now = OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
     let now_text = now
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -354,7 +362,7 @@ pub fn html(s: &str) -> String {
 pub fn page(status: u16, title: &str, body: &str) -> Response<Body> {
     let doc = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{t} · ingestlayer</title>\
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1d1c1d}}h1{{font-size:1.4rem}}code{{background:#f4f4f4;padding:0 .3em}}</style></head>\
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:3rem auto;padding:0 1rem;color:#1d1c1d}}h1{{font-size:1.4rem}}td,th{{padding:.2em .8em;text-align:left}}code{{background:#f4f4f4;padding:0 .3em}}</style></head>\
 <body><h1>{t}</h1>{body}</body></html>",
         t = html(title)
     );

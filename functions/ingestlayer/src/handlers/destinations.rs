@@ -45,6 +45,11 @@ fn constant_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The session value (for CSRF tokens) when the request comes from a signed-in admin.
+pub fn signed_in(req: &Request, deps: &ConnectDeps) -> Option<String> {
+    session(req, deps)
+}
+
 /// Who is asking: the session value (for CSRF tokens) when signed in.
 fn session(req: &Request, deps: &ConnectDeps) -> Option<String> {
     let admin = deps.admin_token.as_ref()?;
@@ -113,12 +118,29 @@ pub async fn handle(req: &Request, deps: &ConnectDeps) -> Response<Body> {
     let path = req.uri().path().trim_end_matches('/');
     match (req.method().as_str(), path) {
         ("POST", "/destinations/sign-in") => sign_in(req, deps),
-        ("POST", "/destinations/sign-out") => redirect(
-            "/destinations",
-            Some(format!(
-                "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
-            )),
-        ),
+        ("POST", "/destinations/sign-out") => match session(req, deps) {
+            Some(s)
+                if constant_eq(
+                    form(req)
+                        .get("csrf")
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                    &csrf(deps, &s),
+                ) =>
+            {
+                redirect(
+                    "/destinations",
+                    Some(format!(
+                        "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+                    )),
+                )
+            }
+            _ => page(
+                403,
+                "Not signed out",
+                "<p>The form expired; reload the page and try again.</p>",
+            ),
+        },
         (method, _) => match session(req, deps) {
             None => sign_in_page(401, None),
             Some(s) => match (method, path) {
@@ -367,12 +389,13 @@ async fn overview(req: &Request, deps: &ConnectDeps, session: &str) -> Response<
                             || row.channel == format!("#{}", ch.name));
                     current_listed |= selected;
                     options.push_str(&format!(
-                        "<option value=\"{team}|{target}\"{sel}>{lock}#{name}</option>",
+                        "<option value=\"{team}|{target}\"{sel}>{lock}#{name} ({ws})</option>",
                         team = html(team_id),
                         target = html(&target),
                         sel = if selected { " selected" } else { "" },
                         lock = if ch.is_private { "🔒 " } else { "" },
-                        name = html(&ch.name)
+                        name = html(&ch.name),
+                        ws = html(team_name)
                     ));
                 }
                 options.push_str("</optgroup>");

@@ -19,7 +19,9 @@ const SIGNING_SECRET: &str = "test-signing-secret";
 
 /// Add to Slack → consent (Allow) → callback; returns the callback's status and page.
 async fn install(s: &Stack) -> (u16, String, String) {
-    let (status, headers, _) = s.connect_request("GET", "/slack/install", &[], "").await;
+    let (status, headers, _) = s
+        .connect_request("GET", "/slack/install", &admin(), "")
+        .await;
     assert_eq!(status, 302);
     let location = headers["location"].to_str().unwrap().to_owned();
     assert!(
@@ -35,14 +37,37 @@ async fn install(s: &Stack) -> (u16, String, String) {
     (status, page, path)
 }
 
+fn admin() -> Vec<(&'static str, String)> {
+    vec![(
+        "authorization",
+        format!("Bearer {}", crate::harness::ADMIN_TOKEN),
+    )]
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 #[tokio::test]
+async fn only_a_signed_in_admin_can_start_an_install() {
+    let s = Stack::new().await;
+    let (status, _, page) = s.connect_request("GET", "/slack/install", &[], "").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("sign in"), "{page}");
+    // Without a state from a signed-in install, the callback stores nothing.
+    let (status, _, _) = s
+        .connect_request("GET", "/slack/oauth/callback?code=x&state=y", &[], "")
+        .await;
+    assert_eq!(status, 400);
+    assert!(s.connect.connections.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn the_install_asks_for_the_minimal_scopes_with_a_signed_state() {
     let s = Stack::new().await;
-    let (_, headers, _) = s.connect_request("GET", "/slack/install", &[], "").await;
+    let (_, headers, _) = s
+        .connect_request("GET", "/slack/install", &admin(), "")
+        .await;
     let location = headers["location"].to_str().unwrap();
     let query: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(location.split_once('?').unwrap().1.as_bytes())
@@ -121,7 +146,9 @@ async fn forged_expired_and_replayed_states_are_refused() {
     assert_eq!(status, 400, "a replayed state");
     assert!(page.contains("already used"), "{page}");
 
-    let (_, headers, _) = s.connect_request("GET", "/slack/install", &[], "").await;
+    let (_, headers, _) = s
+        .connect_request("GET", "/slack/install", &admin(), "")
+        .await;
     let back = s
         .standin
         .approve(headers["location"].to_str().unwrap())

@@ -148,6 +148,10 @@ async fn saving_without_the_form_token_is_refused() {
         )
         .await;
     assert_eq!(status, 403);
+    let (status, _, _) = s
+        .connect_request("POST", "/destinations/sign-out", &form, "")
+        .await;
+    assert_eq!(status, 403, "sign-out needs the form token too");
     let item = s
         .dynamo
         .get_item()
