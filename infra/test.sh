@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make test: every test. Format and lint, unit and handler tests, end-to-end tests
 # through a local AWS emulator (moto server, started here on a free port) and the Slack
-# stand-in, a real-browser test of the destinations page (tests/e2e), then the deploy path:
+# stand-in, a real-browser test of the destinations page (infra/e2e), then the deploy path:
 # cfn-lint, sam validate --lint, sam build.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,11 +22,11 @@ echo "== cargo test"
 # timeouts), so they run four at a time on two cores.
 cargo test --workspace -- --test-threads 4
 
-echo "== browser end-to-end (tests/e2e: the destinations page in headless Chromium)"
+echo "== browser end-to-end (infra/e2e: the destinations page in headless Chromium)"
 # Drives target/debug/ingestlayer-local against the emulator above. Needs Node.js >= 20
 # and /usr/bin/chromium (.ci/run installs it); playwright-core never downloads a browser.
 cargo build --quiet -p ingestlayer-local
-E2E="$ROOT/tests/e2e"
+E2E="$ROOT/infra/e2e"
 if ! cmp -s "$E2E/package-lock.json" "$E2E/node_modules/.ci-lock"; then
   (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error >/dev/null \
     && cp package-lock.json node_modules/.ci-lock)
