@@ -404,8 +404,7 @@ async fn process_group<'r>(
                 );
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
-                release(deps, &rest).await;
-                out.extend(rest.iter().map(|i| (i.record, Fate::Later(d))));
+                defer_all(&rest, d, deps, &mut out).await;
                 return out;
             }
             Ok(Gate::Paused(p)) => {
@@ -419,11 +418,7 @@ async fn process_group<'r>(
                 tracing::warn!(error = %e, outcome = "retry", "channel state unavailable");
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
-                release(deps, &rest).await;
-                out.extend(
-                    rest.iter()
-                        .map(|i| (i.record, Fate::Later(Duration::from_secs(5)))),
-                );
+                defer_all(&rest, Duration::from_secs(5), deps, &mut out).await;
                 return out;
             }
         }
@@ -457,11 +452,7 @@ async fn process_group<'r>(
                 tracing::error!(error = %e, outcome = "retry", "no Slack token; the workspace's messages wait");
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
-                release(deps, &rest).await;
-                out.extend(
-                    rest.iter()
-                        .map(|i| (i.record, Fate::Later(Duration::from_secs(60)))),
-                );
+                defer_all(&rest, Duration::from_secs(60), deps, &mut out).await;
                 return out;
             }
         };
@@ -496,8 +487,7 @@ async fn process_group<'r>(
                     .await;
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
-                release(deps, &rest).await;
-                out.extend(rest.iter().map(|i| (i.record, Fate::Later(d))));
+                defer_all(&rest, d, deps, &mut out).await;
                 return out;
             }
             Action::Retry {
@@ -628,6 +618,17 @@ async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {
             tracing::warn!(event_id = %item.delivery.event_id, error = %e, "could not release the ledger entry; the next attempt checks history first");
         }
     }
+}
+
+/// Hands claimed but untried messages back to SQS, to come back after `d`.
+async fn defer_all<'r>(
+    items: &[Item<'r>],
+    d: Duration,
+    deps: &DeliveryDeps,
+    out: &mut Vec<(&'r SqsMessage, Fate)>,
+) {
+    release(deps, items).await;
+    out.extend(items.iter().map(|i| (i.record, Fate::Later(d))));
 }
 
 async fn park_all<'r>(
