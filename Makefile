@@ -1,5 +1,5 @@
 # The two commands of the README.
-.PHONY: dev test fmt lint build sam-build dlq
+.PHONY: dev test fmt lint build sam-build dlq keys
 
 dev: ## the whole system on this machine: ingest on http://127.0.0.1:$${PORT:-3000}
 	bash infra/dev.sh
@@ -24,3 +24,8 @@ dlq: ## the Slack DLQ of the running `make dev` stack: make dlq ARGS=list|paused
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
 	cargo run --quiet -p ingestlayer-local --bin ingestlayer-dlq -- --prefix ingestlayer-dev $(ARGS)
+
+keys: ## API keys of the running `make dev` stack: make keys ARGS="create --source web-app"|list|"revoke --id il_…"
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	cargo run --quiet -p ingestlayer-local --bin ingestlayer-keys -- --prefix ingestlayer-dev $(ARGS)

@@ -19,12 +19,27 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
-/// A fresh API key: `il_` + 40 random alphanumerics.
+/// A fresh API key: `il_` + 40 random alphanumerics. `il_` and the next 8 characters are
+/// its public id (shown by `ingestlayer-keys list`, used to revoke it).
 pub fn generate_key() -> SecretString {
     SecretString::from(format!(
         "il_{}",
         Alphanumeric.sample_string(&mut rand::rng(), 40)
     ))
+}
+
+/// The public id of a key: `il_` and the next 8 characters.
+pub fn key_id(key: &str) -> String {
+    key.chars().take(11).collect()
+}
+
+/// A stored key, as operators see it (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub key_id: String,
+    pub source: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +100,13 @@ impl ApiKeys {
         Ok(source)
     }
 
-    /// Stores a new key for `source`; only its hash is kept.
+    /// Stores a new key for `source`; only its hash (and public id) is kept.
     pub async fn create(&self, key: &SecretString, source: &str) -> Result<(), KeyError> {
         self.client
             .put_item()
             .table_name(&self.table)
             .item("key_hash", AttributeValue::S(hash_key(key.expose_secret())))
+            .item("key_id", AttributeValue::S(key_id(key.expose_secret())))
             .item("source", AttributeValue::S(source.to_owned()))
             .item(
                 "created_at",
@@ -106,5 +122,76 @@ impl ApiKeys {
                 KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
             })?;
         Ok(())
+    }
+
+    /// Every key, newest first: public id, source, when created and revoked.
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+                })?;
+            for item in page.items.unwrap_or_default() {
+                let s = |k: &str| match item.get(k) {
+                    Some(AttributeValue::S(v)) => Some(v.clone()),
+                    _ => None,
+                };
+                out.push(KeyInfo {
+                    key_id: s("key_id").unwrap_or_else(|| "(unnamed)".into()),
+                    source: s("source").unwrap_or_default(),
+                    created_at: s("created_at").unwrap_or_default(),
+                    revoked_at: s("revoked_at"),
+                });
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(out)
+    }
+
+    /// Revokes the key with public id `key_id`; `false` when there is none. A revoked key
+    /// stops working within [`CACHE_TTL`].
+    pub async fn revoke(&self, key_id: &str) -> Result<bool, KeyError> {
+        let err = |e: String| KeyError::Store(e);
+        let page = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("key_id = :id")
+            .expression_attribute_values(":id", AttributeValue::S(key_id.to_owned()))
+            .send()
+            .await
+            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+        let mut revoked = false;
+        for item in page.items.unwrap_or_default() {
+            let Some(AttributeValue::S(hash)) = item.get("key_hash") else {
+                continue;
+            };
+            let now = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("key_hash", AttributeValue::S(hash.clone()))
+                .update_expression("SET revoked_at = if_not_exists(revoked_at, :t)")
+                .expression_attribute_values(":t", AttributeValue::S(now))
+                .send()
+                .await
+                .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            revoked = true;
+        }
+        Ok(revoked)
     }
 }
