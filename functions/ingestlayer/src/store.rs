@@ -2,7 +2,12 @@
 //!
 //! Item: `id` (S), `name` (S), `source` (S), `received_at` (S, RFC 3339), `envelope`
 //! (S, the whole envelope as JSON, so the payload is kept byte for byte) and `expires_at`
-//! (N, epoch seconds; DynamoDB TTL deletes lazily, so readers check it themselves).
+//! (N, epoch seconds; DynamoDB TTL deletes lazily, so readers check it themselves),
+//! `received_ms` (N) and `queued` (BOOL, true once the event is on the events queue).
+//!
+//! An event with a client-given id is stored with a conditional write: the same id within
+//! [`IDEMPOTENCY_WINDOW`] is a duplicate, answered with the original and not processed again
+//! (unless the original never reached the queue, in which case it is queued now).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,6 +17,18 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use crate::event::Envelope;
 
 const BATCH_WRITE_MAX: usize = 25;
+
+/// How long a client-given id (or Idempotency-Key) deduplicates.
+pub const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// What a conditional store found.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// Stored now.
+    New,
+    /// The id was seen within the window: the original, and whether it reached the queue.
+    Duplicate { original_json: String, queued: bool },
+}
 const ATTEMPTS: u32 = 6;
 
 #[derive(Debug, Clone)]
@@ -46,6 +63,11 @@ impl EventStore {
                         ),
                     )
                     .item("envelope", AttributeValue::S(json.to_owned()))
+                    .item(
+                        "received_ms",
+                        AttributeValue::N(received_ms(env).to_string()),
+                    )
+                    .item("queued", AttributeValue::Bool(false))
                     .item("expires_at", AttributeValue::N(expires.to_string()))
                     .build();
                 match put {
@@ -98,6 +120,86 @@ impl EventStore {
         results
     }
 
+    /// Stores an event with a client-given id unless that id was seen within
+    /// [`IDEMPOTENCY_WINDOW`].
+    pub async fn put_new(&self, env: &Envelope, json: &str) -> Result<Stored, String> {
+        let received = received_ms(env);
+        let cutoff = received - IDEMPOTENCY_WINDOW.as_millis() as i64;
+        let expires = env.received_at.unix_timestamp() + i64::from(self.ttl_days) * 86_400;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("id", AttributeValue::S(env.id.as_str().to_owned()))
+            .item("name", AttributeValue::S(env.name.as_str().to_owned()))
+            .item("source", AttributeValue::S(env.source.clone()))
+            .item(
+                "received_at",
+                AttributeValue::S(
+                    env.received_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                ),
+            )
+            .item("envelope", AttributeValue::S(json.to_owned()))
+            .item("expires_at", AttributeValue::N(expires.to_string()))
+            .item("received_ms", AttributeValue::N(received.to_string()))
+            .item("queued", AttributeValue::Bool(false))
+            .condition_expression("attribute_not_exists(id) OR received_ms < :cutoff")
+            .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(Stored::New),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("id", AttributeValue::S(env.id.as_str().to_owned()))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?
+                    .item
+                    .unwrap_or_default();
+                let original_json = match item.get("envelope") {
+                    Some(AttributeValue::S(s)) => s.clone(),
+                    _ => json.to_owned(),
+                };
+                let queued = matches!(item.get("queued"), Some(AttributeValue::Bool(true)));
+                Ok(Stored::Duplicate {
+                    original_json,
+                    queued,
+                })
+            }
+            Err(e) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
+        }
+    }
+
+    /// Records that these events reached the events queue.
+    pub async fn mark_queued(&self, ids: &[&str]) {
+        for id in ids {
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("id", AttributeValue::S((*id).to_owned()))
+                .update_expression("SET queued = :t")
+                .expression_attribute_values(":t", AttributeValue::Bool(true))
+                .send()
+                .await;
+            if let Err(e) = r {
+                // Harmless: a retry of this id would queue it once more, and the delivery
+                // ledger still prevents a second post.
+                tracing::warn!(event_id = %id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "could not mark the event queued");
+            }
+        }
+    }
+
     /// Reads one stored event; `None` when absent or past its TTL.
     pub async fn get(&self, id: &str) -> Result<Option<Envelope>, String> {
         let out = self
@@ -125,6 +227,10 @@ impl EventStore {
             _ => Err("stored event has no envelope".into()),
         }
     }
+}
+
+fn received_ms(env: &Envelope) -> i64 {
+    (env.received_at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 fn request_index(w: &WriteRequest, pending: &HashMap<String, usize>) -> Option<usize> {

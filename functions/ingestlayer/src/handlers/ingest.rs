@@ -18,7 +18,7 @@ use crate::event::{parse_incoming, Envelope, FieldError};
 use crate::keys::ApiKeys;
 use crate::queue::{send_all, Outgoing};
 use crate::schema::SchemaRegistry;
-use crate::store::EventStore;
+use crate::store::{EventStore, Stored};
 
 /// Largest request body for `POST /v1/events`.
 pub const MAX_EVENT_BODY_BYTES: usize = 256 * 1024;
@@ -157,10 +157,16 @@ pub async fn handle(
             ))
         }
     };
+    let idempotency_key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty());
     Ok(if batch {
         ingest_batch(&value, &source, deps).await
     } else {
-        ingest_one(&value, &source, deps).await
+        ingest_one(&value, &source, idempotency_key.as_deref(), deps).await
     })
 }
 
@@ -250,10 +256,29 @@ async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Respon
 }
 
 /// A parsed, validated event ready to store, or why not.
-type Checked = Result<(Envelope, String), (u16, &'static str, Vec<FieldError>)>;
+/// A checked event: the envelope, its JSON, and whether the client gave its id.
+type Checked = Result<(Envelope, String, bool), (u16, &'static str, Vec<FieldError>)>;
 
-fn check(value: &Value, at: &str, source: &str, deps: &IngestDeps, now: OffsetDateTime) -> Checked {
-    let incoming = parse_incoming(value, at).map_err(|e| (400, "invalid_event", e))?;
+fn check(
+    value: &Value,
+    at: &str,
+    source: &str,
+    deps: &IngestDeps,
+    now: OffsetDateTime,
+    idempotency_key: Option<&str>,
+) -> Checked {
+    let mut incoming = parse_incoming(value, at).map_err(|e| (400, "invalid_event", e))?;
+    if let (None, Some(key)) = (&incoming.id, idempotency_key) {
+        let id = crate::event::EventId::parse(key).map_err(|e| {
+            (
+                400,
+                "invalid_event",
+                vec![FieldError::new(at, format!("Idempotency-Key header: {e}"))],
+            )
+        })?;
+        incoming.id = Some(id);
+    }
+    let client_id = incoming.id.is_some();
     deps.schemas
         .validate(&incoming.name, &incoming.data, &format!("{at}/data"))
         .map_err(|e| (400, "schema_violation", e))?;
@@ -278,29 +303,46 @@ fn check(value: &Value, at: &str, source: &str, deps: &IngestDeps, now: OffsetDa
             )],
         ));
     }
-    Ok((envelope, json))
+    Ok((envelope, json, client_id))
 }
 
-async fn ingest_one(value: &Value, source: &str, deps: &IngestDeps) -> Response<Body> {
-    match check(value, "", source, deps, OffsetDateTime::now_utc()) {
+async fn ingest_one(
+    value: &Value,
+    source: &str,
+    idempotency_key: Option<&str>,
+    deps: &IngestDeps,
+) -> Response<Body> {
+    match check(
+        value,
+        "",
+        source,
+        deps,
+        OffsetDateTime::now_utc(),
+        idempotency_key,
+    ) {
         Err((status, code, details)) => {
             error(status, code, &summary(code, &details), Some(details))
         }
-        Ok((envelope, json)) => match accept(&[(envelope.clone(), json)], deps).await.remove(0) {
-            Ok(()) => respond(
-                202,
-                &json!({"id": envelope.id.as_str(), "status": "accepted"}),
-            ),
-            Err(e) => {
-                tracing::error!(event_id = %envelope.id, error = %e, "could not accept event");
-                error(
-                    503,
-                    "unavailable",
-                    "the event could not be stored or queued; retry with the same id",
-                    None,
-                )
+        Ok((envelope, json, client_id)) => {
+            match accept(&[(envelope.clone(), json, client_id)], deps)
+                .await
+                .remove(0)
+            {
+                Ok(duplicate) => respond(
+                    202,
+                    &json!({"id": envelope.id.as_str(), "status": "accepted", "duplicate": duplicate}),
+                ),
+                Err(e) => {
+                    tracing::error!(event_id = %envelope.id, error = %e, "could not accept event");
+                    error(
+                        503,
+                        "unavailable",
+                        "the event could not be stored or queued; retry with the same id",
+                        None,
+                    )
+                }
             }
-        },
+        }
     }
 }
 
@@ -343,13 +385,13 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
     }
     let now = OffsetDateTime::now_utc();
     let mut results: Vec<Value> = Vec::with_capacity(items.len());
-    let mut ready: Vec<(Envelope, String)> = Vec::new();
+    let mut ready: Vec<(Envelope, String, bool)> = Vec::new();
     let mut ready_index: Vec<usize> = Vec::new();
     let mut seen_ids = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let pointer = format!("{at}/{i}");
-        match check(item, &pointer, source, deps, now) {
-            Ok((envelope, json)) => {
+        match check(item, &pointer, source, deps, now, None) {
+            Ok((envelope, json, client_id)) => {
                 if !seen_ids.insert(envelope.id.clone()) {
                     results.push(json!({"index": i, "status": "rejected", "code": "duplicate_id",
                         "errors": [FieldError::new(format!("{pointer}/id"), "this id appears earlier in the same batch")]}));
@@ -357,7 +399,7 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
                 }
                 results.push(Value::Null);
                 ready_index.push(i);
-                ready.push((envelope, json));
+                ready.push((envelope, json, client_id));
             }
             Err((_, code, details)) => results
                 .push(json!({"index": i, "status": "rejected", "code": code, "errors": details})),
@@ -365,11 +407,11 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
     }
     let outcomes = accept(&ready, deps).await;
     let (mut accepted, mut failed) = (0, 0);
-    for ((i, (envelope, _)), outcome) in ready_index.into_iter().zip(&ready).zip(outcomes) {
+    for ((i, (envelope, _, _)), outcome) in ready_index.into_iter().zip(&ready).zip(outcomes) {
         results[i] = match outcome {
-            Ok(()) => {
+            Ok(duplicate) => {
                 accepted += 1;
-                json!({"index": i, "status": "accepted", "id": envelope.id.as_str()})
+                json!({"index": i, "status": "accepted", "id": envelope.id.as_str(), "duplicate": duplicate})
             }
             Err(e) => {
                 failed += 1;
@@ -393,22 +435,62 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
     )
 }
 
-/// Stores then enqueues; an event counts as accepted only when both succeeded.
-async fn accept(events: &[(Envelope, String)], deps: &IngestDeps) -> Vec<Result<(), String>> {
-    let refs: Vec<(&Envelope, &str)> = events.iter().map(|(e, j)| (e, j.as_str())).collect();
-    let mut results = deps.store.put_all(&refs).await;
-    let to_send: Vec<usize> = (0..events.len()).filter(|&i| results[i].is_ok()).collect();
+/// Stores then enqueues; an event counts as accepted only when both succeeded. An event
+/// with a client-given id seen within the idempotency window is a duplicate (`Ok(true)`): not
+/// queued again, unless its first attempt never reached the queue.
+async fn accept(
+    events: &[(Envelope, String, bool)],
+    deps: &IngestDeps,
+) -> Vec<Result<bool, String>> {
+    let mut results: Vec<Result<bool, String>> = vec![Ok(false); events.len()];
+    // What to queue, per event: its own JSON, or a duplicate's original that never got there.
+    let mut bodies: Vec<Option<String>> = vec![None; events.len()];
+    let server_ids: Vec<usize> = (0..events.len()).filter(|&i| !events[i].2).collect();
+    let refs: Vec<(&Envelope, &str)> = server_ids
+        .iter()
+        .map(|&i| (&events[i].0, events[i].1.as_str()))
+        .collect();
+    for (&i, r) in server_ids.iter().zip(deps.store.put_all(&refs).await) {
+        match r {
+            Ok(()) => bodies[i] = Some(events[i].1.clone()),
+            Err(e) => results[i] = Err(e),
+        }
+    }
+    for i in (0..events.len()).filter(|&i| events[i].2) {
+        match deps.store.put_new(&events[i].0, &events[i].1).await {
+            Ok(Stored::New) => bodies[i] = Some(events[i].1.clone()),
+            Ok(Stored::Duplicate {
+                original_json,
+                queued,
+            }) => {
+                results[i] = Ok(true);
+                tracing::info!(event_id = %events[i].0.id, queued, "duplicate event id within the idempotency window");
+                if !queued {
+                    bodies[i] = Some(original_json);
+                }
+            }
+            Err(e) => results[i] = Err(e),
+        }
+    }
+    let to_send: Vec<usize> = (0..events.len()).filter(|&i| bodies[i].is_some()).collect();
     let messages: Vec<Outgoing> = to_send
         .iter()
         .map(|&i| Outgoing {
-            body: events[i].1.clone(),
+            body: bodies[i].clone().unwrap_or_default(),
             ..Default::default()
         })
         .collect();
     let sent = send_all(&deps.sqs, &deps.queue_url, &messages).await;
+    let mut queued_ids = Vec::new();
     for (&i, r) in to_send.iter().zip(sent) {
-        results[i] = r;
+        match r {
+            // Only client-given ids can come back as duplicates; only they need the mark.
+            Ok(()) if events[i].2 => queued_ids.push(events[i].0.id.as_str()),
+            Ok(()) => {}
+            Err(e) => results[i] = Err(e),
+        }
     }
+    deps.store.mark_queued(&queued_ids).await;
     let accepted = results.iter().filter(|r| r.is_ok()).count();
     tracing::info!(
         accepted,

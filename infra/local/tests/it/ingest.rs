@@ -238,3 +238,101 @@ async fn a_key_created_for_a_source_works_records_the_source_and_stops_when_revo
     );
     assert!(keys_cli(&s, &["list"]).1.contains("revoked"));
 }
+
+#[tokio::test]
+async fn the_same_event_id_three_times_is_one_event_for_24_hours() {
+    let s = Stack::new().await;
+    let body = json!({"name": "feature.used", "id": "retry-me", "data": {"user_id": "u_42", "feature": "api", "count": 1, "plan": "pro"}}).to_string();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let (status, b) = s.post("/v1/events", &body).await;
+        answers.push((
+            status,
+            b["id"].as_str().unwrap().to_owned(),
+            b["duplicate"].as_bool().unwrap(),
+        ));
+    }
+    assert_eq!(answers[0], (202, "retry-me".to_owned(), false));
+    assert_eq!(answers[1], (202, "retry-me".to_owned(), true));
+    assert_eq!(answers[2], (202, "retry-me".to_owned(), true));
+    assert_eq!(s.depth(&s.res.events_queue_url).await, 1, "queued once");
+    s.pump().await;
+    assert_eq!(s.alerts().len(), 1);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_header_names_the_event_and_deduplicates_it() {
+    let s = Stack::new().await;
+    let post = |key: &'static str| {
+        let s = &s;
+        async move {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri("https://api.example/v1/events")
+                .header(
+                    "authorization",
+                    format!("Bearer {}", crate::harness::API_KEY),
+                )
+                .header("idempotency-key", key)
+                .body(axum::body::Body::from(feature_used("u_42", "api")))
+                .unwrap();
+            let resp = ingestlayer_local::runner::call_ingest(req, &s.ingest).await;
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let (status, first) = post("order-7-export").await;
+    assert_eq!(
+        (status, first["id"].as_str(), first["duplicate"].as_bool()),
+        (202, Some("order-7-export"), Some(false))
+    );
+    let (_, again) = post("order-7-export").await;
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(s.depth(&s.res.events_queue_url).await, 1);
+    let (status, bad) = post("has space").await;
+    assert_eq!(status, 400);
+    assert!(bad["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
+}
+
+#[tokio::test]
+async fn a_retry_after_the_queue_failed_queues_the_stored_event() {
+    let s = Stack::new().await;
+    // The first attempt stored the event but never reached the queue (the client saw 503).
+    let incoming = ingestlayer::event::parse_incoming(
+        &json!({"name": "feature.used", "id": "half-done", "data": {"user_id": "u_42", "feature": "api", "count": 1, "plan": "pro"}}),
+        "",
+    )
+    .unwrap();
+    let env =
+        ingestlayer::event::Envelope::accept(incoming, "tests", time::OffsetDateTime::now_utc());
+    let store = ingestlayer::store::EventStore {
+        client: s.dynamo.clone(),
+        table: s.res.events_table.clone(),
+        ttl_days: 30,
+    };
+    assert!(matches!(
+        store
+            .put_new(&env, &serde_json::to_string(&env).unwrap())
+            .await
+            .unwrap(),
+        ingestlayer::store::Stored::New
+    ));
+    assert_eq!(s.depth(&s.res.events_queue_url).await, 0);
+
+    let body = json!({"name": "feature.used", "id": "half-done", "data": {"user_id": "u_42", "feature": "api", "count": 1, "plan": "pro"}}).to_string();
+    let (status, b) = s.post("/v1/events", &body).await;
+    assert_eq!((status, b["duplicate"].as_bool()), (202, Some(true)));
+    assert_eq!(s.depth(&s.res.events_queue_url).await, 1, "queued now");
+    let (_, b) = s.post("/v1/events", &body).await;
+    assert_eq!(b["duplicate"], true);
+    assert_eq!(s.depth(&s.res.events_queue_url).await, 1, "and only once");
+}
