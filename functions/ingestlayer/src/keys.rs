@@ -14,6 +14,11 @@ use tokio::sync::Mutex;
 /// stops working within this time.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
 
+fn now_seconds() -> time::OffsetDateTime {
+    let now = time::OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
 /// The hash under which a key is stored.
 pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -111,7 +116,7 @@ impl ApiKeys {
             .item(
                 "created_at",
                 AttributeValue::S(
-                    time::OffsetDateTime::now_utc()
+                    now_seconds()
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default(),
                 ),
@@ -178,7 +183,7 @@ impl ApiKeys {
             let Some(AttributeValue::S(hash)) = item.get("key_hash") else {
                 continue;
             };
-            let now = time::OffsetDateTime::now_utc()
+            let now = now_seconds()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
             self.client
