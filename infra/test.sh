@@ -25,7 +25,9 @@ cargo test --workspace -- --test-threads 4
 echo "== browser end-to-end (infra/e2e: the destinations page in headless Chromium)"
 # Drives target/debug/ingestlayer-local against the emulator above. Needs Node.js >= 20
 # and /usr/bin/chromium (.ci/run installs it); playwright-core never downloads a browser.
-cargo build --quiet -p ingestlayer-local
+# cargo test above built target/debug/ingestlayer-local (with the workspace's unified
+# features); a separate `cargo build -p` would rebuild the AWS SDK with other features.
+[[ -x target/debug/ingestlayer-local ]] || cargo build --quiet -p ingestlayer-local
 E2E="$ROOT/infra/e2e"
 if ! cmp -s "$E2E/package-lock.json" "$E2E/node_modules/.ci-lock"; then
   (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error >/dev/null \
