@@ -226,3 +226,24 @@ pub fn init_tracing() {
         .without_time()
         .try_init();
 }
+
+/// Reads a secret's string from Secrets Manager; the error names `what` was being read
+/// (never the value).
+pub async fn read_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    id: &str,
+    what: &str,
+) -> Result<String, String> {
+    let out = client
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "reading {what}: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })?;
+    Ok(out.secret_string().unwrap_or_default().to_owned())
+}

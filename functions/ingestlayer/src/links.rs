@@ -138,13 +138,8 @@ pub async fn load_key(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
 ) -> Result<SecretString, String> {
-    let out = client
-        .get_secret_value()
-        .secret_id(arn)
-        .send()
-        .await
-        .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())?;
-    parse_key(out.secret_string().unwrap_or_default())
+    let secret = crate::config::read_secret(client, arn, "the link signing key").await?;
+    parse_key(&secret)
         .ok_or_else(|| "the link signing secret holds no key of 16 or more characters".to_owned())
 }
 

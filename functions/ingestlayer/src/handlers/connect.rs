@@ -47,34 +47,18 @@ impl ConnectDeps {
     ) -> Result<Self, String> {
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let app_secret = secrets
-            .get_secret_value()
-            .secret_id(&cfg.slack_app_secret_arn)
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "reading the Slack app secret: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                )
-            })?;
-        let app = AppCredentials::parse(app_secret.secret_string().unwrap_or_default())?;
+        let app_secret =
+            crate::config::read_secret(&secrets, &cfg.slack_app_secret_arn, "the Slack app secret")
+                .await?;
+        let app = AppCredentials::parse(&app_secret)?;
         let key = crate::links::load_key(&secrets, &cfg.link_secret_arn).await?;
         let admin_token = match (&cfg.admin_token, &cfg.admin_token_secret_arn) {
             (Some(t), _) => Some(t.clone()),
             (None, Some(arn)) => {
-                let out = secrets
-                    .get_secret_value()
-                    .secret_id(arn)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "reading the admin token: {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                        )
-                    })?;
-                let t = out.secret_string().unwrap_or_default().trim().to_owned();
+                let t = crate::config::read_secret(&secrets, arn, "the admin token")
+                    .await?
+                    .trim()
+                    .to_owned();
                 (t.len() >= 16).then(|| SecretString::from(t))
             }
             (None, None) => None,

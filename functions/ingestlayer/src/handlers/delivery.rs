@@ -178,18 +178,13 @@ impl DeliveryDeps {
     pub async fn load(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, String> {
         let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
         if let Some(arn) = &cfg.slack_app_secret_arn {
-            let secret = aws_sdk_secretsmanager::Client::new(sdk)
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "reading the Slack app secret: {}",
-                        aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                    )
-                })?;
-            let app = AppCredentials::parse(secret.secret_string().unwrap_or_default())?;
+            let secret = crate::config::read_secret(
+                &aws_sdk_secretsmanager::Client::new(sdk),
+                arn,
+                "the Slack app secret",
+            )
+            .await?;
+            let app = AppCredentials::parse(&secret)?;
             let client = OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?;
             deps.tokens.set_refresher(client, app);
         }
@@ -285,7 +280,7 @@ async fn process_group<'r>(
     };
     if let Some(p) = pause {
         for r in records {
-            let reason = format!("workspace paused ({}): {}", p.error, p.hint);
+            let reason = pause_reason("team#", &p);
             let fate = park(r, parse(r).ok().as_ref(), &reason, deps).await;
             out.push((*r, fate));
         }
@@ -408,7 +403,7 @@ async fn process_group<'r>(
                 return out;
             }
             Ok(Gate::Paused(p)) => {
-                let reason = format!("channel paused ({}): {}", p.error, p.hint);
+                let reason = pause_reason("chan#", &p);
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
                 park_all(&rest, &reason, deps, &mut out).await;
@@ -430,18 +425,15 @@ async fn process_group<'r>(
                 tracing::error!(team = %team, action = %hint, outcome = "pause_workspace", "workspace has no usable token; its backlog waits in the DLQ");
                 let pause = Pause {
                     error: "not_connected".into(),
-                    hint: hint.clone(),
+                    hint,
                 };
-                let _ = deps
-                    .channels
-                    .pause(&crate::channels::team_pk(&team), &pause, &now_text())
-                    .await;
-                team_pauses.insert(team.clone(), Some(pause));
+                team_pauses.insert(team.clone(), Some(pause.clone()));
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
-                park_all(
+                pause_and_park(
+                    &crate::channels::team_pk(&team),
+                    &pause,
                     &rest,
-                    &format!("workspace paused (not_connected): {hint}"),
                     deps,
                     &mut out,
                 )
@@ -522,19 +514,13 @@ async fn process_group<'r>(
             Action::PauseChannel { error } => {
                 let hint = operator_hint(&error, &first.channel);
                 tracing::error!(channel = %first.channel, slack_error = %error, action = %hint, outcome = "pause_channel", "channel paused; its backlog waits in the DLQ");
-                let pause = Pause {
-                    error: error.clone(),
-                    hint: hint.clone(),
-                };
-                let _ = deps
-                    .channels
-                    .pause(&crate::channels::channel_pk(group), &pause, &now_text())
-                    .await;
+                let pause = Pause { error, hint };
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
-                park_all(
+                pause_and_park(
+                    &crate::channels::channel_pk(group),
+                    &pause,
                     &rest,
-                    &format!("channel paused ({error}): {hint}"),
                     deps,
                     &mut out,
                 )
@@ -544,20 +530,16 @@ async fn process_group<'r>(
             Action::PauseWorkspace { error } => {
                 let hint = operator_hint(&error, &first.channel);
                 tracing::error!(team = %first.team, slack_error = %error, action = %hint, outcome = "pause_workspace", "workspace paused; its backlog waits in the DLQ");
-                let pause = Pause {
-                    error: error.clone(),
-                    hint: hint.clone(),
-                };
-                let _ = deps
-                    .channels
-                    .pause(&crate::channels::team_pk(&team), &pause, &now_text())
-                    .await;
-                team_pauses.insert(team.clone(), Some(pause));
+                let pause = Pause { error, hint };
+                // The token no longer works: read it again once the workspace is reconnected.
+                deps.tokens.invalidate(&team).await;
+                team_pauses.insert(team.clone(), Some(pause.clone()));
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
-                park_all(
+                pause_and_park(
+                    &crate::channels::team_pk(&team),
+                    &pause,
                     &rest,
-                    &format!("workspace paused ({error}): {hint}"),
                     deps,
                     &mut out,
                 )
@@ -618,6 +600,31 @@ async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {
             tracing::warn!(event_id = %item.delivery.event_id, error = %e, "could not release the ledger entry; the next attempt checks history first");
         }
     }
+}
+
+/// The park reason for messages of a paused channel (`chan#…`) or workspace (`team#…`).
+fn pause_reason(pk: &str, p: &Pause) -> String {
+    let scope = if pk.starts_with("team#") {
+        "workspace"
+    } else {
+        "channel"
+    };
+    format!("{scope} paused ({}): {}", p.error, p.hint)
+}
+
+/// Records the pause of a channel or workspace (`pk`) and parks its waiting messages with
+/// the reason, where they wait for the fix and a redrive.
+async fn pause_and_park<'r>(
+    pk: &str,
+    pause: &Pause,
+    items: &[Item<'r>],
+    deps: &DeliveryDeps,
+    out: &mut Vec<(&'r SqsMessage, Fate)>,
+) {
+    if let Err(e) = deps.channels.pause(pk, pause, &now_text()).await {
+        tracing::warn!(error = %e, "could not record the pause; the messages are parked anyway");
+    }
+    park_all(items, &pause_reason(pk, pause), deps, out).await;
 }
 
 /// Hands claimed but untried messages back to SQS, to come back after `d`.
