@@ -49,6 +49,9 @@ pub struct IngestConfig {
     pub event_ttl_days: u32,
     /// The event-link signing key's secret; without it `GET /v1/events/{id}` answers 404.
     pub link_secret_arn: Option<String>,
+    /// Webhook sources are the secrets named `<prefix><source>`; without a prefix
+    /// `POST /v1/webhooks/{source}` answers 404.
+    pub webhook_secret_prefix: Option<String>,
 }
 
 impl IngestConfig {
@@ -60,6 +63,7 @@ impl IngestConfig {
             schemas_required: parsed("SCHEMAS_REQUIRED", false)?,
             event_ttl_days: parsed("EVENT_TTL_DAYS", 30)?,
             link_secret_arn: optional("LINK_SIGNING_SECRET_ARN"),
+            webhook_secret_prefix: optional("WEBHOOK_SECRET_PREFIX"),
         })
     }
 }
@@ -234,16 +238,28 @@ pub async fn read_secret(
     id: &str,
     what: &str,
 ) -> Result<String, String> {
-    let out = client
-        .get_secret_value()
-        .secret_id(id)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "reading {what}: {}",
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-            )
-        })?;
-    Ok(out.secret_string().unwrap_or_default().to_owned())
+    read_secret_if_exists(client, id, what)
+        .await?
+        .ok_or_else(|| format!("reading {what}: the secret {id} does not exist"))
+}
+
+/// [`read_secret`], with `None` when no such secret exists.
+pub async fn read_secret_if_exists(
+    client: &aws_sdk_secretsmanager::Client,
+    id: &str,
+    what: &str,
+) -> Result<Option<String>, String> {
+    match client.get_secret_value().secret_id(id).send().await {
+        Ok(out) => Ok(Some(out.secret_string().unwrap_or_default().to_owned())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(format!(
+            "reading {what}: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+        )),
+    }
 }

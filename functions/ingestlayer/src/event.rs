@@ -139,6 +139,9 @@ pub struct IncomingEvent {
     /// CloudEvents context attributes other than `type`, `id`, `time` and `data`
     /// (`specversion`, `source`, `subject`, extensions), when the event came as a CloudEvent.
     pub cloudevent: Option<Map<String, Value>>,
+    /// Where a signed webhook came from (provider, source, delivery id and the provider's
+    /// envelope around the data), when the event came through `/v1/webhooks/{source}`.
+    pub webhook: Option<Map<String, Value>>,
 }
 
 /// An accepted event: what is stored and what flows through the queues.
@@ -161,6 +164,8 @@ pub struct Envelope {
     pub data: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloudevent: Option<Map<String, Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Map<String, Value>>,
 }
 
 impl Envelope {
@@ -174,7 +179,17 @@ impl Envelope {
             source: source.to_owned(),
             data: event.data,
             cloudevent: event.cloudevent,
+            webhook: event.webhook,
         }
+    }
+}
+
+/// How many fields `data` holds: the members of every object in it, at any depth.
+pub fn field_count(data: &Value) -> usize {
+    match data {
+        Value::Object(m) => m.len() + m.values().map(field_count).sum::<usize>(),
+        Value::Array(a) => a.iter().map(field_count).sum(),
+        _ => 0,
     }
 }
 
@@ -215,6 +230,7 @@ fn parse_native(obj: &Map<String, Value>, at: &str) -> Result<IncomingEvent, Vec
             time,
             data,
             cloudevent: None,
+            webhook: None,
         }),
         _ => Err(errors),
     }
@@ -278,6 +294,7 @@ fn parse_cloudevent(obj: &Map<String, Value>, at: &str) -> Result<IncomingEvent,
             time,
             data,
             cloudevent: Some(context),
+            webhook: None,
         }),
         _ => Err(errors),
     }

@@ -23,3 +23,4 @@ pub mod signing;
 pub mod slack;
 pub mod store;
 pub mod tokens;
+pub mod webhooks;

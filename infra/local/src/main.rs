@@ -131,6 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 schemas_required: std::env::var("SCHEMAS_REQUIRED").is_ok_and(|v| v == "true"),
                 event_ttl_days: 30,
                 link_secret_arn: Some(res.link_secret_arn.clone()),
+                webhook_secret_prefix: Some(res.webhook_secret_prefix.clone()),
             },
         )
         .await?,

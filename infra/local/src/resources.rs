@@ -29,6 +29,8 @@ pub struct Resources {
     pub slack_app_secret_arn: String,
     /// Workspace token secrets are named `<this>/<team id>`.
     pub token_secret_prefix: String,
+    /// Webhook sources are secrets named `<this><source>`.
+    pub webhook_secret_prefix: String,
 }
 
 /// Visibility timeout of the local queues, in seconds (the template sets 6× the
@@ -164,6 +166,7 @@ impl Resources {
             link_secret_arn,
             slack_app_secret_arn,
             token_secret_prefix: format!("{prefix}/slack"),
+            webhook_secret_prefix: format!("{prefix}/webhooks/"),
         })
     }
 

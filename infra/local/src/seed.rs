@@ -21,6 +21,47 @@ pub fn example_pipeline(channel: &str) -> Value {
     })
 }
 
+/// One pipeline per webhook door of `make dev`: Standard Webhooks sign-ups to `#signups`,
+/// Stripe's failed invoices to `#billing`, GitHub's failed workflow runs to `#deploys`.
+pub fn webhook_pipelines() -> Vec<Value> {
+    vec![
+        json!({
+            "id": "signups-to-signups",
+            "description": "Sign-ups sent by a Standard Webhooks sender (POST /v1/webhooks/demo)",
+            "enabled": true,
+            "events": ["user.signed_up"],
+            "steps": [],
+            "destinations": [{"type": "slack", "channel": "#signups"}]
+        }),
+        json!({
+            "id": "failed-payments-to-billing",
+            "description": "Stripe's invoice.payment_failed (POST /v1/webhooks/stripe)",
+            "enabled": true,
+            "events": ["invoice.payment_failed"],
+            "steps": [],
+            "destinations": [{"type": "slack", "channel": "#billing", "template": {
+                "header": "Payment failed",
+                "text": "*$event.customer_email*: invoice $event.number for $event.amount_due $event.currency, attempt $event.attempt_count",
+                "fields": ["customer", "billing_reason", "hosted_invoice_url"]
+            }}]
+        }),
+        json!({
+            "id": "failed-builds-to-deploys",
+            "description": "GitHub workflow runs that failed (POST /v1/webhooks/github)",
+            "enabled": true,
+            "events": ["github.workflow_run"],
+            "steps": [
+                {"type": "filter.match", "expr": "action == 'completed' && workflow_run.conclusion in ['failure', 'timed_out']"}
+            ],
+            "destinations": [{"type": "slack", "channel": "#deploys", "template": {
+                "header": "Build failed: $event.workflow_run.name",
+                "text": "*$event.repository.full_name* `$event.workflow_run.head_branch`: $event.workflow_run.conclusion",
+                "fields": ["workflow_run.html_url", "workflow_run.head_sha", "sender.login"]
+            }}]
+        }),
+    ]
+}
+
 /// A few users for `enrich.entity`.
 pub fn example_entities() -> Vec<Value> {
     vec![

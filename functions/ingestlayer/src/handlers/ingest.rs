@@ -1,4 +1,5 @@
-//! The ingest function: `POST /v1/events` and `POST /v1/events/batch` behind API Gateway.
+//! The ingest function: `POST /v1/events`, `POST /v1/events/batch` and signed webhooks
+//! (`POST /v1/webhooks/{source}`, see [`super::webhooks`]) behind API Gateway.
 //!
 //! Authenticate (`Authorization: Bearer <api key>`), parse, validate against the event's
 //! schema, store whole, enqueue. Answers: 202 with ids; 400 naming what is wrong; 401;
@@ -14,7 +15,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::config::IngestConfig;
-use crate::event::{parse_incoming, Envelope, FieldError};
+use crate::event::{parse_incoming, Envelope, FieldError, IncomingEvent};
 use crate::keys::ApiKeys;
 use crate::queue::{send_all, Outgoing};
 use crate::schema::SchemaRegistry;
@@ -28,6 +29,8 @@ pub const MAX_BATCH_BODY_BYTES: usize = 5 * 1024 * 1024;
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// Most events in one batch.
 pub const MAX_BATCH_EVENTS: usize = 500;
+/// Most fields in one event's data, counting the members of nested objects.
+pub const MAX_EVENT_FIELDS: usize = 1000;
 
 /// What the ingest handler holds across invocations.
 pub struct IngestDeps {
@@ -38,6 +41,8 @@ pub struct IngestDeps {
     pub schemas: SchemaRegistry,
     /// Checks signed links to stored events.
     pub links: Option<crate::links::LinkSigner>,
+    /// Signed webhook sources; without them `/v1/webhooks/{source}` answers 404.
+    pub webhooks: Option<crate::webhooks::WebhookSources>,
 }
 
 impl IngestDeps {
@@ -57,6 +62,12 @@ impl IngestDeps {
             queue_url: cfg.events_queue_url.clone(),
             schemas: SchemaRegistry::builtin(cfg.schemas_required)?,
             links: None,
+            webhooks: cfg.webhook_secret_prefix.as_ref().map(|prefix| {
+                crate::webhooks::WebhookSources::new(
+                    aws_sdk_secretsmanager::Client::new(sdk),
+                    prefix.clone(),
+                )
+            }),
         })
     }
 
@@ -85,6 +96,9 @@ pub async fn handle(
     deps: &IngestDeps,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
+    if let Some(source) = path.strip_prefix("/v1/webhooks/") {
+        return Ok(super::webhooks::handle(source, &req, deps).await);
+    }
     if let Some(id) = path.strip_prefix("/v1/events/").filter(|id| *id != "batch") {
         if req.method() != http::Method::GET {
             return Ok(error(
@@ -103,7 +117,7 @@ pub async fn handle(
             return Ok(error(
                 404,
                 "not_found",
-                &format!("no route {path}; use POST /v1/events or POST /v1/events/batch"),
+                &format!("no route {path}; use POST /v1/events, POST /v1/events/batch or POST /v1/webhooks/{{source}}"),
                 None,
             ))
         }
@@ -255,9 +269,9 @@ async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Respon
     }
 }
 
-/// A parsed, validated event ready to store, or why not.
-/// A checked event: the envelope, its JSON, and whether the client gave its id.
-type Checked = Result<(Envelope, String, bool), (u16, &'static str, Vec<FieldError>)>;
+/// A checked event: the envelope, its JSON, and whether the client gave its id; or the
+/// status, code and every problem found.
+pub(crate) type Checked = Result<(Envelope, String, bool), (u16, &'static str, Vec<FieldError>)>;
 
 fn check(
     value: &Value,
@@ -278,7 +292,29 @@ fn check(
         })?;
         incoming.id = Some(id);
     }
+    check_incoming(incoming, at, source, deps, now)
+}
+
+/// Checks a parsed event against the limits and its schema and makes its envelope.
+pub(crate) fn check_incoming(
+    incoming: IncomingEvent,
+    at: &str,
+    source: &str,
+    deps: &IngestDeps,
+    now: OffsetDateTime,
+) -> Checked {
     let client_id = incoming.id.is_some();
+    let fields = crate::event::field_count(&incoming.data);
+    if fields > MAX_EVENT_FIELDS {
+        return Err((
+            400,
+            "too_many_fields",
+            vec![FieldError::new(
+                format!("{at}/data"),
+                format!("the event has {fields} fields; the limit is {MAX_EVENT_FIELDS}"),
+            )],
+        ));
+    }
     deps.schemas
         .validate(&incoming.name, &incoming.data, &format!("{at}/data"))
         .map_err(|e| (400, "schema_violation", e))?;
@@ -438,7 +474,7 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
 /// Stores then enqueues; an event counts as accepted only when both succeeded. An event
 /// with a client-given id seen within the idempotency window is a duplicate (`Ok(true)`): not
 /// queued again, unless its first attempt never reached the queue.
-async fn accept(
+pub(crate) async fn accept(
     events: &[(Envelope, String, bool)],
     deps: &IngestDeps,
 ) -> Vec<Result<bool, String>> {
@@ -500,10 +536,11 @@ async fn accept(
     results
 }
 
-fn summary(code: &str, details: &[FieldError]) -> String {
+pub(crate) fn summary(code: &str, details: &[FieldError]) -> String {
     let what = match code {
         "schema_violation" => "the event does not match its schema",
         "event_too_large" => "the event is too large",
+        "too_many_fields" => "the event has too many fields",
         _ => "the event is invalid",
     };
     let list: Vec<String> = details
@@ -513,7 +550,7 @@ fn summary(code: &str, details: &[FieldError]) -> String {
     format!("{what}: {}", list.join("; "))
 }
 
-fn error(
+pub(crate) fn error(
     status: u16,
     code: &str,
     message: &str,
@@ -526,7 +563,7 @@ fn error(
     respond(status, &body)
 }
 
-fn respond(status: u16, body: &Value) -> Response<Body> {
+pub(crate) fn respond(status: u16, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::from(body.to_string()));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);

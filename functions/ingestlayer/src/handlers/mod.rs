@@ -6,3 +6,4 @@ pub mod delivery;
 pub mod destinations;
 pub mod ingest;
 pub mod pipeline;
+pub mod webhooks;

@@ -96,6 +96,7 @@ impl Stack {
                 schemas_required: false,
                 event_ttl_days: 30,
                 link_secret_arn: Some(res.link_secret_arn.clone()),
+                webhook_secret_prefix: Some(res.webhook_secret_prefix.clone()),
             },
         )
         .await

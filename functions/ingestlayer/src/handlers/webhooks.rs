@@ -1,0 +1,168 @@
+//! `POST /v1/webhooks/{source}`: a provider's signed delivery, verified and stored as an
+//! event (part of the ingest function).
+//!
+//! Answers: 202 with the event id (`<source>:<delivery id>`, so a redelivery within 24 h is
+//! `"duplicate": true` and not processed again); 200 for deliveries that are not events
+//! (GitHub's `ping`); 401 with the reason for any missing header, stale timestamp or
+//! signature mismatch, with nothing stored; 400 when a verified payload cannot be an event;
+//! 404 for an unknown source; 405; 413 above [`MAX_EVENT_BODY_BYTES`]; 503 (the sender
+//! retries) when the source's secret or storage cannot be read.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::ingest::{
+    accept, check_incoming, error, respond, summary, IngestDeps, MAX_EVENT_BODY_BYTES,
+};
+use crate::event::{EventId, EventName, FieldError, IncomingEvent};
+use crate::webhooks::{event_id, map, SourceError};
+
+/// Handles one delivery to `source` (the path segment after `/v1/webhooks/`).
+pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<Body> {
+    if req.method() != http::Method::POST {
+        return error(
+            405,
+            "method_not_allowed",
+            "/v1/webhooks/{source} takes POST",
+            None,
+        );
+    }
+    let not_found = || {
+        error(
+            404,
+            "not_found",
+            "no webhook source by that name; create it with `ingestlayer-webhooks add`",
+            None,
+        )
+    };
+    let Some(sources) = &deps.webhooks else {
+        return not_found();
+    };
+    let body: &[u8] = req.body().as_ref();
+    if body.len() > MAX_EVENT_BODY_BYTES {
+        return error(
+            413,
+            "payload_too_large",
+            &format!(
+                "the body is {} bytes; a webhook takes at most {MAX_EVENT_BODY_BYTES}",
+                body.len()
+            ),
+            None,
+        );
+    }
+    let src = match sources.get(source).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return not_found(),
+        Err(SourceError::Misconfigured(e)) => {
+            tracing::error!(source, error = %e, "webhook source is misconfigured");
+            return error(
+                503,
+                "source_misconfigured",
+                "this webhook source is misconfigured; its owner has been told in the logs",
+                None,
+            );
+        }
+        Err(SourceError::Unavailable(e)) => {
+            tracing::error!(source, error = %e, "reading the webhook source failed");
+            return error(
+                503,
+                "unavailable",
+                "could not check the signature; retry",
+                None,
+            );
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let verified = match src.verify(req.headers(), body, now.unix_timestamp()) {
+        Ok(v) => v,
+        Err(reason) => {
+            tracing::warn!(source, provider = src.provider.as_str(), %reason, "webhook refused");
+            return error(401, "invalid_signature", &reason.to_string(), None);
+        }
+    };
+    let payload: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            return error(
+                400,
+                "malformed_json",
+                &format!("the body is not valid JSON: {e}"),
+                None,
+            )
+        }
+    };
+    let mapped = match map(&src, req.headers(), &verified, payload) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            return respond(
+                200,
+                &json!({"status": "ignored", "reason": "not an event (GitHub ping)"}),
+            )
+        }
+        Err(e) => return error(400, "invalid_event", &e, None),
+    };
+    let incoming = match (
+        EventName::parse(&mapped.name),
+        EventId::parse(&event_id(source, &mapped.delivery_id)),
+    ) {
+        (Ok(name), Ok(id)) => IncomingEvent {
+            name,
+            id: Some(id),
+            time: mapped.time,
+            data: mapped.data,
+            cloudevent: None,
+            webhook: Some(mapped.context),
+        },
+        (Err(e), _) => {
+            let details = vec![FieldError::new(
+                "",
+                format!("the payload's event type: {e}"),
+            )];
+            return error(
+                400,
+                "invalid_event",
+                &summary("invalid_event", &details),
+                Some(details),
+            );
+        }
+        (_, Err(e)) => {
+            let details = vec![FieldError::new("", format!("the delivery id: {e}"))];
+            return error(
+                400,
+                "invalid_event",
+                &summary("invalid_event", &details),
+                Some(details),
+            );
+        }
+    };
+    let origin = format!("webhook:{source}");
+    let (envelope, json, client_id) = match check_incoming(incoming, "", &origin, deps, now) {
+        Ok(c) => c,
+        Err((status, code, details)) => {
+            return error(status, code, &summary(code, &details), Some(details))
+        }
+    };
+    let name = envelope.name.as_str().to_owned();
+    match accept(&[(envelope.clone(), json, client_id)], deps)
+        .await
+        .remove(0)
+    {
+        Ok(duplicate) => {
+            tracing::info!(source, event_id = %envelope.id, event = %name, duplicate, "webhook accepted");
+            respond(
+                202,
+                &json!({"id": envelope.id.as_str(), "status": "accepted", "duplicate": duplicate, "name": name}),
+            )
+        }
+        Err(e) => {
+            tracing::error!(source, event_id = %envelope.id, error = %e, "could not accept webhook");
+            error(
+                503,
+                "unavailable",
+                "the event could not be stored or queued; redeliver",
+                None,
+            )
+        }
+    }
+}
