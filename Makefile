@@ -1,5 +1,5 @@
 # The two commands of the README.
-.PHONY: dev test fmt lint build sam-build dlq keys
+.PHONY: dev test fmt lint build sam-build dlq keys webhook
 
 dev: ## the whole system on this machine: ingest on http://127.0.0.1:$${PORT:-3000}
 	bash infra/dev.sh
@@ -29,3 +29,8 @@ keys: ## API keys of the running `make dev` stack: make keys ARGS="create --sour
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
 	cargo run --quiet -p ingestlayer-local --bin ingestlayer-keys -- --prefix ingestlayer-dev $(ARGS)
+
+webhook: ## webhook sources of the running `make dev` stack: make webhook ARGS=list|"send --source demo --file infra/examples/webhooks/demo-user-signed-up.json"|"add --source x --provider stripe --secret whsec_…"
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	cargo run --quiet -p ingestlayer-local --bin ingestlayer-webhooks -- --prefix ingestlayer-dev $(ARGS)

@@ -113,6 +113,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for e in seed::example_entities() {
         seed::put_json(&dynamo, &res.entities_table, &e).await?;
     }
+    for p in seed::webhook_pipelines() {
+        seed::put_json(&dynamo, &res.pipelines_table, &p).await?;
+    }
+    let webhook_lines = seed_webhook_sources(&sdk, &res, port).await?;
     let (api_key, generated) = match std::env::var("INGESTLAYER_API_KEY") {
         Ok(k) if !k.is_empty() => (SecretString::from(k), false),
         _ => (generate_key(), true),
@@ -255,12 +259,72 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "API key: the one in INGESTLAYER_API_KEY".to_owned()
     };
     println!(
-        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  connect     http://127.0.0.1:{port}/destinations (admin token: {admin_line})\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  connect     http://127.0.0.1:{port}/destinations (admin token: {admin_line})\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n{webhook_lines}\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
         if generated { api_key.expose_secret().to_owned() } else { "$INGESTLAYER_API_KEY".to_owned() }
+    );
+    println!(
+        "  make webhook ARGS=\"send --source stripe --file infra/examples/webhooks/stripe-invoice-payment-failed.json\"\n"
     );
     tokio::signal::ctrl_c().await?;
     if let Some(s) = standin {
         s.shutdown().await;
     }
     Ok(())
+}
+
+/// The three webhook doors of `make dev`, each with its secret from the environment or a
+/// generated one; returns the lines that tell how to use them.
+async fn seed_webhook_sources(
+    sdk: &aws_config::SdkConfig,
+    res: &Resources,
+    port: u16,
+) -> Result<String, String> {
+    use ingestlayer::webhooks::{generate_secret, put_source, Provider, SourceConfig};
+    let sm = aws_sdk_secretsmanager::Client::new(sdk);
+    let doors = [
+        (
+            "demo",
+            Provider::StandardWebhooks,
+            "INGESTLAYER_WEBHOOK_SECRET",
+            "Standard Webhooks: type user.signed_up → #signups",
+        ),
+        (
+            "stripe",
+            Provider::Stripe,
+            "STRIPE_WEBHOOK_SECRET",
+            "Stripe: invoice.payment_failed → #billing",
+        ),
+        (
+            "github",
+            Provider::Github,
+            "GITHUB_WEBHOOK_SECRET",
+            "GitHub: workflow_run failures → #deploys",
+        ),
+    ];
+    let mut lines = String::from("  webhooks\n");
+    for (source, provider, var, what) in doors {
+        let (secret, note) = match std::env::var(var) {
+            Ok(s) if !s.trim().is_empty() => (s, format!("the one in {var}")),
+            _ => {
+                let s = generate_secret(provider);
+                let note = format!("{s} (set {var} to keep one)");
+                (s, note)
+            }
+        };
+        put_source(
+            &sm,
+            &res.webhook_secret_prefix,
+            source,
+            &SourceConfig {
+                provider,
+                secrets: vec![secret],
+            },
+            Some(&res.kms_key_id),
+        )
+        .await?;
+        lines.push_str(&format!(
+            "    POST http://127.0.0.1:{port}/v1/webhooks/{source}  {what}\n      secret {note}\n"
+        ));
+    }
+    Ok(lines)
 }

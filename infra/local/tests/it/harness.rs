@@ -36,6 +36,7 @@ pub struct Stack {
     pub slack: QueueFeed,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub sdk: aws_config::SdkConfig,
 }
 
 pub fn endpoint() -> String {
@@ -176,6 +177,7 @@ impl Stack {
             slack,
             dynamo,
             sqs,
+            sdk,
         }
     }
 
@@ -249,6 +251,80 @@ impl Stack {
             .unwrap();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (status, json)
+    }
+
+    /// POSTs a webhook delivery to `/v1/webhooks/{source}` with `headers` (no API key).
+    pub async fn webhook(
+        &self,
+        source: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> (u16, Value) {
+        let mut req = http::Request::builder()
+            .method("POST")
+            .uri(format!("https://api.example/v1/webhooks/{source}"))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let req = req.body(axum::body::Body::from(body.to_vec())).unwrap();
+        let resp = call_ingest(req, &self.ingest).await;
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Creates the webhook source `name`.
+    pub async fn add_webhook_source(
+        &self,
+        name: &str,
+        provider: ingestlayer::webhooks::Provider,
+        secrets: &[&str],
+    ) {
+        ingestlayer::webhooks::put_source(
+            &aws_sdk_secretsmanager::Client::new(&self.sdk),
+            &self.res.webhook_secret_prefix,
+            name,
+            &ingestlayer::webhooks::SourceConfig {
+                provider,
+                secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
+            },
+            Some(&self.res.kms_key_id),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The id and source of every stored event.
+    pub async fn stored_events(&self) -> Vec<(String, String)> {
+        let out = self
+            .dynamo
+            .scan()
+            .table_name(&self.res.events_table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let text =
+            |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+             k: &str| {
+                item.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+        let mut all: Vec<(String, String)> = out
+            .items()
+            .iter()
+            .map(|item| (text(item, "id"), text(item, "source")))
+            .collect();
+        all.sort();
+        all
     }
 
     /// Runs both consumers until neither queue gives anything.

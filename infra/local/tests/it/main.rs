@@ -15,3 +15,4 @@ mod events_files;
 mod ingest;
 mod path;
 mod promises;
+mod webhooks;

@@ -1,0 +1,427 @@
+//! Signed webhook ingress, end to end: deliveries signed as Standard Webhooks, Stripe and
+//! GitHub sign them become events and reach Slack once; every refusal is a 401 with its
+//! reason and stores nothing. (Signatures made by the providers' own libraries are tested
+//! against the running server in infra/webhooks.)
+
+use std::time::Duration;
+
+use ingestlayer::webhooks::{sign, Provider};
+use ingestlayer_local::seed;
+use serde_json::{json, Value};
+
+use slack_standin::PostedMessage;
+
+use crate::harness::Stack;
+
+const DEMO_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const STRIPE_SECRET: &str = "whsec_stripe_test_0123456789abcdef";
+const GITHUB_SECRET: &str = "It's a Secret to Everybody";
+
+/// Everything a message shows: its blocks and fallback text.
+fn shown(m: &PostedMessage) -> String {
+    format!(
+        "{}\n{}",
+        m.text.clone().unwrap_or_default(),
+        m.blocks.as_ref().map(Value::to_string).unwrap_or_default()
+    )
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn example(name: &str) -> Vec<u8> {
+    let path = format!("{}/../examples/webhooks/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A stack with the three doors of `make dev` and their pipelines.
+async fn stack() -> Stack {
+    let s = Stack::new().await;
+    s.add_webhook_source("demo", Provider::StandardWebhooks, &[DEMO_SECRET])
+        .await;
+    s.add_webhook_source("stripe", Provider::Stripe, &[STRIPE_SECRET])
+        .await;
+    s.add_webhook_source("github", Provider::Github, &[GITHUB_SECRET])
+        .await;
+    for p in seed::webhook_pipelines() {
+        s.put_pipeline(&p).await;
+    }
+    s
+}
+
+fn standard_headers(id: &str, ts: i64, signature: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("webhook-id", id.to_owned()),
+        ("webhook-timestamp", ts.to_string()),
+        ("webhook-signature", signature),
+    ]
+}
+
+fn github_headers(event: &str, delivery: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-github-event", event.to_owned()),
+        ("x-github-delivery", delivery.to_owned()),
+        ("x-hub-signature-256", sign::github(GITHUB_SECRET, body)),
+    ]
+}
+
+#[tokio::test]
+async fn a_webhook_delivered_three_times_is_one_event_and_one_slack_message() {
+    let s = stack().await;
+    let body = example("demo-user-signed-up.json");
+    let mut answers = Vec::new();
+    for attempt in 0..3 {
+        // Senders re-sign each retry with a fresh timestamp; the webhook-id stays.
+        let ts = now() - attempt;
+        let sig = sign::standard(DEMO_SECRET, "msg_retry_1", ts, &body).unwrap();
+        let (status, answer) = s
+            .webhook("demo", &standard_headers("msg_retry_1", ts, sig), &body)
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        answers.push(answer);
+    }
+    assert_eq!(answers[0]["id"], "demo:msg_retry_1");
+    assert_eq!(answers[0]["name"], "user.signed_up");
+    let duplicates: Vec<&Value> = answers.iter().map(|a| &a["duplicate"]).collect();
+    assert_eq!(duplicates, [&json!(false), &json!(true), &json!(true)]);
+    assert_eq!(
+        s.stored_events().await,
+        [("demo:msg_retry_1".to_owned(), "webhook:demo".to_owned())]
+    );
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s
+            .standin
+            .messages_in("#signups")
+            .is_empty())
+            .await
+    );
+    s.pump().await;
+    let posted = s.standin.messages_in("#signups");
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    let texts = shown(&posted[0]);
+    assert!(texts.contains("sam@globex.example"), "{texts}");
+}
+
+#[tokio::test]
+async fn refused_deliveries_get_401_with_the_reason_and_nothing_is_stored() {
+    let s = stack().await;
+    let body = example("demo-user-signed-up.json");
+    let t = now();
+    let good = sign::standard(DEMO_SECRET, "msg_1", t, &body).unwrap();
+    let wrong_secret = sign::standard(
+        "whsec_b3RoZXItc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY=",
+        "msg_1",
+        t,
+        &body,
+    )
+    .unwrap();
+    let tampered: Vec<u8> = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("free", "enterprise")
+        .into_bytes();
+    let stale_late = sign::standard(DEMO_SECRET, "msg_1", t - 301, &body).unwrap();
+    let stale_early = sign::standard(DEMO_SECRET, "msg_1", t + 301, &body).unwrap();
+    let cases: Vec<(&str, Vec<(&str, String)>, &[u8], &str)> = vec![
+        (
+            "tampered body",
+            standard_headers("msg_1", t, good.clone()),
+            &tampered,
+            "no signature matches",
+        ),
+        (
+            "wrong secret",
+            standard_headers("msg_1", t, wrong_secret),
+            &body,
+            "no signature matches",
+        ),
+        (
+            "empty signature",
+            standard_headers("msg_1", t, "v1,".into()),
+            &body,
+            "no v1 signature",
+        ),
+        (
+            "301 s old",
+            standard_headers("msg_1", t - 301, stale_late),
+            &body,
+            "±300 s",
+        ),
+        (
+            "301 s ahead",
+            standard_headers("msg_1", t + 301, stale_early),
+            &body,
+            "±300 s",
+        ),
+        (
+            "other id than signed",
+            standard_headers("msg_2", t, good.clone()),
+            &body,
+            "no signature matches",
+        ),
+        (
+            "no signature header",
+            standard_headers("msg_1", t, good.clone())[..2].to_vec(),
+            &body,
+            "webhook-signature header is missing",
+        ),
+    ];
+    for (what, headers, payload, reason) in &cases {
+        let (status, answer) = s.webhook("demo", headers, payload).await;
+        assert_eq!(status, 401, "{what}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_signature", "{what}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(reason), "{what}: {message}");
+    }
+
+    // Stripe and GitHub refuse the same ways.
+    let stripe_body = example("stripe-invoice-payment-failed.json");
+    for (what, header) in [
+        (
+            "stripe tampered",
+            sign::stripe(STRIPE_SECRET, t, b"{\"id\":\"evt_other\"}"),
+        ),
+        (
+            "stripe wrong secret",
+            sign::stripe("whsec_other", t, &stripe_body),
+        ),
+        (
+            "stripe stale",
+            sign::stripe(STRIPE_SECRET, t - 301, &stripe_body),
+        ),
+        ("stripe empty v1", format!("t={t},v1=")),
+    ] {
+        let (status, answer) = s
+            .webhook("stripe", &[("stripe-signature", header)], &stripe_body)
+            .await;
+        assert_eq!(status, 401, "{what}: {answer}");
+    }
+    let gh_body = example("github-workflow-run-failed.json");
+    let mut wrong = github_headers("workflow_run", "d-1", b"{}");
+    let (status, _) = s.webhook("github", &wrong, &gh_body).await;
+    assert_eq!(status, 401, "github tampered");
+    wrong[2].1 = "sha256=".into();
+    let (status, _) = s.webhook("github", &wrong, &gh_body).await;
+    assert_eq!(status, 401, "github empty signature");
+
+    assert!(s.stored_events().await.is_empty());
+    assert!(s.peek(&s.res.events_queue_url).await.is_empty());
+}
+
+#[tokio::test]
+async fn stripe_invoice_payment_failed_lands_in_billing() {
+    let s = stack().await;
+    let body = example("stripe-invoice-payment-failed.json");
+    let header = sign::stripe(STRIPE_SECRET, now(), &body);
+    for expected_duplicate in [false, true] {
+        let (status, answer) = s
+            .webhook("stripe", &[("stripe-signature", header.clone())], &body)
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["id"], "stripe:evt_1QexampleFailedPayment01");
+        assert_eq!(answer["name"], "invoice.payment_failed");
+        assert_eq!(answer["duplicate"], expected_duplicate);
+    }
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s
+            .standin
+            .messages_in("#billing")
+            .is_empty())
+            .await
+    );
+    let posted = s.standin.messages_in("#billing");
+    assert_eq!(posted.len(), 1);
+    let texts = shown(&posted[0]);
+    assert!(texts.contains("Payment failed"), "{texts}");
+    assert!(texts.contains("billing@acme.example"), "{texts}");
+    assert!(texts.contains("ACME-0042"), "{texts}");
+    let (_, stored) = s.stored_events().await.into_iter().next().unwrap();
+    assert_eq!(stored, "webhook:stripe");
+}
+
+#[tokio::test]
+async fn github_failed_runs_land_in_deploys_and_the_rest_is_filtered() {
+    let s = stack().await;
+    let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let (status, answer) = s
+        .webhook("github", &github_headers("ping", "d-ping", ping), ping)
+        .await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("ignored")));
+
+    let failed = example("github-workflow-run-failed.json");
+    let passed = String::from_utf8(failed.clone())
+        .unwrap()
+        .replace("\"conclusion\": \"failure\"", "\"conclusion\": \"success\"")
+        .into_bytes();
+    let (status, answer) = s
+        .webhook(
+            "github",
+            &github_headers("workflow_run", "d-ok", &passed),
+            &passed,
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["name"], "github.workflow_run");
+    let (status, answer) = s
+        .webhook(
+            "github",
+            &github_headers("workflow_run", "d-fail", &failed),
+            &failed,
+        )
+        .await;
+    assert_eq!((status, &answer["id"]), (202, &json!("github:d-fail")));
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s
+            .standin
+            .messages_in("#deploys")
+            .is_empty())
+            .await
+    );
+    s.pump().await;
+    let posted = s.standin.messages_in("#deploys");
+    assert_eq!(posted.len(), 1, "only the failed run: {posted:?}");
+    let texts = shown(&posted[0]);
+    assert!(texts.contains("Build failed: CI"), "{texts}");
+    assert!(texts.contains("acme/app"), "{texts}");
+    assert_eq!(s.stored_events().await.len(), 2, "ping is not stored");
+}
+
+#[tokio::test]
+async fn unknown_sources_methods_and_sizes_get_their_answers() {
+    let s = stack().await;
+    let (status, answer) = s.webhook("nobody", &[], b"{}").await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, _) = s.webhook("Bad%20Name", &[], b"{}").await;
+    assert_eq!(status, 404);
+    let (status, _) = s.get("/v1/webhooks/demo").await;
+    assert_eq!(status, 405);
+    let big = vec![b' '; 256 * 1024 + 1];
+    let (status, answer) = s.webhook("demo", &[], &big).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+
+    // A verified payload that is not an event is a 400 naming what it lacks.
+    let body = br#"{"data":{"user_id":"u_1"}}"#;
+    let t = now();
+    let sig = sign::standard(DEMO_SECRET, "msg_notype", t, body).unwrap();
+    let (status, answer) = s
+        .webhook("demo", &standard_headers("msg_notype", t, sig), body)
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`type`"));
+    assert!(s.stored_events().await.is_empty());
+}
+
+#[tokio::test]
+async fn events_with_too_many_fields_get_400_and_the_rest_of_a_batch_is_kept() {
+    let s = Stack::new().await;
+    let mut data = serde_json::Map::new();
+    for i in 0..1001 {
+        data.insert(format!("f{i}"), json!(i));
+    }
+    let wide = json!({"name": "wide.event", "data": data});
+    let (status, answer) = s.post("/v1/events", &wide.to_string()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "too_many_fields");
+    assert_eq!(answer["error"]["details"][0]["pointer"], "/data");
+
+    let fine = json!({"name": "narrow.event", "data": {"a": 1}});
+    let (status, answer) = s
+        .post(
+            "/v1/events/batch",
+            &json!({"events": [wide, fine]}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["results"][0]["code"], "too_many_fields");
+    assert_eq!(
+        answer["results"][0]["errors"][0]["pointer"],
+        "/events/0/data"
+    );
+    assert_eq!(answer["results"][1]["status"], "accepted");
+}
+
+fn webhooks_cli(s: &Stack, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingestlayer-webhooks"))
+        .arg("--secret-prefix")
+        .arg(&s.res.webhook_secret_prefix)
+        .args(args)
+        .env("AWS_ENDPOINT_URL", crate::harness::endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env_remove("WEBHOOK_SECRET")
+        .output()
+        .expect("run ingestlayer-webhooks");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_webhooks_command_adds_rotates_and_lists_sources() {
+    let s = Stack::new().await;
+    let (ok, secret, err) = webhooks_cli(
+        &s,
+        &["add", "--source", "acme", "--provider", "standard-webhooks"],
+    );
+    assert!(ok, "{err}");
+    let secret = secret.trim().to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+
+    let body = br#"{"type":"user.signed_up","data":{"user_id":"u_1"}}"#;
+    let post = |secret: String, id: &'static str| {
+        let t = now();
+        let sig = sign::standard(&secret, id, t, body).unwrap();
+        (standard_headers(id, t, sig), body)
+    };
+    let (headers, body) = post(secret.clone(), "msg_a");
+    assert_eq!(s.webhook("acme", &headers, body).await.0, 202);
+
+    let (ok, rotated, err) = webhooks_cli(&s, &["rotate", "--source", "acme"]);
+    assert!(ok, "{err}");
+    let rotated = rotated.trim().to_owned();
+    assert_ne!(rotated, secret);
+    // A fresh instance (the running one re-reads within a minute) takes both secrets.
+    let sources = ingestlayer::webhooks::WebhookSources::new(
+        aws_sdk_secretsmanager::Client::new(&s.sdk),
+        s.res.webhook_secret_prefix.clone(),
+    );
+    let acme = sources.get("acme").await.unwrap().unwrap();
+    for (secret, id) in [(secret.clone(), "msg_b"), (rotated.clone(), "msg_c")] {
+        let (headers, body) = post(secret, id);
+        let map: http::HeaderMap = headers
+            .iter()
+            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect();
+        assert!(acme.verify(&map, body, now()).is_ok(), "{id}");
+    }
+
+    let (ok, _, err) = webhooks_cli(
+        &s,
+        &[
+            "add",
+            "--source",
+            "Not Valid",
+            "--provider",
+            "stripe",
+            "--secret",
+            "x",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("source name"), "{err}");
+    let (ok, listed, _) = webhooks_cli(&s, &["list"]);
+    assert!(ok);
+    assert_eq!(listed.trim(), "acme  standard-webhooks");
+}
