@@ -103,6 +103,9 @@ async fn a_webhook_delivered_three_times_is_one_event_and_one_slack_message() {
     assert!(texts.contains("sam@globex.example"), "{texts}");
 }
 
+/// What is wrong, the headers, the body, and what the 401 must say.
+type Refusal<'a> = (&'a str, Vec<(&'a str, String)>, &'a [u8], &'a str);
+
 #[tokio::test]
 async fn refused_deliveries_get_401_with_the_reason_and_nothing_is_stored() {
     let s = stack().await;
@@ -122,7 +125,7 @@ async fn refused_deliveries_get_401_with_the_reason_and_nothing_is_stored() {
         .into_bytes();
     let stale_late = sign::standard(DEMO_SECRET, "msg_1", t - 301, &body).unwrap();
     let stale_early = sign::standard(DEMO_SECRET, "msg_1", t + 301, &body).unwrap();
-    let cases: Vec<(&str, Vec<(&str, String)>, &[u8], &str)> = vec![
+    let cases: Vec<Refusal> = vec![
         (
             "tampered body",
             standard_headers("msg_1", t, good.clone()),
