@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use futures_util::StreamExt;
 
 use crate::event::Envelope;
 
@@ -30,6 +31,8 @@ pub enum Stored {
     Duplicate { original_json: String, queued: bool },
 }
 const ATTEMPTS: u32 = 6;
+/// Single-item writes (conditional puts, queued marks) in flight at once for one request.
+pub const CONCURRENT_WRITES: usize = 16;
 
 #[derive(Debug, Clone)]
 pub struct EventStore {
@@ -181,22 +184,27 @@ impl EventStore {
     }
 
     /// Records that these events reached the events queue.
-    pub async fn mark_queued(&self, ids: &[&str]) {
-        for id in ids {
-            let r = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("id", AttributeValue::S((*id).to_owned()))
-                .update_expression("SET queued = :t")
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .send()
-                .await;
-            if let Err(e) = r {
-                // Harmless: a retry of this id would queue it once more, and the delivery
-                // ledger still prevents a second post.
-                tracing::warn!(event_id = %id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "could not mark the event queued");
-            }
+    pub async fn mark_queued(&self, ids: Vec<String>) {
+        futures_util::stream::iter(ids.into_iter().map(|id| self.mark_one_queued(id)))
+            .buffer_unordered(CONCURRENT_WRITES)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    async fn mark_one_queued(&self, id: String) {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.clone()))
+            .update_expression("SET queued = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        if let Err(e) = r {
+            // Harmless: a retry of this id would queue it once more, and the delivery
+            // ledger still prevents a second post.
+            tracing::warn!(event_id = %id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "could not mark the event queued");
         }
     }
 

@@ -9,6 +9,8 @@
 
 use std::collections::HashSet;
 
+use futures_util::StreamExt;
+
 use lambda_http::{Body, Request, Response};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -492,8 +494,19 @@ pub(crate) async fn accept(
             Err(e) => results[i] = Err(e),
         }
     }
-    for i in (0..events.len()).filter(|&i| events[i].2) {
-        match deps.store.put_new(&events[i].0, &events[i].1).await {
+    // Client-given ids need one conditional write each; they run side by side.
+    let client_ids: Vec<usize> = (0..events.len()).filter(|&i| events[i].2).collect();
+    let stored: Vec<_> = futures_util::stream::iter(
+        client_ids
+            .clone()
+            .into_iter()
+            .map(|i| deps.store.put_new(&events[i].0, &events[i].1)),
+    )
+    .buffered(crate::store::CONCURRENT_WRITES)
+    .collect()
+    .await;
+    for (&i, outcome) in client_ids.iter().zip(stored) {
+        match outcome {
             Ok(Stored::New) => bodies[i] = Some(events[i].1.clone()),
             Ok(Stored::Duplicate {
                 original_json,
@@ -521,12 +534,12 @@ pub(crate) async fn accept(
     for (&i, r) in to_send.iter().zip(sent) {
         match r {
             // Only client-given ids can come back as duplicates; only they need the mark.
-            Ok(()) if events[i].2 => queued_ids.push(events[i].0.id.as_str()),
+            Ok(()) if events[i].2 => queued_ids.push(events[i].0.id.as_str().to_owned()),
             Ok(()) => {}
             Err(e) => results[i] = Err(e),
         }
     }
-    deps.store.mark_queued(&queued_ids).await;
+    deps.store.mark_queued(queued_ids).await;
     let accepted = results.iter().filter(|r| r.is_ok()).count();
     tracing::info!(
         accepted,
