@@ -168,6 +168,7 @@ impl Source {
         )?;
         Ok(Verified {
             delivery_id: Some(id.to_owned()),
+            body_digest: None,
         })
     }
 
@@ -206,7 +207,10 @@ impl Source {
             });
         }
         self.check(&[ts_text.as_bytes(), b".", body], &candidates)?;
-        Ok(Verified { delivery_id: None })
+        Ok(Verified {
+            delivery_id: None,
+            body_digest: None,
+        })
     }
 
     fn verify_github(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Verified, Rejection> {
@@ -220,9 +224,13 @@ impl Source {
                 reason: "is not sha256=<64 hex digits>",
             })?;
         self.check(&[body], &[sig])?;
-        let id = header(headers, "x-github-delivery")?;
+        let delivery = header(headers, "x-github-delivery")?;
+        // GitHub signs neither the delivery id nor the event type, so a captured delivery
+        // could come back under a new X-GitHub-Delivery. What is signed, the body,
+        // identifies it instead: a replay within the idempotency window is a duplicate.
         Ok(Verified {
-            delivery_id: Some(id.to_owned()),
+            delivery_id: Some(delivery.to_owned()),
+            body_digest: Some(hex::encode(Sha256::digest(body))),
         })
     }
 
@@ -248,6 +256,8 @@ impl Source {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub delivery_id: Option<String>,
+    /// SHA-256 of the body, for senders whose delivery id is not signed (GitHub).
+    pub body_digest: Option<String>,
 }
 
 /// Why a delivery is refused (401). The text is safe to return to the sender.
@@ -260,10 +270,20 @@ pub enum Rejection {
         header: &'static str,
         reason: &'static str,
     },
-    #[error("the signed timestamp is {0} s from now; deliveries are accepted within ±300 s")]
+    /// How many seconds old the signed timestamp is (negative: in the future).
+    #[error("{}", stale_reason(*.0))]
     Stale(i64),
     #[error("no signature matches this body and the source's secret")]
     Mismatch,
+}
+
+fn stale_reason(age: i64) -> String {
+    let when = if age >= 0 {
+        format!("{age} s old")
+    } else {
+        format!("{} s in the future", age.unsigned_abs())
+    };
+    format!("the signed timestamp is {when}; deliveries are accepted within ±{TOLERANCE_SECONDS} s of now")
 }
 
 fn header<'a>(headers: &'a http::HeaderMap, name: &'static str) -> Result<&'a str, Rejection> {
@@ -387,7 +407,8 @@ pub mod sign {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapped {
     pub name: String,
-    /// The delivery id the sender keeps across retries.
+    /// What identifies the delivery across retries: the signed delivery id (Standard
+    /// Webhooks, Stripe) or `sha256-<hex>` of the signed body (GitHub).
     pub delivery_id: String,
     pub time: Option<OffsetDateTime>,
     pub data: Value,
@@ -457,7 +478,13 @@ pub fn map(
             if let Ok(hook) = header(headers, "x-github-hook-id") {
                 context.insert("hook_id".into(), json!(hook));
             }
-            let id = verified.delivery_id.clone().unwrap_or_default();
+            if let Some(delivery) = &verified.delivery_id {
+                context.insert("github_delivery".into(), json!(delivery));
+            }
+            let id = format!(
+                "sha256-{}",
+                verified.body_digest.as_deref().unwrap_or_default()
+            );
             (
                 format!("github.{event}"),
                 id,
@@ -770,6 +797,17 @@ mod tests {
     }
 
     #[test]
+    fn a_stale_timestamp_says_which_way_it_is_off() {
+        assert_eq!(
+            Rejection::Stale(301).to_string(),
+            "the signed timestamp is 301 s old; deliveries are accepted within ±300 s of now"
+        );
+        assert!(Rejection::Stale(-301)
+            .to_string()
+            .starts_with("the signed timestamp is 301 s in the future;"));
+    }
+
+    #[test]
     fn any_of_several_signatures_and_secrets_verifies() {
         let body = b"{}";
         let old = "whsec_b2xkLXNlY3JldC0wMTIzNDU2Nzg5YWJjZGVm";
@@ -850,7 +888,10 @@ mod tests {
         let m = map(
             &std_src,
             &http::HeaderMap::new(),
-            &Verified { delivery_id: Some("msg_1".into()) },
+            &Verified {
+                delivery_id: Some("msg_1".into()),
+                body_digest: None,
+            },
             json!({"type": "user.signed_up", "timestamp": "2026-11-27T10:00:00Z", "data": {"user_id": "u_42"}}),
         )
         .unwrap()
@@ -863,7 +904,10 @@ mod tests {
         let m = map(
             &stripe,
             &http::HeaderMap::new(),
-            &Verified { delivery_id: None },
+            &Verified {
+                delivery_id: None,
+                body_digest: None,
+            },
             json!({"id": "evt_9", "object": "event", "type": "invoice.payment_failed", "created": 1_700_000_000,
                    "livemode": false, "data": {"object": {"id": "in_1", "amount_due": 4900, "customer_email": "a@b.co"}}}),
         )
@@ -883,19 +927,25 @@ mod tests {
             &h,
             &Verified {
                 delivery_id: Some("d-1".into()),
+                body_digest: Some("ab12".into()),
             },
             json!({"action": "completed", "workflow_run": {"conclusion": "failure"}}),
         )
         .unwrap()
         .unwrap();
         assert_eq!(m.name, "github.workflow_run");
+        assert_eq!(m.delivery_id, "sha256-ab12");
+        assert_eq!(m.context["github_delivery"], "d-1");
         assert_eq!(m.data["workflow_run"]["conclusion"], "failure");
         let ping = headers(&[("x-github-event", "ping")]);
         assert_eq!(
             map(
                 &gh,
                 &ping,
-                &Verified { delivery_id: None },
+                &Verified {
+                    delivery_id: None,
+                    body_digest: None,
+                },
                 json!({"zen": "x"})
             )
             .unwrap(),
@@ -905,7 +955,10 @@ mod tests {
         let err = map(
             &stripe,
             &h,
-            &Verified { delivery_id: None },
+            &Verified {
+                delivery_id: None,
+                body_digest: None,
+            },
             json!({"type": "x"}),
         )
         .unwrap_err();

@@ -7,7 +7,7 @@
 //! queue fail (retry). A batch answers per item and accepts its valid events even when
 //! others fail.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use futures_util::StreamExt;
 
@@ -425,22 +425,26 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
     let mut results: Vec<Value> = Vec::with_capacity(items.len());
     let mut ready: Vec<(Envelope, String, bool)> = Vec::new();
     let mut ready_index: Vec<usize> = Vec::new();
-    let mut seen_ids = HashSet::new();
+    // An id seen earlier in the same batch shares that event's outcome, as a duplicate.
+    let mut first_with_id: HashMap<crate::event::EventId, usize> = HashMap::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let pointer = format!("{at}/{i}");
         match check(item, &pointer, source, deps, now, None) {
             Ok((envelope, json, client_id)) => {
-                if !seen_ids.insert(envelope.id.clone()) {
-                    results.push(json!({"index": i, "status": "rejected", "code": "duplicate_id",
-                        "errors": [FieldError::new(format!("{pointer}/id"), "this id appears earlier in the same batch")]}));
+                if let Some(&first) = first_with_id.get(&envelope.id) {
+                    repeats.push((i, first));
+                    results.push(Value::Null);
                     continue;
                 }
+                first_with_id.insert(envelope.id.clone(), i);
                 results.push(Value::Null);
                 ready_index.push(i);
                 ready.push((envelope, json, client_id));
             }
             Err((_, code, details)) => results
-                .push(json!({"index": i, "status": "rejected", "code": code, "errors": details})),
+                .push(json!({"index": i, "status": "rejected", "code": code,
+                "message": summary(code, &details), "errors": details})),
         }
     }
     let outcomes = accept(&ready, deps).await;
@@ -458,6 +462,17 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
                     "message": "could not be stored or queued; retry this event with the same id"})
             }
         };
+    }
+    for (i, first) in repeats {
+        let mut outcome = results[first].clone();
+        outcome["index"] = json!(i);
+        if outcome["status"] == "accepted" {
+            accepted += 1;
+            outcome["duplicate"] = json!(true);
+        } else {
+            failed += 1;
+        }
+        results[i] = outcome;
     }
     let rejected = items.len() - accepted - failed;
     let status = if accepted > 0 {

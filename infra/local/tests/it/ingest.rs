@@ -152,13 +152,22 @@ async fn a_batch_of_only_invalid_events_gets_400() {
 }
 
 #[tokio::test]
-async fn a_duplicate_id_in_one_batch_is_rejected_not_stored_twice() {
+async fn a_repeated_id_in_one_batch_is_a_duplicate_stored_and_queued_once() {
     let s = Stack::new().await;
-    let batch =
-        json!([{"name": "a", "id": "same", "data": {}}, {"name": "a", "id": "same", "data": {}}]);
+    let batch = json!([
+        {"name": "a", "id": "same", "data": {"n": 1}},
+        {"name": "a", "id": "other", "data": {}},
+        {"name": "a", "id": "same", "data": {"n": 2}}
+    ]);
     let (status, body) = s.post("/v1/events/batch", &batch.to_string()).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["results"][1]["code"], "duplicate_id");
+    assert_eq!(body["accepted"], 3, "{body}");
+    assert_eq!(
+        body["results"][2],
+        json!({"index": 2, "status": "accepted", "id": "same", "duplicate": true})
+    );
+    assert_eq!(body["results"][0]["duplicate"], false);
+    assert_eq!(s.peek(&s.res.events_queue_url).await.len(), 2);
 }
 
 /// Runs the `ingestlayer-keys` command against this stack.

@@ -8,6 +8,7 @@ use std::time::Duration;
 use ingestlayer::webhooks::{sign, Provider};
 use ingestlayer_local::seed;
 use serde_json::{json, Value};
+use sha2::Digest;
 
 use slack_standin::PostedMessage;
 
@@ -272,7 +273,26 @@ async fn github_failed_runs_land_in_deploys_and_the_rest_is_filtered() {
             &failed,
         )
         .await;
-    assert_eq!((status, &answer["id"]), (202, &json!("github:d-fail")));
+    let digest = hex::encode(sha2::Sha256::digest(&failed));
+    assert_eq!(
+        (status, answer["id"].as_str()),
+        (202, Some(format!("github:sha256-{digest}").as_str()))
+    );
+    // GitHub signs only the body: the same body replayed under another delivery id or
+    // event type is the same event.
+    for (event, delivery) in [
+        ("workflow_run", "d-replayed"),
+        ("check_run", "d-relabelled"),
+    ] {
+        let (status, answer) = s
+            .webhook("github", &github_headers(event, delivery, &failed), &failed)
+            .await;
+        assert_eq!(
+            (status, &answer["duplicate"]),
+            (202, &json!(true)),
+            "{answer}"
+        );
+    }
     assert!(
         s.pump_until(Duration::from_secs(10), |s| !s
             .standin

@@ -1,0 +1,256 @@
+//! `ingestlayer-bench`: how long the ingest doors take, through the real ingest handler
+//! against the local AWS emulator (`AWS_ENDPOINT_URL`), and what signature checks cost alone.
+//!
+//! The emulator is in the loop, so the HTTP numbers are the emulator's as much as ours; they
+//! are for comparing changes on one machine, not for predicting AWS latency. Run with
+//! `cargo run --release -p ingestlayer-local --bin ingestlayer-bench` (numbers in README.md).
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use ingestlayer::config::IngestConfig;
+use ingestlayer::handlers::ingest::IngestDeps;
+use ingestlayer::keys::ApiKeys;
+use ingestlayer::webhooks::{put_source, sign, Provider, Source, SourceConfig};
+use ingestlayer_local::emulator_sdk;
+use ingestlayer_local::resources::Resources;
+use ingestlayer_local::runner::call_ingest;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "ingestlayer-bench",
+    about = "Times the ingest doors against the emulator"
+)]
+struct Cli {
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    endpoint: String,
+    /// Repetitions of each batch measurement (the median is printed).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+const KEY: &str = "il_bench_key_0123456789";
+const STRIPE_SECRET: &str = "whsec_bench_0123456789abcdef";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cli = Cli::parse();
+    let sdk = emulator_sdk(&cli.endpoint).await;
+    let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let res = Resources::create(&sdk, &prefix, "xoxb-bench", "{}").await?;
+    ApiKeys::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        res.api_keys_table.clone(),
+    )
+    .create(&SecretString::from(KEY.to_owned()), "bench")
+    .await?;
+    let stripe = SourceConfig {
+        provider: Provider::Stripe,
+        secrets: vec![STRIPE_SECRET.to_owned()],
+    };
+    put_source(
+        &aws_sdk_secretsmanager::Client::new(&sdk),
+        &res.webhook_secret_prefix,
+        "stripe",
+        &stripe,
+        Some(&res.kms_key_id),
+    )
+    .await?;
+    let deps = IngestDeps::load(
+        &sdk,
+        &IngestConfig {
+            events_table: res.events_table.clone(),
+            api_keys_table: res.api_keys_table.clone(),
+            events_queue_url: res.events_queue_url.clone(),
+            schemas_required: false,
+            event_ttl_days: 1,
+            link_secret_arn: None,
+            webhook_secret_prefix: Some(res.webhook_secret_prefix.clone()),
+        },
+    )
+    .await?;
+
+    println!(
+        "ingest against the emulator at {} (median of {} rounds)",
+        cli.endpoint, cli.rounds
+    );
+    let event = |i: usize, id: Option<String>| {
+        let mut e = json!({"name": "feature.used", "data": {"user_id": format!("u_{i}"), "feature": "csv.export", "count": i, "plan": "free"}});
+        if let Some(id) = id {
+            e["id"] = json!(id);
+        }
+        e
+    };
+    let server_ids = median(cli.rounds, || async {
+        let events: Vec<Value> = (0..500).map(|i| event(i, None)).collect();
+        post(
+            &deps,
+            "/v1/events/batch",
+            &[],
+            json!({"events": events}).to_string().into_bytes(),
+        )
+        .await
+    })
+    .await?;
+    println!(
+        "  batch of 500, server ids            {}",
+        per(server_ids, 500)
+    );
+    let round = std::sync::atomic::AtomicUsize::new(0);
+    let client_ids = median(cli.rounds, || async {
+        let r = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let events: Vec<Value> = (0..500)
+            .map(|i| event(i, Some(format!("bench-{r}-{i}"))))
+            .collect();
+        post(
+            &deps,
+            "/v1/events/batch",
+            &[],
+            json!({"events": events}).to_string().into_bytes(),
+        )
+        .await
+    })
+    .await?;
+    println!(
+        "  batch of 500, client ids            {}",
+        per(client_ids, 500)
+    );
+    let duplicates = median(cli.rounds, || async {
+        let events: Vec<Value> = (0..500)
+            .map(|i| event(i, Some(format!("bench-0-{i}"))))
+            .collect();
+        post(
+            &deps,
+            "/v1/events/batch",
+            &[],
+            json!({"events": events}).to_string().into_bytes(),
+        )
+        .await
+    })
+    .await?;
+    println!(
+        "  batch of 500, all duplicates        {}",
+        per(duplicates, 500)
+    );
+    let single = median(cli.rounds * 10, || async {
+        post(
+            &deps,
+            "/v1/events",
+            &[],
+            event(1, None).to_string().into_bytes(),
+        )
+        .await
+    })
+    .await?;
+    println!(
+        "  one event                           {:>8.1} ms",
+        ms(single)
+    );
+
+    let payload = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/webhooks/stripe-invoice-payment-failed.json"
+    ))?;
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    let webhook = median(cli.rounds * 10, || async {
+        // A distinct event id each time, so each delivery is stored and queued.
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let body = String::from_utf8_lossy(&payload)
+            .replace("evt_1QexampleFailedPayment01", &format!("evt_bench_{i}"))
+            .into_bytes();
+        let header = sign::stripe(
+            STRIPE_SECRET,
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+            &body,
+        );
+        post(
+            &deps,
+            "/v1/webhooks/stripe",
+            &[("stripe-signature", header)],
+            body,
+        )
+        .await
+    })
+    .await?;
+    println!(
+        "  one Stripe webhook delivery         {:>8.1} ms",
+        ms(webhook)
+    );
+
+    // Signature checks alone: CPU only.
+    let source = Source::new("stripe", &stripe)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "stripe-signature",
+        sign::stripe(STRIPE_SECRET, now, &payload).parse()?,
+    );
+    let checks = 100_000u32;
+    let start = Instant::now();
+    for _ in 0..checks {
+        source
+            .verify(&headers, &payload, now)
+            .map_err(|e| e.to_string())?;
+    }
+    let each = start.elapsed() / checks;
+    println!(
+        "  verify a Stripe signature ({} B)   {:>8.2} µs",
+        payload.len(),
+        each.as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
+async fn post(
+    deps: &IngestDeps,
+    path: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Result<(), String> {
+    let mut req = http::Request::builder()
+        .method("POST")
+        .uri(format!("https://bench.local{path}"))
+        .header("authorization", format!("Bearer {KEY}"));
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let req = req
+        .body(axum::body::Body::from(body))
+        .map_err(|e| e.to_string())?;
+    let status = call_ingest(req, deps).await.status();
+    if status.as_u16() == 202 {
+        Ok(())
+    } else {
+        Err(format!("{path} answered {status}"))
+    }
+}
+
+/// The median duration of `rounds` runs of `f`.
+async fn median<F, Fut>(rounds: usize, f: F) -> Result<Duration, String>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut times = Vec::with_capacity(rounds);
+    for _ in 0..rounds.max(1) {
+        let start = Instant::now();
+        f().await?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn per(d: Duration, n: u32) -> String {
+    format!(
+        "{:>8.1} ms  ({:.0} events/s)",
+        ms(d),
+        f64::from(n) / d.as_secs_f64()
+    )
+}
