@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # make test: every test. Format and lint, unit and handler tests, end-to-end tests
 # through a local AWS emulator (moto server, started here on a free port) and the Slack
-# stand-in, a real-browser test of the destinations page (infra/e2e), then the deploy path:
-# cfn-lint, sam validate --lint, sam build.
+# stand-in, a real-browser test of the destinations page (infra/e2e), signed webhooks made by
+# the providers' own libraries (infra/webhooks), the TypeScript SDK (sdk/typescript), the
+# OpenAPI contract with schemathesis (infra/contract), then the deploy path: cfn-lint,
+# sam validate --lint, sam build.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -34,6 +36,15 @@ if ! cmp -s "$E2E/package-lock.json" "$E2E/node_modules/.ci-lock"; then
     && cp package-lock.json node_modules/.ci-lock)
 fi
 (cd "$E2E" && node --test --test-reporter=spec)
+
+echo "== webhook interoperability (infra/webhooks: the providers' own signing libraries)"
+bash infra/webhooks/test.sh
+
+echo "== TypeScript SDK (sdk/typescript: build, generated types current, node --test, type tests)"
+bash sdk/typescript/test.sh
+
+echo "== OpenAPI contract (openapi.yaml: validated, then a bounded schemathesis run)"
+bash infra/contract/run.sh
 stop_emulator
 
 echo "== template checks"
