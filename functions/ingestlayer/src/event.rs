@@ -247,10 +247,10 @@ fn parse_cloudevent(obj: &Map<String, Value>, at: &str) -> Result<IncomingEvent,
     }
     let name = required_name(obj.get("type"), &format!("{at}/type"), "type", &mut errors);
     let id = match obj.get("id") {
-        None => {
+        None | Some(Value::Null) => {
             errors.push(FieldError::new(
                 format!("{at}/id"),
-                "a CloudEvent needs an id",
+                "a CloudEvent needs an id (a non-empty string)",
             ));
             None
         }
@@ -445,6 +445,16 @@ mod tests {
         assert!(pointers.contains(&"/events/2/data"), "{pointers:?}");
         assert!(pointers.contains(&"/events/2/time"), "{pointers:?}");
         assert!(pointers.contains(&"/events/2/props"), "{pointers:?}");
+    }
+
+    #[test]
+    fn rejects_a_cloudevent_with_a_null_id() {
+        let errors = parse_incoming(
+            &json!({"specversion": "1.0", "type": "a", "id": null, "source": "/web"}),
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(errors[0].pointer, "/id");
     }
 
     #[test]

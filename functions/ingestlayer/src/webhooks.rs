@@ -37,8 +37,8 @@ pub const CACHE_TTL: Duration = Duration::from_secs(60);
 const MISSING_TTL: Duration = Duration::from_secs(10);
 /// HMAC-SHA256 output.
 const SIGNATURE_LEN: usize = 32;
-/// Longest source name.
-pub const MAX_SOURCE_NAME: usize = 64;
+/// Longest source name: with `:sha256-` and 64 hex digits, an event id stays within 128.
+pub const MAX_SOURCE_NAME: usize = 48;
 
 /// The signing scheme a source's sender uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -985,6 +985,13 @@ mod tests {
         );
         assert_eq!(event_id("stripe", "evt_1"), "stripe:evt_1");
         assert!(event_id("s", &"x".repeat(200)).starts_with("s:sha256:"));
+        // The longest source name still makes valid event ids from any delivery.
+        let longest = "a".repeat(MAX_SOURCE_NAME);
+        assert!(valid_source_name(&longest) && !valid_source_name(&format!("{longest}a")));
+        for delivery in ["x".repeat(200), format!("sha256-{}", "f".repeat(64))] {
+            let id = event_id(&longest, &delivery);
+            assert!(crate::event::EventId::parse(&id).is_ok(), "{id}");
+        }
         for provider in [
             Provider::StandardWebhooks,
             Provider::Stripe,

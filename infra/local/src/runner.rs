@@ -68,6 +68,10 @@ pub async fn call_ingest(
                 r#"{"error":{"code":"payload_too_large","message":"the body is above the 6 MB that reaches the function"}}"#,
             ));
             *r.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             return r;
         }
     };

@@ -103,11 +103,9 @@ pub async fn handle(
     }
     if let Some(id) = path.strip_prefix("/v1/events/").filter(|id| *id != "batch") {
         if req.method() != http::Method::GET {
-            return Ok(error(
-                405,
-                "method_not_allowed",
+            return Ok(method_not_allowed(
+                "GET",
                 "/v1/events/{id} takes GET with a signed link",
-                None,
             ));
         }
         return Ok(stored_event(id, req.uri().query().unwrap_or_default(), deps).await);
@@ -125,12 +123,7 @@ pub async fn handle(
         }
     };
     if req.method() != http::Method::POST {
-        return Ok(error(
-            405,
-            "method_not_allowed",
-            &format!("{path} takes POST"),
-            None,
-        ));
+        return Ok(method_not_allowed("POST", &format!("{path} takes POST")));
     }
     let source = match authenticate(&req, deps).await {
         Ok(s) => s,
@@ -173,12 +166,22 @@ pub async fn handle(
             ))
         }
     };
-    let idempotency_key = req
-        .headers()
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty());
+    let idempotency_key = match req.headers().get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) => Some(v.trim().to_owned()).filter(|v| !v.is_empty()),
+        Some(Err(_)) => {
+            let details = vec![FieldError::new(
+                "",
+                "Idempotency-Key header: may hold only visible ASCII characters",
+            )];
+            return Ok(error(
+                400,
+                "invalid_event",
+                &summary("invalid_event", &details),
+                Some(details),
+            ));
+        }
+    };
     Ok(if batch {
         ingest_batch(&value, &source, deps).await
     } else {
@@ -573,7 +576,13 @@ pub(crate) fn summary(code: &str, details: &[FieldError]) -> String {
     };
     let list: Vec<String> = details
         .iter()
-        .map(|d| format!("{}: {}", d.pointer, d.message))
+        .map(|d| {
+            if d.pointer.is_empty() {
+                d.message.clone()
+            } else {
+                format!("{}: {}", d.pointer, d.message)
+            }
+        })
         .collect();
     format!("{what}: {}", list.join("; "))
 }
@@ -589,6 +598,15 @@ pub(crate) fn error(
         body["error"]["details"] = json!(d);
     }
     respond(status, &body)
+}
+
+/// 405 with the `Allow` header naming the method the route takes.
+pub(crate) fn method_not_allowed(allow: &'static str, message: &str) -> Response<Body> {
+    let mut response = error(405, "method_not_allowed", message, None);
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    response
 }
 
 pub(crate) fn respond(status: u16, body: &Value) -> Response<Body> {

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::ingest::{
-    accept, check_incoming, error, respond, summary, IngestDeps, MAX_EVENT_BODY_BYTES,
+    accept, check_incoming, error, method_not_allowed, respond, summary, IngestDeps,
+    MAX_EVENT_BODY_BYTES,
 };
 use crate::event::{EventId, EventName, FieldError, IncomingEvent};
 use crate::webhooks::{event_id, map, SourceError};
@@ -21,12 +22,7 @@ use crate::webhooks::{event_id, map, SourceError};
 /// Handles one delivery to `source` (the path segment after `/v1/webhooks/`).
 pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<Body> {
     if req.method() != http::Method::POST {
-        return error(
-            405,
-            "method_not_allowed",
-            "/v1/webhooks/{source} takes POST",
-            None,
-        );
+        return method_not_allowed("POST", "/v1/webhooks/{source} takes POST");
     }
     let not_found = || {
         error(

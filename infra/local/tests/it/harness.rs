@@ -253,6 +253,34 @@ impl Stack {
         (status, json)
     }
 
+    /// Any request through the ingest handler: (status, headers, JSON body).
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &str,
+    ) -> (u16, http::HeaderMap, Value) {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("https://api.example{path}"));
+        for (k, v) in headers {
+            req = req.header(*k, http::HeaderValue::from_bytes(v).unwrap());
+        }
+        let req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
+        let resp = call_ingest(req, &self.ingest).await;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
     /// POSTs a webhook delivery to `/v1/webhooks/{source}` with `headers` (no API key).
     pub async fn webhook(
         &self,

@@ -345,3 +345,42 @@ async fn a_retry_after_the_queue_failed_queues_the_stored_event() {
     assert_eq!(b["duplicate"], true);
     assert_eq!(s.depth(&s.res.events_queue_url).await, 1, "and only once");
 }
+
+#[tokio::test]
+async fn a_wrong_method_gets_405_with_allow() {
+    let s = Stack::new().await;
+    for (method, path, allow) in [
+        ("GET", "/v1/events", "POST"),
+        ("PUT", "/v1/events/batch", "POST"),
+        ("DELETE", "/v1/events/evt-1", "GET"),
+        ("GET", "/v1/webhooks/demo", "POST"),
+    ] {
+        let (status, headers, body) = s.request(method, path, &[], "").await;
+        assert_eq!(status, 405, "{method} {path}");
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+        assert_eq!(headers["allow"], allow, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_that_is_not_ascii_gets_400_not_ignored() {
+    let s = Stack::new().await;
+    let auth = format!("Bearer {}", crate::harness::API_KEY);
+    let (status, _, body) = s
+        .request(
+            "POST",
+            "/v1/events",
+            &[
+                ("authorization", auth.as_bytes()),
+                ("idempotency-key", "clé-42".as_bytes()),
+            ],
+            r#"{"name":"order.paid","data":{}}"#,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Idempotency-Key"));
+    assert!(s.peek(&s.res.events_queue_url).await.is_empty());
+}
