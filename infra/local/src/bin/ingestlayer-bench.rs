@@ -27,7 +27,7 @@ struct Cli {
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint: String,
     /// Repetitions of each batch measurement (the median is printed).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     rounds: usize,
 }
 
