@@ -219,38 +219,18 @@ impl Stack {
 
     /// GETs `path_and_query` through the ingest handler, without an API key.
     pub async fn get(&self, path_and_query: &str) -> (u16, Value) {
-        let req = http::Request::builder()
-            .method("GET")
-            .uri(format!("https://api.example{path_and_query}"))
-            .body(axum::body::Body::empty())
-            .unwrap();
-        let resp = call_ingest(req, &self.ingest).await;
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let (status, _, body) = self.request("GET", path_and_query, &[], b"").await;
+        (status, body)
     }
 
     pub async fn post_with(&self, path: &str, body: &str, key: Option<&str>) -> (u16, Value) {
-        let mut req = http::Request::builder()
-            .method("POST")
-            .uri(format!("https://api.example{path}"))
-            .header("content-type", "application/json");
-        if let Some(k) = key {
-            req = req.header("authorization", format!("Bearer {k}"));
+        let auth = key.map(|k| format!("Bearer {k}"));
+        let mut headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_bytes()));
         }
-        let req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
-        let resp = call_ingest(req, &self.ingest).await;
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, json)
+        let (status, _, body) = self.request("POST", path, &headers, body.as_bytes()).await;
+        (status, body)
     }
 
     /// Any request through the ingest handler: (status, headers, JSON body).
@@ -259,7 +239,7 @@ impl Stack {
         method: &str,
         path: &str,
         headers: &[(&str, &[u8])],
-        body: &str,
+        body: &[u8],
     ) -> (u16, http::HeaderMap, Value) {
         let mut req = http::Request::builder()
             .method(method)
@@ -267,7 +247,7 @@ impl Stack {
         for (k, v) in headers {
             req = req.header(*k, http::HeaderValue::from_bytes(v).unwrap());
         }
-        let req = req.body(axum::body::Body::from(body.to_owned())).unwrap();
+        let req = req.body(axum::body::Body::from(body.to_vec())).unwrap();
         let resp = call_ingest(req, &self.ingest).await;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -288,23 +268,11 @@ impl Stack {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> (u16, Value) {
-        let mut req = http::Request::builder()
-            .method("POST")
-            .uri(format!("https://api.example/v1/webhooks/{source}"))
-            .header("content-type", "application/json");
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        let req = req.body(axum::body::Body::from(body.to_vec())).unwrap();
-        let resp = call_ingest(req, &self.ingest).await;
-        let status = resp.status().as_u16();
-        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let mut all: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+        all.extend(headers.iter().map(|(k, v)| (*k, v.as_bytes())));
+        let path = format!("/v1/webhooks/{source}");
+        let (status, _, body) = self.request("POST", &path, &all, body).await;
+        (status, body)
     }
 
     /// Creates the webhook source `name`.

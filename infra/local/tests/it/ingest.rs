@@ -355,7 +355,7 @@ async fn a_wrong_method_gets_405_with_allow() {
         ("DELETE", "/v1/events/evt-1", "GET"),
         ("GET", "/v1/webhooks/demo", "POST"),
     ] {
-        let (status, headers, body) = s.request(method, path, &[], "").await;
+        let (status, headers, body) = s.request(method, path, &[], b"").await;
         assert_eq!(status, 405, "{method} {path}");
         assert_eq!(body["error"]["code"], "method_not_allowed");
         assert_eq!(headers["allow"], allow, "{method} {path}");
@@ -374,7 +374,7 @@ async fn an_idempotency_key_that_is_not_ascii_gets_400_not_ignored() {
                 ("authorization", auth.as_bytes()),
                 ("idempotency-key", "clé-42".as_bytes()),
             ],
-            r#"{"name":"order.paid","data":{}}"#,
+            br#"{"name":"order.paid","data":{}}"#,
         )
         .await;
     assert_eq!(status, 400, "{body}");
