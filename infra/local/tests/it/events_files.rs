@@ -30,6 +30,35 @@ async fn the_http_api_request_file_is_accepted_by_ingest() {
     assert_eq!(s.alerts().len(), 1);
 }
 
+/// GitHub signs no timestamp, so a signed delivery can be a file: signed with the secret of
+/// GitHub's documentation example.
+#[tokio::test]
+async fn the_github_webhook_file_is_accepted_and_posts_to_deploys() {
+    let s = Stack::new().await;
+    s.add_webhook_source(
+        "github",
+        ingestlayer::webhooks::Provider::Github,
+        &["It's a Secret to Everybody"],
+    )
+    .await;
+    for p in ingestlayer_local::seed::webhook_pipelines() {
+        s.put_pipeline(&p).await;
+    }
+    let req = lambda_http::request::from_str(&read("ingest-webhook-github.json")).unwrap();
+    let resp = ingestlayer::handlers::ingest::handle(req, &s.ingest)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202, "{:?}", resp.body());
+    assert!(
+        s.pump_until(std::time::Duration::from_secs(10), |s| s
+            .standin
+            .messages_in("#deploys")
+            .len()
+            == 1)
+            .await
+    );
+}
+
 #[tokio::test]
 async fn the_sqs_batch_file_routes_to_the_slack_queue() {
     let s = Stack::new().await;
