@@ -4,30 +4,24 @@
 // workspace token the install issued.
 //
 // Runs `target/debug/ingestlayer-local dev` (build it first: `cargo build -p ingestlayer-local`)
-// against a moto server (started here unless AWS_ENDPOINT_URL points at one) and drives headless
-// Debian Chromium (/usr/bin/chromium, or CHROMIUM_PATH) with playwright-core. Nothing is
-// downloaded. See README.md beside this file.
+// against a moto server (started here unless AWS_ENDPOINT_URL points at one), both launched by
+// infra/node/local-stack.mjs, and drives headless Debian Chromium (/usr/bin/chromium, or
+// CHROMIUM_PATH) with playwright-core. Nothing is downloaded. See README.md beside this file.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 
+import { startStack, tail } from '../node/local-stack.mjs';
+
 const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = resolve(HERE, '../..');
 const ARTIFACTS = join(HERE, 'artifacts');
-const BIN =
-  process.env.INGESTLAYER_LOCAL_BIN ??
-  join(process.env.CARGO_TARGET_DIR ? resolve(ROOT, process.env.CARGO_TARGET_DIR) : join(ROOT, 'target'),
-    'debug', 'ingestlayer-local');
-const MOTO = process.env.MOTO_SERVER ?? join(ROOT, '.tools/venv/bin/moto_server');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -39,136 +33,6 @@ const TEAM_ID = 'T0STANDIN';
 const TEAM_NAME = 'Stand-in';
 const DEFAULT_STANDIN_TOKEN = 'xoxb-local-standin';
 
-// ---------------------------------------------------------------- processes
-
-/** Every process group started here, killed on the way out whatever happens. */
-const groups = new Set();
-function killAll() {
-  for (const pid of groups) {
-    try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
-  }
-}
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.once(signal, () => {
-    killAll();
-    process.exit(128 + ({ SIGINT: 2, SIGTERM: 15, SIGHUP: 1 })[signal]);
-  });
-}
-
-/** Starts `cmd` in its own process group, its output appended to `logPath`. */
-function start(cmd, args, { env, logPath }) {
-  const child = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  groups.add(child.pid);
-  const log = createWriteStream(logPath);
-  child.stdout.on('data', (d) => log.write(d));
-  child.stderr.on('data', (d) => log.write(d));
-  child.exited = new Promise((res) => child.once('exit', (code, signal) => {
-    groups.delete(child.pid);
-    res({ code, signal });
-  }));
-  child.logPath = logPath;
-  return child;
-}
-
-/** SIGTERM to the whole group, SIGKILL after 5 s. */
-async function stop(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  try { process.kill(-child.pid, 'SIGTERM'); } catch { return; }
-  const timer = sleep(5000, 'timeout', { ref: false }); // unref'd: must not hold the process open
-  if ((await Promise.race([child.exited, timer])) === 'timeout') {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
-    await child.exited;
-  }
-}
-
-function tail(path, lines = 40) {
-  try {
-    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-function freePort() {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => res(port));
-    });
-  });
-}
-
-async function answers(url) {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
-    return r.ok;
-  } catch {
-    return false;
-  }
-}
-
-/** Starts moto on a free port and waits until it answers. */
-async function startMoto() {
-  const port = await freePort();
-  const child = start(MOTO, ['-H', '127.0.0.1', '-p', String(port)], {
-    env: process.env,
-    logPath: join(ARTIFACTS, 'moto.log'),
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 20_000;
-  while (Date.now() < deadline) {
-    if (await answers(`${url}/moto-api/`)) return { child, url };
-    if (child.exitCode !== null) break;
-    await sleep(100);
-  }
-  await stop(child);
-  throw new Error(`moto server did not answer on ${url}:\n${tail(child.logPath)}`);
-}
-
-/** Starts `ingestlayer-local dev` and waits for its banner on stdout. */
-async function startLocal({ endpoint, port, standinPort, prefix, apiKey, adminToken }) {
-  const env = { ...process.env };
-  for (const name of ['SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CLIENT_ID', 'SLACK_CLIENT_SECRET',
-    'SLACK_SIGNING_SECRET', 'PORT', 'SLACK_STANDIN_PORT', 'SCHEMAS_REQUIRED']) {
-    delete env[name];
-  }
-  Object.assign(env, {
-    AWS_ENDPOINT_URL: endpoint,
-    AWS_ACCESS_KEY_ID: 'testing',
-    AWS_SECRET_ACCESS_KEY: 'testing',
-    AWS_DEFAULT_REGION: 'us-east-1',
-    AWS_REGION: 'us-east-1',
-    INGESTLAYER_API_KEY: apiKey,
-    INGESTLAYER_ADMIN_TOKEN: adminToken,
-  });
-  const child = start(BIN, ['dev', '--port', String(port), '--standin-port', String(standinPort),
-    '--prefix', prefix], { env, logPath: join(ARTIFACTS, 'ingestlayer-local.log') });
-  let out = '';
-  await new Promise((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(
-      `no "ingestlayer is running" banner within 40 s:\n${tail(child.logPath)}`)), 40_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('ingestlayer is running')) {
-        clearTimeout(timer);
-        res();
-      }
-    });
-    child.exited.then(({ code, signal }) => {
-      clearTimeout(timer);
-      rej(new Error(`ingestlayer-local exited (${code ?? signal}) before its banner:\n${tail(child.logPath)}`));
-    });
-  }).catch(async (e) => {
-    await stop(child);
-    throw e;
-  });
-  return child;
-}
-
 // ---------------------------------------------------------------- the test
 
 describe('destinations page in a real browser', { timeout: 90_000 }, () => {
@@ -176,8 +40,7 @@ describe('destinations page in a real browser', { timeout: 90_000 }, () => {
   const apiKey = `il_${randomBytes(20).toString('hex')}`;
   const adminToken = `admin-${randomBytes(16).toString('hex')}`;
   const prefix = `e2e-${randomBytes(4).toString('hex')}`;
-  let moto;
-  let local;
+  let stack;
   let browser;
   let context;
   let page;
@@ -199,7 +62,7 @@ describe('destinations page in a real browser', { timeout: 90_000 }, () => {
         if (page) {
           await page.screenshot({ path: join(ARTIFACTS, 'failure.png'), fullPage: true }).catch(() => {});
         }
-        if (local) e.message += `\n--- ingestlayer-local log (${local.logPath}) ---\n${tail(local.logPath)}`;
+        if (stack) e.message += `\n--- ingestlayer-local log (${stack.logPath}) ---\n${tail(stack.logPath)}`;
         throw e;
       }
     });
@@ -217,26 +80,20 @@ describe('destinations page in a real browser', { timeout: 90_000 }, () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     rmSync(join(ARTIFACTS, 'failure.png'), { force: true });
-    assert.ok(existsSync(BIN), `${BIN} is missing: run cargo build -p ingestlayer-local`);
     assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`);
-    let endpoint = process.env.AWS_ENDPOINT_URL;
-    if (endpoint) {
-      assert.ok(await answers(`${endpoint}/moto-api/`), `AWS_ENDPOINT_URL=${endpoint} does not answer`);
-    } else {
-      moto = await startMoto();
-      endpoint = moto.url;
-    }
-    port.api = await freePort();
-    port.standin = await freePort();
-    const [launched] = await Promise.all([
+    // The browser and the stack start together; whichever came up is closed by after().
+    const [launched, started] = await Promise.allSettled([
       chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 }),
-      startLocal({ endpoint, port: port.api, standinPort: port.standin, prefix, apiKey, adminToken })
-        .then((c) => { local = c; }),
-    ]).catch(async (e) => {
+      startStack({ artifacts: ARTIFACTS, prefix, apiKey, adminToken }),
+    ]);
+    if (launched.status === 'fulfilled') browser = launched.value;
+    if (started.status === 'fulfilled') stack = started.value;
+    if (started.status === 'rejected' || launched.status === 'rejected') {
       failed = true;
-      throw e;
-    });
-    browser = launched;
+      throw started.status === 'rejected' ? started.reason : launched.reason;
+    }
+    port.api = Number(new URL(stack.apiUrl).port);
+    port.standin = Number(new URL(stack.standinUrl).port);
     context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
     context.setDefaultTimeout(10_000);
     context.setDefaultNavigationTimeout(15_000);
@@ -245,8 +102,7 @@ describe('destinations page in a real browser', { timeout: 90_000 }, () => {
 
   after(async () => {
     await browser?.close().catch(() => {});
-    await stop(local);
-    await stop(moto?.child);
+    await stack?.stop();
   });
 
   step('the stand-in gets a public #sales and a private #secret the bot is not in', async () => {

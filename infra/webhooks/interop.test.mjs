@@ -25,7 +25,7 @@ import { Webhook } from 'standardwebhooks';
 import Stripe from 'stripe';
 import { sign as githubSign, verify as githubVerify } from '@octokit/webhooks-methods';
 
-import { ROOT, startStack, tail } from './stack.mjs';
+import { ROOT, startStack, tail } from '../node/local-stack.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const version = (pkg) =>
@@ -223,11 +223,11 @@ describe('POST /v1/webhooks/{source} with the providers\' own signing code', { c
   let stack;
 
   before(async () => {
+    // A random API key and admin token; the webhook secrets are the ones the senders sign with.
     stack = await startStack({
+      artifacts: join(HERE, 'artifacts'),
       prefix: `wh-${tag()}`,
       env: {
-        INGESTLAYER_API_KEY: `il_${randomBytes(20).toString('hex')}`,
-        INGESTLAYER_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
         INGESTLAYER_WEBHOOK_SECRET: SECRETS.demo,
         STRIPE_WEBHOOK_SECRET: SECRETS.stripe,
         GITHUB_WEBHOOK_SECRET: SECRETS.github,
@@ -240,7 +240,7 @@ describe('POST /v1/webhooks/{source} with the providers\' own signing code', { c
   });
 
   async function post(source, headers, body) {
-    const r = await fetch(`${stack.api}/v1/webhooks/${source}`, { method: 'POST', headers, body });
+    const r = await fetch(`${stack.apiUrl}/v1/webhooks/${source}`, { method: 'POST', headers, body });
     const text = await r.text();
     let json;
     try { json = JSON.parse(text); } catch { json = undefined; }
@@ -248,7 +248,7 @@ describe('POST /v1/webhooks/{source} with the providers\' own signing code', { c
   }
 
   async function messages(channel) {
-    const r = await fetch(`${stack.standin}/_standin/messages?channel=${encodeURIComponent(channel)}`);
+    const r = await fetch(`${stack.standinUrl}/_standin/messages?channel=${encodeURIComponent(channel)}`);
     assert.equal(r.status, 200, `stand-in messages of ${channel}`);
     return r.json();
   }

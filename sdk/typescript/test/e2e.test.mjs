@@ -1,7 +1,7 @@
 // The SDK against the real ingest API over HTTP: `ingestlayer-local dev` on a moto server
-// (test/support/stack.mjs), with a fault-injecting proxy in between that loses the answer to
-// the first batch: the server stores and queues the batch, the SDK sees 503 and retries it
-// with the same ids, and the server's idempotency keeps every event once.
+// (launched by infra/node/local-stack.mjs), with a fault-injecting proxy in between that loses
+// the answer to the first batch: the server stores and queues the batch, the SDK sees 503 and
+// retries it with the same ids, and the server's idempotency keeps every event once.
 //
 // Needs target/debug/ingestlayer-local (cargo build -p ingestlayer-local) and the moto server
 // in .tools/ (bash infra/tools.sh), or AWS_ENDPOINT_URL pointing at a running one.
@@ -10,9 +10,13 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import { EventRejectedError, IngestLayer } from '../dist/index.js';
-import { scanTable, startStack, tail } from './support/stack.mjs';
+import { scanTable, startStack, tail } from '../../../infra/node/local-stack.mjs';
+
+const ARTIFACTS = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
 
 /**
  * A proxy to `upstream` that forwards every request, but answers the first batch request
@@ -64,7 +68,8 @@ describe('the SDK against the real ingest API', { timeout: 90_000 }, () => {
   let proxy;
 
   before(async () => {
-    stack = await startStack({ apiKey });
+    // A random resource prefix, so the stack can share a moto server with other tests.
+    stack = await startStack({ artifacts: ARTIFACTS, prefix: `sdk-${randomBytes(4).toString('hex')}`, apiKey });
     proxy = await startLossyProxy(stack.apiUrl);
   }, { timeout: 60_000 });
 
