@@ -76,64 +76,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "ingest against the emulator at {} (median of {} rounds)",
         cli.endpoint, cli.rounds
     );
-    let event = |i: usize, id: Option<String>| {
-        let mut e = json!({"name": "feature.used", "data": {"user_id": format!("u_{i}"), "feature": "csv.export", "count": i, "plan": "free"}});
-        if let Some(id) = id {
-            e["id"] = json!(id);
-        }
-        e
-    };
-    let server_ids = median(cli.rounds, || async {
-        let events: Vec<Value> = (0..500).map(|i| event(i, None)).collect();
-        post(
-            &deps,
-            "/v1/events/batch",
-            &[],
-            json!({"events": events}).to_string().into_bytes(),
-        )
-        .await
-    })
-    .await?;
-    println!(
-        "  batch of 500, server ids            {}",
-        per(server_ids, 500)
-    );
     let round = std::sync::atomic::AtomicUsize::new(0);
-    let client_ids = median(cli.rounds, || async {
-        let r = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let events: Vec<Value> = (0..500)
-            .map(|i| event(i, Some(format!("bench-{r}-{i}"))))
-            .collect();
-        post(
-            &deps,
-            "/v1/events/batch",
-            &[],
-            json!({"events": events}).to_string().into_bytes(),
-        )
-        .await
-    })
-    .await?;
-    println!(
-        "  batch of 500, client ids            {}",
-        per(client_ids, 500)
-    );
-    let duplicates = median(cli.rounds, || async {
-        let events: Vec<Value> = (0..500)
-            .map(|i| event(i, Some(format!("bench-0-{i}"))))
-            .collect();
-        post(
-            &deps,
-            "/v1/events/batch",
-            &[],
-            json!({"events": events}).to_string().into_bytes(),
-        )
-        .await
-    })
-    .await?;
-    println!(
-        "  batch of 500, all duplicates        {}",
-        per(duplicates, 500)
-    );
+    let cases: [(&str, IdScheme); 3] = [
+        ("batch of 500, server ids          ", IdScheme::Server),
+        ("batch of 500, client ids          ", IdScheme::FreshClient),
+        ("batch of 500, all duplicates      ", IdScheme::Repeated),
+    ];
+    for (label, ids) in cases {
+        let took = median(cli.rounds, || async {
+            let r = round.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let events: Vec<Value> = (0..500).map(|i| event(i, ids.id(r, i))).collect();
+            let body = json!({"events": events}).to_string().into_bytes();
+            post(&deps, "/v1/events/batch", &[], body).await
+        })
+        .await?;
+        println!("  {label}  {}", per(took, 500));
+    }
     let single = median(cli.rounds * 10, || async {
         post(
             &deps,
@@ -201,6 +159,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         each.as_secs_f64() * 1e6
     );
     Ok(())
+}
+
+/// The event ids a batch measurement sends.
+#[derive(Clone, Copy)]
+enum IdScheme {
+    /// None: the server assigns ULIDs.
+    Server,
+    /// New client ids each round: conditional writes that succeed.
+    FreshClient,
+    /// The same ids every round: stored by the first, duplicates after (the median of three
+    /// or more rounds is a duplicates round).
+    Repeated,
+}
+
+impl IdScheme {
+    fn id(self, round: usize, i: usize) -> Option<String> {
+        match self {
+            Self::Server => None,
+            Self::FreshClient => Some(format!("bench-{round}-{i}")),
+            Self::Repeated => Some(format!("bench-repeated-{i}")),
+        }
+    }
+}
+
+fn event(i: usize, id: Option<String>) -> Value {
+    let mut e = json!({"name": "feature.used", "data": {"user_id": format!("u_{i}"), "feature": "csv.export", "count": i, "plan": "free"}});
+    if let Some(id) = id {
+        e["id"] = json!(id);
+    }
+    e
 }
 
 async fn post(
