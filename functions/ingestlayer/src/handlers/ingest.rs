@@ -232,6 +232,16 @@ async fn stored_event(raw_id: &str, query: &str, deps: &IngestDeps) -> Response<
     }
 }
 
+/// 401 for the API key, with the challenge RFC 6750 asks for.
+fn unauthorized(message: &str) -> Response<Body> {
+    let mut response = error(401, "unauthorized", message, None);
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer realm=\"ingestlayer\""),
+    );
+    response
+}
+
 async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Response<Body>> {
     let header = req
         .headers()
@@ -243,11 +253,8 @@ async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Respon
         .map(str::trim)
         .filter(|k| !k.is_empty())
     else {
-        return Err(error(
-            401,
-            "unauthorized",
+        return Err(unauthorized(
             "send your API key as Authorization: Bearer <key>",
-            None,
         ));
     };
     match deps
@@ -256,12 +263,7 @@ async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Respon
         .await
     {
         Ok(Some(source)) => Ok(source),
-        Ok(None) => Err(error(
-            401,
-            "unauthorized",
-            "the API key is unknown or revoked",
-            None,
-        )),
+        Ok(None) => Err(unauthorized("the API key is unknown or revoked")),
         Err(e) => {
             tracing::error!(error = %e, "API key lookup failed");
             Err(error(

@@ -63,6 +63,8 @@ async fn a_missing_unknown_or_malformed_key_gets_401() {
     );
     let (status, body) = s.post_with("/v1/events", &event, Some("")).await;
     assert_eq!(status, 401);
+    let (_, headers, _) = s.request("POST", "/v1/events", &[], event.as_bytes()).await;
+    assert_eq!(headers["www-authenticate"], "Bearer realm=\"ingestlayer\"");
     assert!(body["error"]["message"]
         .as_str()
         .unwrap()
