@@ -33,6 +33,10 @@ pub const TOLERANCE_SECONDS: i64 = 300;
 /// How long a source's secrets are reused before Secrets Manager is read again: a rotated
 /// or removed secret takes effect within this.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// A signature that matches no cached secret re-reads the source when the cached copy is at
+/// least this old: one Secrets Manager read per source per second at most, however many bad
+/// deliveries arrive.
+pub const RELOAD_AFTER: Duration = Duration::from_secs(1);
 /// How long "no such source" is remembered.
 const MISSING_TTL: Duration = Duration::from_secs(10);
 /// HMAC-SHA256 output.
@@ -605,6 +609,22 @@ impl WebhookSources {
             );
         }
         found.map_err(SourceError::Misconfigured)
+    }
+
+    /// Reads `name` again when its cached copy is older than [`RELOAD_AFTER`], so a secret
+    /// added by a rotation verifies at once instead of after [`CACHE_TTL`]. `None` when the
+    /// cached copy is that fresh (nothing new to try) or the source is gone.
+    pub async fn reload(&self, name: &str) -> Result<Option<Arc<Source>>, SourceError> {
+        if self
+            .cached(name)
+            .is_some_and(|(at, _)| at.elapsed() < RELOAD_AFTER)
+        {
+            return Ok(None);
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.remove(name);
+        }
+        self.get(name).await
     }
 
     fn cached(&self, name: &str) -> Option<Cached> {

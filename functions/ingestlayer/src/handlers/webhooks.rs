@@ -17,7 +17,7 @@ use super::ingest::{
     MAX_EVENT_BODY_BYTES,
 };
 use crate::event::{EventId, EventName, FieldError, IncomingEvent};
-use crate::webhooks::{event_id, map, SourceError};
+use crate::webhooks::{event_id, map, Rejection, SourceError};
 
 /// Handles one delivery to `source` (the path segment after `/v1/webhooks/`).
 pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<Body> {
@@ -47,7 +47,7 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
             None,
         );
     }
-    let src = match sources.get(source).await {
+    let mut src = match sources.get(source).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(),
         Err(SourceError::Misconfigured(e)) => {
@@ -70,7 +70,15 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
         }
     };
     let now = OffsetDateTime::now_utc();
-    let verified = match src.verify(req.headers(), body, now.unix_timestamp()) {
+    let mut verdict = src.verify(req.headers(), body, now.unix_timestamp());
+    if verdict == Err(Rejection::Mismatch) {
+        // Perhaps the sender already signs with a secret added since the cache was filled.
+        if let Ok(Some(fresh)) = sources.reload(source).await {
+            verdict = fresh.verify(req.headers(), body, now.unix_timestamp());
+            src = fresh;
+        }
+    }
+    let verified = match verdict {
         Ok(v) => v,
         Err(reason) => {
             tracing::warn!(source, provider = src.provider.as_str(), %reason, "webhook refused");

@@ -28,7 +28,7 @@ pub const PUBLIC_API_URL: &str = "https://api.example";
 pub struct Stack {
     pub res: Resources,
     pub standin: Standin,
-    pub ingest: IngestDeps,
+    pub ingest: std::sync::Arc<IngestDeps>,
     pub pipeline: PipelineDeps,
     pub delivery: DeliveryDeps,
     pub connect: ConnectDeps,
@@ -169,7 +169,7 @@ impl Stack {
         Self {
             res,
             standin,
-            ingest,
+            ingest: std::sync::Arc::new(ingest),
             pipeline,
             delivery,
             connect,

@@ -373,9 +373,14 @@ async fn events_with_too_many_fields_get_400_and_the_rest_of_a_batch_is_kept() {
 }
 
 fn webhooks_cli(s: &Stack, args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    run_webhooks_cli(&s.res.webhook_secret_prefix, &args)
+}
+
+fn run_webhooks_cli(prefix: &str, args: &[String]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingestlayer-webhooks"))
         .arg("--secret-prefix")
-        .arg(&s.res.webhook_secret_prefix)
+        .arg(prefix)
         .args(args)
         .env("AWS_ENDPOINT_URL", crate::harness::endpoint())
         .env("AWS_ACCESS_KEY_ID", "testing")
@@ -391,8 +396,18 @@ fn webhooks_cli(s: &Stack, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-#[tokio::test]
-async fn the_webhooks_command_adds_rotates_and_lists_sources() {
+/// [`webhooks_cli`] off the test's runtime thread, for commands that call back into a server
+/// the test serves.
+async fn webhooks_cli_async(s: &Stack, args: &[&str]) -> (bool, String, String) {
+    let prefix = s.res.webhook_secret_prefix.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || run_webhooks_cli(&prefix, &args))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhooks_command_adds_rotates_sends_and_lists_sources() {
     let s = Stack::new().await;
     let (ok, secret, err) = webhooks_cli(
         &s,
@@ -429,6 +444,34 @@ async fn the_webhooks_command_adds_rotates_and_lists_sources() {
             .collect();
         assert!(acme.verify(&map, body, now()).is_ok(), "{id}");
     }
+
+    // `send` signs a payload file as the provider would (with the newest secret) and posts it
+    // to the API, whose cached copy of the source predates the rotation: a signature no cached
+    // secret matches re-reads the source (at most once a second), so the rotated secret works
+    // at once.
+    tokio::time::sleep(ingestlayer::webhooks::RELOAD_AFTER).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(ingestlayer_local::runner::serve_ingest(
+        listener,
+        s.ingest.clone(),
+        None,
+    ));
+    let payload = format!(
+        "{}/../examples/webhooks/demo-user-signed-up.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (ok, sent, err) = webhooks_cli_async(
+        &s,
+        &[
+            "send", "--source", "acme", "--file", &payload, "--url", &url,
+        ],
+    )
+    .await;
+    server.abort();
+    assert!(ok, "{err}");
+    assert!(sent.starts_with("202 "), "{sent}");
+    assert!(sent.contains(r#""name":"user.signed_up""#), "{sent}");
 
     let (ok, _, err) = webhooks_cli(
         &s,
