@@ -648,32 +648,34 @@ pub async fn put_source(
     Source::new(name, config)?;
     let secret_id = format!("{prefix}{name}");
     let value = serde_json::to_string(config).map_err(|e| e.to_string())?;
-    let exists = crate::config::read_secret_if_exists(client, &secret_id, "a webhook source")
-        .await?
-        .is_some();
-    let result = if exists {
-        client
-            .put_secret_value()
-            .secret_id(&secret_id)
-            .secret_string(value)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
-    } else {
-        client
-            .create_secret()
-            .name(&secret_id)
-            .description(format!(
-                "ingestlayer webhook source {name} ({})",
-                config.provider.as_str()
-            ))
-            .set_kms_key_id(kms_key_id.map(str::to_owned))
-            .secret_string(value)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+    let created = client
+        .create_secret()
+        .name(&secret_id)
+        .description(format!(
+            "ingestlayer webhook source {name} ({})",
+            config.provider.as_str()
+        ))
+        .set_kms_key_id(kms_key_id.map(str::to_owned))
+        .secret_string(&value)
+        .send()
+        .await;
+    let result = match created {
+        Ok(_) => Ok(()),
+        // The source exists: its secret gets a new version.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) =>
+        {
+            client
+                .put_secret_value()
+                .secret_id(&secret_id)
+                .secret_string(value)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+        }
+        Err(e) => Err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()),
     };
     result.map_err(|e| format!("storing webhook source {name}: {e}"))
 }

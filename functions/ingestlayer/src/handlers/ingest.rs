@@ -170,15 +170,13 @@ pub async fn handle(
         None => None,
         Some(Ok(v)) => Some(v.trim().to_owned()).filter(|v| !v.is_empty()),
         Some(Err(_)) => {
-            let details = vec![FieldError::new(
-                "",
-                "Idempotency-Key header: may hold only visible ASCII characters",
-            )];
-            return Ok(error(
+            return Ok(refused(
                 400,
                 "invalid_event",
-                &summary("invalid_event", &details),
-                Some(details),
+                vec![FieldError::new(
+                    "",
+                    "Idempotency-Key header: may hold only visible ASCII characters",
+                )],
             ));
         }
     };
@@ -363,9 +361,7 @@ async fn ingest_one(
         OffsetDateTime::now_utc(),
         idempotency_key,
     ) {
-        Err((status, code, details)) => {
-            error(status, code, &summary(code, &details), Some(details))
-        }
+        Err((status, code, details)) => refused(status, code, details),
         Ok((envelope, json, client_id)) => {
             match accept(&[(envelope.clone(), json, client_id)], deps)
                 .await
@@ -569,7 +565,12 @@ pub(crate) async fn accept(
     results
 }
 
-pub(crate) fn summary(code: &str, details: &[FieldError]) -> String {
+/// An event refused: `code`, a message summing up `details`, and the details themselves.
+pub(crate) fn refused(status: u16, code: &str, details: Vec<FieldError>) -> Response<Body> {
+    error(status, code, &summary(code, &details), Some(details))
+}
+
+fn summary(code: &str, details: &[FieldError]) -> String {
     let what = match code {
         "schema_violation" => "the event does not match its schema",
         "event_too_large" => "the event is too large",

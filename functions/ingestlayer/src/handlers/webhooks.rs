@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use super::ingest::{
-    accept, check_incoming, error, method_not_allowed, respond, summary, IngestDeps,
+    accept, check_incoming, error, method_not_allowed, refused, respond, IngestDeps,
     MAX_EVENT_BODY_BYTES,
 };
 use crate::event::{EventId, EventName, FieldError, IncomingEvent};
@@ -119,33 +119,18 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
             webhook: Some(mapped.context),
         },
         (Err(e), _) => {
-            let details = vec![FieldError::new(
-                "",
-                format!("the payload's event type: {e}"),
-            )];
-            return error(
-                400,
-                "invalid_event",
-                &summary("invalid_event", &details),
-                Some(details),
-            );
+            let why = format!("the payload's event type: {e}");
+            return refused(400, "invalid_event", vec![FieldError::new("", why)]);
         }
         (_, Err(e)) => {
-            let details = vec![FieldError::new("", format!("the delivery id: {e}"))];
-            return error(
-                400,
-                "invalid_event",
-                &summary("invalid_event", &details),
-                Some(details),
-            );
+            let why = format!("the delivery id: {e}");
+            return refused(400, "invalid_event", vec![FieldError::new("", why)]);
         }
     };
     let origin = format!("webhook:{source}");
     let (envelope, json, client_id) = match check_incoming(incoming, "", &origin, deps, now) {
         Ok(c) => c,
-        Err((status, code, details)) => {
-            return error(status, code, &summary(code, &details), Some(details))
-        }
+        Err((status, code, details)) => return refused(status, code, details),
     };
     let name = envelope.name.as_str().to_owned();
     match accept(&[(envelope.clone(), json, client_id)], deps)
