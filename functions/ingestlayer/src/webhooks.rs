@@ -546,8 +546,8 @@ pub fn valid_source_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
-/// What a lookup found.
-type Cached = (Instant, Result<Option<Arc<Source>>, ()>);
+/// What a lookup found, and when.
+type Cached = (Instant, Option<Arc<Source>>);
 
 /// The configured sources, read from Secrets Manager and cached for [`CACHE_TTL`].
 pub struct WebhookSources {
@@ -580,14 +580,13 @@ impl WebhookSources {
             return Ok(None);
         }
         if let Some((at, found)) = self.cached(name) {
-            let ttl = match &found {
-                Ok(Some(_)) => CACHE_TTL,
-                _ => MISSING_TTL,
+            let ttl = if found.is_some() {
+                CACHE_TTL
+            } else {
+                MISSING_TTL
             };
             if at.elapsed() < ttl {
-                if let Ok(found) = found {
-                    return Ok(found);
-                }
+                return Ok(found);
             }
         }
         let secret_id = format!("{}{name}", self.prefix);
@@ -602,11 +601,9 @@ impl WebhookSources {
                 .and_then(|c| Source::new(name, &c))
                 .map(|s| Some(Arc::new(s))),
         };
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(
-                name.to_owned(),
-                (Instant::now(), found.clone().map_err(|_| ())),
-            );
+        // A misconfigured source is not cached: it is read again until it is fixed.
+        if let (Ok(found), Ok(mut cache)) = (&found, self.cache.lock()) {
+            cache.insert(name.to_owned(), (Instant::now(), found.clone()));
         }
         found.map_err(SourceError::Misconfigured)
     }

@@ -491,3 +491,30 @@ async fn the_webhooks_command_adds_rotates_sends_and_lists_sources() {
     assert!(ok);
     assert_eq!(listed.trim(), "acme  standard-webhooks");
 }
+
+#[tokio::test]
+async fn a_misconfigured_source_gets_503_until_it_is_fixed() {
+    let s = Stack::new().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&s.sdk);
+    let secret_id = format!("{}broken", s.res.webhook_secret_prefix);
+    sm.create_secret()
+        .name(&secret_id)
+        .secret_string(r#"{"provider":"stripe","secrets":[]}"#)
+        .send()
+        .await
+        .unwrap();
+    let body = example("stripe-invoice-payment-failed.json");
+    let header = sign::stripe(STRIPE_SECRET, now(), &body);
+    let (status, answer) = s
+        .webhook("broken", &[("stripe-signature", header.clone())], &body)
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["error"]["code"], "source_misconfigured");
+    // Fixed: the next delivery uses it (a misconfigured source is not cached).
+    s.add_webhook_source("broken", Provider::Stripe, &[STRIPE_SECRET])
+        .await;
+    let (status, answer) = s
+        .webhook("broken", &[("stripe-signature", header)], &body)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+}
