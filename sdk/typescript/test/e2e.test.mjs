@@ -99,13 +99,15 @@ describe('the SDK against the real ingest API', { timeout: 90_000 }, () => {
     assert.ok(first.upstream.body.results.every((r) => r.status === 'accepted' && r.duplicate === false),
       JSON.stringify(first.upstream.body));
     assert.equal(retry.upstream.status, 202);
+    // The server scopes a client's id by the API key's source (`local` in the local stack).
+    const scoped = ids.map((id) => `local:${id}`);
     assert.deepEqual(retry.upstream.body.results.map((r) => [r.status, r.id, r.duplicate]),
-      ids.map((id) => ['accepted', id, true]));
+      scoped.map((id) => ['accepted', id, true]));
     assert.ok(results.every((r) => r.duplicate === true));
 
     const stored = (await scanTable(stack.awsEndpoint, stack.eventsTable))
       .filter((item) => item.name === 'sdk.test');
-    assert.deepEqual(stored.map((item) => item.id).sort(), [...ids].sort(), 'each id stored exactly once');
+    assert.deepEqual(stored.map((item) => item.id).sort(), [...scoped].sort(), 'each id stored exactly once');
     const envelopes = stored.map((item) => JSON.parse(item.envelope));
     assert.deepEqual(envelopes.map((e) => e.data.n).sort((a, b) => a - b), [...Array(50).keys()]);
     assert.ok(envelopes.every((e) => e.data.run === run && e.source === stored[0].source));
