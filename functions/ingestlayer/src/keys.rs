@@ -39,6 +39,22 @@ pub fn key_id(key: &str) -> String {
     key.chars().take(11).collect()
 }
 
+/// Longest API-key source name.
+pub const MAX_SOURCE_NAME: usize = 64;
+
+/// Whether `name` can be an API key's source: 1–64 letters, digits, `-`, `_` and `.`, and
+/// not `webhook`. Event ids are `<source>:<client id>` and a webhook's are
+/// `webhook:<source>:<delivery id>`, so a source name with `:`, or named `webhook`, could
+/// name another source's events.
+pub fn valid_source_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SOURCE_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.eq_ignore_ascii_case("webhook")
+}
+
 /// A stored key, as operators see it (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
@@ -52,6 +68,8 @@ pub struct KeyInfo {
 pub enum KeyError {
     #[error("API key lookup failed: {0}")]
     Store(String),
+    #[error("source name {0:?}: use 1-64 letters, digits, - _ . (and not `webhook`, which names webhook sources)")]
+    InvalidSource(String),
 }
 
 /// The per-instance cache of looked-up keys: key hash → source (`None`: unknown or
@@ -112,6 +130,9 @@ impl ApiKeys {
 
     /// Stores a new key for `source`; only its hash (and public id) is kept.
     pub async fn create(&self, key: &SecretString, source: &str) -> Result<(), KeyError> {
+        if !valid_source_name(source) {
+            return Err(KeyError::InvalidSource(source.to_owned()));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -223,5 +244,16 @@ mod tests {
             cache.entry_count()
         );
         assert!(cache.entry_count() > 0);
+    }
+
+    #[test]
+    fn source_names_cannot_reach_into_another_sources_ids() {
+        for good in ["web-app", "local", "tests", "billing.v2", "A_1"] {
+            assert!(valid_source_name(good), "{good}");
+        }
+        let long = "a".repeat(MAX_SOURCE_NAME + 1);
+        for bad in ["", "webhook", "Webhook", "a:b", "web app", long.as_str()] {
+            assert!(!valid_source_name(bad), "{bad}");
+        }
     }
 }

@@ -13,8 +13,9 @@
 //!
 //! Every comparison is HMAC-SHA256 checked in constant time (`Mac::verify_slice`), and a
 //! signature of the wrong length never matches (an empty `v1,` included). The delivery id,
-//! prefixed with the source, is the event id, so the idempotency window (24 h) makes a
-//! redelivered webhook one event.
+//! scoped by the source, is the event id (`webhook:<source>:<delivery id>`), so the
+//! idempotency window (24 h) makes a redelivered webhook one event, and no API key can name
+//! it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,7 +41,7 @@ pub const RELOAD_AFTER: Duration = Duration::from_secs(1);
 const MISSING_TTL: Duration = Duration::from_secs(10);
 /// HMAC-SHA256 output.
 const SIGNATURE_LEN: usize = 32;
-/// Longest source name: with `:sha256-` and 64 hex digits, an event id stays within 128.
+/// Longest source name.
 pub const MAX_SOURCE_NAME: usize = 48;
 
 /// The signing scheme a source's sender uses.
@@ -522,18 +523,26 @@ fn take_string(obj: &mut Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-/// The event id of a delivery: `<source>:<delivery id>`, or a digest of it when that is
-/// longer than an event id may be.
-pub fn event_id(source: &str, delivery_id: &str) -> String {
-    let id = format!("{source}:{delivery_id}");
-    if id.len() <= crate::event::MAX_NAME_LEN && id.chars().all(|c| c.is_ascii_graphic()) {
-        id
+/// The sender's id of a delivery: the delivery id, or `sha256:<hex>` of it when it is longer
+/// than a client id may be. Scoped by the source, the event id is
+/// `webhook:<source>:<delivery id>`.
+pub fn delivery_client_id(delivery_id: &str) -> String {
+    if delivery_id.len() <= crate::event::MAX_NAME_LEN
+        && !delivery_id.is_empty()
+        && delivery_id.chars().all(|c| c.is_ascii_graphic())
+    {
+        delivery_id.to_owned()
     } else {
         format!(
-            "{source}:sha256:{}",
+            "sha256:{}",
             hex::encode(Sha256::digest(delivery_id.as_bytes()))
         )
     }
+}
+
+/// The source an event from webhook source `name` records: `webhook:<name>`.
+pub fn origin(name: &str) -> String {
+    format!("webhook:{name}")
 }
 
 /// Whether `name` can be a source: 1–64 of `a-z 0-9 _ -`.
@@ -1065,14 +1074,19 @@ mod tests {
         assert!(
             !valid_source_name("Stripe") && !valid_source_name("") && !valid_source_name("a/b")
         );
-        assert_eq!(event_id("stripe", "evt_1"), "stripe:evt_1");
-        assert!(event_id("s", &"x".repeat(200)).starts_with("s:sha256:"));
+        assert_eq!(delivery_client_id("evt_1"), "evt_1");
+        assert!(delivery_client_id(&"x".repeat(200)).starts_with("sha256:"));
         // The longest source name still makes valid event ids from any delivery.
         let longest = "a".repeat(MAX_SOURCE_NAME);
         assert!(valid_source_name(&longest) && !valid_source_name(&format!("{longest}a")));
-        for delivery in ["x".repeat(200), format!("sha256-{}", "f".repeat(64))] {
-            let id = event_id(&longest, &delivery);
-            assert!(crate::event::EventId::parse(&id).is_ok(), "{id}");
+        for delivery in [
+            "x".repeat(200),
+            format!("sha256-{}", "f".repeat(64)),
+            "a b".into(),
+        ] {
+            let client = crate::event::ClientId::parse(&delivery_client_id(&delivery)).unwrap();
+            let id = crate::event::EventId::scoped(&origin(&longest), &client);
+            assert!(crate::event::EventId::parse(id.as_str()).is_ok(), "{id}");
         }
         for provider in [
             Provider::StandardWebhooks,
