@@ -457,12 +457,7 @@ async fn next(State(api): State<Arc<Api>>) -> Response {
     headers.insert("lambda-runtime-invoked-function-arn", header(&api.arn));
     headers.insert(
         "lambda-runtime-trace-id",
-        header(&format!(
-            "Root=1-{:08x}-{};Parent={};Sampled=0",
-            pending.deadline_ms / 1000,
-            &pending.id[..24.min(pending.id.len())],
-            &pending.id[pending.id.len().saturating_sub(16)..]
-        )),
+        header(&trace_id(pending.deadline_ms)),
     );
     headers.insert(
         axum::http::header::CONTENT_TYPE,
@@ -472,6 +467,21 @@ async fn next(State(api): State<Arc<Api>>) -> Response {
         replies.insert(pending.id, pending.reply);
     }
     (headers, pending.body).into_response()
+}
+
+/// An X-Ray trace header: `Root=1-<8 hex: epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`.
+fn trace_id(epoch_ms: u128) -> String {
+    let random: [u8; 20] = rand::random();
+    format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        epoch_ms / 1000,
+        hex_string(&random[..12]),
+        hex_string(&random[12..])
+    )
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn respond(State(api): State<Arc<Api>>, Path(id): Path<String>, body: Bytes) -> StatusCode {

@@ -440,3 +440,64 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 pub fn is_connect_path(path: &str) -> bool {
     path.starts_with("/slack/") || path == "/destinations" || path.starts_with("/destinations/")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_becomes_an_http_api_v2_event() {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://127.0.0.1:3000/v1/events?a=1&a=2&b=x%20y")
+            .header("host", "127.0.0.1:3000")
+            .header("X-Custom", "one")
+            .header("x-custom", "two")
+            .header("cookie", "il_session=abc; other=1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let event = http_event(&parts, br#"{"name":"x"}"#);
+        assert_eq!(event["version"], "2.0");
+        assert_eq!(event["rawPath"], "/v1/events");
+        assert_eq!(event["rawQueryString"], "a=1&a=2&b=x%20y");
+        assert_eq!(event["queryStringParameters"]["a"], "1,2");
+        assert_eq!(event["queryStringParameters"]["b"], "x y");
+        assert_eq!(event["headers"]["x-custom"], "one,two");
+        assert!(event["headers"].get("cookie").is_none());
+        assert_eq!(event["cookies"], json!(["il_session=abc", "other=1"]));
+        assert_eq!(event["requestContext"]["http"]["method"], "POST");
+        assert_eq!(event["requestContext"]["stage"], "$default");
+        assert_eq!(event["body"], r#"{"name":"x"}"#);
+        assert_eq!(event["isBase64Encoded"], false);
+
+        let (parts, ()) = http::Request::builder()
+            .uri("/v1/webhooks/x")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let binary = http_event(&parts, &[0xff, 0x00]);
+        assert_eq!(binary["isBase64Encoded"], true);
+        assert_eq!(binary["body"], "/wA=");
+    }
+
+    #[tokio::test]
+    async fn an_http_api_v2_answer_becomes_the_response() {
+        let r = http_response(&json!({
+            "statusCode": 302,
+            "headers": {"location": "/destinations", "x-n": 1},
+            "cookies": ["a=1; HttpOnly", "b=2"],
+            "body": "aGk=",
+            "isBase64Encoded": true
+        }))
+        .unwrap();
+        assert_eq!(r.status(), 302);
+        assert_eq!(r.headers()["location"], "/destinations");
+        assert_eq!(r.headers()["x-n"], "1");
+        let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1; HttpOnly", "b=2"]);
+        let body = axum::body::to_bytes(r.into_body(), 100).await.unwrap();
+        assert_eq!(&body[..], b"hi");
+        assert!(http_response(&json!({"body": "x"})).is_err());
+    }
+}

@@ -491,10 +491,16 @@ Resources:
         assert_eq!(pipeline["PUBLIC_API_URL"], "http://127.0.0.1:3000");
         let delivery = t.function_env("SlackDeliveryFunction", &local).unwrap();
         assert_eq!(delivery["SLACK_API_URL"], "http://standin/api");
-        assert_eq!(delivery["SLACK_TOKEN_SECRET_PREFIX"], res.token_secret_prefix);
+        assert_eq!(
+            delivery["SLACK_TOKEN_SECRET_PREFIX"],
+            res.token_secret_prefix
+        );
         assert_eq!(delivery["KMS_KEY_ID"], "key-1");
         let connect = t.function_env("SlackConnectFunction", &local).unwrap();
-        assert_eq!(connect["ADMIN_TOKEN_SECRET_ARN"], res.admin_token_secret_arn);
+        assert_eq!(
+            connect["ADMIN_TOKEN_SECRET_ARN"],
+            res.admin_token_secret_arn
+        );
         assert_eq!(connect["SLACK_AUTHORIZE_URL"], "http://standin");
     }
 }
