@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod admin;
 mod binaries;
 mod connect;
 mod delivery;
