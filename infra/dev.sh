@@ -10,7 +10,8 @@ bash infra/tools.sh
 # shellcheck source=infra/emulator.sh
 source infra/emulator.sh
 start_emulator "${MOTO_PORT:-4566}"
-cargo build --quiet -p ingestlayer-local
+# The local stack runs the four functions' own binaries behind a local Lambda Runtime API.
+cargo build --quiet -p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p slack-connect
 "$ROOT/target/debug/ingestlayer-local" dev "$@" &
 DEV_PID=$!
 trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true; stop_emulator' EXIT INT TERM

@@ -19,6 +19,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 unset AWS_ENDPOINT_URL
 start_emulator 0
+echo "== cargo build (the functions' binaries, which the end-to-end tests run)"
+# --all-targets resolves features as cargo test does, so the test build below reuses it.
+cargo build --workspace --all-targets --quiet
 echo "== cargo test"
 # The end-to-end tests mostly wait on I/O (the emulator, the stand-in, SQS visibility
 # timeouts), so they run four at a time on two cores.
