@@ -1,18 +1,19 @@
 //! API keys: stored only as SHA-256 hashes in the API keys table
 //! (`key_hash` → `source`, optional `revoked_at`), cached briefly per instance.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
 
 /// How long a looked-up key is trusted before the table is asked again; a revoked key
 /// stops working within this time.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// At most this many looked-up keys (found or not) are remembered per instance, so random
+/// keys sent by anyone cannot grow the cache without bound.
+pub const CACHE_CAPACITY: u64 = 10_000;
 
 fn now_seconds() -> time::OffsetDateTime {
     let now = time::OffsetDateTime::now_utc();
@@ -53,12 +54,21 @@ pub enum KeyError {
     Store(String),
 }
 
+/// The per-instance cache of looked-up keys: key hash → source (`None`: unknown or
+/// revoked), bounded in size and age.
+fn key_cache() -> moka::sync::Cache<String, Option<String>> {
+    moka::sync::Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(CACHE_TTL)
+        .build()
+}
+
 /// Looks up API keys by hash, with a per-instance cache.
 #[derive(Debug)]
 pub struct ApiKeys {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    cache: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    cache: moka::sync::Cache<String, Option<String>>,
 }
 
 impl ApiKeys {
@@ -66,17 +76,15 @@ impl ApiKeys {
         Self {
             client,
             table,
-            cache: Mutex::new(HashMap::new()),
+            cache: key_cache(),
         }
     }
 
     /// The source name of a valid, unrevoked key; `None` for an unknown or revoked key.
     pub async fn source_of(&self, key: &SecretString) -> Result<Option<String>, KeyError> {
         let hash = hash_key(key.expose_secret());
-        if let Some((source, at)) = self.cache.lock().await.get(&hash) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(source.clone());
-            }
+        if let Some(source) = self.cache.get(&hash) {
+            return Ok(source);
         }
         let out = self
             .client
@@ -98,10 +106,7 @@ impl ApiKeys {
                 _ => None,
             }
         });
-        self.cache
-            .lock()
-            .await
-            .insert(hash, (source.clone(), Instant::now()));
+        self.cache.insert(hash, source.clone());
         Ok(source)
     }
 
@@ -198,5 +203,25 @@ impl ApiKeys {
             revoked = true;
         }
         Ok(revoked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_cache_stays_bounded_under_random_keys() {
+        let cache = key_cache();
+        for i in 0..(3 * CACHE_CAPACITY) {
+            cache.insert(hash_key(&format!("il_random_{i}")), None);
+        }
+        cache.run_pending_tasks();
+        assert!(
+            cache.entry_count() <= CACHE_CAPACITY,
+            "{} entries",
+            cache.entry_count()
+        );
+        assert!(cache.entry_count() > 0);
     }
 }

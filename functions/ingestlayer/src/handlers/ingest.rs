@@ -48,7 +48,7 @@ pub struct IngestDeps {
 }
 
 impl IngestDeps {
-    pub fn new(
+    fn new(
         sdk: &aws_config::SdkConfig,
         cfg: &IngestConfig,
     ) -> Result<Self, crate::schema::SchemaError> {
@@ -73,7 +73,8 @@ impl IngestDeps {
         })
     }
 
-    /// [`IngestDeps::new`] plus the link signing key when configured.
+    /// The one constructor, used by the Lambda's main.rs, `make dev` and the tests: the
+    /// clients, plus the link signing key when configured.
     pub async fn load(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> Result<Self, String> {
         let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
         if let Some(arn) = &cfg.link_secret_arn {

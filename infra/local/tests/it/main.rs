@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod admin;
 mod connect;
 mod delivery;
 mod destinations;
