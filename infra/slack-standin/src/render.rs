@@ -141,7 +141,11 @@ fn block_lines(block: &Value, out: &mut Vec<Line>, links: &mut Links) {
         Some("rich_text") => {
             let mut text = String::new();
             rich_text(block, &mut text);
-            out.extend(display(&text, links).lines().map(|l| Line::Text(l.to_owned())));
+            out.extend(
+                display(&text, links)
+                    .lines()
+                    .map(|l| Line::Text(l.to_owned())),
+            );
         }
         _ => {}
     }
@@ -353,10 +357,17 @@ mod tests {
         let drawn = message_box("alerts", Some("fallback"), Some(&blocks));
         assert!(drawn.contains("view the full event [1]"), "{drawn}");
         assert!(drawn.contains("[ Open ] [1] [ Docs ] [2]"), "{drawn}");
-        let under: Vec<&str> = drawn.lines().skip_while(|l| !l.starts_with('└')).skip(1).collect();
+        let under: Vec<&str> = drawn
+            .lines()
+            .skip_while(|l| !l.starts_with('└'))
+            .skip(1)
+            .collect();
         assert_eq!(
             under,
-            [format!("  [1] {url}"), "  [2] https://docs.example/x".to_owned()],
+            [
+                format!("  [1] {url}"),
+                "  [2] https://docs.example/x".to_owned()
+            ],
             "{drawn}"
         );
     }
@@ -368,7 +379,10 @@ mod tests {
             Some("<@U123|maria> see <https://x.io> and <#C1|general>"),
             None,
         );
-        assert!(drawn.contains("│ maria see https://x.io and general "), "{drawn}");
+        assert!(
+            drawn.contains("│ maria see https://x.io and general "),
+            "{drawn}"
+        );
         assert!(drawn.ends_with("┘\n"), "{drawn}");
     }
 

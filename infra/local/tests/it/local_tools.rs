@@ -93,7 +93,8 @@ fn make_dev_refuses_an_admin_token_under_16_characters_and_says_why() {
     );
     assert_eq!(run.code, Some(2), "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stderr.contains("INGESTLAYER_ADMIN_TOKEN has 11 characters")
+        run.stderr
+            .contains("INGESTLAYER_ADMIN_TOKEN has 11 characters")
             && run.stderr.contains("at least 16"),
         "{}",
         run.stderr
@@ -183,11 +184,9 @@ fn logs_written_to_a_pipe_or_file_carry_no_colour_codes() {
 
 /// The names of template.yaml's stack outputs.
 fn template_outputs() -> Vec<String> {
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../template.yaml"
-    ))
-    .unwrap();
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+            .unwrap();
     let mut outputs = Vec::new();
     let mut inside = false;
     for line in template.lines() {
@@ -213,7 +212,10 @@ fn every_tool_names_stack_outputs_that_template_yaml_declares() {
         (env!("CARGO_BIN_EXE_ingestlayer-dlq"), &["--help"][..]),
         (env!("CARGO_BIN_EXE_ingestlayer-keys"), &["--help"][..]),
         (env!("CARGO_BIN_EXE_ingestlayer-webhooks"), &["--help"][..]),
-        (env!("CARGO_BIN_EXE_ingestlayer-webhooks"), &["send", "--help"][..]),
+        (
+            env!("CARGO_BIN_EXE_ingestlayer-webhooks"),
+            &["send", "--help"][..],
+        ),
     ] {
         let out = Command::new(tool).args(help).output().unwrap();
         assert!(out.status.success(), "{tool} {help:?}");
@@ -234,5 +236,8 @@ fn every_tool_names_stack_outputs_that_template_yaml_declares() {
     }
     // dlq: the DLQ, the queue, the channels table; keys: the table; webhooks: the secret
     // prefix and the key.
-    assert!(named >= 6, "only {named} stack outputs named in the help texts");
+    assert!(
+        named >= 6,
+        "only {named} stack outputs named in the help texts"
+    );
 }
