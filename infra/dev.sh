@@ -52,7 +52,7 @@ source infra/emulator.sh
 source infra/cargo-target.sh
 start_emulator "${MOTO_PORT:-4566}"
 echo "make dev: building ingestlayer-local (the first build takes a few minutes)"
-cargo build --quiet -p ingestlayer-local
+cargo build -p ingestlayer-local
 "$(cargo_target_dir)/debug/ingestlayer-local" dev "$@" &
 DEV_PID=$!
 trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true; stop_emulator' EXIT INT TERM

@@ -35,7 +35,7 @@
 // instead of starting one), INGESTLAYER_LOCAL_BIN (the binary; else debug/ingestlayer-local in
 // the target directory `cargo metadata` names, so CARGO_TARGET_DIR and .cargo/config.toml are
 // honoured as cargo honours them), MOTO_SERVER (else .tools/venv/bin/moto_server;
-// `bash infra/tools.sh` installs it).
+// `bash infra/tools.sh dev` installs it).
 
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

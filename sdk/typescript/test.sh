@@ -4,7 +4,7 @@
 # run every test. infra/test.sh calls it after cargo test, with AWS_ENDPOINT_URL pointing at
 # its moto server and ingestlayer-local built (in cargo's target directory, CARGO_TARGET_DIR
 # included; INGESTLAYER_LOCAL_BIN overrides it); alone, the end-to-end test starts
-# its own moto server from .tools/ (bash infra/tools.sh installs it).
+# its own moto server from .tools/ (bash infra/tools.sh dev installs it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

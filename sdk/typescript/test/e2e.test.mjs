@@ -4,7 +4,7 @@
 // retries it with the same ids, and the server's idempotency keeps every event once.
 //
 // Needs ingestlayer-local in cargo's target directory (cargo build -p ingestlayer-local) and the
-// moto server in .tools/ (bash infra/tools.sh), or AWS_ENDPOINT_URL pointing at a running one.
+// moto server in .tools/ (bash infra/tools.sh dev), or AWS_ENDPOINT_URL pointing at a running one.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
