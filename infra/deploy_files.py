@@ -13,15 +13,13 @@
         events/env.json with the placeholders filled from that stack's outputs, on stdout
         (for `sam local invoke --env-vars`).
 
-Needs PyYAML (in .tools/venv).
+`check` needs PyYAML (in .tools/venv); `env-vars` only the standard library.
 """
 
 import json
 import re
 import sys
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9]+)\}")
@@ -56,25 +54,24 @@ SLACK_EVENT_TYPES = {
 }
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """template.yaml with its short-form intrinsics (!Ref, !Sub, …) read as {tag: value}."""
-
-
-def _intrinsic(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {suffix: value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
 def template():
-    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+    """template.yaml with its short-form intrinsics (!Ref, !Sub, …) read as {tag: value}."""
+    import yaml
+
+    class CfnLoader(yaml.SafeLoader):
+        pass
+
+    def intrinsic(loader, suffix, node):
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {suffix: value}
+
+    CfnLoader.add_multi_constructor("!", intrinsic)
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=CfnLoader)
 
 
 def functions(tpl):
@@ -125,6 +122,8 @@ def url_path(url):
 
 
 def check_manifest(tpl, problems):
+    import yaml
+
     manifest = yaml.safe_load((ROOT / "slack-app-manifest.yaml").read_text())
     oauth = manifest.get("oauth_config", {})
     scopes = oauth.get("scopes", {}).get("bot", [])
