@@ -6,8 +6,9 @@
         events the library acts on, its redirect and request URLs the template's routes and
         outputs. events/env.json (the `sam local invoke --env-vars` file): one entry per
         function of template.yaml, each with exactly the variables the template gives that
-        function, every {Placeholder} a stack output (or {StackName}). Exits 1 naming each
-        difference. infra/template-check.sh (make test, make sam-build) runs it.
+        function, every {Placeholder} a stack output (or {StackName}). The HTTP API: every
+        route has its own throttle, and no open route shares authenticated ingest's. Exits 1
+        naming each difference. infra/template-check.sh (make test, make sam-build) runs it.
 
     aws cloudformation describe-stacks --stack-name NAME | python3 infra/deploy_files.py env-vars
         events/env.json with the placeholders filled from that stack's outputs, on stdout
@@ -180,11 +181,29 @@ def check_env_vars(tpl, problems):
                     )
 
 
+# The routes an API key guards; every other route answers anyone before any check.
+AUTHENTICATED_INGEST = {"POST /v1/events", "POST /v1/events/batch"}
+
+
+def check_throttles(tpl, problems):
+    routes = set(http_routes(tpl))
+    settings = tpl["Resources"]["HttpApi"]["Properties"].get("RouteSettings", {})
+    if set(settings) != routes:
+        problems.append(
+            f"template.yaml HttpApi RouteSettings {sorted(settings)} are not its routes {sorted(routes)}"
+        )
+    ingest = {json.dumps(settings.get(r), sort_keys=True) for r in AUTHENTICATED_INGEST}
+    for route in sorted(routes - AUTHENTICATED_INGEST):
+        if json.dumps(settings.get(route), sort_keys=True) in ingest:
+            problems.append(f"template.yaml: {route} is open but throttled with authenticated ingest's budget")
+
+
 def check():
     tpl = template()
     problems = []
     check_manifest(tpl, problems)
     check_env_vars(tpl, problems)
+    check_throttles(tpl, problems)
     for p in problems:
         print(f"deploy_files: {p}", file=sys.stderr)
     if problems:
