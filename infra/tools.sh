@@ -48,7 +48,11 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 # The package name of a requirement: `moto[server]==5.2.5` -> moto.
-req_name() { sed -E 's/[][=<>~!].*//' <<<"$1"; }
+req_name() {
+  local n="$1" c
+  for c in '[' '=' '<' '>' '~' '!'; do n="${n%%"$c"*}"; done
+  printf '%s\n' "$n"
+}
 
 # ensure_venv DIR WHY CHECK_BIN... -- REQUIREMENT...
 ensure_venv() {
