@@ -3,6 +3,7 @@
 //! API, with the environment template.yaml gives them.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -52,11 +53,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
     });
+    // Logs go to stdout; colour codes only when that is a terminal, never into a log file.
     tracing_subscriber::fmt()
         .compact()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
+    let admin_token = match std::env::var("INGESTLAYER_ADMIN_TOKEN") {
+        Ok(t) if t.is_empty() => None,
+        Ok(t) if t.chars().count() < MIN_ADMIN_TOKEN_CHARS => refuse(&format!(
+            "INGESTLAYER_ADMIN_TOKEN has {} characters; the destinations page's admin token needs at \
+             least {MIN_ADMIN_TOKEN_CHARS} so it cannot be guessed. Set a longer one, or unset it to \
+             have one generated.",
+            t.chars().count()
+        )),
+        Ok(t) => Some(SecretString::from(t)),
+        Err(_) => None,
+    };
     let Command::Dev {
         port,
         standin_port,
@@ -83,7 +97,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ..StandinConfig::default()
                 },
             )
-            .await?;
+            .await
+            .unwrap_or_else(|e| refuse(&port_refusal(standin_port, "SLACK_STANDIN_PORT", &e)));
             (
                 SecretString::from("xoxb-local-standin".to_owned()),
                 s.api_url(),
@@ -121,9 +136,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create(&api_key, "local")
         .await?;
 
-    let (admin_token, admin_generated) = match std::env::var("INGESTLAYER_ADMIN_TOKEN") {
-        Ok(t) if t.len() >= 16 => (SecretString::from(t), false),
-        _ => (generate_key(), true),
+    let (admin_token, admin_generated) = match admin_token {
+        Some(t) => (t, false),
+        None => (generate_key(), true),
     };
     res.put_admin_token(&sdk, admin_token.expose_secret())
         .await?;
@@ -169,8 +184,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wait_seconds: 1,
     };
 
-    let listener =
-        ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let listener = ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap_or_else(|e| refuse(&port_refusal(port, "PORT", &e)));
     let (ingest, connect) = (functions.ingest.clone(), functions.connect.clone());
     tokio::spawn(async move {
         if let Err(e) = serve_functions(listener, ingest, connect).await {
@@ -228,6 +244,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.shutdown().await;
     }
     Ok(())
+}
+
+/// The shortest admin token `make dev` accepts (a deployment generates 40 characters).
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Stops `make dev` with a message for the person running it.
+fn refuse(message: &str) -> ! {
+    eprintln!("ingestlayer-local: {message}");
+    std::process::exit(2)
+}
+
+/// Why a local port could not be listened on, and the variable that moves it.
+fn port_refusal(port: u16, variable: &str, e: &std::io::Error) -> String {
+    format!(
+        "cannot listen on 127.0.0.1:{port} ({e}); set {variable} to a free port, e.g. \
+         {variable}={} make dev",
+        port.wrapping_add(100).max(1024)
+    )
 }
 
 /// The three webhook doors of `make dev`, each with its secret from the environment or a

@@ -3,8 +3,8 @@
 // the answer to the first batch: the server stores and queues the batch, the SDK sees 503 and
 // retries it with the same ids, and the server's idempotency keeps every event once.
 //
-// Needs target/debug/ingestlayer-local (cargo build -p ingestlayer-local) and the moto server
-// in .tools/ (bash infra/tools.sh), or AWS_ENDPOINT_URL pointing at a running one.
+// Needs ingestlayer-local in cargo's target directory (cargo build -p ingestlayer-local) and the
+// moto server in .tools/ (bash infra/tools.sh dev), or AWS_ENDPOINT_URL pointing at a running one.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

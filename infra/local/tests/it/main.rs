@@ -16,6 +16,7 @@ mod delivery;
 mod destinations;
 mod events_files;
 mod ingest;
+mod local_tools;
 mod path;
 mod promises;
 mod webhooks;
