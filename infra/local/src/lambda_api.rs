@@ -120,6 +120,23 @@ impl LambdaFunction {
         &self.spec.name
     }
 
+    /// The last lines the current process wrote (at most 40), and whether that is all it
+    /// wrote; empty before the first start.
+    pub async fn output(&self) -> (Vec<String>, bool) {
+        let slot = self.instance.lock().await;
+        let Some(instance) = slot.as_ref() else {
+            return (Vec::new(), true);
+        };
+        instance
+            .output
+            .lock()
+            .map(|lines| {
+                let all = lines.len() < TAIL_LINES;
+                (lines.iter().cloned().collect(), all)
+            })
+            .unwrap_or_default()
+    }
+
     /// Starts the process now (instead of at the first invocation) and waits until its
     /// runtime asks for an event: a cold start that fails shows here.
     pub async fn start(&self) -> Result<(), FunctionError> {

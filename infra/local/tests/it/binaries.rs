@@ -228,3 +228,34 @@ fn now_ms() -> i64 {
     let now = time::OffsetDateTime::now_utc();
     now.unix_timestamp() * 1000 + i64::from(now.millisecond())
 }
+
+/// The stack's most verbose LogLevel: lambda_runtime would print each raw invocation
+/// (the Authorization header among it) at trace; the shipped bootstrap caps it.
+#[tokio::test]
+async fn at_log_level_trace_the_ingest_binary_never_logs_the_api_key_or_the_payload() {
+    let s = Stack::new().await;
+    assert_built();
+    let extra = std::collections::BTreeMap::from([(
+        INGEST.logical_id,
+        vec![("RUST_LOG", "trace".to_owned())],
+    )]);
+    let f = functions::Functions::new(&s.local(), &extra).unwrap();
+    let api = serve(&f).await;
+    let marker = "payload-marker-7f3a";
+    let (status, body) = post_event(
+        &api,
+        json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": marker}})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (lines, complete) = f.ingest.output().await;
+    assert!(complete, "more output than is kept; the check would miss lines");
+    let logs = lines.join("\n");
+    assert!(
+        logs.contains("\"level\":\"DEBUG\"") && logs.contains("\"path\":\"/v1/events\""),
+        "trace is on for our own code: {logs}"
+    );
+    assert!(!logs.contains(API_KEY), "the API key was logged: {logs}");
+    assert!(!logs.contains(marker), "the payload was logged: {logs}");
+}
