@@ -16,6 +16,7 @@ pub mod links;
 pub mod oauth;
 pub mod pipeline;
 pub mod queue;
+pub mod redrive;
 pub mod render;
 pub mod routing;
 pub mod schema;

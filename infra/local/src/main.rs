@@ -209,6 +209,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 default_token: Some(token.clone()),
                 admin_token_secret_arn: None,
                 admin_token: Some(admin_token.clone()),
+                slack_queue_url: res.slack_queue_url.clone(),
+                slack_dlq_url: res.slack_dlq_url.clone(),
             },
         )
         .await?,

@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod channels;
 mod connect;
 mod delivery;
 mod destinations;

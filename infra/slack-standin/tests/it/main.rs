@@ -5,6 +5,7 @@
 mod blocks;
 mod faults;
 mod history;
+mod membership;
 mod oauth;
 mod post_message;
 
