@@ -423,7 +423,11 @@ mod tests {
         let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
-        assert_eq!(d[0].message.text, "plan pro");
+        assert!(
+            d[0].message.text.contains("user.plan pro"),
+            "{}",
+            d[0].message.text
+        );
     }
 
     #[tokio::test]

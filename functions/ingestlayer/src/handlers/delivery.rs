@@ -710,9 +710,10 @@ async fn history_check(
                     let _ = deps.channels.set_channel_id(group, &id).await;
                     id
                 }
-                // Not among the channels the bot can see: deleted, or private without
-                // the bot. Either way its history cannot be read.
-                Ok(None) => return HistoryCheck::Refused("channel_not_found".into()),
+                // No such channel among those the bot can see: nothing can have been
+                // posted to it. (A channel the bot was removed from after posting is
+                // checked by the id recorded when it was in, and answers not_in_channel.)
+                Ok(None) => return HistoryCheck::NotFound,
                 Err(e) => return HistoryCheck::Unavailable(e),
             }
         }
