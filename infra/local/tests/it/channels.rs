@@ -397,7 +397,7 @@ async fn a_bad_team_is_refused_on_save_and_a_bad_item_never_stops_the_others() {
         format!("Bearer {}", crate::harness::ADMIN_TOKEN),
     );
     let (_, _, page) = s
-        .connect_request("GET", "/destinations", &[bearer.clone()], "")
+        .connect_request("GET", "/destinations", std::slice::from_ref(&bearer), "")
         .await;
     let csrf = page
         .split("name=\"csrf\" value=\"")
