@@ -3,7 +3,9 @@
 //! pauses with the Slack error and what the operator must do.
 //!
 //! Items in the channels table (`pk`): `chan#<team>:<channel>` with `next_at_ms`,
-//! `channel_id`, and when paused `paused_error`, `paused_hint`, `paused_at`;
+//! `channel_id`, `member` (`yes` once the bot is in the channel, `invite_only` for a
+//! private channel it can only be invited to), and when paused `paused_error`,
+//! `paused_hint`, `paused_at`;
 //! `team#<team>` with the same pause attributes for a whole workspace. Taking a posting
 //! slot is one conditional write, so two instances never post to a channel in the same
 //! interval.
@@ -48,6 +50,65 @@ pub struct PausedEntry {
     pub pk: String,
     pub pause: Pause,
     pub since: String,
+}
+
+impl PausedEntry {
+    /// What is paused, as operators name it (see [`display_name`]).
+    pub fn name(&self) -> String {
+        display_name(&self.pk)
+    }
+
+    /// The FIFO group (`<team>:<channel>`) of a paused channel.
+    pub fn group(&self) -> Option<&str> {
+        self.pk.strip_prefix("chan#")
+    }
+}
+
+/// A channel or workspace item's key as operators name it: `#growth`, `#growth in
+/// workspace T0123`, `workspace T0123`, `the default workspace` (the key itself for an
+/// item of no known kind).
+pub fn display_name(pk: &str) -> String {
+    if let Some(group) = pk.strip_prefix("chan#") {
+        let (team, channel) = group.split_once(':').unwrap_or(("", group));
+        if team.is_empty() || team == crate::pipeline::DEFAULT_TEAM {
+            channel.to_owned()
+        } else {
+            format!("{channel} in workspace {team}")
+        }
+    } else if let Some(team) = pk.strip_prefix("team#") {
+        if team == crate::pipeline::DEFAULT_TEAM {
+            "the default workspace".to_owned()
+        } else {
+            format!("workspace {team}")
+        }
+    } else {
+        pk.to_owned()
+    }
+}
+
+/// Whether the bot is in a channel, as last learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// The bot is in the channel (it joined, or was invited).
+    Member,
+    /// A private channel: the bot can only be invited.
+    InviteOnly,
+}
+
+impl Membership {
+    fn as_str(self) -> &'static str {
+        match self {
+            Membership::Member => "yes",
+            Membership::InviteOnly => "invite_only",
+        }
+    }
+}
+
+/// What the channels table knows of a channel besides pacing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelState {
+    pub channel_id: Option<String>,
+    pub membership: Option<Membership>,
 }
 
 pub fn channel_pk(group: &str) -> String {
@@ -191,6 +252,62 @@ impl Channels {
         })
     }
 
+    /// The channel's id and membership as last recorded.
+    pub async fn state(&self, group: &str) -> Result<ChannelState, ChannelError> {
+        let item = self.get(&channel_pk(group)).await?;
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+        Ok(ChannelState {
+            channel_id: text("channel_id"),
+            membership: match text("member").as_deref() {
+                Some("yes") => Some(Membership::Member),
+                Some("invite_only") => Some(Membership::InviteOnly),
+                _ => None,
+            },
+        })
+    }
+
+    /// Records the bot's membership of a channel (and the channel's id when known);
+    /// `None` forgets it, so the next post checks again.
+    pub async fn set_membership(
+        &self,
+        group: &str,
+        membership: Option<Membership>,
+        channel_id: Option<&str>,
+    ) -> Result<(), ChannelError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(channel_pk(group)));
+        let mut set = Vec::new();
+        // `member` is a DynamoDB reserved word.
+        update = update.expression_attribute_names("#m", "member");
+        if let Some(m) = membership {
+            set.push("#m = :m");
+            update = update.expression_attribute_values(":m", AttributeValue::S(m.as_str().into()));
+        }
+        if let Some(id) = channel_id {
+            set.push("channel_id = :c");
+            update = update.expression_attribute_values(":c", AttributeValue::S(id.to_owned()));
+        }
+        let mut expression = String::new();
+        if !set.is_empty() {
+            expression = format!("SET {}", set.join(", "));
+        }
+        if membership.is_none() {
+            expression.push_str(" REMOVE #m");
+        }
+        update
+            .update_expression(expression.trim())
+            .send()
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
     /// Every paused channel and workspace.
     pub async fn paused(&self) -> Result<Vec<PausedEntry>, ChannelError> {
         let mut out = Vec::new();
@@ -261,5 +378,22 @@ fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
     match item.get(name) {
         Some(AttributeValue::N(n)) => n.parse().ok(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paused_items_are_named_as_operators_know_them() {
+        assert_eq!(display_name("chan#default:#growth"), "#growth");
+        assert_eq!(
+            display_name("chan#T0123:#growth"),
+            "#growth in workspace T0123"
+        );
+        assert_eq!(display_name("chan#T0123:C0456"), "C0456 in workspace T0123");
+        assert_eq!(display_name("team#T0123"), "workspace T0123");
+        assert_eq!(display_name("team#default"), "the default workspace");
     }
 }

@@ -185,6 +185,10 @@ pub struct ConnectConfig {
     pub admin_token_secret_arn: Option<String>,
     /// …or, for `make dev`, the token itself (`INGESTLAYER_ADMIN_TOKEN`).
     pub admin_token: Option<SecretString>,
+    /// The Slack queue and its DLQ: when the bot joins a paused channel, that channel's
+    /// parked messages move back (`SLACK_QUEUE_URL`, `SLACK_DLQ_URL`).
+    pub slack_queue_url: String,
+    pub slack_dlq_url: String,
 }
 
 impl ConnectConfig {
@@ -207,6 +211,8 @@ impl ConnectConfig {
             default_token: None,
             admin_token_secret_arn: optional("ADMIN_TOKEN_SECRET_ARN"),
             admin_token: None,
+            slack_queue_url: required("SLACK_QUEUE_URL")?,
+            slack_dlq_url: required("SLACK_DLQ_URL")?,
         })
     }
 }

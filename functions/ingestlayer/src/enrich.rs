@@ -3,6 +3,12 @@
 //! Entities live in the entities table under `pk = "<entity>#<id>"`, e.g. `user#u_42`,
 //! with any other attributes. Lookups are batched per invocation with BatchGetItem (at most
 //! 100 keys a call), retrying UnprocessedKeys with backoff.
+//!
+//! What a step attaches comes only from the table: on a miss the step's name holds an empty
+//! object, never what the sender put there, so `user.plan == 'pro'` cannot be satisfied by
+//! an event that says so itself. A key the table cannot hold (above DynamoDB's 2048-byte
+//! partition key limit) is a miss without a call, and a batch DynamoDB refuses as invalid is
+//! read again key by key, so one odd key never fails the other events of an invocation.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -11,8 +17,12 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::{Map, Value};
 
+use crate::pipeline::EnrichSpec;
+
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;
+/// DynamoDB's limit on a partition key value, in bytes (UTF-8).
+pub const MAX_KEY_BYTES: usize = 2048;
 /// Attempts for keys DynamoDB leaves unprocessed before the lookup fails (and the records
 /// that needed it are retried by SQS).
 const UNPROCESSED_ATTEMPTS: u32 = 6;
@@ -47,9 +57,48 @@ impl EntityStore for DynamoEntities {
         &self,
         keys: &[String],
     ) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
-        let unique: Vec<&String> = keys.iter().collect::<HashSet<_>>().into_iter().collect();
+        let unique: Vec<&String> = keys
+            .iter()
+            .filter(|k| storable(k))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         let mut found = HashMap::new();
         for chunk in unique.chunks(BATCH_GET_MAX) {
+            match self.batch_get(chunk, &mut found).await {
+                Err(BatchError::Invalid(reason)) => {
+                    tracing::warn!(keys = chunk.len(), reason = %reason, "DynamoDB refused the batch as invalid; reading its keys one by one");
+                    for key in chunk {
+                        self.get_one(key, &mut found).await?;
+                    }
+                }
+                Err(BatchError::Other(e)) => return Err(e),
+                Ok(()) => {}
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Whether DynamoDB can hold `key` as a partition key value: 1 to 2048 bytes.
+fn storable(key: &str) -> bool {
+    !key.is_empty() && key.len() <= MAX_KEY_BYTES
+}
+
+enum BatchError {
+    /// DynamoDB refused the request itself (ValidationException): no key of it was read.
+    Invalid(String),
+    Other(EnrichError),
+}
+
+impl DynamoEntities {
+    /// One BatchGetItem of at most 100 keys, with its unprocessed keys retried.
+    async fn batch_get(
+        &self,
+        chunk: &[&String],
+        found: &mut HashMap<String, Map<String, Value>>,
+    ) -> Result<(), BatchError> {
+        {
             let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
                 .iter()
                 .map(|k| HashMap::from([("pk".to_owned(), AttributeValue::S((*k).clone()))]))
@@ -60,13 +109,13 @@ impl EntityStore for DynamoEntities {
                     tokio::time::sleep(backoff(attempt)).await;
                 }
                 if attempt >= UNPROCESSED_ATTEMPTS {
-                    return Err(EnrichError::Unprocessed(pending.len()));
+                    return Err(BatchError::Other(EnrichError::Unprocessed(pending.len())));
                 }
                 attempt += 1;
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
                     .build()
-                    .map_err(|e| EnrichError::Store(e.to_string()))?;
+                    .map_err(|e| BatchError::Other(EnrichError::Store(e.to_string())))?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -74,27 +123,22 @@ impl EntityStore for DynamoEntities {
                     .send()
                     .await
                     .map_err(|e| {
-                        EnrichError::Store(
-                            aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-                        )
+                        if is_validation(&e) {
+                            BatchError::Invalid(
+                                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+                            )
+                        } else {
+                            BatchError::Other(EnrichError::Store(
+                                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+                            ))
+                        }
                     })?;
                 for item in out
                     .responses
                     .and_then(|mut r| r.remove(&self.table))
                     .unwrap_or_default()
                 {
-                    let Some(AttributeValue::S(pk)) = item.get("pk").cloned() else {
-                        continue;
-                    };
-                    let mut attrs: Map<String, Value> = match serde_dynamo::from_item(item) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            tracing::warn!(entity = %pk, error = %e, "entity item is not readable; going on without it");
-                            continue;
-                        }
-                    };
-                    attrs.remove("pk");
-                    found.insert(pk, attrs);
+                    insert_item(item, found);
                 }
                 pending = out
                     .unprocessed_keys
@@ -103,7 +147,84 @@ impl EntityStore for DynamoEntities {
                     .unwrap_or_default();
             }
         }
-        Ok(found)
+        Ok(())
+    }
+
+    /// One GetItem. A key DynamoDB refuses as invalid is a miss; other failures fail the
+    /// lookup (the events that needed it are retried by SQS).
+    async fn get_one(
+        &self,
+        key: &str,
+        found: &mut HashMap<String, Map<String, Value>>,
+    ) -> Result<(), EnrichError> {
+        match self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.to_owned()))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                if let Some(item) = out.item {
+                    insert_item(item, found);
+                }
+                Ok(())
+            }
+            Err(e) if is_validation(&e) => {
+                tracing::warn!(key_bytes = key.len(), reason = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "DynamoDB refused an entity key; treated as not found");
+                Ok(())
+            }
+            Err(e) => Err(EnrichError::Store(
+                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+            )),
+        }
+    }
+}
+
+/// Whether DynamoDB answered ValidationException: the request is invalid, not the service
+/// unavailable, so sending it again can never succeed.
+fn is_validation<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ValidationException")
+}
+
+fn insert_item(
+    item: HashMap<String, AttributeValue>,
+    found: &mut HashMap<String, Map<String, Value>>,
+) {
+    let Some(AttributeValue::S(pk)) = item.get("pk").cloned() else {
+        return;
+    };
+    let mut attrs: Map<String, Value> = match serde_dynamo::from_item(item) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(entity = %pk, error = %e, "entity item is not readable; going on without it");
+            return;
+        }
+    };
+    attrs.remove("pk");
+    found.insert(pk, attrs);
+}
+
+/// Attaches what an `enrich.entity` step found under its name, replacing whatever the
+/// event carried there: the entity's attributes (those listed, or all), or an empty object
+/// when there is none, so nothing under that name ever comes from the sender.
+pub fn attach(context: &mut Value, spec: &EnrichSpec, entity: Option<&Map<String, Value>>) {
+    let attached: Map<String, Value> = match (entity, &spec.attributes) {
+        (None, _) => Map::new(),
+        (Some(attrs), Some(names)) => names
+            .iter()
+            .filter_map(|n| attrs.get(n).map(|v| (n.clone(), v.clone())))
+            .collect(),
+        (Some(attrs), None) => attrs.clone(),
+    };
+    if let Value::Object(ctx) = context {
+        ctx.insert(spec.attach_as.clone(), Value::Object(attached));
     }
 }
 
@@ -195,6 +316,107 @@ mod tests {
             assert_eq!(found["user#b"]["plan"], "free");
             assert!(!found["user#a"].contains_key("pk"));
             assert_eq!(second.num_calls(), 1);
+        }
+
+        #[tokio::test]
+        async fn keys_above_the_partition_key_limit_are_a_miss_without_a_call() {
+            let any = mock!(aws_sdk_dynamodb::Client::batch_get_item)
+                .then_output(|| BatchGetItemOutput::builder().build());
+            let client = mock_client!(aws_sdk_dynamodb, [&any]);
+            let store = DynamoEntities {
+                client,
+                table: "entities".into(),
+            };
+            let huge = format!("user#{}", "x".repeat(250_000));
+            let found = store.get_many(&[huge]).await.unwrap();
+            assert!(found.is_empty());
+            assert_eq!(any.num_calls(), 0);
+            assert!(storable(&format!("user#{}", "x".repeat(MAX_KEY_BYTES - 5))));
+            assert!(!storable(&format!(
+                "user#{}",
+                "x".repeat(MAX_KEY_BYTES - 4)
+            )));
+            assert!(
+                !storable(&format!("user#{}", "é".repeat(1022))),
+                "the limit is in bytes, not characters"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_batch_refused_as_invalid_is_read_key_by_key() {
+            use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
+            use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
+            let refused = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
+                BatchGetItemError::generic(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("ValidationException")
+                        .message("One or more parameter values were invalid")
+                        .build(),
+                )
+            });
+            let good = mock!(aws_sdk_dynamodb::Client::get_item)
+                .match_requests(|r| {
+                    r.key()
+                        .is_some_and(|k| k["pk"].as_s().is_ok_and(|s| s == "user#a"))
+                })
+                .then_output(|| {
+                    let mut item = key("user#a");
+                    item.insert("plan".into(), AttributeValue::S("pro".into()));
+                    GetItemOutput::builder().set_item(Some(item)).build()
+                });
+            let bad = mock!(aws_sdk_dynamodb::Client::get_item)
+                .match_requests(|r| {
+                    r.key()
+                        .is_some_and(|k| k["pk"].as_s().is_ok_and(|s| s == "user#b"))
+                })
+                .then_error(|| {
+                    GetItemError::generic(
+                        aws_smithy_types::error::ErrorMetadata::builder()
+                            .code("ValidationException")
+                            .message("key too large")
+                            .build(),
+                    )
+                });
+            let client = mock_client!(
+                aws_sdk_dynamodb,
+                RuleMode::MatchAny,
+                [&refused, &good, &bad]
+            );
+            let store = DynamoEntities {
+                client,
+                table: "entities".into(),
+            };
+            let found = store
+                .get_many(&["user#a".into(), "user#b".into()])
+                .await
+                .unwrap();
+            assert_eq!(found.len(), 1);
+            assert_eq!(found["user#a"]["plan"], "pro");
+            assert_eq!(refused.num_calls(), 1);
+            assert_eq!(good.num_calls(), 1);
+            assert_eq!(bad.num_calls(), 1);
+        }
+
+        #[tokio::test]
+        async fn other_batch_failures_still_fail_the_lookup() {
+            use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
+            let denied = mock!(aws_sdk_dynamodb::Client::batch_get_item).then_error(|| {
+                BatchGetItemError::generic(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("AccessDeniedException")
+                        .build(),
+                )
+            });
+            let one = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
+                aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder().build()
+            });
+            let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&denied, &one]);
+            let store = DynamoEntities {
+                client,
+                table: "entities".into(),
+            };
+            assert!(store.get_many(&["user#a".into()]).await.is_err());
+            assert_eq!(one.num_calls(), 0);
         }
 
         #[tokio::test(start_paused = true)]

@@ -18,6 +18,7 @@ pub mod oauth;
 pub mod pipeline;
 pub mod purpose;
 pub mod queue;
+pub mod redrive;
 pub mod render;
 pub mod routing;
 pub mod schema;

@@ -12,7 +12,8 @@ use crate::purpose::{Purpose, PurposeKey};
 /// The bot scopes ingestlayer asks for, and why:
 /// posting (`chat:write`), posting to public channels it has not joined
 /// (`chat:write.public`), listing channels to pick from (`channels:read`, `groups:read`),
-/// reading history for the no-duplicate check (`channels:history`, `groups:history`), and
+/// reading history for the no-duplicate check (`channels:history`, `groups:history`),
+/// joining a public channel before posting so that check can read it (`channels:join`), and
 /// looking up owners by email for mentions (`users:read`, `users:read.email`).
 pub const BOT_SCOPES: &[&str] = &[
     "chat:write",
@@ -21,6 +22,7 @@ pub const BOT_SCOPES: &[&str] = &[
     "groups:read",
     "channels:history",
     "groups:history",
+    "channels:join",
     "users:read",
     "users:read.email",
 ];

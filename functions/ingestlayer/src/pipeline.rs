@@ -87,6 +87,27 @@ impl fmt::Display for ChannelRef {
 /// deployment's single workspace.
 pub const DEFAULT_TEAM: &str = "default";
 
+/// The longest workspace a destination may name. Slack's team and enterprise ids are about
+/// 11 characters; the bound keeps `<team>:<channel>` within SQS's 128-character
+/// MessageGroupId.
+pub const MAX_TEAM_LEN: usize = 32;
+
+/// A destination's workspace: `default` or a Slack team id (letters, digits, `-`, `_`, at
+/// most [`MAX_TEAM_LEN`]). Pipelines are loaded and destinations saved with this one rule.
+pub fn parse_team(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_TEAM_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} must be a Slack team id such as T0123ABCD, or {DEFAULT_TEAM:?} (letters, digits, - and _, at most {MAX_TEAM_LEN})"
+        ))
+    }
+}
+
 /// Slack's pace: about one message per second per channel.
 pub const DEFAULT_MIN_INTERVAL_MS: u64 = 1000;
 /// Waiting messages of one channel at or above which they go out as one digest.
@@ -375,17 +396,8 @@ impl Pipeline {
             };
             let channel = ChannelRef::parse(&channel)
                 .map_err(|m| err(format!("destinations[{i}].channel"), m))?;
-            let team = team.unwrap_or_else(|| DEFAULT_TEAM.to_owned());
-            if team.is_empty()
-                || !team
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(err(
-                    format!("destinations[{i}].team"),
-                    format!("{team:?} must be a Slack team id such as T0123ABCD"),
-                ));
-            }
+            let team = parse_team(team.as_deref().unwrap_or(DEFAULT_TEAM))
+                .map_err(|m| err(format!("destinations[{i}].team"), m))?;
             let template = Template::from_raw(template.unwrap_or_default())
                 .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))?;
             destinations.push(SlackDestination {
@@ -478,6 +490,26 @@ mod tests {
             ],
             "destinations": [{"type": "slack", "channel": "#alerts"}]
         })
+    }
+
+    #[test]
+    fn teams_are_ids_or_default_and_fit_a_message_group() {
+        assert_eq!(parse_team("default").unwrap(), "default");
+        assert_eq!(parse_team("T0123ABCD").unwrap(), "T0123ABCD");
+        for bad in [
+            "",
+            "bad team",
+            "T1:x",
+            "T1|#x",
+            &"T".repeat(MAX_TEAM_LEN + 1),
+        ] {
+            let e = parse_team(bad).unwrap_err();
+            assert!(e.contains("Slack team id"), "{e}");
+        }
+        let mut doc = example();
+        doc["destinations"][0]["team"] = json!("bad team");
+        let e = Pipeline::from_json(&doc).unwrap_err();
+        assert_eq!(e.field, "destinations[0].team");
     }
 
     #[test]

@@ -178,19 +178,8 @@ pub async fn route<S: EntityStore>(
                 for (pi, key) in wanted {
                     let pair = &mut pairs[pi];
                     if let Some(Step::Enrich(spec)) = pair.pipeline.steps.get(pair.cursor) {
-                        // A missing entity is not an error: the event goes on without it.
-                        if let Some(attrs) = key.and_then(|k| found.get(&k)) {
-                            let attached: Map<String, Value> = match &spec.attributes {
-                                Some(names) => names
-                                    .iter()
-                                    .filter_map(|n| attrs.get(n).map(|v| (n.clone(), v.clone())))
-                                    .collect(),
-                                None => attrs.clone(),
-                            };
-                            if let Value::Object(ctx) = &mut pair.context {
-                                ctx.insert(spec.attach_as.clone(), Value::Object(attached));
-                            }
-                        }
+                        let entity = key.and_then(|k| found.get(&k));
+                        crate::enrich::attach(&mut pair.context, spec, entity);
                     }
                     pair.cursor += 1;
                 }
@@ -394,6 +383,81 @@ mod tests {
         assert!(!serde_json::to_string(&d[0].message.blocks)
             .unwrap()
             .contains("user.account"));
+    }
+
+    fn plan_filtered_pipelines() -> PipelineSet {
+        let mut set = PipelineSet::default();
+        set.insert(
+            Pipeline::from_json(&json!({
+                "id": "pro-only",
+                "events": ["feature.used"],
+                "steps": [
+                    {"type": "enrich.entity", "entity": "user", "key": "user_id"},
+                    {"type": "filter.match", "expr": "user.plan == 'pro'"}
+                ],
+                "destinations": [{"type": "slack", "channel": "#alerts", "template": {"text": "plan $user.plan"}}]
+            }))
+            .unwrap()
+            .unwrap(),
+        );
+        set
+    }
+
+    #[tokio::test]
+    async fn a_sender_cannot_supply_the_attributes_an_enrich_step_attaches() {
+        let s = store(false);
+        let spoofed = [
+            // A user the table does not know.
+            json!({"user_id": "nobody", "feature": "api", "user": {"plan": "pro"}}),
+            // No user id at all.
+            json!({"feature": "api", "user": {"plan": "pro"}}),
+            // A user id that is no id.
+            json!({"user_id": {"x": 1}, "feature": "api", "user": {"plan": "pro"}}),
+        ];
+        for data in spoofed {
+            let out = route(&[event(data.clone())], &plan_filtered_pipelines(), &s, None).await;
+            assert!(
+                matches!(&out[0].as_ref().unwrap()[0], PairOutcome::Filtered { .. }),
+                "{data} passed a filter on an attribute it supplied itself: {out:?}"
+            );
+        }
+        // The table's own answer still decides: u1 is pro there, whatever the event says.
+        let out = route(
+            &[event(
+                json!({"user_id": "u1", "feature": "api", "user": {"plan": "free"}}),
+            )],
+            &plan_filtered_pipelines(),
+            &s,
+            None,
+        )
+        .await;
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+            panic!("{out:?}")
+        };
+        assert!(
+            d[0].message.text.contains("user.plan pro"),
+            "{}",
+            d[0].message.text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_miss_replaces_what_the_sender_put_under_the_entity_name() {
+        let s = store(false);
+        let out = route(
+            &[event(
+                json!({"user_id": "nobody", "feature": "api", "user": {"account": "Spoofed Inc"}}),
+            )],
+            &pipelines(),
+            &s,
+            None,
+        )
+        .await;
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+            panic!("{out:?}")
+        };
+        let text = serde_json::to_string(&d[0].message).unwrap();
+        assert!(!text.contains("Spoofed Inc"), "{text}");
     }
 
     #[tokio::test]

@@ -45,8 +45,10 @@ pub enum Answer {
         /// `None` when the body was not Slack's JSON.
         body: Option<SlackBody>,
     },
-    /// No HTTP answer. `timed_out` means the request may have reached Slack.
-    Transport { timed_out: bool, error: String },
+    /// No HTTP answer. `maybe_sent` means the request may have reached Slack: everything
+    /// but a failure to connect (a timeout, a reset or a close after the request was sent,
+    /// a body cut short) leaves that open.
+    Transport { maybe_sent: bool, error: String },
 }
 
 /// What delivery does with a message after an answer.
@@ -124,9 +126,9 @@ const RETRY: &[&str] = &[
 /// Classifies an answer (DESIGN.md, "Slack facts").
 pub fn classify(answer: &Answer) -> Action {
     match answer {
-        Answer::Transport { timed_out, error } => Action::Retry {
+        Answer::Transport { maybe_sent, error } => Action::Retry {
             reason: format!("no answer from Slack: {error}"),
-            maybe_posted: *timed_out,
+            maybe_posted: *maybe_sent,
         },
         Answer::Http {
             status: 429,
@@ -236,6 +238,17 @@ pub fn operator_hint(error: &str, channel: &str) -> String {
     }
 }
 
+/// What an operator must do for a channel paused because its history could not be read
+/// after an uncertain post (so whether the post landed cannot be told).
+pub fn history_hint(error: &str, channel: &str) -> String {
+    let why = format!("an earlier post to {channel} may have landed and the app cannot read {channel} to check ({error})");
+    match error {
+        "not_in_channel" => format!("{why}: invite the app to {channel} (/invite @ingestlayer in {channel}), or reinstall it so it may join public channels (channels:join); its backlog is kept and flows once it is in"),
+        "missing_scope" => format!("{why}: reinstall the app from the destinations page so it has channels:history, groups:history and channels:join; then redrive the backlog"),
+        _ => format!("{why}: {}", operator_hint(error, channel)),
+    }
+}
+
 /// A Slack Web API client with an injectable base URL.
 #[derive(Clone, Debug)]
 pub struct SlackClient {
@@ -271,7 +284,7 @@ impl SlackClient {
             Ok(r) => r,
             Err(e) => {
                 return Answer::Transport {
-                    timed_out: e.is_timeout(),
+                    maybe_sent: !e.is_connect(),
                     error: without_url(&e),
                 }
             }
@@ -290,7 +303,7 @@ impl SlackClient {
                 body: serde_json::from_slice(&bytes).ok(),
             },
             Err(e) => Answer::Transport {
-                timed_out: true,
+                maybe_sent: true,
                 error: without_url(&e),
             },
         }
@@ -302,13 +315,32 @@ impl SlackClient {
 pub enum HistoryCheck {
     /// A message carrying the delivery key: it was posted, with this ts.
     Found(String),
+    /// Every message since the attempt was read and none carries the key.
     NotFound,
-    /// The history could not be read; whether it was posted is still unknown.
+    /// Whether it was posted is still unknown, and reading again later may tell: the
+    /// history could not be read this time (network, 5xx, rate limit), or more messages
+    /// were posted since the attempt than the look-back reads.
     Unavailable(String),
+    /// Slack refuses to show the channel's history (`not_in_channel`, `channel_not_found`,
+    /// `missing_scope`, …): reading again cannot help until someone acts.
+    Refused(String),
 }
 
-/// Pages of conversations.history read before concluding a key was not posted.
-const HISTORY_PAGES: usize = 5;
+/// Pages of conversations.history read (200 messages each) before the check gives up and
+/// answers "unknown"; a key not found within them may still have been posted.
+pub const HISTORY_PAGES: usize = 5;
+/// Messages per conversations.history page.
+pub const HISTORY_PAGE_SIZE: usize = 200;
+
+/// Slack errors of a read that may work when tried again.
+const READ_RETRY: &[&str] = &[
+    "ratelimited",
+    "rate_limited",
+    "internal_error",
+    "fatal_error",
+    "request_timeout",
+    "service_unavailable",
+];
 
 impl SlackClient {
     /// Looks for a message whose metadata carries `key` (in `event_payload.key` or
@@ -332,7 +364,7 @@ impl SlackClient {
                 let mut q = url.query_pairs_mut();
                 q.append_pair("channel", channel)
                     .append_pair("oldest", &format!("{}.000000", oldest_secs.max(0)))
-                    .append_pair("limit", "200")
+                    .append_pair("limit", &HISTORY_PAGE_SIZE.to_string())
                     .append_pair("include_all_metadata", "true");
                 if let Some(c) = &cursor {
                     q.append_pair("cursor", c);
@@ -356,10 +388,14 @@ impl SlackClient {
                 }
             };
             if body["ok"] != Value::Bool(true) {
-                return HistoryCheck::Unavailable(format!(
-                    "conversations.history: HTTP {status} {}",
-                    body["error"].as_str().unwrap_or("no error given")
-                ));
+                let error = body["error"].as_str().unwrap_or("no error given");
+                return if status == 429 || status >= 500 || READ_RETRY.contains(&error) {
+                    HistoryCheck::Unavailable(format!(
+                        "conversations.history: HTTP {status} {error}"
+                    ))
+                } else {
+                    HistoryCheck::Refused(error.to_owned())
+                };
             }
             for m in body["messages"].as_array().into_iter().flatten() {
                 let payload = &m["metadata"]["event_payload"];
@@ -371,14 +407,86 @@ impl SlackClient {
                     return HistoryCheck::Found(m["ts"].as_str().unwrap_or_default().to_owned());
                 }
             }
+            if body["has_more"] != Value::Bool(true) {
+                return HistoryCheck::NotFound;
+            }
             match body["response_metadata"]["next_cursor"].as_str() {
-                Some(c) if !c.is_empty() && body["has_more"] == Value::Bool(true) => {
-                    cursor = Some(c.to_owned())
+                Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+                _ => {
+                    return HistoryCheck::Unavailable(
+                        "conversations.history has more messages but gave no cursor".into(),
+                    )
                 }
-                _ => return HistoryCheck::NotFound,
             }
         }
-        HistoryCheck::NotFound
+        HistoryCheck::Unavailable(format!(
+            "more than {} messages were posted since the attempt; the check reads no further",
+            HISTORY_PAGES * HISTORY_PAGE_SIZE
+        ))
+    }
+}
+
+/// What conversations.join answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Join {
+    /// The bot is in the channel (now or already); its id.
+    Member { id: String },
+    /// Slack will not let the bot join (`method_not_supported_for_channel_type` for a
+    /// private channel, `missing_scope` without channels:join, `is_archived`, …).
+    Refused(String),
+}
+
+impl SlackClient {
+    /// conversations.join: the bot joins a public channel by id (needs `channels:join`).
+    /// `Err` when Slack could not be asked or answered with a transient failure.
+    #[tracing::instrument(skip_all, fields(channel = %channel))]
+    pub async fn join_channel(&self, token: &SecretString, channel: &str) -> Result<Join, String> {
+        let response = self
+            .http
+            .post(format!("{}/conversations.join", self.base))
+            .bearer_auth(token.expose_secret())
+            .json(&serde_json::json!({ "channel": channel }))
+            .send()
+            .await
+            .map_err(|e| without_url(&e))?;
+        let status = response.status().as_u16();
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| format!("HTTP {status}: {}", without_url(&e)))?;
+        if body["ok"] == Value::Bool(true) {
+            return Ok(Join::Member {
+                id: body["channel"]["id"].as_str().unwrap_or(channel).to_owned(),
+            });
+        }
+        let error = body["error"].as_str().unwrap_or("no error given");
+        if status == 429 || status >= 500 || READ_RETRY.contains(&error) {
+            Err(format!("conversations.join: HTTP {status} {error}"))
+        } else {
+            Ok(Join::Refused(error.to_owned()))
+        }
+    }
+
+    /// auth.test: the workspace (team id) and the bot's own user id for a bot token.
+    pub async fn auth_test(&self, token: &SecretString) -> Result<(String, String), String> {
+        let response = self
+            .http
+            .post(format!("{}/auth.test", self.base))
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| without_url(&e))?;
+        let body: Value = response.json().await.map_err(|e| without_url(&e))?;
+        if body["ok"] != Value::Bool(true) {
+            return Err(format!(
+                "auth.test: {}",
+                body["error"].as_str().unwrap_or("no error given")
+            ));
+        }
+        Ok((
+            body["team_id"].as_str().unwrap_or_default().to_owned(),
+            body["user_id"].as_str().unwrap_or_default().to_owned(),
+        ))
     }
 }
 
@@ -581,7 +689,7 @@ mod tests {
             }
         ));
         let t = Answer::Transport {
-            timed_out: true,
+            maybe_sent: true,
             error: "timeout".into(),
         };
         assert!(matches!(
@@ -592,7 +700,7 @@ mod tests {
             }
         ));
         let c = Answer::Transport {
-            timed_out: false,
+            maybe_sent: false,
             error: "refused".into(),
         };
         assert!(matches!(
@@ -623,6 +731,113 @@ mod tests {
                 channel: Some("C1".into())
             }
         );
+    }
+
+    fn message<'a>() -> PostMessage<'a> {
+        PostMessage {
+            channel: "#alerts",
+            text: "hi",
+            blocks: &[],
+            metadata: None,
+            unfurl_links: false,
+            unfurl_media: false,
+        }
+    }
+
+    /// A server that accepts one connection, reads the whole request and closes it
+    /// without answering, as a proxy or Slack's edge may after taking a request.
+    async fn close_after_request() -> std::net::SocketAddr {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Headers, then the body by its Content-Length.
+            loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got);
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= end + 4 + length {
+                        break;
+                    }
+                }
+            }
+            // Reset rather than close gracefully: no answer either way.
+            socket.set_zero_linger().unwrap();
+            drop(socket);
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_after_the_request_was_sent_may_have_posted() {
+        let addr = close_after_request().await;
+        let client =
+            SlackClient::new(&format!("http://{addr}/api"), Duration::from_secs(5)).unwrap();
+        let answer = client
+            .post_message(&SecretString::from("xoxb-1"), &message())
+            .await;
+        assert!(
+            matches!(
+                answer,
+                Answer::Transport {
+                    maybe_sent: true,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+        assert!(matches!(
+            classify(&answer),
+            Action::Retry {
+                maybe_posted: true,
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_certainly_did_not_post() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let client =
+            SlackClient::new(&format!("http://{closed}/api"), Duration::from_secs(5)).unwrap();
+        let answer = client
+            .post_message(&SecretString::from("xoxb-1"), &message())
+            .await;
+        assert!(
+            matches!(
+                answer,
+                Answer::Transport {
+                    maybe_sent: false,
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+        assert!(matches!(
+            classify(&answer),
+            Action::Retry {
+                maybe_posted: false,
+                ..
+            }
+        ));
     }
 
     #[test]

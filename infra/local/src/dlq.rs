@@ -3,16 +3,15 @@
 //!
 //! Redrive lifts the pauses it concerns first, then moves the messages back to the Slack
 //! queue in each channel's order. On AWS a whole-queue redrive uses StartMessageMoveTask;
-//! where that is missing (the local emulator) or a channel filter is given, messages are
-//! received, sent and deleted one by one. Redriven messages keep their delivery key, so the
-//! ledger still prevents a second post of anything already delivered.
-
-use std::collections::HashMap;
+//! where that is missing (the local emulator) or a channel filter is given, the library's
+//! [`ingestlayer::redrive::move_back`] receives, sends and deletes them one by one (the
+//! same code that redrives a channel when the bot joins it). Redriven messages keep their
+//! delivery key, so the ledger still prevents a second post of anything already delivered.
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use ingestlayer::channels::Channels;
 use ingestlayer::handlers::delivery::park_attr;
-use ingestlayer::queue::{send_all, Outgoing};
+use ingestlayer::redrive::{group_of, release};
 
 /// A parked message as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,25 +98,6 @@ pub async fn list(sqs: &aws_sdk_sqs::Client, dlq_url: &str) -> Result<Vec<Parked
     Ok(out)
 }
 
-fn group_of(m: &aws_sdk_sqs::types::Message) -> String {
-    m.attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-        .cloned()
-        .unwrap_or_default()
-}
-
-async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[String]) {
-    for h in handles {
-        let _ = sqs
-            .change_message_visibility()
-            .queue_url(url)
-            .receipt_handle(h)
-            .visibility_timeout(0)
-            .send()
-            .await;
-    }
-}
-
 /// What a redrive did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Redriven {
@@ -161,49 +141,8 @@ pub async fn redrive(
             return Ok(result);
         }
     }
-    let mut skipped = Vec::new();
-    loop {
-        let got = sqs
-            .receive_message()
-            .queue_url(dlq_url)
-            .max_number_of_messages(10)
-            .visibility_timeout(60)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .map_err(sqs_err)?
-            .messages
-            .unwrap_or_default();
-        if got.is_empty() {
-            break;
-        }
-        for m in got {
-            let group = group_of(&m);
-            let handle = m.receipt_handle().unwrap_or_default().to_owned();
-            if !filter.matches(&group) {
-                skipped.push(handle);
-                continue;
-            }
-            let out = Outgoing {
-                body: m.body().unwrap_or_default().to_owned(),
-                group_id: Some(group),
-                // A fresh deduplication id, so SQS's 5-minute window cannot swallow it.
-                dedup_id: Some(format!("redrive-{}", ulid::Ulid::new())),
-                attributes: HashMap::new(),
-            };
-            send_all(sqs, queue_url, std::slice::from_ref(&out))
-                .await
-                .remove(0)?;
-            sqs.delete_message()
-                .queue_url(dlq_url)
-                .receipt_handle(&handle)
-                .send()
-                .await
-                .map_err(sqs_err)?;
-            result.moved += 1;
-        }
-    }
-    release(sqs, dlq_url, &skipped).await;
+    result.moved =
+        ingestlayer::redrive::move_back(sqs, dlq_url, queue_url, |g| filter.matches(g)).await?;
     Ok(result)
 }
 

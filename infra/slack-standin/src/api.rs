@@ -28,6 +28,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/conversations.history", any(history))
         .route("/api/auth.test", any(auth_test))
         .route("/api/conversations.list", any(conversations_list))
+        .route("/api/conversations.join", any(conversations_join))
         .route("/api/oauth.v2.access", any(oauth_access))
         .route("/api/auth.revoke", any(auth_revoke))
         .route("/api/users.lookupByEmail", any(lookup_by_email))
@@ -40,6 +41,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_standin/requests", get(list_requests))
         .route("/_standin/faults", post(add_faults))
         .route("/_standin/channels", post(add_channel))
+        .route("/_standin/channels/invite", post(invite_bot))
         .route("/_standin/users", post(add_user))
         .route("/_standin/tokens/expire", post(expire_token))
         .route("/_standin/tokens/revoke", post(revoke_token))
@@ -89,6 +91,41 @@ async fn conversations_list(
 ) -> Response {
     let request = parse_request(&headers, uri.query(), &body);
     slack_response(shared.conversations_list(&request))
+}
+
+async fn conversations_join(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.join(&request))
+}
+
+#[derive(Deserialize)]
+struct InviteBody {
+    name: String,
+}
+
+/// `POST /_standin/channels/invite` `{"name":"#secret"}`: the bot is invited; answers the
+/// `member_joined_channel` callback Slack would send (404 for an unknown channel).
+async fn invite_bot(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let Ok(invite) = serde_json::from_slice::<InviteBody>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(json!({"ok": false, "error": "expected {\"name\": \"#channel\"}"})),
+        )
+            .into_response();
+    };
+    match shared.invite_bot(&invite.name) {
+        Some(event) => axum::Json(event).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"ok": false, "error": "channel_not_found"})),
+        )
+            .into_response(),
+    }
 }
 
 async fn auth_revoke(

@@ -5,8 +5,17 @@
 //!   `no_text`, `msg_too_long`, Block Kit limits (`invalid_blocks` with an `errors` array),
 //!   `invalid_metadata_format`, and a per-channel rate limit answered with HTTP 429 and
 //!   `Retry-After`.
-//! - `conversations.history`, `conversations.list` (`types`, `exclude_archived`; each channel
-//!   with `is_private`, `is_member`, `is_archived`), `auth.test`.
+//! - `conversations.history` (newest first, `limit` per page, `has_more` and
+//!   `response_metadata.next_cursor` to page on; `not_in_channel` where the bot is not a
+//!   member, public or private), `conversations.list` (`types`, `exclude_archived`; each
+//!   channel with `is_private`, `is_member`, `is_archived`), `auth.test`.
+//! - `conversations.join`: the bot joins a public channel (`channels:join`); a private one
+//!   answers `method_not_supported_for_channel_type`.
+//!
+//! Channels can exist without the bot in them ([`Standin::create_channel`]): a public one
+//! takes posts anyway (as with `chat:write.public`) but shows its history only once the bot
+//! joined; a private one answers `not_in_channel` to both until the bot is invited
+//! ([`Standin::invite_bot`], which also returns the `member_joined_channel` callback).
 //! - `oauth.v2.access`: exchanges a one-time code from the install flow (single use, 10 minutes,
 //!   same `redirect_uri` as at authorize) or, with [`StandinConfig::token_rotation`], a refresh
 //!   token (single use; the access token it came with stops at once with `token_expired`). App
@@ -43,6 +52,8 @@
 //! - `GET /_standin/requests`: every `chat.postMessage` request with its outcome.
 //! - `POST /_standin/faults`: a [`Fault`] as JSON, or an array of them (format on [`Fault`]).
 //! - `POST /_standin/channels`: `{"name":"#secret","private":true,"bot_member":false,"archived":false}`.
+//! - `POST /_standin/channels/invite`: `{"name":"#secret"}`: the bot is invited; the answer is
+//!   the `member_joined_channel` Events API callback to sign and deliver.
 //! - `POST /_standin/users`: `{"email":"ada@example.com","id":"U0ADA"}`, for `users.lookupByEmail`.
 //! - `POST /_standin/tokens/expire`, `POST /_standin/tokens/revoke`: `{"token":"xoxb-…"}`.
 //! - `POST /_standin/reset`: forget messages, requests, faults, channels, rate-limit state,
@@ -300,6 +311,25 @@ impl Standin {
     /// Public channels accept posts without membership, as with the `chat:write.public` scope.
     pub fn create_channel(&self, name: &str, private: bool, bot_member: bool) {
         self.shared.create_channel(name, private, bot_member);
+    }
+
+    /// Invites the bot to a known channel, as `/invite @app` does, and returns the Events API
+    /// callback Slack then sends to the app: an `event_callback` whose event is
+    /// `member_joined_channel` for the bot user ([`Standin::bot_user_id`]) with the channel's
+    /// ID. Sign it with [`sign_event_request`]. `None` when the channel is unknown.
+    pub fn invite_bot(&self, name: &str) -> Option<serde_json::Value> {
+        self.shared.invite_bot(name)
+    }
+
+    /// The bot's user ID, as `auth.test` and install answers report it.
+    pub fn bot_user_id(&self) -> &'static str {
+        self.shared.bot_user_id()
+    }
+
+    /// The channels (names without `#`) the bot joined with `conversations.join`, in order,
+    /// already-member joins included.
+    pub fn joins(&self) -> Vec<String> {
+        self.shared.joins()
     }
 
     /// Archives a channel (creating it first if unknown): posts then fail with `is_archived`.

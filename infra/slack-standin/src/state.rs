@@ -20,6 +20,8 @@ use crate::{blocks, render, PostedMessage, RecordedRequest, StandinConfig};
 pub(crate) const MAX_TEXT: usize = 40_000;
 
 const USER_ID: &str = "U0BOT";
+/// `conversations.history` cursors: this prefix and the ts (µs) the next page starts below.
+const CURSOR_PREFIX: &str = "next_ts:";
 const BOT_ID: &str = "B0BOT";
 const APP_ID: &str = "A0STANDIN";
 
@@ -67,6 +69,8 @@ pub(crate) enum Rejection {
     InvalidRefreshToken,
     UsersNotFound,
     InvalidTypes,
+    MethodNotSupportedForChannelType,
+    InvalidCursor,
 }
 
 impl Rejection {
@@ -108,6 +112,8 @@ impl Rejection {
             Rejection::InvalidRefreshToken => "invalid_refresh_token",
             Rejection::UsersNotFound => "users_not_found",
             Rejection::InvalidTypes => "invalid_types",
+            Rejection::MethodNotSupportedForChannelType => "method_not_supported_for_channel_type",
+            Rejection::InvalidCursor => "invalid_cursor",
         }
     }
 
@@ -154,6 +160,8 @@ struct State {
     oauth: Registry,
     /// Users `users.lookupByEmail` finds, by lower-cased email.
     users: BTreeMap<String, User>,
+    /// Channels joined with `conversations.join`, by name, in order.
+    joins: Vec<String>,
 }
 
 /// A workspace member registered with [`crate::Standin::add_user`].
@@ -191,6 +199,7 @@ impl Shared {
                 last_ts_micros: 0,
                 oauth: Registry::default(),
                 users: BTreeMap::new(),
+                joins: Vec::new(),
             }),
         }
     }
@@ -346,6 +355,17 @@ impl Shared {
         };
         let inclusive = bool_arg(params.get("inclusive"));
         let include_metadata = bool_arg(params.get("include_all_metadata"));
+        // A cursor continues below the last ts of the previous page.
+        let before = match params.get("cursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) if c.is_empty() => None,
+            Some(Value::String(c)) => Some(
+                c.strip_prefix(CURSOR_PREFIX)
+                    .and_then(|ts| ts.parse::<u64>().ok())
+                    .ok_or(Rejection::InvalidCursor)?,
+            ),
+            Some(_) => return Err(Rejection::InvalidCursor),
+        };
 
         let matching: Vec<&PostedMessage> = state
             .messages
@@ -354,24 +374,114 @@ impl Shared {
             .filter(|m| m.channel_id == channel.id)
             .filter(|m| {
                 let ts = parse_ts(&m.ts).unwrap_or(0);
-                if inclusive {
+                let in_range = if inclusive {
                     oldest <= ts && ts <= latest
                 } else {
                     oldest < ts && ts < latest
-                }
+                };
+                in_range && before.is_none_or(|b| ts < b)
             })
             .collect();
-        let messages: Vec<Value> = matching
+        let page: Vec<&PostedMessage> = matching.iter().take(limit).copied().collect();
+        let has_more = matching.len() > limit;
+        let next_cursor = match page.last() {
+            Some(last) if has_more => {
+                format!("{CURSOR_PREFIX}{}", parse_ts(&last.ts).unwrap_or(0))
+            }
+            _ => String::new(),
+        };
+        let messages: Vec<Value> = page
             .iter()
-            .take(limit)
             .map(|m| message_json(m, include_metadata, &self.config.team_id))
             .collect();
         Ok(json!({
             "ok": true,
             "messages": messages,
-            "has_more": matching.len() > limit,
+            "has_more": has_more,
             "pin_count": 0,
+            "response_metadata": {"next_cursor": next_cursor},
         }))
+    }
+
+    /// `conversations.join` (scope `channels:join`): the bot joins a public channel, by ID as
+    /// Slack requires (names are accepted too). Private channels answer
+    /// `method_not_supported_for_channel_type`: the bot can only be invited to them.
+    pub(crate) fn join(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        let mut state = self.lock();
+        self.authenticate(&state, request)?;
+        let params = request
+            .params
+            .as_ref()
+            .map_err(|InvalidJson| Rejection::InvalidJson)?;
+        let wanted = params
+            .get("channel")
+            .and_then(Value::as_str)
+            .and_then(ChannelRef::parse)
+            .ok_or(Rejection::ChannelNotFound)?;
+        let channel = state
+            .channels
+            .lookup(&wanted)
+            .cloned()
+            .ok_or(Rejection::ChannelNotFound)?;
+        if channel.archived {
+            return Err(Rejection::IsArchived);
+        }
+        if channel.private {
+            return Err(Rejection::MethodNotSupportedForChannelType);
+        }
+        let already = channel.bot_member;
+        state.channels.upsert(&channel.name, false, true);
+        state.joins.push(channel.name.clone());
+        let mut body = json!({
+            "ok": true,
+            "channel": {"id": channel.id, "name": channel.name, "is_channel": true,
+                        "is_private": false, "is_member": true, "is_archived": false},
+        });
+        if already {
+            body["warning"] = json!("already_in_channel");
+            body["response_metadata"] = json!({"warnings": ["already_in_channel"]});
+        }
+        Ok(body)
+    }
+
+    /// Puts the bot in a channel as an invite does, and returns the Events API callback
+    /// Slack then sends: `member_joined_channel` for the bot user. `None` for an unknown
+    /// channel.
+    pub(crate) fn invite_bot(&self, name: &str) -> Option<Value> {
+        let mut state = self.lock();
+        let channel = state
+            .channels
+            .lookup(&ChannelRef::Name(normalize_name(name)))
+            .cloned()?;
+        state.channels.upsert(&channel.name, channel.private, true);
+        let ts = state.next_ts();
+        Some(json!({
+            "token": "standin-verification-token",
+            "team_id": self.config.team_id,
+            "api_app_id": APP_ID,
+            "type": "event_callback",
+            "event_id": format!("Ev{}", ts.replace('.', "")),
+            "event_time": ts.split('.').next().and_then(|s| s.parse::<i64>().ok()).unwrap_or(0),
+            "event": {
+                "type": "member_joined_channel",
+                "user": USER_ID,
+                "channel": channel.id,
+                "channel_type": if channel.private { "G" } else { "C" },
+                "team": self.config.team_id,
+                "inviter": oauth::INSTALLER_ID,
+                "event_ts": ts,
+            },
+        }))
+    }
+
+    /// The bot's own user id (`auth.test`'s `user_id`, the `user` of its own messages).
+    pub(crate) fn bot_user_id(&self) -> &'static str {
+        USER_ID
+    }
+
+    /// The channels the bot joined with `conversations.join`, in order.
+    pub(crate) fn joins(&self) -> Vec<String> {
+        self.lock().joins.clone()
     }
 
     /// `conversations.list` as a bot token sees it: the `types` asked for (default
@@ -499,6 +609,7 @@ impl Shared {
         state.pacer.clear();
         state.oauth = Registry::default();
         state.users.clear();
+        state.joins.clear();
     }
 
     /// The workspace's name, for the consent page.

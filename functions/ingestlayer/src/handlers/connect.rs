@@ -2,7 +2,8 @@
 //! expiring, single-use state), `GET /slack/oauth/callback` (check the state, exchange the
 //! code, store the bot token in the workspace's own secret under the stack's KMS key, record
 //! the connection) and `POST /slack/events` (Slack's Events API: signature checked,
-//! `url_verification` answered, `app_uninstalled` / `tokens_revoked` pause the workspace).
+//! `url_verification` answered, `app_uninstalled` / `tokens_revoked` pause the workspace,
+//! `member_joined_channel` for the bot lifts its channel's pause and redrives the backlog).
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -40,6 +41,11 @@ pub struct ConnectDeps {
     pub pipelines_table: String,
     pub slack: SlackClient,
     pub tokens: WorkspaceTokens,
+    pub sqs: aws_sdk_sqs::Client,
+    pub slack_queue_url: String,
+    pub slack_dlq_url: String,
+    /// The default workspace's (team id, bot user id), from auth.test once.
+    default_bot: tokio::sync::OnceCell<(String, String)>,
 }
 
 impl ConnectDeps {
@@ -101,6 +107,10 @@ impl ConnectDeps {
             },
             public_url: cfg.public_api_url.clone(),
             authorize_base: cfg.slack_authorize_url.clone(),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            slack_queue_url: cfg.slack_queue_url.clone(),
+            slack_dlq_url: cfg.slack_dlq_url.clone(),
+            default_bot: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -342,10 +352,139 @@ async fn events(req: &Request, deps: &ConnectDeps) -> Response<Body> {
                 }
                 tracing::warn!(team = %team, event = %kind, outcome = "pause_workspace", "Slack revoked the app; the workspace's deliveries are paused");
             }
+            if kind == "member_joined_channel" && !team.is_empty() {
+                return member_joined(team, &v["event"], deps).await;
+            }
             json_response(200, &json!({"ok": true}))
         }
         _ => json_response(200, &json!({"ok": true})),
     }
+}
+
+/// Pauses the bot joining a channel ends: it was not in it, or could not see it.
+const LIFTED_BY_JOINING: &[&str] = &["not_in_channel", "channel_not_found"];
+
+/// `member_joined_channel`: when the member is the bot itself (the workspace's connection
+/// record, or auth.test for the default workspace, names its user id), lifts the pause of
+/// that channel if the bot's absence caused it, and moves the channel's parked messages
+/// back to the Slack queue in order. Anyone else joining is ignored. A failed redrive puts
+/// the pause back and answers 503, so Slack's retry of the event tries again.
+async fn member_joined(team: &str, event: &Value, deps: &ConnectDeps) -> Response<Body> {
+    let ok = json_response(200, &json!({"ok": true}));
+    let (Some(user), Some(channel)) = (event["user"].as_str(), event["channel"].as_str()) else {
+        return ok;
+    };
+    // The workspaces (as pipelines name them) whose bot this is.
+    let mut teams: Vec<String> = Vec::new();
+    match deps.connections.get(team).await {
+        Ok(Some(c)) if c.bot_user_id == user => teams.push(team.to_owned()),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(team = %team, error = %e, "could not read the connection; Slack will retry");
+            return json_response(503, &json!({"error": "try again"}));
+        }
+    }
+    if let Some((default_team, bot)) = default_bot(deps).await {
+        if default_team == team && bot == user {
+            teams.push(crate::pipeline::DEFAULT_TEAM.to_owned());
+        }
+    }
+    if teams.is_empty() {
+        return ok;
+    }
+    let paused = match deps.channels.paused().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read paused channels; Slack will retry");
+            return json_response(503, &json!({"error": "try again"}));
+        }
+    };
+    let mut names: std::collections::HashMap<String, Option<String>> = Default::default();
+    for entry in paused {
+        let Some(group) = entry.group() else { continue };
+        let Some((group_team, group_channel)) = group.split_once(':') else {
+            continue;
+        };
+        if !teams.iter().any(|t| t == group_team)
+            || !LIFTED_BY_JOINING.contains(&entry.pause.error.as_str())
+        {
+            continue;
+        }
+        let same = group_channel == channel
+            || matches!(deps.channels.state(group).await, Ok(s) if s.channel_id.as_deref() == Some(channel))
+            || match group_channel.strip_prefix('#') {
+                Some(name) => {
+                    if !names.contains_key(group_team) {
+                        let found = channel_name(group_team, channel, deps).await;
+                        names.insert(group_team.to_owned(), found);
+                    }
+                    names.get(group_team).and_then(|n| n.as_deref()) == Some(name)
+                }
+                None => false,
+            };
+        if !same {
+            continue;
+        }
+        let group = group.to_owned();
+        if let Err(e) = deps.channels.resume(&entry.pk).await {
+            tracing::warn!(error = %e, "could not lift the pause; Slack will retry");
+            return json_response(503, &json!({"error": "try again"}));
+        }
+        let wanted = group.clone();
+        match crate::redrive::move_back(
+            &deps.sqs,
+            &deps.slack_dlq_url,
+            &deps.slack_queue_url,
+            |g| g == wanted,
+        )
+        .await
+        {
+            Ok(moved) => {
+                tracing::info!(channel = %entry.name(), moved, outcome = "resumed", "the app joined the channel; its pause is lifted and its backlog redriven");
+            }
+            Err(e) => {
+                tracing::error!(channel = %entry.name(), error = %e, "the app joined the channel but its backlog could not be redriven; paused again until Slack retries");
+                let now_text = OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default();
+                let _ = deps
+                    .channels
+                    .pause(&entry.pk, &entry.pause, &now_text)
+                    .await;
+                return json_response(503, &json!({"error": "try again"}));
+            }
+        }
+    }
+    ok
+}
+
+/// The default workspace's team id and bot user id (auth.test with its token), once.
+async fn default_bot(deps: &ConnectDeps) -> Option<(String, String)> {
+    deps.default_bot
+        .get_or_try_init(|| async {
+            let token = deps
+                .tokens
+                .token(crate::pipeline::DEFAULT_TEAM)
+                .await
+                .map_err(|e| e.to_string())?;
+            deps.slack.auth_test(&token).await
+        })
+        .await
+        .map_err(|e| tracing::info!(error = %e, "no default workspace bot to match events against"))
+        .ok()
+        .cloned()
+}
+
+/// The name of channel `id` in `team`'s workspace, as the bot sees it now.
+async fn channel_name(team: &str, id: &str, deps: &ConnectDeps) -> Option<String> {
+    let token = deps.tokens.token(team).await.ok()?;
+    deps.slack
+        .list_channels(&token)
+        .await
+        .ok()?
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(|c| c.name)
 }
 
 /// Escapes text for HTML content and attribute values.

@@ -9,14 +9,20 @@
 //!   than the age limit).
 //! - **No duplicates.** The delivery ledger claims each (event, pipeline, destination) key
 //!   before posting; after an uncertain outcome the channel's history is searched for the
-//!   key (carried in message metadata) before posting again.
+//!   key (carried in message metadata) before posting again. So that history can be read,
+//!   the bot joins a public channel before its first post there (it may post without
+//!   joining, with `chat:write.public`, but not read). A channel whose history Slack will
+//!   not show is paused at once with what to do; a check that cannot tell yet (Slack
+//!   unreachable, more messages since the attempt than the look-back reads) waits and
+//!   tries again, never posting on a guess.
 //! - **Paced.** Each channel's next posting slot lives in DynamoDB, taken with a conditional
 //!   write, so all instances together post at most once per interval; a 429 moves the slot
 //!   to exactly Retry-After. Short waits are slept here, long ones go back to SQS.
 //! - **Digests.** When enough of a channel's messages wait in one batch, they go out as one
 //!   digest; a digest Slack refuses is split back into single posts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -24,7 +30,7 @@ use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use crate::channels::{Channels, Gate, Pause};
+use crate::channels::{Channels, Gate, Membership, Pause};
 use crate::config::{DeliveryConfig, TokenConfig};
 use crate::connections::Connections;
 use crate::ledger::{Entry, Ledger};
@@ -32,7 +38,9 @@ use crate::oauth::{OAuthClient, SlackAppSource};
 use crate::queue::{send_all, Outgoing};
 use crate::render::{digest, DigestItem, DIGEST_MAX};
 use crate::routing::Delivery;
-use crate::slack::{classify, operator_hint, Action, HistoryCheck, PostMessage, SlackClient};
+use crate::slack::{
+    classify, history_hint, operator_hint, Action, HistoryCheck, Join, PostMessage, SlackClient,
+};
 use crate::tokens::WorkspaceTokens;
 
 /// Seconds before retry n (by receive count) of a transient failure; jittered ±20 %.
@@ -137,6 +145,9 @@ pub struct DeliveryDeps {
     pub max_inline_wait: Duration,
     /// Seconds before retry n of a transient failure (by receive count; the last repeats).
     pub retry_schedule: Vec<u64>,
+    /// Groups whose membership this instance already settled (joined, invite-only, or
+    /// not joinable), so the channels table is read once per instance and channel.
+    settled: Mutex<HashSet<String>>,
 }
 
 impl DeliveryDeps {
@@ -190,6 +201,7 @@ impl DeliveryDeps {
             max_age: cfg.max_age,
             max_inline_wait: MAX_INLINE_WAIT,
             retry_schedule: RETRY_SCHEDULE.to_vec(),
+            settled: Mutex::new(HashSet::new()),
         })
     }
 }
@@ -334,6 +346,27 @@ async fn process_group<'r>(
                         delivery,
                         key,
                     }),
+                    HistoryCheck::Refused(error) => {
+                        // Retrying cannot tell either: surface it now, keep the backlog.
+                        let hint = history_hint(&error, &delivery.channel);
+                        tracing::error!(event_id = %delivery.event_id, channel = %delivery.channel, slack_error = %error, action = %hint, outcome = "pause_channel", "cannot tell whether an earlier attempt posted: Slack will not show the channel's history; channel paused");
+                        let pause = Pause { error, hint };
+                        release(deps, &pending).await;
+                        let pk = crate::channels::channel_pk(group);
+                        if let Err(e) = deps.channels.pause(&pk, &pause, &now_text()).await {
+                            tracing::warn!(error = %e, "could not record the pause; the messages are parked anyway");
+                        }
+                        let reason = pause_reason(&pk, &pause);
+                        for it in &pending {
+                            let fate = park(it.record, Some(&it.delivery), &reason, deps).await;
+                            out.push((it.record, fate));
+                        }
+                        for r in &records[i..] {
+                            let fate = park(r, parse(r).ok().as_ref(), &reason, deps).await;
+                            out.push((*r, fate));
+                        }
+                        return out;
+                    }
                     HistoryCheck::Unavailable(e) => {
                         let d = retry_delay(receive_count(r), &deps.retry_schedule);
                         tracing::warn!(event_id = %delivery.event_id, error = %e, retry_in_s = d.as_secs(), outcome = "retry", "cannot tell whether an earlier attempt posted; waiting rather than risking a duplicate");
@@ -383,6 +416,11 @@ async fn process_group<'r>(
 
     while let Some(unit) = units.pop_front() {
         let interval = paced_interval(unit[0].delivery.min_interval_ms);
+        // Before taking a slot, so the time between slot and post stays short. A token
+        // failure is handled after the slot, as for the post.
+        if let Ok(token) = deps.tokens.token(&team).await {
+            ensure_member(group, &unit[0].delivery.channel, &token, deps).await;
+        }
         // Wait for the channel's slot.
         let gate = loop {
             match deps.channels.acquire(group, interval, now_ms()).await {
@@ -682,7 +720,9 @@ async fn history_check(
                     let _ = deps.channels.set_channel_id(group, &id).await;
                     id
                 }
-                // No such channel: nothing can have been posted to it.
+                // No such channel among those the bot can see: nothing can have been
+                // posted to it. (A channel the bot was removed from after posting is
+                // checked by the id recorded when it was in, and answers not_in_channel.)
                 Ok(None) => return HistoryCheck::NotFound,
                 Err(e) => return HistoryCheck::Unavailable(e),
             }
@@ -691,9 +731,130 @@ async fn history_check(
         Err(e) => return HistoryCheck::Unavailable(e.to_string()),
     };
     // Look from a minute before the earlier attempt began (clock skew).
-    deps.slack
-        .find_posted(token, &channel, key, since_ms / 1000 - 60)
+    let oldest = since_ms / 1000 - 60;
+    match deps.slack.find_posted(token, &channel, key, oldest).await {
+        // Posted with chat:write.public without joining, or removed since: join, read again.
+        HistoryCheck::Refused(e) if e == "not_in_channel" => {
+            forget_membership(group, deps).await;
+            match deps.slack.join_channel(token, &channel).await {
+                Ok(Join::Member { id }) => {
+                    record_membership(group, Membership::Member, Some(&id), deps).await;
+                    deps.slack.find_posted(token, &channel, key, oldest).await
+                }
+                Ok(Join::Refused(why)) => {
+                    tracing::warn!(channel = %delivery.channel, slack_error = %why, "the bot cannot join the channel to read its history");
+                    HistoryCheck::Refused(e)
+                }
+                Err(why) => HistoryCheck::Unavailable(why),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Before the first post to a channel, makes the bot a member of it when it is a public
+/// channel the bot has not joined, so that a later no-duplicate check can read its
+/// history. Best effort: whatever happens here, the post goes ahead and Slack's answer to
+/// it decides; only a settled outcome is remembered.
+async fn ensure_member(group: &str, channel: &str, token: &SecretString, deps: &DeliveryDeps) {
+    if settled(group, deps) {
+        return;
+    }
+    let state = match deps.channels.state(group).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "channel state unavailable; posting without checking membership");
+            return;
+        }
+    };
+    if state.membership.is_some() {
+        settle(group, deps);
+        return;
+    }
+    let id = match state.channel_id {
+        Some(id) => id,
+        None if channel.starts_with('#') => {
+            let wanted = channel.trim_start_matches('#');
+            match deps.slack.list_channels(token).await {
+                Ok(list) => match list.into_iter().find(|c| c.name == wanted) {
+                    Some(c) if c.is_member => {
+                        record_membership(group, Membership::Member, Some(&c.id), deps).await;
+                        return;
+                    }
+                    Some(c) if c.is_private => {
+                        record_membership(group, Membership::InviteOnly, Some(&c.id), deps).await;
+                        return;
+                    }
+                    Some(c) => c.id,
+                    // Not visible (yet): the post tells.
+                    None => return,
+                },
+                Err(e) => {
+                    tracing::warn!(channel = %channel, error = %e, "could not list channels; posting without joining");
+                    return;
+                }
+            }
+        }
+        None => channel.to_owned(),
+    };
+    match deps.slack.join_channel(token, &id).await {
+        Ok(Join::Member { id }) => {
+            tracing::info!(channel = %channel, channel_id = %id, "joined the channel before posting");
+            record_membership(group, Membership::Member, Some(&id), deps).await;
+        }
+        Ok(Join::Refused(e)) if e == "method_not_supported_for_channel_type" => {
+            record_membership(group, Membership::InviteOnly, Some(&id), deps).await;
+        }
+        Ok(Join::Refused(e)) => {
+            // E.g. missing_scope on an install from before channels:join: posting still
+            // works; this instance does not ask again.
+            tracing::warn!(channel = %channel, slack_error = %e, "could not join the channel; posting without joining (an uncertain post there cannot be checked until the app is in it)");
+            settle(group, deps);
+        }
+        Err(e) => {
+            tracing::warn!(channel = %channel, error = %e, "could not join the channel; posting without joining");
+        }
+    }
+}
+
+fn settled(group: &str, deps: &DeliveryDeps) -> bool {
+    deps.settled
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains(group)
+}
+
+fn settle(group: &str, deps: &DeliveryDeps) {
+    deps.settled
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(group.to_owned());
+}
+
+async fn record_membership(
+    group: &str,
+    membership: Membership,
+    channel_id: Option<&str>,
+    deps: &DeliveryDeps,
+) {
+    if let Err(e) = deps
+        .channels
+        .set_membership(group, Some(membership), channel_id)
         .await
+    {
+        tracing::warn!(error = %e, "could not record the channel's membership");
+    }
+    settle(group, deps);
+}
+
+async fn forget_membership(group: &str, deps: &DeliveryDeps) {
+    deps.settled
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(group);
+    if let Err(e) = deps.channels.set_membership(group, None, None).await {
+        tracing::warn!(error = %e, "could not forget the channel's membership");
+    }
 }
 
 /// Posts one message or a digest; returns Slack's answer and the channel posted to.

@@ -279,8 +279,8 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
         body.push_str("<h2>Paused</h2><ul id=\"paused\">");
         for p in &paused {
             body.push_str(&format!(
-                "<li><code>{}</code> since {}: <strong>{}</strong>: {}</li>",
-                html(&p.pk),
+                "<li><strong>{}</strong> since {}: <strong>{}</strong>: {}</li>",
+                html(&p.name()),
                 html(&p.since),
                 html(&p.pause.error),
                 html(&p.pause.hint)
@@ -421,6 +421,17 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
     let Some((team, channel)) = target.split_once('|') else {
         return page(400, "Not saved", "<p>Pick a channel.</p>");
     };
+    // The pipeline function's own rules: what is saved here always loads there.
+    let team = match crate::pipeline::parse_team(team) {
+        Ok(t) => t,
+        Err(e) => {
+            return page(
+                400,
+                "Not saved",
+                &format!("<p>The workspace is not valid: {}</p>", html(&e)),
+            )
+        }
+    };
     let channel = match ChannelRef::parse(channel) {
         Ok(c) => c,
         Err(e) => return page(400, "Not saved", &format!("<p>{}</p>", html(&e))),
@@ -437,7 +448,7 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
             "attribute_exists(id) AND attribute_exists(destinations[{index}])"
         ))
         .expression_attribute_values(":c", AttributeValue::S(channel.as_str().to_owned()))
-        .expression_attribute_values(":t", AttributeValue::S(team.to_owned()))
+        .expression_attribute_values(":t", AttributeValue::S(team.clone()))
         .send()
         .await;
     match updated {

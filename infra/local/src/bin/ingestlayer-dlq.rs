@@ -115,7 +115,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             for p in paused {
                 println!(
                     "{}  since {}  {}: {}",
-                    p.pk, p.since, p.pause.error, p.pause.hint
+                    p.name(),
+                    p.since,
+                    p.pause.error,
+                    p.pause.hint
                 );
             }
         }
@@ -129,7 +132,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             )
             .await?;
             for pk in &r.resumed {
-                println!("resumed {pk}");
+                println!("resumed {}", ingestlayer::channels::display_name(pk));
             }
             if r.move_task {
                 println!("started a message move task from the DLQ to the queue");

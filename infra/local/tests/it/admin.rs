@@ -304,6 +304,8 @@ fn connect_config(s: &Stack) -> ConnectConfig {
         default_token: None,
         admin_token_secret_arn: None,
         admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
+        slack_queue_url: s.res.slack_queue_url.clone(),
+        slack_dlq_url: s.res.slack_dlq_url.clone(),
     }
 }
 

@@ -186,5 +186,9 @@ async fn paused_channels_are_shown_with_what_to_do() {
         page.contains("#alerts is paused: invite the app to #alerts"),
         "{page}"
     );
-    assert!(page.contains("chan#default:#alerts"));
+    assert!(
+        page.contains("<li><strong>#alerts</strong> since"),
+        "the paused list names the channel: {page}"
+    );
+    assert!(!page.contains("chan#"), "never an internal key");
 }

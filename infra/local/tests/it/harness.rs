@@ -155,6 +155,8 @@ impl Stack {
                 default_token: None,
                 admin_token_secret_arn: None,
                 admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
+                slack_queue_url: res.slack_queue_url.clone(),
+                slack_dlq_url: res.slack_dlq_url.clone(),
             },
         )
         .await

@@ -11,6 +11,7 @@ mod harness;
 
 mod admin;
 mod binaries;
+mod channels;
 mod connect;
 mod delivery;
 mod destinations;

@@ -6,6 +6,7 @@ mod binary;
 mod blocks;
 mod faults;
 mod history;
+mod membership;
 mod oauth;
 mod post_message;
 

@@ -1,0 +1,102 @@
+//! Moving parked messages from the Slack DLQ back to the Slack queue.
+//!
+//! Messages are received, sent and deleted one by one, each sent with its message group
+//! and a fresh deduplication id, so each channel's messages keep their order and SQS's
+//! 5-minute deduplication window cannot swallow a message parked and redriven before.
+//! Messages of other groups are held while the DLQ is read and released at the end.
+//! Redriven messages keep their delivery key, so the ledger still prevents a second post
+//! of anything already delivered. (A whole-queue redrive on AWS may use
+//! StartMessageMoveTask instead; it cannot pick one channel.)
+
+use std::collections::HashMap;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+
+use crate::queue::{send_all, Outgoing};
+
+fn sqs_err<E>(e: aws_sdk_sqs::error::SdkError<E>) -> String
+where
+    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
+{
+    aws_sdk_sqs::error::DisplayErrorContext(e).to_string()
+}
+
+/// The FIFO message group of a received message (`<team>:<channel>`).
+pub fn group_of(m: &aws_sdk_sqs::types::Message) -> String {
+    m.attributes()
+        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Makes held messages visible again at once.
+pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[String]) {
+    for h in handles {
+        let _ = sqs
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(h)
+            .visibility_timeout(0)
+            .send()
+            .await;
+    }
+}
+
+/// Moves every parked message whose group `wanted` accepts from `dlq_url` back to
+/// `queue_url`, in each group's order; returns how many moved. On an error the messages
+/// not yet moved stay parked (a message is deleted from the DLQ only once it was sent).
+pub async fn move_back(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    queue_url: &str,
+    wanted: impl Fn(&str) -> bool,
+) -> Result<usize, String> {
+    let mut moved = 0;
+    let mut skipped = Vec::new();
+    let result = async {
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(dlq_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .map_err(sqs_err)?
+                .messages
+                .unwrap_or_default();
+            if got.is_empty() {
+                return Ok::<(), String>(());
+            }
+            for m in got {
+                let group = group_of(&m);
+                let handle = m.receipt_handle().unwrap_or_default().to_owned();
+                if !wanted(&group) {
+                    skipped.push(handle);
+                    continue;
+                }
+                let out = Outgoing {
+                    body: m.body().unwrap_or_default().to_owned(),
+                    group_id: Some(group),
+                    dedup_id: Some(format!("redrive-{}", ulid::Ulid::new())),
+                    attributes: HashMap::new(),
+                };
+                send_all(sqs, queue_url, std::slice::from_ref(&out))
+                    .await
+                    .remove(0)?;
+                sqs.delete_message()
+                    .queue_url(dlq_url)
+                    .receipt_handle(&handle)
+                    .send()
+                    .await
+                    .map_err(sqs_err)?;
+                moved += 1;
+            }
+        }
+    }
+    .await;
+    release(sqs, dlq_url, &skipped).await;
+    result.map(|()| moved)
+}
