@@ -244,7 +244,7 @@ async fn at_log_level_trace_the_ingest_binary_never_logs_the_api_key_or_the_payl
     let marker = "payload-marker-7f3a";
     let (status, body) = post_event(
         &api,
-        json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": marker}}).to_string(),
+        json!({"name": "marker.seen", "data": {"user_id": "u_42", "note": marker}}).to_string(),
     )
     .await;
     assert_eq!(status, 202, "{body}");

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::json;
 use slack_standin::{Fault, FaultKind};
 
-use crate::harness::{posted_event_ids, Stack, BOT_TOKEN};
+use crate::harness::{posted_client_ids, posted_event_ids, Stack, BOT_TOKEN};
 
 const SIGNING_SECRET: &str = "test-signing-secret";
 /// The stand-in's workspace.
@@ -63,10 +63,12 @@ async fn drain(s: &Stack, timeout: Duration) {
     }
 }
 
-fn posts_of(s: &Stack, channel: &str, event_id: &str) -> usize {
+/// How many posts in `channel` carry the event the stack's API key sent as `client_id`.
+fn posts_of(s: &Stack, channel: &str, client_id: &str) -> usize {
+    let scoped = format!("tests:{client_id}");
     posted_event_ids(&s.standin.messages_in(channel))
         .iter()
-        .filter(|id| *id == event_id)
+        .filter(|id| **id == scoped)
         .count()
 }
 
@@ -183,7 +185,7 @@ async fn a_channel_whose_history_cannot_be_read_is_paused_at_once_and_resumes_wh
             .await
     );
     assert_eq!(
-        posted_event_ids(&s.standin.messages_in("#secret")),
+        posted_client_ids(&s.standin.messages_in("#secret")),
         ["priv-1", "priv-2"],
         "in order, each once"
     );
@@ -239,7 +241,7 @@ async fn inviting_the_bot_to_a_paused_channel_redrives_only_that_channels_backlo
         .collect();
     assert_eq!(still, ["#hidden"]);
     assert!(
-        s.pump_until(Duration::from_secs(15), |s| posted_event_ids(
+        s.pump_until(Duration::from_secs(15), |s| posted_client_ids(
             &s.standin.messages_in("#secret")
         )
         .len()
@@ -247,7 +249,7 @@ async fn inviting_the_bot_to_a_paused_channel_redrives_only_that_channels_backlo
             .await
     );
     assert_eq!(
-        posted_event_ids(&s.standin.messages_in("#secret")),
+        posted_client_ids(&s.standin.messages_in("#secret")),
         ["sec-0", "sec-1", "sec-2"]
     );
     assert!(s.standin.messages_in("#hidden").is_empty());
@@ -353,7 +355,7 @@ async fn a_sender_cannot_supply_enriched_attributes_to_pass_a_filter() {
         "data": {"user_id": user_id, "feature": "api", "count": 1, "plan": "free", "user": {"plan": "free"}}});
     assert_eq!(s.post("/v1/events", &real.to_string()).await.0, 202);
     s.pump().await;
-    assert_eq!(posted_event_ids(&s.standin.messages_in("#pro")), ["real-1"]);
+    assert_eq!(posted_client_ids(&s.standin.messages_in("#pro")), ["real-1"]);
 }
 
 /// DynamoDB refuses a whole BatchGetItem over one key above 2048 bytes: an event with a
@@ -380,7 +382,7 @@ async fn one_event_with_a_huge_user_id_does_not_fail_the_others() {
         "{body}"
     );
     s.pump().await;
-    let mut posted = posted_event_ids(&s.alerts());
+    let mut posted = posted_client_ids(&s.alerts());
     posted.sort();
     assert_eq!(posted, ["batch-0", "batch-1", "batch-2", "batch-3", "huge"]);
     assert_eq!(s.depth(&s.res.events_queue_url).await, 0);
@@ -434,7 +436,7 @@ async fn a_bad_team_is_refused_on_save_and_a_bad_item_never_stops_the_others() {
         .await;
     s.post("/v1/events", &event_with_id("still-1")).await;
     s.pump().await;
-    assert_eq!(posted_event_ids(&s.alerts()), ["still-1"]);
+    assert_eq!(posted_client_ids(&s.alerts()), ["still-1"]);
     assert!(s.standin.messages_in("#growth").is_empty());
     let (_, _, page) = s
         .connect_request("GET", "/destinations", &[bearer], "")

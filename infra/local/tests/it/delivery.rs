@@ -186,6 +186,6 @@ async fn messages_of_one_channel_arrive_in_order() {
         ids.push(id);
     }
     s.pump().await;
-    let posted = crate::harness::posted_event_ids(&s.alerts());
+    let posted = crate::harness::posted_client_ids(&s.alerts());
     assert_eq!(posted, ids, "every event once, in the order queued");
 }

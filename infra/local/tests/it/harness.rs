@@ -472,6 +472,20 @@ pub fn field_texts(m: &PostedMessage) -> Vec<String> {
 }
 
 /// The event ids of posted messages, in posting order, digests flattened.
+/// The ids of posted events that were sent with the stack's API key, as the client gave
+/// them: a client id must come back scoped to its source (`tests:<client id>`); an id the
+/// server assigned (a ULID, never holding `:`) is kept as is.
+pub fn posted_client_ids(messages: &[PostedMessage]) -> Vec<String> {
+    posted_event_ids(messages)
+        .into_iter()
+        .map(|id| match id.strip_prefix("tests:") {
+            Some(client) => client.to_owned(),
+            None if !id.contains(':') => id,
+            None => panic!("posted event id {id:?} is not scoped to the source `tests`"),
+        })
+        .collect()
+}
+
 pub fn posted_event_ids(messages: &[PostedMessage]) -> Vec<String> {
     let mut ids = Vec::new();
     for m in messages {

@@ -9,7 +9,7 @@ use ingestlayer_local::runner::to_event;
 use serde_json::json;
 use slack_standin::{Fault, FaultKind, StandinConfig};
 
-use crate::harness::{feature_used, posted_event_ids, Stack};
+use crate::harness::{feature_used, posted_client_ids, Stack};
 
 fn paced() -> StandinConfig {
     StandinConfig {
@@ -44,15 +44,15 @@ async fn a_burst_of_300_arrives_in_order_without_duplicates_at_one_post_per_seco
     );
     let started = Instant::now();
     assert!(
-        s.pump_until(Duration::from_secs(150), |s| posted_event_ids(&s.alerts())
+        s.pump_until(Duration::from_secs(150), |s| posted_client_ids(&s.alerts())
             .len()
             >= 300)
             .await,
         "only {} of 300 arrived",
-        posted_event_ids(&s.alerts()).len()
+        posted_client_ids(&s.alerts()).len()
     );
     let took = started.elapsed();
-    let posted = posted_event_ids(&s.alerts());
+    let posted = posted_client_ids(&s.alerts());
     assert_eq!(posted, ids, "every event once, in order");
     let requests = s.standin.requests();
     assert!(
@@ -144,7 +144,7 @@ async fn a_429_with_retry_after_30_silences_that_channel_only_for_30_seconds() {
         silent < Duration::from_secs(40),
         "waited {silent:?}, far beyond Retry-After"
     );
-    let all = posted_event_ids(&s.alerts());
+    let all = posted_client_ids(&s.alerts());
     assert_eq!(
         all.len(),
         all.iter().collect::<HashSet<_>>().len(),
@@ -167,7 +167,7 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
             .await;
         s.pump().await;
     }
-    assert_eq!(posted_event_ids(&s.alerts()), ids, "#alerts flows");
+    assert_eq!(posted_client_ids(&s.alerts()), ids, "#alerts flows");
     let secret_tries = || {
         s.standin
             .requests()
@@ -183,7 +183,7 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
             .iter()
             .map(|p| p.event_id.clone())
             .collect::<Vec<_>>(),
-        ids
+        ids.iter().map(|id| format!("tests:{id}")).collect::<Vec<_>>()
     );
     assert!(
         parked[0].reason.contains("not_in_channel")
@@ -218,7 +218,7 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
     assert_eq!(r.moved, 4);
     assert_eq!(r.resumed, ["chan#default:#secret"]);
     assert!(
-        s.pump_until(Duration::from_secs(10), |s| posted_event_ids(
+        s.pump_until(Duration::from_secs(10), |s| posted_client_ids(
             &s.standin.messages_in("#secret")
         )
         .len()
@@ -226,7 +226,7 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
             .await
     );
     assert_eq!(
-        posted_event_ids(&s.standin.messages_in("#secret")),
+        posted_client_ids(&s.standin.messages_in("#secret")),
         ["sec-0", "sec-1", "sec-2", "sec-3"]
     );
     assert!(dlq::list(&s.sqs, &s.res.slack_dlq_url)
@@ -271,7 +271,7 @@ async fn a_crash_between_post_and_acknowledge_never_posts_twice() {
     }
     let expected: Vec<String> = (0..runs).map(|i| format!("crash-{i}")).collect();
     assert_eq!(
-        posted_event_ids(&s.alerts()),
+        posted_client_ids(&s.alerts()),
         expected,
         "each event exactly once"
     );
@@ -294,7 +294,7 @@ async fn a_timeout_after_slack_accepted_is_resolved_from_history_without_a_secon
         .await;
     s.pump().await;
     assert_eq!(
-        posted_event_ids(&s.alerts()),
+        posted_client_ids(&s.alerts()),
         ["ambiguous-1"],
         "Slack took it"
     );
@@ -313,7 +313,7 @@ async fn a_timeout_after_slack_accepted_is_resolved_from_history_without_a_secon
         0,
         "the retry acknowledged it"
     );
-    assert_eq!(posted_event_ids(&s.alerts()), ["ambiguous-1"]);
+    assert_eq!(posted_client_ids(&s.alerts()), ["ambiguous-1"]);
     assert_eq!(s.standin.requests().len(), 1, "no second chat.postMessage");
 }
 
@@ -330,13 +330,13 @@ async fn a_long_slack_outage_loses_nothing_and_parks_nothing() {
     s.post("/v1/events", &event_with_id("outage-2", 2).to_string())
         .await;
     assert!(
-        s.pump_until(Duration::from_secs(60), |s| posted_event_ids(&s.alerts())
+        s.pump_until(Duration::from_secs(60), |s| posted_client_ids(&s.alerts())
             .len()
             >= 2)
             .await
     );
     // Two separate requests: the events queue is standard, so their order is not promised.
-    let mut posted = posted_event_ids(&s.alerts());
+    let mut posted = posted_client_ids(&s.alerts());
     posted.sort();
     assert_eq!(posted, ["outage-1", "outage-2"], "each once");
     let failures = s
