@@ -176,7 +176,7 @@ async fn messages_of_one_channel_arrive_in_order() {
             "data": {"user_id": "u_42", "feature": "api", "count": i, "plan": "pro"}});
         let (status, _) = s.post("/v1/events", &body.to_string()).await;
         assert_eq!(status, 202);
-        ids.push(format!("evt-{i:02}"));
+        ids.push(format!("tests:evt-{i:02}"));
     }
     // The events queue is standard (no order); order is kept from the Slack queue on.
     s.pump().await;

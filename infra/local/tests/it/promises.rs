@@ -11,6 +11,13 @@ use slack_standin::{Fault, FaultKind, StandinConfig};
 
 use crate::harness::{feature_used, posted_event_ids, Stack};
 
+/// The event ids the stack's API key (source `tests`) gives events sent with these ids.
+fn scoped(ids: &[impl AsRef<str>]) -> Vec<String> {
+    ids.iter()
+        .map(|id| format!("tests:{}", id.as_ref()))
+        .collect()
+}
+
 fn paced() -> StandinConfig {
     StandinConfig {
         rate_per_channel_per_sec: 1.0,
@@ -53,7 +60,7 @@ async fn a_burst_of_300_arrives_in_order_without_duplicates_at_one_post_per_seco
     );
     let took = started.elapsed();
     let posted = posted_event_ids(&s.alerts());
-    assert_eq!(posted, ids, "every event once, in order");
+    assert_eq!(posted, scoped(&ids), "every event once, in order");
     let requests = s.standin.requests();
     assert!(
         requests.iter().all(|r| r.status == 200),
@@ -167,7 +174,7 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
             .await;
         s.pump().await;
     }
-    assert_eq!(posted_event_ids(&s.alerts()), ids, "#alerts flows");
+    assert_eq!(posted_event_ids(&s.alerts()), scoped(&ids), "#alerts flows");
     let secret_tries = || {
         s.standin
             .requests()
@@ -227,7 +234,7 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
     );
     assert_eq!(
         posted_event_ids(&s.standin.messages_in("#secret")),
-        ["sec-0", "sec-1", "sec-2", "sec-3"]
+        scoped(&["sec-0", "sec-1", "sec-2", "sec-3"])
     );
     assert!(dlq::list(&s.sqs, &s.res.slack_dlq_url)
         .await
@@ -269,7 +276,7 @@ async fn a_crash_between_post_and_acknowledge_never_posts_twice() {
         }
         s.pump().await;
     }
-    let expected: Vec<String> = (0..runs).map(|i| format!("crash-{i}")).collect();
+    let expected: Vec<String> = (0..runs).map(|i| format!("tests:crash-{i}")).collect();
     assert_eq!(
         posted_event_ids(&s.alerts()),
         expected,
@@ -295,7 +302,7 @@ async fn a_timeout_after_slack_accepted_is_resolved_from_history_without_a_secon
     s.pump().await;
     assert_eq!(
         posted_event_ids(&s.alerts()),
-        ["ambiguous-1"],
+        ["tests:ambiguous-1"],
         "Slack took it"
     );
     assert_eq!(
@@ -313,7 +320,7 @@ async fn a_timeout_after_slack_accepted_is_resolved_from_history_without_a_secon
         0,
         "the retry acknowledged it"
     );
-    assert_eq!(posted_event_ids(&s.alerts()), ["ambiguous-1"]);
+    assert_eq!(posted_event_ids(&s.alerts()), ["tests:ambiguous-1"]);
     assert_eq!(s.standin.requests().len(), 1, "no second chat.postMessage");
 }
 
@@ -338,7 +345,7 @@ async fn a_long_slack_outage_loses_nothing_and_parks_nothing() {
     // Two separate requests: the events queue is standard, so their order is not promised.
     let mut posted = posted_event_ids(&s.alerts());
     posted.sort();
-    assert_eq!(posted, ["outage-1", "outage-2"], "each once");
+    assert_eq!(posted, ["tests:outage-1", "tests:outage-2"], "each once");
     let failures = s
         .standin
         .requests()
