@@ -190,7 +190,7 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
             .iter()
             .map(|p| p.event_id.clone())
             .collect::<Vec<_>>(),
-        ids
+        scoped(&ids)
     );
     assert!(
         parked[0].reason.contains("not_in_channel")
