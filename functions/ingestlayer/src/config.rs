@@ -224,17 +224,137 @@ pub async fn aws() -> aws_config::SdkConfig {
         .await
 }
 
-/// Logging: JSON lines with structured fields, level from `RUST_LOG` (default info).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+/// Libraries that log raw invocations, requests or responses below `info`:
+/// lambda_runtime's trace level prints every event it receives (Authorization headers,
+/// cookies, OAuth codes, webhook bodies), and the HTTP and AWS clients print what they send
+/// and receive (Secrets Manager answers hold secrets). They stay at `info` whatever
+/// `RUST_LOG` (the stack's LogLevel) says.
+pub const CAPPED_LOG_TARGETS: &[&str] = &[
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_config",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "aws_sdk_secretsmanager",
+    "aws_sdk_dynamodb",
+    "aws_sdk_sqs",
+    "aws_sdk_kms",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tower",
+];
+
+/// The log filter for a `RUST_LOG` value (`None` or invalid: `info`), with
+/// [`CAPPED_LOG_TARGETS`] held at `info`.
+pub fn log_filter(
+    spec: Option<&str>,
+) -> impl tracing_subscriber::layer::Filter<tracing_subscriber::Registry> {
+    use tracing_subscriber::filter::FilterExt;
+    let env = spec
+        .and_then(|s| tracing_subscriber::EnvFilter::try_new(s).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let caps = CAPPED_LOG_TARGETS.iter().fold(
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::TRACE),
+        |t, target| t.with_target(*target, tracing::Level::INFO),
+    );
+    env.and(caps)
+}
+
+/// Logging: JSON lines with structured fields to `writer`, filtered by [`log_filter`].
+pub fn log_layer<W>(
+    spec: Option<&str>,
+    writer: W,
+) -> impl tracing_subscriber::Layer<tracing_subscriber::Registry>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::Layer;
+    tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .with_target(false)
         .without_time()
+        .with_writer(writer)
+        .with_filter(log_filter(spec))
+}
+
+/// Logging for the Lambda functions: [`log_layer`] on stdout, level from `RUST_LOG`
+/// (default info).
+pub fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let spec = std::env::var("RUST_LOG").ok();
+    let _ = tracing_subscriber::registry()
+        .with(log_layer(spec.as_deref(), std::io::stdout))
         .try_init();
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged_at(spec: &str, emit: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber =
+            tracing_subscriber::registry().with(log_layer(Some(spec), move || writer.clone()));
+        tracing::subscriber::with_default(subscriber, emit);
+        let bytes = captured.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn trace_level_never_lets_the_runtime_log_raw_invocations() {
+        for spec in [
+            "trace",
+            "info,lambda_runtime=trace",
+            "info,lambda_runtime::layers::api_response=trace",
+            "info,aws_smithy_runtime=trace,hyper=trace",
+        ] {
+            let logs = logged_at(spec, || {
+                tracing::trace!(target: "lambda_runtime::layers::api_response", body = "Authorization: Bearer il_SECRET", "raw JSON event received from Lambda");
+                tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", body = "SecretString il_SECRET", "response");
+                tracing::trace!(target: "hyper::proto", "il_SECRET");
+                tracing::info!(target: "lambda_runtime", "runtime started");
+            });
+            assert!(!logs.contains("il_SECRET"), "{spec}: {logs}");
+            assert!(logs.contains("runtime started"), "{spec}: {logs}");
+        }
+        let ours = logged_at("trace", || {
+            tracing::trace!(target: "ingestlayer::delivery", "our own trace line");
+        });
+        assert!(ours.contains("our own trace line"), "{ours}");
+    }
+
+    #[test]
+    fn an_invalid_filter_falls_back_to_info() {
+        let logs = logged_at("not a [valid filter", || {
+            tracing::debug!(target: "ingestlayer", "hidden");
+            tracing::info!(target: "ingestlayer", "shown");
+        });
+        assert!(logs.contains("shown") && !logs.contains("hidden"), "{logs}");
+    }
 }
 
 /// Reads a secret's string from Secrets Manager; the error names `what` was being read

@@ -12,6 +12,8 @@ use time::OffsetDateTime;
 
 /// The longest event name or client-given id we accept.
 pub const MAX_NAME_LEN: usize = 128;
+/// The longest event id: a client-given id scoped by its source (`<source>:<client id>`).
+pub const MAX_ID_LEN: usize = 256;
 
 /// One thing wrong with a request, located by JSON pointer into the request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,12 +83,12 @@ impl fmt::Display for EventName {
     }
 }
 
-/// An event id: the client's own (1–128 visible ASCII characters) or a server ULID.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct EventId(String);
+/// An id a client (or a webhook sender) gave its event: 1–128 visible ASCII characters.
+/// It names the event only together with its source (see [`EventId::scoped`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
 
-impl EventId {
+impl ClientId {
     pub fn parse(s: &str) -> Result<Self, String> {
         if s.is_empty() {
             return Err("id is empty".into());
@@ -100,9 +102,43 @@ impl EventId {
         Ok(Self(s.to_owned()))
     }
 
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An event's id, as answered in the 202, stored, signed in links and shown in Slack.
+///
+/// An id the sender gave is scoped by the source that sent it: `<source>:<client id>`, so
+/// `web-app:order-1` for an API key of source `web-app` and `webhook:stripe:evt_1` for the
+/// webhook source `stripe`. A server-assigned id is a bare ULID (it holds no `:`). API-key
+/// source names hold no `:` and are never `webhook`, so no two sources can name the same id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+impl EventId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("id is empty".into());
+        }
+        if s.len() > MAX_ID_LEN {
+            return Err(format!("id is longer than {MAX_ID_LEN} characters"));
+        }
+        if !s.chars().all(|c| c.is_ascii_graphic()) {
+            return Err("id may hold only visible ASCII characters (no spaces)".into());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
     /// A fresh server id.
     pub fn generate() -> Self {
         Self(ulid::Ulid::new().to_string())
+    }
+
+    /// The id of the event `source` named `client`: `<source>:<client>`.
+    pub fn scoped(source: &str, client: &ClientId) -> Self {
+        Self(format!("{source}:{}", client.as_str()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -133,7 +169,8 @@ impl fmt::Display for EventId {
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncomingEvent {
     pub name: EventName,
-    pub id: Option<EventId>,
+    /// The sender's own id for the event, unscoped.
+    pub id: Option<ClientId>,
     pub time: Option<OffsetDateTime>,
     pub data: Value,
     /// CloudEvents context attributes other than `type`, `id`, `time` and `data`
@@ -158,7 +195,8 @@ pub struct Envelope {
     pub time: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub received_at: OffsetDateTime,
-    /// The source (API key) that sent it.
+    /// The source that sent it: the API key's source name, or `webhook:<source>` for a
+    /// verified webhook. Set by ingest from the credential, never from the payload.
     pub source: String,
     /// The event's fields, kept whole.
     pub data: Value,
@@ -168,11 +206,34 @@ pub struct Envelope {
     pub webhook: Option<Map<String, Value>>,
 }
 
+/// Who sent an event, as filters and templates see it (`$source`, `$webhook`). Ingest sets
+/// it from the credential that authenticated the request, so a sender cannot write it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The recorded source: an API key's source name, or `webhook:<source>`.
+    pub source: &'a str,
+    /// A verified webhook's context (`provider`, `source`, `delivery_id`, and the provider's
+    /// envelope around the data); `None` for events sent with an API key.
+    pub webhook: Option<&'a Map<String, Value>>,
+}
+
 impl Envelope {
-    /// Accepts `event` from `source` now: keeps the client's id or assigns a ULID.
+    /// Who sent this event.
+    pub fn origin(&self) -> Origin<'_> {
+        Origin {
+            source: &self.source,
+            webhook: self.webhook.as_ref(),
+        }
+    }
+
+    /// Accepts `event` from `source` now: scopes the client's id by `source`
+    /// (`<source>:<id>`) or assigns a ULID.
     pub fn accept(event: IncomingEvent, source: &str, received_at: OffsetDateTime) -> Self {
         Self {
-            id: event.id.unwrap_or_else(EventId::generate),
+            id: match &event.id {
+                Some(client) => EventId::scoped(source, client),
+                None => EventId::generate(),
+            },
             name: event.name,
             time: event.time,
             received_at,
@@ -182,6 +243,39 @@ impl Envelope {
             webhook: event.webhook,
         }
     }
+}
+
+/// The deepest nesting of arrays and objects the pipeline can read in a stored envelope,
+/// counted the way [`nesting_depth`] counts (`{}` is 1): serde_json's recursion limit of 128
+/// refuses the 128th level.
+pub const MAX_STORED_DEPTH: usize = 127;
+
+/// How deeply arrays and objects nest in the JSON text `json`: 0 for a scalar, 1 for `{}`
+/// or `[1]`, 2 for `{"a":[]}`. Brackets inside strings do not count.
+pub fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in json.bytes() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// How many fields `data` holds: the members of every object in it, at any depth.
@@ -335,10 +429,10 @@ fn optional_id(
     value: Option<&Value>,
     pointer: &str,
     errors: &mut Vec<FieldError>,
-) -> Option<EventId> {
+) -> Option<ClientId> {
     match value {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match EventId::parse(s) {
+        Some(Value::String(s)) => match ClientId::parse(s) {
             Ok(id) => Some(id),
             Err(e) => {
                 errors.push(FieldError::new(pointer, e));
@@ -471,6 +565,57 @@ mod tests {
         assert!(EventName::parse(".hidden").is_err());
         assert!(EventName::parse("has space").is_err());
         assert!(EventName::parse(&"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn client_ids_are_scoped_by_their_source_and_server_ids_are_bare_ulids() {
+        let e = parse_incoming(&json!({"name": "a", "id": "webhook:stripe:evt_1"}), "").unwrap();
+        let env = Envelope::accept(e, "web-app", OffsetDateTime::now_utc());
+        assert_eq!(env.id.as_str(), "web-app:webhook:stripe:evt_1");
+        let e = parse_incoming(&json!({"name": "a", "id": "evt_1"}), "").unwrap();
+        let env = Envelope::accept(e, "webhook:stripe", OffsetDateTime::now_utc());
+        assert_eq!(env.id.as_str(), "webhook:stripe:evt_1");
+        let e = parse_incoming(&json!({"name": "a"}), "").unwrap();
+        let env = Envelope::accept(e, "web-app", OffsetDateTime::now_utc());
+        assert!(!env.id.as_str().contains(':'), "{}", env.id);
+        // The longest client id under the longest source name is still a valid event id.
+        let e = parse_incoming(&json!({"name": "a", "id": "i".repeat(MAX_NAME_LEN)}), "").unwrap();
+        let env = Envelope::accept(e, &"s".repeat(64), OffsetDateTime::now_utc());
+        assert!(EventId::parse(env.id.as_str()).is_ok());
+        assert!(parse_incoming(
+            &json!({"name": "a", "id": "i".repeat(MAX_NAME_LEN + 1)}),
+            ""
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn nesting_depth_counts_brackets_outside_strings() {
+        assert_eq!(nesting_depth("1"), 0);
+        assert_eq!(nesting_depth("{}"), 1);
+        assert_eq!(nesting_depth(r#"{"a":[{"b":"[[[{{"}],"c":{}}"#), 3);
+        assert_eq!(nesting_depth(r#"["\"[", ["\\"]]"#), 2);
+    }
+
+    /// The limit is serde_json's own: an envelope that deep is what the pipeline reads, one
+    /// level deeper it cannot read.
+    #[test]
+    fn the_stored_depth_limit_is_what_the_pipeline_can_read() {
+        let nested = |levels: usize| -> String {
+            let e = parse_incoming(&json!({"name": "a"}), "").unwrap();
+            let env = Envelope::accept(e, "s", OffsetDateTime::now_utc());
+            let json = serde_json::to_string(&env).unwrap();
+            // The envelope is level 1 and `data` level 2; fill `data` down to `levels`.
+            let inner = "[".repeat(levels - 2) + &"]".repeat(levels - 2);
+            json.replace(r#""data":{}"#, &format!(r#""data":{{"x":{inner}}}"#))
+        };
+        let at_limit = nested(MAX_STORED_DEPTH);
+        assert_eq!(nesting_depth(&at_limit), MAX_STORED_DEPTH);
+        assert!(serde_json::from_str::<Envelope>(&at_limit).is_ok());
+        let over = nested(MAX_STORED_DEPTH + 1);
+        assert_eq!(nesting_depth(&over), MAX_STORED_DEPTH + 1);
+        let err = serde_json::from_str::<Envelope>(&over).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
     }
 
     #[test]

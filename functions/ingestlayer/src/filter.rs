@@ -9,13 +9,26 @@
 //! matches `csv.export` and `export`, but not `exports` or `profile.view`. Plain CEL list
 //! membership (`feature in ["csv.export"]`) stays exact.
 //!
+//! `$source` is the source that sent the event (`webhook:stripe`, or an API key's source name
+//! such as `web-app`) and `$webhook` the verified webhook's context (`$webhook.provider`,
+//! `$webhook.source`, `$webhook.delivery_id`, …; an empty map for API-key events). Ingest sets
+//! both from the credential, so the sender cannot: an event field named `source` is
+//! `source` (or `event.source`), never `$source`.
+//!
 //! Expressions compile once, when the pipeline is loaded; evaluating one never parses.
 
 use std::sync::{Arc, LazyLock};
 
 use cel::{Context, Env, ExecutionError, Program, Value as CelValue};
 use regex::Regex;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::event::Origin;
+
+/// What `$source` and `$webhook` become in the compiled expression. Bound after the
+/// event's fields, so a field of the same name never shadows them.
+const SOURCE_VAR: &str = "ingestlayer_source";
+const WEBHOOK_VAR: &str = "ingestlayer_webhook";
 
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
@@ -47,7 +60,7 @@ impl Filter {
         if expr.trim().is_empty() {
             return Err("the expression is empty".into());
         }
-        let rewritten = rewrite_set_shorthand(expr)?;
+        let rewritten = rewrite_set_shorthand(&rewrite_origin(expr)?)?;
         let program = ENV
             .compile(&rewritten)
             .map_err(|e| format!("{expr:?} does not parse: {e}"))?;
@@ -62,11 +75,12 @@ impl Filter {
         &self.source
     }
 
-    /// Evaluates the filter against an event context (an object of fields).
+    /// Evaluates the filter against an event context (an object of fields) sent by
+    /// `origin`.
     ///
     /// A reference to a field the event lacks is an error, and the caller treats the event
     /// as not matching; `has(event.field)` tests presence without error.
-    pub fn matches(&self, event: &Value) -> Result<bool, FilterError> {
+    pub fn matches(&self, event: &Value, origin: &Origin<'_>) -> Result<bool, FilterError> {
         let mut ctx = Context::with_env(ENV.clone());
         // in_set is not a stdlib overload, so registering it cannot conflict.
         let _ = ctx.add_function("in_set", in_set);
@@ -76,6 +90,10 @@ impl Filter {
             }
         }
         ctx.add_variable_from_value("event", json_to_cel(event));
+        ctx.add_variable_from_value(SOURCE_VAR, CelValue::from(origin.source.to_owned()));
+        let empty = Map::new();
+        let webhook = Value::Object(origin.webhook.unwrap_or(&empty).clone());
+        ctx.add_variable_from_value(WEBHOOK_VAR, json_to_cel(&webhook));
         match self.program.execute(&ctx)? {
             CelValue::Bool(b) => Ok(b),
             other => Err(FilterError::NotBoolean(format!("{other:?}"))),
@@ -155,6 +173,55 @@ pub fn segment_match(value: &str, element: &str) -> bool {
         || value.contains(&format!(".{element}."))
 }
 
+/// Rewrites `$source` and `$webhook` outside string literals into the variables that hold
+/// them; any other `$name` is an error naming the two.
+fn rewrite_origin(expr: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(expr.len() + 32);
+    let mut chars = expr.char_indices().peekable();
+    let mut quote: Option<char> = None;
+    while let Some((i, c)) = chars.next() {
+        if let Some(q) = quote {
+            out.push(c);
+            if c == '\\' {
+                if let Some((_, next)) = chars.next() {
+                    out.push(next);
+                }
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            '$' => {
+                let rest = &expr[i + 1..];
+                let word: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let var = match word.as_str() {
+                    "source" => SOURCE_VAR,
+                    "webhook" => WEBHOOK_VAR,
+                    _ => {
+                        return Err(format!(
+                            "${word} in {expr:?} is not known: filters see $source and $webhook"
+                        ))
+                    }
+                };
+                out.push_str(var);
+                for _ in 0..word.len() {
+                    chars.next();
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 /// Rewrites `field in {a, b, "c d"}` into `in_set(field, ["a", "b", "c d"])`.
 fn rewrite_set_shorthand(expr: &str) -> Result<String, String> {
     let mut out = String::with_capacity(expr.len() + 16);
@@ -207,21 +274,57 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const API_KEY: Origin<'static> = Origin {
+        source: "web-app",
+        webhook: None,
+    };
+
     fn run(expr: &str, event: Value) -> bool {
         Filter::compile(expr)
             .unwrap()
-            .matches(&event)
+            .matches(&event, &API_KEY)
             .unwrap_or(false)
+    }
+
+    #[test]
+    fn source_and_webhook_come_from_the_origin_never_from_the_event() {
+        let stripe_context = json!({"provider": "stripe", "source": "stripe", "livemode": true});
+        let stripe = Origin {
+            source: "webhook:stripe",
+            webhook: stripe_context.as_object(),
+        };
+        let forged = json!({"source": "webhook:stripe", "ingestlayer_source": "webhook:stripe",
+            "webhook": {"provider": "stripe"}, "ingestlayer_webhook": {"provider": "stripe"}});
+        let f = Filter::compile("$source == 'webhook:stripe'").unwrap();
+        assert!(f.matches(&json!({}), &stripe).unwrap());
+        assert!(!f.matches(&forged, &API_KEY).unwrap());
+        let f = Filter::compile(r#"$webhook.provider == "stripe" && $webhook.livemode"#).unwrap();
+        assert!(f.matches(&json!({}), &stripe).unwrap());
+        assert!(
+            f.matches(&forged, &API_KEY).is_err(),
+            "no webhook context: not a match"
+        );
+        let f = Filter::compile("has($webhook.provider)").unwrap();
+        assert!(!f.matches(&forged, &API_KEY).unwrap());
+        // The event's own `source` field is still there, under its own name.
+        let f = Filter::compile("source == 'webhook:stripe' && $source == 'web-app'").unwrap();
+        assert!(f.matches(&forged, &API_KEY).unwrap());
+        // In a string literal `$source` is text; the set shorthand works on it.
+        let f = Filter::compile(r#"note == '$source' && $source in {web-app, billing}"#).unwrap();
+        assert!(f.matches(&json!({"note": "$source"}), &API_KEY).unwrap());
+        let e = Filter::compile("$sender == 'x'").unwrap_err();
+        assert!(e.contains("$source and $webhook"), "{e}");
     }
 
     #[test]
     fn the_products_example_passes_csv_export_and_drops_profile_view() {
         let f = Filter::compile("feature in {export, api, webhook}").unwrap();
-        assert!(f.matches(&json!({"feature": "csv.export"})).unwrap());
-        assert!(f.matches(&json!({"feature": "api"})).unwrap());
-        assert!(f.matches(&json!({"feature": "webhook.retry"})).unwrap());
-        assert!(!f.matches(&json!({"feature": "profile.view"})).unwrap());
-        assert!(!f.matches(&json!({"feature": "exports"})).unwrap());
+        let m = |e: Value| f.matches(&e, &API_KEY).unwrap();
+        assert!(m(json!({"feature": "csv.export"})));
+        assert!(m(json!({"feature": "api"})));
+        assert!(m(json!({"feature": "webhook.retry"})));
+        assert!(!m(json!({"feature": "profile.view"})));
+        assert!(!m(json!({"feature": "exports"})));
     }
 
     #[test]
@@ -265,14 +368,14 @@ mod tests {
     #[test]
     fn a_missing_field_is_an_error_not_a_match() {
         let f = Filter::compile("plan == 'free'").unwrap();
-        assert!(f.matches(&json!({"feature": "api"})).is_err());
+        assert!(f.matches(&json!({"feature": "api"}), &API_KEY).is_err());
     }
 
     #[test]
     fn non_boolean_results_are_errors() {
         let f = Filter::compile("count + 1").unwrap();
         assert!(matches!(
-            f.matches(&json!({"count": 1})),
+            f.matches(&json!({"count": 1}), &API_KEY),
             Err(FilterError::NotBoolean(_))
         ));
     }

@@ -1,18 +1,19 @@
 //! API keys: stored only as SHA-256 hashes in the API keys table
 //! (`key_hash` → `source`, optional `revoked_at`), cached briefly per instance.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
 
 /// How long a looked-up key is trusted before the table is asked again; a revoked key
 /// stops working within this time.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
+/// At most this many looked-up keys (found or not) are remembered per instance, so random
+/// keys sent by anyone cannot grow the cache without bound.
+pub const CACHE_CAPACITY: u64 = 10_000;
 
 fn now_seconds() -> time::OffsetDateTime {
     let now = time::OffsetDateTime::now_utc();
@@ -38,6 +39,22 @@ pub fn key_id(key: &str) -> String {
     key.chars().take(11).collect()
 }
 
+/// Longest API-key source name.
+pub const MAX_SOURCE_NAME: usize = 64;
+
+/// Whether `name` can be an API key's source: 1–64 letters, digits, `-`, `_` and `.`, and
+/// not `webhook`. Event ids are `<source>:<client id>` and a webhook's are
+/// `webhook:<source>:<delivery id>`, so a source name with `:`, or named `webhook`, could
+/// name another source's events.
+pub fn valid_source_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_SOURCE_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.eq_ignore_ascii_case("webhook")
+}
+
 /// A stored key, as operators see it (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
@@ -51,6 +68,17 @@ pub struct KeyInfo {
 pub enum KeyError {
     #[error("API key lookup failed: {0}")]
     Store(String),
+    #[error("source name {0:?}: use 1-64 letters, digits, - _ . (and not `webhook`, which names webhook sources)")]
+    InvalidSource(String),
+}
+
+/// The per-instance cache of looked-up keys: key hash → source (`None`: unknown or
+/// revoked), bounded in size and age.
+fn key_cache() -> moka::sync::Cache<String, Option<String>> {
+    moka::sync::Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(CACHE_TTL)
+        .build()
 }
 
 /// Looks up API keys by hash, with a per-instance cache.
@@ -58,7 +86,7 @@ pub enum KeyError {
 pub struct ApiKeys {
     client: aws_sdk_dynamodb::Client,
     table: String,
-    cache: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    cache: moka::sync::Cache<String, Option<String>>,
 }
 
 impl ApiKeys {
@@ -66,17 +94,15 @@ impl ApiKeys {
         Self {
             client,
             table,
-            cache: Mutex::new(HashMap::new()),
+            cache: key_cache(),
         }
     }
 
     /// The source name of a valid, unrevoked key; `None` for an unknown or revoked key.
     pub async fn source_of(&self, key: &SecretString) -> Result<Option<String>, KeyError> {
         let hash = hash_key(key.expose_secret());
-        if let Some((source, at)) = self.cache.lock().await.get(&hash) {
-            if at.elapsed() < CACHE_TTL {
-                return Ok(source.clone());
-            }
+        if let Some(source) = self.cache.get(&hash) {
+            return Ok(source);
         }
         let out = self
             .client
@@ -98,15 +124,15 @@ impl ApiKeys {
                 _ => None,
             }
         });
-        self.cache
-            .lock()
-            .await
-            .insert(hash, (source.clone(), Instant::now()));
+        self.cache.insert(hash, source.clone());
         Ok(source)
     }
 
     /// Stores a new key for `source`; only its hash (and public id) is kept.
     pub async fn create(&self, key: &SecretString, source: &str) -> Result<(), KeyError> {
+        if !valid_source_name(source) {
+            return Err(KeyError::InvalidSource(source.to_owned()));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -198,5 +224,36 @@ impl ApiKeys {
             revoked = true;
         }
         Ok(revoked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_cache_stays_bounded_under_random_keys() {
+        let cache = key_cache();
+        for i in 0..(3 * CACHE_CAPACITY) {
+            cache.insert(hash_key(&format!("il_random_{i}")), None);
+        }
+        cache.run_pending_tasks();
+        assert!(
+            cache.entry_count() <= CACHE_CAPACITY,
+            "{} entries",
+            cache.entry_count()
+        );
+        assert!(cache.entry_count() > 0);
+    }
+
+    #[test]
+    fn source_names_cannot_reach_into_another_sources_ids() {
+        for good in ["web-app", "local", "tests", "billing.v2", "A_1"] {
+            assert!(valid_source_name(good), "{good}");
+        }
+        let long = "a".repeat(MAX_SOURCE_NAME + 1);
+        for bad in ["", "webhook", "Webhook", "a:b", "web app", long.as_str()] {
+            assert!(!valid_source_name(bad), "{bad}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! The domain lives here; the three Lambda functions (`ingest`, `pipeline`,
 //! `slack-delivery`) are thin wrappers around the handlers in [`handlers`].
 
+pub mod admin_session;
 pub mod channels;
 pub mod config;
 pub mod connections;
@@ -15,6 +16,7 @@ pub mod ledger;
 pub mod links;
 pub mod oauth;
 pub mod pipeline;
+pub mod purpose;
 pub mod queue;
 pub mod redrive;
 pub mod render;

@@ -1,13 +1,12 @@
 //! Signed, expiring links to stored events: `GET /v1/events/{id}?exp=<unix>&sig=<hex>`,
-//! where `sig` is HMAC-SHA256 over `"{id}\n{exp}"` with a key kept in Secrets Manager.
-//! An expired or tampered link gets 403; checks are constant time.
+//! where `sig` is the [`Purpose::EventLink`] signature of `(id, exp)`: its own key, derived
+//! from the stack's signing secret, so a link never works as a session, a CSRF token or an
+//! OAuth state. An expired or tampered link gets 403; checks are constant time.
 
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use secrecy::SecretString;
 use std::time::Duration;
 
-type HmacSha256 = Hmac<Sha256>;
+use crate::purpose::{Purpose, PurposeKey};
 
 /// How long a link in a Slack message works, unless configured.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 86_400);
@@ -25,7 +24,7 @@ pub enum LinkError {
 /// Signs and checks event links.
 #[derive(Clone)]
 pub struct LinkSigner {
-    key: SecretString,
+    key: PurposeKey,
     /// The public base URL of the ingest API, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com`.
     base_url: String,
     ttl: Duration,
@@ -41,29 +40,23 @@ impl std::fmt::Debug for LinkSigner {
 }
 
 impl LinkSigner {
-    pub fn new(key: SecretString, base_url: &str, ttl: Duration) -> Self {
+    /// A signer whose key is derived from the stack's signing secret `root`.
+    pub fn new(root: SecretString, base_url: &str, ttl: Duration) -> Self {
         Self {
-            key,
+            key: PurposeKey::derive(&root, Purpose::EventLink),
             base_url: base_url.trim_end_matches('/').to_owned(),
             ttl,
         }
     }
 
-    fn mac(&self, id: &str, exp: i64) -> HmacSha256 {
-        // HMAC takes keys of any length.
-        #[allow(clippy::expect_used)]
-        let mut mac = HmacSha256::new_from_slice(self.key.expose_secret().as_bytes())
-            .expect("HMAC accepts any key length");
-        mac.update(id.as_bytes());
-        mac.update(b"\n");
-        mac.update(exp.to_string().as_bytes());
-        mac
+    fn sign(&self, id: &str, exp: i64) -> String {
+        self.key.sign(&[id.as_bytes(), exp.to_string().as_bytes()])
     }
 
     /// A link to event `id` that works until `now_unix + ttl`.
     pub fn link(&self, id: &str, now_unix: i64) -> String {
         let exp = now_unix + self.ttl.as_secs() as i64;
-        let sig = hex::encode(self.mac(id, exp).finalize().into_bytes());
+        let sig = self.sign(id, exp);
         let mut url = format!("{}/v1/events/", self.base_url);
         url.extend(percent_encode_segment(id));
         format!("{url}?exp={exp}&sig={sig}")
@@ -81,10 +74,12 @@ impl LinkSigner {
             return Err(LinkError::Incomplete);
         };
         let exp_n: i64 = exp.parse().map_err(|_| LinkError::BadSignature)?;
-        let sig = hex::decode(sig).map_err(|_| LinkError::BadSignature)?;
-        self.mac(id, exp_n)
-            .verify_slice(&sig)
-            .map_err(|_| LinkError::BadSignature)?;
+        if !self
+            .key
+            .verify(&[id.as_bytes(), exp_n.to_string().as_bytes()], sig)
+        {
+            return Err(LinkError::BadSignature);
+        }
         if exp_n < now_unix {
             return Err(LinkError::Expired);
         }
@@ -133,7 +128,8 @@ pub fn parse_key(secret: &str) -> Option<SecretString> {
     (key.len() >= 16).then(|| SecretString::from(key))
 }
 
-/// Reads the signing key from Secrets Manager.
+/// Reads the stack's signing secret (the root every purpose's key is derived from) from
+/// Secrets Manager.
 pub async fn load_key(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,

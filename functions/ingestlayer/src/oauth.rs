@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use sha2::Sha256;
+
+use crate::purpose::{Purpose, PurposeKey};
 
 /// The bot scopes ingestlayer asks for, and why:
 /// posting (`chat:write`), posting to public channels it has not joined
@@ -70,6 +70,76 @@ impl AppCredentials {
     }
 }
 
+/// Why the Slack app's credentials cannot be used yet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AppError {
+    /// The secret still holds the placeholder template.yaml puts there, or misses a field:
+    /// a state the operator fixes by filling the secret, not a failure.
+    #[error("the Slack app is not configured yet: {0}; put {{\"client_id\", \"client_secret\", \"signing_secret\"}} from the app's Basic Information page into the secret")]
+    NotConfigured(String),
+    #[error("reading the Slack app secret failed: {0}")]
+    Read(String),
+}
+
+/// How long an unusable (placeholder) app secret is trusted before it is read again, so
+/// filling it in takes effect within a minute without a deploy.
+pub const APP_RECHECK: Duration = Duration::from_secs(60);
+
+/// The Slack app's credentials, read from Secrets Manager when first needed. A usable
+/// secret is kept for the instance's life; a placeholder is read again after
+/// [`APP_RECHECK`].
+#[derive(Debug)]
+pub enum SlackAppSource {
+    Fixed(AppCredentials),
+    Secret {
+        client: aws_sdk_secretsmanager::Client,
+        arn: String,
+        cached: tokio::sync::Mutex<Option<(std::time::Instant, Result<AppCredentials, AppError>)>>,
+    },
+}
+
+impl SlackAppSource {
+    pub fn secret(client: aws_sdk_secretsmanager::Client, arn: String) -> Self {
+        Self::Secret {
+            client,
+            arn,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The credentials, or why there are none.
+    pub async fn get(&self) -> Result<AppCredentials, AppError> {
+        self.get_at(std::time::Instant::now()).await
+    }
+
+    /// [`SlackAppSource::get`] at `now` (tests pass their own clock).
+    pub async fn get_at(&self, now: std::time::Instant) -> Result<AppCredentials, AppError> {
+        let (client, arn, cached) = match self {
+            SlackAppSource::Fixed(app) => return Ok(app.clone()),
+            SlackAppSource::Secret {
+                client,
+                arn,
+                cached,
+            } => (client, arn, cached),
+        };
+        let mut guard = cached.lock().await;
+        if let Some((at, result)) = guard.as_ref() {
+            if result.is_ok() || now.saturating_duration_since(*at) < APP_RECHECK {
+                return result.clone();
+            }
+        }
+        let text = crate::config::read_secret(client, arn, "the Slack app secret")
+            .await
+            .map_err(AppError::Read)?;
+        let result = AppCredentials::parse(&text).map_err(AppError::NotConfigured);
+        if let Err(e) = &result {
+            tracing::warn!(reason = %e, "the Slack app secret is not usable yet");
+        }
+        *guard = Some((now, result.clone()));
+        result
+    }
+}
+
 /// Why a state was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
@@ -86,30 +156,25 @@ pub enum StateError {
 /// Signs and checks OAuth `state` values: `{nonce}.{expires}.{hex hmac}`.
 #[derive(Clone)]
 pub struct StateSigner {
-    key: SecretString,
+    key: PurposeKey,
 }
 
 impl StateSigner {
-    pub fn new(key: SecretString) -> Self {
-        Self { key }
-    }
-
-    fn mac(&self, nonce: &str, exp: i64) -> Hmac<Sha256> {
-        #[allow(clippy::expect_used)] // HMAC takes keys of any length
-        let mut m = Hmac::<Sha256>::new_from_slice(self.key.expose_secret().as_bytes())
-            .expect("any key length");
-        m.update(b"slack-oauth-state\n");
-        m.update(nonce.as_bytes());
-        m.update(b"\n");
-        m.update(exp.to_string().as_bytes());
-        m
+    /// A signer whose key is derived from the stack's signing secret `root`
+    /// ([`Purpose::OAuthState`]), so a state never works as a link, session or CSRF token.
+    pub fn new(root: SecretString) -> Self {
+        Self {
+            key: PurposeKey::derive(&root, Purpose::OAuthState),
+        }
     }
 
     /// A fresh state valid for [`STATE_TTL`] from `now_unix`.
     pub fn issue(&self, now_unix: i64) -> String {
         let nonce = ulid::Ulid::new().to_string();
         let exp = now_unix + STATE_TTL.as_secs() as i64;
-        let sig = hex::encode(self.mac(&nonce, exp).finalize().into_bytes());
+        let sig = self
+            .key
+            .sign(&[nonce.as_bytes(), exp.to_string().as_bytes()]);
         format!("{nonce}.{exp}.{sig}")
     }
 
@@ -122,12 +187,21 @@ impl StateSigner {
             return Err(StateError::Malformed);
         };
         let exp: i64 = exp.parse().map_err(|_| StateError::Malformed)?;
-        let sig = hex::decode(sig).map_err(|_| StateError::Malformed)?;
-        self.mac(nonce, exp)
-            .verify_slice(&sig)
-            .map_err(|_| StateError::Forged)?;
+        if hex::decode(sig).map(|s| s.len()) != Ok(32) {
+            return Err(StateError::Malformed);
+        }
+        if !self
+            .key
+            .verify(&[nonce.as_bytes(), exp.to_string().as_bytes()], sig)
+        {
+            return Err(StateError::Forged);
+        }
         if exp < now_unix {
             return Err(StateError::Expired);
+        }
+        // A state is issued for STATE_TTL; one that claims to live longer was not issued here.
+        if exp > now_unix + STATE_TTL.as_secs() as i64 {
+            return Err(StateError::Forged);
         }
         Ok(nonce.to_owned())
     }

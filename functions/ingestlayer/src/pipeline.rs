@@ -153,6 +153,9 @@ pub enum Step {
 pub struct Pipeline {
     pub id: PipelineId,
     pub events: Vec<EventName>,
+    /// The sources whose events this pipeline takes (`webhook:stripe`, or an API key's
+    /// source name such as `web-app`); `None` takes every source's.
+    pub sources: Option<Vec<String>>,
     pub steps: Vec<Step>,
     pub destinations: Vec<SlackDestination>,
 }
@@ -173,6 +176,8 @@ pub struct PipelineError {
 struct RawPipeline {
     id: String,
     events: Vec<String>,
+    #[serde(default)]
+    sources: Option<Vec<String>>,
     #[serde(default)]
     steps: Vec<RawStep>,
     destinations: Vec<RawDestination>,
@@ -287,6 +292,30 @@ impl Pipeline {
             .enumerate()
             .map(|(i, n)| EventName::parse(n).map_err(|m| err(format!("events[{i}]"), m)))
             .collect::<Result<Vec<_>, _>>()?;
+        let sources = match raw.sources {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err(err(
+                    "sources".into(),
+                    "lists no source: leave it out to take events from every source".into(),
+                ))
+            }
+            Some(list) => {
+                for (i, source) in list.iter().enumerate() {
+                    let valid = match source.strip_prefix("webhook:") {
+                        Some(name) => crate::webhooks::valid_source_name(name),
+                        None => crate::keys::valid_source_name(source),
+                    };
+                    if !valid {
+                        return Err(err(
+                            format!("sources[{i}]"),
+                            format!("{source:?} must be webhook:<webhook source> (e.g. webhook:stripe) or an API key's source name (e.g. web-app)"),
+                        ));
+                    }
+                }
+                Some(list)
+            }
+        };
         let mut steps = Vec::with_capacity(raw.steps.len());
         for (i, step) in raw.steps.into_iter().enumerate() {
             steps.push(match step {
@@ -382,9 +411,19 @@ impl Pipeline {
         Ok(Some(Pipeline {
             id,
             events,
+            sources,
             steps,
             destinations,
         }))
+    }
+}
+
+impl Pipeline {
+    /// Whether this pipeline takes events recorded with `source`.
+    pub fn takes_source(&self, source: &str) -> bool {
+        self.sources
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|s| s == source))
     }
 }
 
@@ -528,6 +567,32 @@ mod tests {
         );
         assert!(ChannelRef::parse("C0123ABCDE").is_ok());
         assert_eq!(ChannelRef::parse("alerts").unwrap().as_str(), "#alerts");
+    }
+
+    #[test]
+    fn sources_bind_a_pipeline_to_its_senders() {
+        let p = Pipeline::from_json(&example()).unwrap().unwrap();
+        assert!(p.takes_source("web-app") && p.takes_source("webhook:stripe"));
+        let mut j = example();
+        j["sources"] = json!(["webhook:stripe", "billing-service"]);
+        let p = Pipeline::from_json(&j).unwrap().unwrap();
+        assert!(p.takes_source("webhook:stripe") && p.takes_source("billing-service"));
+        assert!(!p.takes_source("web-app") && !p.takes_source("webhook:github"));
+        assert!(
+            !p.takes_source("stripe"),
+            "an API key named stripe is not the webhook"
+        );
+        for (bad, field) in [
+            (json!([]), "sources"),
+            (json!(["webhook:Stripe"]), "sources[0]"),
+            (json!(["webhook"]), "sources[0]"),
+            (json!(["a:b"]), "sources[0]"),
+            (json!("webhook:stripe"), "sources"),
+        ] {
+            let mut j = example();
+            j["sources"] = bad.clone();
+            assert_eq!(Pipeline::from_json(&j).unwrap_err().field, field, "{bad}");
+        }
     }
 
     #[test]

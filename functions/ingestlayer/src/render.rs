@@ -3,13 +3,23 @@
 //!
 //! Every event value is escaped (`&`, `<`, `>`), so an event can never produce a mention, a
 //! channel ping or a link; the template's own text is the operator's and is kept as written.
-//! Oversized values are cut with `…` and the message then says it was truncated.
+//! Every mrkdwn text object is `verbatim`, so Slack does not turn URLs or `#channel` names
+//! found in values into links. A value placed in the target of a template's own link
+//! (`<https://x/$event.id|label>`) is percent-encoded, so it cannot end the target or change
+//! the label. Oversized values are cut with `…` and the message then says it was truncated.
+//!
+//! Besides `$event.*` and `$name`, a template sees `$source` (the source that sent the
+//! event: `webhook:stripe`, or an API key's source name) and `$webhook.*` (a verified
+//! webhook's context: `$webhook.provider`, `$webhook.source`, `$webhook.delivery_id`, …).
+//! Every message's context line names the source.
 
 use std::sync::LazyLock;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use regex::Regex;
 use serde_json::{json, Map, Value};
 
+use crate::event::Origin;
 use crate::pipeline::RawTemplate;
 
 /// Block Kit limits (Slack's documented caps).
@@ -30,16 +40,56 @@ const FIELD_VALUE_CHARS: usize = 300;
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
     Regex::new(
-        r"\$\{event((?:\.[A-Za-z0-9_-]+)+)\}|\$event((?:\.[A-Za-z0-9_-]+)+)|\$\{name\}|\$name\b",
+        r"\$\{(event|webhook)((?:\.[A-Za-z0-9_-]+)+)\}|\$(event|webhook)((?:\.[A-Za-z0-9_-]+)+)|\$\{(name|source)\}|\$(name|source)\b",
     )
     .unwrap()
 });
 
+/// Everything but RFC 3986's unreserved characters: a value as one part of a URL.
+const URL_PART: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// What may not stand in a URL as written, nor in a Slack link's target: a whole URL keeps
+/// its `/`, `?`, `=` and `&` but never ends the target (`|`, `>`) or opens markup (`<`).
+const URL_WHOLE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'|')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'\\')
+    .add(b'^');
+
+/// Where in the template's text a reference stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Text or a link's label: the value is escaped.
+    Text,
+    /// The very start of a link's target (`<$event.url|…>`): an http(s) URL value is kept as
+    /// a URL, anything else is encoded as a part.
+    TargetStart,
+    /// Inside a link's target after its start: the value is percent-encoded as a part.
+    Target,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reference {
+    Event(Vec<String>),
+    Webhook(Vec<String>),
+    Name,
+    Source,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Text(String),
-    Field(Vec<String>),
-    Name,
+    Ref(Reference, Place),
 }
 
 /// A parsed template string.
@@ -47,24 +97,56 @@ enum Piece {
 pub struct TemplateText(Vec<Piece>);
 
 impl TemplateText {
-    /// Parses `$event.a.b`, `${event.a.b}` and `$name` references.
+    /// Parses `$event.a.b`, `${event.a.b}`, `$webhook.a`, `$name` and `$source` references,
+    /// noting for each whether it stands in a link's target (`<…|` or `<…>`).
     pub fn parse(s: &str) -> Self {
         let mut pieces = Vec::new();
         let mut last = 0;
+        let mut place = Place::Text;
+        let advance = |text: &str, place: &mut Place| {
+            for c in text.chars() {
+                *place = match (*place, c) {
+                    (Place::Text, '<') => Place::TargetStart,
+                    (Place::TargetStart | Place::Target, '|' | '>') => Place::Text,
+                    (Place::TargetStart, _) => Place::Target,
+                    (p, _) => p,
+                };
+            }
+        };
         for caps in REFERENCE.captures_iter(s) {
             let Some(whole) = caps.get(0) else { continue };
             if whole.start() > last {
-                pieces.push(Piece::Text(s[last..whole.start()].to_owned()));
+                let text = &s[last..whole.start()];
+                advance(text, &mut place);
+                pieces.push(Piece::Text(text.to_owned()));
             }
-            match caps.get(1).or_else(|| caps.get(2)) {
-                Some(path) => pieces.push(Piece::Field(
-                    path.as_str()
-                        .trim_start_matches('.')
-                        .split('.')
-                        .map(str::to_owned)
-                        .collect(),
-                )),
-                None => pieces.push(Piece::Name),
+            let path = |i: usize| -> Vec<String> {
+                caps.get(i)
+                    .map(|m| {
+                        m.as_str()
+                            .trim_start_matches('.')
+                            .split('.')
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let kind = caps
+                .get(1)
+                .map(|k| (k.as_str(), path(2)))
+                .or_else(|| caps.get(3).map(|k| (k.as_str(), path(4))))
+                .or_else(|| caps.get(5).map(|k| (k.as_str(), Vec::new())))
+                .or_else(|| caps.get(6).map(|k| (k.as_str(), Vec::new())));
+            let value = match kind {
+                Some(("event", p)) => Reference::Event(p),
+                Some(("webhook", p)) => Reference::Webhook(p),
+                Some(("source", _)) => Reference::Source,
+                _ => Reference::Name,
+            };
+            pieces.push(Piece::Ref(value, place));
+            // A reference is part of the target: what follows it is no longer its start.
+            if place == Place::TargetStart {
+                place = Place::Target;
             }
             last = whole.end();
         }
@@ -74,21 +156,50 @@ impl TemplateText {
         Self(pieces)
     }
 
-    /// Renders with every substituted value escaped; a missing field renders as `–`.
-    fn render(&self, name: &str, ctx: &Value) -> String {
+    /// Renders with every substituted value escaped (percent-encoded in a link's target); a
+    /// missing field renders as `–`.
+    fn render(&self, input: &RenderInput<'_>) -> String {
         let mut out = String::new();
         for p in &self.0 {
-            match p {
-                Piece::Text(t) => out.push_str(t),
-                Piece::Name => out.push_str(&escape(name)),
-                Piece::Field(path) => match lookup(ctx, path) {
-                    Some(v) => out.push_str(&escape(&display_value(v))),
-                    None => out.push('–'),
-                },
+            let (value, place) = match p {
+                Piece::Text(t) => {
+                    out.push_str(t);
+                    continue;
+                }
+                Piece::Ref(value, place) => (value, *place),
+            };
+            let text = match value {
+                Reference::Name => Some(input.event_name.to_owned()),
+                Reference::Source => Some(input.origin.source.to_owned()),
+                Reference::Event(path) => lookup(input.context, path).map(display_value),
+                Reference::Webhook(path) => input
+                    .origin
+                    .webhook
+                    .and_then(|w| lookup_map(w, path))
+                    .map(display_value),
+            };
+            match text {
+                Some(t) => out.push_str(&in_place(&t, place)),
+                None => out.push('–'),
             }
         }
         out
     }
+}
+
+/// `value` made safe for where it stands.
+fn in_place(value: &str, place: Place) -> String {
+    match place {
+        Place::Text => escape(value),
+        Place::TargetStart if is_web_url(value) => {
+            escape(&utf8_percent_encode(value, URL_WHOLE).to_string())
+        }
+        Place::TargetStart | Place::Target => utf8_percent_encode(value, URL_PART).to_string(),
+    }
+}
+
+fn is_web_url(value: &str) -> bool {
+    url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }
 
 /// A destination's message template. Empty parts fall back to the default card: a header
@@ -141,6 +252,8 @@ pub struct RenderedMessage {
 pub struct RenderInput<'a> {
     pub event_name: &'a str,
     pub event_id: &'a str,
+    /// Who sent the event (`$source`, `$webhook`); the message names the source.
+    pub origin: Origin<'a>,
     /// The event's fields plus attached entities.
     pub context: &'a Value,
     /// A link to the full stored event, shown when something was truncated.
@@ -153,7 +266,7 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
     let mut blocks = Vec::new();
 
     let header_raw = match &template.header {
-        Some(t) => t.render(input.event_name, input.context),
+        Some(t) => t.render(input),
         None => escape(input.event_name),
     };
     let header = cut(&header_raw, limits::HEADER_TEXT, &mut truncated);
@@ -162,13 +275,9 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
     );
 
     if let Some(text) = &template.text {
-        let body = cut(
-            &text.render(input.event_name, input.context),
-            limits::SECTION_TEXT,
-            &mut truncated,
-        );
+        let body = cut(&text.render(input), limits::SECTION_TEXT, &mut truncated);
         if !body.trim().is_empty() {
-            blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": body}}));
+            blocks.push(json!({"type": "section", "text": mrkdwn(body)}));
         }
     }
 
@@ -197,14 +306,18 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
                 FIELD_VALUE_CHARS.min(limits::FIELD_TEXT - label.len() - 4),
                 &mut truncated,
             );
-            json!({"type": "mrkdwn", "text": format!("*{label}*\n{value}")})
+            mrkdwn(format!("*{label}*\n{value}"))
         })
         .collect();
     if !fields.is_empty() {
         blocks.push(json!({"type": "section", "fields": fields}));
     }
 
-    let mut context = format!("ingestlayer · `{}`", escape(input.event_id));
+    let mut context = format!(
+        "ingestlayer · from {} · `{}`",
+        escape(input.origin.source),
+        escape(input.event_id)
+    );
     if truncated {
         match input.full_event_url {
             Some(url) => context.push_str(&format!(" · truncated: <{url}|view the full event>")),
@@ -212,7 +325,7 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         }
     }
     let context = cut(&context, limits::CONTEXT_TEXT, &mut truncated);
-    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]}));
+    blocks.push(json!({"type": "context", "elements": [mrkdwn(context)]}));
     blocks.truncate(limits::BLOCKS);
 
     let mut fallback = escape(input.event_name);
@@ -261,12 +374,12 @@ pub fn digest(items: &[DigestItem<'_>]) -> RenderedMessage {
     ];
     for item in items {
         let text = cut(&item.message.text, limits::SECTION_TEXT, &mut truncated);
-        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+        blocks.push(json!({"type": "section", "text": mrkdwn(text)}));
         let mut context = format!("`{}`", escape(item.event_id));
         if let Some(link) = item.link {
             context.push_str(&format!(" · <{link}|full event>"));
         }
-        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": cut(&context, limits::CONTEXT_TEXT, &mut truncated)}]}));
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(cut(&context, limits::CONTEXT_TEXT, &mut truncated))]}));
     }
     let lines: Vec<&str> = items.iter().map(|i| i.message.text.as_str()).collect();
     let mut ignored = false;
@@ -306,8 +419,19 @@ fn key_fields(ctx: &Value) -> Vec<(String, String)> {
     out
 }
 
+/// A mrkdwn text object Slack takes literally (`verbatim`): no automatic links for URLs,
+/// `#channel` names or `@user` names found in the text; only explicit `<…>` markup links.
+fn mrkdwn(text: impl Into<String>) -> Value {
+    json!({"type": "mrkdwn", "text": text.into(), "verbatim": true})
+}
+
 fn lookup<'v>(ctx: &'v Value, path: &[String]) -> Option<&'v Value> {
     path.iter().try_fold(ctx, |v, seg| v.get(seg.as_str()))
+}
+
+fn lookup_map<'v>(map: &'v Map<String, Value>, path: &[String]) -> Option<&'v Value> {
+    let (first, rest) = path.split_first()?;
+    lookup(map.get(first.as_str())?, rest)
 }
 
 fn display_value(v: &Value) -> String {
@@ -380,6 +504,10 @@ mod tests {
         RenderInput {
             event_name: name,
             event_id: "01TEST",
+            origin: Origin {
+                source: "web-app",
+                webhook: None,
+            },
             context: ctx,
             full_event_url: None,
         }
@@ -435,6 +563,123 @@ mod tests {
         );
         assert!(all.contains("&lt;!channel&gt;"));
         assert!(all.contains("&amp; co"));
+    }
+
+    /// Every mrkdwn object anywhere in `blocks`.
+    fn mrkdwn_objects(v: &Value, out: &mut Vec<Value>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("type") == Some(&json!("mrkdwn")) {
+                    out.push(v.clone());
+                }
+                m.values().for_each(|x| mrkdwn_objects(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| mrkdwn_objects(x, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_mrkdwn_text_object_is_verbatim() {
+        let t = Template::from_raw(RawTemplate {
+            text: Some("see $event.url in #general".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let ctx = json!({"url": "https://evil.example", "big": "b".repeat(5000)});
+        let m = render(
+            &t,
+            &RenderInput {
+                full_event_url: Some("https://x/v1/events/1?sig=a"),
+                ..input("e", &ctx)
+            },
+        );
+        let d = digest(&[DigestItem {
+            event_name: "e",
+            event_id: "1",
+            message: &m,
+            link: Some("https://x/l"),
+        }]);
+        for blocks in [&m.blocks, &d.blocks] {
+            let mut found = Vec::new();
+            mrkdwn_objects(&Value::Array(blocks.clone()), &mut found);
+            // section text, one field, context: and the digest's section and context.
+            assert!(found.len() >= 2, "{blocks:?}");
+            for o in found {
+                assert_eq!(o["verbatim"], true, "{o}");
+            }
+            // plain_text takes no verbatim.
+            assert!(blocks[0]["text"].get("verbatim").is_none());
+        }
+    }
+
+    #[test]
+    fn a_value_in_a_link_target_is_percent_encoded_and_cannot_change_the_label() {
+        let t = Template::from_raw(RawTemplate {
+            text: Some(
+                "<https://x.example/e/$event.id?v=${event.id}|open $event.label> <$event.url|invoice> <$event.bad|bad> <@$event.user>"
+                    .into(),
+            ),
+            ..Default::default()
+        })
+        .unwrap();
+        let ctx = json!({
+            "id": "a|evil label> <!channel",
+            "label": "x|y <b>",
+            "url": "https://invoice.example/i/1?a=1&b=2|x",
+            "bad": "javascript:alert(1)",
+            "user": "U1|x> <!here"
+        });
+        let m = render(&t, &input("e", &ctx));
+        let text = m.blocks[1]["text"]["text"].as_str().unwrap();
+        assert_eq!(
+            text,
+            "<https://x.example/e/a%7Cevil%20label%3E%20%3C%21channel?v=a%7Cevil%20label%3E%20%3C%21channel|open x|y &lt;b&gt;> \
+             <https://invoice.example/i/1?a=1&amp;b=2%7Cx|invoice> \
+             <javascript%3Aalert%281%29|bad> <@U1%7Cx%3E%20%3C%21here>"
+        );
+    }
+
+    #[test]
+    fn templates_see_the_source_and_webhook_and_every_message_names_the_source() {
+        let t = Template::from_raw(RawTemplate {
+            header: Some("$name via ${source}".into()),
+            text: Some(
+                "from $source ($webhook.provider, $webhook.missing, ${webhook.source})".into(),
+            ),
+            ..Default::default()
+        })
+        .unwrap();
+        let webhook = json!({"provider": "stripe", "source": "stripe"});
+        let ctx = json!({"source": "forged", "webhook": {"provider": "forged"}});
+        let stripe = RenderInput {
+            origin: Origin {
+                source: "webhook:stripe",
+                webhook: webhook.as_object(),
+            },
+            ..input("invoice.payment_failed", &ctx)
+        };
+        let m = render(&t, &stripe);
+        assert_eq!(
+            m.blocks[0]["text"]["text"],
+            "invoice.payment_failed via webhook:stripe"
+        );
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "from webhook:stripe (stripe, –, stripe)"
+        );
+        let context = m.blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert_eq!(context, "ingestlayer · from webhook:stripe · `01TEST`");
+        // Sent with an API key: the source is the key's, and there is no webhook context.
+        let m = render(&t, &input("invoice.payment_failed", &ctx));
+        assert_eq!(m.blocks[1]["text"]["text"], "from web-app (–, –, –)");
+        let m = render(&Template::default(), &input("invoice.payment_failed", &ctx));
+        let context = m.blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert_eq!(context, "ingestlayer · from web-app · `01TEST`");
     }
 
     #[test]

@@ -48,7 +48,8 @@ fn default_digest_threshold() -> usize {
 
 impl Delivery {
     /// (event, pipeline, destination): at most one Slack post each. Also the FIFO
-    /// deduplication id.
+    /// deduplication id. The event id is scoped by its source, so two sources' events never
+    /// share a key.
     pub fn key(&self) -> String {
         delivery_key(&self.event_id, &self.pipeline_id, self.destination)
     }
@@ -109,12 +110,20 @@ pub async fn route<S: EntityStore>(
                 Value::Object(_) => e.data.clone(),
                 _ => Value::Object(Map::new()),
             };
+            // A pipeline bound to its sources never runs for another's event of the same name.
+            let filtered = (!p.takes_source(&e.source)).then(|| {
+                format!(
+                    "sources {:?} does not list the event's source {:?}",
+                    p.sources.as_deref().unwrap_or_default(),
+                    e.source
+                )
+            });
             pairs.push(Pair {
                 event: i,
                 pipeline: p,
                 cursor: 0,
                 context,
-                filtered: None,
+                filtered,
             });
         }
     }
@@ -129,7 +138,8 @@ pub async fn route<S: EntityStore>(
             }
             while let Some(step) = pair.pipeline.steps.get(pair.cursor) {
                 match step {
-                    Step::Filter(f) => match f.matches(&pair.context) {
+                    Step::Filter(f) => match f.matches(&pair.context, &events[pair.event].origin())
+                    {
                         Ok(true) => pair.cursor += 1,
                         Ok(false) => {
                             pair.filtered = Some(format!("filter.match {:?} is false", f.source()));
@@ -222,6 +232,7 @@ pub async fn route<S: EntityStore>(
                     &RenderInput {
                         event_name: event.name.as_str(),
                         event_id: event.id.as_str(),
+                        origin: event.origin(),
                         context: &pair.context,
                         full_event_url: link.as_deref(),
                     },

@@ -6,6 +6,8 @@
 //! `SLACK_TOKEN_SECRET_ARN` (or `SLACK_BOT_TOKEN` for `make dev`).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
@@ -13,7 +15,7 @@ use tokio::sync::Mutex;
 
 use crate::connections::{Connections, WorkspaceToken};
 use crate::handlers::delivery::{TokenError, TokenSource};
-use crate::oauth::{AppCredentials, OAuthClient};
+use crate::oauth::{AppCredentials, OAuthClient, SlackAppSource};
 use crate::pipeline::DEFAULT_TEAM;
 
 /// How long a read token is reused before its secret is read again (so a re-install or
@@ -23,6 +25,39 @@ pub const CACHE_TTL: Duration = Duration::from_secs(300);
 pub const REFRESH_BEFORE: Duration = Duration::from_secs(3600);
 /// How long one refresher holds the lock.
 const LOCK_LEASE: Duration = Duration::from_secs(30);
+/// Waits before each further attempt to store a refreshed token. Slack's refresh tokens
+/// work once: the refresh has already spent the old one, so losing the new pair would
+/// disconnect the workspace. About 6 s in all, well inside the lock's lease.
+pub const STORE_RETRIES: [Duration; 5] = [
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_millis(700),
+    Duration::from_millis(1500),
+    Duration::from_millis(3000),
+];
+
+/// Runs `attempt` until it succeeds, waiting `schedule[i]` before retry `i + 1`; the last
+/// error when every attempt failed.
+pub async fn with_retries<T, E, F, Fut>(schedule: &[Duration], mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut waits = schedule.iter();
+    loop {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(e) => match waits.next() {
+                Some(wait) => {
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "attempt failed; retrying");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => return Err(e),
+            },
+        }
+    }
+}
 
 struct Cached {
     token: SecretString,
@@ -34,7 +69,7 @@ struct Cached {
 pub struct WorkspaceTokens {
     default: TokenSource,
     connections: Option<Connections>,
-    refresher: Option<(OAuthClient, AppCredentials)>,
+    refresher: Option<(OAuthClient, Arc<SlackAppSource>)>,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -51,13 +86,20 @@ impl WorkspaceTokens {
         Self {
             default,
             connections,
-            refresher,
+            refresher: refresher.map(|(c, app)| (c, Arc::new(SlackAppSource::Fixed(app)))),
             cache: Mutex::new(HashMap::new()),
         }
     }
 
     /// Refreshes rotating tokens with these app credentials.
     pub fn set_refresher(&mut self, client: OAuthClient, app: AppCredentials) {
+        self.refresher = Some((client, Arc::new(SlackAppSource::Fixed(app))));
+    }
+
+    /// Refreshes rotating tokens with the app credentials `app` yields when a refresh is due
+    /// (read from Secrets Manager then, so a placeholder secret is a clear error at that
+    /// moment, not a failure at cold start).
+    pub fn set_app_source(&mut self, client: OAuthClient, app: Arc<SlackAppSource>) {
         self.refresher = Some((client, app));
     }
 
@@ -155,13 +197,24 @@ impl WorkspaceTokens {
             return Ok(latest);
         }
         let refresh_token = latest.refresh_token.clone().unwrap_or(refresh_token);
-        match client.refresh(app, &refresh_token).await {
+        let app = match app.get().await {
+            Ok(app) => app,
+            Err(e) => {
+                let _ = connections.refreshed(team, latest.expires_at_ms).await;
+                return Err(TokenError::App(e));
+            }
+        };
+        match client.refresh(&app, &refresh_token).await {
             Ok(access) => {
                 let token = WorkspaceToken::from_access(&access, now_ms());
-                connections
-                    .put_token(team, &token)
-                    .await
-                    .map_err(|e| TokenError::Fetch(e.to_string()))?;
+                if let Err(e) =
+                    with_retries(&STORE_RETRIES, || connections.put_token(team, &token)).await
+                {
+                    // The old refresh token is spent: this instance uses the new token from
+                    // its cache, and says loudly what happened.
+                    tracing::error!(team = %team, error = %e, action = "reconnect Slack from the destinations page if deliveries stop", "the refreshed bot token could not be stored");
+                    return Ok(token);
+                }
                 let _ = connections.refreshed(team, token.expires_at_ms).await;
                 tracing::info!(team = %team, "bot token refreshed");
                 Ok(token)
@@ -177,4 +230,38 @@ impl WorkspaceTokens {
 
 fn near_expiry(expires_at_ms: Option<i64>) -> bool {
     expires_at_ms.is_some_and(|t| t - now_ms() < REFRESH_BEFORE.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_fails_twice_is_retried_until_it_succeeds() {
+        let calls = AtomicU32::new(0);
+        let started = tokio::time::Instant::now();
+        let r: Result<u32, String> = with_retries(&STORE_RETRIES, || async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err("throttled".to_owned()),
+                n => Ok(n),
+            }
+        })
+        .await;
+        assert_eq!(r, Ok(2));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(started.elapsed(), STORE_RETRIES[0] + STORE_RETRIES[1]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_store_that_keeps_failing_gives_up_after_the_schedule_with_the_last_error() {
+        let calls = AtomicU32::new(0);
+        let r: Result<(), String> = with_retries(&STORE_RETRIES, || async {
+            Err(format!("failure {}", calls.fetch_add(1, Ordering::SeqCst)))
+        })
+        .await;
+        assert_eq!(r, Err(format!("failure {}", STORE_RETRIES.len())));
+        assert_eq!(calls.load(Ordering::SeqCst) as usize, STORE_RETRIES.len() + 1);
+        assert!(STORE_RETRIES.iter().sum::<Duration>() < LOCK_LEASE);
+    }
 }

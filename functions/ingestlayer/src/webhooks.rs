@@ -13,11 +13,11 @@
 //!
 //! Every comparison is HMAC-SHA256 checked in constant time (`Mac::verify_slice`), and a
 //! signature of the wrong length never matches (an empty `v1,` included). The delivery id,
-//! prefixed with the source, is the event id, so the idempotency window (24 h) makes a
-//! redelivered webhook one event.
+//! scoped by the source, is the event id (`webhook:<source>:<delivery id>`), so the
+//! idempotency window (24 h) makes a redelivered webhook one event, and no API key can name
+//! it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -41,7 +41,7 @@ pub const RELOAD_AFTER: Duration = Duration::from_secs(1);
 const MISSING_TTL: Duration = Duration::from_secs(10);
 /// HMAC-SHA256 output.
 const SIGNATURE_LEN: usize = 32;
-/// Longest source name: with `:sha256-` and 64 hex digits, an event id stays within 128.
+/// Longest source name.
 pub const MAX_SOURCE_NAME: usize = 48;
 
 /// The signing scheme a source's sender uses.
@@ -523,18 +523,26 @@ fn take_string(obj: &mut Map<String, Value>, key: &str) -> Option<String> {
     }
 }
 
-/// The event id of a delivery: `<source>:<delivery id>`, or a digest of it when that is
-/// longer than an event id may be.
-pub fn event_id(source: &str, delivery_id: &str) -> String {
-    let id = format!("{source}:{delivery_id}");
-    if id.len() <= crate::event::MAX_NAME_LEN && id.chars().all(|c| c.is_ascii_graphic()) {
-        id
+/// The sender's id of a delivery: the delivery id, or `sha256:<hex>` of it when it is longer
+/// than a client id may be. Scoped by the source, the event id is
+/// `webhook:<source>:<delivery id>`.
+pub fn delivery_client_id(delivery_id: &str) -> String {
+    if delivery_id.len() <= crate::event::MAX_NAME_LEN
+        && !delivery_id.is_empty()
+        && delivery_id.chars().all(|c| c.is_ascii_graphic())
+    {
+        delivery_id.to_owned()
     } else {
         format!(
-            "{source}:sha256:{}",
+            "sha256:{}",
             hex::encode(Sha256::digest(delivery_id.as_bytes()))
         )
     }
+}
+
+/// The source an event from webhook source `name` records: `webhook:<name>`.
+pub fn origin(name: &str) -> String {
+    format!("webhook:{name}")
 }
 
 /// Whether `name` can be a source: 1–64 of `a-z 0-9 _ -`.
@@ -549,11 +557,23 @@ pub fn valid_source_name(name: &str) -> bool {
 /// What a lookup found, and when.
 type Cached = (Instant, Option<Arc<Source>>);
 
+/// At most this many source names (found or not) are remembered per instance, so random
+/// names sent by anyone cannot grow the cache without bound.
+pub const CACHE_CAPACITY: u64 = 1_024;
+
+/// The per-instance cache of looked-up sources, bounded in size and age.
+fn source_cache() -> moka::sync::Cache<String, Cached> {
+    moka::sync::Cache::builder()
+        .max_capacity(CACHE_CAPACITY)
+        .time_to_live(CACHE_TTL.max(MISSING_TTL))
+        .build()
+}
+
 /// The configured sources, read from Secrets Manager and cached for [`CACHE_TTL`].
 pub struct WebhookSources {
     client: aws_sdk_secretsmanager::Client,
     prefix: String,
-    cache: Mutex<HashMap<String, Cached>>,
+    cache: moka::sync::Cache<String, Cached>,
 }
 
 /// A source that exists but cannot be used.
@@ -570,7 +590,7 @@ impl WebhookSources {
         Self {
             client,
             prefix: prefix.into(),
-            cache: Mutex::new(HashMap::new()),
+            cache: source_cache(),
         }
     }
 
@@ -596,14 +616,15 @@ impl WebhookSources {
                 .map_err(SourceError::Unavailable)?;
         let found = match raw {
             None => Ok(None),
-            Some(raw) => serde_json::from_str::<SourceConfig>(&raw)
+            Some(raw) => parse_source_config(&raw)
                 .map_err(|e| format!("webhook source {name}: {e}"))
                 .and_then(|c| Source::new(name, &c))
                 .map(|s| Some(Arc::new(s))),
         };
         // A misconfigured source is not cached: it is read again until it is fixed.
-        if let (Ok(found), Ok(mut cache)) = (&found, self.cache.lock()) {
-            cache.insert(name.to_owned(), (Instant::now(), found.clone()));
+        if let Ok(found) = &found {
+            self.cache
+                .insert(name.to_owned(), (Instant::now(), found.clone()));
         }
         found.map_err(SourceError::Misconfigured)
     }
@@ -618,14 +639,67 @@ impl WebhookSources {
         {
             return Ok(None);
         }
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.remove(name);
-        }
+        self.cache.invalidate(name);
         self.get(name).await
     }
 
     fn cached(&self, name: &str) -> Option<Cached> {
-        self.cache.lock().ok()?.get(name).cloned()
+        self.cache.get(name)
+    }
+}
+
+/// A source secret's JSON as a [`SourceConfig`]. The error names where the JSON is wrong
+/// and what was expected, never a value from it (the values are signing secrets).
+pub fn parse_source_config(raw: &str) -> Result<SourceConfig, String> {
+    const SHAPE: &str = r#"{"provider": "standard-webhooks" | "stripe" | "github", "secrets": ["…", …]}"#;
+    let de = &mut serde_json::Deserializer::from_str(raw);
+    serde_path_to_error::deserialize::<_, SourceConfig>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner();
+        let what = match inner.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "the secret is not valid JSON".to_owned()
+            }
+            _ if path == "." => "the secret's JSON has the wrong shape".to_owned(),
+            _ => format!("the secret's JSON has a wrong or missing value at `{path}`"),
+        };
+        format!(
+            "{what} (line {}, column {}); expected {SHAPE}",
+            inner.line(),
+            inner.column()
+        )
+    })
+}
+
+#[cfg(test)]
+mod source_config_tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_source_secret_is_described_without_its_values() {
+        for (raw, names) in [
+            (r#"{"provider":"stripe","secrets":"whsec_TOPSECRET"}"#, "`secrets`"),
+            (r#"{"provider":"stripe","secrets":[7, "whsec_TOPSECRET"]}"#, "`secrets[0]`"),
+            (r#"whsec_TOPSECRET"#, "not valid JSON"),
+            (r#"{"secrets":["whsec_TOPSECRET"]}"#, "wrong shape"),
+        ] {
+            let e = parse_source_config(raw).unwrap_err();
+            assert!(!e.contains("TOPSECRET"), "{e}");
+            assert!(e.contains(names), "{e}");
+            assert!(e.contains("expected {\"provider\""), "{e}");
+        }
+        assert!(parse_source_config(r#"{"provider":"stripe","secrets":["whsec_x"]}"#).is_ok());
+    }
+
+    #[test]
+    fn the_source_cache_stays_bounded_under_random_names() {
+        let cache = source_cache();
+        for i in 0..(3 * CACHE_CAPACITY) {
+            cache.insert(format!("random-{i}"), (Instant::now(), None));
+        }
+        cache.run_pending_tasks();
+        assert!(cache.entry_count() <= CACHE_CAPACITY);
+        assert!(cache.entry_count() > 0);
     }
 }
 
@@ -708,9 +782,7 @@ pub async fn list_sources(
         let raw =
             crate::config::read_secret(client, &format!("{prefix}{name}"), "a webhook source")
                 .await?;
-        let provider = serde_json::from_str::<SourceConfig>(&raw)
-            .map(|c| c.provider)
-            .map_err(|e| e.to_string());
+        let provider = parse_source_config(&raw).map(|c| c.provider);
         out.push((name, provider));
     }
     Ok(out)
@@ -1002,14 +1074,19 @@ mod tests {
         assert!(
             !valid_source_name("Stripe") && !valid_source_name("") && !valid_source_name("a/b")
         );
-        assert_eq!(event_id("stripe", "evt_1"), "stripe:evt_1");
-        assert!(event_id("s", &"x".repeat(200)).starts_with("s:sha256:"));
+        assert_eq!(delivery_client_id("evt_1"), "evt_1");
+        assert!(delivery_client_id(&"x".repeat(200)).starts_with("sha256:"));
         // The longest source name still makes valid event ids from any delivery.
         let longest = "a".repeat(MAX_SOURCE_NAME);
         assert!(valid_source_name(&longest) && !valid_source_name(&format!("{longest}a")));
-        for delivery in ["x".repeat(200), format!("sha256-{}", "f".repeat(64))] {
-            let id = event_id(&longest, &delivery);
-            assert!(crate::event::EventId::parse(&id).is_ok(), "{id}");
+        for delivery in [
+            "x".repeat(200),
+            format!("sha256-{}", "f".repeat(64)),
+            "a b".into(),
+        ] {
+            let client = crate::event::ClientId::parse(&delivery_client_id(&delivery)).unwrap();
+            let id = crate::event::EventId::scoped(&origin(&longest), &client);
+            assert!(crate::event::EventId::parse(id.as_str()).is_ok(), "{id}");
         }
         for provider in [
             Provider::StandardWebhooks,

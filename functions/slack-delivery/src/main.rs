@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let cfg = DeliveryConfig::from_env()?;
     let sdk = aws().await;
-    let deps = DeliveryDeps::new(&sdk, &cfg)?;
+    let deps = DeliveryDeps::load(&sdk, &cfg).await?;
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)

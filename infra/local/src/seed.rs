@@ -22,7 +22,9 @@ pub fn example_pipeline(channel: &str) -> Value {
 }
 
 /// One pipeline per webhook door of `make dev`: Standard Webhooks sign-ups to `#signups`,
-/// Stripe's failed invoices to `#billing`, GitHub's failed workflow runs to `#deploys`.
+/// Stripe's failed invoices to `#billing`, GitHub's failed workflow runs to `#deploys`. Each
+/// takes only its own webhook source's events (`sources`), so an API key sending
+/// `invoice.payment_failed` never lands in `#billing`.
 pub fn webhook_pipelines() -> Vec<Value> {
     vec![
         json!({
@@ -30,6 +32,7 @@ pub fn webhook_pipelines() -> Vec<Value> {
             "description": "Sign-ups sent by a Standard Webhooks sender (POST /v1/webhooks/demo)",
             "enabled": true,
             "events": ["user.signed_up"],
+            "sources": ["webhook:demo"],
             "steps": [],
             "destinations": [{"type": "slack", "channel": "#signups"}]
         }),
@@ -38,6 +41,7 @@ pub fn webhook_pipelines() -> Vec<Value> {
             "description": "Stripe's invoice.payment_failed (POST /v1/webhooks/stripe)",
             "enabled": true,
             "events": ["invoice.payment_failed"],
+            "sources": ["webhook:stripe"],
             "steps": [],
             "destinations": [{"type": "slack", "channel": "#billing", "template": {
                 "header": "Payment failed",
@@ -50,6 +54,7 @@ pub fn webhook_pipelines() -> Vec<Value> {
             "description": "GitHub workflow runs that failed (POST /v1/webhooks/github)",
             "enabled": true,
             "events": ["github.workflow_run"],
+            "sources": ["webhook:github"],
             "steps": [
                 {"type": "filter.match", "expr": "action == 'completed' && workflow_run.conclusion in ['failure', 'timed_out']"}
             ],

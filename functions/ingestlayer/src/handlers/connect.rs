@@ -9,20 +9,24 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use secrecy::SecretString;
+use secrecy::ExposeSecret;
 
+use crate::admin_session::{usable_token, AdminAuth, AdminTokenSource};
 use crate::channels::{team_pk, Channels, Pause};
 use crate::connections::Connections;
 use crate::handlers::delivery::TokenSource;
 use crate::oauth::{
-    authorize_url, AppCredentials, OAuthClient, OAuthError, StateSigner, STATE_TTL,
+    authorize_url, AppCredentials, AppError, OAuthClient, OAuthError, SlackAppSource, StateSigner,
+    STATE_TTL,
 };
 use crate::slack::SlackClient;
 use crate::tokens::WorkspaceTokens;
 
 /// What the connect handler holds across invocations.
 pub struct ConnectDeps {
-    pub app: AppCredentials,
+    /// The Slack app's credentials, read when first needed: a placeholder secret answers
+    /// each request with the fix instead of failing the cold start.
+    pub app: std::sync::Arc<SlackAppSource>,
     pub oauth: OAuthClient,
     pub states: StateSigner,
     pub connections: Connections,
@@ -32,8 +36,8 @@ pub struct ConnectDeps {
     pub public_url: Option<String>,
     /// Where Slack's consent page lives (`https://slack.com`; the stand-in locally).
     pub authorize_base: String,
-    /// The destinations page's admin credential; `None` turns the page off.
-    pub admin_token: Option<SecretString>,
+    /// The destinations page's admin credential and sessions.
+    pub admin: AdminAuth,
     pub pipelines_table: String,
     pub slack: SlackClient,
     pub tokens: WorkspaceTokens,
@@ -42,7 +46,6 @@ pub struct ConnectDeps {
     pub slack_dlq_url: String,
     /// The default workspace's (team id, bot user id), from auth.test once.
     default_bot: tokio::sync::OnceCell<(String, String)>,
-    key: SecretString,
 }
 
 impl ConnectDeps {
@@ -53,21 +56,15 @@ impl ConnectDeps {
     ) -> Result<Self, String> {
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
-        let app_secret =
-            crate::config::read_secret(&secrets, &cfg.slack_app_secret_arn, "the Slack app secret")
-                .await?;
-        let app = AppCredentials::parse(&app_secret)?;
+        let app = std::sync::Arc::new(SlackAppSource::secret(
+            secrets.clone(),
+            cfg.slack_app_secret_arn.clone(),
+        ));
         let key = crate::links::load_key(&secrets, &cfg.link_secret_arn).await?;
         let admin_token = match (&cfg.admin_token, &cfg.admin_token_secret_arn) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(arn)) => {
-                let t = crate::config::read_secret(&secrets, arn, "the admin token")
-                    .await?
-                    .trim()
-                    .to_owned();
-                (t.len() >= 16).then(|| SecretString::from(t))
-            }
-            (None, None) => None,
+            (Some(t), _) => AdminTokenSource::Fixed(usable_token(t.expose_secret())),
+            (None, Some(arn)) => AdminTokenSource::secret(secrets.clone(), arn.clone()),
+            (None, None) => AdminTokenSource::Fixed(None),
         };
         let connections = Connections {
             dynamo: dynamo.clone(),
@@ -88,13 +85,17 @@ impl ConnectDeps {
             Some(connections.clone()),
             None,
         );
-        tokens.set_refresher(oauth.clone(), app.clone());
+        tokens.set_app_source(oauth.clone(), app.clone());
         Ok(Self {
             app,
             oauth,
             states: StateSigner::new(key.clone()),
-            key,
-            admin_token,
+            admin: AdminAuth::new(
+                &key,
+                admin_token,
+                dynamo.clone(),
+                cfg.connections_table.clone(),
+            ),
             pipelines_table: cfg.pipelines_table.clone(),
             slack: SlackClient::new(&cfg.slack_api_url, std::time::Duration::from_secs(10))
                 .map_err(|e| e.to_string())?,
@@ -111,11 +112,6 @@ impl ConnectDeps {
             slack_dlq_url: cfg.slack_dlq_url.clone(),
             default_bot: tokio::sync::OnceCell::new(),
         })
-    }
-
-    /// The key states, sessions and form tokens are signed with.
-    pub fn states_key(&self) -> &SecretString {
-        &self.key
     }
 
     pub fn dynamo(&self) -> &aws_sdk_dynamodb::Client {
@@ -157,10 +153,15 @@ pub async fn handle(
         ("GET", "/slack/install") => {
             // Only a signed-in admin may start an install; the state it gets is the only
             // way through the callback (signed, expiring, single-use).
-            if crate::handlers::destinations::signed_in(&req, deps).is_none() {
-                return Ok(page(401, "Sign in first", "<p>Connecting Slack needs the admin token: <a href=\"/destinations\">sign in</a>, then use Add to Slack.</p>"));
+            match crate::handlers::destinations::signed_in(&req, deps).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(page(401, "Sign in first", "<p>Connecting Slack needs the admin token: <a href=\"/destinations\">sign in</a>, then use Add to Slack.</p>")),
+                Err(answer) => return Ok(answer),
             }
-            install(&deps.redirect_uri(&req), deps)
+            match deps.app.get().await {
+                Ok(app) => install(&deps.redirect_uri(&req), &app, deps),
+                Err(e) => app_unusable(&e),
+            }
         }
         ("GET", "/slack/oauth/callback") => {
             callback(
@@ -175,11 +176,21 @@ pub async fn handle(
     })
 }
 
-fn install(redirect_uri: &str, deps: &ConnectDeps) -> Response<Body> {
+/// The page for a request that needs the Slack app's credentials when they are unusable.
+fn app_unusable(e: &AppError) -> Response<Body> {
+    tracing::warn!(reason = %e, "a Slack request needs the app's credentials");
+    page(
+        503,
+        "Slack is not set up yet",
+        &format!("<p>{}</p>", html(&e.to_string())),
+    )
+}
+
+fn install(redirect_uri: &str, app: &AppCredentials, deps: &ConnectDeps) -> Response<Body> {
     let state = deps.states.issue(now_unix());
     let url = authorize_url(
         &deps.authorize_base,
-        &deps.app.client_id,
+        &app.client_id,
         redirect_uri,
         &state,
     );
@@ -253,7 +264,11 @@ async fn callback(query: &str, redirect_uri: &str, deps: &ConnectDeps) -> Respon
             );
         }
     }
-    let access = match deps.oauth.exchange(&deps.app, code, redirect_uri).await {
+    let app = match deps.app.get().await {
+        Ok(app) => app,
+        Err(e) => return app_unusable(&e),
+    };
+    let access = match deps.oauth.exchange(&app, code, redirect_uri).await {
         Ok(a) => a,
         Err(OAuthError::Slack(e)) => {
             tracing::warn!(slack_error = %e, "Slack refused the OAuth code exchange");
@@ -295,8 +310,15 @@ async fn callback(query: &str, redirect_uri: &str, deps: &ConnectDeps) -> Respon
 async fn events(req: &Request, deps: &ConnectDeps) -> Response<Body> {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let body: &[u8] = req.body().as_ref();
+    let app = match deps.app.get().await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::warn!(reason = %e, "a Slack event arrived before the app's signing secret was set");
+            return json_response(503, &json!({"error": e.to_string()}));
+        }
+    };
     if let Err(e) = crate::signing::verify(
-        &deps.app.signing_secret,
+        &app.signing_secret,
         header("x-slack-request-timestamp"),
         header("x-slack-signature"),
         body,

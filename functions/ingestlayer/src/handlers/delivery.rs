@@ -34,7 +34,7 @@ use crate::channels::{Channels, Gate, Membership, Pause};
 use crate::config::{DeliveryConfig, TokenConfig};
 use crate::connections::Connections;
 use crate::ledger::{Entry, Ledger};
-use crate::oauth::{AppCredentials, OAuthClient};
+use crate::oauth::{OAuthClient, SlackAppSource};
 use crate::queue::{send_all, Outgoing};
 use crate::render::{digest, DigestItem, DIGEST_MAX};
 use crate::routing::Delivery;
@@ -66,6 +66,9 @@ pub enum TokenError {
     Revoked(String),
     #[error("the Slack token secret holds no bot token: connect Slack or put the token in the secret as {{\"bot_token\": \"xoxb-...\"}}")]
     Empty,
+    /// The token is due for rotation and the app's credentials are not usable.
+    #[error("refreshing the rotating bot token needs the Slack app's credentials: {0}")]
+    App(#[from] crate::oauth::AppError),
 }
 
 /// The bot token: fetched from Secrets Manager once and cached for the instance's life.
@@ -148,7 +151,26 @@ pub struct DeliveryDeps {
 }
 
 impl DeliveryDeps {
-    pub fn new(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, reqwest::Error> {
+    /// The one constructor, used by the Lambda's main.rs, `make dev` and the tests: the
+    /// clients, and token rotation when the Slack app's secret is configured. The app secret
+    /// is read when a refresh is due, so a placeholder secret is a clear state then (the
+    /// workspace pauses with the fix), never a cold-start failure.
+    pub async fn load(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, String> {
+        let mut deps = Self::clients(sdk, cfg).map_err(|e| e.to_string())?;
+        if let Some(arn) = &cfg.slack_app_secret_arn {
+            let client = OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?;
+            deps.tokens.set_app_source(
+                client,
+                std::sync::Arc::new(SlackAppSource::secret(
+                    aws_sdk_secretsmanager::Client::new(sdk),
+                    arn.clone(),
+                )),
+            );
+        }
+        Ok(deps)
+    }
+
+    fn clients(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, reqwest::Error> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let connections = cfg.connections_table.as_ref().map(|table| Connections {
@@ -181,26 +203,6 @@ impl DeliveryDeps {
             retry_schedule: RETRY_SCHEDULE.to_vec(),
             settled: Mutex::new(HashSet::new()),
         })
-    }
-}
-
-impl DeliveryDeps {
-    /// [`DeliveryDeps::new`] plus token rotation when the Slack app's credentials are
-    /// configured.
-    pub async fn load(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self, String> {
-        let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
-        if let Some(arn) = &cfg.slack_app_secret_arn {
-            let secret = crate::config::read_secret(
-                &aws_sdk_secretsmanager::Client::new(sdk),
-                arn,
-                "the Slack app secret",
-            )
-            .await?;
-            let app = AppCredentials::parse(&secret)?;
-            let client = OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?;
-            deps.tokens.set_refresher(client, app);
-        }
-        Ok(deps)
     }
 }
 
@@ -458,11 +460,19 @@ async fn process_group<'r>(
 
         let token = match deps.tokens.token(&team).await {
             Ok(t) => t,
-            Err(e @ (TokenError::NotConnected(_) | TokenError::Revoked(_))) => {
+            Err(
+                e @ (TokenError::NotConnected(_)
+                | TokenError::Revoked(_)
+                | TokenError::App(crate::oauth::AppError::NotConfigured(_))),
+            ) => {
                 let hint = e.to_string();
                 tracing::error!(team = %team, action = %hint, outcome = "pause_workspace", "workspace has no usable token; its backlog waits in the DLQ");
+                let error = match e {
+                    TokenError::App(_) => "app_not_configured",
+                    _ => "not_connected",
+                };
                 let pause = Pause {
-                    error: "not_connected".into(),
+                    error: error.into(),
                     hint,
                 };
                 team_pauses.insert(team.clone(), Some(pause.clone()));

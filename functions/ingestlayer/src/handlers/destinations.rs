@@ -9,83 +9,45 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use hmac::{Hmac, Mac};
 use lambda_http::{Body, Request, Response};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
 use time::OffsetDateTime;
 
+use crate::admin_session::{Admin, SESSION_SECONDS};
 use crate::handlers::connect::{html, page, ConnectDeps};
 use crate::pipeline::{ChannelRef, DEFAULT_TEAM};
 use crate::slack::ChannelInfo;
 
-/// How long a sign-in lasts.
-pub const SESSION_SECONDS: i64 = 8 * 3600;
-const COOKIE: &str = "il_session";
+const COOKIE: &str = crate::admin_session::COOKIE;
 
 fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn mac(key: &SecretString, purpose: &str, value: &str) -> String {
-    #[allow(clippy::expect_used)] // HMAC takes keys of any length
-    let mut m =
-        Hmac::<Sha256>::new_from_slice(key.expose_secret().as_bytes()).expect("any key length");
-    m.update(purpose.as_bytes());
-    m.update(b"\n");
-    m.update(value.as_bytes());
-    hex::encode(m.finalize().into_bytes())
-}
-
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-/// The session value (for CSRF tokens) when the request comes from a signed-in admin.
-pub fn signed_in(req: &Request, deps: &ConnectDeps) -> Option<String> {
-    session(req, deps)
-}
-
-/// Who is asking: the session value (for CSRF tokens) when signed in.
-fn session(req: &Request, deps: &ConnectDeps) -> Option<String> {
-    let admin = deps.admin_token.as_ref()?;
+/// Who is asking, when it is the admin: a bearer token or a live session. `Err` is an
+/// answer to send as is (the session store or the admin token could not be read).
+pub async fn signed_in(req: &Request, deps: &ConnectDeps) -> Result<Option<Admin>, Response<Body>> {
     let headers = req.headers();
-    if let Some(bearer) = headers
+    let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    {
-        // Compare MACs, so the comparison takes the same time whatever the input.
-        let key = deps.states_key();
-        return constant_eq(
-            &mac(key, "admin", bearer.trim()),
-            &mac(key, "admin", admin.expose_secret()),
-        )
-        .then(|| "bearer".to_owned());
-    }
-    let cookies = headers
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'));
-    for c in cookies {
-        if let Some(value) = c.trim().strip_prefix(&format!("{COOKIE}=")) {
-            let (exp, sig) = value.split_once('.')?;
-            let exp_n: i64 = exp.parse().ok()?;
-            if exp_n > now_unix() && constant_eq(sig, &mac(deps.states_key(), "session", exp)) {
-                return Some(value.to_owned());
-            }
-        }
-    }
-    None
-}
-
-fn csrf(deps: &ConnectDeps, session: &str) -> String {
-    mac(deps.states_key(), "csrf", session)
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned));
+    deps.admin
+        .authenticate(bearer, cookie.as_deref(), now_unix())
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "checking the admin credential failed");
+            page(
+                503,
+                "Try again",
+                "<p>The sign-in could not be checked; reload in a moment.</p>",
+            )
+        })
 }
 
 fn form(req: &Request) -> HashMap<String, String> {
@@ -108,47 +70,59 @@ fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
 
 /// Routes `/destinations…`.
 pub async fn handle(req: &Request, deps: &ConnectDeps) -> Response<Body> {
-    if deps.admin_token.is_none() {
-        return page(
-            404,
-            "Not found",
-            "<p>The destinations page is not enabled: set the admin token.</p>",
-        );
+    match deps.admin.admin_token(now_unix()).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return page(
+                404,
+                "Not found",
+                "<p>The destinations page is not enabled: set the admin token (16 or more characters).</p>",
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading the admin token failed");
+            return page(503, "Try again", "<p>Reload in a moment.</p>");
+        }
     }
     let path = req.uri().path().trim_end_matches('/');
-    match (req.method().as_str(), path) {
-        ("POST", "/destinations/sign-in") => sign_in(req, deps),
-        ("POST", "/destinations/sign-out") => match session(req, deps) {
-            Some(s)
-                if constant_eq(
-                    form(req)
-                        .get("csrf")
-                        .map(String::as_str)
-                        .unwrap_or_default(),
-                    &csrf(deps, &s),
-                ) =>
-            {
-                redirect(
-                    "/destinations",
-                    Some(format!(
-                        "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
-                    )),
-                )
+    if (req.method().as_str(), path) == ("POST", "/destinations/sign-in") {
+        return sign_in(req, deps).await;
+    }
+    let who = match signed_in(req, deps).await {
+        Ok(w) => w,
+        Err(answer) => return answer,
+    };
+    match (req.method().as_str(), path, who) {
+        ("POST", "/destinations/sign-out", Some(who))
+            if deps.admin.csrf_ok(
+                &who,
+                form(req).get("csrf").map(String::as_str).unwrap_or_default(),
+            ) =>
+        {
+            if let Err(e) = deps.admin.sign_out(&who).await {
+                tracing::error!(error = %e, "ending the session failed");
+                return page(
+                    503,
+                    "Not signed out",
+                    "<p>The session could not be ended; try again.</p>",
+                );
             }
-            _ => page(
-                403,
-                "Not signed out",
-                "<p>The form expired; reload the page and try again.</p>",
-            ),
-        },
-        (method, _) => match session(req, deps) {
-            None => sign_in_page(401, None),
-            Some(s) => match (method, path) {
-                ("GET", "/destinations") => overview(req, deps, &s).await,
-                ("POST", "/destinations/pipelines") => set_channel(req, deps, &s).await,
-                _ => page(404, "Not found", "<p>There is nothing here.</p>"),
-            },
-        },
+            redirect(
+                "/destinations",
+                Some(format!(
+                    "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+                )),
+            )
+        }
+        ("POST", "/destinations/sign-out", _) => page(
+            403,
+            "Not signed out",
+            "<p>The form expired; reload the page and try again.</p>",
+        ),
+        (_, _, None) => sign_in_page(401, None),
+        ("GET", "/destinations", Some(who)) => overview(req, deps, &who).await,
+        ("POST", "/destinations/pipelines", Some(who)) => set_channel(req, deps, &who).await,
+        _ => page(404, "Not found", "<p>There is nothing here.</p>"),
     }
 }
 
@@ -165,24 +139,22 @@ fn sign_in_page(status: u16, error: Option<&str>) -> Response<Body> {
     )
 }
 
-fn sign_in(req: &Request, deps: &ConnectDeps) -> Response<Body> {
+async fn sign_in(req: &Request, deps: &ConnectDeps) -> Response<Body> {
     let given = form(req).remove("token").unwrap_or_default();
-    let (Some(admin), key) = (&deps.admin_token, deps.states_key()) else {
-        return sign_in_page(404, None);
-    };
-    if !constant_eq(
-        &mac(key, "admin", given.trim()),
-        &mac(key, "admin", admin.expose_secret()),
-    ) {
-        tracing::warn!("destinations sign-in refused");
-        return sign_in_page(401, Some("That admin token is not right."));
+    match deps.admin.sign_in(&given, now_unix()).await {
+        Ok(Some(value)) => redirect(
+            "/destinations",
+            Some(format!("{COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; Secure; SameSite=Strict")),
+        ),
+        Ok(None) => {
+            tracing::warn!("destinations sign-in refused");
+            sign_in_page(401, Some("That admin token is not right."))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "recording the session failed");
+            sign_in_page(503, Some("The sign-in could not be recorded; try again."))
+        }
     }
-    let exp = (now_unix() + SESSION_SECONDS).to_string();
-    let value = format!("{exp}.{}", mac(key, "session", &exp));
-    redirect(
-        "/destinations",
-        Some(format!("{COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; Secure; SameSite=Strict")),
-    )
 }
 
 /// One destination of one pipeline, as the page shows it.
@@ -253,8 +225,8 @@ async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-async fn overview(req: &Request, deps: &ConnectDeps, session: &str) -> Response<Body> {
-    let csrf = csrf(deps, session);
+async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Body> {
+    let csrf = deps.admin.csrf(who);
     let connections = deps.connections.list().await.unwrap_or_default();
     let paused = deps.channels.paused().await.unwrap_or_default();
     let rows = match pipelines(deps).await {
@@ -423,12 +395,12 @@ async fn overview(req: &Request, deps: &ConnectDeps, session: &str) -> Response<
     page(200, "Destinations", &body)
 }
 
-async fn set_channel(req: &Request, deps: &ConnectDeps, session: &str) -> Response<Body> {
+async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Body> {
     let f = form(req);
-    if !constant_eq(
-        f.get("csrf").map(String::as_str).unwrap_or_default(),
-        &csrf(deps, session),
-    ) {
+    if !deps
+        .admin
+        .csrf_ok(who, f.get("csrf").map(String::as_str).unwrap_or_default())
+    {
         return page(
             403,
             "Not saved",

@@ -48,7 +48,7 @@ pub struct IngestDeps {
 }
 
 impl IngestDeps {
-    pub fn new(
+    fn new(
         sdk: &aws_config::SdkConfig,
         cfg: &IngestConfig,
     ) -> Result<Self, crate::schema::SchemaError> {
@@ -73,7 +73,8 @@ impl IngestDeps {
         })
     }
 
-    /// [`IngestDeps::new`] plus the link signing key when configured.
+    /// The one constructor, used by the Lambda's main.rs, `make dev` and the tests: the
+    /// clients, plus the link signing key when configured.
     pub async fn load(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> Result<Self, String> {
         let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
         if let Some(arn) = &cfg.link_secret_arn {
@@ -260,7 +261,16 @@ async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Respon
         .source_of(&SecretString::from(key.to_owned()))
         .await
     {
-        Ok(Some(source)) => Ok(source),
+        Ok(Some(source)) if crate::keys::valid_source_name(&source) => Ok(source),
+        Ok(Some(source)) => {
+            tracing::error!(source = %source, "an API key's source name is not a valid source name");
+            Err(error(
+                403,
+                "key_source_invalid",
+                &format!("this API key's source name {source:?} cannot send events (`webhook` is reserved; use letters, digits, - _ .): create a new key with `ingestlayer-keys create`"),
+                None,
+            ))
+        }
         Ok(None) => Err(unauthorized("the API key is unknown or revoked")),
         Err(e) => {
             tracing::error!(error = %e, "API key lookup failed");
@@ -288,7 +298,7 @@ fn check(
 ) -> Checked {
     let mut incoming = parse_incoming(value, at).map_err(|e| (400, "invalid_event", e))?;
     if let (None, Some(key)) = (&incoming.id, idempotency_key) {
-        let id = crate::event::EventId::parse(key).map_err(|e| {
+        let id = crate::event::ClientId::parse(key).map_err(|e| {
             (
                 400,
                 "invalid_event",
@@ -331,6 +341,20 @@ pub(crate) fn check_incoming(
             vec![FieldError::new(at, e.to_string())],
         )
     })?;
+    let depth = crate::event::nesting_depth(&json);
+    if depth > crate::event::MAX_STORED_DEPTH {
+        return Err((
+            400,
+            "too_deeply_nested",
+            vec![FieldError::new(
+                at,
+                format!(
+                    "the event nests {depth} levels deep as stored (its data sits inside the stored event); the limit is {}",
+                    crate::event::MAX_STORED_DEPTH
+                ),
+            )],
+        ));
+    }
     if json.len() > MAX_EVENT_BYTES {
         return Err((
             413,
@@ -575,6 +599,7 @@ fn summary(code: &str, details: &[FieldError]) -> String {
         "schema_violation" => "the event does not match its schema",
         "event_too_large" => "the event is too large",
         "too_many_fields" => "the event has too many fields",
+        "too_deeply_nested" => "the event is nested too deeply",
         _ => "the event is invalid",
     };
     let list: Vec<String> = details

@@ -112,7 +112,8 @@ pub struct PipelineDeps {
 }
 
 impl PipelineDeps {
-    /// Builds the clients; reads the link signing key when configured.
+    /// The one constructor, used by the Lambda's main.rs, `make dev` and the tests: builds
+    /// the clients; reads the link signing key when configured.
     pub async fn load(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Result<Self, String> {
         let mut deps = Self::new(sdk, cfg);
         if let (Some(url), Some(arn)) = (&cfg.public_api_url, &cfg.link_secret_arn) {
@@ -124,7 +125,7 @@ impl PipelineDeps {
     }
 
     /// Builds the clients, without signed links.
-    pub fn new(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Self {
+    fn new(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Self {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Self {
             pipelines: PipelineCache::new(

@@ -1,8 +1,8 @@
 //! `POST /v1/webhooks/{source}`: a provider's signed delivery, verified and stored as an
 //! event (part of the ingest function).
 //!
-//! Answers: 202 with the event id (`<source>:<delivery id>`, so a redelivery within 24 h is
-//! `"duplicate": true` and not processed again); 200 for deliveries that are not events
+//! Answers: 202 with the event id (`webhook:<source>:<delivery id>`, so a redelivery within
+//! 24 h is `"duplicate": true` and not processed again); 200 for deliveries that are not events
 //! (GitHub's `ping`); 401 with the reason for any missing header, stale timestamp or
 //! signature mismatch, with nothing stored; 400 when a verified payload cannot be an event;
 //! 404 for an unknown source; 405; 413 above [`MAX_EVENT_BODY_BYTES`]; 503 (the sender
@@ -16,8 +16,8 @@ use super::ingest::{
     accept, check_incoming, error, method_not_allowed, refused, respond, IngestDeps,
     MAX_EVENT_BODY_BYTES,
 };
-use crate::event::{EventId, EventName, FieldError, IncomingEvent};
-use crate::webhooks::{event_id, map, Rejection, SourceError};
+use crate::event::{ClientId, EventName, FieldError, IncomingEvent};
+use crate::webhooks::{delivery_client_id, map, origin, Rejection, SourceError};
 
 /// Handles one delivery to `source` (the path segment after `/v1/webhooks/`).
 pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<Body> {
@@ -108,7 +108,7 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
     };
     let incoming = match (
         EventName::parse(&mapped.name),
-        EventId::parse(&event_id(source, &mapped.delivery_id)),
+        ClientId::parse(&delivery_client_id(&mapped.delivery_id)),
     ) {
         (Ok(name), Ok(id)) => IncomingEvent {
             name,
@@ -127,8 +127,8 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
             return refused(400, "invalid_event", vec![FieldError::new("", why)]);
         }
     };
-    let origin = format!("webhook:{source}");
-    let (envelope, json, client_id) = match check_incoming(incoming, "", &origin, deps, now) {
+    let (envelope, json, client_id) = match check_incoming(incoming, "", &origin(source), deps, now)
+    {
         Ok(c) => c,
         Err((status, code, details)) => return refused(status, code, details),
     };

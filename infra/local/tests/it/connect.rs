@@ -395,10 +395,11 @@ impl std::io::Write for Captured {
 async fn tokens_and_secrets_never_appear_in_logs() {
     let captured = Captured::default();
     let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("info,ingestlayer=trace,ingestlayer_local=trace,slack_standin=trace")
-        .with_writer(move || writer.clone())
-        .finish();
+    // The functions' own logging setup at the most verbose LogLevel a stack can be given.
+    let subscriber = tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        ingestlayer::config::log_layer(Some("trace"), move || writer.clone()),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let s = Stack::with_standin(StandinConfig {
@@ -415,6 +416,21 @@ async fn tokens_and_secrets_never_appear_in_logs() {
     s.pump().await;
     assert_eq!(s.standin.messages_in("#sales").len(), 1);
 
+    // A webhook source whose secret is malformed: serde's message would quote the value.
+    s.connect
+        .connections
+        .secrets
+        .create_secret()
+        .name(format!("{}broken", s.res.webhook_secret_prefix))
+        .secret_string(r#"{"provider":"stripe","secrets":"whsec_MALFORMED_BUT_SECRET"}"#)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = s
+        .webhook("broken", &[("stripe-signature", "t=1,v1=00".to_owned())], b"{}")
+        .await;
+    assert_eq!(status, 503, "{body}");
+
     let conn = s.connect.connections.get(TEAM).await.unwrap().unwrap();
     let token = s
         .connect
@@ -424,6 +440,10 @@ async fn tokens_and_secrets_never_appear_in_logs() {
         .unwrap()
         .unwrap();
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("webhook source broken"),
+        "the misconfigured source is logged: {logs}"
+    );
     assert!(
         logs.contains("Slack workspace connected"),
         "the capture works"
@@ -439,6 +459,7 @@ async fn tokens_and_secrets_never_appear_in_logs() {
         crate::harness::BOT_TOKEN.to_owned(),
         "standin-client-secret".to_owned(),
         crate::harness::API_KEY.to_owned(),
+        "whsec_MALFORMED_BUT_SECRET".to_owned(),
     ] {
         assert!(!logs.contains(&secret), "a secret was logged");
     }

@@ -75,10 +75,25 @@ async fn the_sqs_batch_file_routes_to_the_slack_queue() {
     );
 }
 
+/// The file's records as if SQS had just delivered them: SentTimestamp is what the
+/// delivery handler's age limit reads, so a fixed one would park the message once the
+/// file is older than `MAX_MESSAGE_AGE_HOURS`.
+fn sent_now(mut event: SqsEvent) -> SqsEvent {
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    for r in &mut event.records {
+        for attr in ["SentTimestamp", "ApproximateFirstReceiveTimestamp"] {
+            if r.attributes.contains_key(attr) {
+                r.attributes.insert(attr.to_owned(), now_ms.to_string());
+            }
+        }
+    }
+    event
+}
+
 #[tokio::test]
 async fn the_fifo_batch_file_posts_to_slack() {
     let s = Stack::new().await;
-    let event: SqsEvent = serde_json::from_str(&read("slack-delivery-fifo.json")).unwrap();
+    let event = sent_now(serde_json::from_str(&read("slack-delivery-fifo.json")).unwrap());
     let resp = ingestlayer::handlers::delivery::handle(event, &s.delivery).await;
     assert!(resp.batch_item_failures.is_empty());
     let posted = s.alerts();
@@ -87,6 +102,27 @@ async fn the_fifo_batch_file_posts_to_slack() {
         posted[0].blocks.as_ref().unwrap()[0]["text"]["text"],
         "feature.used"
     );
+}
+
+/// What `sam local invoke -e events/slack-delivery-fifo.json` does as the file stands (the
+/// README says so): its SentTimestamp is days old, so the message is parked with the reason,
+/// not posted.
+#[tokio::test]
+async fn the_fifo_batch_file_as_written_is_parked_as_too_old() {
+    let s = Stack::new().await;
+    let event: SqsEvent = serde_json::from_str(&read("slack-delivery-fifo.json")).unwrap();
+    let resp = ingestlayer::handlers::delivery::handle(event, &s.delivery).await;
+    assert!(resp.batch_item_failures.is_empty());
+    assert!(s.alerts().is_empty());
+    let parked = s.peek(&s.res.slack_dlq_url).await;
+    assert_eq!(parked.len(), 1);
+    let reason = parked[0]
+        .message_attributes()
+        .and_then(|a| a.get(ingestlayer::handlers::delivery::park_attr::REASON))
+        .and_then(|v| v.string_value())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains("not delivered within 24 h"), "{reason}");
 }
 
 #[tokio::test]

@@ -166,7 +166,7 @@ async fn a_repeated_id_in_one_batch_is_a_duplicate_stored_and_queued_once() {
     assert_eq!(body["accepted"], 3, "{body}");
     assert_eq!(
         body["results"][2],
-        json!({"index": 2, "status": "accepted", "id": "same", "duplicate": true})
+        json!({"index": 2, "status": "accepted", "id": "tests:same", "duplicate": true})
     );
     assert_eq!(body["results"][0]["duplicate"], false);
     assert_eq!(s.peek(&s.res.events_queue_url).await.len(), 2);
@@ -263,9 +263,9 @@ async fn the_same_event_id_three_times_is_one_event_for_24_hours() {
             b["duplicate"].as_bool().unwrap(),
         ));
     }
-    assert_eq!(answers[0], (202, "retry-me".to_owned(), false));
-    assert_eq!(answers[1], (202, "retry-me".to_owned(), true));
-    assert_eq!(answers[2], (202, "retry-me".to_owned(), true));
+    assert_eq!(answers[0], (202, "tests:retry-me".to_owned(), false));
+    assert_eq!(answers[1], (202, "tests:retry-me".to_owned(), true));
+    assert_eq!(answers[2], (202, "tests:retry-me".to_owned(), true));
     assert_eq!(s.depth(&s.res.events_queue_url).await, 1, "queued once");
     s.pump().await;
     assert_eq!(s.alerts().len(), 1);
@@ -301,7 +301,7 @@ async fn an_idempotency_key_header_names_the_event_and_deduplicates_it() {
     let (status, first) = post("order-7-export").await;
     assert_eq!(
         (status, first["id"].as_str(), first["duplicate"].as_bool()),
-        (202, Some("order-7-export"), Some(false))
+        (202, Some("tests:order-7-export"), Some(false))
     );
     let (_, again) = post("order-7-export").await;
     assert_eq!(again["duplicate"], true);
@@ -385,4 +385,120 @@ async fn an_idempotency_key_that_is_not_ascii_gets_400_not_ignored() {
         .unwrap()
         .contains("Idempotency-Key"));
     assert!(s.peek(&s.res.events_queue_url).await.is_empty());
+}
+
+/// A second API key of the stack, for another source.
+async fn second_key(s: &Stack, key: &str, source: &str) {
+    ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone())
+        .create(&secrecy::SecretString::from(key.to_owned()), source)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn two_api_keys_with_the_same_client_id_make_two_events() {
+    let s = Stack::new().await;
+    const OTHER: &str = "il_other_key_0123456789";
+    second_key(&s, OTHER, "other-app").await;
+    let body = json!({"name": "feature.used", "id": "order-1", "data": {"user_id": "u_42", "feature": "api", "count": 1, "plan": "pro"}}).to_string();
+    let mut answers = Vec::new();
+    for key in [
+        crate::harness::API_KEY,
+        OTHER,
+        crate::harness::API_KEY,
+        OTHER,
+    ] {
+        let (status, b) = s.post_with("/v1/events", &body, Some(key)).await;
+        assert_eq!(status, 202, "{b}");
+        answers.push((b["id"].as_str().unwrap().to_owned(), b["duplicate"].clone()));
+    }
+    assert_eq!(
+        answers,
+        [
+            ("tests:order-1".to_owned(), json!(false)),
+            ("other-app:order-1".to_owned(), json!(false)),
+            ("tests:order-1".to_owned(), json!(true)),
+            ("other-app:order-1".to_owned(), json!(true)),
+        ]
+    );
+    // The Idempotency-Key header is scoped the same way.
+    let headers = |key: &str| {
+        vec![
+            ("authorization", format!("Bearer {key}")),
+            ("idempotency-key", "signup-9".to_owned()),
+        ]
+    };
+    let no_id = feature_used("u_42", "api");
+    for (key, id, duplicate) in [
+        (OTHER, "other-app:signup-9", false),
+        (crate::harness::API_KEY, "tests:signup-9", false),
+        (OTHER, "other-app:signup-9", true),
+    ] {
+        let h = headers(key);
+        let h: Vec<(&str, &[u8])> = h.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        let (status, _, b) = s.request("POST", "/v1/events", &h, no_id.as_bytes()).await;
+        assert_eq!(
+            (status, b["id"].as_str(), b["duplicate"].as_bool()),
+            (202, Some(id), Some(duplicate)),
+            "{b}"
+        );
+    }
+    assert_eq!(
+        s.stored_events().await,
+        [
+            ("other-app:order-1".to_owned(), "other-app".to_owned()),
+            ("other-app:signup-9".to_owned(), "other-app".to_owned()),
+            ("tests:order-1".to_owned(), "tests".to_owned()),
+            ("tests:signup-9".to_owned(), "tests".to_owned()),
+        ]
+    );
+    s.pump().await;
+    let mut posted = crate::harness::posted_event_ids(&s.alerts());
+    posted.sort();
+    assert_eq!(
+        posted,
+        [
+            "other-app:order-1",
+            "other-app:signup-9",
+            "tests:order-1",
+            "tests:signup-9"
+        ],
+        "each source's event posts once"
+    );
+}
+
+#[tokio::test]
+async fn an_api_key_source_named_webhook_can_neither_be_created_nor_send() {
+    let s = Stack::new().await;
+    let (ok, _) = keys_cli(&s, &["create", "--source", "webhook"]);
+    assert!(!ok, "`webhook` names webhook sources");
+    let keys = ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone());
+    let err = keys
+        .create(&secrecy::SecretString::from("il_x".to_owned()), "webhook")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("webhook"), "{err}");
+    // A key stored before the rule (or by hand) under that name cannot send.
+    const OLD: &str = "il_old_webhook_named_key";
+    s.dynamo
+        .put_item()
+        .table_name(&s.res.api_keys_table)
+        .item(
+            "key_hash",
+            aws_sdk_dynamodb::types::AttributeValue::S(ingestlayer::keys::hash_key(OLD)),
+        )
+        .item(
+            "source",
+            aws_sdk_dynamodb::types::AttributeValue::S("webhook".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = json!({"name": "invoice.payment_failed", "id": "stripe:evt_1", "data": {}});
+    let (status, b) = s
+        .post_with("/v1/events", &body.to_string(), Some(OLD))
+        .await;
+    assert_eq!(status, 403, "{b}");
+    assert_eq!(b["error"]["code"], "key_source_invalid");
+    assert!(s.stored_events().await.is_empty());
 }

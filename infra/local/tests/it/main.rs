@@ -8,6 +8,7 @@
 
 mod harness;
 
+mod admin;
 mod channels;
 mod connect;
 mod delivery;

@@ -153,7 +153,7 @@ async fn a_cloudevent_takes_the_same_path() {
     let ce = json!({"specversion": "1.0", "type": "feature.used", "id": "ce-123", "source": "/billing",
         "data": {"user_id": "u_42", "feature": "api.call", "count": 3, "plan": "pro"}});
     let (status, body) = s.post("/v1/events", &ce.to_string()).await;
-    assert_eq!((status, body["id"].as_str()), (202, Some("ce-123")));
+    assert_eq!((status, body["id"].as_str()), (202, Some("tests:ce-123")));
     s.pump().await;
     assert_eq!(s.alerts().len(), 1);
 }
@@ -197,8 +197,102 @@ async fn the_whole_event_is_stored() {
         table: s.res.events_table.clone(),
         ttl_days: 30,
     };
-    let stored = store.get("client-id-1").await.unwrap().unwrap();
+    let stored = store.get("tests:client-id-1").await.unwrap().unwrap();
     assert_eq!(stored.data, body["data"]);
     assert_eq!(stored.source, "tests");
     assert_eq!(stored.name.as_str(), "user.signed_up");
+}
+
+#[tokio::test]
+async fn filters_and_templates_see_the_source_the_key_recorded_not_the_events_own() {
+    let s = Stack::new().await;
+    s.put_pipeline(&json!({
+        "id": "from-tests-only",
+        "events": ["deploy.finished"],
+        "steps": [{"type": "filter.match", "expr": "$source == 'tests' && !has($webhook.provider)"}],
+        "destinations": [{"type": "slack", "channel": "#deploys",
+            "template": {"text": "$event.service by $source (claims $event.source)"}}]
+    }))
+    .await;
+    s.put_pipeline(&json!({
+        "id": "from-stripe-only",
+        "events": ["deploy.finished"],
+        "steps": [{"type": "filter.match", "expr": "$source == 'webhook:stripe'"}],
+        "destinations": [{"type": "slack", "channel": "#forged"}]
+    }))
+    .await;
+    let body = json!({"name": "deploy.finished", "data": {"service": "api", "source": "webhook:stripe",
+        "webhook": {"provider": "stripe"}}});
+    let (status, _) = s.post("/v1/events", &body.to_string()).await;
+    assert_eq!(status, 202);
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s
+            .standin
+            .messages_in("#deploys")
+            .is_empty())
+            .await
+    );
+    let posted = s.standin.messages_in("#deploys");
+    let blocks = posted[0].blocks.as_ref().unwrap();
+    assert_eq!(
+        blocks[1]["text"]["text"],
+        "api by tests (claims webhook:stripe)"
+    );
+    let context = blocks.as_array().unwrap().last().unwrap()["elements"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        context.starts_with("ingestlayer · from tests · "),
+        "{context}"
+    );
+    assert!(s.standin.messages_in("#forged").is_empty());
+}
+
+/// Every mrkdwn text object in a posted message.
+fn mrkdwn_objects(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if m.get("type") == Some(&json!("mrkdwn")) {
+                out.push(v.clone());
+            }
+            m.values().for_each(|x| mrkdwn_objects(x, out));
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| mrkdwn_objects(x, out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn posted_text_is_taken_literally_and_link_targets_are_encoded() {
+    let s = Stack::new().await;
+    s.put_pipeline(&json!({
+        "id": "literal",
+        "events": ["feature.used"],
+        "steps": [],
+        "destinations": [{"type": "slack", "channel": "#literal",
+            "template": {"text": "<https://app.example/users/$event.user_id|profile of $event.user_id>"}}]
+    }))
+    .await;
+    let body = json!({"name": "feature.used", "data": {"user_id": "u_1|see https://evil.example in #general",
+        "feature": "api", "count": 1, "plan": "free"}});
+    s.post("/v1/events", &body.to_string()).await;
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s
+            .standin
+            .messages_in("#literal")
+            .is_empty())
+            .await
+    );
+    let posted = s.standin.messages_in("#literal");
+    let blocks = posted[0].blocks.clone().unwrap();
+    let mut found = Vec::new();
+    mrkdwn_objects(&blocks, &mut found);
+    assert!(found.len() >= 3, "{blocks}");
+    for o in &found {
+        assert_eq!(o["verbatim"], true, "{o}");
+    }
+    assert_eq!(
+        blocks[1]["text"]["text"],
+        "<https://app.example/users/u_1%7Csee%20https%3A%2F%2Fevil.example%20in%20%23general|profile of u_1|see https://evil.example in #general>"
+    );
 }

@@ -82,13 +82,16 @@ async fn a_webhook_delivered_three_times_is_one_event_and_one_slack_message() {
         assert_eq!(status, 202, "{answer}");
         answers.push(answer);
     }
-    assert_eq!(answers[0]["id"], "demo:msg_retry_1");
+    assert_eq!(answers[0]["id"], "webhook:demo:msg_retry_1");
     assert_eq!(answers[0]["name"], "user.signed_up");
     let duplicates: Vec<&Value> = answers.iter().map(|a| &a["duplicate"]).collect();
     assert_eq!(duplicates, [&json!(false), &json!(true), &json!(true)]);
     assert_eq!(
         s.stored_events().await,
-        [("demo:msg_retry_1".to_owned(), "webhook:demo".to_owned())]
+        [(
+            "webhook:demo:msg_retry_1".to_owned(),
+            "webhook:demo".to_owned()
+        )]
     );
     assert!(
         s.pump_until(Duration::from_secs(10), |s| !s
@@ -222,7 +225,7 @@ async fn stripe_invoice_payment_failed_lands_in_billing() {
             .webhook("stripe", &[("stripe-signature", header.clone())], &body)
             .await;
         assert_eq!(status, 202, "{answer}");
-        assert_eq!(answer["id"], "stripe:evt_1QexampleFailedPayment01");
+        assert_eq!(answer["id"], "webhook:stripe:evt_1QexampleFailedPayment01");
         assert_eq!(answer["name"], "invoice.payment_failed");
         assert_eq!(answer["duplicate"], expected_duplicate);
     }
@@ -276,7 +279,10 @@ async fn github_failed_runs_land_in_deploys_and_the_rest_is_filtered() {
     let digest = hex::encode(sha2::Sha256::digest(&failed));
     assert_eq!(
         (status, answer["id"].as_str()),
-        (202, Some(format!("github:sha256-{digest}").as_str()))
+        (
+            202,
+            Some(format!("webhook:github:sha256-{digest}").as_str())
+        )
     );
     // GitHub signs only the body: the same body replayed under another delivery id or
     // event type is the same event.
@@ -517,4 +523,183 @@ async fn a_misconfigured_source_gets_503_until_it_is_fixed() {
         .webhook("broken", &[("stripe-signature", header)], &body)
         .await;
     assert_eq!(status, 202, "{answer}");
+}
+
+/// Stripe's example delivery as an API key would send it, under `id`.
+fn forged_stripe_event(id: &str) -> String {
+    json!({"name": "invoice.payment_failed", "id": id,
+        "data": {"customer_email": "attacker@evil.example", "number": "FORGED", "amount_due": 1,
+                 "currency": "usd", "attempt_count": 1}})
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_api_key_cannot_pre_empt_or_overwrite_a_webhook_event() {
+    let s = stack().await;
+    let body = example("stripe-invoice-payment-failed.json");
+    const STRIPE_ID: &str = "webhook:stripe:evt_1QexampleFailedPayment01";
+    // Before the delivery, an API key claims its id in every form it might take.
+    for forged in [
+        "evt_1QexampleFailedPayment01",
+        "stripe:evt_1QexampleFailedPayment01",
+        STRIPE_ID,
+    ] {
+        let (status, answer) = s.post("/v1/events", &forged_stripe_event(forged)).await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["id"], format!("tests:{forged}"));
+    }
+    let header = sign::stripe(STRIPE_SECRET, now(), &body);
+    let (status, answer) = s
+        .webhook("stripe", &[("stripe-signature", header)], &body)
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(
+        (answer["id"].as_str(), &answer["duplicate"]),
+        (Some(STRIPE_ID), &json!(false)),
+        "the delivery is a new event, not a duplicate of the key's"
+    );
+
+    // A stored delivery older than the idempotency window is not replaceable by a key either.
+    let old_id = "evt_old_delivery";
+    let incoming = ingestlayer::event::parse_incoming(
+        &json!({"name": "invoice.payment_failed", "id": old_id, "data": {"number": "GENUINE"}}),
+        "",
+    )
+    .unwrap();
+    let old = ingestlayer::event::Envelope::accept(
+        incoming,
+        "webhook:stripe",
+        time::OffsetDateTime::now_utc() - time::Duration::hours(25),
+    );
+    let store = ingestlayer::store::EventStore {
+        client: s.dynamo.clone(),
+        table: s.res.events_table.clone(),
+        ttl_days: 30,
+    };
+    store
+        .put_new(&old, &serde_json::to_string(&old).unwrap())
+        .await
+        .unwrap();
+    for forged in [old_id.to_owned(), format!("webhook:stripe:{old_id}")] {
+        let (status, _) = s.post("/v1/events", &forged_stripe_event(&forged)).await;
+        assert_eq!(status, 202);
+    }
+    for (id, number) in [
+        (STRIPE_ID.to_owned(), "ACME-0042"),
+        (format!("webhook:stripe:{old_id}"), "GENUINE"),
+    ] {
+        let stored = store.get(&id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.source.as_str(), stored.data["number"].as_str()),
+            ("webhook:stripe", Some(number)),
+            "{id}"
+        );
+    }
+
+    // #billing takes only what Stripe signed: the keys' invoice.payment_failed events are
+    // filtered out by the pipeline's sources.
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s
+            .standin
+            .messages_in("#billing")
+            .is_empty())
+            .await
+    );
+    s.pump().await;
+    let posted = s.standin.messages_in("#billing");
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    let texts = shown(&posted[0]);
+    assert!(
+        texts.contains("ACME-0042") && !texts.contains("FORGED"),
+        "{texts}"
+    );
+    assert!(
+        texts.contains("from webhook:stripe"),
+        "the message names its source: {texts}"
+    );
+}
+
+#[tokio::test]
+async fn a_pipeline_bound_to_stripe_ignores_the_same_event_name_from_an_api_key() {
+    let s = stack().await;
+    let (status, _) = s.post("/v1/events", &forged_stripe_event("inv-1")).await;
+    assert_eq!(status, 202);
+    // The same pipeline bound to the key's source posts it: the binding is what keeps it out.
+    let mut unbound = seed::webhook_pipelines()
+        .into_iter()
+        .find(|p| p["id"] == "failed-payments-to-billing")
+        .unwrap();
+    unbound["id"] = json!("billing-from-tests");
+    unbound["sources"] = json!(["tests"]);
+    unbound["destinations"][0]["channel"] = json!("#billing-from-tests");
+    s.put_pipeline(&unbound).await;
+    let (status, _) = s.post("/v1/events", &forged_stripe_event("inv-2")).await;
+    assert_eq!(status, 202);
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| s
+            .standin
+            .messages_in("#billing-from-tests")
+            .len()
+            == 2)
+            .await
+    );
+    assert!(s.standin.messages_in("#billing").is_empty());
+    let texts = shown(&s.standin.messages_in("#billing-from-tests")[0]);
+    assert!(texts.contains("from tests"), "{texts}");
+}
+
+/// GitHub's failed-run example with a field nested so the body is `depth` levels deep.
+fn github_body_nested(depth: usize) -> Vec<u8> {
+    let mut v: Value = serde_json::from_slice(&example("github-workflow-run-failed.json")).unwrap();
+    // The body object is level 1; `deep` adds depth - 1 levels of arrays.
+    let inner = "[".repeat(depth - 1) + &"]".repeat(depth - 1);
+    v["deep"] = Value::Null;
+    let text = v
+        .to_string()
+        .replace(r#""deep":null"#, &format!(r#""deep":{inner}"#));
+    assert_eq!(ingestlayer::event::nesting_depth(&text), depth);
+    text.into_bytes()
+}
+
+#[tokio::test]
+async fn a_webhook_nested_deeper_than_the_pipeline_reads_is_refused_and_one_level_less_posts() {
+    let s = stack().await;
+    let limit = ingestlayer::event::MAX_STORED_DEPTH;
+    // Stored, GitHub's body sits one level deeper (under `data`): at the limit it would be
+    // accepted by the parser here and unreadable in the pipeline.
+    let too_deep = github_body_nested(limit);
+    let (status, answer) = s
+        .webhook(
+            "github",
+            &github_headers("workflow_run", "d-deep", &too_deep),
+            &too_deep,
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], "too_deeply_nested");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("the limit is {limit}")),
+        "{message}"
+    );
+    assert!(s.stored_events().await.is_empty());
+
+    let fits = github_body_nested(limit - 1);
+    let (status, answer) = s
+        .webhook(
+            "github",
+            &github_headers("workflow_run", "d-fits", &fits),
+            &fits,
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    assert!(
+        s.pump_until(Duration::from_secs(10), |s| !s
+            .standin
+            .messages_in("#deploys")
+            .is_empty())
+            .await,
+        "the event one level under the limit reaches Slack"
+    );
+    assert!(s.peek(&s.res.events_queue_url).await.is_empty());
 }
