@@ -1,11 +1,19 @@
 # The two commands of the README.
 .PHONY: dev test fmt lint build sam-build dlq keys webhook
 
+# The tools below talk to the `make dev` stack: its emulator (MOTO_PORT, or AWS_ENDPOINT_URL)
+# and its ingest API (PORT, or INGESTLAYER_API_URL). Recipes are silent (@): their command
+# lines would only repeat these settings.
+LOCAL_STACK = AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$${MOTO_PORT:-4566}} \
+	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	INGESTLAYER_API_URL=$${INGESTLAYER_API_URL:-http://127.0.0.1:$${PORT:-3000}}
+
 dev: ## the whole system on this machine: ingest on http://127.0.0.1:$${PORT:-3000}
-	bash infra/dev.sh
+	@bash infra/dev.sh
 
 test: ## every test, as .ci/run calls it
-	bash infra/test.sh
+	@bash infra/test.sh
 
 fmt:
 	cargo fmt --all
@@ -17,20 +25,14 @@ lint:
 build:
 	cargo build --workspace
 
-sam-build: ## the deploy artefacts, as `sam deploy` uploads them
-	bash infra/tools.sh && bash infra/template-check.sh
+sam-build: ## the deploy artefacts, as `sam deploy` uploads them (ARCH=x86_64 for Intel)
+	@bash infra/tools.sh all && bash infra/template-check.sh
 
 dlq: ## the Slack DLQ of the running `make dev` stack: make dlq ARGS=list|paused|"redrive --channel '#x'"
-	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
-	cargo run --quiet -p ingestlayer-local --bin ingestlayer-dlq -- --prefix ingestlayer-dev $(ARGS)
+	@$(LOCAL_STACK) cargo run --quiet -p ingestlayer-local --bin ingestlayer-dlq -- --prefix ingestlayer-dev $(ARGS)
 
 keys: ## API keys of the running `make dev` stack: make keys ARGS="create --source web-app"|list|"revoke --id il_…"
-	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
-	cargo run --quiet -p ingestlayer-local --bin ingestlayer-keys -- --prefix ingestlayer-dev $(ARGS)
+	@$(LOCAL_STACK) cargo run --quiet -p ingestlayer-local --bin ingestlayer-keys -- --prefix ingestlayer-dev $(ARGS)
 
 webhook: ## webhook sources of the running `make dev` stack: make webhook ARGS=list|"send --source demo --file infra/examples/webhooks/demo-user-signed-up.json"|"add --source x --provider stripe --secret whsec_…"
-	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
-	cargo run --quiet -p ingestlayer-local --bin ingestlayer-webhooks -- --prefix ingestlayer-dev $(ARGS)
+	@$(LOCAL_STACK) cargo run --quiet -p ingestlayer-local --bin ingestlayer-webhooks -- --prefix ingestlayer-dev $(ARGS)

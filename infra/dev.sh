@@ -1,17 +1,60 @@
 #!/usr/bin/env bash
-# make dev: the whole system on this machine. Installs the tools it needs, starts the
-# local AWS emulator, creates the resources template.yaml declares, seeds the example
-# pipeline, serves the ingest API on http://127.0.0.1:${PORT:-3000} and runs the pipeline
-# and slack-delivery consumers. Ctrl-C stops everything it started.
+# make dev: the whole system on this machine. Installs the one tool it needs (the moto
+# server), starts the local AWS emulator, creates the resources template.yaml declares, seeds
+# the example pipeline, serves the ingest API on http://127.0.0.1:${PORT:-3000} and runs the
+# pipeline and slack-delivery consumers. Ctrl-C stops everything it started.
+#
+# Ports: PORT (ingest API, 3000), SLACK_STANDIN_PORT (Slack stand-in, 3001), MOTO_PORT (AWS
+# emulator, 4566). A busy one stops it before anything starts, naming the variable to change.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash infra/tools.sh
+
+# port_free PORT: nothing listens on 127.0.0.1:PORT (bound as the servers bind it).
+port_free() {
+  python3 - "$1" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+EOF
+}
+
+busy=()
+check_port() { # VARIABLE PORT WHAT
+  if ! port_free "$2"; then
+    busy+=("$1")
+    echo "make dev: port $2 ($3) is in use; set $1 to a free port, e.g. $1=$(($2 + 100)) make dev" >&2
+  fi
+}
+check_port PORT "${PORT:-3000}" "the ingest API"
+# The stand-in is not started when both are set: posts go to that Slack.
+if [[ -z "${SLACK_BOT_TOKEN:-}" || -z "${SLACK_API_URL:-}" ]]; then
+  check_port SLACK_STANDIN_PORT "${SLACK_STANDIN_PORT:-3001}" "the Slack stand-in"
+fi
+# An AWS_ENDPOINT_URL that answers is used instead of starting an emulator.
+if [[ -z "${AWS_ENDPOINT_URL:-}" ]] || ! curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null; then
+  check_port MOTO_PORT "${MOTO_PORT:-4566}" "the local AWS emulator"
+fi
+if [[ ${#busy[@]} -gt 0 ]]; then
+  exit 1
+fi
+
+bash infra/tools.sh dev
 # shellcheck source=infra/emulator.sh
 source infra/emulator.sh
+# shellcheck source=infra/cargo-target.sh
+source infra/cargo-target.sh
 start_emulator "${MOTO_PORT:-4566}"
-cargo build --quiet -p ingestlayer-local
-"$ROOT/target/debug/ingestlayer-local" dev "$@" &
+# The local stack runs the four functions' own binaries behind a local Lambda Runtime API.
+echo "make dev: building ingestlayer-local and the four functions (the first build takes a few minutes)"
+cargo build -p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p slack-connect
+"$(cargo_target_dir)/debug/ingestlayer-local" dev "$@" &
 DEV_PID=$!
 trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true; stop_emulator' EXIT INT TERM
 wait $DEV_PID

@@ -2,13 +2,17 @@
 # Lints, validates and builds template.yaml, offline and without Docker:
 #
 #   1. the workspace release profile keeps panic = "unwind" (see below)
-#   2. cfn-lint template.yaml                       (warnings fail too)
-#   3. sam validate --lint
-#   4. sam build  -> .aws-sam/build/<Function>/bootstrap
-#   5. the bootstraps exist and are x86-64 ELF executables
-#   6. the SQS consumers were built with panic = "unwind"
+#   2. slack-app-manifest.yaml and events/env.json match the code and template.yaml
+#      (infra/deploy_files.py check)
+#   3. cfn-lint template.yaml                       (warnings fail too)
+#   4. sam validate --lint
+#   5. sam build, as `sam build` from the root runs it (samconfig.toml)
+#      -> .aws-sam/build/<Function>/bootstrap
+#   6. the bootstraps exist and are ELF executables for the template's default
+#      Architecture (arm64: cross-compiled by cargo-lambda with zig)
+#   7. the SQS consumers were built with panic = "unwind"
 #
-# Needs the tools from infra/tools.sh. Exits non-zero on any failure.
+# Needs the tools from `bash infra/tools.sh all`. Exits non-zero on any failure.
 #
 # About panic: `cargo lambda build --release` (what SAM's rust-cargolambda builder runs)
 # passes `--config profile.release.panic="abort"` (and strip/lto/codegen-units) to
@@ -41,9 +45,9 @@ step() { printf '\n== %s\n' "$*"; }
 fail() { printf 'template-check: FAIL: %s\n' "$*" >&2; exit 1; }
 
 for t in cfn-lint cargo-lambda; do
-  [[ -x "$ROOT/.tools/venv/bin/$t" ]] || fail "$t missing: run bash infra/tools.sh"
+  [[ -x "$ROOT/.tools/venv/bin/$t" ]] || fail "$t missing: run bash infra/tools.sh all"
 done
-[[ -x "$SAM" ]] || fail "sam missing: run bash infra/tools.sh"
+[[ -x "$SAM" ]] || fail "sam missing: run bash infra/tools.sh all"
 command -v cargo >/dev/null || fail "cargo not on PATH"
 
 step "release profile keeps panic = \"unwind\""
@@ -55,6 +59,9 @@ print(f"[profile.release] panic = {panic!r}")
 sys.exit(0 if panic == "unwind" else 1)
 EOF
 
+step "slack-app-manifest.yaml and events/env.json"
+"$ROOT/.tools/venv/bin/python" infra/deploy_files.py check || fail "slack-app-manifest.yaml or events/env.json does not match"
+
 step "cfn-lint template.yaml"
 cfn-lint -- template.yaml || fail "cfn-lint reported problems"
 echo "no findings"
@@ -62,12 +69,21 @@ echo "no findings"
 step "sam validate --lint"
 "$SAM" validate --lint --template template.yaml || fail "sam validate --lint"
 
-step "sam build"
+# The Architecture parameter's default is what `sam build` builds (ARCH overrides it).
+default_arch="$("$ROOT/.tools/venv/bin/python" -c 'import sys; sys.path.insert(0, "infra"); import deploy_files; print(deploy_files.template()["Parameters"]["Architecture"]["Default"])')"
+ARCH="${ARCH:-$default_arch}"
+case "$ARCH" in
+  arm64) elf="ARM aarch64"; lambda_flags=(--arm64) ;;
+  x86_64) elf="x86-64"; lambda_flags=() ;;
+  *) fail "Architecture $ARCH: expected arm64 or x86_64" ;;
+esac
+
+step "sam build ($ARCH)"
 rm -rf "$BUILD_DIR"
 start=$SECONDS
-# rust-cargolambda always builds in source (into the workspace's shared target/);
-# --build-in-source only silences SAM's notice about it.
-"$SAM" build --template template.yaml --build-dir "$BUILD_DIR" --build-in-source || fail "sam build"
+# Settings come from samconfig.toml, as for a user's `sam build` at the root; the build goes
+# into cargo's target directory (CARGO_TARGET_DIR included; SAM asks cargo metadata).
+"$SAM" build --parameter-overrides "Architecture=$ARCH" || fail "sam build"
 echo "sam build took $((SECONDS - start)) s"
 
 step "bootstraps"
@@ -75,9 +91,10 @@ for f in "${FUNCTIONS[@]}"; do
   IFS=: read -r id bin _ <<<"$f"
   boot="$BUILD_DIR/$id/bootstrap"
   [[ -f "$boot" && -x "$boot" ]] || fail "$boot missing or not executable"
-  desc="$(file -b "$boot" 2>/dev/null || true)"
-  if [[ -n "$desc" && "$desc" != *"ELF 64-bit"*"x86-64"* ]]; then
-    fail "$boot is not an x86-64 ELF executable: $desc"
+  command -v file >/dev/null || fail "file(1) is needed to check the bootstraps' architecture"
+  desc="$(file -b "$boot")"
+  if [[ "$desc" != *"ELF 64-bit"*"$elf"* ]]; then
+    fail "$boot is not an $ARCH ELF executable: $desc"
   fi
   printf '%-24s %-16s %8s bytes\n' "$id" "$bin" "$(stat -c %s "$boot")"
 done
@@ -92,7 +109,7 @@ for f in "${FUNCTIONS[@]}"; do
   [[ "$sqs" == yes ]] || continue
   codeuri="functions/$bin"
   log="$(cd "$codeuri" && CARGO_TARGET_DIR="$target_dir" RUST_LOG=cargo_lambda=debug \
-    cargo lambda build --release --bin "$bin" -v 2>&1)" || { printf '%s\n' "$log" >&2; fail "cargo lambda build ($bin)"; }
+    cargo lambda build --release "${lambda_flags[@]}" --bin "$bin" -v 2>&1)" || { printf '%s\n' "$log" >&2; fail "cargo lambda build ($bin)"; }
   overrides="$(grep -o 'release optimizations config=.*' <<<"$log" | head -n1 || true)"
   [[ -n "$overrides" ]] || fail "$bin: could not see cargo-lambda's release overrides (log format changed?)"
   if grep -q 'profile.release.panic' <<<"$overrides" || grep -q -- '-C panic=abort' <<<"$log"; then

@@ -3,14 +3,26 @@
 # through a local AWS emulator (moto server, started here on a free port) and the Slack
 # stand-in, a real-browser test of the destinations page (infra/e2e), signed webhooks made by
 # the providers' own libraries (infra/webhooks), the TypeScript SDK (sdk/typescript), the
-# OpenAPI contract with schemathesis (infra/contract), then the deploy path: cfn-lint,
-# sam validate --lint, sam build.
+# OpenAPI contract with schemathesis (infra/contract), `make dev` as a user runs it
+# (infra/dev-test.sh), then the deploy path: the Slack app manifest and env-vars file,
+# cfn-lint, sam validate --lint, sam build.
+#
+# Every binary is run from cargo's target directory, wherever CARGO_TARGET_DIR puts it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash infra/tools.sh
+bash infra/tools.sh all
 # shellcheck source=infra/emulator.sh
 source infra/emulator.sh
+# shellcheck source=infra/cargo-target.sh
+source infra/cargo-target.sh
+
+echo "== scripts and tests find cargo's output through its target directory"
+# A path hard-coded under target/ breaks under CARGO_TARGET_DIR.
+if git grep -nE 'target/(debug|release|lambda)\b' -- '*.sh' '*.mjs' '*.js' '*.py' '*.rs' '*.toml' Makefile '.ci/*'; then
+  echo "make test: the lines above hard-code a target/ path; use cargo_target_dir (infra/cargo-target.sh), cargo metadata or CARGO_BIN_EXE_*" >&2
+  exit 1
+fi
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
@@ -19,17 +31,23 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 unset AWS_ENDPOINT_URL
 start_emulator 0
+echo "== cargo build (the functions' binaries, which the end-to-end tests run)"
+# --all-targets resolves features as cargo test does, so the test build below reuses it.
+cargo build --workspace --all-targets --quiet
 echo "== cargo test"
 # The end-to-end tests mostly wait on I/O (the emulator, the stand-in, SQS visibility
 # timeouts), so they run four at a time on two cores.
 cargo test --workspace -- --test-threads 4
 
 echo "== browser end-to-end (infra/e2e: the destinations page in headless Chromium)"
-# Drives target/debug/ingestlayer-local against the emulator above. Needs Node.js >= 20
-# and /usr/bin/chromium (.ci/run installs it); playwright-core never downloads a browser.
-# cargo test above built target/debug/ingestlayer-local (with the workspace's unified
-# features); a separate `cargo build -p` would rebuild the AWS SDK with other features.
-[[ -x target/debug/ingestlayer-local ]] || cargo build --quiet -p ingestlayer-local
+# Drives ingestlayer-local against the emulator above. Needs Node.js >= 20 and
+# /usr/bin/chromium (.ci/run installs it); playwright-core never downloads a browser.
+# cargo test above built ingestlayer-local (with the workspace's unified features); a
+# separate `cargo build -p` would rebuild the AWS SDK with other features. The Node.js
+# suites and the contract run all use this one binary.
+INGESTLAYER_LOCAL_BIN="$(cargo_target_dir)/debug/ingestlayer-local"
+export INGESTLAYER_LOCAL_BIN
+[[ -x "$INGESTLAYER_LOCAL_BIN" ]] || cargo build --quiet -p ingestlayer-local
 E2E="$ROOT/infra/e2e"
 if ! cmp -s "$E2E/package-lock.json" "$E2E/node_modules/.ci-lock"; then
   (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error >/dev/null \
@@ -45,6 +63,9 @@ bash sdk/typescript/test.sh
 
 echo "== OpenAPI contract (openapi.yaml: validated, then a bounded schemathesis run)"
 bash infra/contract/run.sh
+
+echo "== make dev (infra/dev-test.sh: busy ports, PORT honoured by make webhook, plain logs)"
+bash infra/dev-test.sh
 stop_emulator
 
 echo "== template checks"

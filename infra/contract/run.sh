@@ -9,8 +9,8 @@
 # Environment (all optional):
 #   AWS_ENDPOINT_URL           a running moto server (infra/test.sh exports one); otherwise one is
 #                              started here (.tools/venv/bin/moto_server) and stopped at the end
-#   INGESTLAYER_LOCAL_BIN      the local stack's binary (default target/debug/ingestlayer-local;
-#                              this script never builds it)
+#   INGESTLAYER_LOCAL_BIN      the local stack's binary (default debug/ingestlayer-local in cargo's
+#                              target directory, CARGO_TARGET_DIR included; never built here)
 #   CONTRACT_INCLUDE_WEBHOOKS  1 (default): POST /v1/webhooks/{source} is fuzzed too;
 #                              0: it is left out (for a binary built before the webhook route)
 #   CONTRACT_MAX_EXAMPLES      overrides max-examples of schemathesis.toml (cases per operation
@@ -27,7 +27,9 @@ HERE="$ROOT/infra/contract"
 cd "$ROOT"
 VENV="$ROOT/.tools/contract-venv"
 OUT="$ROOT/.tools/contract"
-BIN="${INGESTLAYER_LOCAL_BIN:-$ROOT/target/debug/ingestlayer-local}"
+# shellcheck source=infra/cargo-target.sh
+source "$ROOT/infra/cargo-target.sh"
+BIN="${INGESTLAYER_LOCAL_BIN:-$(cargo_target_dir)/debug/ingestlayer-local}"
 INCLUDE_WEBHOOKS="${CONTRACT_INCLUDE_WEBHOOKS:-1}"
 START=$SECONDS
 mkdir -p "$OUT"

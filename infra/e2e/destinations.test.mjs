@@ -3,7 +3,8 @@
 // for the example pipeline, send an event and see it land in that channel, posted with the
 // workspace token the install issued.
 //
-// Runs `target/debug/ingestlayer-local dev` (build it first: `cargo build -p ingestlayer-local`)
+// Runs `ingestlayer-local dev` from cargo's target directory (build it first: `cargo build -p
+// ingestlayer-local`)
 // against a moto server (started here unless AWS_ENDPOINT_URL points at one), both launched by
 // infra/node/local-stack.mjs, and drives headless Debian Chromium (/usr/bin/chromium, or
 // CHROMIUM_PATH) with playwright-core. Nothing is downloaded. See README.md beside this file.

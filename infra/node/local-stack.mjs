@@ -32,11 +32,12 @@
 // attributes flattened to their values; ROOT, the repository.
 //
 // Overrides (read when startStack runs): AWS_ENDPOINT_URL (a running moto server to use
-// instead of starting one), INGESTLAYER_LOCAL_BIN (the binary; else debug/ingestlayer-local
-// under $CARGO_TARGET_DIR, relative to the repository, or target/), MOTO_SERVER (else
-// .tools/venv/bin/moto_server; `bash infra/tools.sh` installs it).
+// instead of starting one), INGESTLAYER_LOCAL_BIN (the binary; else debug/ingestlayer-local in
+// the target directory `cargo metadata` names, so CARGO_TARGET_DIR and .cargo/config.toml are
+// honoured as cargo honours them), MOTO_SERVER (else .tools/venv/bin/moto_server;
+// `bash infra/tools.sh dev` installs it).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -53,10 +54,14 @@ const SCRUBBED = ['SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CLIENT_ID', 'SLACK_
   'SLACK_SIGNING_SECRET', 'PORT', 'SLACK_STANDIN_PORT', 'SCHEMAS_REQUIRED',
   'INGESTLAYER_WEBHOOK_SECRET', 'STRIPE_WEBHOOK_SECRET', 'GITHUB_WEBHOOK_SECRET'];
 
+/** The workspace's target directory, as cargo resolves it from the repository root. */
+function cargoTargetDir() {
+  const metadata = execFileSync('cargo', ['metadata', '--format-version', '1', '--no-deps'],
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20 });
+  return JSON.parse(metadata).target_directory;
+}
 const localBin = () =>
-  process.env.INGESTLAYER_LOCAL_BIN ??
-  join(process.env.CARGO_TARGET_DIR ? resolve(ROOT, process.env.CARGO_TARGET_DIR) : join(ROOT, 'target'),
-    'debug', 'ingestlayer-local');
+  process.env.INGESTLAYER_LOCAL_BIN ?? join(cargoTargetDir(), 'debug', 'ingestlayer-local');
 const motoServer = () => process.env.MOTO_SERVER ?? join(ROOT, '.tools/venv/bin/moto_server');
 
 // ---------------------------------------------------------------- processes

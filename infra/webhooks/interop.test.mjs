@@ -173,7 +173,7 @@ const PROVIDERS = [
     timestamps: false, // GitHub signs no timestamp
     // GitHub signs neither the delivery id nor the event type: the server keys a GitHub
     // event by the SHA-256 of the signed body, so a replay under a new delivery id is a duplicate.
-    eventId: (d) => `github:sha256-${createHash('sha256').update(d.body).digest('hex')}`,
+    eventId: (d) => `webhook:github:sha256-${createHash('sha256').update(d.body).digest('hex')}`,
     signatureHeader: 'X-Hub-Signature-256',
     otherSecret: () => randomBytes(20).toString('hex'),
     delivery() {
@@ -279,7 +279,7 @@ describe('POST /v1/webhooks/{source} with the providers\' own signing code', { c
 
   for (const p of PROVIDERS) {
     const secret = SECRETS[p.source];
-    const eventId = p.eventId ?? ((d) => `${p.source}:${d.id}`);
+    const eventId = p.eventId ?? ((d) => `webhook:${p.source}:${d.id}`);
 
     describe(`${p.title} → /v1/webhooks/${p.source} → ${p.channel}`, { concurrency: false }, () => {
       /** Event ids that were accepted as new: exactly these may be in the channel. */

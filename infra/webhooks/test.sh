@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Interoperability of POST /v1/webhooks/{source} with the providers' own signing libraries,
-# against target/debug/ingestlayer-local and a moto server (AWS_ENDPOINT_URL, else one is
-# started). Installs node_modules with `npm ci` only when package-lock.json changed.
+# against ingestlayer-local (INGESTLAYER_LOCAL_BIN, else debug/ingestlayer-local in cargo's target
+# directory) and a moto server (AWS_ENDPOINT_URL, else one is started). Installs node_modules with `npm ci` only when package-lock.json changed.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$HERE"

@@ -2,8 +2,9 @@
 # sdk/typescript: install the dev dependencies (npm ci, only when package-lock.json changed
 # since the last install), build, check that src/events.gen.ts is current with the schemas,
 # run every test. infra/test.sh calls it after cargo test, with AWS_ENDPOINT_URL pointing at
-# its moto server and target/debug/ingestlayer-local built; alone, the end-to-end test starts
-# its own moto server from .tools/ (bash infra/tools.sh installs it).
+# its moto server and ingestlayer-local built (in cargo's target directory, CARGO_TARGET_DIR
+# included; INGESTLAYER_LOCAL_BIN overrides it); alone, the end-to-end test starts
+# its own moto server from .tools/ (bash infra/tools.sh dev installs it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

@@ -228,15 +228,24 @@ pub async fn aws() -> aws_config::SdkConfig {
 /// lambda_runtime's trace level prints every event it receives (Authorization headers,
 /// cookies, OAuth codes, webhook bodies), and the HTTP and AWS clients print what they send
 /// and receive (Secrets Manager answers hold secrets). They stay at `info` whatever
-/// `RUST_LOG` (the stack's LogLevel) says.
+/// `RUST_LOG` (the stack's LogLevel) says. (aws_sigv4's canonical requests carry the session
+/// token of the function's credentials.)
 pub const CAPPED_LOG_TARGETS: &[&str] = &[
     "lambda_runtime",
     "lambda_runtime_api_client",
     "lambda_http",
     "aws_config",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_credential_types",
     "aws_smithy_runtime",
     "aws_smithy_runtime_api",
     "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_smithy_async",
+    "aws_smithy_json",
+    "aws_smithy_query",
+    "aws_smithy_observability",
     "aws_smithy_types",
     "aws_sdk_secretsmanager",
     "aws_sdk_dynamodb",

@@ -472,6 +472,47 @@ mod tests {
         assert!(out[1].is_ok());
     }
 
+    #[tokio::test]
+    async fn a_pipeline_bound_to_a_source_filters_every_other_sources_event() {
+        let mut set = PipelineSet::default();
+        set.insert(
+            Pipeline::from_json(&json!({
+                "id": "billing",
+                "events": ["feature.used"],
+                "sources": ["webhook:stripe"],
+                "destinations": [{"type": "slack", "channel": "#billing"}]
+            }))
+            .unwrap()
+            .unwrap(),
+        );
+        let from = |source: &str| {
+            let e = parse_incoming(&json!({"name": "feature.used", "id": "x"}), "").unwrap();
+            Envelope::accept(e, source, time::OffsetDateTime::now_utc())
+        };
+        let out = route(
+            &[from("webhook:stripe"), from("tests"), from("stripe")],
+            &set,
+            &store(false),
+            None,
+        )
+        .await;
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(d[0].event_id, "webhook:stripe:x");
+        for (i, source) in [(1, "tests"), (2, "stripe")] {
+            let PairOutcome::Filtered { reason, .. } = &out[i].as_ref().unwrap()[0] else {
+                panic!("{out:?}")
+            };
+            assert!(reason.contains(&format!("{source:?}")), "{reason}");
+        }
+        // The same client id from two sources: two events, two delivery keys.
+        assert_ne!(
+            delivery_key(&from("tests").id.to_string(), "billing", 0),
+            delivery_key(&from("webhook:stripe").id.to_string(), "billing", 0)
+        );
+    }
+
     #[test]
     fn delivery_keys_differ_per_destination() {
         assert_ne!(delivery_key("e", "p", 0), delivery_key("e", "p", 1));

@@ -5,8 +5,10 @@
 //! (N, epoch seconds; DynamoDB TTL deletes lazily, so readers check it themselves),
 //! `received_ms` (N) and `queued` (BOOL, true once the event is on the events queue).
 //!
-//! An event with a client-given id is stored with a conditional write: the same id within
-//! [`IDEMPOTENCY_WINDOW`] is a duplicate, answered with the original and not processed again
+//! `id` is the event's id: a client-given id scoped by its source (`<source>:<client id>`,
+//! `webhook:<source>:<delivery id>`) or a server ULID, so one source's ids never reach
+//! another's items. An event with a client-given id is stored with a conditional write: the
+//! same id (from the same source) within [`IDEMPOTENCY_WINDOW`] is a duplicate, answered with the original and not processed again
 //! (unless the original never reached the queue, in which case it is queued now).
 
 use std::collections::HashMap;

@@ -1,15 +1,23 @@
-//! The local stack: the very handlers that run in Lambda, wired to a local AWS emulator
-//! (moto server, through `AWS_ENDPOINT_URL`) and a Slack stand-in.
+//! The local stack: the functions' own binaries, run against a local Lambda Runtime API
+//! and wired to a local AWS emulator (moto server, through `AWS_ENDPOINT_URL`) and a Slack
+//! stand-in.
 //!
-//! [`resources`] creates what template.yaml declares; [`runner`] serves the ingest handler
-//! over HTTP and feeds the pipeline and slack-delivery handlers from the emulator's queues
+//! [`resources`] creates what template.yaml declares; [`template`] derives each function's
+//! environment from template.yaml; [`lambda_api`] runs a function's binary as its own
+//! process behind a Runtime API and invokes it; [`functions`] names the four functions and
+//! their binaries; [`runner`] serves the HTTP API through the ingest and slack-connect
+//! functions and feeds the pipeline and slack-delivery functions from the emulator's queues
 //! the way Lambda's event source mappings do (batches of up to 10, partial batch failures,
-//! FIFO groups in order); [`seed`] puts in the product's example pipeline and entities.
+//! FIFO groups in order), either through the binaries or, for the fast handler tests, the
+//! handlers in process; [`seed`] puts in the product's example pipeline and entities.
 
 pub mod dlq;
+pub mod functions;
+pub mod lambda_api;
 pub mod resources;
 pub mod runner;
 pub mod seed;
+pub mod template;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};

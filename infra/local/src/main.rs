@@ -1,20 +1,17 @@
-//! `ingestlayer-local dev`: the whole system on this machine (what `make dev` runs).
+//! `ingestlayer-local dev`: the whole system on this machine (what `make dev` runs): the
+//! four functions' own binaries, each as its own process behind a local Lambda Runtime
+//! API, with the environment template.yaml gives them.
 
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ingestlayer::config::{
-    ConnectConfig, DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig,
-};
-use ingestlayer::handlers::connect::ConnectDeps;
-use ingestlayer::handlers::delivery::DeliveryDeps;
-use ingestlayer::handlers::ingest::IngestDeps;
-use ingestlayer::handlers::pipeline::PipelineDeps;
 use ingestlayer::keys::{generate_key, ApiKeys};
-use ingestlayer_local::resources::Resources;
-use ingestlayer_local::runner::{pump_delivery, pump_pipeline, serve_ingest, QueueFeed};
+use ingestlayer_local::functions::{Functions, Local, PIPELINE, SLACK_CONNECT};
+use ingestlayer_local::resources::{LocalUrls, Resources};
+use ingestlayer_local::runner::{pump_function, serve_functions, QueueFeed};
 use ingestlayer_local::{emulator_sdk, seed};
 use secrecy::{ExposeSecret, SecretString};
 use slack_standin::{Standin, StandinConfig};
@@ -56,11 +53,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
     });
+    // Logs go to stdout; colour codes only when that is a terminal, never into a log file.
     tracing_subscriber::fmt()
         .compact()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
+    let admin_token = match std::env::var("INGESTLAYER_ADMIN_TOKEN") {
+        Ok(t) if t.is_empty() => None,
+        Ok(t) if t.chars().count() < MIN_ADMIN_TOKEN_CHARS => refuse(&format!(
+            "INGESTLAYER_ADMIN_TOKEN has {} characters; the destinations page's admin token needs at \
+             least {MIN_ADMIN_TOKEN_CHARS} so it cannot be guessed. Set a longer one, or unset it to \
+             have one generated.",
+            t.chars().count()
+        )),
+        Ok(t) => Some(SecretString::from(t)),
+        Err(_) => None,
+    };
     let Command::Dev {
         port,
         standin_port,
@@ -77,7 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (Ok(t), Ok(u)) if !t.is_empty() && !u.is_empty() => Some((SecretString::from(t), u)),
         _ => None,
     };
-    let (token, api_url, standin) = match real_slack {
+    let (token, slack_api_url, standin) = match real_slack {
         Some((t, u)) => (t, u, None),
         None => {
             let s = Standin::start_on(
@@ -87,7 +97,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ..StandinConfig::default()
                 },
             )
-            .await?;
+            .await
+            .unwrap_or_else(|e| refuse(&port_refusal(standin_port, "SLACK_STANDIN_PORT", &e)));
             (
                 SecretString::from("xoxb-local-standin".to_owned()),
                 s.api_url(),
@@ -125,52 +136,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .create(&api_key, "local")
         .await?;
 
-    let ingest = Arc::new(
-        IngestDeps::load(
-            &sdk,
-            &IngestConfig {
-                events_table: res.events_table.clone(),
-                api_keys_table: res.api_keys_table.clone(),
-                events_queue_url: res.events_queue_url.clone(),
-                schemas_required: std::env::var("SCHEMAS_REQUIRED").is_ok_and(|v| v == "true"),
-                event_ttl_days: 30,
-                link_secret_arn: Some(res.link_secret_arn.clone()),
-                webhook_secret_prefix: Some(res.webhook_secret_prefix.clone()),
-            },
-        )
-        .await?,
-    );
-    let pipeline = PipelineDeps::load(
-        &sdk,
-        &PipelineConfig {
-            pipelines_table: res.pipelines_table.clone(),
-            entities_table: res.entities_table.clone(),
-            slack_queue_url: res.slack_queue_url.clone(),
-            cache_ttl: Duration::from_secs(5),
-            public_api_url: Some(format!("http://127.0.0.1:{port}")),
-            link_secret_arn: Some(res.link_secret_arn.clone()),
-            link_ttl: ingestlayer::links::DEFAULT_TTL,
+    let (admin_token, admin_generated) = match admin_token {
+        Some(t) => (t, false),
+        None => (generate_key(), true),
+    };
+    res.put_admin_token(&sdk, admin_token.expose_secret())
+        .await?;
+    let authorize_base = match &standin {
+        Some(s) => format!("http://{}", s.addr()),
+        None => "https://slack.com".to_owned(),
+    };
+    let api_url = format!("http://127.0.0.1:{port}");
+    let local = Local {
+        res: res.clone(),
+        endpoint: endpoint.clone(),
+        urls: LocalUrls {
+            api_url: api_url.clone(),
+            slack_api_url: slack_api_url.clone(),
+            slack_authorize_url: authorize_base,
         },
-    )
-    .await?;
-    let delivery = DeliveryDeps::load(
-        &sdk,
-        &DeliveryConfig {
-            slack_queue_url: res.slack_queue_url.clone(),
-            slack_dlq_url: res.slack_dlq_url.clone(),
-            channels_table: res.channels_table.clone(),
-            deliveries_table: res.deliveries_table.clone(),
-            max_age: Duration::from_secs(24 * 3600),
-            connections_table: Some(res.connections_table.clone()),
-            slack_app_secret_arn: Some(res.slack_app_secret_arn.clone()),
-            token_secret_prefix: res.token_secret_prefix.clone(),
-            kms_key_id: Some(res.kms_key_id.clone()),
-            slack_api_url: api_url.clone(),
-            token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
-            slack_timeout: Duration::from_secs(10),
-        },
-    )
-    .await?;
+        echo_output: true,
+    };
+    // On top of template.yaml's environment: on AWS the connect function takes its public
+    // URL from the request's Host over https, and the local API is plain http, so the OAuth
+    // redirect URI must be told; pipeline edits apply within 5 s instead of 30.
+    let extra = BTreeMap::from([
+        (
+            SLACK_CONNECT.logical_id,
+            vec![("PUBLIC_API_URL", api_url.clone())],
+        ),
+        (
+            PIPELINE.logical_id,
+            vec![("PIPELINE_CACHE_TTL_SECONDS", "5".to_owned())],
+        ),
+    ]);
+    let functions = Functions::new(&local, &extra)?;
+    functions.start().await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let events_feed = QueueFeed {
         sqs: sqs.clone(),
@@ -183,58 +184,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wait_seconds: 1,
     };
 
-    let (admin_token, admin_generated) = match std::env::var("INGESTLAYER_ADMIN_TOKEN") {
-        Ok(t) if t.len() >= 16 => (SecretString::from(t), false),
-        _ => (generate_key(), true),
-    };
-    let authorize_base = match &standin {
-        Some(s) => format!("http://{}", s.addr()),
-        None => "https://slack.com".to_owned(),
-    };
-    let connect = Arc::new(
-        ConnectDeps::load(
-            &sdk,
-            &ConnectConfig {
-                slack_app_secret_arn: res.slack_app_secret_arn.clone(),
-                connections_table: res.connections_table.clone(),
-                channels_table: res.channels_table.clone(),
-                pipelines_table: res.pipelines_table.clone(),
-                public_api_url: Some(format!("http://127.0.0.1:{port}")),
-                slack_api_url: api_url.clone(),
-                slack_authorize_url: authorize_base,
-                link_secret_arn: res.link_secret_arn.clone(),
-                token_secret_prefix: res.token_secret_prefix.clone(),
-                kms_key_id: res.kms_key_id.clone(),
-                slack_token_secret_arn: Some(res.slack_token_secret_arn.clone()),
-                default_token: Some(token.clone()),
-                admin_token_secret_arn: None,
-                admin_token: Some(admin_token.clone()),
-                slack_queue_url: res.slack_queue_url.clone(),
-                slack_dlq_url: res.slack_dlq_url.clone(),
-            },
-        )
-        .await?,
-    );
-
-    let listener =
-        ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let listener = ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap_or_else(|e| refuse(&port_refusal(port, "PORT", &e)));
+    let (ingest, connect) = (functions.ingest.clone(), functions.connect.clone());
     tokio::spawn(async move {
-        if let Err(e) = serve_ingest(listener, ingest, Some(connect)).await {
-            tracing::error!(error = %e, "ingest server stopped");
+        if let Err(e) = serve_functions(listener, ingest, connect).await {
+            tracing::error!(error = %e, "HTTP API server stopped");
         }
     });
+    let pipeline = functions.pipeline.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = pump_pipeline(&events_feed, &pipeline).await {
-                tracing::error!(error = %e, "pipeline consumer: receive failed");
+            if let Err(e) = pump_function(&events_feed, &pipeline).await {
+                tracing::error!(error = %e, "pipeline consumer: invocation failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
     });
+    let delivery = functions.delivery.clone();
     tokio::spawn(async move {
         loop {
-            if let Err(e) = pump_delivery(&slack_feed, &delivery).await {
-                tracing::error!(error = %e, "delivery consumer: receive failed");
+            if let Err(e) = pump_function(&slack_feed, &delivery).await {
+                tracing::error!(error = %e, "delivery consumer: invocation failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -250,7 +222,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let slack_line = match &standin {
         Some(s) => format!("Slack stand-in at {} (messages print below)", s.api_url()),
-        None => format!("posting to {api_url} with SLACK_BOT_TOKEN"),
+        None => format!("posting to {slack_api_url} with SLACK_BOT_TOKEN"),
     };
     let key_line = if generated {
         format!(
@@ -272,6 +244,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.shutdown().await;
     }
     Ok(())
+}
+
+/// The shortest admin token `make dev` accepts (a deployment generates 40 characters).
+const MIN_ADMIN_TOKEN_CHARS: usize = 16;
+
+/// Stops `make dev` with a message for the person running it.
+fn refuse(message: &str) -> ! {
+    eprintln!("ingestlayer-local: {message}");
+    std::process::exit(2)
+}
+
+/// Why a local port could not be listened on, and the variable that moves it.
+fn port_refusal(port: u16, variable: &str, e: &std::io::Error) -> String {
+    format!(
+        "cannot listen on 127.0.0.1:{port} ({e}); set {variable} to a free port, e.g. \
+         {variable}={} make dev",
+        port.wrapping_add(100).max(1024)
+    )
 }
 
 /// The three webhook doors of `make dev`, each with its secret from the environment or a

@@ -8,9 +8,14 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use crate::template::LocalValues;
+
 /// Names and addresses of one local stack's resources.
 #[derive(Debug, Clone)]
 pub struct Resources {
+    /// The stack's name: every resource is named `<prefix>-…` or `<prefix>/…`.
+    pub prefix: String,
+    pub region: String,
     pub events_table: String,
     pub api_keys_table: String,
     pub pipelines_table: String,
@@ -31,6 +36,20 @@ pub struct Resources {
     pub token_secret_prefix: String,
     /// Webhook sources are secrets named `<this><source>`.
     pub webhook_secret_prefix: String,
+    /// The destinations page's admin token (a plain string, as template.yaml generates it).
+    pub admin_token_secret_arn: String,
+}
+
+/// The addresses that are not AWS resources: the local HTTP API and Slack's two hosts.
+#[derive(Debug, Clone)]
+pub struct LocalUrls {
+    /// Where the local HTTP API is served (template.yaml's
+    /// `https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}`).
+    pub api_url: String,
+    /// The `SlackApiUrl` parameter: the stand-in's Web API, or Slack's.
+    pub slack_api_url: String,
+    /// The `SlackAuthorizeUrl` parameter.
+    pub slack_authorize_url: String,
 }
 
 /// Visibility timeout of the local queues, in seconds (the template sets 6× the
@@ -141,6 +160,17 @@ impl Resources {
             use rand::distr::{Alphanumeric, SampleString};
             Alphanumeric.sample_string(&mut rand::rng(), 48)
         };
+        let admin_token: String = {
+            use rand::distr::{Alphanumeric, SampleString};
+            Alphanumeric.sample_string(&mut rand::rng(), 40)
+        };
+        let admin_token_secret_arn = put_secret(
+            &secrets,
+            &format!("{prefix}/admin-token"),
+            &kms_key_id,
+            &admin_token,
+        )
+        .await?;
         let link_secret_arn = put_secret(
             &secrets,
             &format!("{prefix}/event-link-key"),
@@ -149,7 +179,13 @@ impl Resources {
         )
         .await?;
 
+        let region = sdk
+            .region()
+            .map_or_else(|| "us-east-1".to_owned(), ToString::to_string);
         Ok(Self {
+            prefix: prefix.to_owned(),
+            region,
+            admin_token_secret_arn,
             events_table,
             api_keys_table,
             pipelines_table,
@@ -170,21 +206,109 @@ impl Resources {
         })
     }
 
-    /// The environment the functions read, as template.yaml sets it.
-    pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("EVENTS_TABLE", self.events_table.clone()),
-            ("API_KEYS_TABLE", self.api_keys_table.clone()),
-            ("PIPELINES_TABLE", self.pipelines_table.clone()),
-            ("ENTITIES_TABLE", self.entities_table.clone()),
-            ("EVENTS_QUEUE_URL", self.events_queue_url.clone()),
-            ("SLACK_QUEUE_URL", self.slack_queue_url.clone()),
-            ("SLACK_DLQ_URL", self.slack_dlq_url.clone()),
-            (
-                "SLACK_TOKEN_SECRET_ARN",
-                self.slack_token_secret_arn.clone(),
-            ),
-        ]
+    /// Puts `token` as the destinations page's admin token.
+    pub async fn put_admin_token(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        token: &str,
+    ) -> Result<(), CreateError> {
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        put_secret(
+            &secrets,
+            &format!("{}/admin-token", self.prefix),
+            &self.kms_key_id,
+            token,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// The emulator's account, read from an ARN it issued (never assumed).
+    pub fn account_id(&self) -> String {
+        self.link_secret_arn
+            .split(':')
+            .nth(4)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// What template.yaml's logical ids, attributes, parameters and pseudo parameters
+    /// stand for in this local stack. A logical id missing here fails
+    /// [`crate::template::Template::function_env`] with its name: add the resource to
+    /// [`Resources::create`] and here.
+    pub fn local_values(&self, urls: &LocalUrls) -> LocalValues {
+        let account = self.account_id();
+        let region = &self.region;
+        let queue_name = |url: &str| url.rsplit('/').next().unwrap_or_default().to_owned();
+        let refs = [
+            ("EventsTable", self.events_table.clone()),
+            ("ApiKeysTable", self.api_keys_table.clone()),
+            ("PipelinesTable", self.pipelines_table.clone()),
+            ("EntitiesTable", self.entities_table.clone()),
+            ("ChannelsTable", self.channels_table.clone()),
+            ("DeliveriesTable", self.deliveries_table.clone()),
+            ("ConnectionsTable", self.connections_table.clone()),
+            ("EventsQueue", self.events_queue_url.clone()),
+            ("EventsDLQ", self.events_dlq_url.clone()),
+            ("SlackQueue", self.slack_queue_url.clone()),
+            ("SlackDLQ", self.slack_dlq_url.clone()),
+            ("StackKey", self.kms_key_id.clone()),
+            ("SlackTokenSecret", self.slack_token_secret_arn.clone()),
+            ("SlackAppSecret", self.slack_app_secret_arn.clone()),
+            ("LinkSigningSecret", self.link_secret_arn.clone()),
+            ("AdminTokenSecret", self.admin_token_secret_arn.clone()),
+        ];
+        let mut attributes = HashMap::new();
+        for (id, table) in [
+            ("EventsTable", &self.events_table),
+            ("ApiKeysTable", &self.api_keys_table),
+            ("PipelinesTable", &self.pipelines_table),
+            ("EntitiesTable", &self.entities_table),
+            ("ChannelsTable", &self.channels_table),
+            ("DeliveriesTable", &self.deliveries_table),
+            ("ConnectionsTable", &self.connections_table),
+        ] {
+            attributes.insert(
+                format!("{id}.Arn"),
+                format!("arn:aws:dynamodb:{region}:{account}:table/{table}"),
+            );
+        }
+        for (id, url) in [
+            ("EventsQueue", &self.events_queue_url),
+            ("EventsDLQ", &self.events_dlq_url),
+            ("SlackQueue", &self.slack_queue_url),
+            ("SlackDLQ", &self.slack_dlq_url),
+        ] {
+            let name = queue_name(url);
+            attributes.insert(
+                format!("{id}.Arn"),
+                format!("arn:aws:sqs:{region}:{account}:{name}"),
+            );
+            attributes.insert(format!("{id}.QueueName"), name);
+        }
+        attributes.insert(
+            "StackKey.Arn".to_owned(),
+            format!("arn:aws:kms:{region}:{account}:key/{}", self.kms_key_id),
+        );
+        LocalValues {
+            refs: refs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+            attributes,
+            parameters: HashMap::from([
+                ("SlackApiUrl".to_owned(), urls.slack_api_url.clone()),
+                (
+                    "SlackAuthorizeUrl".to_owned(),
+                    urls.slack_authorize_url.clone(),
+                ),
+            ]),
+            pseudo: HashMap::from([
+                ("AWS::StackName".to_owned(), self.prefix.clone()),
+                ("AWS::Region".to_owned(), region.clone()),
+                ("AWS::AccountId".to_owned(), account),
+                ("AWS::Partition".to_owned(), "aws".to_owned()),
+                ("AWS::URLSuffix".to_owned(), "amazonaws.com".to_owned()),
+            ]),
+            api_url: urls.api_url.clone(),
+        }
     }
 }
 

@@ -1,7 +1,13 @@
-//! Feeds the handlers the way Lambda does: the ingest handler behind an HTTP server, the
-//! SQS consumers from the emulator's queues with event-source-mapping semantics.
+//! Feeds the functions the way Lambda does: the HTTP API's requests as API Gateway (HTTP
+//! API, payload 2.0) events to ingest and slack-connect, the SQS consumers from the
+//! emulator's queues with event-source-mapping semantics.
+//!
+//! Each path has two forms: through the function's binary ([`LambdaFunction`], what
+//! `make dev` and the binaries tests run) and through its handler in process (the fast
+//! handler tests).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -12,6 +18,9 @@ use ingestlayer::handlers::connect::ConnectDeps;
 use ingestlayer::handlers::delivery::DeliveryDeps;
 use ingestlayer::handlers::ingest::IngestDeps;
 use ingestlayer::handlers::pipeline::PipelineDeps;
+use serde_json::{json, Value};
+
+use crate::lambda_api::LambdaFunction;
 
 /// Lambda's synchronous payload limit: bodies above it never reach the function.
 const LAMBDA_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
@@ -63,17 +72,7 @@ pub async fn call_ingest(
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, LAMBDA_PAYLOAD_LIMIT).await {
         Ok(b) => b,
-        Err(_) => {
-            let mut r = axum::response::Response::new(AxumBody::from(
-                r#"{"error":{"code":"payload_too_large","message":"the body is above the 6 MB that reaches the function"}}"#,
-            ));
-            *r.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            return r;
-        }
+        Err(_) => return too_large(),
     };
     let lambda_req =
         lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
@@ -172,27 +171,264 @@ pub fn to_event(messages: &[Message]) -> SqsEvent {
     event
 }
 
-/// One invocation of the pipeline handler from the events queue. Returns how many
-/// messages it received (0: the queue looked empty).
-pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usize, String> {
+/// One invocation from `feed`: receives a batch, hands its SQS event to `invoke` and
+/// deletes what it did not report failed. Returns how many messages it received (0: the
+/// queue looked empty). A failed invocation deletes nothing (the batch comes back after
+/// its visibility timeout, as with Lambda) and is the error.
+pub async fn pump_with<F, Fut>(feed: &QueueFeed, invoke: F) -> Result<usize, String>
+where
+    F: FnOnce(SqsEvent) -> Fut,
+    Fut: Future<Output = Result<SqsBatchResponse, String>>,
+{
     let messages = feed.receive().await?;
     if messages.is_empty() {
         return Ok(0);
     }
-    let response = ingestlayer::handlers::pipeline::handle(to_event(&messages), deps).await;
+    let response = invoke(to_event(&messages)).await?;
     feed.settle(&messages, &response).await?;
     Ok(messages.len())
 }
 
-/// One invocation of the slack-delivery handler from the Slack FIFO queue.
+/// One invocation of a function's binary from `feed`.
+pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Result<usize, String> {
+    pump_with(feed, |event| async move {
+        let event = serde_json::to_value(&event).map_err(|e| e.to_string())?;
+        let response = function.invoke(&event).await.map_err(|e| e.to_string())?;
+        serde_json::from_value::<SqsBatchResponse>(response).map_err(|e| {
+            format!(
+                "{} answered something that is not an SQS batch response: {e}",
+                function.name()
+            )
+        })
+    })
+    .await
+}
+
+/// One invocation of the pipeline handler (in process) from the events queue.
+pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usize, String> {
+    pump_with(feed, |event| async move {
+        Ok(ingestlayer::handlers::pipeline::handle(event, deps).await)
+    })
+    .await
+}
+
+/// One invocation of the slack-delivery handler (in process) from the Slack FIFO queue.
 pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize, String> {
-    let messages = feed.receive().await?;
-    if messages.is_empty() {
-        return Ok(0);
+    pump_with(feed, |event| async move {
+        Ok(ingestlayer::handlers::delivery::handle(event, deps).await)
+    })
+    .await
+}
+
+/// Serves the HTTP API until the task is dropped through the functions' binaries:
+/// `/slack/*` and `/destinations*` to slack-connect, everything else to ingest (the local
+/// stand-in for API Gateway's 404 on other routes, so the ingest function names the
+/// routes there are).
+pub async fn serve_functions(
+    listener: tokio::net::TcpListener,
+    ingest: Arc<LambdaFunction>,
+    connect: Arc<LambdaFunction>,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let function = if is_connect_path(req.uri().path()) {
+            connect.clone()
+        } else {
+            ingest.clone()
+        };
+        async move { call_function(req, &function).await }
+    });
+    axum::serve(listener, app).await
+}
+
+/// One HTTP request through a function's binary, as API Gateway's HTTP API passes it.
+pub async fn call_function(
+    req: axum::extract::Request,
+    function: &LambdaFunction,
+) -> axum::response::Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, LAMBDA_PAYLOAD_LIMIT).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    let event = http_event(&parts, &bytes);
+    match function.invoke(&event).await {
+        Ok(answer) => match http_response(&answer) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(function = function.name(), error = %e, "malformed function response");
+                gateway_error(502, "Internal Server Error")
+            }
+        },
+        Err(e) => {
+            tracing::error!(function = function.name(), error = %e, "invocation failed");
+            match e {
+                crate::lambda_api::FunctionError::Timeout { .. } => {
+                    gateway_error(503, "Service Unavailable")
+                }
+                _ => gateway_error(500, "Internal Server Error"),
+            }
+        }
     }
-    let response = ingestlayer::handlers::delivery::handle(to_event(&messages), deps).await;
-    feed.settle(&messages, &response).await?;
-    Ok(messages.len())
+}
+
+/// API Gateway's own answer when the integration fails.
+fn gateway_error(status: u16, message: &str) -> axum::response::Response {
+    let mut r =
+        axum::response::Response::new(AxumBody::from(json!({ "message": message }).to_string()));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn too_large() -> axum::response::Response {
+    let mut r = axum::response::Response::new(AxumBody::from(
+        r#"{"error":{"code":"payload_too_large","message":"the body is above the 6 MB that reaches the function"}}"#,
+    ));
+    *r.status_mut() = http::StatusCode::PAYLOAD_TOO_LARGE;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The API Gateway HTTP API (payload format 2.0) event for a request: headers lower-case
+/// and comma-joined, cookies in `cookies`, a body that is not UTF-8 in base64.
+pub fn http_event(parts: &http::request::Parts, body: &[u8]) -> Value {
+    use base64::Engine as _;
+    let mut headers = serde_json::Map::new();
+    let mut cookies = Vec::new();
+    for name in parts.headers.keys() {
+        let values: Vec<&str> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if name == http::header::COOKIE {
+            cookies.extend(
+                values
+                    .iter()
+                    .flat_map(|v| v.split(';'))
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_owned),
+            );
+            continue;
+        }
+        headers.insert(name.as_str().to_owned(), Value::from(values.join(",")));
+    }
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(parts.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost")
+        .to_owned();
+    headers
+        .entry("host")
+        .or_insert_with(|| Value::from(host.clone()));
+    let query = parts.uri.query().unwrap_or_default();
+    let mut params = serde_json::Map::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match params.get_mut(k.as_ref()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                params.insert(k.into_owned(), Value::from(v.into_owned()));
+            }
+        }
+    }
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let method = parts.method.as_str();
+    let path = parts.uri.path();
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "anonymous",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split('.').next().unwrap_or_default(),
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            },
+            "requestId": ulid::Ulid::new().to_string(),
+            "routeKey": "$default",
+            "stage": "$default",
+            "time": now.format(&time::format_description::well_known::Rfc2822).unwrap_or_default(),
+            "timeEpoch": now.unix_timestamp() * 1000 + i64::from(now.millisecond()),
+        },
+        "isBase64Encoded": encoded,
+    });
+    if !body.is_empty() {
+        event["body"] = Value::from(body);
+    }
+    if !params.is_empty() {
+        event["queryStringParameters"] = Value::Object(params);
+    }
+    if !cookies.is_empty() {
+        event["cookies"] = Value::from(cookies);
+    }
+    event
+}
+
+/// The HTTP response API Gateway makes of a payload 2.0 answer: `statusCode`, `headers`,
+/// `cookies` (as Set-Cookie), `body` (base64 when `isBase64Encoded`).
+pub fn http_response(answer: &Value) -> Result<axum::response::Response, String> {
+    use base64::Engine as _;
+    let status = answer["statusCode"]
+        .as_u64()
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| http::StatusCode::from_u16(s).ok())
+        .ok_or("the answer has no valid statusCode")?;
+    let text = answer["body"].as_str().unwrap_or_default();
+    let body = if answer["isBase64Encoded"].as_bool().unwrap_or(false) {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| format!("the base64 body does not decode: {e}"))?
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let mut response = axum::response::Response::new(AxumBody::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (k, v) in answer["headers"].as_object().into_iter().flatten() {
+        let value = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+        headers.append(
+            name,
+            http::HeaderValue::from_str(&value).map_err(|e| e.to_string())?,
+        );
+    }
+    for cookie in answer["cookies"].as_array().into_iter().flatten() {
+        if let Some(c) = cookie.as_str() {
+            headers.append(
+                http::header::SET_COOKIE,
+                http::HeaderValue::from_str(c).map_err(|e| e.to_string())?,
+            );
+        }
+    }
+    Ok(response)
 }
 
 /// Binds the ingest server.
@@ -203,4 +439,65 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
 /// The routes template.yaml gives the slack-connect function.
 pub fn is_connect_path(path: &str) -> bool {
     path.starts_with("/slack/") || path == "/destinations" || path.starts_with("/destinations/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_becomes_an_http_api_v2_event() {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("http://127.0.0.1:3000/v1/events?a=1&a=2&b=x%20y")
+            .header("host", "127.0.0.1:3000")
+            .header("X-Custom", "one")
+            .header("x-custom", "two")
+            .header("cookie", "il_session=abc; other=1")
+            .body(())
+            .unwrap();
+        let (parts, ()) = req.into_parts();
+        let event = http_event(&parts, br#"{"name":"x"}"#);
+        assert_eq!(event["version"], "2.0");
+        assert_eq!(event["rawPath"], "/v1/events");
+        assert_eq!(event["rawQueryString"], "a=1&a=2&b=x%20y");
+        assert_eq!(event["queryStringParameters"]["a"], "1,2");
+        assert_eq!(event["queryStringParameters"]["b"], "x y");
+        assert_eq!(event["headers"]["x-custom"], "one,two");
+        assert!(event["headers"].get("cookie").is_none());
+        assert_eq!(event["cookies"], json!(["il_session=abc", "other=1"]));
+        assert_eq!(event["requestContext"]["http"]["method"], "POST");
+        assert_eq!(event["requestContext"]["stage"], "$default");
+        assert_eq!(event["body"], r#"{"name":"x"}"#);
+        assert_eq!(event["isBase64Encoded"], false);
+
+        let (parts, ()) = http::Request::builder()
+            .uri("/v1/webhooks/x")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let binary = http_event(&parts, &[0xff, 0x00]);
+        assert_eq!(binary["isBase64Encoded"], true);
+        assert_eq!(binary["body"], "/wA=");
+    }
+
+    #[tokio::test]
+    async fn an_http_api_v2_answer_becomes_the_response() {
+        let r = http_response(&json!({
+            "statusCode": 302,
+            "headers": {"location": "/destinations", "x-n": 1},
+            "cookies": ["a=1; HttpOnly", "b=2"],
+            "body": "aGk=",
+            "isBase64Encoded": true
+        }))
+        .unwrap();
+        assert_eq!(r.status(), 302);
+        assert_eq!(r.headers()["location"], "/destinations");
+        assert_eq!(r.headers()["x-n"], "1");
+        let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1; HttpOnly", "b=2"]);
+        let body = axum::body::to_bytes(r.into_body(), 100).await.unwrap();
+        assert_eq!(&body[..], b"hi");
+        assert!(http_response(&json!({"body": "x"})).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! `slack-standin`: the Slack Web API stand-in for the local stack (`make dev`).
 //! Set `SLACK_API_URL` to the URL it logs at start-up.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -54,11 +55,13 @@ fn parse_client(value: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Colour codes only when stderr is a terminal, never into a log file.
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 
     let cli = Cli::parse();

@@ -1,4 +1,8 @@
 //! A posted message drawn as a box on a terminal, roughly as Slack would show it.
+//!
+//! Links are numbered in the box (`view the full event [1]`) and their URLs printed whole
+//! under it, unwrapped, so a terminal can open them and they can be copied (a signed link is
+//! longer than the box is wide).
 
 use serde_json::Value;
 
@@ -15,6 +19,7 @@ enum Line {
 
 /// Draws the message: header text, section text and fields (`*label*\nvalue` as
 /// `label   value`), context texts, dividers; the top-level `text` when blocks give nothing.
+/// Under the box, the URL of each numbered link (mrkdwn `<url|label>`, link buttons).
 pub(crate) fn message_box(
     channel_name: &str,
     text: Option<&str>,
@@ -22,34 +27,63 @@ pub(crate) fn message_box(
 ) -> String {
     let mut lines = vec![Line::Text(BOT_LINE.to_owned())];
     let mut body = Vec::new();
+    let mut links = Links::default();
     if let Some(Value::Array(blocks)) = blocks {
         for block in blocks {
-            block_lines(block, &mut body);
+            block_lines(block, &mut body, &mut links);
         }
     }
     if body.is_empty() {
+        links = Links::default();
         if let Some(text) = text {
-            body.extend(display(text).lines().map(|l| Line::Text(l.to_owned())));
+            body.extend(
+                display(text, &mut links)
+                    .lines()
+                    .map(|l| Line::Text(l.to_owned())),
+            );
         }
     }
     lines.extend(body);
-    draw(&format!("#{channel_name}"), &lines)
+    let mut out = draw(&format!("#{channel_name}"), &lines);
+    for (i, url) in links.0.iter().enumerate() {
+        out.push_str(&format!("  [{}] {url}\n", i + 1));
+    }
+    out
 }
 
-fn block_lines(block: &Value, out: &mut Vec<Line>) {
-    let text_of = |v: Option<&Value>| {
-        v.and_then(|t| t.get("text"))
-            .and_then(Value::as_str)
-            .map(display)
-    };
+/// The URLs of a message's links, in the order they appear, each once.
+#[derive(Default)]
+struct Links(Vec<String>);
+
+impl Links {
+    /// The link's number, as shown in the box (from 1).
+    fn number(&mut self, url: &str) -> usize {
+        match self.0.iter().position(|u| u == url) {
+            Some(i) => i + 1,
+            None => {
+                self.0.push(url.to_owned());
+                self.0.len()
+            }
+        }
+    }
+}
+
+/// The display text of a text object.
+fn text_of(v: Option<&Value>, links: &mut Links) -> Option<String> {
+    v.and_then(|t| t.get("text"))
+        .and_then(Value::as_str)
+        .map(|t| display(t, links))
+}
+
+fn block_lines(block: &Value, out: &mut Vec<Line>, links: &mut Links) {
     match block.get("type").and_then(Value::as_str) {
         Some("header") => {
-            if let Some(text) = text_of(block.get("text")) {
+            if let Some(text) = text_of(block.get("text"), links) {
                 out.push(Line::Text(text));
             }
         }
         Some("section") => {
-            if let Some(text) = text_of(block.get("text")) {
+            if let Some(text) = text_of(block.get("text"), links) {
                 out.extend(text.lines().map(|l| Line::Text(l.to_owned())));
             }
             for field in block
@@ -58,7 +92,7 @@ fn block_lines(block: &Value, out: &mut Vec<Line>) {
                 .into_iter()
                 .flatten()
             {
-                if let Some(text) = text_of(Some(field)) {
+                if let Some(text) = text_of(Some(field), links) {
                     out.push(field_line(&text));
                 }
             }
@@ -70,7 +104,7 @@ fn block_lines(block: &Value, out: &mut Vec<Line>) {
                 .into_iter()
                 .flatten()
                 .filter_map(|e| {
-                    text_of(Some(e)).or_else(|| {
+                    text_of(Some(e), links).or_else(|| {
                         e.get("alt_text")
                             .and_then(Value::as_str)
                             .map(|alt| format!("[{alt}]"))
@@ -88,7 +122,13 @@ fn block_lines(block: &Value, out: &mut Vec<Line>) {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|e| text_of(e.get("text")).map(|t| format!("[ {t} ]")))
+                .filter_map(|e| {
+                    let label = text_of(e.get("text"), links)?;
+                    Some(match e.get("url").and_then(Value::as_str) {
+                        Some(url) => format!("[ {label} ] [{}]", links.number(url)),
+                        None => format!("[ {label} ]"),
+                    })
+                })
                 .collect();
             if !buttons.is_empty() {
                 out.push(Line::Text(buttons.join(" ")));
@@ -101,7 +141,11 @@ fn block_lines(block: &Value, out: &mut Vec<Line>) {
         Some("rich_text") => {
             let mut text = String::new();
             rich_text(block, &mut text);
-            out.extend(display(&text).lines().map(|l| Line::Text(l.to_owned())));
+            out.extend(
+                display(&text, links)
+                    .lines()
+                    .map(|l| Line::Text(l.to_owned())),
+            );
         }
         _ => {}
     }
@@ -133,9 +177,9 @@ fn rich_text(value: &Value, out: &mut String) {
     }
 }
 
-/// mrkdwn to terminal text: `<url|label>` shows the label, `<url>` the URL; `&amp;`, `&lt;`,
-/// `&gt;` unescaped.
-fn display(mrkdwn: &str) -> String {
+/// mrkdwn to terminal text: `<url|label>` shows the label (numbered in `links` when the URL
+/// is a web or mail link), `<url>` the URL; `&amp;`, `&lt;`, `&gt;` unescaped.
+fn display(mrkdwn: &str, links: &mut Links) -> String {
     let mut out = String::with_capacity(mrkdwn.len());
     let mut rest = mrkdwn;
     while let Some(start) = rest.find('<') {
@@ -144,7 +188,14 @@ fn display(mrkdwn: &str) -> String {
         match after.find('>') {
             Some(end) => {
                 let inner = &after[..end];
-                out.push_str(inner.rsplit_once('|').map_or(inner, |(_, label)| label));
+                match inner.split_once('|') {
+                    Some((url, label)) if is_link(url) => {
+                        let url = unescape(url);
+                        out.push_str(&format!("{label} [{}]", links.number(&url)));
+                    }
+                    Some((_, label)) => out.push_str(label),
+                    None => out.push_str(inner),
+                }
                 rest = &after[end + 1..];
             }
             None => {
@@ -154,9 +205,20 @@ fn display(mrkdwn: &str) -> String {
         }
     }
     out.push_str(rest);
-    out.replace("&lt;", "<")
+    unescape(&out)
+}
+
+fn unescape(mrkdwn: &str) -> String {
+    mrkdwn
+        .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+fn is_link(target: &str) -> bool {
+    ["http://", "https://", "mailto:"]
+        .iter()
+        .any(|scheme| target.starts_with(scheme))
 }
 
 fn draw(title: &str, lines: &[Line]) -> String {
@@ -275,6 +337,53 @@ mod tests {
             None,
         );
         assert!(drawn.contains("│ a <b> & link "), "{drawn}");
+    }
+
+    #[test]
+    fn a_truncated_message_shows_its_signed_link_whole_under_the_box() {
+        let url = "http://127.0.0.1:3300/v1/events/01KBZ8Q4T3N6W2Y5R7P9M1C0XD?exp=1796000000&sig=\
+                   3f9a0c1d2e4b5a6978877665544332211ffeeddccbbaa99887766554433221100";
+        let blocks = json!([
+            {"type": "header", "text": {"type": "plain_text", "text": "feature.used"}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text":
+                format!("ingestlayer · `01KBZ8Q4T3N6W2Y5R7P9M1C0XD` · truncated: <{}|view the full event>",
+                    url.replace('&', "&amp;"))}]},
+            {"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Open"}, "url": url},
+                {"type": "button", "text": {"type": "plain_text", "text": "Docs"},
+                 "url": "https://docs.example/x"}
+            ]}
+        ]);
+        let drawn = message_box("alerts", Some("fallback"), Some(&blocks));
+        assert!(drawn.contains("view the full event [1]"), "{drawn}");
+        assert!(drawn.contains("[ Open ] [1] [ Docs ] [2]"), "{drawn}");
+        let under: Vec<&str> = drawn
+            .lines()
+            .skip_while(|l| !l.starts_with('└'))
+            .skip(1)
+            .collect();
+        assert_eq!(
+            under,
+            [
+                format!("  [1] {url}"),
+                "  [2] https://docs.example/x".to_owned()
+            ],
+            "{drawn}"
+        );
+    }
+
+    #[test]
+    fn mentions_and_unlabelled_links_are_not_numbered() {
+        let drawn = message_box(
+            "alerts",
+            Some("<@U123|maria> see <https://x.io> and <#C1|general>"),
+            None,
+        );
+        assert!(
+            drawn.contains("│ maria see https://x.io and general "),
+            "{drawn}"
+        );
+        assert!(drawn.ends_with("┘\n"), "{drawn}");
     }
 
     #[test]

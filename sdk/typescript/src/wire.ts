@@ -77,7 +77,8 @@ function itemVerdict(r: ItemResult | undefined, status: number): Verdict {
   const message = typeof r.message === 'string' ? r.message : undefined;
   switch (r.status) {
     case 'accepted':
-      // The server answers with the id the SDK sent.
+      // The server answers with the id the SDK sent, scoped by the API key's source
+      // (`<source>:<id>`); the SDK reports the id it sent.
       return { kind: 'accepted', duplicate: r.duplicate === true };
     case 'rejected':
       return {

@@ -3,8 +3,8 @@
 // the answer to the first batch: the server stores and queues the batch, the SDK sees 503 and
 // retries it with the same ids, and the server's idempotency keeps every event once.
 //
-// Needs target/debug/ingestlayer-local (cargo build -p ingestlayer-local) and the moto server
-// in .tools/ (bash infra/tools.sh), or AWS_ENDPOINT_URL pointing at a running one.
+// Needs ingestlayer-local in cargo's target directory (cargo build -p ingestlayer-local) and the
+// moto server in .tools/ (bash infra/tools.sh dev), or AWS_ENDPOINT_URL pointing at a running one.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,13 +99,15 @@ describe('the SDK against the real ingest API', { timeout: 90_000 }, () => {
     assert.ok(first.upstream.body.results.every((r) => r.status === 'accepted' && r.duplicate === false),
       JSON.stringify(first.upstream.body));
     assert.equal(retry.upstream.status, 202);
+    // The server scopes a client's id by the API key's source (`local` in the local stack).
+    const scoped = ids.map((id) => `local:${id}`);
     assert.deepEqual(retry.upstream.body.results.map((r) => [r.status, r.id, r.duplicate]),
-      ids.map((id) => ['accepted', id, true]));
+      scoped.map((id) => ['accepted', id, true]));
     assert.ok(results.every((r) => r.duplicate === true));
 
     const stored = (await scanTable(stack.awsEndpoint, stack.eventsTable))
       .filter((item) => item.name === 'sdk.test');
-    assert.deepEqual(stored.map((item) => item.id).sort(), [...ids].sort(), 'each id stored exactly once');
+    assert.deepEqual(stored.map((item) => item.id).sort(), [...scoped].sort(), 'each id stored exactly once');
     const envelopes = stored.map((item) => JSON.parse(item.envelope));
     assert.deepEqual(envelopes.map((e) => e.data.n).sort((a, b) => a - b), [...Array(50).keys()]);
     assert.ok(envelopes.every((e) => e.data.run === run && e.source === stored[0].source));

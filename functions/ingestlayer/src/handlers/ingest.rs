@@ -99,6 +99,8 @@ pub async fn handle(
     deps: &IngestDeps,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let path = req.uri().path().trim_end_matches('/').to_owned();
+    // The route and the body's size only: never headers (credentials) or the body.
+    tracing::debug!(method = %req.method(), path = %path, body_bytes = req.body().len(), "request");
     if let Some(source) = path.strip_prefix("/v1/webhooks/") {
         return Ok(super::webhooks::handle(source, &req, deps).await);
     }

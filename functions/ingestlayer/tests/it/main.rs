@@ -51,6 +51,7 @@ fn the_documented_pipeline_items_load() {
     for file in [
         "feature-usage-pipeline.json",
         "free-plan-on-paid-features.json",
+        "stripe-failed-payments-pipeline.json",
     ] {
         let p = Pipeline::from_item(&example(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert!(p.is_some(), "{file} is enabled");
@@ -100,4 +101,55 @@ async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
             .count(),
         1
     );
+}
+
+#[tokio::test]
+async fn the_stripe_example_takes_only_what_stripe_signed() {
+    struct NoEntities;
+    impl ingestlayer::enrich::EntityStore for NoEntities {
+        async fn get_many(
+            &self,
+            _: &[String],
+        ) -> Result<HashMap<String, serde_json::Map<String, Value>>, ingestlayer::enrich::EnrichError>
+        {
+            Ok(HashMap::new())
+        }
+    }
+    let (set, errors) = PipelineSet::from_items(&[example("stripe-failed-payments-pipeline.json")]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let event = |source: &str| {
+        let e = parse_incoming(
+            &json!({"name": "invoice.payment_failed", "id": "evt_1", "data": {
+            "customer_email": "a@b.example", "number": "N-1", "amount_due": 4900, "currency": "usd",
+            "attempt_count": 1, "hosted_invoice_url": "https://invoice.example/i/1?x=1&y=2"}}),
+            "",
+        )
+        .unwrap();
+        let mut env = Envelope::accept(e, source, time::OffsetDateTime::now_utc());
+        if source.starts_with("webhook:") {
+            env.webhook = json!({"provider": "stripe", "source": "stripe", "livemode": false})
+                .as_object()
+                .cloned();
+        }
+        env
+    };
+    let out = ingestlayer::routing::route(
+        &[event("webhook:stripe"), event("web-app")],
+        &set,
+        &NoEntities,
+        None,
+    )
+    .await;
+    let ingestlayer::routing::PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        panic!("{out:?}")
+    };
+    let text = d[0].message.blocks[1]["text"]["text"].as_str().unwrap();
+    assert_eq!(
+        text,
+        "*a@b.example*: invoice <https://invoice.example/i/1?x=1&amp;y=2|N-1> for 4900 usd, attempt 1 (via stripe)"
+    );
+    assert!(matches!(
+        &out[1].as_ref().unwrap()[0],
+        ingestlayer::routing::PairOutcome::Filtered { reason, .. } if reason.contains("web-app")
+    ));
 }

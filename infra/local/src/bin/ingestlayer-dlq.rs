@@ -12,7 +12,7 @@ use ingestlayer_local::dlq::{self, Filter};
     about = "Parked Slack messages: list them with their reasons, redrive them after a fix"
 )]
 struct Cli {
-    /// The Slack FIFO DLQ's URL (stack output SlackDeadLetterQueueUrl).
+    /// The Slack FIFO DLQ's URL (stack output SlackDLQUrl).
     #[arg(long, env = "SLACK_DLQ_URL", required_unless_present = "prefix")]
     dlq_url: Option<String>,
     /// The Slack FIFO queue's URL (stack output SlackQueueUrl).

@@ -9,8 +9,11 @@ use ingestlayer::handlers::delivery::DeliveryDeps;
 use ingestlayer::handlers::ingest::IngestDeps;
 use ingestlayer::handlers::pipeline::PipelineDeps;
 use ingestlayer::keys::ApiKeys;
-use ingestlayer_local::resources::Resources;
-use ingestlayer_local::runner::{call_ingest, pump_delivery, pump_pipeline, QueueFeed};
+use ingestlayer_local::functions::{Functions, Local};
+use ingestlayer_local::resources::{LocalUrls, Resources};
+use ingestlayer_local::runner::{
+    call_ingest, pump_delivery, pump_function, pump_pipeline, QueueFeed,
+};
 use ingestlayer_local::{emulator_sdk, seed};
 use secrecy::SecretString;
 use serde_json::Value;
@@ -330,6 +333,39 @@ impl Stack {
         loop {
             let a = pump_pipeline(&self.events, &self.pipeline).await.unwrap();
             let b = pump_delivery(&self.slack, &self.delivery).await.unwrap();
+            if a == 0 && b == 0 {
+                break;
+            }
+        }
+    }
+
+    /// What the functions' binaries need to run against this stack.
+    pub fn local(&self) -> Local {
+        Local {
+            res: self.res.clone(),
+            endpoint: endpoint(),
+            urls: LocalUrls {
+                api_url: PUBLIC_API_URL.to_owned(),
+                slack_api_url: self.standin.api_url(),
+                slack_authorize_url: format!("http://{}", self.standin.addr()),
+            },
+            echo_output: false,
+        }
+    }
+
+    /// The four functions' binaries against this stack, with the environment template.yaml
+    /// gives them. Fails the test, saying how to build them, when a binary is missing or
+    /// older than the sources it is built from.
+    pub fn binaries(&self) -> Functions {
+        crate::binaries::assert_built();
+        Functions::new(&self.local(), &Default::default()).expect("the functions' specs")
+    }
+
+    /// Runs both consumers through the binaries until neither queue gives anything.
+    pub async fn pump_binaries(&self, f: &Functions) {
+        loop {
+            let a = pump_function(&self.events, &f.pipeline).await.unwrap();
+            let b = pump_function(&self.slack, &f.delivery).await.unwrap();
             if a == 0 && b == 0 {
                 break;
             }

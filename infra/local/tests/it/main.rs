@@ -1,4 +1,5 @@
-//! End-to-end tests: the real handlers, a local AWS emulator (moto server at
+//! End-to-end tests: the real handlers (in process, and the functions' own binaries behind
+//! a local Lambda Runtime API in [`binaries`]), a local AWS emulator (moto server at
 //! `AWS_ENDPOINT_URL`, started by `make test`) and the Slack stand-in over HTTP.
 //!
 //! Each test builds its own stack under a unique name prefix, so tests run in parallel
@@ -9,12 +10,14 @@
 mod harness;
 
 mod admin;
+mod binaries;
 mod channels;
 mod connect;
 mod delivery;
 mod destinations;
 mod events_files;
 mod ingest;
+mod local_tools;
 mod path;
 mod promises;
 mod webhooks;

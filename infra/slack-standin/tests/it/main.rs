@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failing test may panic
 
+mod binary;
 mod blocks;
 mod faults;
 mod history;

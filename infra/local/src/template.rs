@@ -1,0 +1,506 @@
+//! The functions' environment as template.yaml sets it, resolved to a local stack.
+//!
+//! Each function gets `Globals.Function.Environment.Variables` overlaid with its own
+//! `Environment.Variables`. `!Ref`, `!GetAtt` and `!Sub` (short or long form) of the
+//! template's parameters, resources and pseudo parameters are resolved through a
+//! [`LocalValues`] table; anything the table does not know is an error naming it, so a
+//! variable is never silently empty and a variable the template forgets is never supplied
+//! by the local stack in its place.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_norway::Value;
+
+/// The template at the repository root.
+pub const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+
+/// How template.yaml spells the HTTP API's base URL in `!Sub`; locally it is the local
+/// server's URL.
+pub const API_URL_SUB: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TemplateError {
+    #[error("template.yaml does not parse: {0}")]
+    Parse(String),
+    #[error("template.yaml has no function {0}")]
+    NoFunction(String),
+    #[error(
+        "{var}: !Ref {name} names nothing the local stack maps (add it to the local values table)"
+    )]
+    UnknownRef { var: String, name: String },
+    #[error(
+        "{var}: !GetAtt {name} is not mapped to a local value (add it to the local values table)"
+    )]
+    UnknownAttribute { var: String, name: String },
+    #[error("{var}: the parameter {name} has neither a local value nor a Default")]
+    ParameterWithoutValue { var: String, name: String },
+    #[error("{var}: the intrinsic {intrinsic} is not supported locally")]
+    UnsupportedIntrinsic { var: String, intrinsic: String },
+    #[error("{var}: {reason}")]
+    Invalid { var: String, reason: String },
+}
+
+/// What the template's logical ids, attributes and pseudo parameters stand for locally.
+#[derive(Debug, Clone, Default)]
+pub struct LocalValues {
+    /// `!Ref <logical id>`: a table's name, a queue's URL, a secret's ARN, a key's id.
+    pub refs: HashMap<String, String>,
+    /// `!GetAtt <logical id>.<attribute>`, keyed `"<logical id>.<attribute>"`.
+    pub attributes: HashMap<String, String>,
+    /// Parameters given a local value; others take their `Default`.
+    pub parameters: HashMap<String, String>,
+    /// `AWS::StackName`, `AWS::Region`, …
+    pub pseudo: HashMap<String, String>,
+    /// Replaces [`API_URL_SUB`] at the start of a `!Sub`.
+    pub api_url: String,
+}
+
+/// The parsed template.
+pub struct Template {
+    root: Value,
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let root: Value =
+            serde_norway::from_str(text).map_err(|e| TemplateError::Parse(e.to_string()))?;
+        Ok(Self { root })
+    }
+
+    /// Reads the repository's template.yaml.
+    pub fn load() -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(TEMPLATE_PATH)
+            .map_err(|e| TemplateError::Parse(format!("reading {TEMPLATE_PATH}: {e}")))?;
+        Self::parse(&text)
+    }
+
+    /// The environment template.yaml gives the function `logical_id`, resolved locally.
+    pub fn function_env(
+        &self,
+        logical_id: &str,
+        local: &LocalValues,
+    ) -> Result<BTreeMap<String, String>, TemplateError> {
+        let function = self
+            .root
+            .get("Resources")
+            .and_then(|r| r.get(logical_id))
+            .filter(|f| f.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
+            .ok_or_else(|| TemplateError::NoFunction(logical_id.to_owned()))?;
+        let globals = self
+            .root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(variables);
+        let own = function.get("Properties").and_then(variables);
+        let mut env = BTreeMap::new();
+        for vars in [globals, own].into_iter().flatten() {
+            for (k, v) in vars {
+                let name = k.as_str().ok_or_else(|| TemplateError::Invalid {
+                    var: format!("{k:?}"),
+                    reason: "a variable name must be a string".into(),
+                })?;
+                env.insert(name.to_owned(), self.resolve(name, v, local)?);
+            }
+        }
+        Ok(env)
+    }
+
+    /// A numeric property of the function (`Timeout`, `MemorySize`), or the Globals' one.
+    pub fn function_number(&self, logical_id: &str, key: &str) -> Option<u64> {
+        let own = self
+            .root
+            .get("Resources")
+            .and_then(|r| r.get(logical_id))
+            .and_then(|f| f.get("Properties"))
+            .and_then(|p| p.get(key));
+        let global = self
+            .root
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get(key));
+        own.or(global).and_then(Value::as_u64)
+    }
+
+    /// The paths of the function's `HttpApi` events, as the template spells them.
+    pub fn http_routes(&self, logical_id: &str) -> Vec<(String, String)> {
+        let events = self
+            .root
+            .get("Resources")
+            .and_then(|r| r.get(logical_id))
+            .and_then(|f| f.get("Properties"))
+            .and_then(|p| p.get("Events"))
+            .and_then(Value::as_mapping);
+        events
+            .into_iter()
+            .flatten()
+            .filter(|(_, e)| e.get("Type").and_then(Value::as_str) == Some("HttpApi"))
+            .filter_map(|(_, e)| {
+                let p = e.get("Properties")?;
+                Some((
+                    p.get("Method")?.as_str()?.to_uppercase(),
+                    p.get("Path")?.as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+
+    fn resolve(
+        &self,
+        var: &str,
+        value: &Value,
+        local: &LocalValues,
+    ) -> Result<String, TemplateError> {
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Bool(b) => Ok(b.to_string()),
+            Value::Tagged(t) => {
+                let tag = t.tag.to_string();
+                self.intrinsic(var, tag.trim_start_matches('!'), &t.value, local)
+            }
+            Value::Mapping(m) if m.len() == 1 => {
+                let (k, v) = m
+                    .iter()
+                    .next()
+                    .ok_or_else(|| invalid(var, "empty mapping"))?;
+                let name = k.as_str().unwrap_or_default();
+                let short = if name == "Ref" {
+                    "Ref"
+                } else if let Some(f) = name.strip_prefix("Fn::") {
+                    f
+                } else {
+                    return Err(invalid(var, "a mapping is not a value"));
+                };
+                self.intrinsic(var, short, v, local)
+            }
+            Value::Null => Err(invalid(var, "the value is empty")),
+            _ => Err(invalid(var, "the value is not a scalar or an intrinsic")),
+        }
+    }
+
+    fn intrinsic(
+        &self,
+        var: &str,
+        name: &str,
+        arg: &Value,
+        local: &LocalValues,
+    ) -> Result<String, TemplateError> {
+        match name {
+            "Ref" => {
+                let target = arg
+                    .as_str()
+                    .ok_or_else(|| invalid(var, "!Ref takes a name"))?;
+                self.reference(var, target, local)
+            }
+            "GetAtt" => {
+                let dotted = match arg {
+                    Value::String(s) => s.clone(),
+                    Value::Sequence(parts) => parts
+                        .iter()
+                        .map(|p| p.as_str().unwrap_or_default())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    _ => return Err(invalid(var, "!GetAtt takes Name.Attribute")),
+                };
+                attribute(var, &dotted, local)
+            }
+            "Sub" => match arg {
+                Value::String(s) => self.substitute(var, s, &HashMap::new(), local),
+                Value::Sequence(parts) if parts.len() == 2 => {
+                    let text = parts[0]
+                        .as_str()
+                        .ok_or_else(|| invalid(var, "!Sub's first item is the text"))?;
+                    let mut vars = HashMap::new();
+                    for (k, v) in parts[1].as_mapping().into_iter().flatten() {
+                        let key = k.as_str().unwrap_or_default().to_owned();
+                        vars.insert(key, self.resolve(var, v, local)?);
+                    }
+                    self.substitute(var, text, &vars, local)
+                }
+                _ => Err(invalid(var, "!Sub takes a text or [text, variables]")),
+            },
+            other => Err(TemplateError::UnsupportedIntrinsic {
+                var: var.to_owned(),
+                intrinsic: other.to_owned(),
+            }),
+        }
+    }
+
+    fn reference(
+        &self,
+        var: &str,
+        name: &str,
+        local: &LocalValues,
+    ) -> Result<String, TemplateError> {
+        if name.starts_with("AWS::") {
+            return local
+                .pseudo
+                .get(name)
+                .cloned()
+                .ok_or_else(|| TemplateError::UnknownRef {
+                    var: var.to_owned(),
+                    name: name.to_owned(),
+                });
+        }
+        if let Some(p) = self.root.get("Parameters").and_then(|p| p.get(name)) {
+            if let Some(v) = local.parameters.get(name) {
+                return Ok(v.clone());
+            }
+            return match p.get("Default") {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(Value::Number(n)) => Ok(n.to_string()),
+                Some(Value::Bool(b)) => Ok(b.to_string()),
+                _ => Err(TemplateError::ParameterWithoutValue {
+                    var: var.to_owned(),
+                    name: name.to_owned(),
+                }),
+            };
+        }
+        local
+            .refs
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TemplateError::UnknownRef {
+                var: var.to_owned(),
+                name: name.to_owned(),
+            })
+    }
+
+    /// `${Name}`, `${Name.Attribute}` and `${!Literal}` in `text`.
+    fn substitute(
+        &self,
+        var: &str,
+        text: &str,
+        vars: &HashMap<String, String>,
+        local: &LocalValues,
+    ) -> Result<String, TemplateError> {
+        let (mut out, mut rest) = match text.strip_prefix(API_URL_SUB) {
+            Some(tail) => (local.api_url.trim_end_matches('/').to_owned(), tail),
+            None => (String::new(), text),
+        };
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let end = after
+                .find('}')
+                .ok_or_else(|| invalid(var, "!Sub has an unclosed ${"))?;
+            let name = &after[..end];
+            if let Some(literal) = name.strip_prefix('!') {
+                out.push_str("${");
+                out.push_str(literal);
+                out.push('}');
+            } else if let Some(v) = vars.get(name) {
+                out.push_str(v);
+            } else if name.contains('.') && !name.starts_with("AWS::") {
+                out.push_str(&attribute(var, name, local)?);
+            } else {
+                out.push_str(&self.reference(var, name, local)?);
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+fn variables(holder: &Value) -> Option<&serde_norway::Mapping> {
+    holder
+        .get("Environment")
+        .and_then(|e| e.get("Variables"))
+        .and_then(Value::as_mapping)
+}
+
+fn attribute(var: &str, dotted: &str, local: &LocalValues) -> Result<String, TemplateError> {
+    local
+        .attributes
+        .get(dotted)
+        .cloned()
+        .ok_or_else(|| TemplateError::UnknownAttribute {
+            var: var.to_owned(),
+            name: dotted.to_owned(),
+        })
+}
+
+fn invalid(var: &str, reason: &str) -> TemplateError {
+    TemplateError::Invalid {
+        var: var.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = r#"
+Parameters:
+  LogLevel:
+    Type: String
+    Default: info
+  Days:
+    Type: Number
+    Default: 7
+  NoDefault:
+    Type: String
+Globals:
+  Function:
+    Environment:
+      Variables:
+        RUST_LOG: !Ref LogLevel
+Resources:
+  Table:
+    Type: AWS::DynamoDB::Table
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          TABLE: !Ref Table
+          LONG: { "Ref": "Table" }
+          QUEUE_NAME: !GetAtt Queue.QueueName
+          PREFIX: !Sub ${AWS::StackName}/webhooks/
+          LITERAL: !Sub "${!Keep}-${Table}"
+          API: !Sub https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/x
+          DAYS: !Ref Days
+          PLAIN: "30"
+"#;
+
+    fn local() -> LocalValues {
+        LocalValues {
+            refs: HashMap::from([("Table".into(), "local-table".into())]),
+            attributes: HashMap::from([("Queue.QueueName".into(), "local-queue".into())]),
+            parameters: HashMap::from([("LogLevel".into(), "debug".into())]),
+            pseudo: HashMap::from([("AWS::StackName".into(), "stack".into())]),
+            api_url: "http://127.0.0.1:3000/".into(),
+        }
+    }
+
+    #[test]
+    fn resolves_refs_attributes_subs_parameters_and_literals() {
+        let env = Template::parse(TEMPLATE)
+            .unwrap()
+            .function_env("Fn", &local())
+            .unwrap();
+        let want: BTreeMap<String, String> = [
+            ("RUST_LOG", "debug"),
+            ("TABLE", "local-table"),
+            ("LONG", "local-table"),
+            ("QUEUE_NAME", "local-queue"),
+            ("PREFIX", "stack/webhooks/"),
+            ("LITERAL", "${Keep}-local-table"),
+            ("API", "http://127.0.0.1:3000/x"),
+            ("DAYS", "7"),
+            ("PLAIN", "30"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        assert_eq!(env, want);
+    }
+
+    fn error_for(line: &str) -> TemplateError {
+        let text = TEMPLATE.replace("          PLAIN: \"30\"", &format!("          {line}"));
+        Template::parse(&text)
+            .unwrap()
+            .function_env("Fn", &local())
+            .unwrap_err()
+    }
+
+    #[test]
+    fn an_unknown_logical_id_is_an_error_naming_it() {
+        let e = error_for("X: !Ref SessionsTable");
+        assert_eq!(
+            e,
+            TemplateError::UnknownRef {
+                var: "X".into(),
+                name: "SessionsTable".into()
+            }
+        );
+        assert!(error_for("X: !Sub ${Nope}/x").to_string().contains("Nope"));
+        assert!(error_for("X: !Sub ${AWS::AccountId}")
+            .to_string()
+            .contains("AWS::AccountId"));
+    }
+
+    #[test]
+    fn an_unknown_attribute_or_intrinsic_or_parameter_without_value_is_an_error() {
+        assert!(matches!(
+            error_for("X: !GetAtt Table.Arn"),
+            TemplateError::UnknownAttribute { name, .. } if name == "Table.Arn"
+        ));
+        assert!(matches!(
+            error_for("X: !Join ['', [a, b]]"),
+            TemplateError::UnsupportedIntrinsic { intrinsic, .. } if intrinsic == "Join"
+        ));
+        assert!(matches!(
+            error_for("X: !Ref NoDefault"),
+            TemplateError::ParameterWithoutValue { name, .. } if name == "NoDefault"
+        ));
+        assert!(matches!(error_for("X:"), TemplateError::Invalid { .. }));
+    }
+
+    #[test]
+    fn a_missing_function_is_an_error() {
+        let t = Template::parse(TEMPLATE).unwrap();
+        assert_eq!(
+            t.function_env("Table", &local()).unwrap_err(),
+            TemplateError::NoFunction("Table".into())
+        );
+    }
+
+    #[test]
+    fn the_repository_template_resolves_for_every_function_to_local_resources() {
+        let res = crate::resources::Resources {
+            prefix: "stack".into(),
+            region: "us-east-1".into(),
+            events_table: "stack-events".into(),
+            api_keys_table: "stack-api-keys".into(),
+            pipelines_table: "stack-pipelines".into(),
+            entities_table: "stack-entities".into(),
+            channels_table: "stack-channels".into(),
+            deliveries_table: "stack-deliveries".into(),
+            connections_table: "stack-connections".into(),
+            events_queue_url: "http://q/1/stack-events".into(),
+            events_dlq_url: "http://q/1/stack-events-dlq".into(),
+            slack_queue_url: "http://q/1/stack-slack.fifo".into(),
+            slack_dlq_url: "http://q/1/stack-slack-dlq.fifo".into(),
+            kms_key_id: "key-1".into(),
+            slack_token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:bot".into(),
+            link_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:link".into(),
+            slack_app_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:app".into(),
+            token_secret_prefix: "stack/slack".into(),
+            webhook_secret_prefix: "stack/webhooks/".into(),
+            admin_token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:admin".into(),
+        };
+        let local = res.local_values(&crate::resources::LocalUrls {
+            api_url: "http://127.0.0.1:3000".into(),
+            slack_api_url: "http://standin/api".into(),
+            slack_authorize_url: "http://standin".into(),
+        });
+        let t = Template::load().unwrap();
+        for f in crate::functions::FUNCTIONS {
+            let env = t
+                .function_env(f.logical_id, &local)
+                .unwrap_or_else(|e| panic!("{}: {e}", f.logical_id));
+            assert_eq!(env["RUST_LOG"], "info", "{}", f.logical_id);
+        }
+        let ingest = t.function_env("IngestFunction", &local).unwrap();
+        assert_eq!(ingest["EVENTS_TABLE"], "stack-events");
+        assert_eq!(ingest["WEBHOOK_SECRET_PREFIX"], res.webhook_secret_prefix);
+        let pipeline = t.function_env("PipelineFunction", &local).unwrap();
+        assert_eq!(pipeline["PUBLIC_API_URL"], "http://127.0.0.1:3000");
+        let delivery = t.function_env("SlackDeliveryFunction", &local).unwrap();
+        assert_eq!(delivery["SLACK_API_URL"], "http://standin/api");
+        assert_eq!(
+            delivery["SLACK_TOKEN_SECRET_PREFIX"],
+            res.token_secret_prefix
+        );
+        assert_eq!(delivery["KMS_KEY_ID"], "key-1");
+        let connect = t.function_env("SlackConnectFunction", &local).unwrap();
+        assert_eq!(
+            connect["ADMIN_TOKEN_SECRET_ARN"],
+            res.admin_token_secret_arn
+        );
+        assert_eq!(connect["SLACK_AUTHORIZE_URL"], "http://standin");
+    }
+}

@@ -1,0 +1,261 @@
+//! The shipped bootstraps under test: each function's own binary (its `main.rs`, as
+//! `cargo lambda build` ships it) runs as its own process against a local Lambda Runtime
+//! API, with the environment template.yaml gives it and nothing else.
+//!
+//! `make test` builds the binaries before `cargo test`; run alone, build them first with
+//! `cargo build -p ingest -p pipeline -p slack-delivery -p slack-connect`.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use ingestlayer::connections::WorkspaceToken;
+use ingestlayer_local::functions::{self, FUNCTIONS, INGEST, SLACK_DELIVERY};
+use ingestlayer_local::lambda_api::{FunctionError, LambdaFunction};
+use ingestlayer_local::runner::serve_functions;
+use ingestlayer_local::template::Template;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use slack_standin::StandinConfig;
+
+use crate::harness::{feature_used, Stack, API_KEY, PUBLIC_API_URL};
+
+const TEAM: &str = "T0STANDIN";
+
+/// Fails the test when a function's binary is missing, or older than a source file of the
+/// crates it is built from (a stale binary would test yesterday's code).
+pub fn assert_built() {
+    let functions_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../functions");
+    let library = newest_mtime(&functions_dir.join("ingestlayer"));
+    for f in FUNCTIONS {
+        let path = functions::binary(&f).unwrap_or_else(|e| panic!("{e}"));
+        let built = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let sources = library.max(newest_mtime(&functions_dir.join(f.binary)));
+        assert!(
+            built >= sources,
+            "{} is older than its sources under functions/: rebuild with {}",
+            path.display(),
+            functions::BUILD_HINT
+        );
+    }
+}
+
+fn newest_mtime(dir: &Path) -> SystemTime {
+    let mut newest = SystemTime::UNIX_EPOCH;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path.is_dir() && name != "tests" && name != "target" {
+            newest = newest.max(newest_mtime(&path));
+        } else if path.extension().is_some_and(|e| e == "rs" || e == "toml") {
+            if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
+                newest = newest.max(m);
+            }
+        }
+    }
+    newest
+}
+
+/// Serves the HTTP API through the ingest and slack-connect binaries on a free port.
+async fn serve(f: &functions::Functions) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(serve_functions(
+        listener,
+        f.ingest.clone(),
+        f.connect.clone(),
+    ));
+    url
+}
+
+async fn post_event(api: &str, body: String) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{api}/v1/events"))
+        .bearer_auth(API_KEY)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn every_binary_cold_starts_with_the_environment_template_yaml_gives_it() {
+    let s = Stack::new().await;
+    let f = s.binaries();
+    if let Err(e) = f.start().await {
+        panic!("a function failed its cold start: {e}");
+    }
+}
+
+#[tokio::test]
+async fn an_event_goes_from_ingest_through_pipeline_and_slack_delivery_binaries_to_slack() {
+    let s = Stack::new().await;
+    let f = s.binaries();
+    let api = serve(&f).await;
+
+    let (status, body) = post_event(&api, feature_used("u_42", "csv.export")).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body["id"].is_string(), "{body}");
+    // Refused with a 4xx that names the problem, through the binary too.
+    let (status, body) = post_event(&api, "{not json".to_owned()).await;
+    assert_eq!(status, 400, "{body}");
+
+    let start = std::time::Instant::now();
+    while s.alerts().is_empty() && start.elapsed() < Duration::from_secs(30) {
+        s.pump_binaries(&f).await;
+    }
+    let alerts = s.alerts();
+    assert_eq!(alerts.len(), 1, "one post in #alerts");
+    let text = serde_json::to_string(&alerts[0].blocks).unwrap();
+    assert!(
+        text.contains("acme"),
+        "enriched with u_42's account: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_slack_delivery_binary_refreshes_an_expired_rotating_token_and_posts() {
+    let s = Stack::with_standin(StandinConfig {
+        rate_per_channel_per_sec: f64::INFINITY,
+        token_rotation: true,
+        ..StandinConfig::default()
+    })
+    .await;
+    install(&s).await;
+    let conn = s.connect.connections.get(TEAM).await.unwrap().unwrap();
+    let issued = s
+        .connect
+        .connections
+        .read_token(&conn.secret_arn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(issued.refresh_token.is_some(), "a rotating token");
+    // Twelve hours later: the access token has expired, at Slack and in our record.
+    s.standin.expire_token(issued.bot_token.expose_secret());
+    let expired = WorkspaceToken {
+        expires_at_ms: Some(now_ms() - 60_000),
+        ..issued.clone()
+    };
+    s.connect
+        .connections
+        .put_token(TEAM, &expired)
+        .await
+        .unwrap();
+    s.put_pipeline(&json!({"id": "to-sales", "events": ["feature.used"],
+        "destinations": [{"type": "slack", "team": TEAM, "channel": "#sales"}]}))
+        .await;
+
+    let f = s.binaries();
+    let api = serve(&f).await;
+    let (status, body) = post_event(&api, feature_used("u_42", "api")).await;
+    assert_eq!(status, 202, "{body}");
+    let start = std::time::Instant::now();
+    while s.standin.messages_in("#sales").is_empty() && start.elapsed() < Duration::from_secs(30) {
+        s.pump_binaries(&f).await;
+    }
+    assert_eq!(
+        s.standin.messages_in("#sales").len(),
+        1,
+        "posted with a refreshed token"
+    );
+    assert_eq!(s.standin.refresh_count(), 1, "refreshed once");
+    let stored = s
+        .connect
+        .connections
+        .read_token(&conn.secret_arn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        stored.bot_token.expose_secret(),
+        issued.bot_token.expose_secret(),
+        "the new token is stored"
+    );
+    assert!(stored.expires_at_ms.unwrap_or(0) > now_ms());
+}
+
+#[tokio::test]
+async fn a_variable_missing_from_template_yaml_fails_the_binary_at_cold_start_naming_it() {
+    let s = Stack::new().await;
+    crate::binaries::assert_built();
+    let template = Template::load().unwrap();
+    for (function, variable) in [(INGEST, "EVENTS_TABLE"), (SLACK_DELIVERY, "SLACK_DLQ_URL")] {
+        let mut spec = functions::spec(&template, &function, &s.local()).unwrap();
+        assert!(
+            spec.env.remove(variable).is_some(),
+            "template.yaml gives {} {variable}",
+            function.logical_id
+        );
+        let err = LambdaFunction::new(spec)
+            .invoke(&json!({}))
+            .await
+            .expect_err("a cold start without the variable fails");
+        assert!(
+            matches!(
+                err,
+                FunctionError::Exited { .. } | FunctionError::Init { .. }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.tail().contains(variable),
+            "the failure names {variable}: {err}"
+        );
+    }
+}
+
+/// Add to Slack → consent (Allow) → callback, through the slack-connect handler.
+async fn install(s: &Stack) {
+    let admin = vec![(
+        "authorization",
+        format!("Bearer {}", crate::harness::ADMIN_TOKEN),
+    )];
+    let (status, headers, _) = s.connect_request("GET", "/slack/install", &admin, "").await;
+    assert_eq!(status, 302);
+    let location = headers["location"].to_str().unwrap().to_owned();
+    let back = s.standin.approve(&location).unwrap();
+    let path = back.strip_prefix(PUBLIC_API_URL).unwrap().to_owned();
+    let (status, _, page) = s.connect_request("GET", &path, &[], "").await;
+    assert_eq!(status, 200, "{page}");
+}
+
+fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    now.unix_timestamp() * 1000 + i64::from(now.millisecond())
+}
+
+/// The stack's most verbose LogLevel: lambda_runtime would print each raw invocation
+/// (the Authorization header among it) at trace; the shipped bootstrap caps it.
+#[tokio::test]
+async fn at_log_level_trace_the_ingest_binary_never_logs_the_api_key_or_the_payload() {
+    let s = Stack::new().await;
+    assert_built();
+    let extra = std::collections::BTreeMap::from([(
+        INGEST.logical_id,
+        vec![("RUST_LOG", "trace".to_owned())],
+    )]);
+    let f = functions::Functions::new(&s.local(), &extra).unwrap();
+    let api = serve(&f).await;
+    let marker = "payload-marker-7f3a";
+    let (status, body) = post_event(
+        &api,
+        json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": marker}})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let (lines, complete) = f.ingest.output().await;
+    assert!(complete, "more output than is kept; the check would miss lines");
+    let logs = lines.join("\n");
+    assert!(
+        logs.contains("\"level\":\"DEBUG\"") && logs.contains("\"path\":\"/v1/events\""),
+        "trace is on for our own code: {logs}"
+    );
+    assert!(!logs.contains(API_KEY), "the API key was logged: {logs}");
+    assert!(!logs.contains(marker), "the payload was logged: {logs}");
+}
