@@ -222,8 +222,7 @@ impl AdminAuth {
         let signed = self
             .session_key
             .verify(&[id.as_bytes(), exp_n.to_string().as_bytes()], sig);
-        (signed && exp_n > now_unix && exp_n <= now_unix + SESSION_SECONDS)
-            .then(|| id.to_owned())
+        (signed && exp_n > now_unix && exp_n <= now_unix + SESSION_SECONDS).then(|| id.to_owned())
     }
 
     /// Signs in with `given` at `now_unix`: the cookie value of a new session, or `None`
@@ -281,7 +280,8 @@ impl AdminAuth {
 
     /// Whether `given` is the CSRF token of `who` (constant time).
     pub fn csrf_ok(&self, who: &Admin, given: &str) -> bool {
-        self.csrf_key.verify(&[who.csrf_subject().as_bytes()], given)
+        self.csrf_key
+            .verify(&[who.csrf_subject().as_bytes()], given)
     }
 }
 

@@ -261,7 +261,10 @@ mod tests {
         })
         .await;
         assert_eq!(r, Err(format!("failure {}", STORE_RETRIES.len())));
-        assert_eq!(calls.load(Ordering::SeqCst) as usize, STORE_RETRIES.len() + 1);
+        assert_eq!(
+            calls.load(Ordering::SeqCst) as usize,
+            STORE_RETRIES.len() + 1
+        );
         assert!(STORE_RETRIES.iter().sum::<Duration>() < LOCK_LEASE);
     }
 }

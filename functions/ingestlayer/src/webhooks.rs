@@ -651,7 +651,8 @@ impl WebhookSources {
 /// A source secret's JSON as a [`SourceConfig`]. The error names where the JSON is wrong
 /// and what was expected, never a value from it (the values are signing secrets).
 pub fn parse_source_config(raw: &str) -> Result<SourceConfig, String> {
-    const SHAPE: &str = r#"{"provider": "standard-webhooks" | "stripe" | "github", "secrets": ["…", …]}"#;
+    const SHAPE: &str =
+        r#"{"provider": "standard-webhooks" | "stripe" | "github", "secrets": ["…", …]}"#;
     let de = &mut serde_json::Deserializer::from_str(raw);
     serde_path_to_error::deserialize::<_, SourceConfig>(de).map_err(|e| {
         let path = e.path().to_string();
@@ -678,8 +679,14 @@ mod source_config_tests {
     #[test]
     fn a_malformed_source_secret_is_described_without_its_values() {
         for (raw, names) in [
-            (r#"{"provider":"stripe","secrets":"whsec_TOPSECRET"}"#, "`secrets`"),
-            (r#"{"provider":"stripe","secrets":[7, "whsec_TOPSECRET"]}"#, "`secrets[0]`"),
+            (
+                r#"{"provider":"stripe","secrets":"whsec_TOPSECRET"}"#,
+                "`secrets`",
+            ),
+            (
+                r#"{"provider":"stripe","secrets":[7, "whsec_TOPSECRET"]}"#,
+                "`secrets[0]`",
+            ),
             (r#"whsec_TOPSECRET"#, "not valid JSON"),
             (r#"{"secrets":["whsec_TOPSECRET"]}"#, "wrong shape"),
         ] {

@@ -188,12 +188,7 @@ fn app_unusable(e: &AppError) -> Response<Body> {
 
 fn install(redirect_uri: &str, app: &AppCredentials, deps: &ConnectDeps) -> Response<Body> {
     let state = deps.states.issue(now_unix());
-    let url = authorize_url(
-        &deps.authorize_base,
-        &app.client_id,
-        redirect_uri,
-        &state,
-    );
+    let url = authorize_url(&deps.authorize_base, &app.client_id, redirect_uri, &state);
     let mut r = Response::new(Body::Empty);
     *r.status_mut() = http::StatusCode::FOUND;
     if let Ok(v) = http::HeaderValue::from_str(&url) {

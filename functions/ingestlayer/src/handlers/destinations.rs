@@ -36,7 +36,11 @@ pub async fn signed_in(req: &Request, deps: &ConnectDeps) -> Result<Option<Admin
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned));
+        .find_map(|c| {
+            c.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_owned)
+        });
     deps.admin
         .authenticate(bearer, cookie.as_deref(), now_unix())
         .await
@@ -96,7 +100,10 @@ pub async fn handle(req: &Request, deps: &ConnectDeps) -> Response<Body> {
         ("POST", "/destinations/sign-out", Some(who))
             if deps.admin.csrf_ok(
                 &who,
-                form(req).get("csrf").map(String::as_str).unwrap_or_default(),
+                form(req)
+                    .get("csrf")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
             ) =>
         {
             if let Err(e) = deps.admin.sign_out(&who).await {

@@ -69,8 +69,12 @@ async fn a_signed_event_link_never_opens_the_destinations_page() {
     let s = Stack::new().await;
     // The review's attack: an event with the id `session` gets a signed link in a
     // truncated message; its exp and sig used to be a valid session cookie.
-    let link = LinkSigner::new(root_key(&s).await, PUBLIC_API_URL, Duration::from_secs(86_400))
-        .link("session", now());
+    let link = LinkSigner::new(
+        root_key(&s).await,
+        PUBLIC_API_URL,
+        Duration::from_secs(86_400),
+    )
+    .link("session", now());
     let query: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(link.split_once('?').unwrap().1.as_bytes())
             .into_owned()
@@ -95,7 +99,9 @@ async fn a_signed_event_link_never_opens_the_destinations_page() {
                 form()[0].clone(),
                 ("authorization", format!("Bearer {ADMIN_TOKEN}")),
             ],
-            &format!("csrf={sig}&pipeline=feature-usage-to-alerts&destination=0&target=default%7C%23x"),
+            &format!(
+                "csrf={sig}&pipeline=feature-usage-to-alerts&destination=0&target=default%7C%23x"
+            ),
         )
         .await;
     assert_eq!(status, 403);
@@ -222,7 +228,9 @@ async fn rotating_the_admin_token_ends_every_session_within_a_minute() {
     // …and once it passes, the session made with it, and the old token itself, stop working.
     let later = t0 + refresh + 1;
     assert_eq!(
-        auth.authenticate(None, Some(&session), later).await.unwrap(),
+        auth.authenticate(None, Some(&session), later)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(
@@ -271,7 +279,9 @@ async fn an_expired_session_record_is_refused_even_before_dynamodb_deletes_it() 
         .await
         .unwrap();
     assert_eq!(
-        auth.authenticate(None, Some(&session), t0 + 1).await.unwrap(),
+        auth.authenticate(None, Some(&session), t0 + 1)
+            .await
+            .unwrap(),
         None
     );
 }

@@ -244,13 +244,15 @@ async fn at_log_level_trace_the_ingest_binary_never_logs_the_api_key_or_the_payl
     let marker = "payload-marker-7f3a";
     let (status, body) = post_event(
         &api,
-        json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": marker}})
-            .to_string(),
+        json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": marker}}).to_string(),
     )
     .await;
     assert_eq!(status, 202, "{body}");
     let (lines, complete) = f.ingest.output().await;
-    assert!(complete, "more output than is kept; the check would miss lines");
+    assert!(
+        complete,
+        "more output than is kept; the check would miss lines"
+    );
     let logs = lines.join("\n");
     assert!(
         logs.contains("\"level\":\"DEBUG\"") && logs.contains("\"path\":\"/v1/events\""),

@@ -427,7 +427,11 @@ async fn tokens_and_secrets_never_appear_in_logs() {
         .await
         .unwrap();
     let (status, body) = s
-        .webhook("broken", &[("stripe-signature", "t=1,v1=00".to_owned())], b"{}")
+        .webhook(
+            "broken",
+            &[("stripe-signature", "t=1,v1=00".to_owned())],
+            b"{}",
+        )
         .await;
     assert_eq!(status, 503, "{body}");
 

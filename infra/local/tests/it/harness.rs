@@ -471,14 +471,19 @@ pub fn field_texts(m: &PostedMessage) -> Vec<String> {
         .collect()
 }
 
-/// The event ids of posted messages, in posting order, digests flattened.
+/// The event ids of posted messages as the test's API key sent them (stored ids are
+/// scoped `tests:<id>`), in posting order, digests flattened.
 pub fn posted_event_ids(messages: &[PostedMessage]) -> Vec<String> {
+    let client_id = |v: &Value| {
+        let id = v.as_str().unwrap_or_default();
+        id.strip_prefix("tests:").unwrap_or(id).to_owned()
+    };
     let mut ids = Vec::new();
     for m in messages {
         let payload = &m.metadata.as_ref().expect("every post carries metadata")["event_payload"];
         match payload["event_ids"].as_array() {
-            Some(list) => ids.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned))),
-            None => ids.push(payload["event_id"].as_str().unwrap_or_default().to_owned()),
+            Some(list) => ids.extend(list.iter().map(client_id)),
+            None => ids.push(client_id(&payload["event_id"])),
         }
     }
     ids
