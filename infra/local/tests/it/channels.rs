@@ -355,7 +355,10 @@ async fn a_sender_cannot_supply_enriched_attributes_to_pass_a_filter() {
         "data": {"user_id": user_id, "feature": "api", "count": 1, "plan": "free", "user": {"plan": "free"}}});
     assert_eq!(s.post("/v1/events", &real.to_string()).await.0, 202);
     s.pump().await;
-    assert_eq!(posted_client_ids(&s.standin.messages_in("#pro")), ["real-1"]);
+    assert_eq!(
+        posted_client_ids(&s.standin.messages_in("#pro")),
+        ["real-1"]
+    );
 }
 
 /// DynamoDB refuses a whole BatchGetItem over one key above 2048 bytes: an event with a

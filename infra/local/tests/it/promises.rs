@@ -183,7 +183,9 @@ async fn not_in_channel_pauses_the_channel_until_fixed_and_redriven_then_all_arr
             .iter()
             .map(|p| p.event_id.clone())
             .collect::<Vec<_>>(),
-        ids.iter().map(|id| format!("tests:{id}")).collect::<Vec<_>>()
+        ids.iter()
+            .map(|id| format!("tests:{id}"))
+            .collect::<Vec<_>>()
     );
     assert!(
         parked[0].reason.contains("not_in_channel")
