@@ -41,9 +41,10 @@ LINK_EXP = 4102444800  # 2100-01-01T00:00:00Z
 DOORS = {"demo": "standard-webhooks", "stripe": "stripe", "github": "github"}
 
 SEED_EVENTS = [
-    # (expected event id, method, path, headers, body)
+    # (expected event id, method, path, headers, body): a client id comes back scoped to the
+    # API key's source (`local`, the key make dev creates).
     (
-        "contract-native",
+        "local:contract-native",
         "/v1/events",
         {},
         {
@@ -54,13 +55,13 @@ SEED_EVENTS = [
         },
     ),
     (
-        "contract-idempotency-key",
+        "local:contract-idempotency-key",
         "/v1/events",
         {"Idempotency-Key": "contract-idempotency-key"},
         {"name": "user.signed_up", "data": {"user_id": "u_43", "plan": "free", "nested": {"a": [1, 2.5, None]}}},
     ),
     (
-        "contract-cloudevent",
+        "local:contract-cloudevent",
         "/v1/events",
         {},
         {
@@ -77,15 +78,15 @@ SEED_EVENTS = [
     ),
 ]
 SEED_WEBHOOKS = [
-    # (expected event id, source, extra headers, body)
+    # (expected event id, source, extra headers, body): webhook:<source>:<delivery id>
     (
-        "demo:contract-demo-1",
+        "webhook:demo:contract-demo-1",
         "demo",
         {"webhook-id": "contract-demo-1"},
         {"type": "user.signed_up", "timestamp": "2026-11-27T09:30:00Z", "data": {"user_id": "u_44", "plan": "free"}},
     ),
     (
-        "stripe:evt_contract_1",
+        "webhook:stripe:evt_contract_1",
         "stripe",
         {},
         {
@@ -101,7 +102,7 @@ SEED_WEBHOOKS = [
         },
     ),
     (
-        None,  # GitHub deliveries are keyed by the body: github:sha256-<hex>, see expected_id
+        None,  # GitHub deliveries are keyed by the body: webhook:github:sha256-<hex>, see expected_id
         "github",
         {"X-GitHub-Event": "workflow_run", "X-GitHub-Delivery": "contract-gh-1", "X-GitHub-Hook-ID": "4242"},
         {"action": "completed", "workflow_run": {"name": "CI", "conclusion": "failure"}, "repository": {"full_name": "yourco/app"}},
@@ -117,7 +118,7 @@ def expected_id(seed_id: str | None, source: str, body: object) -> str:
     """The event id a seeded webhook gets: GitHub's is the SHA-256 of the signed body."""
     if seed_id is not None:
         return seed_id
-    return f"{source}:sha256-{hashlib.sha256(wire(body)).hexdigest()}"
+    return f"webhook:{source}:sha256-{hashlib.sha256(wire(body)).hexdigest()}"
 
 
 def seed_ids() -> list[str]:
