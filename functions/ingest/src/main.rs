@@ -1,7 +1,7 @@
 //! The ingest Lambda: HTTPS events from API Gateway, validated, stored, enqueued.
 
 use ingestlayer::config::{aws, init_tracing, IngestConfig};
-use ingestlayer::handlers::ingest::{handle, IngestDeps};
+use ingestlayer::ingress::{handle, IngestDeps};
 use lambda_http::{run, service_fn, Error, Request};
 
 #[tokio::main]

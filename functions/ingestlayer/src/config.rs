@@ -153,7 +153,7 @@ impl DeliveryConfig {
                 .unwrap_or_else(|| "ingestlayer/slack".into()),
             kms_key_id: optional("KMS_KEY_ID"),
             slack_api_url: optional("SLACK_API_URL")
-                .unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
+                .unwrap_or_else(|| crate::slack::client::DEFAULT_API_URL.to_owned()),
             token,
             slack_timeout: Duration::from_secs(parsed("SLACK_TIMEOUT_SECONDS", 10)?),
         })
@@ -200,7 +200,7 @@ impl ConnectConfig {
             pipelines_table: required("PIPELINES_TABLE")?,
             public_api_url: optional("PUBLIC_API_URL"),
             slack_api_url: optional("SLACK_API_URL")
-                .unwrap_or_else(|| crate::slack::DEFAULT_API_URL.to_owned()),
+                .unwrap_or_else(|| crate::slack::client::DEFAULT_API_URL.to_owned()),
             slack_authorize_url: optional("SLACK_AUTHORIZE_URL")
                 .unwrap_or_else(|| "https://slack.com".to_owned()),
             link_secret_arn: required("LINK_SIGNING_SECRET_ARN")?,

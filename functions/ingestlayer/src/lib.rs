@@ -1,29 +1,28 @@
 //! ingestlayer: product events in, the moments that matter out to Slack.
 //!
-//! The domain lives here; the three Lambda functions (`ingest`, `pipeline`,
-//! `slack-delivery`) are thin wrappers around the handlers in [`handlers`].
+//! The library reads like an event's journey. Each stage is a folder whose `mod.rs` holds
+//! the stage's `Deps` (built by one async constructor that the function's `main.rs`, `make
+//! dev` and the tests all call) and its `handle`:
+//!
+//! - [`ingress`]: the ingest function. API keys, validation, the events table, signed
+//!   webhooks.
+//! - [`routing`]: the pipeline function. Pipelines, filter, enrich, render.
+//! - [`delivery`]: the slack-delivery function. Pacing, ledger, retries, parking.
+//! - [`connect`]: the slack-connect function. OAuth install, Events API, destinations page.
+//!
+//! Below the stages sit the adapters, [`slack`] and [`aws`], and what every stage shares:
+//! [`event`], [`ids`], [`config`], [`error`], [`purpose`] and [`event_links`]. Arrows point
+//! down: a stage uses the adapters and the shared modules; routing hands its output to
+//! delivery as a [`delivery::message`]; connect, the operator's side, reads pipeline
+//! definitions and channel state.
 
-pub mod admin_session;
-pub mod channels;
+pub mod aws;
 pub mod config;
-pub mod connections;
-pub mod enrich;
+pub mod connect;
+pub mod delivery;
 pub mod event;
-pub mod filter;
-pub mod handlers;
-pub mod keys;
-pub mod ledger;
-pub mod links;
-pub mod oauth;
-pub mod pipeline;
+pub mod event_links;
+pub mod ingress;
 pub mod purpose;
-pub mod queue;
-pub mod redrive;
-pub mod render;
 pub mod routing;
-pub mod schema;
-pub mod signing;
 pub mod slack;
-pub mod store;
-pub mod tokens;
-pub mod webhooks;

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, PipelineConfig};
-use ingestlayer::handlers::pipeline::{handle, PipelineDeps};
+use ingestlayer::routing::{handle, PipelineDeps};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]

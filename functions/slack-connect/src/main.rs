@@ -2,7 +2,7 @@
 //! `/slack/oauth/callback`) and receive Slack's Events API (`/slack/events`).
 
 use ingestlayer::config::{aws, init_tracing, ConnectConfig};
-use ingestlayer::handlers::connect::{handle, ConnectDeps};
+use ingestlayer::connect::{handle, ConnectDeps};
 use lambda_http::{run, service_fn, Error, Request};
 
 #[tokio::main]

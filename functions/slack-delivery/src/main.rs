@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, DeliveryConfig};
-use ingestlayer::handlers::delivery::{handle, DeliveryDeps};
+use ingestlayer::delivery::{handle, DeliveryDeps};
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
 #[tokio::main]

@@ -4,14 +4,14 @@
 //! Redrive lifts the pauses it concerns first, then moves the messages back to the Slack
 //! queue in each channel's order. On AWS a whole-queue redrive uses StartMessageMoveTask;
 //! where that is missing (the local emulator) or a channel filter is given, the library's
-//! [`ingestlayer::redrive::move_back`] receives, sends and deletes them one by one (the
+//! [`ingestlayer::aws::redrive::move_back`] receives, sends and deletes them one by one (the
 //! same code that redrives a channel when the bot joins it). Redriven messages keep their
 //! delivery key, so the ledger still prevents a second post of anything already delivered.
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use ingestlayer::channels::Channels;
-use ingestlayer::handlers::delivery::park_attr;
-use ingestlayer::redrive::{group_of, release};
+use ingestlayer::aws::redrive::{group_of, release};
+use ingestlayer::delivery::channel_state::Channels;
+use ingestlayer::delivery::park_attr;
 
 /// A parked message as operators see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +142,8 @@ pub async fn redrive(
         }
     }
     result.moved =
-        ingestlayer::redrive::move_back(sqs, dlq_url, queue_url, |g| filter.matches(g)).await?;
+        ingestlayer::aws::redrive::move_back(sqs, dlq_url, queue_url, |g| filter.matches(g))
+            .await?;
     Ok(result)
 }
 

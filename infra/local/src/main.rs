@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ingestlayer::keys::{generate_key, ApiKeys};
+use ingestlayer::ingress::api_keys::{generate_key, ApiKeys};
 use ingestlayer_local::functions::{Functions, Local, PIPELINE, SLACK_CONNECT};
 use ingestlayer_local::resources::{LocalUrls, Resources};
 use ingestlayer_local::runner::{pump_function, serve_functions, QueueFeed};
@@ -271,7 +271,9 @@ async fn seed_webhook_sources(
     res: &Resources,
     port: u16,
 ) -> Result<String, String> {
-    use ingestlayer::webhooks::{generate_secret, put_source, Provider, SourceConfig};
+    use ingestlayer::ingress::webhooks::sources::{
+        generate_secret, put_source, Provider, SourceConfig,
+    };
     let sm = aws_sdk_secretsmanager::Client::new(sdk);
     let doors = [
         (

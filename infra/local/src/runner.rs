@@ -14,10 +14,10 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use axum::body::Body as AxumBody;
-use ingestlayer::handlers::connect::ConnectDeps;
-use ingestlayer::handlers::delivery::DeliveryDeps;
-use ingestlayer::handlers::ingest::IngestDeps;
-use ingestlayer::handlers::pipeline::PipelineDeps;
+use ingestlayer::connect::ConnectDeps;
+use ingestlayer::delivery::DeliveryDeps;
+use ingestlayer::ingress::IngestDeps;
+use ingestlayer::routing::PipelineDeps;
 use serde_json::{json, Value};
 
 use crate::lambda_api::LambdaFunction;
@@ -56,7 +56,7 @@ pub async fn call_connect(
         .unwrap_or_default();
     let lambda_req =
         lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
-    let response = match ingestlayer::handlers::connect::handle(lambda_req, deps).await {
+    let response = match ingestlayer::connect::handle(lambda_req, deps).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
@@ -76,7 +76,7 @@ pub async fn call_ingest(
     };
     let lambda_req =
         lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
-    let response = match ingestlayer::handlers::ingest::handle(lambda_req, deps).await {
+    let response = match ingestlayer::ingress::handle(lambda_req, deps).await {
         Ok(r) => r,
         Err(never) => match never {},
     };
@@ -207,7 +207,7 @@ pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Resul
 /// One invocation of the pipeline handler (in process) from the events queue.
 pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usize, String> {
     pump_with(feed, |event| async move {
-        Ok(ingestlayer::handlers::pipeline::handle(event, deps).await)
+        Ok(ingestlayer::routing::handle(event, deps).await)
     })
     .await
 }
@@ -215,7 +215,7 @@ pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usiz
 /// One invocation of the slack-delivery handler (in process) from the Slack FIFO queue.
 pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize, String> {
     pump_with(feed, |event| async move {
-        Ok(ingestlayer::handlers::delivery::handle(event, deps).await)
+        Ok(ingestlayer::delivery::handle(event, deps).await)
     })
     .await
 }

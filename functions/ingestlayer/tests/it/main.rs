@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use ingestlayer::event::{parse_incoming, Envelope, EventName};
-use ingestlayer::pipeline::{Pipeline, PipelineSet};
+use ingestlayer::routing::pipelines::{Pipeline, PipelineSet};
 use serde_json::{json, Value};
 
 /// DynamoDB's JSON wire format (what `aws dynamodb put-item --item file://…` reads).
@@ -72,12 +72,14 @@ fn a_string_set_of_event_names_is_accepted() {
 #[tokio::test]
 async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
     struct NoEntities;
-    impl ingestlayer::enrich::EntityStore for NoEntities {
+    impl ingestlayer::routing::enrich::EntityStore for NoEntities {
         async fn get_many(
             &self,
             _: &[String],
-        ) -> Result<HashMap<String, serde_json::Map<String, Value>>, ingestlayer::enrich::EnrichError>
-        {
+        ) -> Result<
+            HashMap<String, serde_json::Map<String, Value>>,
+            ingestlayer::routing::enrich::EnrichError,
+        > {
             Ok(HashMap::new())
         }
     }
@@ -88,13 +90,14 @@ async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
         Envelope::accept(e, "t", time::OffsetDateTime::now_utc())
     };
     let out =
-        ingestlayer::routing::route(&[event("free"), event("pro")], &set, &NoEntities, None).await;
+        ingestlayer::routing::route::route(&[event("free"), event("pro")], &set, &NoEntities, None)
+            .await;
     assert!(
-        matches!(&out[0].as_ref().unwrap()[0], ingestlayer::routing::PairOutcome::Routed(d) if d[0].channel == "#growth")
+        matches!(&out[0].as_ref().unwrap()[0], ingestlayer::routing::route::PairOutcome::Routed(d) if d[0].channel == "#growth")
     );
     assert!(matches!(
         &out[1].as_ref().unwrap()[0],
-        ingestlayer::routing::PairOutcome::Filtered { .. }
+        ingestlayer::routing::route::PairOutcome::Filtered { .. }
     ));
     assert_eq!(
         set.for_event(&EventName::parse("feature.used").unwrap())
@@ -106,12 +109,14 @@ async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
 #[tokio::test]
 async fn the_stripe_example_takes_only_what_stripe_signed() {
     struct NoEntities;
-    impl ingestlayer::enrich::EntityStore for NoEntities {
+    impl ingestlayer::routing::enrich::EntityStore for NoEntities {
         async fn get_many(
             &self,
             _: &[String],
-        ) -> Result<HashMap<String, serde_json::Map<String, Value>>, ingestlayer::enrich::EnrichError>
-        {
+        ) -> Result<
+            HashMap<String, serde_json::Map<String, Value>>,
+            ingestlayer::routing::enrich::EnrichError,
+        > {
             Ok(HashMap::new())
         }
     }
@@ -133,14 +138,14 @@ async fn the_stripe_example_takes_only_what_stripe_signed() {
         }
         env
     };
-    let out = ingestlayer::routing::route(
+    let out = ingestlayer::routing::route::route(
         &[event("webhook:stripe"), event("web-app")],
         &set,
         &NoEntities,
         None,
     )
     .await;
-    let ingestlayer::routing::PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+    let ingestlayer::routing::route::PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
         panic!("{out:?}")
     };
     let text = d[0].message.blocks[1]["text"]["text"].as_str().unwrap();
@@ -150,6 +155,6 @@ async fn the_stripe_example_takes_only_what_stripe_signed() {
     );
     assert!(matches!(
         &out[1].as_ref().unwrap()[0],
-        ingestlayer::routing::PairOutcome::Filtered { reason, .. } if reason.contains("web-app")
+        ingestlayer::routing::route::PairOutcome::Filtered { reason, .. } if reason.contains("web-app")
     ));
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use ingestlayer::config::IngestConfig;
-use ingestlayer::handlers::ingest::IngestDeps;
-use ingestlayer::keys::ApiKeys;
-use ingestlayer::webhooks::{put_source, sign, Provider, Source, SourceConfig};
+use ingestlayer::ingress::api_keys::ApiKeys;
+use ingestlayer::ingress::webhooks::sources::{put_source, sign, Provider, Source, SourceConfig};
+use ingestlayer::ingress::IngestDeps;
 use ingestlayer_local::emulator_sdk;
 use ingestlayer_local::resources::Resources;
 use ingestlayer_local::runner::call_ingest;

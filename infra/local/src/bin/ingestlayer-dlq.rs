@@ -3,7 +3,7 @@
 //! names) and against the local emulator (`AWS_ENDPOINT_URL`, `make dlq`).
 
 use clap::{Parser, Subcommand};
-use ingestlayer::channels::Channels;
+use ingestlayer::delivery::channel_state::Channels;
 use ingestlayer_local::dlq::{self, Filter};
 
 #[derive(Parser)]
@@ -132,7 +132,10 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             )
             .await?;
             for pk in &r.resumed {
-                println!("resumed {}", ingestlayer::channels::display_name(pk));
+                println!(
+                    "resumed {}",
+                    ingestlayer::delivery::channel_state::display_name(pk)
+                );
             }
             if r.move_task {
                 println!("started a message move task from the DLQ to the queue");

@@ -3,7 +3,7 @@
 //! each ingest instance caches a checked key for 60 s).
 
 use clap::{Parser, Subcommand};
-use ingestlayer::keys::{generate_key, key_id, ApiKeys};
+use ingestlayer::ingress::api_keys::{generate_key, key_id, ApiKeys};
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]

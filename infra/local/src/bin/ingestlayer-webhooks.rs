@@ -7,7 +7,7 @@
 //! file the way the provider would and posts it (to try a door by hand).
 
 use clap::{Parser, Subcommand};
-use ingestlayer::webhooks::{
+use ingestlayer::ingress::webhooks::sources::{
     generate_secret, list_sources, put_source, sign, Provider, SourceConfig,
 };
 

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use ingestlayer::admin_session::{AdminAuth, AdminTokenSource, ADMIN_TOKEN_REFRESH};
 use ingestlayer::config::{ConnectConfig, DeliveryConfig, TokenConfig};
-use ingestlayer::handlers::connect::ConnectDeps;
-use ingestlayer::handlers::delivery::DeliveryDeps;
-use ingestlayer::links::LinkSigner;
-use ingestlayer::oauth::{AppError, SlackAppSource};
+use ingestlayer::connect::admin_session::{AdminAuth, AdminTokenSource, ADMIN_TOKEN_REFRESH};
+use ingestlayer::connect::ConnectDeps;
+use ingestlayer::delivery::DeliveryDeps;
+use ingestlayer::event_links::LinkSigner;
+use ingestlayer::slack::oauth::{AppError, SlackAppSource};
 use secrecy::SecretString;
 
 use crate::harness::{Stack, ADMIN_TOKEN, PUBLIC_API_URL};
@@ -39,7 +39,7 @@ fn csrf(page: &str) -> String {
 }
 
 async fn root_key(s: &Stack) -> SecretString {
-    ingestlayer::links::load_key(&s.connect.connections.secrets, &s.res.link_secret_arn)
+    ingestlayer::event_links::load_key(&s.connect.connections.secrets, &s.res.link_secret_arn)
         .await
         .unwrap()
 }
@@ -390,7 +390,7 @@ async fn a_placeholder_app_secret_is_a_clear_state_not_a_cold_start_failure() {
         .unwrap();
     assert!(source.get_at(t0 + Duration::from_secs(30)).await.is_err());
     let app = source
-        .get_at(t0 + ingestlayer::oauth::APP_RECHECK + Duration::from_secs(1))
+        .get_at(t0 + ingestlayer::slack::oauth::APP_RECHECK + Duration::from_secs(1))
         .await
         .expect("the filled-in secret is read again");
     assert_eq!(app.client_id, "standin-client-id");

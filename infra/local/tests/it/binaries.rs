@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use ingestlayer::connections::WorkspaceToken;
+use ingestlayer::slack::workspaces::WorkspaceToken;
 use ingestlayer_local::functions::{self, FUNCTIONS, INGEST, SLACK_DELIVERY};
 use ingestlayer_local::lambda_api::{FunctionError, LambdaFunction};
 use ingestlayer_local::runner::serve_functions;

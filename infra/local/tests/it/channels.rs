@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use ingestlayer::slack::{PostMessage, SlackClient};
+use ingestlayer::slack::client::{PostMessage, SlackClient};
 use secrecy::SecretString;
 use serde_json::json;
 use slack_standin::{Fault, FaultKind};
@@ -271,7 +271,9 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
     assert_eq!(posts_of(&s, "#alerts", "deep-1"), 1);
 
     // A busy channel: more messages since the attempt than the look-back reads.
-    let filler = ingestlayer::slack::HISTORY_PAGES * ingestlayer::slack::HISTORY_PAGE_SIZE + 5;
+    let filler = ingestlayer::slack::client::HISTORY_PAGES
+        * ingestlayer::slack::client::HISTORY_PAGE_SIZE
+        + 5;
     let client = SlackClient::new(&s.standin.api_url(), Duration::from_secs(10)).unwrap();
     let token = SecretString::from(BOT_TOKEN.to_owned());
     for i in 0..filler {
@@ -289,8 +291,8 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
             )
             .await;
         assert!(matches!(
-            ingestlayer::slack::classify(&answer),
-            ingestlayer::slack::Action::Delivered { .. }
+            ingestlayer::slack::client::classify(&answer),
+            ingestlayer::slack::client::Action::Delivered { .. }
         ));
     }
 

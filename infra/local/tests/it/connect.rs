@@ -4,10 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use ingestlayer::config::TokenConfig;
-use ingestlayer::connections::WorkspaceToken;
-use ingestlayer::handlers::delivery::TokenSource;
-use ingestlayer::oauth::{AppCredentials, OAuthClient, StateSigner};
-use ingestlayer::tokens::WorkspaceTokens;
+use ingestlayer::delivery::TokenSource;
+use ingestlayer::slack::oauth::{AppCredentials, OAuthClient, StateSigner};
+use ingestlayer::slack::tokens::WorkspaceTokens;
+use ingestlayer::slack::workspaces::WorkspaceToken;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use slack_standin::StandinConfig;
@@ -79,7 +79,7 @@ async fn the_install_asks_for_the_minimal_scopes_with_a_signed_state() {
         format!("{PUBLIC_API_URL}/slack/oauth/callback")
     );
     let scopes: Vec<&str> = query["scope"].split(',').collect();
-    assert_eq!(scopes, ingestlayer::oauth::BOT_SCOPES);
+    assert_eq!(scopes, ingestlayer::slack::oauth::BOT_SCOPES);
     assert!(s.connect.states.verify(&query["state"], now()).is_ok());
 }
 
@@ -164,9 +164,10 @@ async fn forged_expired_and_replayed_states_are_refused() {
         "{page}"
     );
 
-    let key = ingestlayer::links::load_key(&s.connect.connections.secrets, &s.res.link_secret_arn)
-        .await
-        .unwrap();
+    let key =
+        ingestlayer::event_links::load_key(&s.connect.connections.secrets, &s.res.link_secret_arn)
+            .await
+            .unwrap();
     let old = StateSigner::new(key).issue(now() - 700);
     let path = format!(
         "/slack/oauth/callback?code=anything&state={}",

@@ -14,7 +14,7 @@ fn read(name: &str) -> String {
 #[tokio::test]
 async fn the_http_api_request_file_is_accepted_by_ingest() {
     let s = Stack::new().await;
-    ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone())
+    ingestlayer::ingress::api_keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone())
         .create(
             &SecretString::from("il_example_local_invoke_key".to_owned()),
             "web-app",
@@ -22,9 +22,7 @@ async fn the_http_api_request_file_is_accepted_by_ingest() {
         .await
         .unwrap();
     let req = lambda_http::request::from_str(&read("ingest-feature-used.json")).unwrap();
-    let resp = ingestlayer::handlers::ingest::handle(req, &s.ingest)
-        .await
-        .unwrap();
+    let resp = ingestlayer::ingress::handle(req, &s.ingest).await.unwrap();
     assert_eq!(resp.status(), 202, "{:?}", resp.body());
     s.pump().await;
     assert_eq!(s.alerts().len(), 1);
@@ -37,7 +35,7 @@ async fn the_github_webhook_file_is_accepted_and_posts_to_deploys() {
     let s = Stack::new().await;
     s.add_webhook_source(
         "github",
-        ingestlayer::webhooks::Provider::Github,
+        ingestlayer::ingress::webhooks::sources::Provider::Github,
         &["It's a Secret to Everybody"],
     )
     .await;
@@ -45,9 +43,7 @@ async fn the_github_webhook_file_is_accepted_and_posts_to_deploys() {
         s.put_pipeline(&p).await;
     }
     let req = lambda_http::request::from_str(&read("ingest-webhook-github.json")).unwrap();
-    let resp = ingestlayer::handlers::ingest::handle(req, &s.ingest)
-        .await
-        .unwrap();
+    let resp = ingestlayer::ingress::handle(req, &s.ingest).await.unwrap();
     assert_eq!(resp.status(), 202, "{:?}", resp.body());
     assert!(
         s.pump_until(std::time::Duration::from_secs(10), |s| s
@@ -63,11 +59,11 @@ async fn the_github_webhook_file_is_accepted_and_posts_to_deploys() {
 async fn the_sqs_batch_file_routes_to_the_slack_queue() {
     let s = Stack::new().await;
     let event: SqsEvent = serde_json::from_str(&read("pipeline-sqs.json")).unwrap();
-    let resp = ingestlayer::handlers::pipeline::handle(event, &s.pipeline).await;
+    let resp = ingestlayer::routing::handle(event, &s.pipeline).await;
     assert!(resp.batch_item_failures.is_empty());
     let queued = s.peek(&s.res.slack_queue_url).await;
     assert_eq!(queued.len(), 1);
-    let d: ingestlayer::routing::Delivery =
+    let d: ingestlayer::routing::route::Delivery =
         serde_json::from_str(queued[0].body().unwrap()).unwrap();
     assert_eq!(
         (d.event_id.as_str(), d.channel.as_str()),
@@ -94,7 +90,7 @@ fn sent_now(mut event: SqsEvent) -> SqsEvent {
 async fn the_fifo_batch_file_posts_to_slack() {
     let s = Stack::new().await;
     let event = sent_now(serde_json::from_str(&read("slack-delivery-fifo.json")).unwrap());
-    let resp = ingestlayer::handlers::delivery::handle(event, &s.delivery).await;
+    let resp = ingestlayer::delivery::handle(event, &s.delivery).await;
     assert!(resp.batch_item_failures.is_empty());
     let posted = s.alerts();
     assert_eq!(posted.len(), 1);
@@ -111,14 +107,14 @@ async fn the_fifo_batch_file_posts_to_slack() {
 async fn the_fifo_batch_file_as_written_is_parked_as_too_old() {
     let s = Stack::new().await;
     let event: SqsEvent = serde_json::from_str(&read("slack-delivery-fifo.json")).unwrap();
-    let resp = ingestlayer::handlers::delivery::handle(event, &s.delivery).await;
+    let resp = ingestlayer::delivery::handle(event, &s.delivery).await;
     assert!(resp.batch_item_failures.is_empty());
     assert!(s.alerts().is_empty());
     let parked = s.peek(&s.res.slack_dlq_url).await;
     assert_eq!(parked.len(), 1);
     let reason = parked[0]
         .message_attributes()
-        .and_then(|a| a.get(ingestlayer::handlers::delivery::park_attr::REASON))
+        .and_then(|a| a.get(ingestlayer::delivery::park_attr::REASON))
         .and_then(|v| v.string_value())
         .unwrap_or_default()
         .to_owned();
@@ -133,7 +129,7 @@ async fn a_bad_record_in_a_pipeline_batch_fails_only_itself() {
     bad.message_id = Some("bad-one".into());
     bad.body = Some("{not json".into());
     event.records.insert(0, bad);
-    let resp = ingestlayer::handlers::pipeline::handle(event, &s.pipeline).await;
+    let resp = ingestlayer::routing::handle(event, &s.pipeline).await;
     let failed: Vec<_> = resp
         .batch_item_failures
         .iter()

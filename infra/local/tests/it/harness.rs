@@ -4,11 +4,11 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use ingestlayer::config::{
     ConnectConfig, DeliveryConfig, IngestConfig, PipelineConfig, TokenConfig,
 };
-use ingestlayer::handlers::connect::ConnectDeps;
-use ingestlayer::handlers::delivery::DeliveryDeps;
-use ingestlayer::handlers::ingest::IngestDeps;
-use ingestlayer::handlers::pipeline::PipelineDeps;
-use ingestlayer::keys::ApiKeys;
+use ingestlayer::connect::ConnectDeps;
+use ingestlayer::delivery::DeliveryDeps;
+use ingestlayer::ingress::api_keys::ApiKeys;
+use ingestlayer::ingress::IngestDeps;
+use ingestlayer::routing::PipelineDeps;
 use ingestlayer_local::functions::{Functions, Local};
 use ingestlayer_local::resources::{LocalUrls, Resources};
 use ingestlayer_local::runner::{
@@ -114,7 +114,7 @@ impl Stack {
                 cache_ttl: Duration::from_secs(30),
                 public_api_url: Some(PUBLIC_API_URL.to_owned()),
                 link_secret_arn: Some(res.link_secret_arn.clone()),
-                link_ttl: ingestlayer::links::DEFAULT_TTL,
+                link_ttl: ingestlayer::event_links::DEFAULT_TTL,
             },
         )
         .await
@@ -284,14 +284,14 @@ impl Stack {
     pub async fn add_webhook_source(
         &self,
         name: &str,
-        provider: ingestlayer::webhooks::Provider,
+        provider: ingestlayer::ingress::webhooks::sources::Provider,
         secrets: &[&str],
     ) {
-        ingestlayer::webhooks::put_source(
+        ingestlayer::ingress::webhooks::sources::put_source(
             &aws_sdk_secretsmanager::Client::new(&self.sdk),
             &self.res.webhook_secret_prefix,
             name,
-            &ingestlayer::webhooks::SourceConfig {
+            &ingestlayer::ingress::webhooks::sources::SourceConfig {
                 provider,
                 secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
             },
@@ -386,8 +386,8 @@ impl Stack {
     }
 
     /// The channel state and DLQ tooling over this stack.
-    pub fn channels(&self) -> ingestlayer::channels::Channels {
-        ingestlayer::channels::Channels {
+    pub fn channels(&self) -> ingestlayer::delivery::channel_state::Channels {
+        ingestlayer::delivery::channel_state::Channels {
             client: self.dynamo.clone(),
             table: self.res.channels_table.clone(),
         }

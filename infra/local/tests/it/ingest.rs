@@ -76,7 +76,10 @@ async fn a_missing_unknown_or_malformed_key_gets_401() {
 async fn a_revoked_key_gets_401() {
     let s = Stack::new().await;
     let key = "il_soon_revoked_key";
-    let keys = ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone());
+    let keys = ingestlayer::ingress::api_keys::ApiKeys::new(
+        s.dynamo.clone(),
+        s.res.api_keys_table.clone(),
+    );
     keys.create(&secrecy::SecretString::from(key.to_owned()), "old")
         .await
         .unwrap();
@@ -85,7 +88,9 @@ async fn a_revoked_key_gets_401() {
         .table_name(&s.res.api_keys_table)
         .key(
             "key_hash",
-            aws_sdk_dynamodb::types::AttributeValue::S(ingestlayer::keys::hash_key(key)),
+            aws_sdk_dynamodb::types::AttributeValue::S(ingestlayer::ingress::api_keys::hash_key(
+                key,
+            )),
         )
         .update_expression("SET revoked_at = :t")
         .expression_attribute_values(
@@ -215,7 +220,7 @@ async fn a_key_created_for_a_source_works_records_the_source_and_stops_when_revo
         .post_with("/v1/events", &feature_used("u_42", "api"), Some(&key))
         .await;
     assert_eq!(status, 202);
-    let store = ingestlayer::store::EventStore {
+    let store = ingestlayer::ingress::event_store::EventStore {
         client: s.dynamo.clone(),
         table: s.res.events_table.clone(),
         ttl_days: 30,
@@ -231,7 +236,7 @@ async fn a_key_created_for_a_source_works_records_the_source_and_stops_when_revo
     );
 
     let (_, list) = keys_cli(&s, &["list"]);
-    let id = ingestlayer::keys::key_id(&key);
+    let id = ingestlayer::ingress::api_keys::key_id(&key);
     assert!(list.contains(&format!("{id}  web-app")), "{list}");
     assert!(keys_cli(&s, &["revoke", "--id", &id]).0);
     assert!(
@@ -239,7 +244,10 @@ async fn a_key_created_for_a_source_works_records_the_source_and_stops_when_revo
         "an unknown id is an error"
     );
     // A fresh instance (no cached check) refuses it at once; warm ones within the 60 s cache.
-    let fresh = ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone());
+    let fresh = ingestlayer::ingress::api_keys::ApiKeys::new(
+        s.dynamo.clone(),
+        s.res.api_keys_table.clone(),
+    );
     assert_eq!(
         fresh
             .source_of(&secrecy::SecretString::from(key.clone()))
@@ -325,7 +333,7 @@ async fn a_retry_after_the_queue_failed_queues_the_stored_event() {
     .unwrap();
     let env =
         ingestlayer::event::Envelope::accept(incoming, "tests", time::OffsetDateTime::now_utc());
-    let store = ingestlayer::store::EventStore {
+    let store = ingestlayer::ingress::event_store::EventStore {
         client: s.dynamo.clone(),
         table: s.res.events_table.clone(),
         ttl_days: 30,
@@ -335,7 +343,7 @@ async fn a_retry_after_the_queue_failed_queues_the_stored_event() {
             .put_new(&env, &serde_json::to_string(&env).unwrap())
             .await
             .unwrap(),
-        ingestlayer::store::Stored::New
+        ingestlayer::ingress::event_store::Stored::New
     ));
     assert_eq!(s.depth(&s.res.events_queue_url).await, 0);
 
@@ -389,7 +397,7 @@ async fn an_idempotency_key_that_is_not_ascii_gets_400_not_ignored() {
 
 /// A second API key of the stack, for another source.
 async fn second_key(s: &Stack, key: &str, source: &str) {
-    ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone())
+    ingestlayer::ingress::api_keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone())
         .create(&secrecy::SecretString::from(key.to_owned()), source)
         .await
         .unwrap();
@@ -472,7 +480,10 @@ async fn an_api_key_source_named_webhook_can_neither_be_created_nor_send() {
     let s = Stack::new().await;
     let (ok, _) = keys_cli(&s, &["create", "--source", "webhook"]);
     assert!(!ok, "`webhook` names webhook sources");
-    let keys = ingestlayer::keys::ApiKeys::new(s.dynamo.clone(), s.res.api_keys_table.clone());
+    let keys = ingestlayer::ingress::api_keys::ApiKeys::new(
+        s.dynamo.clone(),
+        s.res.api_keys_table.clone(),
+    );
     let err = keys
         .create(&secrecy::SecretString::from("il_x".to_owned()), "webhook")
         .await
@@ -485,7 +496,9 @@ async fn an_api_key_source_named_webhook_can_neither_be_created_nor_send() {
         .table_name(&s.res.api_keys_table)
         .item(
             "key_hash",
-            aws_sdk_dynamodb::types::AttributeValue::S(ingestlayer::keys::hash_key(OLD)),
+            aws_sdk_dynamodb::types::AttributeValue::S(ingestlayer::ingress::api_keys::hash_key(
+                OLD,
+            )),
         )
         .item(
             "source",

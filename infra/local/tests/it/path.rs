@@ -192,7 +192,7 @@ async fn the_whole_event_is_stored() {
         "data": {"email": "ada@acme.com", "plan": "pro", "source": "marketing-site", "nested": {"deep": [1, 2.5, "x"]}}});
     let (status, resp) = s.post("/v1/events", &body.to_string()).await;
     assert_eq!(status, 202, "{resp}");
-    let store = ingestlayer::store::EventStore {
+    let store = ingestlayer::ingress::event_store::EventStore {
         client: s.dynamo.clone(),
         table: s.res.events_table.clone(),
         ttl_days: 30,

@@ -257,7 +257,7 @@ async fn a_crash_between_post_and_acknowledge_never_posts_twice() {
         let messages = s.slack.receive().await.unwrap();
         assert_eq!(messages.len(), 1);
         // The handler posts, then the instance dies: the batch response is lost and nothing is deleted.
-        let _lost = ingestlayer::handlers::delivery::handle(to_event(&messages), &s.delivery).await;
+        let _lost = ingestlayer::delivery::handle(to_event(&messages), &s.delivery).await;
         // SQS hands the message out again once its visibility runs out (here: at once).
         for m in &messages {
             s.sqs
@@ -288,7 +288,8 @@ async fn a_timeout_after_slack_accepted_is_resolved_from_history_without_a_secon
     // The Slack client gives up after 4 s; Slack posts at once, then answers after 10 s. (The
     // margins keep the post itself well inside the client's time on a loaded machine.)
     s.delivery.slack =
-        ingestlayer::slack::SlackClient::new(&s.standin.api_url(), Duration::from_secs(4)).unwrap();
+        ingestlayer::slack::client::SlackClient::new(&s.standin.api_url(), Duration::from_secs(4))
+            .unwrap();
     s.standin.inject(
         Fault::once(FaultKind::AcceptThenDelay(Duration::from_secs(10))).on_channel("#alerts"),
     );
@@ -416,7 +417,7 @@ async fn a_truncated_messages_link_serves_the_full_event_and_refuses_tampered_or
     let other_id = link.replace(&id, "someone-elses-event");
     assert_eq!(s.get(&other_id).await.0, 403);
 
-    let key = ingestlayer::links::load_key(
+    let key = ingestlayer::event_links::load_key(
         &aws_sdk_secretsmanager::Client::new(
             &ingestlayer_local::emulator_sdk(&crate::harness::endpoint()).await,
         ),
@@ -424,7 +425,7 @@ async fn a_truncated_messages_link_serves_the_full_event_and_refuses_tampered_or
     )
     .await
     .unwrap();
-    let signer = ingestlayer::links::LinkSigner::new(key, "", Duration::from_secs(60));
+    let signer = ingestlayer::event_links::LinkSigner::new(key, "", Duration::from_secs(60));
     let expired = signer.link(&id, time::OffsetDateTime::now_utc().unix_timestamp() - 3600);
     let (status, body) = s.get(&expired).await;
     assert_eq!(status, 403);

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ingestlayer::webhooks::{sign, Provider};
+use ingestlayer::ingress::webhooks::sources::{sign, Provider};
 use ingestlayer_local::seed;
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -437,7 +437,7 @@ async fn the_webhooks_command_adds_rotates_sends_and_lists_sources() {
     let rotated = rotated.trim().to_owned();
     assert_ne!(rotated, secret);
     // A fresh instance (the running one re-reads within a minute) takes both secrets.
-    let sources = ingestlayer::webhooks::WebhookSources::new(
+    let sources = ingestlayer::ingress::webhooks::sources::WebhookSources::new(
         aws_sdk_secretsmanager::Client::new(&s.sdk),
         s.res.webhook_secret_prefix.clone(),
     );
@@ -455,7 +455,7 @@ async fn the_webhooks_command_adds_rotates_sends_and_lists_sources() {
     // to the API, whose cached copy of the source predates the rotation: a signature no cached
     // secret matches re-reads the source (at most once a second), so the rotated secret works
     // at once.
-    tokio::time::sleep(ingestlayer::webhooks::RELOAD_AFTER).await;
+    tokio::time::sleep(ingestlayer::ingress::webhooks::sources::RELOAD_AFTER).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(ingestlayer_local::runner::serve_ingest(
@@ -571,7 +571,7 @@ async fn an_api_key_cannot_pre_empt_or_overwrite_a_webhook_event() {
         "webhook:stripe",
         time::OffsetDateTime::now_utc() - time::Duration::hours(25),
     );
-    let store = ingestlayer::store::EventStore {
+    let store = ingestlayer::ingress::event_store::EventStore {
         client: s.dynamo.clone(),
         table: s.res.events_table.clone(),
         ttl_days: 30,

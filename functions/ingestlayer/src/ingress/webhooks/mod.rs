@@ -8,16 +8,18 @@
 //! 404 for an unknown source; 405; 413 above [`MAX_EVENT_BODY_BYTES`]; 503 (the sender
 //! retries) when the source's secret or storage cannot be read.
 
+pub mod sources;
+
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::ingest::{
+use crate::event::{ClientId, EventName, FieldError, IncomingEvent};
+use crate::ingress::webhooks::sources::{delivery_client_id, map, origin, Rejection, SourceError};
+use crate::ingress::{
     accept, check_incoming, error, method_not_allowed, refused, respond, IngestDeps,
     MAX_EVENT_BODY_BYTES,
 };
-use crate::event::{ClientId, EventName, FieldError, IncomingEvent};
-use crate::webhooks::{delivery_client_id, map, origin, Rejection, SourceError};
 
 /// Handles one delivery to `source` (the path segment after `/v1/webhooks/`).
 pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<Body> {

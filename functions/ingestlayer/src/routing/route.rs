@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::enrich::{entity_key, EnrichError, EntityStore};
 use crate::event::Envelope;
-use crate::pipeline::{Pipeline, PipelineSet, Step};
-use crate::render::{render, RenderInput, RenderedMessage};
+use crate::routing::enrich::{entity_key, EnrichError, EntityStore};
+use crate::routing::pipelines::{Pipeline, PipelineSet, Step};
+use crate::routing::render::{render, RenderInput, RenderedMessage};
 
 /// One message for the Slack FIFO queue: the body of an SQS message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,11 +39,11 @@ pub struct Delivery {
 }
 
 fn default_interval_ms() -> u64 {
-    crate::pipeline::DEFAULT_MIN_INTERVAL_MS
+    crate::routing::pipelines::DEFAULT_MIN_INTERVAL_MS
 }
 
 fn default_digest_threshold() -> usize {
-    crate::pipeline::DEFAULT_DIGEST_THRESHOLD
+    crate::routing::pipelines::DEFAULT_DIGEST_THRESHOLD
 }
 
 impl Delivery {
@@ -179,7 +179,7 @@ pub async fn route<S: EntityStore>(
                     let pair = &mut pairs[pi];
                     if let Some(Step::Enrich(spec)) = pair.pipeline.steps.get(pair.cursor) {
                         let entity = key.and_then(|k| found.get(&k));
-                        crate::enrich::attach(&mut pair.context, spec, entity);
+                        crate::routing::enrich::attach(&mut pair.context, spec, entity);
                     }
                     pair.cursor += 1;
                 }
@@ -251,7 +251,7 @@ pub async fn route<S: EntityStore>(
 mod tests {
     use super::*;
     use crate::event::{parse_incoming, Envelope};
-    use crate::pipeline::Pipeline;
+    use crate::routing::pipelines::Pipeline;
     use serde_json::json;
     use std::collections::HashMap;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::EventName;
-use crate::filter::Filter;
-use crate::render::Template;
+use crate::routing::filter::Filter;
+use crate::routing::render::Template;
 
 /// A pipeline's id: 1–128 characters of letters, digits and `_ . - :`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -303,8 +303,8 @@ impl Pipeline {
             Some(list) => {
                 for (i, source) in list.iter().enumerate() {
                     let valid = match source.strip_prefix("webhook:") {
-                        Some(name) => crate::webhooks::valid_source_name(name),
-                        None => crate::keys::valid_source_name(source),
+                        Some(name) => crate::ingress::webhooks::sources::valid_source_name(name),
+                        None => crate::ingress::api_keys::valid_source_name(source),
                     };
                     if !valid {
                         return Err(err(

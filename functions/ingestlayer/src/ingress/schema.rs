@@ -11,8 +11,10 @@ use serde_json::Value;
 use crate::event::{escape_pointer, EventName, FieldError};
 
 /// Schemas compiled into the binary: (event name, schema JSON).
-pub const BUILTIN: &[(&str, &str)] =
-    &[("feature.used", include_str!("../schemas/feature.used.json"))];
+pub const BUILTIN: &[(&str, &str)] = &[(
+    "feature.used",
+    include_str!("../../schemas/feature.used.json"),
+)];
 
 #[derive(Debug, thiserror::Error)]
 #[error("schema for {name} is invalid: {reason}")]

@@ -5,22 +5,25 @@
 //! `url_verification` answered, `app_uninstalled` / `tokens_revoked` pause the workspace,
 //! `member_joined_channel` for the bot lifts its channel's pause and redrives the backlog).
 
+pub mod admin_session;
+pub mod destinations;
+
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use secrecy::ExposeSecret;
 
-use crate::admin_session::{usable_token, AdminAuth, AdminTokenSource};
-use crate::channels::{team_pk, Channels, Pause};
-use crate::connections::Connections;
-use crate::handlers::delivery::TokenSource;
-use crate::oauth::{
+use crate::connect::admin_session::{usable_token, AdminAuth, AdminTokenSource};
+use crate::delivery::channel_state::{team_pk, Channels, Pause};
+use crate::delivery::TokenSource;
+use crate::slack::client::SlackClient;
+use crate::slack::oauth::{
     authorize_url, AppCredentials, AppError, OAuthClient, OAuthError, SlackAppSource, StateSigner,
     STATE_TTL,
 };
-use crate::slack::SlackClient;
-use crate::tokens::WorkspaceTokens;
+use crate::slack::tokens::WorkspaceTokens;
+use crate::slack::workspaces::Connections;
 
 /// What the connect handler holds across invocations.
 pub struct ConnectDeps {
@@ -60,7 +63,7 @@ impl ConnectDeps {
             secrets.clone(),
             cfg.slack_app_secret_arn.clone(),
         ));
-        let key = crate::links::load_key(&secrets, &cfg.link_secret_arn).await?;
+        let key = crate::event_links::load_key(&secrets, &cfg.link_secret_arn).await?;
         let admin_token = match (&cfg.admin_token, &cfg.admin_token_secret_arn) {
             (Some(t), _) => AdminTokenSource::Fixed(usable_token(t.expose_secret())),
             (None, Some(arn)) => AdminTokenSource::secret(secrets.clone(), arn.clone()),
@@ -147,13 +150,13 @@ pub async fn handle(
     let path = req.uri().path().trim_end_matches('/').to_owned();
     let method = req.method().clone();
     if path == "/destinations" || path.starts_with("/destinations/") {
-        return Ok(crate::handlers::destinations::handle(&req, deps).await);
+        return Ok(crate::connect::destinations::handle(&req, deps).await);
     }
     Ok(match (method.as_str(), path.as_str()) {
         ("GET", "/slack/install") => {
             // Only a signed-in admin may start an install; the state it gets is the only
             // way through the callback (signed, expiring, single-use).
-            match crate::handlers::destinations::signed_in(&req, deps).await {
+            match crate::connect::destinations::signed_in(&req, deps).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return Ok(page(401, "Sign in first", "<p>Connecting Slack needs the admin token: <a href=\"/destinations\">sign in</a>, then use Add to Slack.</p>")),
                 Err(answer) => return Ok(answer),
@@ -312,7 +315,7 @@ async fn events(req: &Request, deps: &ConnectDeps) -> Response<Body> {
             return json_response(503, &json!({"error": e.to_string()}));
         }
     };
-    if let Err(e) = crate::signing::verify(
+    if let Err(e) = crate::slack::request_signing::verify(
         &app.signing_secret,
         header("x-slack-request-timestamp"),
         header("x-slack-signature"),
@@ -381,7 +384,7 @@ async fn member_joined(team: &str, event: &Value, deps: &ConnectDeps) -> Respons
     }
     if let Some((default_team, bot)) = default_bot(deps).await {
         if default_team == team && bot == user {
-            teams.push(crate::pipeline::DEFAULT_TEAM.to_owned());
+            teams.push(crate::routing::pipelines::DEFAULT_TEAM.to_owned());
         }
     }
     if teams.is_empty() {
@@ -426,7 +429,7 @@ async fn member_joined(team: &str, event: &Value, deps: &ConnectDeps) -> Respons
             return json_response(503, &json!({"error": "try again"}));
         }
         let wanted = group.clone();
-        match crate::redrive::move_back(
+        match crate::aws::redrive::move_back(
             &deps.sqs,
             &deps.slack_dlq_url,
             &deps.slack_queue_url,
@@ -459,7 +462,7 @@ async fn default_bot(deps: &ConnectDeps) -> Option<(String, String)> {
         .get_or_try_init(|| async {
             let token = deps
                 .tokens
-                .token(crate::pipeline::DEFAULT_TEAM)
+                .token(crate::routing::pipelines::DEFAULT_TEAM)
                 .await
                 .map_err(|e| e.to_string())?;
             deps.slack.auth_test(&token).await

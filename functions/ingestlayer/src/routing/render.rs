@@ -20,7 +20,7 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 
 use crate::event::Origin;
-use crate::pipeline::RawTemplate;
+use crate::routing::pipelines::RawTemplate;
 
 /// Block Kit limits (Slack's documented caps).
 pub mod limits {

@@ -12,12 +12,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request, Response};
 use time::OffsetDateTime;
 
-use crate::admin_session::{Admin, SESSION_SECONDS};
-use crate::handlers::connect::{html, page, ConnectDeps};
-use crate::pipeline::{ChannelRef, DEFAULT_TEAM};
-use crate::slack::ChannelInfo;
+use crate::connect::admin_session::{Admin, SESSION_SECONDS};
+use crate::connect::{html, page, ConnectDeps};
+use crate::routing::pipelines::{ChannelRef, DEFAULT_TEAM};
+use crate::slack::client::ChannelInfo;
 
-const COOKIE: &str = crate::admin_session::COOKIE;
+const COOKIE: &str = crate::connect::admin_session::COOKIE;
 
 fn now_unix() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
@@ -187,7 +187,7 @@ async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
             .await
             .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
         for item in page.items.unwrap_or_default() {
-            let error = crate::pipeline::Pipeline::from_item(&item)
+            let error = crate::routing::pipelines::Pipeline::from_item(&item)
                 .err()
                 .map(|e| e.to_string());
             let json: serde_json::Value = serde_dynamo::from_item(item).unwrap_or_default();
@@ -333,10 +333,12 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
                 html(err)
             ));
         }
-        if let Some(p) = paused
-            .iter()
-            .find(|p| p.pk == crate::channels::channel_pk(&format!("{}:{}", row.team, row.channel)))
-        {
+        if let Some(p) = paused.iter().find(|p| {
+            p.pk == crate::delivery::channel_state::channel_pk(&format!(
+                "{}:{}",
+                row.team, row.channel
+            ))
+        }) {
             body.push_str(&format!(
                 "<p class=\"paused\" style=\"color:#b00\">{} is paused: {}</p>",
                 html(&row.channel),
@@ -429,7 +431,7 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
         return page(400, "Not saved", "<p>Pick a channel.</p>");
     };
     // The pipeline function's own rules: what is saved here always loads there.
-    let team = match crate::pipeline::parse_team(team) {
+    let team = match crate::routing::pipelines::parse_team(team) {
         Ok(t) => t,
         Err(e) => {
             return page(

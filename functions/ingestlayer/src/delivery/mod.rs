@@ -21,6 +21,9 @@
 //! - **Digests.** When enough of a channel's messages wait in one batch, they go out as one
 //!   digest; a digest Slack refuses is split back into single posts.
 
+pub mod channel_state;
+pub mod ledger;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,18 +33,18 @@ use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
-use crate::channels::{Channels, Gate, Membership, Pause};
+use crate::aws::sqs::{send_all, Outgoing};
 use crate::config::{DeliveryConfig, TokenConfig};
-use crate::connections::Connections;
-use crate::ledger::{Entry, Ledger};
-use crate::oauth::{OAuthClient, SlackAppSource};
-use crate::queue::{send_all, Outgoing};
-use crate::render::{digest, DigestItem, DIGEST_MAX};
-use crate::routing::Delivery;
-use crate::slack::{
+use crate::delivery::channel_state::{Channels, Gate, Membership, Pause};
+use crate::delivery::ledger::{Entry, Ledger};
+use crate::routing::render::{digest, DigestItem, DIGEST_MAX};
+use crate::routing::route::Delivery;
+use crate::slack::client::{
     classify, history_hint, operator_hint, Action, HistoryCheck, Join, PostMessage, SlackClient,
 };
-use crate::tokens::WorkspaceTokens;
+use crate::slack::oauth::{OAuthClient, SlackAppSource};
+use crate::slack::tokens::WorkspaceTokens;
+use crate::slack::workspaces::Connections;
 
 /// Seconds before retry n (by receive count) of a transient failure; jittered ±20 %.
 pub const RETRY_SCHEDULE: &[u64] = &[1, 2, 5, 10, 30, 60, 120, 300, 600, 900];
@@ -68,7 +71,7 @@ pub enum TokenError {
     Empty,
     /// The token is due for rotation and the app's credentials are not usable.
     #[error("refreshing the rotating bot token needs the Slack app's credentials: {0}")]
-    App(#[from] crate::oauth::AppError),
+    App(#[from] crate::slack::oauth::AppError),
 }
 
 /// The bot token: fetched from Secrets Manager once and cached for the instance's life.
@@ -261,7 +264,7 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
         }
     }
     hand_back(deps, &later).await;
-    crate::handlers::pipeline::batch_response(failures)
+    crate::routing::batch_response(failures)
 }
 
 async fn process_group<'r>(
@@ -352,7 +355,7 @@ async fn process_group<'r>(
                         tracing::error!(event_id = %delivery.event_id, channel = %delivery.channel, slack_error = %error, action = %hint, outcome = "pause_channel", "cannot tell whether an earlier attempt posted: Slack will not show the channel's history; channel paused");
                         let pause = Pause { error, hint };
                         release(deps, &pending).await;
-                        let pk = crate::channels::channel_pk(group);
+                        let pk = crate::delivery::channel_state::channel_pk(group);
                         if let Err(e) = deps.channels.pause(&pk, &pause, &now_text()).await {
                             tracing::warn!(error = %e, "could not record the pause; the messages are parked anyway");
                         }
@@ -463,7 +466,7 @@ async fn process_group<'r>(
             Err(
                 e @ (TokenError::NotConnected(_)
                 | TokenError::Revoked(_)
-                | TokenError::App(crate::oauth::AppError::NotConfigured(_))),
+                | TokenError::App(crate::slack::oauth::AppError::NotConfigured(_))),
             ) => {
                 let hint = e.to_string();
                 tracing::error!(team = %team, action = %hint, outcome = "pause_workspace", "workspace has no usable token; its backlog waits in the DLQ");
@@ -479,7 +482,7 @@ async fn process_group<'r>(
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
                 pause_and_park(
-                    &crate::channels::team_pk(&team),
+                    &crate::delivery::channel_state::team_pk(&team),
                     &pause,
                     &rest,
                     deps,
@@ -566,7 +569,7 @@ async fn process_group<'r>(
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
                 pause_and_park(
-                    &crate::channels::channel_pk(group),
+                    &crate::delivery::channel_state::channel_pk(group),
                     &pause,
                     &rest,
                     deps,
@@ -585,7 +588,7 @@ async fn process_group<'r>(
                 let rest: Vec<Item<'r>> =
                     unit.into_iter().chain(units.drain(..).flatten()).collect();
                 pause_and_park(
-                    &crate::channels::team_pk(&team),
+                    &crate::delivery::channel_state::team_pk(&team),
                     &pause,
                     &rest,
                     deps,
@@ -862,7 +865,7 @@ async fn post_unit(
     unit: &[Item<'_>],
     token: &SecretString,
     deps: &DeliveryDeps,
-) -> (crate::slack::Answer, String) {
+) -> (crate::slack::client::Answer, String) {
     let first = &unit[0].delivery;
     let (message, metadata) = if unit.len() == 1 {
         (

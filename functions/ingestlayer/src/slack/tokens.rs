@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use tokio::sync::Mutex;
 
-use crate::connections::{Connections, WorkspaceToken};
-use crate::handlers::delivery::{TokenError, TokenSource};
-use crate::oauth::{AppCredentials, OAuthClient, SlackAppSource};
-use crate::pipeline::DEFAULT_TEAM;
+use crate::delivery::{TokenError, TokenSource};
+use crate::routing::pipelines::DEFAULT_TEAM;
+use crate::slack::oauth::{AppCredentials, OAuthClient, SlackAppSource};
+use crate::slack::workspaces::{Connections, WorkspaceToken};
 
 /// How long a read token is reused before its secret is read again (so a re-install or
 /// another instance's refresh is picked up).

@@ -1,11 +1,16 @@
 //! The ingest function: `POST /v1/events`, `POST /v1/events/batch` and signed webhooks
-//! (`POST /v1/webhooks/{source}`, see [`super::webhooks`]) behind API Gateway.
+//! (`POST /v1/webhooks/{source}`, see [`webhooks`]) behind API Gateway.
 //!
 //! Authenticate (`Authorization: Bearer <api key>`), parse, validate against the event's
 //! schema, store whole, enqueue. Answers: 202 with ids; 400 naming what is wrong; 401;
 //! 404/405; 413 above the size limits; 503 when storage or the
 //! queue fail (retry). A batch answers per item and accepts its valid events even when
 //! others fail.
+
+pub mod api_keys;
+pub mod event_store;
+pub mod schema;
+pub mod webhooks;
 
 use std::collections::HashMap;
 
@@ -16,12 +21,12 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
+use crate::aws::sqs::{send_all, Outgoing};
 use crate::config::IngestConfig;
 use crate::event::{parse_incoming, Envelope, FieldError, IncomingEvent};
-use crate::keys::ApiKeys;
-use crate::queue::{send_all, Outgoing};
-use crate::schema::SchemaRegistry;
-use crate::store::{EventStore, Stored};
+use crate::ingress::api_keys::ApiKeys;
+use crate::ingress::event_store::{EventStore, Stored};
+use crate::ingress::schema::SchemaRegistry;
 
 /// Largest request body for `POST /v1/events`.
 pub const MAX_EVENT_BODY_BYTES: usize = 256 * 1024;
@@ -42,16 +47,16 @@ pub struct IngestDeps {
     pub queue_url: String,
     pub schemas: SchemaRegistry,
     /// Checks signed links to stored events.
-    pub links: Option<crate::links::LinkSigner>,
+    pub links: Option<crate::event_links::LinkSigner>,
     /// Signed webhook sources; without them `/v1/webhooks/{source}` answers 404.
-    pub webhooks: Option<crate::webhooks::WebhookSources>,
+    pub webhooks: Option<crate::ingress::webhooks::sources::WebhookSources>,
 }
 
 impl IngestDeps {
     fn new(
         sdk: &aws_config::SdkConfig,
         cfg: &IngestConfig,
-    ) -> Result<Self, crate::schema::SchemaError> {
+    ) -> Result<Self, crate::ingress::schema::SchemaError> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Ok(Self {
             keys: ApiKeys::new(dynamo.clone(), cfg.api_keys_table.clone()),
@@ -65,7 +70,7 @@ impl IngestDeps {
             schemas: SchemaRegistry::builtin(cfg.schemas_required)?,
             links: None,
             webhooks: cfg.webhook_secret_prefix.as_ref().map(|prefix| {
-                crate::webhooks::WebhookSources::new(
+                crate::ingress::webhooks::sources::WebhookSources::new(
                     aws_sdk_secretsmanager::Client::new(sdk),
                     prefix.clone(),
                 )
@@ -78,13 +83,13 @@ impl IngestDeps {
     pub async fn load(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> Result<Self, String> {
         let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
         if let Some(arn) = &cfg.link_secret_arn {
-            let key =
-                crate::links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?;
+            let key = crate::event_links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn)
+                .await?;
             // Only verification happens here; the base URL is not used.
-            deps.links = Some(crate::links::LinkSigner::new(
+            deps.links = Some(crate::event_links::LinkSigner::new(
                 key,
                 "",
-                crate::links::DEFAULT_TTL,
+                crate::event_links::DEFAULT_TTL,
             ));
         }
         Ok(deps)
@@ -102,7 +107,7 @@ pub async fn handle(
     // The route and the body's size only: never headers (credentials) or the body.
     tracing::debug!(method = %req.method(), path = %path, body_bytes = req.body().len(), "request");
     if let Some(source) = path.strip_prefix("/v1/webhooks/") {
-        return Ok(super::webhooks::handle(source, &req, deps).await);
+        return Ok(webhooks::handle(source, &req, deps).await);
     }
     if let Some(id) = path.strip_prefix("/v1/events/").filter(|id| *id != "batch") {
         if req.method() != http::Method::GET {
@@ -200,7 +205,7 @@ async fn stored_event(raw_id: &str, query: &str, deps: &IngestDeps) -> Response<
             None,
         );
     };
-    let Some(id) = crate::links::percent_decode_segment(raw_id) else {
+    let Some(id) = crate::event_links::percent_decode_segment(raw_id) else {
         return error(403, "forbidden", "the link is not valid", None);
     };
     let mut exp = None;
@@ -263,7 +268,7 @@ async fn authenticate(req: &Request, deps: &IngestDeps) -> Result<String, Respon
         .source_of(&SecretString::from(key.to_owned()))
         .await
     {
-        Ok(Some(source)) if crate::keys::valid_source_name(&source) => Ok(source),
+        Ok(Some(source)) if crate::ingress::api_keys::valid_source_name(&source) => Ok(source),
         Ok(Some(source)) => {
             tracing::error!(source = %source, "an API key's source name is not a valid source name");
             Err(error(
@@ -544,7 +549,7 @@ pub(crate) async fn accept(
             .into_iter()
             .map(|i| deps.store.put_new(&events[i].0, &events[i].1)),
     )
-    .buffered(crate::store::CONCURRENT_WRITES)
+    .buffered(crate::ingress::event_store::CONCURRENT_WRITES)
     .collect()
     .await;
     for (&i, outcome) in client_ids.iter().zip(stored) {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::{Map, Value};
 
-use crate::pipeline::EnrichSpec;
+use crate::routing::pipelines::EnrichSpec;
 
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_MAX: usize = 100;

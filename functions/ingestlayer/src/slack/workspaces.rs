@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::oauth::{Access, StateError};
+use crate::slack::oauth::{Access, StateError};
 
 #[derive(Debug, thiserror::Error)]
 #[error("connections: {0}")]

@@ -1,6 +1,12 @@
 //! The pipeline function: events from the events queue through their pipelines to the
 //! Slack FIFO queue. One bad record fails only itself (ReportBatchItemFailures).
 
+pub mod enrich;
+pub mod filter;
+pub mod pipelines;
+pub mod render;
+pub mod route;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +15,12 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
+use crate::aws::sqs::{send_all, Outgoing};
 use crate::config::PipelineConfig;
-use crate::enrich::{DynamoEntities, EntityStore};
 use crate::event::Envelope;
-use crate::pipeline::PipelineSet;
-use crate::queue::{send_all, Outgoing};
-use crate::routing::{route, PairOutcome};
+use crate::routing::enrich::{DynamoEntities, EntityStore};
+use crate::routing::pipelines::PipelineSet;
+use crate::routing::route::{route, PairOutcome};
 
 /// Pipelines loaded from the table, reused for `ttl`.
 pub struct PipelineCache {
@@ -108,7 +114,7 @@ pub struct PipelineDeps {
     pub sqs: aws_sdk_sqs::Client,
     pub slack_queue_url: String,
     /// Signs links to stored events for truncated messages and digests.
-    pub links: Option<crate::links::LinkSigner>,
+    pub links: Option<crate::event_links::LinkSigner>,
 }
 
 impl PipelineDeps {
@@ -117,9 +123,9 @@ impl PipelineDeps {
     pub async fn load(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Result<Self, String> {
         let mut deps = Self::new(sdk, cfg);
         if let (Some(url), Some(arn)) = (&cfg.public_api_url, &cfg.link_secret_arn) {
-            let key =
-                crate::links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn).await?;
-            deps.links = Some(crate::links::LinkSigner::new(key, url, cfg.link_ttl));
+            let key = crate::event_links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn)
+                .await?;
+            deps.links = Some(crate::event_links::LinkSigner::new(key, url, cfg.link_ttl));
         }
         Ok(deps)
     }
@@ -196,10 +202,10 @@ pub async fn handle_with<S: EntityStore>(
             .map(|l| l.link(e.id.as_str(), now))
             .unwrap_or_default()
     };
-    let link_maker: Option<crate::routing::LinkMaker<'_>> = deps
+    let link_maker: Option<crate::routing::route::LinkMaker<'_>> = deps
         .links
         .as_ref()
-        .map(|_| &make_link as crate::routing::LinkMaker<'_>);
+        .map(|_| &make_link as crate::routing::route::LinkMaker<'_>);
     let results = route(&envelopes, &pipelines, store, link_maker)
         .instrument(tracing::info_span!("route"))
         .await;

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
-use crate::queue::{send_all, Outgoing};
+use crate::aws::sqs::{send_all, Outgoing};
 
 fn sqs_err<E>(e: aws_sdk_sqs::error::SdkError<E>) -> String
 where

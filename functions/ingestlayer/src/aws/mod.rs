@@ -1,0 +1,4 @@
+//! What talks to AWS beyond a single table: SQS batches, the DLQ redrive and secrets.
+
+pub mod redrive;
+pub mod sqs;
