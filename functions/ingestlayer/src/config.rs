@@ -13,6 +13,9 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// Slack's Web API, unless `SLACK_API_URL` points elsewhere (the stand-in, in `make dev` and tests).
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+
 fn required(name: &'static str) -> Result<String, ConfigError> {
     match std::env::var(name) {
         Ok(v) if !v.trim().is_empty() => Ok(v),
@@ -153,7 +156,7 @@ impl DeliveryConfig {
                 .unwrap_or_else(|| "ingestlayer/slack".into()),
             kms_key_id: optional("KMS_KEY_ID"),
             slack_api_url: optional("SLACK_API_URL")
-                .unwrap_or_else(|| crate::slack::client::DEFAULT_API_URL.to_owned()),
+                .unwrap_or_else(|| DEFAULT_SLACK_API_URL.to_owned()),
             token,
             slack_timeout: Duration::from_secs(parsed("SLACK_TIMEOUT_SECONDS", 10)?),
         })
@@ -200,7 +203,7 @@ impl ConnectConfig {
             pipelines_table: required("PIPELINES_TABLE")?,
             public_api_url: optional("PUBLIC_API_URL"),
             slack_api_url: optional("SLACK_API_URL")
-                .unwrap_or_else(|| crate::slack::client::DEFAULT_API_URL.to_owned()),
+                .unwrap_or_else(|| DEFAULT_SLACK_API_URL.to_owned()),
             slack_authorize_url: optional("SLACK_AUTHORIZE_URL")
                 .unwrap_or_else(|| "https://slack.com".to_owned()),
             link_secret_arn: required("LINK_SIGNING_SECRET_ARN")?,
@@ -302,39 +305,6 @@ pub fn init_tracing() {
     let _ = tracing_subscriber::registry()
         .with(log_layer(spec.as_deref(), std::io::stdout))
         .try_init();
-}
-
-/// Reads a secret's string from Secrets Manager; the error names `what` was being read
-/// (never the value).
-pub async fn read_secret(
-    client: &aws_sdk_secretsmanager::Client,
-    id: &str,
-    what: &str,
-) -> Result<String, String> {
-    read_secret_if_exists(client, id, what)
-        .await?
-        .ok_or_else(|| format!("reading {what}: the secret {id} does not exist"))
-}
-
-/// [`read_secret`], with `None` when no such secret exists.
-pub async fn read_secret_if_exists(
-    client: &aws_sdk_secretsmanager::Client,
-    id: &str,
-    what: &str,
-) -> Result<Option<String>, String> {
-    match client.get_secret_value().secret_id(id).send().await {
-        Ok(out) => Ok(Some(out.secret_string().unwrap_or_default().to_owned())),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(format!(
-            "reading {what}: {}",
-            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -134,7 +134,7 @@ pub async fn load_key(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
 ) -> Result<SecretString, String> {
-    let secret = crate::config::read_secret(client, arn, "the link signing key").await?;
+    let secret = crate::aws::secrets::read_secret(client, arn, "the link signing key").await?;
     parse_key(&secret)
         .ok_or_else(|| "the link signing secret holds no key of 16 or more characters".to_owned())
 }

@@ -22,6 +22,7 @@ pub mod connect;
 pub mod delivery;
 pub mod event;
 pub mod event_links;
+pub mod ids;
 pub mod ingress;
 pub mod purpose;
 pub mod routing;

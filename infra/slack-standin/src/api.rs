@@ -19,7 +19,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::oauth::{first, AuthorizeError};
-use crate::state::{ApiRequest, InvalidJson, Rejection, Shared};
+use crate::rejection::Rejection;
+use crate::state::{ApiRequest, InvalidJson, Shared};
 use crate::{consent, Fault};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {

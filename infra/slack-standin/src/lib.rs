@@ -66,6 +66,7 @@ mod consent;
 mod fault;
 mod oauth;
 mod pacing;
+mod rejection;
 mod render;
 mod signing;
 mod state;

@@ -9,7 +9,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::state::Rejection;
+use crate::rejection::Rejection;
 
 /// How long an authorization code can be exchanged (Slack: 10 minutes).
 pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);

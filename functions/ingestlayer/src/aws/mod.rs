@@ -1,4 +1,5 @@
 //! What talks to AWS beyond a single table: SQS batches, the DLQ redrive and secrets.
 
 pub mod redrive;
+pub mod secrets;
 pub mod sqs;

@@ -123,3 +123,18 @@ pub async fn send_all(
     }
     results
 }
+
+/// The answer to an SQS event source: the ids of the records to retry (partial batch
+/// response); every other record of the batch is deleted.
+pub fn batch_response(failures: Vec<String>) -> aws_lambda_events::event::sqs::SqsBatchResponse {
+    let mut r = aws_lambda_events::event::sqs::SqsBatchResponse::default();
+    r.batch_item_failures = failures
+        .into_iter()
+        .map(|id| {
+            let mut f = aws_lambda_events::event::sqs::BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    r
+}

@@ -136,7 +136,7 @@ impl AdminAuth {
                 }
             }
         }
-        let text = crate::config::read_secret(client, arn, "the admin token")
+        let text = crate::aws::secrets::read_secret(client, arn, "the admin token")
             .await
             .map_err(AdminError::Token)?;
         let token = usable_token(&text);

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::connect::admin_session::{Admin, SESSION_SECONDS};
 use crate::connect::{html, page, ConnectDeps};
-use crate::routing::pipelines::{ChannelRef, DEFAULT_TEAM};
+use crate::ids::{ChannelRef, DEFAULT_TEAM};
 use crate::slack::client::ChannelInfo;
 
 const COOKIE: &str = crate::connect::admin_session::COOKIE;
@@ -431,7 +431,7 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
         return page(400, "Not saved", "<p>Pick a channel.</p>");
     };
     // The pipeline function's own rules: what is saved here always loads there.
-    let team = match crate::routing::pipelines::parse_team(team) {
+    let team = match crate::ids::parse_team(team) {
         Ok(t) => t,
         Err(e) => {
             return page(

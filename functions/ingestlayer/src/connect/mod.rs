@@ -16,12 +16,12 @@ use secrecy::ExposeSecret;
 
 use crate::connect::admin_session::{usable_token, AdminAuth, AdminTokenSource};
 use crate::delivery::channel_state::{team_pk, Channels, Pause};
-use crate::delivery::TokenSource;
 use crate::slack::client::SlackClient;
 use crate::slack::oauth::{
     authorize_url, AppCredentials, AppError, OAuthClient, OAuthError, SlackAppSource, StateSigner,
     STATE_TTL,
 };
+use crate::slack::tokens::TokenSource;
 use crate::slack::tokens::WorkspaceTokens;
 use crate::slack::workspaces::Connections;
 
@@ -384,7 +384,7 @@ async fn member_joined(team: &str, event: &Value, deps: &ConnectDeps) -> Respons
     }
     if let Some((default_team, bot)) = default_bot(deps).await {
         if default_team == team && bot == user {
-            teams.push(crate::routing::pipelines::DEFAULT_TEAM.to_owned());
+            teams.push(crate::ids::DEFAULT_TEAM.to_owned());
         }
     }
     if teams.is_empty() {
@@ -462,7 +462,7 @@ async fn default_bot(deps: &ConnectDeps) -> Option<(String, String)> {
         .get_or_try_init(|| async {
             let token = deps
                 .tokens
-                .token(crate::routing::pipelines::DEFAULT_TEAM)
+                .token(crate::ids::DEFAULT_TEAM)
                 .await
                 .map_err(|e| e.to_string())?;
             deps.slack.auth_test(&token).await

@@ -70,13 +70,13 @@ impl PausedEntry {
 pub fn display_name(pk: &str) -> String {
     if let Some(group) = pk.strip_prefix("chan#") {
         let (team, channel) = group.split_once(':').unwrap_or(("", group));
-        if team.is_empty() || team == crate::routing::pipelines::DEFAULT_TEAM {
+        if team.is_empty() || team == crate::ids::DEFAULT_TEAM {
             channel.to_owned()
         } else {
             format!("{channel} in workspace {team}")
         }
     } else if let Some(team) = pk.strip_prefix("team#") {
-        if team == crate::routing::pipelines::DEFAULT_TEAM {
+        if team == crate::ids::DEFAULT_TEAM {
             "the default workspace".to_owned()
         } else {
             format!("workspace {team}")

@@ -22,7 +22,9 @@
 //!   digest; a digest Slack refuses is split back into single posts.
 
 pub mod channel_state;
+pub mod digest;
 pub mod ledger;
+pub mod message;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -31,19 +33,18 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use secrecy::SecretString;
-use tokio::sync::OnceCell;
 
 use crate::aws::sqs::{send_all, Outgoing};
-use crate::config::{DeliveryConfig, TokenConfig};
+use crate::config::DeliveryConfig;
 use crate::delivery::channel_state::{Channels, Gate, Membership, Pause};
+use crate::delivery::digest::{digest, DigestItem, DIGEST_MAX};
 use crate::delivery::ledger::{Entry, Ledger};
-use crate::routing::render::{digest, DigestItem, DIGEST_MAX};
-use crate::routing::route::Delivery;
+use crate::delivery::message::Delivery;
 use crate::slack::client::{
     classify, history_hint, operator_hint, Action, HistoryCheck, Join, PostMessage, SlackClient,
 };
 use crate::slack::oauth::{OAuthClient, SlackAppSource};
-use crate::slack::tokens::WorkspaceTokens;
+use crate::slack::tokens::{TokenError, TokenSource, WorkspaceTokens};
 use crate::slack::workspaces::Connections;
 
 /// Seconds before retry n (by receive count) of a transient failure; jittered ±20 %.
@@ -57,80 +58,6 @@ pub mod park_attr {
     pub const EVENT_ID: &str = "ingestlayer_event_id";
     pub const PIPELINE_ID: &str = "ingestlayer_pipeline_id";
     pub const CHANNEL: &str = "ingestlayer_channel";
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    #[error("reading the Slack token secret failed: {0}")]
-    Fetch(String),
-    #[error("workspace {0} is not connected: connect Slack from the destinations page")]
-    NotConnected(String),
-    #[error("workspace {0} revoked the app: reconnect Slack from the destinations page")]
-    Revoked(String),
-    #[error("the Slack token secret holds no bot token: connect Slack or put the token in the secret as {{\"bot_token\": \"xoxb-...\"}}")]
-    Empty,
-    /// The token is due for rotation and the app's credentials are not usable.
-    #[error("refreshing the rotating bot token needs the Slack app's credentials: {0}")]
-    App(#[from] crate::slack::oauth::AppError),
-}
-
-/// The bot token: fetched from Secrets Manager once and cached for the instance's life.
-pub struct TokenSource {
-    config: TokenConfig,
-    secrets: aws_sdk_secretsmanager::Client,
-    cached: OnceCell<SecretString>,
-}
-
-impl TokenSource {
-    pub fn new(config: TokenConfig, secrets: aws_sdk_secretsmanager::Client) -> Self {
-        Self {
-            config,
-            secrets,
-            cached: OnceCell::new(),
-        }
-    }
-
-    pub async fn token(&self) -> Result<&SecretString, TokenError> {
-        self.cached
-            .get_or_try_init(|| async {
-                match &self.config {
-                    TokenConfig::Env(t) => Ok(t.clone()),
-                    TokenConfig::Secret(arn) => {
-                        let out = self
-                            .secrets
-                            .get_secret_value()
-                            .secret_id(arn)
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                TokenError::Fetch(
-                                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                                        .to_string(),
-                                )
-                            })?;
-                        parse_secret(out.secret_string().unwrap_or_default())
-                    }
-                }
-            })
-            .await
-    }
-}
-
-/// A token secret is `{"bot_token": "xoxb-…"}` or the bare token.
-fn parse_secret(s: &str) -> Result<SecretString, TokenError> {
-    let token = match serde_json::from_str::<serde_json::Value>(s) {
-        Ok(v) => v
-            .get("bot_token")
-            .and_then(|t| t.as_str())
-            .unwrap_or_default()
-            .to_owned(),
-        Err(_) => s.trim().to_owned(),
-    };
-    if token.is_empty() {
-        Err(TokenError::Empty)
-    } else {
-        Ok(SecretString::from(token))
-    }
 }
 
 /// What the delivery handler holds across invocations.
@@ -264,7 +191,7 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
         }
     }
     hand_back(deps, &later).await;
-    crate::routing::batch_response(failures)
+    crate::aws::sqs::batch_response(failures)
 }
 
 async fn process_group<'r>(
@@ -1012,23 +939,6 @@ async fn hand_back(deps: &DeliveryDeps, later: &[(String, Duration)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
-
-    #[test]
-    fn token_secrets_are_json_or_bare() {
-        assert_eq!(
-            parse_secret(r#"{"bot_token":"xoxb-1"}"#)
-                .unwrap()
-                .expose_secret(),
-            "xoxb-1"
-        );
-        assert_eq!(parse_secret("xoxb-2\n").unwrap().expose_secret(), "xoxb-2");
-        assert!(matches!(
-            parse_secret(r#"{"bot_token":""}"#),
-            Err(TokenError::Empty)
-        ));
-    }
-
     #[test]
     fn retry_delays_grow_and_are_capped() {
         assert!(retry_delay(1, RETRY_SCHEDULE) <= Duration::from_secs_f64(1.2));

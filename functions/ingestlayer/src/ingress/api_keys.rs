@@ -39,21 +39,9 @@ pub fn key_id(key: &str) -> String {
     key.chars().take(11).collect()
 }
 
-/// Longest API-key source name.
-pub const MAX_SOURCE_NAME: usize = 64;
-
-/// Whether `name` can be an API key's source: 1–64 letters, digits, `-`, `_` and `.`, and
-/// not `webhook`. Event ids are `<source>:<client id>` and a webhook's are
-/// `webhook:<source>:<delivery id>`, so a source name with `:`, or named `webhook`, could
-/// name another source's events.
-pub fn valid_source_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_SOURCE_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && !name.eq_ignore_ascii_case("webhook")
-}
+pub use crate::ids::{
+    valid_key_source as valid_source_name, MAX_KEY_SOURCE_LEN as MAX_SOURCE_NAME,
+};
 
 /// A stored key, as operators see it (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-use crate::aws::sqs::{send_all, Outgoing};
+use crate::aws::sqs::{batch_response, send_all, Outgoing};
 use crate::config::PipelineConfig;
 use crate::event::Envelope;
 use crate::routing::enrich::{DynamoEntities, EntityStore};
@@ -185,14 +185,14 @@ pub async fn handle_with<S: EntityStore>(
         }
     }
     if envelopes.is_empty() {
-        return response(failures);
+        return batch_response(failures);
     }
     let pipelines = match deps.pipelines.get().await {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "no pipelines available; the batch will be retried");
             failures.extend(ids);
-            return response(failures);
+            return batch_response(failures);
         }
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -270,22 +270,5 @@ pub async fn handle_with<S: EntityStore>(
             failures.push(ids[i].clone());
         }
     }
-    response(failures)
-}
-
-fn response(failures: Vec<String>) -> SqsBatchResponse {
-    let mut r = SqsBatchResponse::default();
-    r.batch_item_failures = failures
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    r
-}
-
-pub(crate) fn batch_response(failures: Vec<String>) -> SqsBatchResponse {
-    response(failures)
+    batch_response(failures)
 }

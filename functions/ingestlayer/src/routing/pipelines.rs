@@ -5,113 +5,17 @@
 //! never stopping the others. The item format is documented in the README.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::EventName;
+use crate::ids::{parse_team, ChannelRef, PipelineId, DEFAULT_TEAM};
 use crate::routing::filter::Filter;
-use crate::routing::render::Template;
+use crate::routing::render::{RawTemplate, Template};
 
-/// A pipeline's id: 1–128 characters of letters, digits and `_ . - :`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PipelineId(String);
-
-impl PipelineId {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = !s.is_empty()
-            && s.len() <= 128
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "_.-:".contains(c));
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(format!(
-                "pipeline id {s:?} must be 1-128 characters of letters, digits and _ . - :"
-            ))
-        }
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PipelineId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A Slack channel: `#name` (public channels by name) or a channel id such as `C0123ABCD`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ChannelRef(String);
-
-impl ChannelRef {
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let is_id = s.len() >= 9
-            && s.starts_with(['C', 'G', 'D'])
-            && s.chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
-        if is_id {
-            return Ok(Self(s.to_owned()));
-        }
-        let name = s.strip_prefix('#').unwrap_or(s);
-        let ok = !name.is_empty()
-            && name.chars().count() <= 80
-            && name
-                .chars()
-                .all(|c| c.is_lowercase() || c.is_numeric() || c == '-' || c == '_' || c == '.');
-        if ok {
-            Ok(Self(format!("#{name}")))
-        } else {
-            Err(format!(
-                "channel {s:?} must be a channel id (C0123ABCD) or a name like #alerts (lowercase, no spaces, at most 80 characters)"
-            ))
-        }
-    }
-    /// The channel as sent to Slack: `#name` or the id.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ChannelRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The workspace a destination posts into: a Slack team id, or `default` for the
-/// deployment's single workspace.
-pub const DEFAULT_TEAM: &str = "default";
-
-/// The longest workspace a destination may name. Slack's team and enterprise ids are about
-/// 11 characters; the bound keeps `<team>:<channel>` within SQS's 128-character
-/// MessageGroupId.
-pub const MAX_TEAM_LEN: usize = 32;
-
-/// A destination's workspace: `default` or a Slack team id (letters, digits, `-`, `_`, at
-/// most [`MAX_TEAM_LEN`]). Pipelines are loaded and destinations saved with this one rule.
-pub fn parse_team(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty()
-        && s.len() <= MAX_TEAM_LEN
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if ok {
-        Ok(s.to_owned())
-    } else {
-        Err(format!(
-            "{s:?} must be a Slack team id such as T0123ABCD, or {DEFAULT_TEAM:?} (letters, digits, - and _, at most {MAX_TEAM_LEN})"
-        ))
-    }
-}
-
-/// Slack's pace: about one message per second per channel.
-pub const DEFAULT_MIN_INTERVAL_MS: u64 = 1000;
-/// Waiting messages of one channel at or above which they go out as one digest.
-pub const DEFAULT_DIGEST_THRESHOLD: usize = 3;
+pub use crate::delivery::message::{DEFAULT_DIGEST_THRESHOLD, DEFAULT_MIN_INTERVAL_MS};
 
 #[derive(Debug)]
 pub struct SlackDestination {
@@ -225,17 +129,6 @@ enum RawDestination {
     },
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTemplate {
-    #[serde(default)]
-    pub header: Option<String>,
-    #[serde(default)]
-    pub text: Option<String>,
-    #[serde(default)]
-    pub fields: Option<Vec<String>>,
-}
-
 impl Pipeline {
     /// Parses a DynamoDB item. `Ok(None)` for a well-formed but disabled pipeline.
     pub fn from_item(
@@ -303,8 +196,8 @@ impl Pipeline {
             Some(list) => {
                 for (i, source) in list.iter().enumerate() {
                     let valid = match source.strip_prefix("webhook:") {
-                        Some(name) => crate::ingress::webhooks::sources::valid_source_name(name),
-                        None => crate::ingress::api_keys::valid_source_name(source),
+                        Some(name) => crate::ids::valid_webhook_source(name),
+                        None => crate::ids::valid_key_source(source),
                     };
                     if !valid {
                         return Err(err(
@@ -501,7 +394,7 @@ mod tests {
             "bad team",
             "T1:x",
             "T1|#x",
-            &"T".repeat(MAX_TEAM_LEN + 1),
+            &"T".repeat(crate::ids::MAX_TEAM_LEN + 1),
         ] {
             let e = parse_team(bad).unwrap_err();
             assert!(e.contains("Slack team id"), "{e}");

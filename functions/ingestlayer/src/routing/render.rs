@@ -20,19 +20,7 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 
 use crate::event::Origin;
-use crate::routing::pipelines::RawTemplate;
-
-/// Block Kit limits (Slack's documented caps).
-pub mod limits {
-    pub const BLOCKS: usize = 50;
-    pub const HEADER_TEXT: usize = 150;
-    pub const SECTION_TEXT: usize = 3000;
-    pub const SECTION_FIELDS: usize = 10;
-    pub const FIELD_TEXT: usize = 2000;
-    pub const CONTEXT_TEXT: usize = 3000;
-    /// Fallback `text` we send; Slack's hard limit is 40 000, notifications show far less.
-    pub const FALLBACK_TEXT: usize = 3000;
-}
+use crate::slack::block_kit::{cut, cut_escaped, escape, limits, mrkdwn, RenderedMessage};
 
 /// Longest value shown in one field, so a card stays readable.
 const FIELD_VALUE_CHARS: usize = 300;
@@ -202,6 +190,18 @@ fn is_web_url(value: &str) -> bool {
     url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
 }
 
+/// A template as written in a pipeline item, before its references are checked.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTemplate {
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub fields: Option<Vec<String>>,
+}
+
 /// A destination's message template. Empty parts fall back to the default card: a header
 /// with the event name and a section of the event's key fields.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -237,15 +237,6 @@ impl Template {
             fields,
         })
     }
-}
-
-/// A chat.postMessage body without the channel: fallback `text` plus `blocks`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RenderedMessage {
-    pub text: String,
-    pub blocks: Vec<Value>,
-    /// True when a value was cut or fields were left out.
-    pub truncated: bool,
 }
 
 /// What a message is rendered from.
@@ -348,52 +339,6 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
     }
 }
 
-/// Most messages one digest carries: a header plus two blocks each stays under 50 blocks.
-pub const DIGEST_MAX: usize = 24;
-
-/// One message waiting in a digest: its rendered single message, event id and link.
-pub struct DigestItem<'a> {
-    pub event_name: &'a str,
-    pub event_id: &'a str,
-    pub message: &'a RenderedMessage,
-    pub link: Option<&'a str>,
-}
-
-/// Coalesces waiting messages of one channel into one message, in order: a header, then
-/// for each event its summary line and a context line with its id and link.
-pub fn digest(items: &[DigestItem<'_>]) -> RenderedMessage {
-    let items = &items[..items.len().min(DIGEST_MAX)];
-    let mut truncated = false;
-    let same_name = items.windows(2).all(|w| w[0].event_name == w[1].event_name);
-    let header = match (items.first(), same_name) {
-        (Some(first), true) => format!("{} × {}", items.len(), escape(first.event_name)),
-        _ => format!("{} events", items.len()),
-    };
-    let mut blocks = vec![
-        json!({"type": "header", "text": {"type": "plain_text", "text": cut(&header, limits::HEADER_TEXT, &mut truncated), "emoji": true}}),
-    ];
-    for item in items {
-        let text = cut(&item.message.text, limits::SECTION_TEXT, &mut truncated);
-        blocks.push(json!({"type": "section", "text": mrkdwn(text)}));
-        let mut context = format!("`{}`", escape(item.event_id));
-        if let Some(link) = item.link {
-            context.push_str(&format!(" · <{link}|full event>"));
-        }
-        blocks.push(json!({"type": "context", "elements": [mrkdwn(cut(&context, limits::CONTEXT_TEXT, &mut truncated))]}));
-    }
-    let lines: Vec<&str> = items.iter().map(|i| i.message.text.as_str()).collect();
-    let mut ignored = false;
-    RenderedMessage {
-        text: cut(
-            &format!("{header}: {}", lines.join(" | ")),
-            limits::FALLBACK_TEXT,
-            &mut ignored,
-        ),
-        blocks,
-        truncated: truncated || items.iter().any(|i| i.message.truncated),
-    }
-}
-
 /// The default card's fields: each scalar top-level field, then the scalar attributes of
 /// attached objects as `object.attribute`, in the event's own order.
 fn key_fields(ctx: &Value) -> Vec<(String, String)> {
@@ -419,12 +364,6 @@ fn key_fields(ctx: &Value) -> Vec<(String, String)> {
     out
 }
 
-/// A mrkdwn text object Slack takes literally (`verbatim`): no automatic links for URLs,
-/// `#channel` names or `@user` names found in the text; only explicit `<…>` markup links.
-fn mrkdwn(text: impl Into<String>) -> Value {
-    json!({"type": "mrkdwn", "text": text.into(), "verbatim": true})
-}
-
 fn lookup<'v>(ctx: &'v Value, path: &[String]) -> Option<&'v Value> {
     path.iter().try_fold(ctx, |v, seg| v.get(seg.as_str()))
 }
@@ -441,66 +380,12 @@ fn display_value(v: &Value) -> String {
     }
 }
 
-/// Escapes Slack's control characters so a value can never become markup.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Escapes `raw` and cuts the result to `max` characters without splitting an entity.
-fn cut_escaped(raw: &str, max: usize, truncated: &mut bool) -> String {
-    let mut out = String::new();
-    let mut used = 0;
-    let total: usize = raw
-        .chars()
-        .map(|c| if matches!(c, '&' | '<' | '>') { 5 } else { 1 })
-        .sum();
-    if total <= max {
-        return escape(raw);
-    }
-    *truncated = true;
-    for c in raw.chars() {
-        let piece = escape(&c.to_string());
-        let n = piece.chars().count();
-        if used + n + 1 > max {
-            break;
-        }
-        out.push_str(&piece);
-        used += n;
-    }
-    out.push('…');
-    out
-}
-
-/// Cuts already-rendered text to `max` characters, never inside an `&…;` entity.
-fn cut(s: &str, max: usize, truncated: &mut bool) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    *truncated = true;
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    if let Some(amp) = out.rfind('&') {
-        if !out[amp..].contains(';') && out.len() - amp <= 5 {
-            out.truncate(amp);
-        }
-    }
-    out.push('…');
-    out
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::delivery::digest::{digest, DigestItem};
 
-    fn input<'a>(name: &'a str, ctx: &'a Value) -> RenderInput<'a> {
+    pub(crate) fn input<'a>(name: &'a str, ctx: &'a Value) -> RenderInput<'a> {
         RenderInput {
             event_name: name,
             event_id: "01TEST",
@@ -733,60 +618,6 @@ mod tests {
             .as_str()
             .unwrap();
         assert!(ctx_text.contains("<https://x/v1/events/1?sig=a|view the full event>"));
-    }
-
-    #[test]
-    fn a_digest_keeps_every_event_readable_in_order_within_limits() {
-        let messages: Vec<RenderedMessage> = (0..30)
-            .map(|i| {
-                render(
-                    &Template::default(),
-                    &input("feature.used", &json!({"n": i, "big": "z".repeat(4000)})),
-                )
-            })
-            .collect();
-        let ids: Vec<String> = (0..30).map(|i| format!("e{i}")).collect();
-        let items: Vec<DigestItem<'_>> = messages
-            .iter()
-            .zip(&ids)
-            .map(|(m, id)| DigestItem {
-                event_name: "feature.used",
-                event_id: id,
-                message: m,
-                link: Some("https://x/l"),
-            })
-            .collect();
-        let d = digest(&items[..10]);
-        assert_eq!(d.blocks[0]["text"]["text"], "10 × feature.used");
-        assert_eq!(d.blocks.len(), 21);
-        assert!(d.blocks[1]["text"]["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("feature.used: n 0"));
-        assert!(d.blocks[20]["elements"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("`e9` · <https://x/l|full event>"));
-        let all = digest(&items);
-        assert!(all.blocks.len() <= limits::BLOCKS);
-        for b in &all.blocks[1..] {
-            let t = b["text"]["text"]
-                .as_str()
-                .or(b["elements"][0]["text"].as_str())
-                .unwrap();
-            assert!(t.chars().count() <= limits::SECTION_TEXT);
-        }
-        assert!(all.text.chars().count() <= limits::FALLBACK_TEXT);
-    }
-
-    #[test]
-    fn cutting_never_splits_an_entity() {
-        let mut t = false;
-        let s = cut_escaped(&"&".repeat(10), 12, &mut t);
-        assert!(t);
-        assert_eq!(s, "&amp;&amp;…");
-        let s = cut("ab&amp;cd", 5, &mut t);
-        assert_eq!(s, "ab…");
     }
 
     #[test]

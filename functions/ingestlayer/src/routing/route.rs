@@ -5,71 +5,13 @@
 //! pipeline) pair runs its steps until it needs an entity, then all needed entities are
 //! fetched in one batched lookup, and the pairs go on.
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
+use crate::delivery::message::Delivery;
 use crate::event::Envelope;
 use crate::routing::enrich::{entity_key, EnrichError, EntityStore};
 use crate::routing::pipelines::{Pipeline, PipelineSet, Step};
-use crate::routing::render::{render, RenderInput, RenderedMessage};
-
-/// One message for the Slack FIFO queue: the body of an SQS message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Delivery {
-    /// Format version of this body.
-    pub v: u8,
-    pub event_id: String,
-    pub event_name: String,
-    pub pipeline_id: String,
-    /// Index of the destination in the pipeline.
-    pub destination: usize,
-    pub team: String,
-    pub channel: String,
-    pub message: RenderedMessage,
-    /// Pacing: the least time between two posts to this channel.
-    #[serde(default = "default_interval_ms")]
-    pub min_interval_ms: u64,
-    /// Coalesce this many or more waiting messages of the channel into one digest; 0 never.
-    #[serde(default = "default_digest_threshold")]
-    pub digest_threshold: usize,
-    /// A signed link to the full stored event, when the pipeline can sign one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
-}
-
-fn default_interval_ms() -> u64 {
-    crate::routing::pipelines::DEFAULT_MIN_INTERVAL_MS
-}
-
-fn default_digest_threshold() -> usize {
-    crate::routing::pipelines::DEFAULT_DIGEST_THRESHOLD
-}
-
-impl Delivery {
-    /// (event, pipeline, destination): at most one Slack post each. Also the FIFO
-    /// deduplication id. The event id is scoped by its source, so two sources' events never
-    /// share a key.
-    pub fn key(&self) -> String {
-        delivery_key(&self.event_id, &self.pipeline_id, self.destination)
-    }
-
-    /// FIFO message group: one per workspace and channel.
-    pub fn group_id(&self) -> String {
-        format!("{}:{}", self.team, self.channel)
-    }
-}
-
-/// SHA-256 hex of event id, pipeline id and destination index.
-pub fn delivery_key(event_id: &str, pipeline_id: &str, destination: usize) -> String {
-    let mut h = Sha256::new();
-    h.update(event_id.as_bytes());
-    h.update([0]);
-    h.update(pipeline_id.as_bytes());
-    h.update([0]);
-    h.update(destination.to_string().as_bytes());
-    hex::encode(h.finalize())
-}
+use crate::routing::render::{render, RenderInput};
 
 /// What became of one (event, pipeline) pair.
 #[derive(Debug, Clone, PartialEq)]
@@ -250,6 +192,7 @@ pub async fn route<S: EntityStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::message::delivery_key;
     use crate::event::{parse_incoming, Envelope};
     use crate::routing::pipelines::Pipeline;
     use serde_json::json;

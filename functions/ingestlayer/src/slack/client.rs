@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Slack's own base URL; tests and the local stack set `SLACK_API_URL` instead.
-pub const DEFAULT_API_URL: &str = "https://slack.com/api";
+pub use crate::config::DEFAULT_SLACK_API_URL as DEFAULT_API_URL;
 /// The longest Retry-After we honour in one wait; longer ones wait again.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 

@@ -128,7 +128,7 @@ impl SlackAppSource {
                 return result.clone();
             }
         }
-        let text = crate::config::read_secret(client, arn, "the Slack app secret")
+        let text = crate::aws::secrets::read_secret(client, arn, "the Slack app secret")
             .await
             .map_err(AppError::Read)?;
         let result = AppCredentials::parse(&text).map_err(AppError::NotConfigured);

@@ -11,12 +11,86 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OnceCell};
 
-use crate::delivery::{TokenError, TokenSource};
-use crate::routing::pipelines::DEFAULT_TEAM;
+use crate::config::TokenConfig;
+use crate::ids::DEFAULT_TEAM;
 use crate::slack::oauth::{AppCredentials, OAuthClient, SlackAppSource};
 use crate::slack::workspaces::{Connections, WorkspaceToken};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("reading the Slack token secret failed: {0}")]
+    Fetch(String),
+    #[error("workspace {0} is not connected: connect Slack from the destinations page")]
+    NotConnected(String),
+    #[error("workspace {0} revoked the app: reconnect Slack from the destinations page")]
+    Revoked(String),
+    #[error("the Slack token secret holds no bot token: connect Slack or put the token in the secret as {{\"bot_token\": \"xoxb-...\"}}")]
+    Empty,
+    /// The token is due for rotation and the app's credentials are not usable.
+    #[error("refreshing the rotating bot token needs the Slack app's credentials: {0}")]
+    App(#[from] crate::slack::oauth::AppError),
+}
+
+/// The bot token: fetched from Secrets Manager once and cached for the instance's life.
+pub struct TokenSource {
+    config: TokenConfig,
+    secrets: aws_sdk_secretsmanager::Client,
+    cached: OnceCell<SecretString>,
+}
+
+impl TokenSource {
+    pub fn new(config: TokenConfig, secrets: aws_sdk_secretsmanager::Client) -> Self {
+        Self {
+            config,
+            secrets,
+            cached: OnceCell::new(),
+        }
+    }
+
+    pub async fn token(&self) -> Result<&SecretString, TokenError> {
+        self.cached
+            .get_or_try_init(|| async {
+                match &self.config {
+                    TokenConfig::Env(t) => Ok(t.clone()),
+                    TokenConfig::Secret(arn) => {
+                        let out = self
+                            .secrets
+                            .get_secret_value()
+                            .secret_id(arn)
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                TokenError::Fetch(
+                                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                                        .to_string(),
+                                )
+                            })?;
+                        parse_secret(out.secret_string().unwrap_or_default())
+                    }
+                }
+            })
+            .await
+    }
+}
+
+/// A token secret is `{"bot_token": "xoxb-…"}` or the bare token.
+fn parse_secret(s: &str) -> Result<SecretString, TokenError> {
+    let token = match serde_json::from_str::<serde_json::Value>(s) {
+        Ok(v) => v
+            .get("bot_token")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        Err(_) => s.trim().to_owned(),
+    };
+    if token.is_empty() {
+        Err(TokenError::Empty)
+    } else {
+        Ok(SecretString::from(token))
+    }
+}
 
 /// How long a read token is reused before its secret is read again (so a re-install or
 /// another instance's refresh is picked up).
@@ -235,6 +309,23 @@ fn near_expiry(expires_at_ms: Option<i64>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn token_secrets_are_json_or_bare() {
+        assert_eq!(
+            parse_secret(r#"{"bot_token":"xoxb-1"}"#)
+                .unwrap()
+                .expose_secret(),
+            "xoxb-1"
+        );
+        assert_eq!(parse_secret("xoxb-2\n").unwrap().expose_secret(), "xoxb-2");
+        assert!(matches!(
+            parse_secret(r#"{"bot_token":""}"#),
+            Err(TokenError::Empty)
+        ));
+    }
+
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[tokio::test(start_paused = true)]

@@ -207,7 +207,7 @@ async fn read(
     prefix: &str,
     source: &str,
 ) -> Result<SourceConfig, String> {
-    let raw = ingestlayer::config::read_secret_if_exists(
+    let raw = ingestlayer::aws::secrets::read_secret_if_exists(
         sm,
         &format!("{prefix}{source}"),
         "the webhook source",

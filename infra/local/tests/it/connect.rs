@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use ingestlayer::config::TokenConfig;
-use ingestlayer::delivery::TokenSource;
 use ingestlayer::slack::oauth::{AppCredentials, OAuthClient, StateSigner};
+use ingestlayer::slack::tokens::TokenSource;
 use ingestlayer::slack::tokens::WorkspaceTokens;
 use ingestlayer::slack::workspaces::WorkspaceToken;
 use secrecy::{ExposeSecret, SecretString};

@@ -63,7 +63,7 @@ async fn the_sqs_batch_file_routes_to_the_slack_queue() {
     assert!(resp.batch_item_failures.is_empty());
     let queued = s.peek(&s.res.slack_queue_url).await;
     assert_eq!(queued.len(), 1);
-    let d: ingestlayer::routing::route::Delivery =
+    let d: ingestlayer::delivery::message::Delivery =
         serde_json::from_str(queued[0].body().unwrap()).unwrap();
     assert_eq!(
         (d.event_id.as_str(), d.channel.as_str()),

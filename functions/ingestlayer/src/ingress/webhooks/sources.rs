@@ -41,8 +41,9 @@ pub const RELOAD_AFTER: Duration = Duration::from_secs(1);
 const MISSING_TTL: Duration = Duration::from_secs(10);
 /// HMAC-SHA256 output.
 const SIGNATURE_LEN: usize = 32;
-/// Longest source name.
-pub const MAX_SOURCE_NAME: usize = 48;
+pub use crate::ids::{
+    valid_webhook_source as valid_source_name, MAX_WEBHOOK_SOURCE_LEN as MAX_SOURCE_NAME,
+};
 
 /// The signing scheme a source's sender uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -545,15 +546,6 @@ pub fn origin(name: &str) -> String {
     format!("webhook:{name}")
 }
 
-/// Whether `name` can be a source: 1–64 of `a-z 0-9 _ -`.
-pub fn valid_source_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_SOURCE_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
-
 /// What a lookup found, and when.
 type Cached = (Instant, Option<Arc<Source>>);
 
@@ -610,10 +602,13 @@ impl WebhookSources {
             }
         }
         let secret_id = format!("{}{name}", self.prefix);
-        let raw =
-            crate::config::read_secret_if_exists(&self.client, &secret_id, "a webhook source")
-                .await
-                .map_err(SourceError::Unavailable)?;
+        let raw = crate::aws::secrets::read_secret_if_exists(
+            &self.client,
+            &secret_id,
+            "a webhook source",
+        )
+        .await
+        .map_err(SourceError::Unavailable)?;
         let found = match raw {
             None => Ok(None),
             Some(raw) => parse_source_config(&raw)
@@ -786,9 +781,12 @@ pub async fn list_sources(
     names.sort();
     let mut out = Vec::with_capacity(names.len());
     for name in names {
-        let raw =
-            crate::config::read_secret(client, &format!("{prefix}{name}"), "a webhook source")
-                .await?;
+        let raw = crate::aws::secrets::read_secret(
+            client,
+            &format!("{prefix}{name}"),
+            "a webhook source",
+        )
+        .await?;
         let provider = parse_source_config(&raw).map(|c| c.provider);
         out.push((name, provider));
     }

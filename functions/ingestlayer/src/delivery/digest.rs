@@ -1,0 +1,100 @@
+//! Digests: the waiting messages of one channel coalesced into one post, in order, within
+//! Block Kit's limits.
+
+use serde_json::json;
+
+use crate::slack::block_kit::{cut, escape, limits, mrkdwn, RenderedMessage};
+
+/// Most messages one digest carries: a header plus two blocks each stays under 50 blocks.
+pub const DIGEST_MAX: usize = 24;
+
+/// One message waiting in a digest: its rendered single message, event id and link.
+pub struct DigestItem<'a> {
+    pub event_name: &'a str,
+    pub event_id: &'a str,
+    pub message: &'a RenderedMessage,
+    pub link: Option<&'a str>,
+}
+
+/// Coalesces waiting messages of one channel into one message, in order: a header, then
+/// for each event its summary line and a context line with its id and link.
+pub fn digest(items: &[DigestItem<'_>]) -> RenderedMessage {
+    let items = &items[..items.len().min(DIGEST_MAX)];
+    let mut truncated = false;
+    let same_name = items.windows(2).all(|w| w[0].event_name == w[1].event_name);
+    let header = match (items.first(), same_name) {
+        (Some(first), true) => format!("{} × {}", items.len(), escape(first.event_name)),
+        _ => format!("{} events", items.len()),
+    };
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": cut(&header, limits::HEADER_TEXT, &mut truncated), "emoji": true}}),
+    ];
+    for item in items {
+        let text = cut(&item.message.text, limits::SECTION_TEXT, &mut truncated);
+        blocks.push(json!({"type": "section", "text": mrkdwn(text)}));
+        let mut context = format!("`{}`", escape(item.event_id));
+        if let Some(link) = item.link {
+            context.push_str(&format!(" · <{link}|full event>"));
+        }
+        blocks.push(json!({"type": "context", "elements": [mrkdwn(cut(&context, limits::CONTEXT_TEXT, &mut truncated))]}));
+    }
+    let lines: Vec<&str> = items.iter().map(|i| i.message.text.as_str()).collect();
+    let mut ignored = false;
+    RenderedMessage {
+        text: cut(
+            &format!("{header}: {}", lines.join(" | ")),
+            limits::FALLBACK_TEXT,
+            &mut ignored,
+        ),
+        blocks,
+        truncated: truncated || items.iter().any(|i| i.message.truncated),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_digest_keeps_every_event_readable_in_order_within_limits() {
+        let messages: Vec<RenderedMessage> = (0..30)
+            .map(|i| RenderedMessage {
+                text: format!("feature.used: n {i}, big {}", "z".repeat(4000)),
+                blocks: Vec::new(),
+                truncated: false,
+            })
+            .collect();
+        let ids: Vec<String> = (0..30).map(|i| format!("e{i}")).collect();
+        let items: Vec<DigestItem<'_>> = messages
+            .iter()
+            .zip(&ids)
+            .map(|(m, id)| DigestItem {
+                event_name: "feature.used",
+                event_id: id,
+                message: m,
+                link: Some("https://x/l"),
+            })
+            .collect();
+        let d = digest(&items[..10]);
+        assert_eq!(d.blocks[0]["text"]["text"], "10 × feature.used");
+        assert_eq!(d.blocks.len(), 21);
+        assert!(d.blocks[1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("feature.used: n 0"));
+        assert!(d.blocks[20]["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("`e9` · <https://x/l|full event>"));
+        let all = digest(&items);
+        assert!(all.blocks.len() <= limits::BLOCKS);
+        for b in &all.blocks[1..] {
+            let t = b["text"]["text"]
+                .as_str()
+                .or(b["elements"][0]["text"].as_str())
+                .unwrap();
+            assert!(t.chars().count() <= limits::SECTION_TEXT);
+        }
+        assert!(all.text.chars().count() <= limits::FALLBACK_TEXT);
+    }
+}

@@ -1,0 +1,124 @@
+//! Identifiers every stage shares, parsed once at the edge: pipeline ids, Slack channels and
+//! workspaces, and the names of event sources (API keys and webhook sources).
+
+use std::fmt;
+
+/// A pipeline's id: 1–128 characters of letters, digits and `_ . - :`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PipelineId(String);
+
+impl PipelineId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-:".contains(c));
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "pipeline id {s:?} must be 1-128 characters of letters, digits and _ . - :"
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PipelineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Slack channel: `#name` (public channels by name) or a channel id such as `C0123ABCD`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChannelRef(String);
+
+impl ChannelRef {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let is_id = s.len() >= 9
+            && s.starts_with(['C', 'G', 'D'])
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if is_id {
+            return Ok(Self(s.to_owned()));
+        }
+        let name = s.strip_prefix('#').unwrap_or(s);
+        let ok = !name.is_empty()
+            && name.chars().count() <= 80
+            && name
+                .chars()
+                .all(|c| c.is_lowercase() || c.is_numeric() || c == '-' || c == '_' || c == '.');
+        if ok {
+            Ok(Self(format!("#{name}")))
+        } else {
+            Err(format!(
+                "channel {s:?} must be a channel id (C0123ABCD) or a name like #alerts (lowercase, no spaces, at most 80 characters)"
+            ))
+        }
+    }
+    /// The channel as sent to Slack: `#name` or the id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ChannelRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The workspace a destination posts into: a Slack team id, or `default` for the
+/// deployment's single workspace.
+pub const DEFAULT_TEAM: &str = "default";
+
+/// The longest workspace a destination may name. Slack's team and enterprise ids are about
+/// 11 characters; the bound keeps `<team>:<channel>` within SQS's 128-character
+/// MessageGroupId.
+pub const MAX_TEAM_LEN: usize = 32;
+
+/// A destination's workspace: `default` or a Slack team id (letters, digits, `-`, `_`, at
+/// most [`MAX_TEAM_LEN`]). Pipelines are loaded and destinations saved with this one rule.
+pub fn parse_team(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_TEAM_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} must be a Slack team id such as T0123ABCD, or {DEFAULT_TEAM:?} (letters, digits, - and _, at most {MAX_TEAM_LEN})"
+        ))
+    }
+}
+
+/// The longest source an API key may name.
+pub const MAX_KEY_SOURCE_LEN: usize = 64;
+
+/// An API key's source: 1–64 letters, digits, `-`, `_` or `.`, and not `webhook` (that
+/// prefix belongs to webhook sources' event ids).
+pub fn valid_key_source(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_KEY_SOURCE_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.eq_ignore_ascii_case("webhook")
+}
+
+/// The longest webhook source name.
+pub const MAX_WEBHOOK_SOURCE_LEN: usize = 48;
+
+/// A webhook source's name, as it appears in `/v1/webhooks/{source}`: 1–48 lowercase
+/// letters, digits, `_` or `-`.
+pub fn valid_webhook_source(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_WEBHOOK_SOURCE_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
