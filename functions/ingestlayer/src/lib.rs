@@ -20,6 +20,7 @@ pub mod aws;
 pub mod config;
 pub mod connect;
 pub mod delivery;
+pub mod error;
 pub mod event;
 pub mod event_links;
 pub mod ids;
