@@ -46,6 +46,14 @@ pub enum Error {
         code: String,
         retryable: bool,
     },
+    /// A call that failed for a whole batch, or that left part of a batch undone after
+    /// every retry (DynamoDB's unprocessed items), reported for each item it concerns.
+    #[error("{}{detail}", if what.is_empty() { String::new() } else { format!("{what}: ") })]
+    Upstream {
+        what: String,
+        detail: String,
+        retryable: bool,
+    },
     /// Something we read (a stored item, a secret's value, a queue message) is not what it
     /// must be. Not retryable: the same bytes fail the same way.
     #[error("{what}: {reason}")]
@@ -65,7 +73,9 @@ impl Error {
     /// Whether the same call, made again later, may succeed.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Aws { retryable, .. } | Error::SlackRefused { retryable, .. } => *retryable,
+            Error::Aws { retryable, .. }
+            | Error::SlackRefused { retryable, .. }
+            | Error::Upstream { retryable, .. } => *retryable,
             Error::Slack { .. } => true,
             Error::Invalid { .. } | Error::NotFound(_) | Error::Conflict(_) | Error::Config(_) => {
                 false
@@ -99,6 +109,16 @@ impl Error {
             detail: aws_smithy_types::error::display::DisplayErrorContext(&e).to_string(),
             retryable,
             source: Box::new(e),
+        }
+    }
+
+    /// The same failure, for another item it concerns (an error is not `Clone`: its cause
+    /// stays with the first).
+    pub fn for_another(&self) -> Self {
+        Error::Upstream {
+            what: String::new(),
+            detail: self.to_string(),
+            retryable: self.is_retryable(),
         }
     }
 

@@ -12,11 +12,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde_json::{Map, Value};
 
+use crate::aws::retry::UNPROCESSED;
+use crate::error::Error;
 use crate::routing::pipelines::EnrichSpec;
 
 /// BatchGetItem takes at most 100 keys.
@@ -25,15 +26,6 @@ const BATCH_GET_MAX: usize = 100;
 pub const MAX_KEY_BYTES: usize = 2048;
 /// Attempts for keys DynamoDB leaves unprocessed before the lookup fails (and the records
 /// that needed it are retried by SQS).
-const UNPROCESSED_ATTEMPTS: u32 = 6;
-
-#[derive(Debug, thiserror::Error)]
-pub enum EnrichError {
-    #[error("entity lookup failed: {0}")]
-    Store(String),
-    #[error("entity lookup left {0} keys unprocessed after {UNPROCESSED_ATTEMPTS} attempts")]
-    Unprocessed(usize),
-}
 
 /// Where entities come from. A fake earns its place in the routing unit tests.
 pub trait EntityStore: Sync {
@@ -41,7 +33,7 @@ pub trait EntityStore: Sync {
     fn get_many(
         &self,
         keys: &[String],
-    ) -> impl Future<Output = Result<HashMap<String, Map<String, Value>>, EnrichError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<String, Map<String, Value>>, Error>> + Send;
 }
 
 /// The entities table in DynamoDB.
@@ -56,7 +48,7 @@ impl EntityStore for DynamoEntities {
     async fn get_many(
         &self,
         keys: &[String],
-    ) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
+    ) -> Result<HashMap<String, Map<String, Value>>, Error> {
         let unique: Vec<&String> = keys
             .iter()
             .filter(|k| storable(k))
@@ -88,7 +80,7 @@ fn storable(key: &str) -> bool {
 enum BatchError {
     /// DynamoDB refused the request itself (ValidationException): no key of it was read.
     Invalid(String),
-    Other(EnrichError),
+    Other(Error),
 }
 
 impl DynamoEntities {
@@ -105,17 +97,27 @@ impl DynamoEntities {
                 .collect();
             let mut attempt = 0;
             while !pending.is_empty() {
-                if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
-                }
-                if attempt >= UNPROCESSED_ATTEMPTS {
-                    return Err(BatchError::Other(EnrichError::Unprocessed(pending.len())));
-                }
                 attempt += 1;
+                match UNPROCESSED.before(attempt) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => {
+                        return Err(BatchError::Other(Error::Upstream {
+                            what: "entity lookup".into(),
+                            detail: format!(
+                                "DynamoDB left {} keys unprocessed after {} attempts",
+                                pending.len(),
+                                UNPROCESSED.attempts()
+                            ),
+                            retryable: true,
+                        }))
+                    }
+                }
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
                     .build()
-                    .map_err(|e| BatchError::Other(EnrichError::Store(e.to_string())))?;
+                    .map_err(|e| {
+                        BatchError::Other(Error::invalid("the entity lookup request", e))
+                    })?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -128,9 +130,7 @@ impl DynamoEntities {
                                 aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
                             )
                         } else {
-                            BatchError::Other(EnrichError::Store(
-                                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-                            ))
+                            BatchError::Other(Error::aws("entity lookup", e))
                         }
                     })?;
                 for item in out
@@ -156,7 +156,7 @@ impl DynamoEntities {
         &self,
         key: &str,
         found: &mut HashMap<String, Map<String, Value>>,
-    ) -> Result<(), EnrichError> {
+    ) -> Result<(), Error> {
         match self
             .client
             .get_item()
@@ -175,9 +175,7 @@ impl DynamoEntities {
                 tracing::warn!(key_bytes = key.len(), reason = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "DynamoDB refused an entity key; treated as not found");
                 Ok(())
             }
-            Err(e) => Err(EnrichError::Store(
-                aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-            )),
+            Err(e) => Err(Error::aws("entity lookup", e)),
         }
     }
 }
@@ -226,12 +224,6 @@ pub fn attach(context: &mut Value, spec: &EnrichSpec, entity: Option<&Map<String
     if let Value::Object(ctx) = context {
         ctx.insert(spec.attach_as.clone(), Value::Object(attached));
     }
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let base = 50u64.saturating_mul(1 << attempt.min(6));
-    let jitter = rand::random_range(0..=base / 2);
-    Duration::from_millis((base + jitter).min(2_000))
 }
 
 /// The entities-table key for `entity` with id `value`, or `None` when the value is not
@@ -436,15 +428,9 @@ mod tests {
                 table: "entities".into(),
             };
             let err = store.get_many(&["user#a".into()]).await.unwrap_err();
-            assert!(matches!(err, EnrichError::Unprocessed(1)), "{err}");
-            assert_eq!(always.num_calls(), UNPROCESSED_ATTEMPTS as usize);
-        }
-    }
-
-    #[test]
-    fn backoff_is_capped() {
-        for a in 0..20 {
-            assert!(backoff(a) <= Duration::from_secs(2));
+            assert!(err.is_retryable(), "{err}");
+            assert!(err.to_string().contains("left 1 keys unprocessed"), "{err}");
+            assert_eq!(always.num_calls(), UNPROCESSED.attempts());
         }
     }
 }

@@ -8,8 +8,9 @@
 use serde_json::{Map, Value};
 
 use crate::delivery::message::Delivery;
+use crate::error::Error;
 use crate::event::Envelope;
-use crate::routing::enrich::{entity_key, EnrichError, EntityStore};
+use crate::routing::enrich::{entity_key, EntityStore};
 use crate::routing::pipelines::{Pipeline, PipelineSet, Step};
 use crate::routing::render::{render, RenderInput};
 
@@ -24,7 +25,7 @@ pub enum PairOutcome {
 
 /// The result for one event: its pairs' outcomes, or an error that makes the whole
 /// event retry (nothing of it is sent).
-pub type EventResult = Result<Vec<PairOutcome>, EnrichError>;
+pub type EventResult = Result<Vec<PairOutcome>, Error>;
 
 struct Pair<'p> {
     event: usize,
@@ -69,7 +70,7 @@ pub async fn route<S: EntityStore>(
             });
         }
     }
-    let mut failed: Vec<Option<String>> = vec![None; events.len()];
+    let mut failed: Vec<Option<Error>> = (0..events.len()).map(|_| None).collect();
 
     loop {
         // Run every live pair up to its next enrich step.
@@ -127,9 +128,8 @@ pub async fn route<S: EntityStore>(
                 }
             }
             Err(e) => {
-                let message = e.to_string();
                 for (pi, _) in wanted {
-                    failed[pairs[pi].event] = Some(message.clone());
+                    failed[pairs[pi].event] = Some(e.for_another());
                 }
             }
         }
@@ -138,7 +138,7 @@ pub async fn route<S: EntityStore>(
     let mut results: Vec<EventResult> = failed
         .into_iter()
         .map(|f| match f {
-            Some(m) => Err(EnrichError::Store(m)),
+            Some(e) => Err(e),
             None => Ok(Vec::new()),
         })
         .collect();
@@ -209,10 +209,14 @@ mod tests {
         async fn get_many(
             &self,
             keys: &[String],
-        ) -> Result<HashMap<String, Map<String, Value>>, EnrichError> {
+        ) -> Result<HashMap<String, Map<String, Value>>, Error> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             if self.fail {
-                return Err(EnrichError::Store("throttled".into()));
+                return Err(Error::Upstream {
+                    what: "entity lookup".into(),
+                    detail: "throttled".into(),
+                    retryable: true,
+                });
             }
             Ok(keys
                 .iter()

@@ -76,10 +76,8 @@ async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
         async fn get_many(
             &self,
             _: &[String],
-        ) -> Result<
-            HashMap<String, serde_json::Map<String, Value>>,
-            ingestlayer::routing::enrich::EnrichError,
-        > {
+        ) -> Result<HashMap<String, serde_json::Map<String, Value>>, ingestlayer::error::Error>
+        {
             Ok(HashMap::new())
         }
     }
@@ -113,10 +111,8 @@ async fn the_stripe_example_takes_only_what_stripe_signed() {
         async fn get_many(
             &self,
             _: &[String],
-        ) -> Result<
-            HashMap<String, serde_json::Map<String, Value>>,
-            ingestlayer::routing::enrich::EnrichError,
-        > {
+        ) -> Result<HashMap<String, serde_json::Map<String, Value>>, ingestlayer::error::Error>
+        {
             Ok(HashMap::new())
         }
     }
