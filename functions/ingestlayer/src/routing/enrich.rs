@@ -24,6 +24,7 @@ use crate::routing::pipelines::EnrichSpec;
 const BATCH_GET_MAX: usize = 100;
 /// DynamoDB's limit on a partition key value, in bytes (UTF-8).
 pub const MAX_KEY_BYTES: usize = 2048;
+
 /// Where entities come from. A fake earns its place in the routing unit tests.
 pub trait EntityStore: Sync {
     /// Looks up every key (`user#u_42`); keys with no item are absent from the answer.
