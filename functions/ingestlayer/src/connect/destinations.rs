@@ -16,6 +16,7 @@ use crate::connect::admin_session::{Admin, SESSION_SECONDS};
 use crate::connect::{html, page, ConnectDeps};
 use crate::ids::{ChannelRef, DEFAULT_TEAM};
 use crate::slack::client::ChannelInfo;
+use crate::slack::workspaces::ConnectionStatus;
 
 const COOKIE: &str = crate::connect::admin_session::COOKIE;
 
@@ -268,8 +269,10 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
         );
         for c in &connections {
             let status = match &c.revoked_reason {
-                Some(r) if c.status == "revoked" => format!("revoked ({})", html(r)),
-                _ => html(&c.status),
+                Some(r) if c.status == ConnectionStatus::Revoked => {
+                    format!("revoked ({})", html(r))
+                }
+                _ => html(c.status.as_str()),
             };
             body.push_str(&format!(
                 "<tr data-team=\"{id}\"><td>{name}</td><td><code>{id}</code></td><td>{status}</td><td>{at}</td></tr>",
@@ -297,14 +300,14 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
     }
 
     body.push_str("<h2>Pipelines</h2>");
-    let mut channel_lists: HashMap<String, Result<Vec<ChannelInfo>, String>> = HashMap::new();
+    let mut channel_lists: HashMap<String, crate::error::Result<Vec<ChannelInfo>>> = HashMap::new();
     let wanted: Vec<String> = rows
         .iter()
         .map(|r| r.team.clone())
         .chain(
             connections
                 .iter()
-                .filter(|c| c.status == "active")
+                .filter(|c| c.status == ConnectionStatus::Active)
                 .map(|c| c.team_id.clone()),
         )
         .filter(|t| !t.is_empty())
@@ -313,7 +316,7 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
         if let std::collections::hash_map::Entry::Vacant(slot) = channel_lists.entry(team) {
             let list = match deps.tokens.token(slot.key()).await {
                 Ok(t) => deps.slack.list_channels(&t).await,
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e.into()),
             };
             slot.insert(list);
         }
@@ -349,7 +352,7 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
         let mut current_listed = false;
         let mut teams: Vec<(String, String)> = connections
             .iter()
-            .filter(|c| c.status == "active")
+            .filter(|c| c.status == ConnectionStatus::Active)
             .map(|c| (c.team_id.clone(), c.team_name.clone()))
             .collect();
         if matches!(channel_lists.get(DEFAULT_TEAM), Some(Ok(_))) {

@@ -464,7 +464,7 @@ async fn default_bot(deps: &ConnectDeps) -> Option<(String, String)> {
                 .tokens
                 .token(crate::ids::DEFAULT_TEAM)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(crate::error::Error::from)?;
             deps.slack.auth_test(&token).await
         })
         .await

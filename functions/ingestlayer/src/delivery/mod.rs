@@ -40,9 +40,8 @@ use crate::delivery::channel_state::{Channels, Gate, Membership, Pause};
 use crate::delivery::digest::{digest, DigestItem, DIGEST_MAX};
 use crate::delivery::ledger::{Entry, Ledger};
 use crate::delivery::message::Delivery;
-use crate::slack::client::{
-    classify, history_hint, operator_hint, Action, HistoryCheck, Join, PostMessage, SlackClient,
-};
+use crate::slack::answers::{classify, history_hint, operator_hint, Action};
+use crate::slack::client::{HistoryCheck, Join, PostMessage, SlackClient};
 use crate::slack::oauth::{OAuthClient, SlackAppSource};
 use crate::slack::tokens::{TokenError, TokenSource, WorkspaceTokens};
 use crate::slack::workspaces::Connections;
@@ -654,7 +653,7 @@ async fn history_check(
                 // posted to it. (A channel the bot was removed from after posting is
                 // checked by the id recorded when it was in, and answers not_in_channel.)
                 Ok(None) => return HistoryCheck::NotFound,
-                Err(e) => return HistoryCheck::Unavailable(e),
+                Err(e) => return HistoryCheck::Unavailable(e.to_string()),
             }
         }
         Ok(None) => delivery.channel.clone(),
@@ -675,7 +674,7 @@ async fn history_check(
                     tracing::warn!(channel = %delivery.channel, slack_error = %why, "the bot cannot join the channel to read its history");
                     HistoryCheck::Refused(e)
                 }
-                Err(why) => HistoryCheck::Unavailable(why),
+                Err(why) => HistoryCheck::Unavailable(why.to_string()),
             }
         }
         other => other,
@@ -792,7 +791,7 @@ async fn post_unit(
     unit: &[Item<'_>],
     token: &SecretString,
     deps: &DeliveryDeps,
-) -> (crate::slack::client::Answer, String) {
+) -> (crate::slack::answers::Answer, String) {
     let first = &unit[0].delivery;
     let (message, metadata) = if unit.len() == 1 {
         (

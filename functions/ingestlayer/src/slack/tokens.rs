@@ -16,12 +16,16 @@ use crate::aws::retry::{with_retries, MUST_STORE};
 use crate::config::TokenConfig;
 use crate::ids::DEFAULT_TEAM;
 use crate::slack::oauth::{AppCredentials, OAuthClient, SlackAppSource};
-use crate::slack::workspaces::{Connections, WorkspaceToken};
+use crate::slack::workspaces::{ConnectionStatus, Connections, WorkspaceToken};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("reading the Slack token secret failed: {0}")]
-    Fetch(String),
+    /// The token could not be read or refreshed; retrying may help.
+    #[error("reading the Slack token failed: {0}")]
+    Fetch(#[from] crate::error::Error),
+    /// Slack refused or failed the refresh of a rotating token; retrying may help.
+    #[error("token refresh failed: {0}")]
+    Refresh(#[source] crate::slack::oauth::OAuthError),
     #[error("workspace {0} is not connected: connect Slack from the destinations page")]
     NotConnected(String),
     #[error("workspace {0} revoked the app: reconnect Slack from the destinations page")]
@@ -31,6 +35,20 @@ pub enum TokenError {
     /// The token is due for rotation and the app's credentials are not usable.
     #[error("refreshing the rotating bot token needs the Slack app's credentials: {0}")]
     App(#[from] crate::slack::oauth::AppError),
+}
+
+impl From<TokenError> for crate::error::Error {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Fetch(inner) => inner,
+            TokenError::Refresh(refresh) => crate::error::Error::Upstream {
+                what: "token refresh".into(),
+                detail: refresh.to_string(),
+                retryable: true,
+            },
+            other => crate::error::Error::NotFound(other.to_string()),
+        }
+    }
 }
 
 /// The bot token: fetched from Secrets Manager once and cached for the instance's life.
@@ -61,12 +79,7 @@ impl TokenSource {
                             .secret_id(arn)
                             .send()
                             .await
-                            .map_err(|e| {
-                                TokenError::Fetch(
-                                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                                        .to_string(),
-                                )
-                            })?;
+                            .map_err(|e| crate::error::Error::aws("the Slack token secret", e))?;
                         parse_secret(out.secret_string().unwrap_or_default())
                     }
                 }
@@ -162,16 +175,14 @@ impl WorkspaceTokens {
         }
         let conn = connections
             .get(team)
-            .await
-            .map_err(|e| TokenError::Fetch(e.to_string()))?
+            .await?
             .ok_or_else(|| TokenError::NotConnected(team.to_owned()))?;
-        if conn.status == "revoked" {
+        if conn.status == ConnectionStatus::Revoked {
             return Err(TokenError::Revoked(team.to_owned()));
         }
         let mut token = connections
             .read_token(&conn.secret_arn)
-            .await
-            .map_err(|e| TokenError::Fetch(e.to_string()))?
+            .await?
             .ok_or(TokenError::Empty)?;
         if near_expiry(token.expires_at_ms) {
             token = self
@@ -209,8 +220,7 @@ impl WorkspaceTokens {
         let now = now_ms();
         let locked = connections
             .lock_refresh(team, now, now + LOCK_LEASE.as_millis() as i64)
-            .await
-            .map_err(|e| TokenError::Fetch(e.to_string()))?;
+            .await?;
         if !locked {
             // Another instance is refreshing: wait for its new token (the old one stops
             // working once Slack issued the new one), up to the lock's lease.
@@ -229,8 +239,7 @@ impl WorkspaceTokens {
         // Someone may have refreshed between our read and the lock: read again.
         let latest = connections
             .read_token(secret_arn)
-            .await
-            .map_err(|e| TokenError::Fetch(e.to_string()))?
+            .await?
             .ok_or(TokenError::Empty)?;
         if !near_expiry(latest.expires_at_ms) {
             let _ = connections.refreshed(team, latest.expires_at_ms).await;
@@ -262,7 +271,7 @@ impl WorkspaceTokens {
             Err(e) => {
                 let _ = connections.refreshed(team, latest.expires_at_ms).await;
                 tracing::error!(team = %team, error = %e, "bot token refresh failed");
-                Err(TokenError::Fetch(format!("token refresh failed: {e}")))
+                Err(TokenError::Refresh(e))
             }
         }
     }

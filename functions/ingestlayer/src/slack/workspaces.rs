@@ -11,33 +11,50 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::{Error, Result};
 use crate::slack::oauth::{Access, StateError};
 
-#[derive(Debug, thiserror::Error)]
-#[error("connections: {0}")]
-pub struct ConnectionError(pub String);
-
-fn dynamo_err<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> ConnectionError
-where
-    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
-{
-    ConnectionError(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+/// Whether a workspace's bot token is usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionStatus {
+    #[default]
+    Active,
+    /// The app was uninstalled or its tokens revoked: deliveries pause until a reinstall.
+    Revoked,
 }
 
-/// A connected workspace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::Revoked => "revoked",
+        }
+    }
+}
+
+/// A connected workspace, as its item in the connections table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Connection {
     pub team_id: String,
+    #[serde(default)]
     pub team_name: String,
+    #[serde(default)]
     pub bot_user_id: String,
+    #[serde(default)]
     pub scopes: String,
+    #[serde(default)]
     pub secret_arn: String,
+    #[serde(default)]
     pub installed_by: String,
+    #[serde(default)]
     pub installed_at: String,
-    /// `active` or `revoked`.
-    pub status: String,
+    #[serde(default)]
+    pub status: ConnectionStatus,
+    #[serde(default)]
     pub revoked_reason: Option<String>,
     /// When the bot token expires (token rotation), epoch ms.
+    #[serde(default)]
     pub token_expires_at_ms: Option<i64>,
 }
 
@@ -109,7 +126,7 @@ impl Connections {
         &self,
         nonce: &str,
         expires_unix: i64,
-    ) -> Result<Result<(), StateError>, ConnectionError> {
+    ) -> Result<Result<(), StateError>> {
         let r = self
             .dynamo
             .put_item()
@@ -127,7 +144,7 @@ impl Connections {
             {
                 Ok(Err(StateError::Replayed))
             }
-            Err(e) => Err(dynamo_err(e)),
+            Err(e) => Err(Error::aws("the connections table", e)),
         }
     }
 
@@ -138,7 +155,7 @@ impl Connections {
         access: &Access,
         now_ms: i64,
         now_text: &str,
-    ) -> Result<Connection, ConnectionError> {
+    ) -> Result<Connection> {
         let token = WorkspaceToken::from_access(access, now_ms);
         let secret_arn = self.put_token(&access.team_id, &token).await?;
         let c = Connection {
@@ -149,7 +166,7 @@ impl Connections {
             secret_arn,
             installed_by: access.installer.clone(),
             installed_at: now_text.to_owned(),
-            status: "active".into(),
+            status: ConnectionStatus::Active,
             revoked_reason: None,
             token_expires_at_ms: token.expires_at_ms,
         };
@@ -165,20 +182,18 @@ impl Connections {
             .item("secret_arn", AttributeValue::S(c.secret_arn.clone()))
             .item("installed_by", AttributeValue::S(c.installed_by.clone()))
             .item("installed_at", AttributeValue::S(c.installed_at.clone()))
-            .item("status", AttributeValue::S(c.status.clone()));
+            .item("status", AttributeValue::S(c.status.as_str().to_owned()));
         if let Some(ms) = c.token_expires_at_ms {
             put = put.item("token_expires_at_ms", AttributeValue::N(ms.to_string()));
         }
-        put.send().await.map_err(dynamo_err)?;
+        put.send()
+            .await
+            .map_err(|e| Error::aws("the connections table", e))?;
         Ok(c)
     }
 
     /// Writes a workspace's token secret under the stack key; returns its ARN.
-    pub async fn put_token(
-        &self,
-        team_id: &str,
-        token: &WorkspaceToken,
-    ) -> Result<String, ConnectionError> {
+    pub async fn put_token(&self, team_id: &str, token: &WorkspaceToken) -> Result<String> {
         let name = format!("{}/{team_id}", self.secret_prefix);
         let created = self
             .secrets
@@ -204,39 +219,28 @@ impl Connections {
                     .secret_string(token.to_json())
                     .send()
                     .await
-                    .map_err(|e| {
-                        ConnectionError(
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-                        )
-                    })?;
+                    .map_err(|e| Error::aws("the workspace token secret", e))?;
                 Ok(out.arn.unwrap_or_default())
             }
-            Err(e) => Err(ConnectionError(
-                aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-            )),
+            Err(e) => Err(Error::aws("the workspace token secret", e)),
         }
     }
 
     /// Reads a workspace's token secret.
-    pub async fn read_token(
-        &self,
-        secret_arn: &str,
-    ) -> Result<Option<WorkspaceToken>, ConnectionError> {
+    pub async fn read_token(&self, secret_arn: &str) -> Result<Option<WorkspaceToken>> {
         let out = self
             .secrets
             .get_secret_value()
             .secret_id(secret_arn)
             .send()
             .await
-            .map_err(|e| {
-                ConnectionError(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| Error::aws("the workspace token secret", e))?;
         Ok(WorkspaceToken::parse(
             out.secret_string().unwrap_or_default(),
         ))
     }
 
-    pub async fn get(&self, team_id: &str) -> Result<Option<Connection>, ConnectionError> {
+    pub async fn get(&self, team_id: &str) -> Result<Option<Connection>> {
         let item = self
             .dynamo
             .get_item()
@@ -245,43 +249,32 @@ impl Connections {
             .consistent_read(true)
             .send()
             .await
-            .map_err(dynamo_err)?
+            .map_err(|e| Error::aws("the connections table", e))?
             .item;
         Ok(item.as_ref().and_then(connection_of))
     }
 
     /// Every connected workspace, by name.
-    pub async fn list(&self) -> Result<Vec<Connection>, ConnectionError> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .dynamo
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(pk, :t)")
-                .expression_attribute_values(":t", AttributeValue::S("team#".into()))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(dynamo_err)?;
-            out.extend(
-                page.items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(connection_of),
-            );
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+    pub async fn list(&self) -> Result<Vec<Connection>> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .dynamo
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("begins_with(pk, :t)")
+            .expression_attribute_values(":t", AttributeValue::S("team#".into()))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::aws("the connections table", e))?;
+        let mut out: Vec<Connection> = items.iter().filter_map(connection_of).collect();
         out.sort_by(|a, b| a.team_name.cmp(&b.team_name));
         Ok(out)
     }
 
     /// Marks a workspace revoked (app uninstalled, tokens revoked).
-    pub async fn mark_revoked(&self, team_id: &str, reason: &str) -> Result<(), ConnectionError> {
+    pub async fn mark_revoked(&self, team_id: &str, reason: &str) -> Result<()> {
         self.dynamo
             .update_item()
             .table_name(&self.table)
@@ -295,18 +288,13 @@ impl Connections {
             .expression_attribute_values(":t", AttributeValue::S(team_id.to_owned()))
             .send()
             .await
-            .map_err(dynamo_err)?;
+            .map_err(|e| Error::aws("the connections table", e))?;
         Ok(())
     }
 
     /// Takes the workspace's refresh lock until `until_ms`; `false` when another
     /// instance holds it. Each refresh token works once, so only the holder refreshes.
-    pub async fn lock_refresh(
-        &self,
-        team_id: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<bool, ConnectionError> {
+    pub async fn lock_refresh(&self, team_id: &str, now_ms: i64, until_ms: i64) -> Result<bool> {
         let r = self
             .dynamo
             .update_item()
@@ -326,16 +314,12 @@ impl Connections {
             {
                 Ok(false)
             }
-            Err(e) => Err(dynamo_err(e)),
+            Err(e) => Err(Error::aws("the connections table", e)),
         }
     }
 
     /// Records a refreshed token's expiry and releases the lock.
-    pub async fn refreshed(
-        &self,
-        team_id: &str,
-        expires_at_ms: Option<i64>,
-    ) -> Result<(), ConnectionError> {
+    pub async fn refreshed(&self, team_id: &str, expires_at_ms: Option<i64>) -> Result<()> {
         let mut u = self
             .dynamo
             .update_item()
@@ -347,35 +331,21 @@ impl Connections {
                 .expression_attribute_values(":e", AttributeValue::N(ms.to_string())),
             None => u.update_expression("REMOVE refresh_lock_until_ms"),
         };
-        u.send().await.map_err(dynamo_err)?;
+        u.send()
+            .await
+            .map_err(|e| Error::aws("the connections table", e))?;
         Ok(())
     }
 }
 
+/// A workspace item; `None` for other items (consumed states) and unreadable ones.
 fn connection_of(item: &HashMap<String, AttributeValue>) -> Option<Connection> {
-    let s = |k: &str| match item.get(k) {
-        Some(AttributeValue::S(v)) => v.clone(),
-        _ => String::new(),
+    let c: Connection = serde_dynamo::from_item(item.clone()).ok()?;
+    let c = Connection {
+        revoked_reason: c.revoked_reason.filter(|r| !r.is_empty()),
+        ..c
     };
-    let team_id = s("team_id");
-    if team_id.is_empty() {
-        return None;
-    }
-    Some(Connection {
-        team_id,
-        team_name: s("team_name"),
-        bot_user_id: s("bot_user_id"),
-        scopes: s("scopes"),
-        secret_arn: s("secret_arn"),
-        installed_by: s("installed_by"),
-        installed_at: s("installed_at"),
-        status: s("status"),
-        revoked_reason: Some(s("revoked_reason")).filter(|r| !r.is_empty()),
-        token_expires_at_ms: match item.get("token_expires_at_ms") {
-            Some(AttributeValue::N(n)) => n.parse().ok(),
-            _ => None,
-        },
-    })
+    (!c.team_id.is_empty()).then_some(c)
 }
 
 #[cfg(test)]

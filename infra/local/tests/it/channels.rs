@@ -291,8 +291,8 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
             )
             .await;
         assert!(matches!(
-            ingestlayer::slack::client::classify(&answer),
-            ingestlayer::slack::client::Action::Delivered { .. }
+            ingestlayer::slack::answers::classify(&answer),
+            ingestlayer::slack::answers::Action::Delivered { .. }
         ));
     }
 

@@ -100,7 +100,7 @@ async fn a_full_install_stores_an_encrypted_secret_and_a_connection_and_delivery
         .await
         .unwrap()
         .expect("a connection");
-    assert_eq!(conn.status, "active");
+    assert_eq!(conn.status.as_str(), "active");
     assert_eq!(conn.installed_by, "U0INSTALLER");
     assert!(conn.scopes.contains("chat:write"));
     let described = s
@@ -287,7 +287,8 @@ async fn tokens_revoked_pauses_that_workspace_only() {
             .await
             .unwrap()
             .unwrap()
-            .status,
+            .status
+            .as_str(),
         "revoked"
     );
     let paused = s.channels().paused().await.unwrap();
