@@ -143,7 +143,8 @@ pub async fn redrive(
     }
     result.moved =
         ingestlayer::aws::redrive::move_back(sqs, dlq_url, queue_url, |g| filter.matches(g))
-            .await?;
+            .await
+            .map_err(|e| e.to_string())?;
     Ok(result)
 }
 

@@ -13,13 +13,7 @@ use std::collections::HashMap;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 use crate::aws::sqs::{send_all, Outgoing};
-
-fn sqs_err<E>(e: aws_sdk_sqs::error::SdkError<E>) -> String
-where
-    E: std::error::Error + aws_sdk_sqs::error::ProvideErrorMetadata + 'static,
-{
-    aws_sdk_sqs::error::DisplayErrorContext(e).to_string()
-}
+use crate::error::{Error, Result};
 
 /// The FIFO message group of a received message (`<team>:<channel>`).
 pub fn group_of(m: &aws_sdk_sqs::types::Message) -> String {
@@ -50,7 +44,7 @@ pub async fn move_back(
     dlq_url: &str,
     queue_url: &str,
     wanted: impl Fn(&str) -> bool,
-) -> Result<usize, String> {
+) -> Result<usize> {
     let mut moved = 0;
     let mut skipped = Vec::new();
     let result = async {
@@ -64,11 +58,11 @@ pub async fn move_back(
                 .message_attribute_names("All")
                 .send()
                 .await
-                .map_err(sqs_err)?
+                .map_err(|e| Error::aws("reading the Slack DLQ", e))?
                 .messages
                 .unwrap_or_default();
             if got.is_empty() {
-                return Ok::<(), String>(());
+                return Ok::<(), Error>(());
             }
             for m in got {
                 let group = group_of(&m);
@@ -85,13 +79,18 @@ pub async fn move_back(
                 };
                 send_all(sqs, queue_url, std::slice::from_ref(&out))
                     .await
-                    .remove(0)?;
+                    .remove(0)
+                    .map_err(|e| Error::Upstream {
+                        what: "sending a redriven message".into(),
+                        detail: e,
+                        retryable: true,
+                    })?;
                 sqs.delete_message()
                     .queue_url(dlq_url)
                     .receipt_handle(&handle)
                     .send()
                     .await
-                    .map_err(sqs_err)?;
+                    .map_err(|e| Error::aws("deleting a redriven message from the DLQ", e))?;
                 moved += 1;
             }
         }
