@@ -19,6 +19,7 @@ fmt:
 	cargo fmt --all
 
 lint:
+	python3 infra/check-imports.py
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 

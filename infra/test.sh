@@ -24,6 +24,8 @@ if git grep -nE 'target/(debug|release|lambda)\b' -- '*.sh' '*.mjs' '*.js' '*.py
   exit 1
 fi
 
+echo "== the import graph: no circles, no arrow up (infra/check-imports.py)"
+python3 infra/check-imports.py
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"

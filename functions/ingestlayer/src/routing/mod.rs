@@ -46,7 +46,7 @@ impl PipelineCache {
     }
 
     /// The current pipelines. A failed reload keeps serving the last good set.
-    pub async fn get(&self) -> Result<Arc<PipelineSet>, String> {
+    pub async fn get(&self) -> crate::error::Result<Arc<PipelineSet>> {
         let mut loaded = self.loaded.lock().await;
         if let Some((at, set)) = loaded.as_ref() {
             if at.elapsed() < self.ttl {
@@ -70,30 +70,18 @@ impl PipelineCache {
     }
 
     #[tracing::instrument(skip_all, fields(table = %self.table))]
-    async fn load(&self) -> Result<PipelineSet, String> {
-        let mut items = Vec::new();
-        let mut start: Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start.take())
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| {
-                    format!(
-                        "reading pipelines failed: {}",
-                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                    )
-                })?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+    async fn load(&self) -> crate::error::Result<PipelineSet> {
+        let items: Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| crate::error::Error::aws("reading pipelines", e))?;
         let (set, errors) = PipelineSet::from_items(&items);
         for e in &errors {
             tracing::error!(pipeline = %e.pipeline, field = %e.field, reason = %e.message, "pipeline item rejected; the other pipelines run");
