@@ -56,7 +56,7 @@ pub enum Error {
     },
     /// Something we read (a stored item, a secret's value, a queue message) is not what it
     /// must be. Not retryable: the same bytes fail the same way.
-    #[error("{what}: {reason}")]
+    #[error("{}{reason}", if what.is_empty() { String::new() } else { format!("{what}: ") })]
     Invalid { what: String, reason: String },
     /// A thing that must exist does not.
     #[error("{0}")]
@@ -127,6 +127,15 @@ impl Error {
         Error::Invalid {
             what: what.into(),
             reason: reason.to_string(),
+        }
+    }
+
+    /// Why a value given to a parser is refused, as the person who wrote it should read it
+    /// (the caller names the field).
+    pub fn reason(reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: String::new(),
+            reason: reason.into(),
         }
     }
 

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::error::Error;
 use time::OffsetDateTime;
 
 /// The longest event name or client-given id we accept.
@@ -39,22 +41,22 @@ impl FieldError {
 pub struct EventName(String);
 
 impl EventName {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, Error> {
         if s.is_empty() {
-            return Err("event name is empty".into());
+            return Err(Error::reason("event name is empty"));
         }
         if s.chars().count() > MAX_NAME_LEN {
-            return Err(format!(
+            return Err(Error::reason(format!(
                 "event name is longer than {MAX_NAME_LEN} characters"
-            ));
+            )));
         }
         let mut chars = s.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
         let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || "_.:/-".contains(c));
         if !(first_ok && rest_ok) {
-            return Err(format!(
+            return Err(Error::reason(format!(
                 "event name {s:?} may hold only letters, digits and _ . : / - and must start with a letter or digit"
-            ));
+            )));
         }
         Ok(Self(s.to_owned()))
     }
@@ -65,8 +67,8 @@ impl EventName {
 }
 
 impl TryFrom<String> for EventName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self, Error> {
         Self::parse(&s)
     }
 }
@@ -89,15 +91,19 @@ impl fmt::Display for EventName {
 pub struct ClientId(String);
 
 impl ClientId {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, Error> {
         if s.is_empty() {
-            return Err("id is empty".into());
+            return Err(Error::reason("id is empty"));
         }
         if s.len() > MAX_NAME_LEN {
-            return Err(format!("id is longer than {MAX_NAME_LEN} characters"));
+            return Err(Error::reason(format!(
+                "id is longer than {MAX_NAME_LEN} characters"
+            )));
         }
         if !s.chars().all(|c| c.is_ascii_graphic()) {
-            return Err("id may hold only visible ASCII characters (no spaces)".into());
+            return Err(Error::reason(
+                "id may hold only visible ASCII characters (no spaces)",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -118,15 +124,19 @@ impl ClientId {
 pub struct EventId(String);
 
 impl EventId {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, Error> {
         if s.is_empty() {
-            return Err("id is empty".into());
+            return Err(Error::reason("id is empty"));
         }
         if s.len() > MAX_ID_LEN {
-            return Err(format!("id is longer than {MAX_ID_LEN} characters"));
+            return Err(Error::reason(format!(
+                "id is longer than {MAX_ID_LEN} characters"
+            )));
         }
         if !s.chars().all(|c| c.is_ascii_graphic()) {
-            return Err("id may hold only visible ASCII characters (no spaces)".into());
+            return Err(Error::reason(
+                "id may hold only visible ASCII characters (no spaces)",
+            ));
         }
         Ok(Self(s.to_owned()))
     }
@@ -147,8 +157,8 @@ impl EventId {
 }
 
 impl TryFrom<String> for EventId {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self, Error> {
         Self::parse(&s)
     }
 }
@@ -411,7 +421,7 @@ fn required_name(
         Some(Value::String(s)) => match EventName::parse(s) {
             Ok(n) => Some(n),
             Err(e) => {
-                errors.push(FieldError::new(pointer, e));
+                errors.push(FieldError::new(pointer, e.to_string()));
                 None
             }
         },
@@ -435,7 +445,7 @@ fn optional_id(
         Some(Value::String(s)) => match ClientId::parse(s) {
             Ok(id) => Some(id),
             Err(e) => {
-                errors.push(FieldError::new(pointer, e));
+                errors.push(FieldError::new(pointer, e.to_string()));
                 None
             }
         },

@@ -183,7 +183,9 @@ impl Pipeline {
             .events
             .iter()
             .enumerate()
-            .map(|(i, n)| EventName::parse(n).map_err(|m| err(format!("events[{i}]"), m)))
+            .map(|(i, n)| {
+                EventName::parse(n).map_err(|m| err(format!("events[{i}]"), m.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let sources = match raw.sources {
             None => None,
