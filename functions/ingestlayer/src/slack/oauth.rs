@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -326,15 +325,10 @@ impl OAuthClient {
             }
             ser.finish()
         };
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            app.client_id,
-            app.client_secret.expose_secret()
-        ));
         let response = self
             .http
             .post(format!("{}/oauth.v2.access", self.base))
-            .header(reqwest::header::AUTHORIZATION, format!("Basic {basic}"))
+            .basic_auth(&app.client_id, Some(app.client_secret.expose_secret()))
             .header(
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
