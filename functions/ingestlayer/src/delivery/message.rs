@@ -2,8 +2,8 @@
 //! SQS message, with the keys delivery decides by.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::ids::{DeliveryKey, GroupId, TeamId};
 use crate::slack::block_kit::RenderedMessage;
 
 /// Slack's pace: about one message per second per channel.
@@ -47,23 +47,27 @@ impl Delivery {
     /// (event, pipeline, destination): at most one Slack post each. Also the FIFO
     /// deduplication id. The event id is scoped by its source, so two sources' events never
     /// share a key.
-    pub fn key(&self) -> String {
-        delivery_key(&self.event_id, &self.pipeline_id, self.destination)
+    pub fn key(&self) -> DeliveryKey {
+        DeliveryKey::of(&self.event_id, &self.pipeline_id, self.destination)
     }
 
-    /// FIFO message group: one per workspace and channel.
+    /// FIFO message group: one per workspace and channel, as the queue's `MessageGroupId`.
     pub fn group_id(&self) -> String {
         format!("{}:{}", self.team, self.channel)
     }
+
+    /// The FIFO message group, typed.
+    pub fn group(&self) -> GroupId {
+        GroupId::from_queue(&self.group_id())
+    }
+
+    /// The workspace posted into.
+    pub fn team(&self) -> TeamId {
+        self.group().team()
+    }
 }
 
-/// SHA-256 hex of event id, pipeline id and destination index.
+/// SHA-256 hex of event id, pipeline id and destination index (see [`DeliveryKey`]).
 pub fn delivery_key(event_id: &str, pipeline_id: &str, destination: usize) -> String {
-    let mut h = Sha256::new();
-    h.update(event_id.as_bytes());
-    h.update([0]);
-    h.update(pipeline_id.as_bytes());
-    h.update([0]);
-    h.update(destination.to_string().as_bytes());
-    hex::encode(h.finalize())
+    DeliveryKey::of(event_id, pipeline_id, destination).to_string()
 }
