@@ -33,6 +33,10 @@ pub struct FakeState {
     pub slots: Mutex<Vec<(GroupId, i64)>>,
     /// When set, every call fails (a retryable error), as an unreachable table would.
     pub down: Mutex<bool>,
+    /// When set to n, every claim after the first n fails, as a ledger that became
+    /// unreachable would.
+    pub ledger_down_after: Mutex<Option<usize>>,
+    claims: Mutex<usize>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -69,6 +73,17 @@ impl LedgerStore for FakeState {
     fn begin<'a>(&'a self, key: &'a DeliveryKey, now_ms: i64) -> BoxFuture<'a, Result<Entry>> {
         async move {
             self.check()?;
+            {
+                let mut claims = lock(&self.claims);
+                if lock(&self.ledger_down_after).is_some_and(|n| *claims >= n) {
+                    return Err(Error::Slack {
+                        what: "the fake ledger".into(),
+                        detail: "down".into(),
+                        source: None,
+                    });
+                }
+                *claims += 1;
+            }
             let mut ledger = lock(&self.ledger);
             let entry = match ledger.get(key) {
                 None | Some(Status::NotPosted) => Entry::Clear,

@@ -348,3 +348,253 @@ fn receive_count(r: &SqsMessage) -> usize {
 fn sent_ms(r: &SqsMessage) -> Option<i64> {
     r.attributes.get("SentTimestamp")?.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    //! The group loop against the in-memory fake and the Slack stand-in, for the paths
+    //! that do not park (parking is tested through the emulator).
+    use std::sync::Arc;
+
+    use slack_standin::{Fault, FaultKind, Standin, StandinConfig};
+
+    use super::*;
+    use crate::delivery::channel_state::ChannelStore;
+    use crate::delivery::clock::{Clock, SystemClock};
+    use crate::delivery::fake::{FakeState, Status};
+    use crate::delivery::ledger::LedgerStore;
+    use crate::delivery::retry::STATE_UNAVAILABLE_RETRY;
+    use crate::slack::block_kit::RenderedMessage;
+
+    struct Setup {
+        standin: Standin,
+        state: Arc<FakeState>,
+        deps: DeliveryDeps,
+    }
+
+    async fn setup() -> Setup {
+        let standin = Standin::start(StandinConfig {
+            rate_per_channel_per_sec: f64::INFINITY,
+            ..StandinConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = Arc::new(FakeState::default());
+        let deps = DeliveryDeps::with_fake(&standin.api_url(), state.clone());
+        Setup {
+            standin,
+            state,
+            deps,
+        }
+    }
+
+    fn delivery(n: usize, digest_threshold: usize) -> Delivery {
+        Delivery {
+            v: 1,
+            event_id: format!("local:e{n}"),
+            event_name: "signup".into(),
+            pipeline_id: "p".into(),
+            destination: 0,
+            team: "default".into(),
+            channel: "#alerts".into(),
+            message: RenderedMessage {
+                text: format!("message {n}"),
+                blocks: Vec::new(),
+                truncated: false,
+            },
+            min_interval_ms: 0,
+            digest_threshold,
+            link: None,
+        }
+    }
+
+    fn record(d: &Delivery) -> SqsMessage {
+        let mut r = SqsMessage::default();
+        r.message_id = Some(d.event_id.clone());
+        r.receipt_handle = Some(format!("h-{}", d.event_id));
+        r.body = Some(serde_json::to_string(d).unwrap());
+        r.attributes = HashMap::from([
+            ("MessageGroupId".to_owned(), d.group_id()),
+            ("ApproximateReceiveCount".to_owned(), "1".to_owned()),
+            ("SentTimestamp".to_owned(), SystemClock.now_ms().to_string()),
+        ]);
+        r
+    }
+
+    async fn run(s: &Setup, deliveries: &[Delivery]) -> Vec<(String, Fate)> {
+        let records: Vec<SqsMessage> = deliveries.iter().map(record).collect();
+        let refs: Vec<&SqsMessage> = records.iter().collect();
+        let mut pauses = TeamPauses::new();
+        process(&deliveries[0].group(), &refs, &s.deps, &mut pauses)
+            .await
+            .into_iter()
+            .map(|(r, f)| (r.message_id.clone().unwrap(), f))
+            .collect()
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("local:e{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn messages_are_posted_in_order_and_recorded_as_delivered() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(3)
+                .into_iter()
+                .map(|id| (id, Fate::Done))
+                .collect::<Vec<_>>()
+        );
+        let texts: Vec<String> = s
+            .standin
+            .messages_in("alerts")
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["message 1", "message 2", "message 3"]);
+        for d in &ds {
+            assert!(matches!(
+                s.state.status(&d.key()),
+                Some(Status::Delivered { .. })
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_the_ledger_has_as_delivered_is_acknowledged_without_posting() {
+        let s = setup().await;
+        let d = delivery(1, 0);
+        s.state.delivered(&d.key(), "1.2", None).await.unwrap();
+        let fates = run(&s, std::slice::from_ref(&d)).await;
+        assert_eq!(fates, vec![("local:e1".to_owned(), Fate::Done)]);
+        assert!(s.standin.messages().is_empty(), "posted again");
+    }
+
+    #[tokio::test]
+    async fn enough_waiting_messages_go_out_as_one_digest() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 3)).collect();
+        let fates = run(&s, &ds).await;
+        assert!(fates.iter().all(|(_, f)| *f == Fate::Done), "{fates:?}");
+        let posted = s.standin.messages_in("alerts");
+        assert_eq!(posted.len(), 1);
+        let metadata = posted[0].metadata.clone().unwrap();
+        assert_eq!(metadata["event_type"], "ingestlayer_digest");
+        assert_eq!(
+            metadata["event_payload"]["event_ids"],
+            serde_json::json!(ids(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_transient_failure_the_post_and_every_later_message_come_back_in_order() {
+        let s = setup().await;
+        s.standin
+            .inject(Fault::once(FaultKind::HttpStatus(500)).on_channel("#alerts"));
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let fates = run(&s, &ds).await;
+        let got: Vec<&String> = fates.iter().map(|(id, _)| id).collect();
+        assert_eq!(got, ids(3).iter().collect::<Vec<_>>(), "order kept");
+        let Fate::Later(d) = fates[0].1 else {
+            panic!("{fates:?}");
+        };
+        assert!(fates.iter().all(|(_, f)| *f == Fate::Later(d)), "{fates:?}");
+        assert!(
+            d <= Duration::from_secs_f64(1.2),
+            "first retry after about a second"
+        );
+        // A 500 may have posted: the first keeps its claim, so the next attempt checks
+        // history; the others were never tried and are released.
+        assert!(matches!(
+            s.state.status(&ds[0].key()),
+            Some(Status::Posting { .. })
+        ));
+        assert_eq!(s.state.status(&ds[1].key()), Some(Status::NotPosted));
+        assert_eq!(s.state.status(&ds[2].key()), Some(Status::NotPosted));
+    }
+
+    #[tokio::test]
+    async fn a_429_holds_the_channel_for_retry_after_and_hands_back_the_rest() {
+        let s = setup().await;
+        s.standin.inject(
+            Fault::once(FaultKind::RateLimited {
+                retry_after_secs: 30,
+            })
+            .on_channel("#alerts"),
+        );
+        let ds: Vec<Delivery> = (1..=2).map(|n| delivery(n, 0)).collect();
+        let before = SystemClock.now_ms();
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(2)
+                .into_iter()
+                .map(|id| (id, Fate::Later(Duration::from_secs(30))))
+                .collect::<Vec<_>>()
+        );
+        let next = s.state.next_at_ms.lock().unwrap()[&ds[0].group()];
+        assert!(next >= before + 30_000, "held until Retry-After ends");
+        assert!(next <= SystemClock.now_ms() + 30_000);
+        assert_eq!(s.state.status(&ds[0].key()), Some(Status::NotPosted));
+        assert_eq!(s.state.status(&ds[1].key()), Some(Status::NotPosted));
+    }
+
+    #[tokio::test]
+    async fn a_channel_whose_slot_is_far_hands_its_messages_back_until_then() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=2).map(|n| delivery(n, 0)).collect();
+        s.state
+            .hold_until(&ds[0].group(), SystemClock.now_ms() + 10_000)
+            .await
+            .unwrap();
+        let fates = run(&s, &ds).await;
+        for (_, f) in &fates {
+            let Fate::Later(d) = f else {
+                panic!("{fates:?}")
+            };
+            assert!(
+                *d > Duration::from_secs(9) && *d <= Duration::from_secs(10),
+                "{d:?}"
+            );
+        }
+        assert!(s.standin.messages().is_empty());
+        assert_eq!(s.state.status(&ds[0].key()), Some(Status::NotPosted));
+    }
+
+    #[tokio::test]
+    async fn unreadable_state_hands_the_whole_group_back_in_order() {
+        let s = setup().await;
+        *s.state.down.lock().unwrap() = true;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(3)
+                .into_iter()
+                .map(|id| (id, Fate::Later(STATE_UNAVAILABLE_RETRY)))
+                .collect::<Vec<_>>()
+        );
+        assert!(s.standin.messages().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ledger_that_cannot_be_read_hands_back_that_message_and_every_later_one() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        // The second message's claim fails: the first was claimed and is released, untried.
+        *s.state.ledger_down_after.lock().unwrap() = Some(1);
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(3)
+                .into_iter()
+                .map(|id| (id, Fate::Later(STATE_UNAVAILABLE_RETRY)))
+                .collect::<Vec<_>>()
+        );
+        assert!(s.standin.messages().is_empty());
+        assert_eq!(s.state.status(&ds[0].key()), Some(Status::NotPosted));
+        assert_eq!(s.state.status(&ds[1].key()), None);
+    }
+}

@@ -215,3 +215,37 @@ async fn hand_back(deps: &DeliveryDeps, later: &[(String, Duration)]) {
         }
     }
 }
+
+#[cfg(test)]
+impl DeliveryDeps {
+    /// Deps for unit tests: the ledger and channel state in `state`, Slack at `slack_api_url`
+    /// with the static token `xoxb-test`, the system clock, and AWS clients that point
+    /// nowhere (the paths under test never park).
+    pub(crate) fn with_fake(slack_api_url: &str, state: Arc<fake::FakeState>) -> Self {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let token = crate::config::TokenConfig::Env(secrecy::SecretString::from("xoxb-test"));
+        Self {
+            slack: SlackClient::new(slack_api_url, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("Slack client: {e}")),
+            tokens: WorkspaceTokens::new(
+                TokenSource::new(token, aws_sdk_secretsmanager::Client::new(&sdk)),
+                None,
+                None,
+            ),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            queue_url: "http://127.0.0.1:9/queue".into(),
+            dlq_url: "http://127.0.0.1:9/dlq".into(),
+            ledger: state.clone(),
+            channels: state,
+            clock: Arc::new(SystemClock),
+            max_age: Duration::from_secs(3600),
+            max_inline_wait: MAX_INLINE_WAIT,
+            retry_schedule: RETRY_SCHEDULE.to_vec(),
+            settled: Mutex::new(HashSet::new()),
+        }
+    }
+}
