@@ -156,6 +156,27 @@ impl fmt::Display for TeamId {
     }
 }
 
+impl PartialEq<&str> for ChannelRef {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl serde::Serialize for ChannelRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Parsed on the way in, so a queue message that names no valid channel is unreadable
+/// (parked with the reason), never posted.
+impl<'de> serde::Deserialize<'de> for ChannelRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A FIFO message group of the Slack queue: one workspace and channel, `<team>:<channel>`.
 /// Messages of one group are delivered in order; groups never wait for each other.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -108,7 +108,7 @@ pub(super) async fn process<'r>(
                 let decided = decide::after_history(
                     check,
                     group,
-                    &delivery.channel,
+                    delivery.channel.as_str(),
                     receive_count(r),
                     &deps.retry_schedule,
                 );
@@ -202,7 +202,7 @@ pub(super) async fn process<'r>(
         let event_ids: Vec<&str> = unit.iter().map(|i| i.delivery.event_id.as_str()).collect();
         let posted = Posted {
             group,
-            channel: &first.channel,
+            channel: first.channel.as_str(),
             messages: unit.len(),
             receive_count: receive_count(unit[0].record),
             now_ms: deps.clock.now_ms(),
@@ -394,8 +394,8 @@ mod tests {
             event_name: "signup".into(),
             pipeline_id: "p".into(),
             destination: 0,
-            team: "default".into(),
-            channel: "#alerts".into(),
+            team: TeamId::default_team(),
+            channel: crate::ids::ChannelRef::parse("#alerts").unwrap(),
             message: RenderedMessage {
                 text: format!("message {n}"),
                 blocks: Vec::new(),

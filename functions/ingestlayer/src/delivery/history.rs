@@ -25,9 +25,13 @@ pub(super) async fn check(
     let token = &token;
     let channel = match deps.channels.channel(group).await.map(|s| s.channel_id) {
         Ok(Some(id)) => id,
-        Ok(None) if delivery.channel.starts_with('#') => {
+        Ok(None) if delivery.channel.as_str().starts_with('#') => {
             // History takes channel ids: resolve the name the pipeline uses.
-            match deps.slack.resolve_channel(token, &delivery.channel).await {
+            match deps
+                .slack
+                .resolve_channel(token, delivery.channel.as_str())
+                .await
+            {
                 Ok(Some(id)) => {
                     let _ = deps.channels.set_channel_id(group, &id).await;
                     id
@@ -39,7 +43,7 @@ pub(super) async fn check(
                 Err(e) => return HistoryCheck::Unavailable(e),
             }
         }
-        Ok(None) => delivery.channel.clone(),
+        Ok(None) => delivery.channel.to_string(),
         Err(e) => return HistoryCheck::Unavailable(e.to_string()),
     };
     let oldest = since_ms / 1000 - HISTORY_SKEW_SECS;

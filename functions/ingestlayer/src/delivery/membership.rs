@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::delivery::channel_state::Membership;
 use crate::delivery::DeliveryDeps;
-use crate::ids::GroupId;
+use crate::ids::{ChannelRef, GroupId};
 use crate::slack::client::Join;
 
 /// Before the first post to a channel, makes the bot a member of it when it is a public
@@ -15,10 +15,11 @@ use crate::slack::client::Join;
 /// and Slack's answer to it decides; only a settled outcome is remembered.
 pub(super) async fn ensure_member(
     group: &GroupId,
-    channel: &str,
+    channel: &ChannelRef,
     token: &SecretString,
     deps: &DeliveryDeps,
 ) {
+    let channel = channel.as_str();
     if settled(group, deps) {
         return;
     }

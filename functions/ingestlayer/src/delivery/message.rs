@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeliveryKey, GroupId, TeamId};
+use crate::ids::{ChannelRef, DeliveryKey, GroupId, TeamId};
 use crate::slack::block_kit::RenderedMessage;
 
 /// Slack's pace: about one message per second per channel.
@@ -21,8 +21,10 @@ pub struct Delivery {
     pub pipeline_id: String,
     /// Index of the destination in the pipeline.
     pub destination: usize,
-    pub team: String,
-    pub channel: String,
+    /// Serialized as the bare team id, as before it was typed.
+    pub team: TeamId,
+    /// Serialized as `#name` or the channel id.
+    pub channel: ChannelRef,
     pub message: RenderedMessage,
     /// Pacing: the least time between two posts to this channel.
     #[serde(default = "default_interval_ms")]
@@ -53,21 +55,52 @@ impl Delivery {
 
     /// FIFO message group: one per workspace and channel, as the queue's `MessageGroupId`.
     pub fn group_id(&self) -> String {
-        format!("{}:{}", self.team, self.channel)
+        self.group().to_string()
     }
 
     /// The FIFO message group, typed.
     pub fn group(&self) -> GroupId {
-        GroupId::from_queue(&self.group_id())
-    }
-
-    /// The workspace posted into.
-    pub fn team(&self) -> TeamId {
-        self.group().team()
+        GroupId::new(&self.team, &self.channel)
     }
 }
 
 /// SHA-256 hex of event id, pipeline id and destination index (see [`DeliveryKey`]).
 pub fn delivery_key(event_id: &str, pipeline_id: &str, destination: usize) -> String {
     DeliveryKey::of(event_id, pipeline_id, destination).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WIRE: &str = r##"{"v":1,"event_id":"local:e1","event_name":"signup","pipeline_id":"p","destination":2,"team":"T0123","channel":"#alerts","message":{"text":"hi","blocks":[],"truncated":false},"min_interval_ms":1000,"digest_threshold":3}"##;
+
+    #[test]
+    fn the_queue_message_is_byte_identical_with_typed_ids() {
+        let d: Delivery = serde_json::from_str(WIRE).unwrap();
+        assert_eq!(d.team.as_str(), "T0123");
+        assert_eq!(d.channel, "#alerts");
+        assert_eq!(d.group_id(), "T0123:#alerts");
+        assert_eq!(d.group().team(), d.team);
+        assert_eq!(serde_json::to_string(&d).unwrap(), WIRE);
+        assert_eq!(d.key().as_str(), delivery_key("local:e1", "p", 2));
+    }
+
+    #[test]
+    fn the_example_event_file_reads_as_a_delivery() {
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../events/slack-delivery-fifo.json"))
+                .unwrap();
+        let body = file["Records"][0]["body"].as_str().unwrap();
+        let d: Delivery = serde_json::from_str(body).unwrap();
+        assert_eq!(d.group_id(), "default:#alerts");
+    }
+
+    #[test]
+    fn a_message_naming_no_valid_team_or_channel_is_unreadable() {
+        let bad_team = WIRE.replace("\"T0123\"", "\"bad team\"");
+        assert!(serde_json::from_str::<Delivery>(&bad_team).is_err());
+        let bad_channel = WIRE.replace("\"#alerts\"", "\"#Has Spaces\"");
+        assert!(serde_json::from_str::<Delivery>(&bad_channel).is_err());
+    }
 }

@@ -55,7 +55,7 @@ pub(super) async fn post_unit(
         .post_message(
             token,
             &PostMessage {
-                channel: &first.channel,
+                channel: first.channel.as_str(),
                 text: &message.text,
                 blocks: &message.blocks,
                 metadata: Some(metadata),
@@ -64,5 +64,5 @@ pub(super) async fn post_unit(
             },
         )
         .await;
-    (answer, first.channel.clone())
+    (answer, first.channel.to_string())
 }
