@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::delivery::channel_state::{Gate, Pause, PauseScope};
+use crate::delivery::channel_store::{Gate, Pause, PauseScope};
 use crate::delivery::ledger::Entry;
 use crate::delivery::retry::{retry_delay, STATE_UNAVAILABLE_RETRY, TOKEN_UNAVAILABLE_RETRY};
 use crate::error::Error;

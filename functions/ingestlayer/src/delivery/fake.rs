@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use crate::delivery::channel_state::{
+use crate::delivery::channel_store::{
     ChannelState, ChannelStore, Gate, Membership, Pause, PauseScope,
 };
 use crate::delivery::ledger::{Entry, LedgerStore};

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 
-use crate::delivery::channel_state::{Pause, PauseScope};
+use crate::delivery::channel_store::{Pause, PauseScope};
 use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Posted, Rest, Slot};
 use crate::delivery::message::Delivery;
 use crate::delivery::park::park;
 use crate::delivery::retry::paced_interval;
 use crate::delivery::{history, membership, pacing, post, DeliveryDeps};
+use crate::error::Error;
 use crate::ids::{DeliveryKey, GroupId, TeamId};
 use crate::slack::client::{classify, HistoryCheck};
 
@@ -71,8 +72,8 @@ pub(super) async fn process<'r>(
     for (i, r) in records.iter().enumerate() {
         let delivery = match parse(r) {
             Ok(d) => d,
-            Err(reason) => {
-                out.push((*r, park(r, None, &reason, deps).await));
+            Err(e) => {
+                out.push((*r, park(r, None, &e.to_string(), deps).await));
                 continue;
             }
         };
@@ -328,12 +329,12 @@ async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {
     }
 }
 
-/// The record's body as a [`Delivery`], or the park reason.
-pub(super) fn parse(r: &SqsMessage) -> Result<Delivery, String> {
+/// The record's body as a [`Delivery`]; the error is the park reason.
+pub(super) fn parse(r: &SqsMessage) -> Result<Delivery, Error> {
     match r.body.as_deref().map(serde_json::from_str::<Delivery>) {
         Some(Ok(d)) => Ok(d),
-        Some(Err(e)) => Err(format!("unreadable delivery message: {e}")),
-        None => Err("delivery message has no body".into()),
+        Some(Err(e)) => Err(Error::invalid("unreadable delivery message", e)),
+        None => Err(Error::NotFound("delivery message has no body".into())),
     }
 }
 
@@ -358,7 +359,7 @@ mod tests {
     use slack_standin::{Fault, FaultKind, Standin, StandinConfig};
 
     use super::*;
-    use crate::delivery::channel_state::ChannelStore;
+    use crate::delivery::channel_store::ChannelStore;
     use crate::delivery::clock::{Clock, SystemClock};
     use crate::delivery::fake::{FakeState, Status};
     use crate::delivery::ledger::LedgerStore;

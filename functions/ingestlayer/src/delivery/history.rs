@@ -1,7 +1,7 @@
 //! The no-duplicate check after an uncertain attempt: is the message (found by its delivery
 //! key, carried in message metadata) already in the channel's history?
 
-use crate::delivery::channel_state::Membership;
+use crate::delivery::channel_store::Membership;
 use crate::delivery::membership;
 use crate::delivery::message::Delivery;
 use crate::delivery::retry::HISTORY_SKEW_SECS;

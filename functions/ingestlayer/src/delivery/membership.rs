@@ -5,7 +5,7 @@
 
 use secrecy::SecretString;
 
-use crate::delivery::channel_state::Membership;
+use crate::delivery::channel_store::Membership;
 use crate::delivery::DeliveryDeps;
 use crate::ids::{ChannelRef, GroupId};
 use crate::slack::client::Join;

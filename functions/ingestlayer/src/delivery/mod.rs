@@ -22,11 +22,12 @@
 //!   digest; a digest Slack refuses is split back into single posts.
 //!
 //! The decisions are plain functions in [`decide`], over the ledger and channel state
-//! ([`ledger::LedgerStore`], [`channel_state::ChannelStore`]), Slack's classified answer and
+//! ([`ledger::LedgerStore`], [`channel_store::ChannelStore`]), Slack's classified answer and
 //! the injected [`clock::Clock`]; [`group`] carries them out. This module holds the
 //! function's [`DeliveryDeps`] and its [`handle`].
 
 pub mod channel_state;
+pub mod channel_store;
 pub mod clock;
 pub mod decide;
 pub mod digest;
@@ -51,7 +52,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 
 use crate::config::DeliveryConfig;
-use crate::delivery::channel_state::{ChannelStore, Channels};
+use crate::delivery::channel_state::Channels;
+use crate::delivery::channel_store::ChannelStore;
 use crate::delivery::clock::{Clock, SystemClock};
 use crate::delivery::group::{Fate, TeamPauses};
 use crate::delivery::ledger::{Ledger, LedgerStore};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::delivery::channel_state::ChannelStore;
+use crate::delivery::channel_store::ChannelStore;
 use crate::delivery::clock::Clock;
 use crate::delivery::decide::{self, Slot};
 use crate::ids::GroupId;
@@ -31,7 +31,7 @@ pub async fn wait_for_slot(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::channel_state::{Pause, PauseScope};
+    use crate::delivery::channel_store::{Pause, PauseScope};
     use crate::delivery::clock::TokioClock;
     use crate::delivery::decide::Rest;
     use crate::delivery::fake::FakeState;
