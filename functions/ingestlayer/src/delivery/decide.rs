@@ -15,6 +15,15 @@ use crate::ids::{GroupId, TeamId};
 use crate::slack::client::{history_hint, operator_hint, Action, HistoryCheck};
 use crate::slack::tokens::TokenError;
 
+/// What happened to one message in the end, for the batch response and the visibility
+/// changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fate {
+    Done,
+    /// Try again after this long; the rest of the group waits with it.
+    Later(Duration),
+}
+
 /// What becomes of the message at hand and every later one of its group: a FIFO group
 /// never lets a later message pass an earlier one.
 #[derive(Debug, Clone, PartialEq)]

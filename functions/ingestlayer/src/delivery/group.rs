@@ -4,34 +4,18 @@
 //! group's first failure that message and every later one come back together.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::delivery::channel_store::{Pause, PauseScope};
-use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Posted, Rest, Slot};
-use crate::delivery::message::Delivery;
+use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Fate, Posted, Rest, Slot};
+use crate::delivery::message::{Delivery, Item};
 use crate::delivery::park::park;
 use crate::delivery::retry::paced_interval;
 use crate::delivery::{history, membership, pacing, post, DeliveryDeps};
 use crate::error::Error;
-use crate::ids::{DeliveryKey, GroupId, TeamId};
+use crate::ids::{GroupId, TeamId};
 use crate::slack::client::{classify, HistoryCheck};
-
-/// What happened to one message, for the batch response and the visibility changes.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Fate {
-    Done,
-    /// Try again after this long; the rest of the group waits with it.
-    Later(Duration),
-}
-
-/// A parsed message of the batch, claimed in the ledger.
-pub struct Item<'r> {
-    pub record: &'r SqsMessage,
-    pub delivery: Delivery,
-    pub key: DeliveryKey,
-}
 
 /// The workspace pauses learnt during one batch, so each workspace is read once.
 pub type TeamPauses = HashMap<TeamId, Option<Pause>>;
@@ -355,6 +339,7 @@ mod tests {
     //! The group loop against the in-memory fake and the Slack stand-in, for the paths
     //! that do not park (parking is tested through the emulator).
     use std::sync::Arc;
+    use std::time::Duration;
 
     use slack_standin::{Fault, FaultKind, Standin, StandinConfig};
 

@@ -1,6 +1,7 @@
 //! What routing hands to delivery: one message for the Slack FIFO queue, as the body of an
 //! SQS message, with the keys delivery decides by.
 
+use aws_lambda_events::event::sqs::SqsMessage;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ChannelRef, DeliveryKey, GroupId, TeamId};
@@ -62,6 +63,13 @@ impl Delivery {
     pub fn group(&self) -> GroupId {
         GroupId::new(&self.team, &self.channel)
     }
+}
+
+/// A parsed message of the batch, claimed in the ledger.
+pub struct Item<'r> {
+    pub record: &'r SqsMessage,
+    pub delivery: Delivery,
+    pub key: DeliveryKey,
 }
 
 /// SHA-256 hex of event id, pipeline id and destination index (see [`DeliveryKey`]).

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::aws::sqs::{send_all, Outgoing};
-use crate::delivery::group::Fate;
+use crate::delivery::decide::Fate;
 use crate::delivery::message::Delivery;
 use crate::delivery::retry::PARK_FAILED_RETRY;
 use crate::delivery::DeliveryDeps;

@@ -4,7 +4,7 @@
 use secrecy::SecretString;
 
 use crate::delivery::digest::{digest, DigestItem};
-use crate::delivery::group::Item;
+use crate::delivery::message::Item;
 use crate::delivery::DeliveryDeps;
 use crate::slack::client::{Answer, PostMessage};
 
