@@ -1,5 +1,6 @@
 //! Identifiers every stage shares, parsed once at the edge: pipeline ids, Slack channels and
-//! workspaces, and the names of event sources (API keys and webhook sources).
+//! workspaces, the Slack queue's message groups and delivery keys, and the names of event
+//! sources (API keys and webhook sources).
 
 use std::fmt;
 
@@ -121,4 +122,113 @@ pub fn valid_webhook_source(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A destination's workspace, parsed by [`parse_team`]'s rule: `default` or a Slack team
+/// id. Serialized as the bare string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct TeamId(String);
+
+impl TeamId {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        parse_team(s).map(Self)
+    }
+    /// The deployment's single workspace.
+    pub fn default_team() -> Self {
+        Self(DEFAULT_TEAM.to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TeamId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for TeamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<&str> for ChannelRef {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl serde::Serialize for ChannelRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Parsed on the way in, so a queue message that names no valid channel is unreadable
+/// (parked with the reason), never posted.
+impl<'de> serde::Deserialize<'de> for ChannelRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A FIFO message group of the Slack queue: one workspace and channel, `<team>:<channel>`.
+/// Messages of one group are delivered in order; groups never wait for each other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(String);
+
+impl GroupId {
+    pub fn new(team: &TeamId, channel: &ChannelRef) -> Self {
+        Self(format!("{team}:{channel}"))
+    }
+    /// The group as SQS reported it (the `MessageGroupId` attribute our own routing set).
+    pub fn from_queue(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+    /// The group's workspace: the part before the first `:`.
+    pub fn team(&self) -> TeamId {
+        TeamId(self.0.split(':').next().unwrap_or_default().to_owned())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A delivery's key: SHA-256 hex of (event, pipeline, destination). At most one Slack post
+/// each; also the FIFO deduplication id and the ledger's key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct DeliveryKey(String);
+
+impl DeliveryKey {
+    pub fn of(event_id: &str, pipeline_id: &str, destination: usize) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(event_id.as_bytes());
+        h.update([0]);
+        h.update(pipeline_id.as_bytes());
+        h.update([0]);
+        h.update(destination.to_string().as_bytes());
+        Self(hex::encode(h.finalize()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeliveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }

@@ -7,6 +7,12 @@
 //! instances can never both start a post for the same key. Items expire (TTL) after 30 days.
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::ids::DeliveryKey;
 
 const TTL_SECONDS: i64 = 30 * 86_400;
 
@@ -22,17 +28,45 @@ pub enum Entry {
     Delivered { ts: String },
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("delivery ledger: {0}")]
-pub struct LedgerError(pub String);
-
-fn err<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> LedgerError
-where
-    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + 'static,
-{
-    LedgerError(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+/// The ledger delivery claims and records in. [`Ledger`] keeps it in DynamoDB; unit tests
+/// use an in-memory fake.
+pub trait LedgerStore: Send + Sync {
+    /// Claims `key` for an attempt at `now_ms` and says what the previous attempts left.
+    /// On [`Entry::Clear`] and [`Entry::Uncertain`] the key is now `posting`.
+    fn begin<'a>(&'a self, key: &'a DeliveryKey, now_ms: i64) -> BoxFuture<'a, Result<Entry>>;
+    /// Slack took the message (`ts`), in the channel Slack reported.
+    fn delivered<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+        ts: &'a str,
+        channel_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// The attempt certainly did not post (refused, rate-limited, never reached Slack, or
+    /// claimed and never tried).
+    fn not_posted<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>>;
 }
 
+/// The ledger as a deliveries table item per key.
+#[derive(Debug, Default, Deserialize)]
+struct Item {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    ts: Option<String>,
+    #[serde(default)]
+    since_ms: Option<i64>,
+}
+
+fn is_condition_failed<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+/// The deliveries table in DynamoDB.
 #[derive(Clone, Debug)]
 pub struct Ledger {
     pub client: aws_sdk_dynamodb::Client,
@@ -40,14 +74,13 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Claims `key` for an attempt at `now_ms` and says what the previous attempts left.
-    /// On [`Entry::Clear`] and [`Entry::Uncertain`] the key is now `posting`.
-    pub async fn begin(&self, key: &str, now_ms: i64) -> Result<Entry, LedgerError> {
+    async fn claim(&self, key: &DeliveryKey, now_ms: i64) -> Result<Entry> {
+        let pk = || AttributeValue::S(key.as_str().to_owned());
         let claimed = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
+            .key("pk", pk())
             .update_expression(
                 "SET #s = :posting, since_ms = :now, expires_at = :exp ADD attempts :one",
             )
@@ -65,94 +98,106 @@ impl Ledger {
             .await;
         match claimed {
             Ok(_) => return Ok(Entry::Clear),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-            Err(e) => return Err(err(e)),
+            Err(e) if is_condition_failed(&e) => {}
+            Err(e) => return Err(Error::aws("claiming the delivery in the ledger", e)),
         }
-        let item = self
+        let item: Item = match self
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
+            .key("pk", pk())
             .consistent_read(true)
             .send()
             .await
-            .map_err(err)?
+            .map_err(|e| Error::aws("reading the delivery ledger", e))?
             .item
-            .unwrap_or_default();
-        let s = |name: &str| match item.get(name) {
-            Some(AttributeValue::S(v)) => Some(v.clone()),
-            Some(AttributeValue::N(v)) => Some(v.clone()),
-            _ => None,
+        {
+            Some(item) => serde_dynamo::from_item(item)
+                .map_err(|e| Error::invalid("a delivery ledger item", e))?,
+            None => Item::default(),
         };
-        match s("status").as_deref() {
+        match item.status.as_deref() {
             Some("delivered") => Ok(Entry::Delivered {
-                ts: s("ts").unwrap_or_default(),
+                ts: item.ts.unwrap_or_default(),
             }),
             _ => {
-                let since_ms = s("since_ms").and_then(|v| v.parse().ok()).unwrap_or(0);
                 // Record this attempt too; the key stays `posting`.
                 self.client
                     .update_item()
                     .table_name(&self.table)
-                    .key("pk", AttributeValue::S(key.to_owned()))
+                    .key("pk", pk())
                     .update_expression("ADD attempts :one")
                     .expression_attribute_values(":one", AttributeValue::N("1".into()))
                     .send()
                     .await
-                    .map_err(err)?;
-                Ok(Entry::Uncertain { since_ms })
+                    .map_err(|e| Error::aws("counting the attempt in the ledger", e))?;
+                Ok(Entry::Uncertain {
+                    since_ms: item.since_ms.unwrap_or(0),
+                })
             }
         }
     }
 
-    /// Slack took the message.
-    pub async fn delivered(
+    async fn record_delivered(
         &self,
-        key: &str,
+        key: &DeliveryKey,
         ts: &str,
         channel_id: Option<&str>,
-    ) -> Result<(), LedgerError> {
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
-            .update_expression("SET #s = :d, ts = :ts, channel_id = :c")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":d", AttributeValue::S("delivered".into()))
-            .expression_attribute_values(":ts", AttributeValue::S(ts.to_owned()));
-        update = update.expression_attribute_values(
-            ":c",
-            AttributeValue::S(channel_id.unwrap_or_default().to_owned()),
-        );
-        update.send().await.map_err(err)?;
-        Ok(())
-    }
-
-    /// The attempt certainly did not post (refused, rate-limited, never reached Slack).
-    pub async fn not_posted(&self, key: &str) -> Result<(), LedgerError> {
+    ) -> Result<()> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
+            .key("pk", AttributeValue::S(key.as_str().to_owned()))
+            .update_expression("SET #s = :d, ts = :ts, channel_id = :c")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":d", AttributeValue::S("delivered".into()))
+            .expression_attribute_values(":ts", AttributeValue::S(ts.to_owned()))
+            .expression_attribute_values(
+                ":c",
+                AttributeValue::S(channel_id.unwrap_or_default().to_owned()),
+            )
+            .send()
+            .await
+            .map_err(|e| Error::aws("recording the delivery in the ledger", e))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &DeliveryKey) -> Result<()> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.as_str().to_owned()))
             .update_expression("SET #s = :n")
             .condition_expression("#s = :posting")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":n", AttributeValue::S("not_posted".into()))
             .expression_attribute_values(":posting", AttributeValue::S("posting".into()))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception())
-                {
-                    Ok(())
-                } else {
-                    Err(err(e))
-                }
-            })
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(Error::aws("releasing the delivery in the ledger", e)),
+        }
+    }
+}
+
+impl LedgerStore for Ledger {
+    fn begin<'a>(&'a self, key: &'a DeliveryKey, now_ms: i64) -> BoxFuture<'a, Result<Entry>> {
+        self.claim(key, now_ms).boxed()
+    }
+
+    fn delivered<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+        ts: &'a str,
+        channel_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.record_delivered(key, ts, channel_id).boxed()
+    }
+
+    fn not_posted<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>> {
+        self.release(key).boxed()
     }
 }

@@ -1,9 +1,10 @@
 //! What routing hands to delivery: one message for the Slack FIFO queue, as the body of an
 //! SQS message, with the keys delivery decides by.
 
+use aws_lambda_events::event::sqs::SqsMessage;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+use crate::ids::{ChannelRef, DeliveryKey, GroupId, TeamId};
 use crate::slack::block_kit::RenderedMessage;
 
 /// Slack's pace: about one message per second per channel.
@@ -21,8 +22,10 @@ pub struct Delivery {
     pub pipeline_id: String,
     /// Index of the destination in the pipeline.
     pub destination: usize,
-    pub team: String,
-    pub channel: String,
+    /// Serialized as the bare team id, as before it was typed.
+    pub team: TeamId,
+    /// Serialized as `#name` or the channel id.
+    pub channel: ChannelRef,
     pub message: RenderedMessage,
     /// Pacing: the least time between two posts to this channel.
     #[serde(default = "default_interval_ms")]
@@ -47,23 +50,65 @@ impl Delivery {
     /// (event, pipeline, destination): at most one Slack post each. Also the FIFO
     /// deduplication id. The event id is scoped by its source, so two sources' events never
     /// share a key.
-    pub fn key(&self) -> String {
-        delivery_key(&self.event_id, &self.pipeline_id, self.destination)
+    pub fn key(&self) -> DeliveryKey {
+        DeliveryKey::of(&self.event_id, &self.pipeline_id, self.destination)
     }
 
-    /// FIFO message group: one per workspace and channel.
+    /// FIFO message group: one per workspace and channel, as the queue's `MessageGroupId`.
     pub fn group_id(&self) -> String {
-        format!("{}:{}", self.team, self.channel)
+        self.group().to_string()
+    }
+
+    /// The FIFO message group, typed.
+    pub fn group(&self) -> GroupId {
+        GroupId::new(&self.team, &self.channel)
     }
 }
 
-/// SHA-256 hex of event id, pipeline id and destination index.
+/// A parsed message of the batch, claimed in the ledger.
+pub struct Item<'r> {
+    pub record: &'r SqsMessage,
+    pub delivery: Delivery,
+    pub key: DeliveryKey,
+}
+
+/// SHA-256 hex of event id, pipeline id and destination index (see [`DeliveryKey`]).
 pub fn delivery_key(event_id: &str, pipeline_id: &str, destination: usize) -> String {
-    let mut h = Sha256::new();
-    h.update(event_id.as_bytes());
-    h.update([0]);
-    h.update(pipeline_id.as_bytes());
-    h.update([0]);
-    h.update(destination.to_string().as_bytes());
-    hex::encode(h.finalize())
+    DeliveryKey::of(event_id, pipeline_id, destination).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WIRE: &str = r##"{"v":1,"event_id":"local:e1","event_name":"signup","pipeline_id":"p","destination":2,"team":"T0123","channel":"#alerts","message":{"text":"hi","blocks":[],"truncated":false},"min_interval_ms":1000,"digest_threshold":3}"##;
+
+    #[test]
+    fn the_queue_message_is_byte_identical_with_typed_ids() {
+        let d: Delivery = serde_json::from_str(WIRE).unwrap();
+        assert_eq!(d.team.as_str(), "T0123");
+        assert_eq!(d.channel, "#alerts");
+        assert_eq!(d.group_id(), "T0123:#alerts");
+        assert_eq!(d.group().team(), d.team);
+        assert_eq!(serde_json::to_string(&d).unwrap(), WIRE);
+        assert_eq!(d.key().as_str(), delivery_key("local:e1", "p", 2));
+    }
+
+    #[test]
+    fn the_example_event_file_reads_as_a_delivery() {
+        let file: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../events/slack-delivery-fifo.json"))
+                .unwrap();
+        let body = file["Records"][0]["body"].as_str().unwrap();
+        let d: Delivery = serde_json::from_str(body).unwrap();
+        assert_eq!(d.group_id(), "default:#alerts");
+    }
+
+    #[test]
+    fn a_message_naming_no_valid_team_or_channel_is_unreadable() {
+        let bad_team = WIRE.replace("\"T0123\"", "\"bad team\"");
+        assert!(serde_json::from_str::<Delivery>(&bad_team).is_err());
+        let bad_channel = WIRE.replace("\"#alerts\"", "\"#Has Spaces\"");
+        assert!(serde_json::from_str::<Delivery>(&bad_channel).is_err());
+    }
 }

@@ -233,7 +233,7 @@ pub async fn handle_with<S: EntityStore>(
                                 outgoing.push(Outgoing {
                                     body,
                                     group_id: Some(d.group_id()),
-                                    dedup_id: Some(d.key()),
+                                    dedup_id: Some(d.key().to_string()),
                                     attributes: HashMap::new(),
                                 });
                                 owner.push(i);

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::EventName;
-use crate::ids::{parse_team, ChannelRef, PipelineId, DEFAULT_TEAM};
+#[cfg(test)]
+use crate::ids::parse_team;
+use crate::ids::{ChannelRef, PipelineId, TeamId, DEFAULT_TEAM};
 use crate::routing::filter::Filter;
 use crate::routing::render::{RawTemplate, Template};
 
@@ -19,7 +21,7 @@ pub use crate::delivery::message::{DEFAULT_DIGEST_THRESHOLD, DEFAULT_MIN_INTERVA
 
 #[derive(Debug)]
 pub struct SlackDestination {
-    pub team: String,
+    pub team: TeamId,
     pub channel: ChannelRef,
     pub template: Template,
     /// Least time between two posts to the channel (`rate_per_second`, default 1).
@@ -291,7 +293,7 @@ impl Pipeline {
             };
             let channel = ChannelRef::parse(&channel)
                 .map_err(|m| err(format!("destinations[{i}].channel"), m))?;
-            let team = parse_team(team.as_deref().unwrap_or(DEFAULT_TEAM))
+            let team = TeamId::parse(team.as_deref().unwrap_or(DEFAULT_TEAM))
                 .map_err(|m| err(format!("destinations[{i}].team"), m))?;
             let template = Template::from_raw(template.unwrap_or_default())
                 .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))?;

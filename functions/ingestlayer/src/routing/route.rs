@@ -168,7 +168,7 @@ pub async fn route<S: EntityStore>(
                 pipeline_id: pipeline_id.clone(),
                 destination: di,
                 team: d.team.clone(),
-                channel: d.channel.as_str().to_owned(),
+                channel: d.channel.clone(),
                 message: render(
                     &d.template,
                     &RenderInput {

@@ -1,0 +1,661 @@
+//! The delivery core: what happens to each message of a group, decided by plain functions
+//! with no I/O. Their inputs are what the group loop ([`super::group`]) read or was told
+//! (the ledger's entry, the channel's slot, a history check, Slack's classified answer, the
+//! time from the injected clock); their output is the next step: post, sleep inline, skip
+//! as already posted, or what becomes of the rest of the group ([`Rest`]: hand it back to
+//! SQS, park it, or pause its channel or workspace and park it).
+
+use std::time::Duration;
+
+use crate::delivery::channel_store::{Gate, Pause, PauseScope};
+use crate::delivery::ledger::Entry;
+use crate::delivery::retry::{retry_delay, STATE_UNAVAILABLE_RETRY, TOKEN_UNAVAILABLE_RETRY};
+use crate::error::Error;
+use crate::ids::{GroupId, TeamId};
+use crate::slack::answers::{history_hint, operator_hint, Action};
+use crate::slack::client::HistoryCheck;
+use crate::slack::tokens::TokenError;
+
+/// What happened to one message in the end, for the batch response and the visibility
+/// changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fate {
+    Done,
+    /// Try again after this long; the rest of the group waits with it.
+    Later(Duration),
+}
+
+/// What becomes of the message at hand and every later one of its group: a FIFO group
+/// never lets a later message pass an earlier one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rest {
+    /// Back to SQS, to come again after this long; ledger claims of messages not tried are
+    /// released.
+    Defer(Duration),
+    /// Parked in the DLQ with this reason.
+    Park(String),
+    /// Record this pause, then park the messages with its reason, where they wait for the
+    /// fix and a redrive.
+    Pause(PauseScope, Pause),
+}
+
+impl Rest {
+    /// The reason the parked messages carry, for [`Rest::Park`] and [`Rest::Pause`].
+    pub fn park_reason(&self) -> Option<String> {
+        match self {
+            Rest::Defer(_) => None,
+            Rest::Park(reason) => Some(reason.clone()),
+            Rest::Pause(scope, pause) => Some(pause_reason(scope, pause)),
+        }
+    }
+}
+
+/// The park reason of a message whose channel or workspace is paused.
+pub fn pause_reason(scope: &PauseScope, p: &Pause) -> String {
+    let what = match scope {
+        PauseScope::Channel(_) => "channel",
+        PauseScope::Workspace(_) => "workspace",
+    };
+    format!("{what} paused ({}): {}", p.error, p.hint)
+}
+
+/// Before anything else: a paused workspace parks the whole group (the pause is already
+/// recorded); state that cannot be read hands the group back.
+pub fn workspace(team: &TeamId, pause: &Result<Option<Pause>, Error>) -> Option<Rest> {
+    match pause {
+        Ok(None) => None,
+        Ok(Some(p)) => Some(Rest::Park(pause_reason(
+            &PauseScope::Workspace(team.clone()),
+            p,
+        ))),
+        Err(_) => Some(Rest::Defer(STATE_UNAVAILABLE_RETRY)),
+    }
+}
+
+/// The park reason of a message still undelivered `max_age` after it was queued, if it is.
+pub fn too_old(sent_ms: Option<i64>, now_ms: i64, max_age: Duration) -> Option<String> {
+    let age = Duration::from_millis((now_ms - sent_ms?).max(0) as u64);
+    (age > max_age).then(|| {
+        format!(
+            "not delivered within {} of being queued; gave up",
+            human(max_age)
+        )
+    })
+}
+
+/// What the ledger's entry means for one message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admit {
+    /// Claimed, never posted: post it.
+    Post,
+    /// Slack already took it: acknowledge without posting.
+    AlreadyPosted {
+        ts: String,
+    },
+    /// An earlier attempt may have posted: look in the channel's history first.
+    CheckHistory {
+        since_ms: i64,
+    },
+    Rest(Rest),
+}
+
+pub fn admit(entry: Result<Entry, Error>) -> Admit {
+    match entry {
+        Ok(Entry::Clear) => Admit::Post,
+        Ok(Entry::Delivered { ts }) => Admit::AlreadyPosted { ts },
+        Ok(Entry::Uncertain { since_ms }) => Admit::CheckHistory { since_ms },
+        Err(_) => Admit::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY)),
+    }
+}
+
+/// What a history check after an uncertain attempt means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterHistory {
+    Post,
+    /// Found: record it in the ledger and acknowledge without posting.
+    AlreadyPosted {
+        ts: String,
+    },
+    Rest(Rest),
+}
+
+/// Found → skip; not found → post; Slack refuses to show the history → pause the channel
+/// at once (retrying cannot tell either); cannot tell yet → wait, never post on a guess.
+pub fn after_history(
+    check: HistoryCheck,
+    group: &GroupId,
+    channel: &str,
+    receive_count: usize,
+    schedule: &[u64],
+) -> AfterHistory {
+    match check {
+        HistoryCheck::Found(ts) => AfterHistory::AlreadyPosted { ts },
+        HistoryCheck::NotFound => AfterHistory::Post,
+        HistoryCheck::Refused(error) => {
+            let hint = history_hint(&error, channel);
+            AfterHistory::Rest(Rest::Pause(
+                PauseScope::Channel(group.clone()),
+                Pause { error, hint },
+            ))
+        }
+        HistoryCheck::Unavailable(_) => {
+            AfterHistory::Rest(Rest::Defer(retry_delay(receive_count, schedule)))
+        }
+    }
+}
+
+/// How the messages to post are grouped into posts, as sizes in order: one digest per
+/// [`crate::delivery::digest::DIGEST_MAX`] messages when at least `threshold` (≥ 2) wait,
+/// otherwise one post each.
+pub fn units(pending: usize, threshold: usize) -> Vec<usize> {
+    use crate::delivery::digest::DIGEST_MAX;
+    if threshold >= 2 && pending >= threshold {
+        let mut sizes = vec![DIGEST_MAX; pending / DIGEST_MAX];
+        if !pending.is_multiple_of(DIGEST_MAX) {
+            sizes.push(pending % DIGEST_MAX);
+        }
+        sizes
+    } else {
+        vec![1; pending]
+    }
+}
+
+/// What the channel's posting slot says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Slot {
+    /// The slot is taken: post now.
+    Post,
+    /// The slot is this close: sleep, then ask again.
+    Sleep(Duration),
+    Rest(Rest),
+}
+
+/// Short waits are slept in process, long ones go back to SQS; a paused channel parks the
+/// rest (its pause is recorded already).
+pub fn slot(gate: Result<Gate, Error>, group: &GroupId, max_inline_wait: Duration) -> Slot {
+    match gate {
+        Ok(Gate::Go) => Slot::Post,
+        Ok(Gate::Wait(d)) if d <= max_inline_wait => Slot::Sleep(d),
+        Ok(Gate::Wait(d)) => Slot::Rest(Rest::Defer(d)),
+        Ok(Gate::Paused(p)) => Slot::Rest(Rest::Park(pause_reason(
+            &PauseScope::Channel(group.clone()),
+            &p,
+        ))),
+        Err(_) => Slot::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY)),
+    }
+}
+
+/// No token for the workspace: a workspace that is not connected, revoked the app, or
+/// whose app credentials are missing is paused with the fix; anything else (Secrets
+/// Manager unreachable) is waited out.
+pub fn without_token(e: &TokenError, team: &TeamId) -> Rest {
+    let error = match e {
+        TokenError::NotConnected(_) | TokenError::Revoked(_) => "not_connected",
+        TokenError::App(crate::slack::oauth::AppError::NotConfigured(_)) => "app_not_configured",
+        _ => return Rest::Defer(TOKEN_UNAVAILABLE_RETRY),
+    };
+    Rest::Pause(
+        PauseScope::Workspace(team.clone()),
+        Pause {
+            error: error.into(),
+            hint: e.to_string(),
+        },
+    )
+}
+
+/// What Slack's classified answer to a post means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterPost {
+    /// Record every message of the post as delivered; `channel_id` is what Slack reported.
+    Delivered {
+        ts: String,
+        channel_id: Option<String>,
+    },
+    /// Rate limited: the channel posts nothing before `until_ms`; the rest waits that long.
+    RateLimited { until_ms: i64, wait: Duration },
+    /// A transient failure: the post and the rest come back after `delay`. When
+    /// `maybe_posted`, the post's ledger claim stays (the next attempt checks history).
+    Retry {
+        delay: Duration,
+        maybe_posted: bool,
+        reason: String,
+    },
+    /// Slack refused a digest: post its messages one by one instead.
+    SplitDigest { reason: String },
+    /// Slack refused the message itself: park just it, go on with the next.
+    Park(String),
+    /// The channel or workspace cannot take messages: pause it and park the rest.
+    Pause(PauseScope, Pause),
+}
+
+/// Context of a post for [`after_post`].
+#[derive(Debug, Clone)]
+pub struct Posted<'a> {
+    pub group: &'a GroupId,
+    pub channel: &'a str,
+    /// Messages in the post (more than one for a digest).
+    pub messages: usize,
+    /// The first message's receive count (retry schedule step).
+    pub receive_count: usize,
+    pub now_ms: i64,
+}
+
+pub fn after_post(action: Action, posted: &Posted<'_>, schedule: &[u64]) -> AfterPost {
+    match action {
+        Action::Delivered { ts, channel } => AfterPost::Delivered {
+            ts,
+            channel_id: channel,
+        },
+        Action::WaitRetryAfter(d) => AfterPost::RateLimited {
+            until_ms: posted.now_ms + d.as_millis() as i64,
+            wait: d,
+        },
+        Action::Retry {
+            reason,
+            maybe_posted,
+        } => AfterPost::Retry {
+            delay: retry_delay(posted.receive_count, schedule),
+            maybe_posted,
+            reason,
+        },
+        Action::Park { reason } if posted.messages > 1 => AfterPost::SplitDigest { reason },
+        Action::Park { reason } => AfterPost::Park(reason),
+        Action::PauseChannel { error } => {
+            let hint = operator_hint(&error, posted.channel);
+            AfterPost::Pause(
+                PauseScope::Channel(posted.group.clone()),
+                Pause { error, hint },
+            )
+        }
+        Action::PauseWorkspace { error } => {
+            let hint = operator_hint(&error, posted.channel);
+            AfterPost::Pause(
+                PauseScope::Workspace(posted.group.team()),
+                Pause { error, hint },
+            )
+        }
+    }
+}
+
+/// A duration as operators read it: `2 h`, `30 min`, `45 s`.
+pub fn human(d: Duration) -> String {
+    match d.as_secs() {
+        s if s >= 3600 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::retry::{retry_delay_with, MAX_INLINE_WAIT, RETRY_SCHEDULE};
+    use crate::slack::answers::{classify, Answer, SlackBody, MAX_RETRY_AFTER};
+
+    fn group() -> GroupId {
+        GroupId::from_queue("T0123:#alerts")
+    }
+
+    fn team() -> TeamId {
+        group().team()
+    }
+
+    fn down() -> Error {
+        Error::Slack {
+            what: "reading the channels table".into(),
+            detail: "connection refused".into(),
+            source: None,
+        }
+    }
+
+    fn pause(error: &str) -> Pause {
+        Pause {
+            error: error.into(),
+            hint: "invite the app".into(),
+        }
+    }
+
+    fn posted(messages: usize, receive_count: usize) -> Posted<'static> {
+        static GROUP: std::sync::OnceLock<GroupId> = std::sync::OnceLock::new();
+        Posted {
+            group: GROUP.get_or_init(group),
+            channel: "#alerts",
+            messages,
+            receive_count,
+            now_ms: 1_000_000,
+        }
+    }
+
+    fn within_jitter(d: Duration, receive_count: usize, schedule: &[u64]) -> bool {
+        d >= retry_delay_with(receive_count, schedule, 0.8)
+            && d <= retry_delay_with(receive_count, schedule, 1.2)
+    }
+
+    #[test]
+    fn a_slot_close_enough_is_slept_for_and_a_later_one_hands_the_rest_back() {
+        let g = group();
+        assert_eq!(slot(Ok(Gate::Go), &g, MAX_INLINE_WAIT), Slot::Post);
+        assert_eq!(
+            slot(
+                Ok(Gate::Wait(Duration::from_millis(900))),
+                &g,
+                MAX_INLINE_WAIT
+            ),
+            Slot::Sleep(Duration::from_millis(900))
+        );
+        assert_eq!(
+            slot(Ok(Gate::Wait(MAX_INLINE_WAIT)), &g, MAX_INLINE_WAIT),
+            Slot::Sleep(MAX_INLINE_WAIT)
+        );
+        assert_eq!(
+            slot(Ok(Gate::Wait(Duration::from_secs(30))), &g, MAX_INLINE_WAIT),
+            Slot::Rest(Rest::Defer(Duration::from_secs(30)))
+        );
+    }
+
+    #[test]
+    fn a_paused_channel_parks_the_rest_with_its_pause_and_unreadable_state_waits() {
+        let g = group();
+        let Slot::Rest(Rest::Park(reason)) = slot(
+            Ok(Gate::Paused(pause("not_in_channel"))),
+            &g,
+            MAX_INLINE_WAIT,
+        ) else {
+            panic!("a paused channel parks");
+        };
+        assert_eq!(reason, "channel paused (not_in_channel): invite the app");
+        assert_eq!(
+            slot(Err(down()), &g, MAX_INLINE_WAIT),
+            Slot::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY))
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_exactly_from_now() {
+        let after = after_post(
+            Action::WaitRetryAfter(Duration::from_secs(30)),
+            &posted(1, 1),
+            RETRY_SCHEDULE,
+        );
+        assert_eq!(
+            after,
+            AfterPost::RateLimited {
+                until_ms: 1_030_000,
+                wait: Duration::from_secs(30)
+            }
+        );
+    }
+
+    #[test]
+    fn retry_after_is_capped_at_an_hour() {
+        let answer = Answer::Http {
+            status: 429,
+            retry_after: Some(Duration::from_secs(7200)),
+            body: None,
+        };
+        let AfterPost::RateLimited { until_ms, wait } =
+            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE)
+        else {
+            panic!("a 429 rate-limits");
+        };
+        assert_eq!(wait, MAX_RETRY_AFTER);
+        assert_eq!(until_ms, 1_000_000 + MAX_RETRY_AFTER.as_millis() as i64);
+    }
+
+    #[test]
+    fn a_transient_failure_retries_by_the_receive_count_schedule() {
+        for count in [1, 3, 6, 10, 50] {
+            let AfterPost::Retry {
+                delay,
+                maybe_posted,
+                ..
+            } = after_post(
+                Action::Retry {
+                    reason: "HTTP 500".into(),
+                    maybe_posted: true,
+                },
+                &posted(1, count),
+                RETRY_SCHEDULE,
+            )
+            else {
+                panic!("a 5xx retries");
+            };
+            assert!(maybe_posted);
+            assert!(
+                within_jitter(delay, count, RETRY_SCHEDULE),
+                "{count}: {delay:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failure_that_did_not_post_says_so_so_its_claim_is_released() {
+        let answer = Answer::Transport {
+            maybe_sent: false,
+            error: "connection refused".into(),
+        };
+        let AfterPost::Retry { maybe_posted, .. } =
+            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE)
+        else {
+            panic!("a connection failure retries");
+        };
+        assert!(!maybe_posted);
+        let answer = Answer::Transport {
+            maybe_sent: true,
+            error: "timed out".into(),
+        };
+        let AfterPost::Retry { maybe_posted, .. } =
+            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE)
+        else {
+            panic!("a timeout retries");
+        };
+        assert!(
+            maybe_posted,
+            "a timeout may have posted: check history next time"
+        );
+    }
+
+    #[test]
+    fn a_refused_message_is_parked_with_its_reason_and_a_refused_digest_is_split() {
+        let refused = || Action::Park {
+            reason: "Slack refused the message: invalid_blocks".into(),
+        };
+        assert_eq!(
+            after_post(refused(), &posted(1, 1), RETRY_SCHEDULE),
+            AfterPost::Park("Slack refused the message: invalid_blocks".into())
+        );
+        assert!(matches!(
+            after_post(refused(), &posted(5, 1), RETRY_SCHEDULE),
+            AfterPost::SplitDigest { .. }
+        ));
+    }
+
+    #[test]
+    fn channel_errors_pause_the_channel_and_token_errors_the_workspace() {
+        let body = |error: &str| Answer::Http {
+            status: 200,
+            retry_after: None,
+            body: Some(SlackBody {
+                ok: false,
+                error: Some(error.into()),
+                ts: None,
+                channel: None,
+            }),
+        };
+        let AfterPost::Pause(scope, p) = after_post(
+            classify(&body("not_in_channel")),
+            &posted(1, 1),
+            RETRY_SCHEDULE,
+        ) else {
+            panic!("not_in_channel pauses");
+        };
+        assert_eq!(scope, PauseScope::Channel(group()));
+        assert_eq!(p.error, "not_in_channel");
+        assert!(!p.hint.is_empty());
+        let AfterPost::Pause(scope, p) = after_post(
+            classify(&body("token_revoked")),
+            &posted(1, 1),
+            RETRY_SCHEDULE,
+        ) else {
+            panic!("token_revoked pauses");
+        };
+        assert_eq!(scope, PauseScope::Workspace(team()));
+        assert_eq!(p.error, "token_revoked");
+        assert_eq!(
+            pause_reason(&scope, &p),
+            format!("workspace paused (token_revoked): {}", p.hint)
+        );
+    }
+
+    #[test]
+    fn slacks_ok_is_delivered_with_the_channel_it_reports() {
+        let answer = Answer::Http {
+            status: 200,
+            retry_after: None,
+            body: Some(SlackBody {
+                ok: true,
+                error: None,
+                ts: Some("1.2".into()),
+                channel: Some("C0123ABCD".into()),
+            }),
+        };
+        assert_eq!(
+            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE),
+            AfterPost::Delivered {
+                ts: "1.2".into(),
+                channel_id: Some("C0123ABCD".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_paused_workspace_parks_its_whole_group_and_unreadable_state_waits() {
+        assert_eq!(workspace(&team(), &Ok(None)), None);
+        assert_eq!(
+            workspace(&team(), &Ok(Some(pause("token_revoked")))),
+            Some(Rest::Park(
+                "workspace paused (token_revoked): invite the app".into()
+            ))
+        );
+        assert_eq!(
+            workspace(&team(), &Err(down())),
+            Some(Rest::Defer(STATE_UNAVAILABLE_RETRY))
+        );
+    }
+
+    #[test]
+    fn a_workspace_without_a_usable_token_is_paused_with_the_fix_and_an_unreadable_one_waits() {
+        let Rest::Pause(scope, p) = without_token(&TokenError::Revoked("T0123".into()), &team())
+        else {
+            panic!("a revoked token pauses");
+        };
+        assert_eq!(scope, PauseScope::Workspace(team()));
+        assert_eq!(p.error, "not_connected");
+        assert!(p.hint.contains("reconnect Slack"), "{}", p.hint);
+        assert!(matches!(
+            without_token(&TokenError::NotConnected("T0123".into()), &team()),
+            Rest::Pause(_, Pause { error, .. }) if error == "not_connected"
+        ));
+        assert!(matches!(
+            without_token(
+                &TokenError::App(crate::slack::oauth::AppError::NotConfigured("placeholder".into())),
+                &team()
+            ),
+            Rest::Pause(_, Pause { error, .. }) if error == "app_not_configured"
+        ));
+        assert_eq!(
+            without_token(
+                &TokenError::Fetch(crate::error::Error::Upstream {
+                    what: "the Slack token secret".into(),
+                    detail: "timeout".into(),
+                    retryable: true
+                }),
+                &team()
+            ),
+            Rest::Defer(TOKEN_UNAVAILABLE_RETRY)
+        );
+    }
+
+    #[test]
+    fn a_message_past_the_age_limit_is_parked_with_the_limit_named() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(too_old(Some(0), 3_600_000, hour), None);
+        assert_eq!(
+            too_old(Some(0), 3_600_001, hour).as_deref(),
+            Some("not delivered within 1 h of being queued; gave up")
+        );
+        assert_eq!(
+            too_old(Some(0), 10, Duration::ZERO).as_deref(),
+            Some("not delivered within 0 s of being queued; gave up")
+        );
+        assert_eq!(
+            too_old(None, 10, Duration::ZERO),
+            None,
+            "no SentTimestamp: no age"
+        );
+        assert_eq!(human(Duration::from_secs(1800)), "30 min");
+    }
+
+    #[test]
+    fn the_ledger_decides_post_skip_or_check_history() {
+        assert_eq!(admit(Ok(Entry::Clear)), Admit::Post);
+        assert_eq!(
+            admit(Ok(Entry::Delivered { ts: "1.2".into() })),
+            Admit::AlreadyPosted { ts: "1.2".into() }
+        );
+        assert_eq!(
+            admit(Ok(Entry::Uncertain { since_ms: 5 })),
+            Admit::CheckHistory { since_ms: 5 }
+        );
+        assert_eq!(
+            admit(Err(down())),
+            Admit::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY))
+        );
+    }
+
+    #[test]
+    fn after_an_uncertain_attempt_history_decides_and_never_guesses() {
+        let g = group();
+        let check = |c| after_history(c, &g, "#alerts", 4, RETRY_SCHEDULE);
+        assert_eq!(
+            check(HistoryCheck::Found("1.2".into())),
+            AfterHistory::AlreadyPosted { ts: "1.2".into() }
+        );
+        assert_eq!(check(HistoryCheck::NotFound), AfterHistory::Post);
+        let AfterHistory::Rest(Rest::Pause(scope, p)) =
+            check(HistoryCheck::Refused("not_in_channel".into()))
+        else {
+            panic!("a refused history pauses the channel");
+        };
+        assert_eq!(scope, PauseScope::Channel(g.clone()));
+        assert_eq!(p.error, "not_in_channel");
+        let AfterHistory::Rest(Rest::Defer(d)) = check(HistoryCheck::Unavailable("timeout".into()))
+        else {
+            panic!("an unreadable history waits");
+        };
+        assert!(within_jitter(d, 4, RETRY_SCHEDULE), "{d:?}");
+    }
+
+    #[test]
+    fn enough_waiting_messages_go_out_as_digests_of_at_most_24() {
+        assert_eq!(units(2, 3), vec![1, 1]);
+        assert_eq!(units(3, 3), vec![3]);
+        assert_eq!(units(30, 3), vec![24, 6]);
+        assert_eq!(units(48, 3), vec![24, 24]);
+        assert_eq!(units(5, 0), vec![1; 5], "0 never digests");
+        assert_eq!(units(5, 1), vec![1; 5], "a digest of one is a post");
+        assert_eq!(units(0, 3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn only_parking_outcomes_carry_a_park_reason() {
+        assert_eq!(Rest::Defer(Duration::from_secs(1)).park_reason(), None);
+        assert_eq!(Rest::Park("r".into()).park_reason().as_deref(), Some("r"));
+        assert_eq!(
+            Rest::Pause(PauseScope::Channel(group()), pause("is_archived"))
+                .park_reason()
+                .as_deref(),
+            Some("channel paused (is_archived): invite the app")
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! The ledger and channel state in memory, with the same conditional semantics as the
+//! DynamoDB tables: the second implementation of [`LedgerStore`] and [`ChannelStore`],
+//! for unit tests.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use crate::delivery::channel_store::{
+    ChannelState, ChannelStore, Gate, Membership, Pause, PauseScope,
+};
+use crate::delivery::ledger::{Entry, LedgerStore};
+use crate::error::{Error, Result};
+use crate::ids::{DeliveryKey, GroupId, TeamId};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Posting { since_ms: i64 },
+    NotPosted,
+    Delivered { ts: String },
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    pub ledger: Mutex<HashMap<DeliveryKey, Status>>,
+    pub next_at_ms: Mutex<HashMap<GroupId, i64>>,
+    pub pauses: Mutex<HashMap<PauseScope, Pause>>,
+    pub channels: Mutex<HashMap<GroupId, ChannelState>>,
+    /// Every slot taken, as (group, when).
+    pub slots: Mutex<Vec<(GroupId, i64)>>,
+    /// When set, every call fails (a retryable error), as an unreachable table would.
+    pub down: Mutex<bool>,
+    /// When set to n, every claim after the first n fails, as a ledger that became
+    /// unreachable would.
+    pub ledger_down_after: Mutex<Option<usize>>,
+    claims: Mutex<usize>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl FakeState {
+    fn check(&self) -> Result<()> {
+        if *lock(&self.down) {
+            Err(Error::Slack {
+                what: "the fake table".into(),
+                detail: "down".into(),
+                source: None,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn status(&self, key: &DeliveryKey) -> Option<Status> {
+        lock(&self.ledger).get(key).cloned()
+    }
+
+    pub fn pause_of(&self, scope: &PauseScope) -> Option<Pause> {
+        lock(&self.pauses).get(scope).cloned()
+    }
+
+    pub fn slot_times(&self) -> Vec<i64> {
+        lock(&self.slots).iter().map(|(_, t)| *t).collect()
+    }
+}
+
+impl LedgerStore for FakeState {
+    fn begin<'a>(&'a self, key: &'a DeliveryKey, now_ms: i64) -> BoxFuture<'a, Result<Entry>> {
+        async move {
+            self.check()?;
+            {
+                let mut claims = lock(&self.claims);
+                if lock(&self.ledger_down_after).is_some_and(|n| *claims >= n) {
+                    return Err(Error::Slack {
+                        what: "the fake ledger".into(),
+                        detail: "down".into(),
+                        source: None,
+                    });
+                }
+                *claims += 1;
+            }
+            let mut ledger = lock(&self.ledger);
+            let entry = match ledger.get(key) {
+                None | Some(Status::NotPosted) => Entry::Clear,
+                Some(Status::Delivered { ts }) => return Ok(Entry::Delivered { ts: ts.clone() }),
+                Some(Status::Posting { since_ms }) => {
+                    return Ok(Entry::Uncertain {
+                        since_ms: *since_ms,
+                    })
+                }
+            };
+            ledger.insert(key.clone(), Status::Posting { since_ms: now_ms });
+            Ok(entry)
+        }
+        .boxed()
+    }
+
+    fn delivered<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+        ts: &'a str,
+        _channel_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.check()?;
+            lock(&self.ledger).insert(key.clone(), Status::Delivered { ts: ts.to_owned() });
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn not_posted<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.check()?;
+            let mut ledger = lock(&self.ledger);
+            if matches!(ledger.get(key), Some(Status::Posting { .. })) {
+                ledger.insert(key.clone(), Status::NotPosted);
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+impl ChannelStore for FakeState {
+    fn acquire<'a>(
+        &'a self,
+        group: &'a GroupId,
+        interval: Duration,
+        now_ms: i64,
+    ) -> BoxFuture<'a, Result<Gate>> {
+        async move {
+            self.check()?;
+            if let Some(p) = lock(&self.pauses).get(&PauseScope::Channel(group.clone())) {
+                return Ok(Gate::Paused(p.clone()));
+            }
+            let mut next = lock(&self.next_at_ms);
+            match next.get(group) {
+                Some(at) if *at > now_ms => {
+                    Ok(Gate::Wait(Duration::from_millis((*at - now_ms) as u64)))
+                }
+                _ => {
+                    next.insert(group.clone(), now_ms + interval.as_millis() as i64);
+                    lock(&self.slots).push((group.clone(), now_ms));
+                    Ok(Gate::Go)
+                }
+            }
+        }
+        .boxed()
+    }
+
+    fn hold_until<'a>(&'a self, group: &'a GroupId, until_ms: i64) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.check()?;
+            let mut next = lock(&self.next_at_ms);
+            let at = next.entry(group.clone()).or_insert(until_ms);
+            *at = (*at).max(until_ms);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn workspace_pause<'a>(&'a self, team: &'a TeamId) -> BoxFuture<'a, Result<Option<Pause>>> {
+        async move {
+            self.check()?;
+            Ok(self.pause_of(&PauseScope::Workspace(team.clone())))
+        }
+        .boxed()
+    }
+
+    fn record_pause<'a>(
+        &'a self,
+        scope: &'a PauseScope,
+        pause: &'a Pause,
+        _now: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.check()?;
+            lock(&self.pauses).insert(scope.clone(), pause.clone());
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn channel<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<ChannelState>> {
+        async move {
+            self.check()?;
+            Ok(lock(&self.channels).get(group).cloned().unwrap_or_default())
+        }
+        .boxed()
+    }
+
+    fn set_channel_id<'a>(&'a self, group: &'a GroupId, id: &'a str) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.check()?;
+            lock(&self.channels)
+                .entry(group.clone())
+                .or_default()
+                .channel_id = Some(id.to_owned());
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn set_membership<'a>(
+        &'a self,
+        group: &'a GroupId,
+        membership: Option<Membership>,
+        channel_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.check()?;
+            let mut channels = lock(&self.channels);
+            let state = channels.entry(group.clone()).or_default();
+            state.membership = membership;
+            if let Some(id) = channel_id {
+                state.channel_id = Some(id.to_owned());
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_fake_ledger_claims_once_and_a_released_claim_is_clear_again() {
+        let state = FakeState::default();
+        let key = DeliveryKey::of("e1", "p", 0);
+        assert_eq!(state.begin(&key, 10).await.unwrap(), Entry::Clear);
+        assert_eq!(
+            state.begin(&key, 20).await.unwrap(),
+            Entry::Uncertain { since_ms: 10 }
+        );
+        state.not_posted(&key).await.unwrap();
+        assert_eq!(state.status(&key), Some(Status::NotPosted));
+        assert_eq!(state.begin(&key, 30).await.unwrap(), Entry::Clear);
+        state.delivered(&key, "1.2", None).await.unwrap();
+        state.not_posted(&key).await.unwrap();
+        assert_eq!(
+            state.begin(&key, 40).await.unwrap(),
+            Entry::Delivered { ts: "1.2".into() }
+        );
+    }
+}

@@ -1,0 +1,587 @@
+//! One FIFO group (a workspace's channel) of a batch, in order: the loop that carries out
+//! what [`super::decide`] decides. It reads and writes the ledger and channel state, asks
+//! Slack, parks, and says for each message whether it is done or comes back later; at the
+//! group's first failure that message and every later one come back together.
+
+use std::collections::{HashMap, VecDeque};
+
+use aws_lambda_events::event::sqs::SqsMessage;
+
+use crate::delivery::channel_store::{Pause, PauseScope};
+use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Fate, Posted, Rest, Slot};
+use crate::delivery::message::{Delivery, Item};
+use crate::delivery::park::park;
+use crate::delivery::retry::paced_interval;
+use crate::delivery::{history, membership, pacing, post, DeliveryDeps};
+use crate::error::Error;
+use crate::ids::{GroupId, TeamId};
+use crate::slack::answers::classify;
+use crate::slack::client::HistoryCheck;
+
+/// The workspace pauses learnt during one batch, so each workspace is read once.
+pub type TeamPauses = HashMap<TeamId, Option<Pause>>;
+
+type Out<'r> = Vec<(&'r SqsMessage, Fate)>;
+
+/// Processes one group's messages in order.
+pub(super) async fn process<'r>(
+    group: &GroupId,
+    records: &[&'r SqsMessage],
+    deps: &DeliveryDeps,
+    team_pauses: &mut TeamPauses,
+) -> Out<'r> {
+    let mut out: Out<'r> = Vec::new();
+    let team = group.team();
+
+    // A paused workspace: its messages wait in the DLQ with the reason.
+    let pause = match team_pauses.get(&team) {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let p = deps.channels.workspace_pause(&team).await;
+            if let Ok(p) = &p {
+                team_pauses.insert(team.clone(), p.clone());
+            }
+            p
+        }
+    };
+    if let Err(e) = &pause {
+        tracing::warn!(error = %e, outcome = "retry", "could not read workspace state");
+    }
+    if let Some(rest) = decide::workspace(&team, &pause) {
+        finish(rest, &[], records, deps, &mut out).await;
+        return out;
+    }
+
+    // Parse, check age and the ledger, in order.
+    let mut pending: Vec<Item<'r>> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let delivery = match parse(r) {
+            Ok(d) => d,
+            Err(e) => {
+                out.push((*r, park(r, None, &e.to_string(), deps).await));
+                continue;
+            }
+        };
+        let key = delivery.key();
+        let now_ms = deps.clock.now_ms();
+        if let Some(reason) = decide::too_old(sent_ms(r), now_ms, deps.max_age) {
+            out.push((*r, park(r, Some(&delivery), &reason, deps).await));
+            continue;
+        }
+        let entry = deps.ledger.begin(&key, now_ms).await;
+        if let Err(e) = &entry {
+            tracing::warn!(error = %e, outcome = "retry", "delivery ledger unavailable");
+        }
+        match decide::admit(entry) {
+            Admit::Post => pending.push(Item {
+                record: r,
+                delivery,
+                key,
+            }),
+            Admit::AlreadyPosted { ts } => {
+                tracing::info!(event_id = %delivery.event_id, ts = %ts, outcome = "already_delivered", "already posted; acknowledged without posting again");
+                out.push((*r, Fate::Done));
+            }
+            Admit::Rest(rest) => {
+                finish(rest, &pending, &records[i..], deps, &mut out).await;
+                return out;
+            }
+            Admit::CheckHistory { since_ms } => {
+                let check = history::check(&delivery, group, &key, since_ms, deps).await;
+                if let HistoryCheck::Unavailable(e) = &check {
+                    tracing::warn!(event_id = %delivery.event_id, error = %e, outcome = "retry", "cannot tell whether an earlier attempt posted; waiting rather than risking a duplicate");
+                }
+                let decided = decide::after_history(
+                    check,
+                    group,
+                    delivery.channel.as_str(),
+                    receive_count(r),
+                    &deps.retry_schedule,
+                );
+                match decided {
+                    AfterHistory::Post => pending.push(Item {
+                        record: r,
+                        delivery,
+                        key,
+                    }),
+                    AfterHistory::AlreadyPosted { ts } => {
+                        tracing::info!(event_id = %delivery.event_id, ts = %ts, outcome = "already_delivered", "found in the channel's history after an uncertain attempt; not posting again");
+                        if let Err(e) = deps.ledger.delivered(&key, &ts, None).await {
+                            tracing::warn!(error = %e, "could not record the delivery");
+                        }
+                        out.push((*r, Fate::Done));
+                    }
+                    AfterHistory::Rest(rest) => {
+                        if let Rest::Pause(_, p) = &rest {
+                            // Retrying cannot tell either: surface it now, keep the backlog.
+                            tracing::error!(event_id = %delivery.event_id, channel = %delivery.channel, slack_error = %p.error, action = %p.hint, outcome = "pause_channel", "cannot tell whether an earlier attempt posted: Slack will not show the channel's history; channel paused");
+                        }
+                        finish(rest, &pending, &records[i..], deps, &mut out).await;
+                        return out;
+                    }
+                }
+            }
+        }
+    }
+    if pending.is_empty() {
+        return out;
+    }
+
+    // Digest when enough messages of the channel wait; otherwise one post each.
+    let threshold = pending[0].delivery.digest_threshold;
+    let mut units: VecDeque<Vec<Item<'r>>> = VecDeque::new();
+    let mut items = pending.into_iter();
+    for size in decide::units(items.len(), threshold) {
+        units.push_back(items.by_ref().take(size).collect());
+    }
+
+    while let Some(unit) = units.pop_front() {
+        let first = &unit[0].delivery;
+        let interval = paced_interval(first.min_interval_ms);
+        // Before taking a slot, so the time between slot and post stays short. A token
+        // failure is handled after the slot, as for the post.
+        if let Ok(token) = deps.tokens.token(team.as_str()).await {
+            membership::ensure_member(group, &first.channel, &token, deps).await;
+        }
+        let slot = pacing::wait_for_slot(
+            deps.channels.as_ref(),
+            deps.clock.as_ref(),
+            group,
+            interval,
+            deps.max_inline_wait,
+        )
+        .await;
+        if let Slot::Rest(rest) = slot {
+            match &rest {
+                Rest::Defer(d) if *d == crate::delivery::retry::STATE_UNAVAILABLE_RETRY => {
+                    tracing::warn!(outcome = "retry", "channel state unavailable");
+                }
+                Rest::Defer(d) => tracing::info!(
+                    wait_ms = d.as_millis() as u64,
+                    outcome = "paced",
+                    "channel busy; the rest of its messages wait in the queue"
+                ),
+                _ => {}
+            }
+            let rest_items = rest_of(unit, &mut units);
+            finish(rest, &rest_items, &[], deps, &mut out).await;
+            return out;
+        }
+
+        let token = match deps.tokens.token(team.as_str()).await {
+            Ok(t) => t,
+            Err(e) => {
+                let rest = decide::without_token(&e, &team);
+                if let Rest::Pause(_, p) = &rest {
+                    tracing::error!(team = %team, action = %p.hint, outcome = "pause_workspace", "workspace has no usable token; its backlog waits in the DLQ");
+                    team_pauses.insert(team.clone(), Some(p.clone()));
+                } else {
+                    tracing::error!(error = %e, outcome = "retry", "no Slack token; the workspace's messages wait");
+                }
+                let rest_items = rest_of(unit, &mut units);
+                finish(rest, &rest_items, &[], deps, &mut out).await;
+                return out;
+            }
+        };
+        let (answer, channel) = post::post_unit(&unit, &token, deps).await;
+        let first = &unit[0].delivery;
+        let event_ids: Vec<&str> = unit.iter().map(|i| i.delivery.event_id.as_str()).collect();
+        let posted = Posted {
+            group,
+            channel: first.channel.as_str(),
+            messages: unit.len(),
+            receive_count: receive_count(unit[0].record),
+            now_ms: deps.clock.now_ms(),
+        };
+        match decide::after_post(classify(&answer), &posted, &deps.retry_schedule) {
+            AfterPost::Delivered { ts, channel_id } => {
+                for item in &unit {
+                    if let Err(e) = deps
+                        .ledger
+                        .delivered(&item.key, &ts, channel_id.as_deref())
+                        .await
+                    {
+                        tracing::warn!(event_id = %item.delivery.event_id, error = %e, "posted, but the ledger could not record it");
+                    }
+                    out.push((item.record, Fate::Done));
+                }
+                tracing::info!(event_ids = ?event_ids, pipeline = %first.pipeline_id, channel = %first.channel, ts = %ts, digest = unit.len() > 1, outcome = "delivered", "posted to Slack");
+                if let Some(id) = channel_id.filter(|id| *id != channel) {
+                    let _ = deps.channels.set_channel_id(group, &id).await;
+                }
+            }
+            AfterPost::RateLimited { until_ms, wait } => {
+                tracing::warn!(channel = %first.channel, retry_after_s = wait.as_secs(), outcome = "rate_limited", "Slack rate-limited the channel; it is silent for exactly Retry-After");
+                let _ = deps.channels.hold_until(group, until_ms).await;
+                let rest_items = rest_of(unit, &mut units);
+                finish(Rest::Defer(wait), &rest_items, &[], deps, &mut out).await;
+                return out;
+            }
+            AfterPost::Retry {
+                delay,
+                maybe_posted,
+                reason,
+            } => {
+                tracing::warn!(event_ids = ?event_ids, channel = %first.channel, reason = %reason, maybe_posted, retry_in_s = delay.as_secs(), outcome = "retry", "transient Slack failure; will retry");
+                let rest: Vec<Item<'r>> = units.drain(..).flatten().collect();
+                if !maybe_posted {
+                    release(deps, &unit).await;
+                }
+                out.extend(unit.iter().map(|i| (i.record, Fate::Later(delay))));
+                finish(Rest::Defer(delay), &rest, &[], deps, &mut out).await;
+                return out;
+            }
+            AfterPost::SplitDigest { reason } => {
+                tracing::warn!(reason = %reason, outcome = "split_digest", "Slack refused the digest; posting its messages one by one");
+                for item in unit.into_iter().rev() {
+                    units.push_front(vec![item]);
+                }
+            }
+            AfterPost::Park(reason) => {
+                finish(Rest::Park(reason), &unit, &[], deps, &mut out).await;
+            }
+            AfterPost::Pause(scope, pause) => {
+                match &scope {
+                    PauseScope::Channel(_) => {
+                        tracing::error!(channel = %first.channel, slack_error = %pause.error, action = %pause.hint, outcome = "pause_channel", "channel paused; its backlog waits in the DLQ");
+                    }
+                    PauseScope::Workspace(_) => {
+                        tracing::error!(team = %team, slack_error = %pause.error, action = %pause.hint, outcome = "pause_workspace", "workspace paused; its backlog waits in the DLQ");
+                        // The token no longer works: read it again once the workspace is
+                        // reconnected.
+                        deps.tokens.invalidate(team.as_str()).await;
+                        team_pauses.insert(team.clone(), Some(pause.clone()));
+                    }
+                }
+                let rest_items = rest_of(unit, &mut units);
+                finish(Rest::Pause(scope, pause), &rest_items, &[], deps, &mut out).await;
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// The unit at hand and every later one, in order.
+fn rest_of<'r>(unit: Vec<Item<'r>>, units: &mut VecDeque<Vec<Item<'r>>>) -> Vec<Item<'r>> {
+    unit.into_iter().chain(units.drain(..).flatten()).collect()
+}
+
+/// Carries out what becomes of the rest of a group: `claimed` messages (claimed in the
+/// ledger, not tried: released first) and then `unread` records (not yet claimed), in order.
+async fn finish<'r>(
+    rest: Rest,
+    claimed: &[Item<'r>],
+    unread: &[&'r SqsMessage],
+    deps: &DeliveryDeps,
+    out: &mut Out<'r>,
+) {
+    release(deps, claimed).await;
+    let reason = match &rest {
+        Rest::Defer(d) => {
+            out.extend(claimed.iter().map(|i| (i.record, Fate::Later(*d))));
+            out.extend(unread.iter().map(|r| (*r, Fate::Later(*d))));
+            return;
+        }
+        Rest::Park(reason) => reason.clone(),
+        Rest::Pause(scope, pause) => {
+            if let Err(e) = deps
+                .channels
+                .record_pause(scope, pause, &deps.clock.now_text())
+                .await
+            {
+                tracing::warn!(error = %e, "could not record the pause; the messages are parked anyway");
+            }
+            decide::pause_reason(scope, pause)
+        }
+    };
+    for item in claimed {
+        let fate = park(item.record, Some(&item.delivery), &reason, deps).await;
+        out.push((item.record, fate));
+    }
+    for r in unread {
+        let fate = park(r, parse(r).ok().as_ref(), &reason, deps).await;
+        out.push((*r, fate));
+    }
+}
+
+/// Marks items that were claimed but not tried as certainly not posted.
+async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {
+    for item in items {
+        if let Err(e) = deps.ledger.not_posted(&item.key).await {
+            tracing::warn!(event_id = %item.delivery.event_id, error = %e, "could not release the ledger entry; the next attempt checks history first");
+        }
+    }
+}
+
+/// The record's body as a [`Delivery`]; the error is the park reason.
+pub(super) fn parse(r: &SqsMessage) -> Result<Delivery, Error> {
+    match r.body.as_deref().map(serde_json::from_str::<Delivery>) {
+        Some(Ok(d)) => Ok(d),
+        Some(Err(e)) => Err(Error::invalid("unreadable delivery message", e)),
+        None => Err(Error::NotFound("delivery message has no body".into())),
+    }
+}
+
+fn receive_count(r: &SqsMessage) -> usize {
+    r.attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}
+
+/// When the message was first sent to the queue (ms since the epoch).
+fn sent_ms(r: &SqsMessage) -> Option<i64> {
+    r.attributes.get("SentTimestamp")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    //! The group loop against the in-memory fake and the Slack stand-in, for the paths
+    //! that do not park (parking is tested through the emulator).
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use slack_standin::{Fault, FaultKind, Standin, StandinConfig};
+
+    use super::*;
+    use crate::delivery::channel_store::ChannelStore;
+    use crate::delivery::clock::{Clock, SystemClock};
+    use crate::delivery::fake::{FakeState, Status};
+    use crate::delivery::ledger::LedgerStore;
+    use crate::delivery::retry::STATE_UNAVAILABLE_RETRY;
+    use crate::slack::block_kit::RenderedMessage;
+
+    struct Setup {
+        standin: Standin,
+        state: Arc<FakeState>,
+        deps: DeliveryDeps,
+    }
+
+    async fn setup() -> Setup {
+        let standin = Standin::start(StandinConfig {
+            rate_per_channel_per_sec: f64::INFINITY,
+            ..StandinConfig::default()
+        })
+        .await
+        .unwrap();
+        let state = Arc::new(FakeState::default());
+        let deps = DeliveryDeps::with_fake(&standin.api_url(), state.clone());
+        Setup {
+            standin,
+            state,
+            deps,
+        }
+    }
+
+    fn delivery(n: usize, digest_threshold: usize) -> Delivery {
+        Delivery {
+            v: 1,
+            event_id: format!("local:e{n}"),
+            event_name: "signup".into(),
+            pipeline_id: "p".into(),
+            destination: 0,
+            team: TeamId::default_team(),
+            channel: crate::ids::ChannelRef::parse("#alerts").unwrap(),
+            message: RenderedMessage {
+                text: format!("message {n}"),
+                blocks: Vec::new(),
+                truncated: false,
+            },
+            min_interval_ms: 0,
+            digest_threshold,
+            link: None,
+        }
+    }
+
+    fn record(d: &Delivery) -> SqsMessage {
+        let mut r = SqsMessage::default();
+        r.message_id = Some(d.event_id.clone());
+        r.receipt_handle = Some(format!("h-{}", d.event_id));
+        r.body = Some(serde_json::to_string(d).unwrap());
+        r.attributes = HashMap::from([
+            ("MessageGroupId".to_owned(), d.group_id()),
+            ("ApproximateReceiveCount".to_owned(), "1".to_owned()),
+            ("SentTimestamp".to_owned(), SystemClock.now_ms().to_string()),
+        ]);
+        r
+    }
+
+    async fn run(s: &Setup, deliveries: &[Delivery]) -> Vec<(String, Fate)> {
+        let records: Vec<SqsMessage> = deliveries.iter().map(record).collect();
+        let refs: Vec<&SqsMessage> = records.iter().collect();
+        let mut pauses = TeamPauses::new();
+        process(&deliveries[0].group(), &refs, &s.deps, &mut pauses)
+            .await
+            .into_iter()
+            .map(|(r, f)| (r.message_id.clone().unwrap(), f))
+            .collect()
+    }
+
+    fn ids(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("local:e{i}")).collect()
+    }
+
+    #[tokio::test]
+    async fn messages_are_posted_in_order_and_recorded_as_delivered() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(3)
+                .into_iter()
+                .map(|id| (id, Fate::Done))
+                .collect::<Vec<_>>()
+        );
+        let texts: Vec<String> = s
+            .standin
+            .messages_in("alerts")
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["message 1", "message 2", "message 3"]);
+        for d in &ds {
+            assert!(matches!(
+                s.state.status(&d.key()),
+                Some(Status::Delivered { .. })
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_the_ledger_has_as_delivered_is_acknowledged_without_posting() {
+        let s = setup().await;
+        let d = delivery(1, 0);
+        s.state.delivered(&d.key(), "1.2", None).await.unwrap();
+        let fates = run(&s, std::slice::from_ref(&d)).await;
+        assert_eq!(fates, vec![("local:e1".to_owned(), Fate::Done)]);
+        assert!(s.standin.messages().is_empty(), "posted again");
+    }
+
+    #[tokio::test]
+    async fn enough_waiting_messages_go_out_as_one_digest() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 3)).collect();
+        let fates = run(&s, &ds).await;
+        assert!(fates.iter().all(|(_, f)| *f == Fate::Done), "{fates:?}");
+        let posted = s.standin.messages_in("alerts");
+        assert_eq!(posted.len(), 1);
+        let metadata = posted[0].metadata.clone().unwrap();
+        assert_eq!(metadata["event_type"], "ingestlayer_digest");
+        assert_eq!(
+            metadata["event_payload"]["event_ids"],
+            serde_json::json!(ids(3))
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_transient_failure_the_post_and_every_later_message_come_back_in_order() {
+        let s = setup().await;
+        s.standin
+            .inject(Fault::once(FaultKind::HttpStatus(500)).on_channel("#alerts"));
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let fates = run(&s, &ds).await;
+        let got: Vec<&String> = fates.iter().map(|(id, _)| id).collect();
+        assert_eq!(got, ids(3).iter().collect::<Vec<_>>(), "order kept");
+        let Fate::Later(d) = fates[0].1 else {
+            panic!("{fates:?}");
+        };
+        assert!(fates.iter().all(|(_, f)| *f == Fate::Later(d)), "{fates:?}");
+        assert!(
+            d <= Duration::from_secs_f64(1.2),
+            "first retry after about a second"
+        );
+        // A 500 may have posted: the first keeps its claim, so the next attempt checks
+        // history; the others were never tried and are released.
+        assert!(matches!(
+            s.state.status(&ds[0].key()),
+            Some(Status::Posting { .. })
+        ));
+        assert_eq!(s.state.status(&ds[1].key()), Some(Status::NotPosted));
+        assert_eq!(s.state.status(&ds[2].key()), Some(Status::NotPosted));
+    }
+
+    #[tokio::test]
+    async fn a_429_holds_the_channel_for_retry_after_and_hands_back_the_rest() {
+        let s = setup().await;
+        s.standin.inject(
+            Fault::once(FaultKind::RateLimited {
+                retry_after_secs: 30,
+            })
+            .on_channel("#alerts"),
+        );
+        let ds: Vec<Delivery> = (1..=2).map(|n| delivery(n, 0)).collect();
+        let before = SystemClock.now_ms();
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(2)
+                .into_iter()
+                .map(|id| (id, Fate::Later(Duration::from_secs(30))))
+                .collect::<Vec<_>>()
+        );
+        let next = s.state.next_at_ms.lock().unwrap()[&ds[0].group()];
+        assert!(next >= before + 30_000, "held until Retry-After ends");
+        assert!(next <= SystemClock.now_ms() + 30_000);
+        assert_eq!(s.state.status(&ds[0].key()), Some(Status::NotPosted));
+        assert_eq!(s.state.status(&ds[1].key()), Some(Status::NotPosted));
+    }
+
+    #[tokio::test]
+    async fn a_channel_whose_slot_is_far_hands_its_messages_back_until_then() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=2).map(|n| delivery(n, 0)).collect();
+        s.state
+            .hold_until(&ds[0].group(), SystemClock.now_ms() + 10_000)
+            .await
+            .unwrap();
+        let fates = run(&s, &ds).await;
+        for (_, f) in &fates {
+            let Fate::Later(d) = f else {
+                panic!("{fates:?}")
+            };
+            assert!(
+                *d > Duration::from_secs(9) && *d <= Duration::from_secs(10),
+                "{d:?}"
+            );
+        }
+        assert!(s.standin.messages().is_empty());
+        assert_eq!(s.state.status(&ds[0].key()), Some(Status::NotPosted));
+    }
+
+    #[tokio::test]
+    async fn unreadable_state_hands_the_whole_group_back_in_order() {
+        let s = setup().await;
+        *s.state.down.lock().unwrap() = true;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(3)
+                .into_iter()
+                .map(|id| (id, Fate::Later(STATE_UNAVAILABLE_RETRY)))
+                .collect::<Vec<_>>()
+        );
+        assert!(s.standin.messages().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ledger_that_cannot_be_read_hands_back_that_message_and_every_later_one() {
+        let s = setup().await;
+        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        // The second message's claim fails: the first was claimed and is released, untried.
+        *s.state.ledger_down_after.lock().unwrap() = Some(1);
+        let fates = run(&s, &ds).await;
+        assert_eq!(
+            fates,
+            ids(3)
+                .into_iter()
+                .map(|id| (id, Fate::Later(STATE_UNAVAILABLE_RETRY)))
+                .collect::<Vec<_>>()
+        );
+        assert!(s.standin.messages().is_empty());
+        assert_eq!(s.state.status(&ds[0].key()), Some(Status::NotPosted));
+        assert_eq!(s.state.status(&ds[1].key()), None);
+    }
+}

@@ -1,0 +1,69 @@
+//! The no-duplicate check after an uncertain attempt: is the message (found by its delivery
+//! key, carried in message metadata) already in the channel's history?
+
+use crate::delivery::channel_store::Membership;
+use crate::delivery::membership;
+use crate::delivery::message::Delivery;
+use crate::delivery::retry::HISTORY_SKEW_SECS;
+use crate::delivery::DeliveryDeps;
+use crate::ids::{DeliveryKey, GroupId};
+use crate::slack::client::{HistoryCheck, Join};
+
+/// Looks for `key` in the channel's history since shortly before the uncertain attempt
+/// began (`since_ms`). A channel the bot was removed from is joined again and read again.
+pub(super) async fn check(
+    delivery: &Delivery,
+    group: &GroupId,
+    key: &DeliveryKey,
+    since_ms: i64,
+    deps: &DeliveryDeps,
+) -> HistoryCheck {
+    let token = match deps.tokens.token(group.team().as_str()).await {
+        Ok(t) => t,
+        Err(e) => return HistoryCheck::Unavailable(e.to_string()),
+    };
+    let token = &token;
+    let channel = match deps.channels.channel(group).await.map(|s| s.channel_id) {
+        Ok(Some(id)) => id,
+        Ok(None) if delivery.channel.as_str().starts_with('#') => {
+            // History takes channel ids: resolve the name the pipeline uses.
+            match deps
+                .slack
+                .resolve_channel(token, delivery.channel.as_str())
+                .await
+            {
+                Ok(Some(id)) => {
+                    let _ = deps.channels.set_channel_id(group, &id).await;
+                    id
+                }
+                // No such channel among those the bot can see: nothing can have been
+                // posted to it. (A channel the bot was removed from after posting is
+                // checked by the id recorded when it was in, and answers not_in_channel.)
+                Ok(None) => return HistoryCheck::NotFound,
+                Err(e) => return HistoryCheck::Unavailable(e.to_string()),
+            }
+        }
+        Ok(None) => delivery.channel.to_string(),
+        Err(e) => return HistoryCheck::Unavailable(e.to_string()),
+    };
+    let oldest = since_ms / 1000 - HISTORY_SKEW_SECS;
+    let key = key.as_str();
+    match deps.slack.find_posted(token, &channel, key, oldest).await {
+        // Posted with chat:write.public without joining, or removed since: join, read again.
+        HistoryCheck::Refused(e) if e == "not_in_channel" => {
+            membership::forget(group, deps).await;
+            match deps.slack.join_channel(token, &channel).await {
+                Ok(Join::Member { id }) => {
+                    membership::record(group, Membership::Member, Some(&id), deps).await;
+                    deps.slack.find_posted(token, &channel, key, oldest).await
+                }
+                Ok(Join::Refused(why)) => {
+                    tracing::warn!(channel = %delivery.channel, slack_error = %why, "the bot cannot join the channel to read its history");
+                    HistoryCheck::Refused(e)
+                }
+                Err(why) => HistoryCheck::Unavailable(why.to_string()),
+            }
+        }
+        other => other,
+    }
+}

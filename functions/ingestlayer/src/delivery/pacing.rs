@@ -1,0 +1,171 @@
+//! Pacing: waiting for a channel's posting slot. Slots live in the channel state, so all
+//! instances together post at most once per interval; a slot close enough is slept for
+//! here (on tokio's clock), a later one hands the rest of the group back to SQS.
+
+use std::time::Duration;
+
+use crate::delivery::channel_store::ChannelStore;
+use crate::delivery::clock::Clock;
+use crate::delivery::decide::{self, Slot};
+use crate::ids::GroupId;
+
+/// Takes the channel's next slot, sleeping for it while it is at most `max_inline_wait`
+/// away; returns [`Slot::Post`] or what becomes of the rest ([`Slot::Rest`]), never
+/// [`Slot::Sleep`].
+pub async fn wait_for_slot(
+    channels: &dyn ChannelStore,
+    clock: &dyn Clock,
+    group: &GroupId,
+    interval: Duration,
+    max_inline_wait: Duration,
+) -> Slot {
+    loop {
+        let gate = channels.acquire(group, interval, clock.now_ms()).await;
+        match decide::slot(gate, group, max_inline_wait) {
+            Slot::Sleep(d) => tokio::time::sleep(d).await,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::channel_store::{Pause, PauseScope};
+    use crate::delivery::clock::TokioClock;
+    use crate::delivery::decide::Rest;
+    use crate::delivery::fake::FakeState;
+    use crate::delivery::retry::{paced_interval, MAX_INLINE_WAIT, STATE_UNAVAILABLE_RETRY};
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn alerts() -> GroupId {
+        GroupId::from_queue("default:#alerts")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_is_posted_one_slot_per_interval_never_closer() {
+        let state = FakeState::default();
+        let clock = TokioClock::starting_at(T0);
+        let interval = paced_interval(1000);
+        for _ in 0..10 {
+            let slot = wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await;
+            assert_eq!(slot, Slot::Post);
+        }
+        let times = state.slot_times();
+        assert_eq!(times.len(), 10);
+        for pair in times.windows(2) {
+            assert_eq!(pair[1] - pair[0], 1100, "{times:?}");
+        }
+        assert_eq!(clock.elapsed(), Duration::from_millis(9 * 1100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_silences_the_channel_for_exactly_retry_after_and_no_other_channel() {
+        let state = FakeState::default();
+        let clock = TokioClock::starting_at(T0);
+        let interval = paced_interval(1000);
+        let growth = GroupId::from_queue("default:#growth");
+        assert_eq!(
+            wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await,
+            Slot::Post
+        );
+        // Slack answered the post 429, Retry-After: 30.
+        state
+            .hold_until(&alerts(), clock.now_ms() + 30_000)
+            .await
+            .unwrap();
+        assert_eq!(
+            wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await,
+            Slot::Rest(Rest::Defer(Duration::from_secs(30))),
+            "30 s is too long to sleep: the rest goes back to SQS for exactly that long"
+        );
+        assert_eq!(
+            wait_for_slot(&state, &clock, &growth, interval, MAX_INLINE_WAIT).await,
+            Slot::Post,
+            "another channel flows"
+        );
+        tokio::time::advance(Duration::from_millis(28_000)).await;
+        assert_eq!(
+            wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await,
+            Slot::Post,
+            "2 s before the end, the rest of the wait is slept in process"
+        );
+        assert_eq!(state.slot_times().last(), Some(&(T0 + 30_000)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_retry_after_is_waited_out_in_process() {
+        let state = FakeState::default();
+        let clock = TokioClock::starting_at(T0);
+        state.hold_until(&alerts(), T0 + 2_000).await.unwrap();
+        let slot = wait_for_slot(
+            &state,
+            &clock,
+            &alerts(),
+            paced_interval(1000),
+            MAX_INLINE_WAIT,
+        )
+        .await;
+        assert_eq!(slot, Slot::Post);
+        assert_eq!(clock.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_never_moves_a_later_slot_earlier() {
+        let state = FakeState::default();
+        state.hold_until(&alerts(), T0 + 30_000).await.unwrap();
+        state.hold_until(&alerts(), T0 + 2_000).await.unwrap();
+        let clock = TokioClock::starting_at(T0);
+        assert_eq!(
+            wait_for_slot(
+                &state,
+                &clock,
+                &alerts(),
+                paced_interval(1000),
+                MAX_INLINE_WAIT
+            )
+            .await,
+            Slot::Rest(Rest::Defer(Duration::from_secs(30)))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_channel_parks_and_unreadable_state_waits() {
+        let state = FakeState::default();
+        let clock = TokioClock::starting_at(T0);
+        let pause = Pause {
+            error: "is_archived".into(),
+            hint: "unarchive it".into(),
+        };
+        state
+            .record_pause(&PauseScope::Channel(alerts()), &pause, "now")
+            .await
+            .unwrap();
+        assert_eq!(
+            wait_for_slot(
+                &state,
+                &clock,
+                &alerts(),
+                paced_interval(1000),
+                MAX_INLINE_WAIT
+            )
+            .await,
+            Slot::Rest(Rest::Park(
+                "channel paused (is_archived): unarchive it".into()
+            ))
+        );
+        *state.down.lock().unwrap() = true;
+        assert_eq!(
+            wait_for_slot(
+                &state,
+                &clock,
+                &alerts(),
+                paced_interval(1000),
+                MAX_INLINE_WAIT
+            )
+            .await,
+            Slot::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY))
+        );
+    }
+}
