@@ -4,29 +4,49 @@
 //!
 //! Behind the admin credential: `Authorization: Bearer <token>`, or the sign-in form, which
 //! sets a signed, expiring session cookie (HttpOnly, Secure, SameSite=Strict). Every form
-//! carries a token derived from the session (CSRF).
+//! carries a token derived from the session (CSRF). Without an admin token configured every
+//! `/destinations…` route answers 404.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_http::{Body, Request, Response};
-use time::OffsetDateTime;
+use axum::extract::{FromRequestParts, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http::HeaderMap;
 
 use crate::connect::admin_session::{Admin, SESSION_SECONDS};
-use crate::connect::{html, page, ConnectDeps};
+use crate::connect::page::{html, page};
+use crate::connect::{now_unix, ConnectDeps};
 use crate::ids::{ChannelRef, DEFAULT_TEAM};
 use crate::slack::client::ChannelInfo;
 
 const COOKIE: &str = crate::connect::admin_session::COOKIE;
 
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+/// The `/destinations…` routes. Any other path or method below `/destinations` is 401 (the
+/// sign-in page) before sign-in and 404 after.
+pub(crate) fn routes() -> axum::Router<ConnectDeps> {
+    axum::Router::new()
+        .route("/destinations", get(overview).fallback(nothing_here))
+        .route(
+            "/destinations/sign-in",
+            post(sign_in).fallback(nothing_here),
+        )
+        .route(
+            "/destinations/sign-out",
+            post(sign_out).fallback(nothing_here),
+        )
+        .route(
+            "/destinations/pipelines",
+            post(set_channel).fallback(nothing_here),
+        )
+        .route("/destinations/{*rest}", axum::routing::any(nothing_here))
 }
 
 /// Who is asking, when it is the admin: a bearer token or a live session. `Err` is an
 /// answer to send as is (the session store or the admin token could not be read).
-pub async fn signed_in(req: &Request, deps: &ConnectDeps) -> Result<Option<Admin>, Response<Body>> {
-    let headers = req.headers();
+pub async fn signed_in(headers: &HeaderMap, deps: &ConnectDeps) -> Result<Option<Admin>, Response> {
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -54,14 +74,60 @@ pub async fn signed_in(req: &Request, deps: &ConnectDeps) -> Result<Option<Admin
         })
 }
 
-fn form(req: &Request) -> HashMap<String, String> {
-    url::form_urlencoded::parse(req.body().as_ref())
-        .into_owned()
-        .collect()
+/// The page is on: an admin token is configured. Rejected with 404 (off) or 503.
+pub(crate) struct PageOn;
+
+impl FromRequestParts<ConnectDeps> for PageOn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        _parts: &mut http::request::Parts,
+        deps: &ConnectDeps,
+    ) -> Result<Self, Response> {
+        match deps.admin.admin_token(now_unix()).await {
+            Ok(Some(_)) => Ok(PageOn),
+            Ok(None) => Err(page(
+                404,
+                "Not found",
+                "<p>The destinations page is not enabled: set the admin token (16 or more characters).</p>",
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the admin token failed");
+                Err(page(503, "Try again", "<p>Reload in a moment.</p>"))
+            }
+        }
+    }
 }
 
-fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
-    let mut r = Response::new(Body::Empty);
+/// The page is on and the admin is signed in; otherwise the sign-in page (401).
+pub(crate) struct SignedIn(Admin);
+
+impl FromRequestParts<ConnectDeps> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        deps: &ConnectDeps,
+    ) -> Result<Self, Response> {
+        PageOn::from_request_parts(parts, deps).await?;
+        match signed_in(&parts.headers, deps).await? {
+            Some(who) => Ok(SignedIn(who)),
+            None => Err(sign_in_page(401, None)),
+        }
+    }
+}
+
+/// A route or method the page does not have, for a signed-in admin.
+async fn nothing_here(_: SignedIn) -> Response {
+    page(404, "Not found", "<p>There is nothing here.</p>")
+}
+
+fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+fn redirect(to: &str, cookie: Option<String>) -> Response {
+    let mut r = Response::new(axum::body::Body::empty());
     *r.status_mut() = http::StatusCode::SEE_OTHER;
     if let Ok(v) = http::HeaderValue::from_str(to) {
         r.headers_mut().insert(http::header::LOCATION, v);
@@ -72,68 +138,42 @@ fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
     r
 }
 
-/// Routes `/destinations…`.
-pub async fn handle(req: &Request, deps: &ConnectDeps) -> Response<Body> {
-    match deps.admin.admin_token(now_unix()).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return page(
-                404,
-                "Not found",
-                "<p>The destinations page is not enabled: set the admin token (16 or more characters).</p>",
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reading the admin token failed");
-            return page(503, "Try again", "<p>Reload in a moment.</p>");
-        }
-    }
-    let path = req.uri().path().trim_end_matches('/');
-    if (req.method().as_str(), path) == ("POST", "/destinations/sign-in") {
-        return sign_in(req, deps).await;
-    }
-    let who = match signed_in(req, deps).await {
+/// `POST /destinations/sign-out`: ends the session when the form's CSRF token is its own.
+async fn sign_out(
+    _: PageOn,
+    State(deps): State<ConnectDeps>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let who = match signed_in(&headers, &deps).await {
         Ok(w) => w,
         Err(answer) => return answer,
     };
-    match (req.method().as_str(), path, who) {
-        ("POST", "/destinations/sign-out", Some(who))
-            if deps.admin.csrf_ok(
-                &who,
-                form(req)
-                    .get("csrf")
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            ) =>
-        {
-            if let Err(e) = deps.admin.sign_out(&who).await {
-                tracing::error!(error = %e, "ending the session failed");
-                return page(
-                    503,
-                    "Not signed out",
-                    "<p>The session could not be ended; try again.</p>",
-                );
-            }
-            redirect(
-                "/destinations",
-                Some(format!(
-                    "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
-                )),
-            )
-        }
-        ("POST", "/destinations/sign-out", _) => page(
+    let csrf = form(&body).remove("csrf").unwrap_or_default();
+    let Some(who) = who.filter(|who| deps.admin.csrf_ok(who, &csrf)) else {
+        return page(
             403,
             "Not signed out",
             "<p>The form expired; reload the page and try again.</p>",
-        ),
-        (_, _, None) => sign_in_page(401, None),
-        ("GET", "/destinations", Some(who)) => overview(req, deps, &who).await,
-        ("POST", "/destinations/pipelines", Some(who)) => set_channel(req, deps, &who).await,
-        _ => page(404, "Not found", "<p>There is nothing here.</p>"),
+        );
+    };
+    if let Err(e) = deps.admin.sign_out(&who).await {
+        tracing::error!(error = %e, "ending the session failed");
+        return page(
+            503,
+            "Not signed out",
+            "<p>The session could not be ended; try again.</p>",
+        );
     }
+    redirect(
+        "/destinations",
+        Some(format!(
+            "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
+        )),
+    )
 }
 
-fn sign_in_page(status: u16, error: Option<&str>) -> Response<Body> {
+fn sign_in_page(status: u16, error: Option<&str>) -> Response {
     let error = error
         .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", html(e)))
         .unwrap_or_default();
@@ -146,8 +186,9 @@ fn sign_in_page(status: u16, error: Option<&str>) -> Response<Body> {
     )
 }
 
-async fn sign_in(req: &Request, deps: &ConnectDeps) -> Response<Body> {
-    let given = form(req).remove("token").unwrap_or_default();
+/// `POST /destinations/sign-in`.
+async fn sign_in(_: PageOn, State(deps): State<ConnectDeps>, body: Bytes) -> Response {
+    let given = form(&body).remove("token").unwrap_or_default();
     match deps.admin.sign_in(&given, now_unix()).await {
         Ok(Some(value)) => redirect(
             "/destinations",
@@ -232,7 +273,13 @@ async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Body> {
+/// `GET /destinations`.
+async fn overview(
+    SignedIn(who): SignedIn,
+    State(deps): State<ConnectDeps>,
+    uri: http::Uri,
+) -> Response {
+    let (deps, who) = (&deps, &who);
     let csrf = deps.admin.csrf(who);
     let connections = deps.connections.list().await.unwrap_or_default();
     let paused = deps.channels.paused().await.unwrap_or_default();
@@ -248,7 +295,7 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
         }
     };
     let mut body = String::new();
-    if let Some(saved) = req.uri().query().and_then(|q| {
+    if let Some(saved) = uri.query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "saved")
             .map(|(_, v)| v.into_owned())
@@ -404,8 +451,14 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
     page(200, "Destinations", &body)
 }
 
-async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Body> {
-    let f = form(req);
+/// `POST /destinations/pipelines`: one destination's channel.
+async fn set_channel(
+    SignedIn(who): SignedIn,
+    State(deps): State<ConnectDeps>,
+    body: Bytes,
+) -> Response {
+    let (deps, who) = (&deps, &who);
+    let f = form(&body);
     if !deps
         .admin
         .csrf_ok(who, f.get("csrf").map(String::as_str).unwrap_or_default())
