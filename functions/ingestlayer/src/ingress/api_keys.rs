@@ -145,35 +145,28 @@ impl ApiKeys {
 
     /// Every key, newest first: public id, source, when created and revoked.
     pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+        let store =
+            |e| KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string());
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send();
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-                })?;
-            for item in page.items.unwrap_or_default() {
-                let s = |k: &str| match item.get(k) {
-                    Some(AttributeValue::S(v)) => Some(v.clone()),
-                    _ => None,
-                };
-                out.push(KeyInfo {
-                    key_id: s("key_id").unwrap_or_else(|| "(unnamed)".into()),
-                    source: s("source").unwrap_or_default(),
-                    created_at: s("created_at").unwrap_or_default(),
-                    revoked_at: s("revoked_at"),
-                });
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+        while let Some(item) = items.next().await {
+            let item = item.map_err(store)?;
+            let s = |k: &str| match item.get(k) {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            };
+            out.push(KeyInfo {
+                key_id: s("key_id").unwrap_or_else(|| "(unnamed)".into()),
+                source: s("source").unwrap_or_default(),
+                created_at: s("created_at").unwrap_or_default(),
+                revoked_at: s("revoked_at"),
+            });
         }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         Ok(out)
@@ -183,17 +176,20 @@ impl ApiKeys {
     /// stops working within [`CACHE_TTL`].
     pub async fn revoke(&self, key_id: &str) -> Result<bool, KeyError> {
         let err = |e: String| KeyError::Store(e);
-        let page = self
+        // The filter applies page by page: every page is read.
+        let mut items = self
             .client
             .scan()
             .table_name(&self.table)
             .filter_expression("key_id = :id")
             .expression_attribute_values(":id", AttributeValue::S(key_id.to_owned()))
-            .send()
-            .await
-            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .into_paginator()
+            .items()
+            .send();
         let mut revoked = false;
-        for item in page.items.unwrap_or_default() {
+        while let Some(item) = items.next().await {
+            let item =
+                item.map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
             let Some(AttributeValue::S(hash)) = item.get("key_hash") else {
                 continue;
             };

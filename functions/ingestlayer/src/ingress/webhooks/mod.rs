@@ -8,7 +8,9 @@
 //! 404 for an unknown source; 405; 413 above [`MAX_EVENT_BODY_BYTES`]; 503 (the sender
 //! retries) when the source's secret or storage cannot be read.
 
+pub mod payload;
 pub mod sources;
+pub mod verify;
 
 use axum::extract::State;
 use axum::response::Response;
@@ -20,7 +22,9 @@ use time::OffsetDateTime;
 use crate::event::{ClientId, EventName, FieldError, IncomingEvent};
 use crate::ingress::accept::{accept, check_incoming};
 use crate::ingress::answer::{error, refused, respond};
-use crate::ingress::webhooks::sources::{delivery_client_id, map, origin, Rejection, SourceError};
+use crate::ingress::webhooks::payload::{delivery_client_id, map, origin};
+use crate::ingress::webhooks::sources::SourceError;
+use crate::ingress::webhooks::verify::Rejection;
 use crate::ingress::{IngestDeps, MAX_EVENT_BODY_BYTES};
 
 /// `POST /v1/webhooks/{source}`; `uri` gives the source as sent.
