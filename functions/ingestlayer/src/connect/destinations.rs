@@ -14,6 +14,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use bytes::Bytes;
+use cookie::{Cookie, SameSite};
 use http::HeaderMap;
 
 use crate::connect::admin_session::{Admin, SESSION_SECONDS};
@@ -55,12 +56,10 @@ pub async fn signed_in(headers: &HeaderMap, deps: &ConnectDeps) -> Result<Option
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(str::to_owned)
-        });
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE)
+        .map(|c| c.value().to_owned());
     deps.admin
         .authenticate(bearer, cookie.as_deref(), now_unix())
         .await
@@ -126,13 +125,25 @@ fn form(body: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
 
-fn redirect(to: &str, cookie: Option<String>) -> Response {
+/// The session cookie: HttpOnly, Secure, SameSite=Strict, for the whole site; an empty
+/// value with no lifetime ends it.
+fn session_cookie(value: String, max_age: i64) -> Cookie<'static> {
+    Cookie::build((COOKIE, value))
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .build()
+}
+
+fn redirect(to: &str, cookie: Option<Cookie<'static>>) -> Response {
     let mut r = Response::new(axum::body::Body::empty());
     *r.status_mut() = http::StatusCode::SEE_OTHER;
     if let Ok(v) = http::HeaderValue::from_str(to) {
         r.headers_mut().insert(http::header::LOCATION, v);
     }
-    if let Some(c) = cookie.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+    if let Some(c) = cookie.and_then(|c| http::HeaderValue::from_str(&c.to_string()).ok()) {
         r.headers_mut().insert(http::header::SET_COOKIE, c);
     }
     r
@@ -165,12 +176,7 @@ async fn sign_out(
             "<p>The session could not be ended; try again.</p>",
         );
     }
-    redirect(
-        "/destinations",
-        Some(format!(
-            "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
-        )),
-    )
+    redirect("/destinations", Some(session_cookie(String::new(), 0)))
 }
 
 fn sign_in_page(status: u16, error: Option<&str>) -> Response {
@@ -192,7 +198,7 @@ async fn sign_in(_: PageOn, State(deps): State<ConnectDeps>, body: Bytes) -> Res
     match deps.admin.sign_in(&given, now_unix()).await {
         Ok(Some(value)) => redirect(
             "/destinations",
-            Some(format!("{COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; Secure; SameSite=Strict")),
+            Some(session_cookie(value, SESSION_SECONDS)),
         ),
         Ok(None) => {
             tracing::warn!("destinations sign-in refused");
@@ -217,56 +223,49 @@ struct Row {
 
 async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
-    let mut start = None;
-    loop {
-        let page = deps
-            .dynamo()
-            .scan()
-            .table_name(&deps.pipelines_table)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-        for item in page.items.unwrap_or_default() {
-            let error = crate::routing::pipelines::Pipeline::from_item(&item)
-                .err()
-                .map(|e| e.to_string());
-            let json: serde_json::Value = serde_dynamo::from_item(item).unwrap_or_default();
-            let id = json["id"].as_str().unwrap_or("<no id>").to_owned();
-            let events = json["events"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let dests = json["destinations"].as_array().cloned().unwrap_or_default();
-            if dests.is_empty() {
-                rows.push(Row {
-                    pipeline: id.clone(),
-                    events: events.clone(),
-                    index: 0,
-                    team: String::new(),
-                    channel: String::new(),
-                    error: error.clone(),
-                });
-            }
-            for (i, d) in dests.iter().enumerate() {
-                rows.push(Row {
-                    pipeline: id.clone(),
-                    events: events.clone(),
-                    index: i,
-                    team: d["team"].as_str().unwrap_or(DEFAULT_TEAM).to_owned(),
-                    channel: d["channel"].as_str().unwrap_or_default().to_owned(),
-                    error: error.clone(),
-                });
-            }
+    let mut items = deps
+        .dynamo()
+        .scan()
+        .table_name(&deps.pipelines_table)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = items.next().await {
+        let item = item.map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        let error = crate::routing::pipelines::Pipeline::from_item(&item)
+            .err()
+            .map(|e| e.to_string());
+        let json: serde_json::Value = serde_dynamo::from_item(item).unwrap_or_default();
+        let id = json["id"].as_str().unwrap_or("<no id>").to_owned();
+        let events = json["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let dests = json["destinations"].as_array().cloned().unwrap_or_default();
+        if dests.is_empty() {
+            rows.push(Row {
+                pipeline: id.clone(),
+                events: events.clone(),
+                index: 0,
+                team: String::new(),
+                channel: String::new(),
+                error: error.clone(),
+            });
         }
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => break,
+        for (i, d) in dests.iter().enumerate() {
+            rows.push(Row {
+                pipeline: id.clone(),
+                events: events.clone(),
+                index: i,
+                team: d["team"].as_str().unwrap_or(DEFAULT_TEAM).to_owned(),
+                channel: d["channel"].as_str().unwrap_or_default().to_owned(),
+                error: error.clone(),
+            });
         }
     }
     rows.sort_by(|a, b| (&a.pipeline, a.index).cmp(&(&b.pipeline, b.index)));
