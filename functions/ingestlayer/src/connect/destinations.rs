@@ -18,7 +18,10 @@ use cookie::{Cookie, SameSite};
 use http::HeaderMap;
 
 use crate::connect::admin_session::{Admin, SESSION_SECONDS};
-use crate::connect::page::{html, page};
+use maud::html;
+
+use crate::connect::overview::{self, Overview, Row};
+use crate::connect::page::page;
 use crate::connect::{now_unix, ConnectDeps};
 use crate::ids::{ChannelRef, DEFAULT_TEAM};
 use crate::slack::client::ChannelInfo;
@@ -68,7 +71,7 @@ pub async fn signed_in(headers: &HeaderMap, deps: &ConnectDeps) -> Result<Option
             page(
                 503,
                 "Try again",
-                "<p>The sign-in could not be checked; reload in a moment.</p>",
+                html! { p { "The sign-in could not be checked; reload in a moment." } },
             )
         })
 }
@@ -88,11 +91,15 @@ impl FromRequestParts<ConnectDeps> for PageOn {
             Ok(None) => Err(page(
                 404,
                 "Not found",
-                "<p>The destinations page is not enabled: set the admin token (16 or more characters).</p>",
+                html! { p { "The destinations page is not enabled: set the admin token (16 or more characters)." } },
             )),
             Err(e) => {
                 tracing::error!(error = %e, "reading the admin token failed");
-                Err(page(503, "Try again", "<p>Reload in a moment.</p>"))
+                Err(page(
+                    503,
+                    "Try again",
+                    html! { p { "Reload in a moment." } },
+                ))
             }
         }
     }
@@ -118,7 +125,7 @@ impl FromRequestParts<ConnectDeps> for SignedIn {
 
 /// A route or method the page does not have, for a signed-in admin.
 async fn nothing_here(_: SignedIn) -> Response {
-    page(404, "Not found", "<p>There is nothing here.</p>")
+    page(404, "Not found", html! { p { "There is nothing here." } })
 }
 
 fn form(body: &[u8]) -> HashMap<String, String> {
@@ -165,7 +172,7 @@ async fn sign_out(
         return page(
             403,
             "Not signed out",
-            "<p>The form expired; reload the page and try again.</p>",
+            html! { p { "The form expired; reload the page and try again." } },
         );
     };
     if let Err(e) = deps.admin.sign_out(&who).await {
@@ -173,23 +180,14 @@ async fn sign_out(
         return page(
             503,
             "Not signed out",
-            "<p>The session could not be ended; try again.</p>",
+            html! { p { "The session could not be ended; try again." } },
         );
     }
     redirect("/destinations", Some(session_cookie(String::new(), 0)))
 }
 
 fn sign_in_page(status: u16, error: Option<&str>) -> Response {
-    let error = error
-        .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", html(e)))
-        .unwrap_or_default();
-    page(
-        status,
-        "Sign in",
-        &format!(
-            "{error}<form method=\"post\" action=\"/destinations/sign-in\"><label>Admin token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label> <button type=\"submit\">Sign in</button></form>"
-        ),
-    )
+    page(status, "Sign in", overview::sign_in(error))
 }
 
 /// `POST /destinations/sign-in`.
@@ -209,16 +207,6 @@ async fn sign_in(_: PageOn, State(deps): State<ConnectDeps>, body: Bytes) -> Res
             sign_in_page(503, Some("The sign-in could not be recorded; try again."))
         }
     }
-}
-
-/// One destination of one pipeline, as the page shows it.
-struct Row {
-    pipeline: String,
-    events: String,
-    index: usize,
-    team: String,
-    channel: String,
-    error: Option<String>,
 }
 
 async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
@@ -289,60 +277,15 @@ async fn overview(
             return page(
                 503,
                 "Destinations",
-                "<p>The pipelines could not be read; reload in a moment.</p>",
+                html! { p { "The pipelines could not be read; reload in a moment." } },
             );
         }
     };
-    let mut body = String::new();
-    if let Some(saved) = uri.query().and_then(|q| {
+    let saved = uri.query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "saved")
             .map(|(_, v)| v.into_owned())
-    }) {
-        body.push_str(&format!(
-            "<p role=\"status\" style=\"color:#070\">Saved the channel of {}.</p>",
-            html(&saved)
-        ));
-    }
-
-    body.push_str("<h2>Workspaces</h2>");
-    if connections.is_empty() {
-        body.push_str("<p>No workspace is connected yet.</p>");
-    } else {
-        body.push_str(
-            "<table><tr><th>Workspace</th><th>Team id</th><th>Status</th><th>Installed</th></tr>",
-        );
-        for c in &connections {
-            let status = match &c.revoked_reason {
-                Some(r) if c.status == "revoked" => format!("revoked ({})", html(r)),
-                _ => html(&c.status),
-            };
-            body.push_str(&format!(
-                "<tr data-team=\"{id}\"><td>{name}</td><td><code>{id}</code></td><td>{status}</td><td>{at}</td></tr>",
-                id = html(&c.team_id),
-                name = html(&c.team_name),
-                at = html(&c.installed_at)
-            ));
-        }
-        body.push_str("</table>");
-    }
-    body.push_str("<p><a id=\"add-to-slack\" href=\"/slack/install\" style=\"display:inline-block;padding:.5em 1em;background:#4a154b;color:#fff;border-radius:4px;text-decoration:none\">Add to Slack</a></p>");
-
-    if !paused.is_empty() {
-        body.push_str("<h2>Paused</h2><ul id=\"paused\">");
-        for p in &paused {
-            body.push_str(&format!(
-                "<li><strong>{}</strong> since {}: <strong>{}</strong>: {}</li>",
-                html(&p.name()),
-                html(&p.since),
-                html(&p.pause.error),
-                html(&p.pause.hint)
-            ));
-        }
-        body.push_str("</ul><p>After the fix, redrive the backlog: <code>ingestlayer-dlq redrive --channel '#name'</code>.</p>");
-    }
-
-    body.push_str("<h2>Pipelines</h2>");
+    });
     let mut channel_lists: HashMap<String, Result<Vec<ChannelInfo>, String>> = HashMap::new();
     let wanted: Vec<String> = rows
         .iter()
@@ -364,90 +307,15 @@ async fn overview(
             slot.insert(list);
         }
     }
-    if rows.is_empty() {
-        body.push_str("<p>No pipelines yet: put one in the pipelines table (see the README).</p>");
-    }
-    for row in &rows {
-        body.push_str(&format!(
-            "<section class=\"pipeline\" data-pipeline=\"{p}\"><h3><code>{p}</code></h3><p>listens to {e}</p>",
-            p = html(&row.pipeline),
-            e = html(&row.events)
-        ));
-        if let Some(err) = &row.error {
-            body.push_str(&format!(
-                "<p style=\"color:#b00\">Not loaded: {}</p>",
-                html(err)
-            ));
-        }
-        if let Some(p) = paused.iter().find(|p| {
-            p.pk == crate::delivery::channel_state::channel_pk(&format!(
-                "{}:{}",
-                row.team, row.channel
-            ))
-        }) {
-            body.push_str(&format!(
-                "<p class=\"paused\" style=\"color:#b00\">{} is paused: {}</p>",
-                html(&row.channel),
-                html(&p.pause.hint)
-            ));
-        }
-        let mut options = String::new();
-        let mut current_listed = false;
-        let mut teams: Vec<(String, String)> = connections
-            .iter()
-            .filter(|c| c.status == "active")
-            .map(|c| (c.team_id.clone(), c.team_name.clone()))
-            .collect();
-        if matches!(channel_lists.get(DEFAULT_TEAM), Some(Ok(_))) {
-            teams.push((DEFAULT_TEAM.to_owned(), "default workspace".to_owned()));
-        }
-        for (team_id, team_name) in &teams {
-            if let Some(Ok(list)) = channel_lists.get(team_id) {
-                options.push_str(&format!("<optgroup label=\"{}\">", html(team_name)));
-                for ch in list {
-                    let target = if ch.is_private {
-                        ch.id.clone()
-                    } else {
-                        format!("#{}", ch.name)
-                    };
-                    let selected = row.team == *team_id
-                        && (row.channel == target
-                            || row.channel == ch.id
-                            || row.channel == format!("#{}", ch.name));
-                    current_listed |= selected;
-                    options.push_str(&format!(
-                        "<option value=\"{team}|{target}\"{sel}>{lock}#{name} ({ws})</option>",
-                        team = html(team_id),
-                        target = html(&target),
-                        sel = if selected { " selected" } else { "" },
-                        lock = if ch.is_private { "🔒 " } else { "" },
-                        name = html(&ch.name),
-                        ws = html(team_name)
-                    ));
-                }
-                options.push_str("</optgroup>");
-            }
-        }
-        if !current_listed && !row.channel.is_empty() {
-            options.insert_str(
-                0,
-                &format!(
-                    "<option value=\"{t}|{c}\" selected>{c} ({t})</option>",
-                    t = html(&row.team),
-                    c = html(&row.channel)
-                ),
-            );
-        }
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/destinations/pipelines\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"pipeline\" value=\"{p}\"><input type=\"hidden\" name=\"destination\" value=\"{i}\"><label>Channel <select name=\"target\">{options}</select></label> <button type=\"submit\">Save</button></form>",
-            p = html(&row.pipeline),
-            i = row.index
-        ));
-        body.push_str("</section>");
-    }
-    body.push_str("<p>A private channel appears in the list once the app is in it: in Slack, <code>/invite @ingestlayer</code> in that channel.</p>");
-    body.push_str(&format!("<form method=\"post\" action=\"/destinations/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Sign out</button></form>"));
-    page(200, "Destinations", &body)
+    let body = overview::render(&Overview {
+        csrf: &csrf,
+        saved,
+        connections: &connections,
+        paused: &paused,
+        rows: &rows,
+        channel_lists: &channel_lists,
+    });
+    page(200, "Destinations", body)
 }
 
 /// `POST /destinations/pipelines`: one destination's channel.
@@ -465,7 +333,7 @@ async fn set_channel(
         return page(
             403,
             "Not saved",
-            "<p>The form expired; reload the page and try again.</p>",
+            html! { p { "The form expired; reload the page and try again." } },
         );
     }
     let (Some(pipeline), Some(index), Some(target)) = (
@@ -476,11 +344,11 @@ async fn set_channel(
         return page(
             400,
             "Not saved",
-            "<p>The form is missing the pipeline, destination or channel.</p>",
+            html! { p { "The form is missing the pipeline, destination or channel." } },
         );
     };
     let Some((team, channel)) = target.split_once('|') else {
-        return page(400, "Not saved", "<p>Pick a channel.</p>");
+        return page(400, "Not saved", html! { p { "Pick a channel." } });
     };
     // The pipeline function's own rules: what is saved here always loads there.
     let team = match crate::ids::parse_team(team) {
@@ -489,13 +357,13 @@ async fn set_channel(
             return page(
                 400,
                 "Not saved",
-                &format!("<p>The workspace is not valid: {}</p>", html(&e)),
+                html! { p { "The workspace is not valid: " (e) } },
             )
         }
     };
     let channel = match ChannelRef::parse(channel) {
         Ok(c) => c,
-        Err(e) => return page(400, "Not saved", &format!("<p>{}</p>", html(&e))),
+        Err(e) => return page(400, "Not saved", html! { p { (e) } }),
     };
     let updated = deps
         .dynamo()
@@ -527,7 +395,7 @@ async fn set_channel(
             page(
                 404,
                 "Not saved",
-                "<p>That pipeline or destination no longer exists.</p>",
+                html! { p { "That pipeline or destination no longer exists." } },
             )
         }
         Err(e) => {
@@ -535,7 +403,7 @@ async fn set_channel(
             page(
                 503,
                 "Not saved",
-                "<p>The pipeline could not be updated; try again.</p>",
+                html! { p { "The pipeline could not be updated; try again." } },
             )
         }
     }

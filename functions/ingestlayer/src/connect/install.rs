@@ -10,7 +10,9 @@ use axum::response::Response;
 use http::HeaderMap;
 use time::OffsetDateTime;
 
-use crate::connect::page::{html, page};
+use maud::{html, Markup};
+
+use crate::connect::page::page;
 use crate::connect::{now_unix, ConnectDeps};
 use crate::delivery::channel_state::team_pk;
 use crate::slack::oauth::{authorize_url, AppCredentials, AppError, OAuthError, STATE_TTL};
@@ -20,7 +22,13 @@ use crate::slack::oauth::{authorize_url, AppCredentials, AppError, OAuthError, S
 pub(crate) async fn start(State(deps): State<ConnectDeps>, headers: HeaderMap) -> Response {
     match crate::connect::destinations::signed_in(&headers, &deps).await {
         Ok(Some(_)) => {}
-        Ok(None) => return page(401, "Sign in first", "<p>Connecting Slack needs the admin token: <a href=\"/destinations\">sign in</a>, then use Add to Slack.</p>"),
+        Ok(None) => {
+            return page(
+                401,
+                "Sign in first",
+                html! { p { "Connecting Slack needs the admin token: " a href="/destinations" { "sign in" } ", then use Add to Slack." } },
+            )
+        }
         Err(answer) => return answer,
     }
     match deps.app.get().await {
@@ -42,11 +50,7 @@ pub(crate) async fn finish(
 /// The page for a request that needs the Slack app's credentials when they are unusable.
 pub(crate) fn app_unusable(e: &AppError) -> Response {
     tracing::warn!(reason = %e, "a Slack request needs the app's credentials");
-    page(
-        503,
-        "Slack is not set up yet",
-        &format!("<p>{}</p>", html(&e.to_string())),
-    )
+    page(503, "Slack is not set up yet", html! { p { (e) } })
 }
 
 fn install(redirect_uri: &str, app: &AppCredentials, deps: &ConnectDeps) -> Response {
@@ -73,16 +77,20 @@ async fn callback(
         let why = if error == "access_denied" {
             "The install was cancelled in Slack.".to_owned()
         } else {
-            format!("Slack reported: {}", html(error))
+            format!("Slack reported: {error}")
         };
         return page(
             400,
             "Slack was not connected",
-            &format!("<p>{why}</p><p><a href=\"/slack/install\">Try again</a></p>"),
+            html! { p { (why) } p { a href="/slack/install" { "Try again" } } },
         );
     }
     let (Some(code), Some(state)) = (params.get("code"), params.get("state")) else {
-        return page(400, "Slack was not connected", "<p>The callback is missing its code or state. Start from <a href=\"/slack/install\">Add to Slack</a>.</p>");
+        return page(
+            400,
+            "Slack was not connected",
+            html! { p { "The callback is missing its code or state. Start from " a href="/slack/install" { "Add to Slack" } "." } },
+        );
     };
     let nonce = match deps.states.verify(state, now_unix()) {
         Ok(n) => n,
@@ -90,10 +98,7 @@ async fn callback(
             return page(
                 400,
                 "Slack was not connected",
-                &format!(
-                    "<p>{}.</p><p><a href=\"/slack/install\">Start again</a></p>",
-                    html(&e.to_string())
-                ),
+                html! { p { (e) "." } (start_again()) },
             )
         }
     };
@@ -107,10 +112,7 @@ async fn callback(
             return page(
                 400,
                 "Slack was not connected",
-                &format!(
-                    "<p>{}.</p><p><a href=\"/slack/install\">Start again</a></p>",
-                    html(&e.to_string())
-                ),
+                html! { p { (e) "." } (start_again()) },
             )
         }
         Err(e) => {
@@ -118,7 +120,7 @@ async fn callback(
             return page(
                 503,
                 "Try again",
-                "<p>The install could not be recorded; try again in a moment.</p>",
+                html! { p { "The install could not be recorded; try again in a moment." } },
             );
         }
     }
@@ -130,11 +132,19 @@ async fn callback(
         Ok(a) => a,
         Err(OAuthError::Slack(e)) => {
             tracing::warn!(slack_error = %e, "Slack refused the OAuth code exchange");
-            return page(502, "Slack was not connected", &format!("<p>Slack refused the install: <code>{}</code>. Nothing was stored.</p><p><a href=\"/slack/install\">Start again</a></p>", html(&e)));
+            return page(
+                502,
+                "Slack was not connected",
+                html! { p { "Slack refused the install: " code { (e) } ". Nothing was stored." } (start_again()) },
+            );
         }
         Err(e) => {
             tracing::warn!(error = %e, "OAuth code exchange failed");
-            return page(502, "Slack was not connected", "<p>Slack could not be reached. Nothing was stored.</p><p><a href=\"/slack/install\">Start again</a></p>");
+            return page(
+                502,
+                "Slack was not connected",
+                html! { p { "Slack could not be reached. Nothing was stored." } (start_again()) },
+            );
         }
     };
     let now = OffsetDateTime::now_utc();
@@ -152,15 +162,26 @@ async fn callback(
             // A re-install fixes a revoked or paused workspace.
             let _ = deps.channels.resume(&team_pk(&c.team_id)).await;
             tracing::info!(team = %c.team_id, installed_by = %c.installed_by, scopes = %c.scopes, "Slack workspace connected");
-            page(200, "Slack connected", &format!("<p>Connected to <strong>{}</strong> ({}).</p><p><a href=\"/destinations\">Pick channels for your pipelines</a></p>", html(&c.team_name), html(&c.team_id)))
+            page(
+                200,
+                "Slack connected",
+                html! {
+                    p { "Connected to " strong { (c.team_name) } " (" (c.team_id) ")." }
+                    p { a href="/destinations" { "Pick channels for your pipelines" } }
+                },
+            )
         }
         Err(e) => {
             tracing::error!(error = %e, team = %access.team_id, "could not store the Slack connection");
             page(
                 503,
                 "Try again",
-                "<p>The token could not be stored; run the install again.</p>",
+                html! { p { "The token could not be stored; run the install again." } },
             )
         }
     }
+}
+
+fn start_again() -> Markup {
+    html! { p { a href="/slack/install" { "Start again" } } }
 }

@@ -8,6 +8,7 @@ pub mod admin_session;
 pub mod destinations;
 pub mod events_api;
 pub mod install;
+pub mod overview;
 pub mod page;
 
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use tower::ServiceExt;
 use tower_http::normalize_path::NormalizePath;
 
 use crate::connect::admin_session::{usable_token, AdminAuth, AdminTokenSource};
+use maud::html;
+
 use crate::connect::page::page;
 use crate::delivery::channel_state::Channels;
 use crate::slack::client::SlackClient;
@@ -199,5 +202,5 @@ where
 }
 
 async fn not_found() -> Response {
-    page(404, "Not found", "<p>There is nothing here.</p>")
+    page(404, "Not found", html! { p { "There is nothing here." } })
 }
