@@ -1,8 +1,11 @@
-//! The ingest Lambda: HTTPS events from API Gateway, validated, stored, enqueued.
+//! The ingest Lambda: HTTPS events from API Gateway, validated, stored, enqueued. Wiring
+//! only: the routes are [`ingestlayer::ingress::router`], served through `lambda_http`.
+
+use std::sync::Arc;
 
 use ingestlayer::config::{aws, init_tracing, IngestConfig};
-use ingestlayer::ingress::{handle, IngestDeps};
-use lambda_http::{run, service_fn, Error, Request};
+use ingestlayer::ingress::{router, IngestDeps};
+use lambda_http::{run, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -10,6 +13,5 @@ async fn main() -> Result<(), Error> {
     let cfg = IngestConfig::from_env()?;
     let sdk = aws().await;
     let deps = IngestDeps::load(&sdk, &cfg).await?;
-    let deps = &deps;
-    run(service_fn(move |req: Request| handle(req, deps))).await
+    run(router(Arc::new(deps))).await
 }

@@ -1,12 +1,22 @@
 //! Signed, expiring links to stored events: `GET /v1/events/{id}?exp=<unix>&sig=<hex>`,
-//! where `sig` is the [`Purpose::EventLink`] signature of `(id, exp)`: its own key, derived
-//! from the stack's signing secret, so a link never works as a session, a CSRF token or an
-//! OAuth state. An expired or tampered link gets 403; checks are constant time.
+//! where `sig` is the [`Purpose::EventLink`] signature of `(id, exp)` (a [`TokenKey`] with
+//! its parts in the path and query): its own key, derived from the stack's signing secret,
+//! so a link never works as a session, a CSRF token or an OAuth state. An expired or
+//! tampered link gets 403; checks are constant time. The id is percent-encoded as one path
+//! segment.
 
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::SecretString;
 use std::time::Duration;
 
-use crate::purpose::{Purpose, PurposeKey};
+use crate::purpose::{Purpose, TokenError, TokenKey};
+
+/// What stays unencoded in a path segment: RFC 3986's unreserved characters.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// How long a link in a Slack message works, unless configured.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 86_400);
@@ -24,7 +34,7 @@ pub enum LinkError {
 /// Signs and checks event links.
 #[derive(Clone)]
 pub struct LinkSigner {
-    key: PurposeKey,
+    key: TokenKey,
     /// The public base URL of the ingest API, e.g. `https://abc.execute-api.eu-west-1.amazonaws.com`.
     base_url: String,
     ttl: Duration,
@@ -43,23 +53,18 @@ impl LinkSigner {
     /// A signer whose key is derived from the stack's signing secret `root`.
     pub fn new(root: SecretString, base_url: &str, ttl: Duration) -> Self {
         Self {
-            key: PurposeKey::derive(&root, Purpose::EventLink),
+            key: TokenKey::new(&root, Purpose::EventLink, None),
             base_url: base_url.trim_end_matches('/').to_owned(),
             ttl,
         }
     }
 
-    fn sign(&self, id: &str, exp: i64) -> String {
-        self.key.sign(&[id.as_bytes(), exp.to_string().as_bytes()])
-    }
-
     /// A link to event `id` that works until `now_unix + ttl`.
     pub fn link(&self, id: &str, now_unix: i64) -> String {
         let exp = now_unix + self.ttl.as_secs() as i64;
-        let sig = self.sign(id, exp);
-        let mut url = format!("{}/v1/events/", self.base_url);
-        url.extend(percent_encode_segment(id));
-        format!("{url}?exp={exp}&sig={sig}")
+        let sig = self.key.signature(id, exp);
+        let id = utf8_percent_encode(id, SEGMENT);
+        format!("{}/v1/events/{id}?exp={exp}&sig={sig}", self.base_url)
     }
 
     /// Checks a link's `exp` and `sig` query values for event `id` at `now_unix`.
@@ -73,46 +78,21 @@ impl LinkSigner {
         let (Some(exp), Some(sig)) = (exp, sig) else {
             return Err(LinkError::Incomplete);
         };
-        let exp_n: i64 = exp.parse().map_err(|_| LinkError::BadSignature)?;
-        if !self
-            .key
-            .verify(&[id.as_bytes(), exp_n.to_string().as_bytes()], sig)
-        {
-            return Err(LinkError::BadSignature);
-        }
-        if exp_n < now_unix {
-            return Err(LinkError::Expired);
-        }
-        Ok(())
+        self.key
+            .check_parts(id, exp, sig, now_unix)
+            .map_err(|e| match e {
+                TokenError::Expired => LinkError::Expired,
+                TokenError::Malformed | TokenError::BadSignature => LinkError::BadSignature,
+            })
     }
 }
 
-fn percent_encode_segment(s: &str) -> impl Iterator<Item = String> + '_ {
-    s.bytes().map(|b| {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            (b as char).to_string()
-        } else {
-            format!("%{b:02X}")
-        }
-    })
-}
-
-/// Decodes a percent-encoded path segment.
+/// Decodes a percent-encoded path segment; `None` when it is not UTF-8.
 pub fn percent_decode_segment(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|c| c.into_owned())
 }
 
 /// A signing-key secret is `{"key": "…"}` or the bare key.

@@ -1,9 +1,11 @@
 //! The slack-connect Lambda: connect Slack with OAuth (`/slack/install`,
-//! `/slack/oauth/callback`) and receive Slack's Events API (`/slack/events`).
+//! `/slack/oauth/callback`), receive Slack's Events API (`/slack/events`) and serve the
+//! destinations page. Wiring only: the routes are [`ingestlayer::connect::router`], served
+//! through `lambda_http`.
 
 use ingestlayer::config::{aws, init_tracing, ConnectConfig};
-use ingestlayer::connect::{handle, ConnectDeps};
-use lambda_http::{run, service_fn, Error, Request};
+use ingestlayer::connect::{router, ConnectDeps};
+use lambda_http::{run, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,6 +13,5 @@ async fn main() -> Result<(), Error> {
     let cfg = ConnectConfig::from_env()?;
     let sdk = aws().await;
     let deps = ConnectDeps::load(&sdk, &cfg).await?;
-    let deps = &deps;
-    run(service_fn(move |req: Request| handle(req, deps))).await
+    run(router(deps)).await
 }

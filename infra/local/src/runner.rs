@@ -45,7 +45,7 @@ pub async fn serve_ingest(
     axum::serve(listener, app).await
 }
 
-/// One HTTP request through the slack-connect handler.
+/// One HTTP request through the slack-connect function's router, in process.
 pub async fn call_connect(
     req: axum::extract::Request,
     deps: &ConnectDeps,
@@ -54,34 +54,29 @@ pub async fn call_connect(
     let bytes = axum::body::to_bytes(body, LAMBDA_PAYLOAD_LIMIT)
         .await
         .unwrap_or_default();
-    let lambda_req =
-        lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
-    let response = match ingestlayer::connect::handle(lambda_req, deps).await {
+    let req = axum::extract::Request::from_parts(parts, AxumBody::from(bytes));
+    match ingestlayer::connect::handle(req, deps).await {
         Ok(r) => r,
         Err(never) => match never {},
-    };
-    let (parts, body) = response.into_parts();
-    axum::response::Response::from_parts(parts, AxumBody::from(body.as_ref().to_vec()))
+    }
 }
 
-/// One HTTP request through the ingest handler, as API Gateway would pass it.
+/// One HTTP request through the ingest function's router, in process, as API Gateway
+/// would pass it (above Lambda's payload limit it never reaches the function).
 pub async fn call_ingest(
     req: axum::extract::Request,
-    deps: &IngestDeps,
+    deps: &Arc<IngestDeps>,
 ) -> axum::response::Response {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, LAMBDA_PAYLOAD_LIMIT).await {
         Ok(b) => b,
         Err(_) => return too_large(),
     };
-    let lambda_req =
-        lambda_http::Request::from_parts(parts, lambda_http::Body::from(bytes.to_vec()));
-    let response = match ingestlayer::ingress::handle(lambda_req, deps).await {
+    let req = axum::extract::Request::from_parts(parts, AxumBody::from(bytes));
+    match ingestlayer::ingress::handle(req, deps).await {
         Ok(r) => r,
         Err(never) => match never {},
-    };
-    let (parts, body) = response.into_parts();
-    axum::response::Response::from_parts(parts, AxumBody::from(body.as_ref().to_vec()))
+    }
 }
 
 /// A queue the local event source mapping reads.

@@ -2,8 +2,9 @@
 //! or exchanged at the sign-in form for a session.
 //!
 //! A session is a random id with a server-side record (the connections table,
-//! `session#<id>`, with a TTL) and a cookie `il_session=<id>.<exp>.<sig>` signed with the
-//! [`Purpose::AdminSession`] key. It is valid only while all of these hold:
+//! `session#<id>`, with a TTL) and a cookie `il_session=<id>.<exp>.<sig>`, a [`TokenKey`]
+//! token of [`Purpose::AdminSession`]. CSRF tokens are [`Purpose::Csrf`] tags of the
+//! session id. It is valid only while all of these hold:
 //! - the signature matches and `exp` is in the future but no further than
 //!   [`SESSION_SECONDS`] from now;
 //! - its record exists and has not expired (DynamoDB deletes expired items lazily);
@@ -20,7 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::purpose::{Purpose, PurposeKey};
+use crate::purpose::{Purpose, PurposeKey, TokenKey};
 
 /// How long a sign-in lasts.
 pub const SESSION_SECONDS: i64 = 8 * 3600;
@@ -92,8 +93,8 @@ pub fn usable_token(text: &str) -> Option<SecretString> {
 #[derive(Debug)]
 pub struct AdminAuth {
     token: AdminTokenSource,
-    session_key: PurposeKey,
-    csrf_key: PurposeKey,
+    session_key: TokenKey,
+    csrf_key: TokenKey,
     token_key: PurposeKey,
     dynamo: aws_sdk_dynamodb::Client,
     table: String,
@@ -110,8 +111,12 @@ impl AdminAuth {
     ) -> Self {
         Self {
             token,
-            session_key: PurposeKey::derive(root, Purpose::AdminSession),
-            csrf_key: PurposeKey::derive(root, Purpose::Csrf),
+            session_key: TokenKey::new(
+                root,
+                Purpose::AdminSession,
+                Some(Duration::from_secs(SESSION_SECONDS as u64)),
+            ),
+            csrf_key: TokenKey::new(root, Purpose::Csrf, None),
             token_key: PurposeKey::derive(root, Purpose::AdminToken),
             dynamo,
             table,
@@ -212,17 +217,10 @@ impl AdminAuth {
     /// The session id of a well-signed, unexpired cookie value `<id>.<exp>.<sig>` whose
     /// expiry is no further than [`SESSION_SECONDS`] away (the record is checked after).
     fn session_id(&self, value: &str, now_unix: i64) -> Option<String> {
-        let mut parts = value.split('.');
-        let (Some(id), Some(exp), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return None;
-        };
-        let exp_n: i64 = exp.parse().ok()?;
-        let signed = self
-            .session_key
-            .verify(&[id.as_bytes(), exp_n.to_string().as_bytes()], sig);
-        (signed && exp_n > now_unix && exp_n <= now_unix + SESSION_SECONDS).then(|| id.to_owned())
+        self.session_key
+            .check(value, now_unix)
+            .ok()
+            .map(str::to_owned)
     }
 
     /// Signs in with `given` at `now_unix`: the cookie value of a new session, or `None`
@@ -250,10 +248,7 @@ impl AdminAuth {
             .map_err(|e| {
                 AdminError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
             })?;
-        let sig = self
-            .session_key
-            .sign(&[id.as_bytes(), exp.to_string().as_bytes()]);
-        Ok(Some(format!("{id}.{exp}.{sig}")))
+        Ok(Some(self.session_key.issue(&id, exp)))
     }
 
     /// Ends a session: its record is deleted, so its cookie no longer works anywhere.
@@ -275,13 +270,12 @@ impl AdminAuth {
 
     /// The CSRF token the forms of `who` carry.
     pub fn csrf(&self, who: &Admin) -> String {
-        self.csrf_key.sign(&[who.csrf_subject().as_bytes()])
+        self.csrf_key.tag(who.csrf_subject())
     }
 
     /// Whether `given` is the CSRF token of `who` (constant time).
     pub fn csrf_ok(&self, who: &Admin, given: &str) -> bool {
-        self.csrf_key
-            .verify(&[who.csrf_subject().as_bytes()], given)
+        self.csrf_key.tag_ok(who.csrf_subject(), given)
     }
 }
 
@@ -303,10 +297,7 @@ mod tests {
     }
 
     fn cookie(a: &AdminAuth, id: &str, exp: i64) -> String {
-        let sig = a
-            .session_key
-            .sign(&[id.as_bytes(), exp.to_string().as_bytes()]);
-        format!("{id}.{exp}.{sig}")
+        a.session_key.issue(id, exp)
     }
 
     #[test]

@@ -4,30 +4,54 @@
 //!
 //! Behind the admin credential: `Authorization: Bearer <token>`, or the sign-in form, which
 //! sets a signed, expiring session cookie (HttpOnly, Secure, SameSite=Strict). Every form
-//! carries a token derived from the session (CSRF).
+//! carries a token derived from the session (CSRF). Without an admin token configured every
+//! `/destinations…` route answers 404.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use lambda_http::{Body, Request, Response};
-use time::OffsetDateTime;
+use axum::extract::{FromRequestParts, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use cookie::{Cookie, SameSite};
+use http::HeaderMap;
 
 use crate::connect::admin_session::{Admin, SESSION_SECONDS};
-use crate::connect::{html, page, ConnectDeps};
+use maud::html;
+
+use crate::connect::overview::{self, Overview, Row};
+use crate::connect::page::page;
+use crate::connect::{now_unix, ConnectDeps};
 use crate::ids::{ChannelRef, DEFAULT_TEAM};
 use crate::slack::client::ChannelInfo;
 use crate::slack::workspaces::ConnectionStatus;
 
 const COOKIE: &str = crate::connect::admin_session::COOKIE;
 
-fn now_unix() -> i64 {
-    OffsetDateTime::now_utc().unix_timestamp()
+/// The `/destinations…` routes. Any other path or method below `/destinations` is 401 (the
+/// sign-in page) before sign-in and 404 after.
+pub(crate) fn routes() -> axum::Router<ConnectDeps> {
+    axum::Router::new()
+        .route("/destinations", get(overview).fallback(nothing_here))
+        .route(
+            "/destinations/sign-in",
+            post(sign_in).fallback(nothing_here),
+        )
+        .route(
+            "/destinations/sign-out",
+            post(sign_out).fallback(nothing_here),
+        )
+        .route(
+            "/destinations/pipelines",
+            post(set_channel).fallback(nothing_here),
+        )
+        .route("/destinations/{*rest}", axum::routing::any(nothing_here))
 }
 
 /// Who is asking, when it is the admin: a bearer token or a live session. `Err` is an
 /// answer to send as is (the session store or the admin token could not be read).
-pub async fn signed_in(req: &Request, deps: &ConnectDeps) -> Result<Option<Admin>, Response<Body>> {
-    let headers = req.headers();
+pub async fn signed_in(headers: &HeaderMap, deps: &ConnectDeps) -> Result<Option<Admin>, Response> {
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -36,12 +60,10 @@ pub async fn signed_in(req: &Request, deps: &ConnectDeps) -> Result<Option<Admin
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(str::to_owned)
-        });
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == COOKIE)
+        .map(|c| c.value().to_owned());
     deps.admin
         .authenticate(bearer, cookie.as_deref(), now_unix())
         .await
@@ -50,109 +72,132 @@ pub async fn signed_in(req: &Request, deps: &ConnectDeps) -> Result<Option<Admin
             page(
                 503,
                 "Try again",
-                "<p>The sign-in could not be checked; reload in a moment.</p>",
+                html! { p { "The sign-in could not be checked; reload in a moment." } },
             )
         })
 }
 
-fn form(req: &Request) -> HashMap<String, String> {
-    url::form_urlencoded::parse(req.body().as_ref())
-        .into_owned()
-        .collect()
+/// The page is on: an admin token is configured. Rejected with 404 (off) or 503.
+pub(crate) struct PageOn;
+
+impl FromRequestParts<ConnectDeps> for PageOn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        _parts: &mut http::request::Parts,
+        deps: &ConnectDeps,
+    ) -> Result<Self, Response> {
+        match deps.admin.admin_token(now_unix()).await {
+            Ok(Some(_)) => Ok(PageOn),
+            Ok(None) => Err(page(
+                404,
+                "Not found",
+                html! { p { "The destinations page is not enabled: set the admin token (16 or more characters)." } },
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the admin token failed");
+                Err(page(
+                    503,
+                    "Try again",
+                    html! { p { "Reload in a moment." } },
+                ))
+            }
+        }
+    }
 }
 
-fn redirect(to: &str, cookie: Option<String>) -> Response<Body> {
-    let mut r = Response::new(Body::Empty);
+/// The page is on and the admin is signed in; otherwise the sign-in page (401).
+pub(crate) struct SignedIn(Admin);
+
+impl FromRequestParts<ConnectDeps> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        deps: &ConnectDeps,
+    ) -> Result<Self, Response> {
+        PageOn::from_request_parts(parts, deps).await?;
+        match signed_in(&parts.headers, deps).await? {
+            Some(who) => Ok(SignedIn(who)),
+            None => Err(sign_in_page(401, None)),
+        }
+    }
+}
+
+/// A route or method the page does not have, for a signed-in admin.
+async fn nothing_here(_: SignedIn) -> Response {
+    page(404, "Not found", html! { p { "There is nothing here." } })
+}
+
+fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// The session cookie: HttpOnly, Secure, SameSite=Strict, for the whole site; an empty
+/// value with no lifetime ends it.
+fn session_cookie(value: String, max_age: i64) -> Cookie<'static> {
+    Cookie::build((COOKIE, value))
+        .path("/")
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .http_only(true)
+        .secure(true)
+        .same_site(SameSite::Strict)
+        .build()
+}
+
+fn redirect(to: &str, cookie: Option<Cookie<'static>>) -> Response {
+    let mut r = Response::new(axum::body::Body::empty());
     *r.status_mut() = http::StatusCode::SEE_OTHER;
     if let Ok(v) = http::HeaderValue::from_str(to) {
         r.headers_mut().insert(http::header::LOCATION, v);
     }
-    if let Some(c) = cookie.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+    if let Some(c) = cookie.and_then(|c| http::HeaderValue::from_str(&c.to_string()).ok()) {
         r.headers_mut().insert(http::header::SET_COOKIE, c);
     }
     r
 }
 
-/// Routes `/destinations…`.
-pub async fn handle(req: &Request, deps: &ConnectDeps) -> Response<Body> {
-    match deps.admin.admin_token(now_unix()).await {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return page(
-                404,
-                "Not found",
-                "<p>The destinations page is not enabled: set the admin token (16 or more characters).</p>",
-            )
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "reading the admin token failed");
-            return page(503, "Try again", "<p>Reload in a moment.</p>");
-        }
-    }
-    let path = req.uri().path().trim_end_matches('/');
-    if (req.method().as_str(), path) == ("POST", "/destinations/sign-in") {
-        return sign_in(req, deps).await;
-    }
-    let who = match signed_in(req, deps).await {
+/// `POST /destinations/sign-out`: ends the session when the form's CSRF token is its own.
+async fn sign_out(
+    _: PageOn,
+    State(deps): State<ConnectDeps>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let who = match signed_in(&headers, &deps).await {
         Ok(w) => w,
         Err(answer) => return answer,
     };
-    match (req.method().as_str(), path, who) {
-        ("POST", "/destinations/sign-out", Some(who))
-            if deps.admin.csrf_ok(
-                &who,
-                form(req)
-                    .get("csrf")
-                    .map(String::as_str)
-                    .unwrap_or_default(),
-            ) =>
-        {
-            if let Err(e) = deps.admin.sign_out(&who).await {
-                tracing::error!(error = %e, "ending the session failed");
-                return page(
-                    503,
-                    "Not signed out",
-                    "<p>The session could not be ended; try again.</p>",
-                );
-            }
-            redirect(
-                "/destinations",
-                Some(format!(
-                    "{COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict"
-                )),
-            )
-        }
-        ("POST", "/destinations/sign-out", _) => page(
+    let csrf = form(&body).remove("csrf").unwrap_or_default();
+    let Some(who) = who.filter(|who| deps.admin.csrf_ok(who, &csrf)) else {
+        return page(
             403,
             "Not signed out",
-            "<p>The form expired; reload the page and try again.</p>",
-        ),
-        (_, _, None) => sign_in_page(401, None),
-        ("GET", "/destinations", Some(who)) => overview(req, deps, &who).await,
-        ("POST", "/destinations/pipelines", Some(who)) => set_channel(req, deps, &who).await,
-        _ => page(404, "Not found", "<p>There is nothing here.</p>"),
+            html! { p { "The form expired; reload the page and try again." } },
+        );
+    };
+    if let Err(e) = deps.admin.sign_out(&who).await {
+        tracing::error!(error = %e, "ending the session failed");
+        return page(
+            503,
+            "Not signed out",
+            html! { p { "The session could not be ended; try again." } },
+        );
     }
+    redirect("/destinations", Some(session_cookie(String::new(), 0)))
 }
 
-fn sign_in_page(status: u16, error: Option<&str>) -> Response<Body> {
-    let error = error
-        .map(|e| format!("<p role=\"alert\" style=\"color:#b00\">{}</p>", html(e)))
-        .unwrap_or_default();
-    page(
-        status,
-        "Sign in",
-        &format!(
-            "{error}<form method=\"post\" action=\"/destinations/sign-in\"><label>Admin token <input type=\"password\" name=\"token\" autocomplete=\"current-password\" required></label> <button type=\"submit\">Sign in</button></form>"
-        ),
-    )
+fn sign_in_page(status: u16, error: Option<&str>) -> Response {
+    page(status, "Sign in", overview::sign_in(error))
 }
 
-async fn sign_in(req: &Request, deps: &ConnectDeps) -> Response<Body> {
-    let given = form(req).remove("token").unwrap_or_default();
+/// `POST /destinations/sign-in`.
+async fn sign_in(_: PageOn, State(deps): State<ConnectDeps>, body: Bytes) -> Response {
+    let given = form(&body).remove("token").unwrap_or_default();
     match deps.admin.sign_in(&given, now_unix()).await {
         Ok(Some(value)) => redirect(
             "/destinations",
-            Some(format!("{COOKIE}={value}; Path=/; Max-Age={SESSION_SECONDS}; HttpOnly; Secure; SameSite=Strict")),
+            Some(session_cookie(value, SESSION_SECONDS)),
         ),
         Ok(None) => {
             tracing::warn!("destinations sign-in refused");
@@ -165,75 +210,64 @@ async fn sign_in(req: &Request, deps: &ConnectDeps) -> Response<Body> {
     }
 }
 
-/// One destination of one pipeline, as the page shows it.
-struct Row {
-    pipeline: String,
-    events: String,
-    index: usize,
-    team: String,
-    channel: String,
-    error: Option<String>,
-}
-
 async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
-    let mut start = None;
-    loop {
-        let page = deps
-            .dynamo()
-            .scan()
-            .table_name(&deps.pipelines_table)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
-        for item in page.items.unwrap_or_default() {
-            let error = crate::routing::pipelines::Pipeline::from_item(&item)
-                .err()
-                .map(|e| e.to_string());
-            let json: serde_json::Value = serde_dynamo::from_item(item).unwrap_or_default();
-            let id = json["id"].as_str().unwrap_or("<no id>").to_owned();
-            let events = json["events"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            let dests = json["destinations"].as_array().cloned().unwrap_or_default();
-            if dests.is_empty() {
-                rows.push(Row {
-                    pipeline: id.clone(),
-                    events: events.clone(),
-                    index: 0,
-                    team: String::new(),
-                    channel: String::new(),
-                    error: error.clone(),
-                });
-            }
-            for (i, d) in dests.iter().enumerate() {
-                rows.push(Row {
-                    pipeline: id.clone(),
-                    events: events.clone(),
-                    index: i,
-                    team: d["team"].as_str().unwrap_or(DEFAULT_TEAM).to_owned(),
-                    channel: d["channel"].as_str().unwrap_or_default().to_owned(),
-                    error: error.clone(),
-                });
-            }
+    let mut items = deps
+        .dynamo()
+        .scan()
+        .table_name(&deps.pipelines_table)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(item) = items.next().await {
+        let item = item.map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        let error = crate::routing::pipelines::Pipeline::from_item(&item)
+            .err()
+            .map(|e| e.to_string());
+        let json: serde_json::Value = serde_dynamo::from_item(item).unwrap_or_default();
+        let id = json["id"].as_str().unwrap_or("<no id>").to_owned();
+        let events = json["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let dests = json["destinations"].as_array().cloned().unwrap_or_default();
+        if dests.is_empty() {
+            rows.push(Row {
+                pipeline: id.clone(),
+                events: events.clone(),
+                index: 0,
+                team: String::new(),
+                channel: String::new(),
+                error: error.clone(),
+            });
         }
-        match page.last_evaluated_key {
-            Some(k) if !k.is_empty() => start = Some(k),
-            _ => break,
+        for (i, d) in dests.iter().enumerate() {
+            rows.push(Row {
+                pipeline: id.clone(),
+                events: events.clone(),
+                index: i,
+                team: d["team"].as_str().unwrap_or(DEFAULT_TEAM).to_owned(),
+                channel: d["channel"].as_str().unwrap_or_default().to_owned(),
+                error: error.clone(),
+            });
         }
     }
     rows.sort_by(|a, b| (&a.pipeline, a.index).cmp(&(&b.pipeline, b.index)));
     Ok(rows)
 }
 
-async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Body> {
+/// `GET /destinations`.
+async fn overview(
+    SignedIn(who): SignedIn,
+    State(deps): State<ConnectDeps>,
+    uri: http::Uri,
+) -> Response {
+    let (deps, who) = (&deps, &who);
     let csrf = deps.admin.csrf(who);
     let connections = deps.connections.list().await.unwrap_or_default();
     let paused = deps.channels.paused().await.unwrap_or_default();
@@ -244,62 +278,15 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
             return page(
                 503,
                 "Destinations",
-                "<p>The pipelines could not be read; reload in a moment.</p>",
+                html! { p { "The pipelines could not be read; reload in a moment." } },
             );
         }
     };
-    let mut body = String::new();
-    if let Some(saved) = req.uri().query().and_then(|q| {
+    let saved = uri.query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "saved")
             .map(|(_, v)| v.into_owned())
-    }) {
-        body.push_str(&format!(
-            "<p role=\"status\" style=\"color:#070\">Saved the channel of {}.</p>",
-            html(&saved)
-        ));
-    }
-
-    body.push_str("<h2>Workspaces</h2>");
-    if connections.is_empty() {
-        body.push_str("<p>No workspace is connected yet.</p>");
-    } else {
-        body.push_str(
-            "<table><tr><th>Workspace</th><th>Team id</th><th>Status</th><th>Installed</th></tr>",
-        );
-        for c in &connections {
-            let status = match &c.revoked_reason {
-                Some(r) if c.status == ConnectionStatus::Revoked => {
-                    format!("revoked ({})", html(r))
-                }
-                _ => html(c.status.as_str()),
-            };
-            body.push_str(&format!(
-                "<tr data-team=\"{id}\"><td>{name}</td><td><code>{id}</code></td><td>{status}</td><td>{at}</td></tr>",
-                id = html(&c.team_id),
-                name = html(&c.team_name),
-                at = html(&c.installed_at)
-            ));
-        }
-        body.push_str("</table>");
-    }
-    body.push_str("<p><a id=\"add-to-slack\" href=\"/slack/install\" style=\"display:inline-block;padding:.5em 1em;background:#4a154b;color:#fff;border-radius:4px;text-decoration:none\">Add to Slack</a></p>");
-
-    if !paused.is_empty() {
-        body.push_str("<h2>Paused</h2><ul id=\"paused\">");
-        for p in &paused {
-            body.push_str(&format!(
-                "<li><strong>{}</strong> since {}: <strong>{}</strong>: {}</li>",
-                html(&p.name()),
-                html(&p.since),
-                html(&p.pause.error),
-                html(&p.pause.hint)
-            ));
-        }
-        body.push_str("</ul><p>After the fix, redrive the backlog: <code>ingestlayer-dlq redrive --channel '#name'</code>.</p>");
-    }
-
-    body.push_str("<h2>Pipelines</h2>");
+    });
     let mut channel_lists: HashMap<String, crate::error::Result<Vec<ChannelInfo>>> = HashMap::new();
     let wanted: Vec<String> = rows
         .iter()
@@ -321,94 +308,25 @@ async fn overview(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Bo
             slot.insert(list);
         }
     }
-    if rows.is_empty() {
-        body.push_str("<p>No pipelines yet: put one in the pipelines table (see the README).</p>");
-    }
-    for row in &rows {
-        body.push_str(&format!(
-            "<section class=\"pipeline\" data-pipeline=\"{p}\"><h3><code>{p}</code></h3><p>listens to {e}</p>",
-            p = html(&row.pipeline),
-            e = html(&row.events)
-        ));
-        if let Some(err) = &row.error {
-            body.push_str(&format!(
-                "<p style=\"color:#b00\">Not loaded: {}</p>",
-                html(err)
-            ));
-        }
-        if let Some(p) = paused.iter().find(|p| {
-            p.pk == crate::delivery::channel_state::channel_pk(&format!(
-                "{}:{}",
-                row.team, row.channel
-            ))
-        }) {
-            body.push_str(&format!(
-                "<p class=\"paused\" style=\"color:#b00\">{} is paused: {}</p>",
-                html(&row.channel),
-                html(&p.pause.hint)
-            ));
-        }
-        let mut options = String::new();
-        let mut current_listed = false;
-        let mut teams: Vec<(String, String)> = connections
-            .iter()
-            .filter(|c| c.status == ConnectionStatus::Active)
-            .map(|c| (c.team_id.clone(), c.team_name.clone()))
-            .collect();
-        if matches!(channel_lists.get(DEFAULT_TEAM), Some(Ok(_))) {
-            teams.push((DEFAULT_TEAM.to_owned(), "default workspace".to_owned()));
-        }
-        for (team_id, team_name) in &teams {
-            if let Some(Ok(list)) = channel_lists.get(team_id) {
-                options.push_str(&format!("<optgroup label=\"{}\">", html(team_name)));
-                for ch in list {
-                    let target = if ch.is_private {
-                        ch.id.clone()
-                    } else {
-                        format!("#{}", ch.name)
-                    };
-                    let selected = row.team == *team_id
-                        && (row.channel == target
-                            || row.channel == ch.id
-                            || row.channel == format!("#{}", ch.name));
-                    current_listed |= selected;
-                    options.push_str(&format!(
-                        "<option value=\"{team}|{target}\"{sel}>{lock}#{name} ({ws})</option>",
-                        team = html(team_id),
-                        target = html(&target),
-                        sel = if selected { " selected" } else { "" },
-                        lock = if ch.is_private { "🔒 " } else { "" },
-                        name = html(&ch.name),
-                        ws = html(team_name)
-                    ));
-                }
-                options.push_str("</optgroup>");
-            }
-        }
-        if !current_listed && !row.channel.is_empty() {
-            options.insert_str(
-                0,
-                &format!(
-                    "<option value=\"{t}|{c}\" selected>{c} ({t})</option>",
-                    t = html(&row.team),
-                    c = html(&row.channel)
-                ),
-            );
-        }
-        body.push_str(&format!(
-            "<form method=\"post\" action=\"/destinations/pipelines\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"pipeline\" value=\"{p}\"><input type=\"hidden\" name=\"destination\" value=\"{i}\"><label>Channel <select name=\"target\">{options}</select></label> <button type=\"submit\">Save</button></form>",
-            p = html(&row.pipeline),
-            i = row.index
-        ));
-        body.push_str("</section>");
-    }
-    body.push_str("<p>A private channel appears in the list once the app is in it: in Slack, <code>/invite @ingestlayer</code> in that channel.</p>");
-    body.push_str(&format!("<form method=\"post\" action=\"/destinations/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Sign out</button></form>"));
-    page(200, "Destinations", &body)
+    let body = overview::render(&Overview {
+        csrf: &csrf,
+        saved,
+        connections: &connections,
+        paused: &paused,
+        rows: &rows,
+        channel_lists: &channel_lists,
+    });
+    page(200, "Destinations", body)
 }
 
-async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response<Body> {
-    let f = form(req);
+/// `POST /destinations/pipelines`: one destination's channel.
+async fn set_channel(
+    SignedIn(who): SignedIn,
+    State(deps): State<ConnectDeps>,
+    body: Bytes,
+) -> Response {
+    let (deps, who) = (&deps, &who);
+    let f = form(&body);
     if !deps
         .admin
         .csrf_ok(who, f.get("csrf").map(String::as_str).unwrap_or_default())
@@ -416,7 +334,7 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
         return page(
             403,
             "Not saved",
-            "<p>The form expired; reload the page and try again.</p>",
+            html! { p { "The form expired; reload the page and try again." } },
         );
     }
     let (Some(pipeline), Some(index), Some(target)) = (
@@ -427,11 +345,11 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
         return page(
             400,
             "Not saved",
-            "<p>The form is missing the pipeline, destination or channel.</p>",
+            html! { p { "The form is missing the pipeline, destination or channel." } },
         );
     };
     let Some((team, channel)) = target.split_once('|') else {
-        return page(400, "Not saved", "<p>Pick a channel.</p>");
+        return page(400, "Not saved", html! { p { "Pick a channel." } });
     };
     // The pipeline function's own rules: what is saved here always loads there.
     let team = match crate::ids::parse_team(team) {
@@ -440,13 +358,13 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
             return page(
                 400,
                 "Not saved",
-                &format!("<p>The workspace is not valid: {}</p>", html(&e)),
+                html! { p { "The workspace is not valid: " (e) } },
             )
         }
     };
     let channel = match ChannelRef::parse(channel) {
         Ok(c) => c,
-        Err(e) => return page(400, "Not saved", &format!("<p>{}</p>", html(&e))),
+        Err(e) => return page(400, "Not saved", html! { p { (e) } }),
     };
     let updated = deps
         .dynamo()
@@ -478,7 +396,7 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
             page(
                 404,
                 "Not saved",
-                "<p>That pipeline or destination no longer exists.</p>",
+                html! { p { "That pipeline or destination no longer exists." } },
             )
         }
         Err(e) => {
@@ -486,7 +404,7 @@ async fn set_channel(req: &Request, deps: &ConnectDeps, who: &Admin) -> Response
             page(
                 503,
                 "Not saved",
-                "<p>The pipeline could not be updated; try again.</p>",
+                html! { p { "The pipeline could not be updated; try again." } },
             )
         }
     }

@@ -8,6 +8,8 @@ use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use crate::error::{Error, Result};
+
 /// How long a looked-up key is trusted before the table is asked again; a revoked key
 /// stops working within this time.
 pub const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -52,14 +54,6 @@ pub struct KeyInfo {
     pub revoked_at: Option<String>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("API key lookup failed: {0}")]
-    Store(String),
-    #[error("source name {0:?}: use 1-64 letters, digits, - _ . (and not `webhook`, which names webhook sources)")]
-    InvalidSource(String),
-}
-
 /// The per-instance cache of looked-up keys: key hash → source (`None`: unknown or
 /// revoked), bounded in size and age.
 fn key_cache() -> moka::sync::Cache<String, Option<String>> {
@@ -87,7 +81,7 @@ impl ApiKeys {
     }
 
     /// The source name of a valid, unrevoked key; `None` for an unknown or revoked key.
-    pub async fn source_of(&self, key: &SecretString) -> Result<Option<String>, KeyError> {
+    pub async fn source_of(&self, key: &SecretString) -> Result<Option<String>> {
         let hash = hash_key(key.expose_secret());
         if let Some(source) = self.cache.get(&hash) {
             return Ok(source);
@@ -100,9 +94,7 @@ impl ApiKeys {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| Error::aws("API key lookup failed", e))?;
         let source = out.item.and_then(|item| {
             if item.contains_key("revoked_at") {
                 return None;
@@ -117,9 +109,12 @@ impl ApiKeys {
     }
 
     /// Stores a new key for `source`; only its hash (and public id) is kept.
-    pub async fn create(&self, key: &SecretString, source: &str) -> Result<(), KeyError> {
+    pub async fn create(&self, key: &SecretString, source: &str) -> Result<()> {
         if !valid_source_name(source) {
-            return Err(KeyError::InvalidSource(source.to_owned()));
+            return Err(Error::invalid(
+                format!("source name {source:?}"),
+                "use 1-64 letters, digits, - _ . (and not `webhook`, which names webhook sources)",
+            ));
         }
         self.client
             .put_item()
@@ -137,43 +132,33 @@ impl ApiKeys {
             )
             .send()
             .await
-            .map_err(|e| {
-                KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| Error::aws("storing the API key", e))?;
         Ok(())
     }
 
     /// Every key, newest first: public id, source, when created and revoked.
-    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyError> {
+    pub async fn list(&self) -> Result<Vec<KeyInfo>> {
+        let store = |e| Error::aws("listing the API keys", e);
+        let mut items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .into_paginator()
+            .items()
+            .send();
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    KeyError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-                })?;
-            for item in page.items.unwrap_or_default() {
-                let s = |k: &str| match item.get(k) {
-                    Some(AttributeValue::S(v)) => Some(v.clone()),
-                    _ => None,
-                };
-                out.push(KeyInfo {
-                    key_id: s("key_id").unwrap_or_else(|| "(unnamed)".into()),
-                    source: s("source").unwrap_or_default(),
-                    created_at: s("created_at").unwrap_or_default(),
-                    revoked_at: s("revoked_at"),
-                });
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
+        while let Some(item) = items.next().await {
+            let item = item.map_err(store)?;
+            let s = |k: &str| match item.get(k) {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            };
+            out.push(KeyInfo {
+                key_id: s("key_id").unwrap_or_else(|| "(unnamed)".into()),
+                source: s("source").unwrap_or_default(),
+                created_at: s("created_at").unwrap_or_default(),
+                revoked_at: s("revoked_at"),
+            });
         }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         Ok(out)
@@ -181,19 +166,20 @@ impl ApiKeys {
 
     /// Revokes the key with public id `key_id`; `false` when there is none. A revoked key
     /// stops working within [`CACHE_TTL`].
-    pub async fn revoke(&self, key_id: &str) -> Result<bool, KeyError> {
-        let err = |e: String| KeyError::Store(e);
-        let page = self
+    pub async fn revoke(&self, key_id: &str) -> Result<bool> {
+        // The filter applies page by page: every page is read.
+        let mut items = self
             .client
             .scan()
             .table_name(&self.table)
             .filter_expression("key_id = :id")
             .expression_attribute_values(":id", AttributeValue::S(key_id.to_owned()))
-            .send()
-            .await
-            .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+            .into_paginator()
+            .items()
+            .send();
         let mut revoked = false;
-        for item in page.items.unwrap_or_default() {
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| Error::aws("finding the API key to revoke", e))?;
             let Some(AttributeValue::S(hash)) = item.get("key_hash") else {
                 continue;
             };
@@ -208,7 +194,7 @@ impl ApiKeys {
                 .expression_attribute_values(":t", AttributeValue::S(now))
                 .send()
                 .await
-                .map_err(|e| err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()))?;
+                .map_err(|e| Error::aws("revoking the API key", e))?;
             revoked = true;
         }
         Ok(revoked)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::purpose::{Purpose, PurposeKey};
+use crate::purpose::{Purpose, TokenError, TokenKey};
 
 /// The bot scopes ingestlayer asks for, and why:
 /// posting (`chat:write`), posting to public channels it has not joined
@@ -152,10 +152,11 @@ pub enum StateError {
     Replayed,
 }
 
-/// Signs and checks OAuth `state` values: `{nonce}.{expires}.{hex hmac}`.
+/// Signs and checks OAuth `state` values: `{nonce}.{expires}.{hex hmac}`, [`TokenKey`]
+/// tokens of [`Purpose::OAuthState`] that live at most [`STATE_TTL`].
 #[derive(Clone)]
 pub struct StateSigner {
-    key: PurposeKey,
+    key: TokenKey,
 }
 
 impl StateSigner {
@@ -163,46 +164,26 @@ impl StateSigner {
     /// ([`Purpose::OAuthState`]), so a state never works as a link, session or CSRF token.
     pub fn new(root: SecretString) -> Self {
         Self {
-            key: PurposeKey::derive(&root, Purpose::OAuthState),
+            key: TokenKey::new(&root, Purpose::OAuthState, Some(STATE_TTL)),
         }
     }
 
     /// A fresh state valid for [`STATE_TTL`] from `now_unix`.
     pub fn issue(&self, now_unix: i64) -> String {
         let nonce = ulid::Ulid::new().to_string();
-        let exp = now_unix + STATE_TTL.as_secs() as i64;
-        let sig = self
-            .key
-            .sign(&[nonce.as_bytes(), exp.to_string().as_bytes()]);
-        format!("{nonce}.{exp}.{sig}")
+        self.key
+            .issue(&nonce, now_unix + STATE_TTL.as_secs() as i64)
     }
 
-    /// Checks signature and expiry; returns the nonce, which the caller consumes once.
+    /// Checks signature and expiry; returns the nonce, which the caller consumes once. A
+    /// state that claims to live longer than [`STATE_TTL`] was not issued here (forged).
     pub fn verify(&self, state: &str, now_unix: i64) -> Result<String, StateError> {
-        let mut parts = state.split('.');
-        let (Some(nonce), Some(exp), Some(sig), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(StateError::Malformed);
-        };
-        let exp: i64 = exp.parse().map_err(|_| StateError::Malformed)?;
-        if hex::decode(sig).map(|s| s.len()) != Ok(32) {
-            return Err(StateError::Malformed);
+        match self.key.check(state, now_unix) {
+            Ok(nonce) => Ok(nonce.to_owned()),
+            Err(TokenError::Malformed) => Err(StateError::Malformed),
+            Err(TokenError::BadSignature) => Err(StateError::Forged),
+            Err(TokenError::Expired) => Err(StateError::Expired),
         }
-        if !self
-            .key
-            .verify(&[nonce.as_bytes(), exp.to_string().as_bytes()], sig)
-        {
-            return Err(StateError::Forged);
-        }
-        if exp < now_unix {
-            return Err(StateError::Expired);
-        }
-        // A state is issued for STATE_TTL; one that claims to live longer was not issued here.
-        if exp > now_unix + STATE_TTL.as_secs() as i64 {
-            return Err(StateError::Forged);
-        }
-        Ok(nonce.to_owned())
     }
 }
 

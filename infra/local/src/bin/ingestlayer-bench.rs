@@ -71,6 +71,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )
     .await?;
+    let deps = std::sync::Arc::new(deps);
 
     println!(
         "ingest against the emulator at {} (median of {} rounds)",
@@ -192,7 +193,7 @@ fn event(i: usize, id: Option<String>) -> Value {
 }
 
 async fn post(
-    deps: &IngestDeps,
+    deps: &std::sync::Arc<IngestDeps>,
     path: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,

@@ -8,24 +8,38 @@
 //! 404 for an unknown source; 405; 413 above [`MAX_EVENT_BODY_BYTES`]; 503 (the sender
 //! retries) when the source's secret or storage cannot be read.
 
+pub mod payload;
 pub mod sources;
+pub mod verify;
 
-use lambda_http::{Body, Request, Response};
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use http::HeaderMap;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
 use crate::event::{ClientId, EventName, FieldError, IncomingEvent};
-use crate::ingress::webhooks::sources::{delivery_client_id, map, origin, Rejection, SourceError};
-use crate::ingress::{
-    accept, check_incoming, error, method_not_allowed, refused, respond, IngestDeps,
-    MAX_EVENT_BODY_BYTES,
-};
+use crate::ingress::accept::{accept, check_incoming};
+use crate::ingress::answer::{error, refused, respond};
+use crate::ingress::webhooks::payload::{delivery_client_id, map, origin};
+use crate::ingress::webhooks::sources::SourceError;
+use crate::ingress::webhooks::verify::Rejection;
+use crate::ingress::{IngestDeps, MAX_EVENT_BODY_BYTES};
+
+/// `POST /v1/webhooks/{source}`; `uri` gives the source as sent.
+pub(crate) async fn post(
+    State(deps): State<std::sync::Arc<IngestDeps>>,
+    uri: http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let source = uri.path().strip_prefix("/v1/webhooks/").unwrap_or_default();
+    handle(source, &headers, &body, &deps).await
+}
 
 /// Handles one delivery to `source` (the path segment after `/v1/webhooks/`).
-pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<Body> {
-    if req.method() != http::Method::POST {
-        return method_not_allowed("POST", "/v1/webhooks/{source} takes POST");
-    }
+async fn handle(source: &str, headers: &HeaderMap, body: &[u8], deps: &IngestDeps) -> Response {
     let not_found = || {
         error(
             404,
@@ -37,7 +51,6 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
     let Some(sources) = &deps.webhooks else {
         return not_found();
     };
-    let body: &[u8] = req.body().as_ref();
     if body.len() > MAX_EVENT_BODY_BYTES {
         return error(
             413,
@@ -72,11 +85,11 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
         }
     };
     let now = OffsetDateTime::now_utc();
-    let mut verdict = src.verify(req.headers(), body, now.unix_timestamp());
+    let mut verdict = src.verify(headers, body, now.unix_timestamp());
     if verdict == Err(Rejection::Mismatch) {
         // Perhaps the sender already signs with a secret added since the cache was filled.
         if let Ok(Some(fresh)) = sources.reload(source).await {
-            verdict = fresh.verify(req.headers(), body, now.unix_timestamp());
+            verdict = fresh.verify(headers, body, now.unix_timestamp());
             src = fresh;
         }
     }
@@ -98,7 +111,7 @@ pub async fn handle(source: &str, req: &Request, deps: &IngestDeps) -> Response<
             )
         }
     };
-    let mapped = match map(&src, req.headers(), &verified, payload) {
+    let mapped = match map(&src, headers, &verified, payload) {
         Ok(Some(m)) => m,
         Ok(None) => {
             return respond(

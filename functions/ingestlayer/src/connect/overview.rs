@@ -1,0 +1,187 @@
+//! The destinations page's markup (maud templates, every value escaped): the sign-in form
+//! and the overview of workspaces, paused channels and each pipeline's destination with
+//! its channel picker. Rendering only: what it shows is read by [`super::destinations`].
+
+use std::collections::HashMap;
+
+use maud::{html, Markup};
+
+use crate::delivery::channel_state::PausedEntry;
+use crate::ids::DEFAULT_TEAM;
+use crate::slack::client::ChannelInfo;
+use crate::slack::workspaces::{Connection, ConnectionStatus};
+
+/// One destination of one pipeline, as the page shows it.
+pub(crate) struct Row {
+    pub pipeline: String,
+    pub events: String,
+    pub index: usize,
+    pub team: String,
+    pub channel: String,
+    /// Why the pipeline does not load, if it does not.
+    pub error: Option<String>,
+}
+
+/// What the overview shows.
+pub(crate) struct Overview<'a> {
+    pub csrf: &'a str,
+    /// The pipeline whose channel was just saved.
+    pub saved: Option<String>,
+    pub connections: &'a [Connection],
+    pub paused: &'a [PausedEntry],
+    pub rows: &'a [Row],
+    /// Each workspace's channels, as its bot sees them.
+    pub channel_lists: &'a HashMap<String, crate::error::Result<Vec<ChannelInfo>>>,
+}
+
+/// The sign-in form, with `error` above it.
+pub(crate) fn sign_in(error: Option<&str>) -> Markup {
+    html! {
+        @if let Some(e) = error {
+            p role="alert" style="color:#b00" { (e) }
+        }
+        form method="post" action="/destinations/sign-in" {
+            label { "Admin token " input type="password" name="token" autocomplete="current-password" required; }
+            " "
+            button type="submit" { "Sign in" }
+        }
+    }
+}
+
+/// The overview.
+pub(crate) fn render(o: &Overview) -> Markup {
+    html! {
+        @if let Some(saved) = &o.saved {
+            p role="status" style="color:#070" { "Saved the channel of " (saved) "." }
+        }
+        h2 { "Workspaces" }
+        @if o.connections.is_empty() {
+            p { "No workspace is connected yet." }
+        } @else {
+            table {
+                tr { th { "Workspace" } th { "Team id" } th { "Status" } th { "Installed" } }
+                @for c in o.connections {
+                    tr data-team=(c.team_id) {
+                        td { (c.team_name) }
+                        td { code { (c.team_id) } }
+                        td {
+                            @match &c.revoked_reason {
+                                Some(r) if c.status == ConnectionStatus::Revoked => { "revoked (" (r) ")" }
+                                _ => { (c.status.as_str()) }
+                            }
+                        }
+                        td { (c.installed_at) }
+                    }
+                }
+            }
+        }
+        p {
+            a id="add-to-slack" href="/slack/install" style="display:inline-block;padding:.5em 1em;background:#4a154b;color:#fff;border-radius:4px;text-decoration:none" { "Add to Slack" }
+        }
+        @if !o.paused.is_empty() {
+            h2 { "Paused" }
+            ul id="paused" {
+                @for p in o.paused {
+                    li { strong { (p.name()) } " since " (p.since) ": " strong { (p.pause.error) } ": " (p.pause.hint) }
+                }
+            }
+            p { "After the fix, redrive the backlog: " code { "ingestlayer-dlq redrive --channel '#name'" } "." }
+        }
+        h2 { "Pipelines" }
+        @if o.rows.is_empty() {
+            p { "No pipelines yet: put one in the pipelines table (see the README)." }
+        }
+        @for row in o.rows {
+            (pipeline(o, row))
+        }
+        p { "A private channel appears in the list once the app is in it: in Slack, " code { "/invite @ingestlayer" } " in that channel." }
+        form method="post" action="/destinations/sign-out" {
+            input type="hidden" name="csrf" value=(o.csrf);
+            button type="submit" { "Sign out" }
+        }
+    }
+}
+
+/// One `<option>` of a channel picker.
+struct Choice {
+    value: String,
+    text: String,
+    selected: bool,
+}
+
+/// One pipeline destination: its events, why it does not load, its pause, its picker.
+fn pipeline(o: &Overview, row: &Row) -> Markup {
+    let pk = crate::delivery::channel_state::channel_pk(&format!("{}:{}", row.team, row.channel));
+    let paused = o.paused.iter().find(|p| p.pk == pk);
+    let mut teams: Vec<(&str, &str)> = o
+        .connections
+        .iter()
+        .filter(|c| c.status == ConnectionStatus::Active)
+        .map(|c| (c.team_id.as_str(), c.team_name.as_str()))
+        .collect();
+    if matches!(o.channel_lists.get(DEFAULT_TEAM), Some(Ok(_))) {
+        teams.push((DEFAULT_TEAM, "default workspace"));
+    }
+    // Each workspace's name and its channels as options.
+    let mut groups: Vec<(&str, Vec<Choice>)> = Vec::new();
+    let mut current_listed = false;
+    for (team_id, team_name) in &teams {
+        let Some(Ok(list)) = o.channel_lists.get(*team_id) else {
+            continue;
+        };
+        let mut options = Vec::new();
+        for ch in list {
+            let target = if ch.is_private {
+                ch.id.clone()
+            } else {
+                format!("#{}", ch.name)
+            };
+            let selected = row.team == *team_id
+                && (row.channel == target
+                    || row.channel == ch.id
+                    || row.channel == format!("#{}", ch.name));
+            current_listed |= selected;
+            let lock = if ch.is_private { "🔒 " } else { "" };
+            options.push(Choice {
+                value: format!("{team_id}|{target}"),
+                text: format!("{lock}#{} ({team_name})", ch.name),
+                selected,
+            });
+        }
+        groups.push((team_name, options));
+    }
+    html! {
+        section class="pipeline" data-pipeline=(row.pipeline) {
+            h3 { code { (row.pipeline) } }
+            p { "listens to " (row.events) }
+            @if let Some(err) = &row.error {
+                p style="color:#b00" { "Not loaded: " (err) }
+            }
+            @if let Some(p) = paused {
+                p class="paused" style="color:#b00" { (row.channel) " is paused: " (p.pause.hint) }
+            }
+            form method="post" action="/destinations/pipelines" {
+                input type="hidden" name="csrf" value=(o.csrf);
+                input type="hidden" name="pipeline" value=(row.pipeline);
+                input type="hidden" name="destination" value=(row.index);
+                label {
+                    "Channel "
+                    select name="target" {
+                        @if !current_listed && !row.channel.is_empty() {
+                            option value={ (row.team) "|" (row.channel) } selected { (row.channel) " (" (row.team) ")" }
+                        }
+                        @for (label, options) in &groups {
+                            optgroup label=(label) {
+                                @for c in options {
+                                    option value=(c.value) selected[c.selected] { (c.text) }
+                                }
+                            }
+                        }
+                    }
+                }
+                " "
+                button type="submit" { "Save" }
+            }
+        }
+    }
+}
