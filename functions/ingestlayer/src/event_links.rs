@@ -113,10 +113,14 @@ pub fn parse_key(secret: &str) -> Option<SecretString> {
 pub async fn load_key(
     client: &aws_sdk_secretsmanager::Client,
     arn: &str,
-) -> Result<SecretString, String> {
+) -> crate::error::Result<SecretString> {
     let secret = crate::aws::secrets::read_secret(client, arn, "the link signing key").await?;
-    parse_key(&secret)
-        .ok_or_else(|| "the link signing secret holds no key of 16 or more characters".to_owned())
+    parse_key(&secret).ok_or_else(|| {
+        crate::error::Error::invalid(
+            "the link signing secret",
+            "it holds no key of 16 or more characters",
+        )
+    })
 }
 
 #[cfg(test)]

@@ -79,12 +79,7 @@ pub async fn move_back(
                 };
                 send_all(sqs, queue_url, std::slice::from_ref(&out))
                     .await
-                    .remove(0)
-                    .map_err(|e| Error::Upstream {
-                        what: "sending a redriven message".into(),
-                        detail: e,
-                        retryable: true,
-                    })?;
+                    .remove(0)?;
                 sqs.delete_message()
                     .queue_url(dlq_url)
                     .receipt_handle(&handle)

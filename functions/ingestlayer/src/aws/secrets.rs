@@ -1,15 +1,17 @@
 //! Secrets Manager: a secret's string, read once where it is used and never logged.
 
+use crate::error::{Error, Result};
+
 /// Reads a secret's string from Secrets Manager; the error names `what` was being read
 /// (never the value).
 pub async fn read_secret(
     client: &aws_sdk_secretsmanager::Client,
     id: &str,
     what: &str,
-) -> Result<String, String> {
+) -> Result<String> {
     read_secret_if_exists(client, id, what)
         .await?
-        .ok_or_else(|| format!("reading {what}: the secret {id} does not exist"))
+        .ok_or_else(|| Error::NotFound(format!("reading {what}: the secret {id} does not exist")))
 }
 
 /// [`read_secret`], with `None` when no such secret exists.
@@ -17,7 +19,7 @@ pub async fn read_secret_if_exists(
     client: &aws_sdk_secretsmanager::Client,
     id: &str,
     what: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>> {
     match client.get_secret_value().secret_id(id).send().await {
         Ok(out) => Ok(Some(out.secret_string().unwrap_or_default().to_owned())),
         Err(e)
@@ -26,9 +28,6 @@ pub async fn read_secret_if_exists(
         {
             Ok(None)
         }
-        Err(e) => Err(format!(
-            "reading {what}: {}",
-            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-        )),
+        Err(e) => Err(Error::aws(format!("reading {what}"), e)),
     }
 }

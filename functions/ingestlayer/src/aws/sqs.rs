@@ -5,6 +5,8 @@ use std::collections::HashMap;
 
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
+use crate::error::{Error, Result};
+
 /// SQS's limit for one SendMessageBatch call (and one message).
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 const MAX_BATCH_ENTRIES: usize = 10;
@@ -36,16 +38,17 @@ pub async fn send_all(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
     messages: &[Outgoing],
-) -> Vec<Result<(), String>> {
-    let mut results: Vec<Result<(), String>> = vec![Ok(()); messages.len()];
+) -> Vec<Result<()>> {
+    let mut results: Vec<Result<()>> = messages.iter().map(|_| Ok(())).collect();
     let mut chunk: Vec<usize> = Vec::new();
     let mut chunk_bytes = 0;
     let mut chunks: Vec<Vec<usize>> = Vec::new();
     for (i, m) in messages.iter().enumerate() {
         let size = m.size();
         if size > MAX_BATCH_BYTES {
-            results[i] = Err(format!(
-                "message of {size} bytes is above SQS's 1 MiB limit"
+            results[i] = Err(Error::invalid(
+                "an SQS message",
+                format!("{size} bytes is above SQS's 1 MiB limit"),
             ));
             continue;
         }
@@ -73,7 +76,7 @@ pub async fn send_all(
                     Ok(a) => {
                         attrs.insert(k.clone(), a);
                     }
-                    Err(e) => results[i] = Err(e.to_string()),
+                    Err(e) => results[i] = Err(Error::invalid("an SQS message", e)),
                 }
             }
             let entry = SendMessageBatchRequestEntry::builder()
@@ -85,7 +88,7 @@ pub async fn send_all(
                 .build();
             match entry {
                 Ok(e) => entries.push(e),
-                Err(e) => results[i] = Err(e.to_string()),
+                Err(e) => results[i] = Err(Error::invalid("an SQS message", e)),
             }
         }
         if entries.is_empty() {
@@ -102,20 +105,21 @@ pub async fn send_all(
                 for failed in out.failed {
                     if let Ok(i) = failed.id.parse::<usize>() {
                         if let Some(r) = results.get_mut(i) {
-                            *r = Err(format!(
-                                "{}: {}",
-                                failed.code,
-                                failed.message.unwrap_or_default()
-                            ));
+                            // SenderFault: this entry is wrong and always will be.
+                            *r = Err(Error::Upstream {
+                                what: format!("SendMessageBatch entry ({})", failed.code),
+                                detail: failed.message.unwrap_or_default(),
+                                retryable: !failed.sender_fault,
+                            });
                         }
                     }
                 }
             }
             Err(e) => {
-                let message = aws_sdk_sqs::error::DisplayErrorContext(&e).to_string();
+                let e = Error::aws("SendMessageBatch", e);
                 for &i in &chunk {
                     if results[i].is_ok() {
-                        results[i] = Err(message.clone());
+                        results[i] = Err(e.for_another());
                     }
                 }
             }

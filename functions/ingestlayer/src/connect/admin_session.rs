@@ -54,9 +54,9 @@ impl Admin {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("reading the admin token failed: {0}")]
-    Token(String),
+    Token(#[source] crate::error::Error),
     #[error("the session store failed: {0}")]
-    Store(String),
+    Store(#[source] crate::error::Error),
 }
 
 /// Where the admin token comes from.
@@ -197,9 +197,7 @@ impl AdminAuth {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| {
-                AdminError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| AdminError::Store(crate::error::Error::aws("the sessions table", e)))?;
         let Some(item) = record.item else {
             return Ok(None);
         };
@@ -245,9 +243,7 @@ impl AdminAuth {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| {
-                AdminError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| AdminError::Store(crate::error::Error::aws("the sessions table", e)))?;
         Ok(Some(self.session_key.issue(&id, exp)))
     }
 
@@ -262,9 +258,7 @@ impl AdminAuth {
             .key("pk", AttributeValue::S(format!("session#{id}")))
             .send()
             .await
-            .map_err(|e| {
-                AdminError::Store(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?;
+            .map_err(|e| AdminError::Store(crate::error::Error::aws("the sessions table", e)))?;
         Ok(())
     }
 

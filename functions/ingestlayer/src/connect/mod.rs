@@ -75,7 +75,7 @@ impl ConnectDeps {
     pub async fn load(
         sdk: &aws_config::SdkConfig,
         cfg: &crate::config::ConnectConfig,
-    ) -> Result<Self, String> {
+    ) -> crate::error::Result<Self> {
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let app = std::sync::Arc::new(SlackAppSource::secret(
@@ -101,7 +101,8 @@ impl ConnectDeps {
                 cfg.slack_token_secret_arn.clone().unwrap_or_default(),
             ),
         };
-        let oauth = OAuthClient::new(&cfg.slack_api_url).map_err(|e| e.to_string())?;
+        let oauth = OAuthClient::new(&cfg.slack_api_url)
+            .map_err(|e| crate::error::Error::slack("building the OAuth client", e))?;
         let mut tokens = WorkspaceTokens::new(
             TokenSource::new(default_token, secrets),
             Some(connections.clone()),
@@ -120,7 +121,7 @@ impl ConnectDeps {
             ),
             pipelines_table: cfg.pipelines_table.clone(),
             slack: SlackClient::new(&cfg.slack_api_url, std::time::Duration::from_secs(10))
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| crate::error::Error::slack("building the Slack client", e))?,
             tokens,
             connections,
             channels: Channels {

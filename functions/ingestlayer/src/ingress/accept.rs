@@ -105,8 +105,8 @@ pub(crate) fn check_incoming(
 pub(crate) async fn accept(
     events: &[(Envelope, String, bool)],
     deps: &IngestDeps,
-) -> Vec<Result<bool, String>> {
-    let mut results: Vec<Result<bool, String>> = vec![Ok(false); events.len()];
+) -> Vec<crate::error::Result<bool>> {
+    let mut results: Vec<crate::error::Result<bool>> = events.iter().map(|_| Ok(false)).collect();
     // What to queue, per event: its own JSON, or a duplicate's original that never got there.
     let mut bodies: Vec<Option<String>> = vec![None; events.len()];
     let server_ids: Vec<usize> = (0..events.len()).filter(|&i| !events[i].2).collect();

@@ -17,6 +17,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures_util::StreamExt;
 
+use crate::aws::retry::UNPROCESSED;
+use crate::error::{Error, Result};
 use crate::event::Envelope;
 
 const BATCH_WRITE_MAX: usize = 25;
@@ -32,7 +34,6 @@ pub enum Stored {
     /// The id was seen within the window: the original, and whether it reached the queue.
     Duplicate { original_json: String, queued: bool },
 }
-const ATTEMPTS: u32 = 6;
 /// Single-item writes (conditional puts, queued marks) in flight at once for one request.
 pub const CONCURRENT_WRITES: usize = 16;
 
@@ -46,8 +47,8 @@ pub struct EventStore {
 impl EventStore {
     /// Stores each (envelope, its JSON); one result per event, in order.
     #[tracing::instrument(skip_all, fields(events = events.len(), table = %self.table))]
-    pub async fn put_all(&self, events: &[(&Envelope, &str)]) -> Vec<Result<(), String>> {
-        let mut results: Vec<Result<(), String>> = vec![Ok(()); events.len()];
+    pub async fn put_all(&self, events: &[(&Envelope, &str)]) -> Vec<Result<()>> {
+        let mut results: Vec<Result<()>> = events.iter().map(|_| Ok(())).collect();
         let indices: Vec<usize> = (0..events.len()).collect();
         for chunk in indices.chunks(BATCH_WRITE_MAX) {
             let mut pending: HashMap<String, usize> = HashMap::new();
@@ -80,23 +81,25 @@ impl EventStore {
                         pending.insert(env.id.as_str().to_owned(), i);
                         requests.push(WriteRequest::builder().put_request(p).build());
                     }
-                    Err(e) => results[i] = Err(e.to_string()),
+                    Err(e) => results[i] = Err(Error::invalid("an event item", e)),
                 }
             }
             let mut attempt = 0;
             while !requests.is_empty() {
-                if attempt >= ATTEMPTS {
+                attempt += 1;
+                let Some(wait) = UNPROCESSED.before(attempt) else {
                     for w in &requests {
                         if let Some(i) = request_index(w, &pending) {
-                            results[i] = Err("DynamoDB left the write unprocessed".into());
+                            results[i] = Err(Error::Upstream {
+                                what: "storing the event".into(),
+                                detail: "DynamoDB left the write unprocessed".into(),
+                                retryable: true,
+                            });
                         }
                     }
                     break;
-                }
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
-                }
-                attempt += 1;
+                };
+                tokio::time::sleep(wait).await;
                 let sent = self
                     .client
                     .batch_write_item()
@@ -111,10 +114,10 @@ impl EventStore {
                             .unwrap_or_default();
                     }
                     Err(e) => {
-                        let message = aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string();
+                        let e = Error::aws("storing events", e);
                         for &i in chunk {
                             if results[i].is_ok() {
-                                results[i] = Err(message.clone());
+                                results[i] = Err(e.for_another());
                             }
                         }
                         break;
@@ -127,7 +130,7 @@ impl EventStore {
 
     /// Stores an event with a client-given id unless that id was seen within
     /// [`IDEMPOTENCY_WINDOW`].
-    pub async fn put_new(&self, env: &Envelope, json: &str) -> Result<Stored, String> {
+    pub async fn put_new(&self, env: &Envelope, json: &str) -> Result<Stored> {
         let received = received_ms(env);
         let cutoff = received - IDEMPOTENCY_WINDOW.as_millis() as i64;
         let expires = env.received_at.unix_timestamp() + i64::from(self.ttl_days) * 86_400;
@@ -168,7 +171,7 @@ impl EventStore {
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?
+                    .map_err(|e| Error::aws("reading the stored event", e))?
                     .item
                     .unwrap_or_default();
                 let original_json = match item.get("envelope") {
@@ -181,7 +184,7 @@ impl EventStore {
                     queued,
                 })
             }
-            Err(e) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string()),
+            Err(e) => Err(Error::aws("storing the event", e)),
         }
     }
 
@@ -211,7 +214,7 @@ impl EventStore {
     }
 
     /// Reads one stored event; `None` when absent or past its TTL.
-    pub async fn get(&self, id: &str) -> Result<Option<Envelope>, String> {
+    pub async fn get(&self, id: &str) -> Result<Option<Envelope>> {
         let out = self
             .client
             .get_item()
@@ -219,7 +222,7 @@ impl EventStore {
             .key("id", AttributeValue::S(id.to_owned()))
             .send()
             .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+            .map_err(|e| Error::aws("reading the stored event", e))?;
         let Some(item) = out.item else {
             return Ok(None);
         };
@@ -231,10 +234,10 @@ impl EventStore {
             }
         }
         match item.get("envelope") {
-            Some(AttributeValue::S(s)) => {
-                serde_json::from_str(s).map(Some).map_err(|e| e.to_string())
-            }
-            _ => Err("stored event has no envelope".into()),
+            Some(AttributeValue::S(s)) => serde_json::from_str(s)
+                .map(Some)
+                .map_err(|e| Error::invalid("the stored event", e)),
+            _ => Err(Error::invalid("the stored event", "it has no envelope")),
         }
     }
 }

@@ -83,8 +83,12 @@ impl IngestDeps {
 
     /// The one constructor, used by the Lambda's main.rs, `make dev` and the tests: the
     /// clients, plus the link signing key when configured.
-    pub async fn load(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> Result<Self, String> {
-        let mut deps = Self::new(sdk, cfg).map_err(|e| e.to_string())?;
+    pub async fn load(
+        sdk: &aws_config::SdkConfig,
+        cfg: &IngestConfig,
+    ) -> crate::error::Result<Self> {
+        let mut deps = Self::new(sdk, cfg)
+            .map_err(|e| crate::error::Error::invalid("the event schemas", e))?;
         if let Some(arn) = &cfg.link_secret_arn {
             let key = crate::event_links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn)
                 .await?;

@@ -108,7 +108,10 @@ pub struct PipelineDeps {
 impl PipelineDeps {
     /// The one constructor, used by the Lambda's main.rs, `make dev` and the tests: builds
     /// the clients; reads the link signing key when configured.
-    pub async fn load(sdk: &aws_config::SdkConfig, cfg: &PipelineConfig) -> Result<Self, String> {
+    pub async fn load(
+        sdk: &aws_config::SdkConfig,
+        cfg: &PipelineConfig,
+    ) -> crate::error::Result<Self> {
         let mut deps = Self::new(sdk, cfg);
         if let (Some(url), Some(arn)) = (&cfg.public_api_url, &cfg.link_secret_arn) {
             let key = crate::event_links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn)

@@ -129,7 +129,7 @@ impl SlackAppSource {
         }
         let text = crate::aws::secrets::read_secret(client, arn, "the Slack app secret")
             .await
-            .map_err(AppError::Read)?;
+            .map_err(|e| AppError::Read(e.to_string()))?;
         let result = AppCredentials::parse(&text).map_err(AppError::NotConfigured);
         if let Err(e) = &result {
             tracing::warn!(reason = %e, "the Slack app secret is not usable yet");

@@ -212,7 +212,8 @@ async fn read(
         &format!("{prefix}{source}"),
         "the webhook source",
     )
-    .await?
+    .await
+    .map_err(|e| e.to_string())?
     .ok_or_else(|| format!("no webhook source {source}"))?;
     serde_json::from_str(&raw).map_err(|e| format!("webhook source {source}: {e}"))
 }

@@ -85,7 +85,7 @@ impl WebhookSources {
             "a webhook source",
         )
         .await
-        .map_err(SourceError::Unavailable)?;
+        .map_err(|e| SourceError::Unavailable(e.to_string()))?;
         let found = match raw {
             None => Ok(None),
             Some(raw) => parse_source_config(&raw)
@@ -225,7 +225,8 @@ pub async fn list_sources(
             &format!("{prefix}{name}"),
             "a webhook source",
         )
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
         let provider = parse_source_config(&raw).map(|c| c.provider);
         out.push((name, provider));
     }
