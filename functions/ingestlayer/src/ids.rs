@@ -9,7 +9,7 @@ use std::fmt;
 pub struct PipelineId(String);
 
 impl PipelineId {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> crate::error::Result<Self> {
         let ok = !s.is_empty()
             && s.len() <= 128
             && s.chars()
@@ -17,9 +17,9 @@ impl PipelineId {
         if ok {
             Ok(Self(s.to_owned()))
         } else {
-            Err(format!(
+            Err(crate::error::Error::reason(format!(
                 "pipeline id {s:?} must be 1-128 characters of letters, digits and _ . - :"
-            ))
+            )))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -38,7 +38,7 @@ impl fmt::Display for PipelineId {
 pub struct ChannelRef(String);
 
 impl ChannelRef {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> crate::error::Result<Self> {
         let is_id = s.len() >= 9
             && s.starts_with(['C', 'G', 'D'])
             && s.chars()
@@ -55,9 +55,9 @@ impl ChannelRef {
         if ok {
             Ok(Self(format!("#{name}")))
         } else {
-            Err(format!(
+            Err(crate::error::Error::reason(format!(
                 "channel {s:?} must be a channel id (C0123ABCD) or a name like #alerts (lowercase, no spaces, at most 80 characters)"
-            ))
+            )))
         }
     }
     /// The channel as sent to Slack: `#name` or the id.
@@ -83,7 +83,7 @@ pub const MAX_TEAM_LEN: usize = 32;
 
 /// A destination's workspace: `default` or a Slack team id (letters, digits, `-`, `_`, at
 /// most [`MAX_TEAM_LEN`]). Pipelines are loaded and destinations saved with this one rule.
-pub fn parse_team(s: &str) -> Result<String, String> {
+pub fn parse_team(s: &str) -> crate::error::Result<String> {
     let ok = !s.is_empty()
         && s.len() <= MAX_TEAM_LEN
         && s.chars()
@@ -91,9 +91,9 @@ pub fn parse_team(s: &str) -> Result<String, String> {
     if ok {
         Ok(s.to_owned())
     } else {
-        Err(format!(
+        Err(crate::error::Error::reason(format!(
             "{s:?} must be a Slack team id such as T0123ABCD, or {DEFAULT_TEAM:?} (letters, digits, - and _, at most {MAX_TEAM_LEN})"
-        ))
+        )))
     }
 }
 
@@ -131,7 +131,7 @@ pub fn valid_webhook_source(name: &str) -> bool {
 pub struct TeamId(String);
 
 impl TeamId {
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> crate::error::Result<Self> {
         parse_team(s).map(Self)
     }
     /// The deployment's single workspace.

@@ -315,7 +315,8 @@ async fn seed_webhook_sources(
             },
             Some(&res.kms_key_id),
         )
-        .await?;
+        .await
+        .map_err(|e| e.to_string())?;
         lines.push_str(&format!(
             "    POST http://127.0.0.1:{port}/v1/webhooks/{source}  {what}\n      secret {note}\n"
         ));

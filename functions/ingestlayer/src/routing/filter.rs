@@ -56,14 +56,14 @@ pub enum FilterError {
 
 impl Filter {
     /// Compiles `expr`, naming what is wrong when it does not compile.
-    pub fn compile(expr: &str) -> Result<Self, String> {
+    pub fn compile(expr: &str) -> crate::error::Result<Self> {
         if expr.trim().is_empty() {
-            return Err("the expression is empty".into());
+            return Err(crate::error::Error::reason("the expression is empty"));
         }
         let rewritten = rewrite_set_shorthand(&rewrite_origin(expr)?)?;
         let program = ENV
             .compile(&rewritten)
-            .map_err(|e| format!("{expr:?} does not parse: {e}"))?;
+            .map_err(|e| crate::error::Error::reason(format!("{expr:?} does not parse: {e}")))?;
         Ok(Self {
             source: expr.to_owned(),
             program,
@@ -175,7 +175,7 @@ pub fn segment_match(value: &str, element: &str) -> bool {
 
 /// Rewrites `$source` and `$webhook` outside string literals into the variables that hold
 /// them; any other `$name` is an error naming the two.
-fn rewrite_origin(expr: &str) -> Result<String, String> {
+fn rewrite_origin(expr: &str) -> crate::error::Result<String> {
     let mut out = String::with_capacity(expr.len() + 32);
     let mut chars = expr.char_indices().peekable();
     let mut quote: Option<char> = None;
@@ -206,9 +206,9 @@ fn rewrite_origin(expr: &str) -> Result<String, String> {
                     "source" => SOURCE_VAR,
                     "webhook" => WEBHOOK_VAR,
                     _ => {
-                        return Err(format!(
+                        return Err(crate::error::Error::reason(format!(
                             "${word} in {expr:?} is not known: filters see $source and $webhook"
-                        ))
+                        )))
                     }
                 };
                 out.push_str(var);
@@ -223,7 +223,7 @@ fn rewrite_origin(expr: &str) -> Result<String, String> {
 }
 
 /// Rewrites `field in {a, b, "c d"}` into `in_set(field, ["a", "b", "c d"])`.
-fn rewrite_set_shorthand(expr: &str) -> Result<String, String> {
+fn rewrite_set_shorthand(expr: &str) -> crate::error::Result<String> {
     let mut out = String::with_capacity(expr.len() + 16);
     let mut last = 0;
     for caps in SET_SHORTHAND.captures_iter(expr) {
@@ -247,15 +247,18 @@ fn rewrite_set_shorthand(expr: &str) -> Result<String, String> {
             {
                 item.to_owned()
             } else {
-                return Err(format!(
+                return Err(crate::error::Error::reason(format!(
                     "set element {item:?} in {:?} must be a word (letters, digits, _ . - /) or a quoted string",
                     whole.as_str()
-                ));
+                )));
             };
             elements.push(serde_json::Value::String(unquoted).to_string());
         }
         if elements.is_empty() {
-            return Err(format!("the set in {:?} is empty", whole.as_str()));
+            return Err(crate::error::Error::reason(format!(
+                "the set in {:?} is empty",
+                whole.as_str()
+            )));
         }
         out.push_str(&expr[last..whole.start()]);
         out.push_str(&format!(
@@ -313,7 +316,7 @@ mod tests {
         let f = Filter::compile(r#"note == '$source' && $source in {web-app, billing}"#).unwrap();
         assert!(f.matches(&json!({"note": "$source"}), &API_KEY).unwrap());
         let e = Filter::compile("$sender == 'x'").unwrap_err();
-        assert!(e.contains("$source and $webhook"), "{e}");
+        assert!(e.to_string().contains("$source and $webhook"), "{e}");
     }
 
     #[test]

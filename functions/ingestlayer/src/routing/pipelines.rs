@@ -177,7 +177,7 @@ impl Pipeline {
         if !raw.enabled {
             return Ok(None);
         }
-        let id = PipelineId::parse(&raw.id).map_err(|m| err("id".into(), m))?;
+        let id = PipelineId::parse(&raw.id).map_err(|m| err("id".into(), m.to_string()))?;
         if raw.events.is_empty() {
             return Err(err("events".into(), "lists no event name".into()));
         }
@@ -217,7 +217,8 @@ impl Pipeline {
         for (i, step) in raw.steps.into_iter().enumerate() {
             steps.push(match step {
                 RawStep::FilterMatch { expr } => Step::Filter(
-                    Filter::compile(&expr).map_err(|m| err(format!("steps[{i}].expr"), m))?,
+                    Filter::compile(&expr)
+                        .map_err(|m| err(format!("steps[{i}].expr"), m.to_string()))?,
                 ),
                 RawStep::EnrichEntity {
                     entity,
@@ -292,9 +293,9 @@ impl Pipeline {
                 Some(n) => n,
             };
             let channel = ChannelRef::parse(&channel)
-                .map_err(|m| err(format!("destinations[{i}].channel"), m))?;
+                .map_err(|m| err(format!("destinations[{i}].channel"), m.to_string()))?;
             let team = TeamId::parse(team.as_deref().unwrap_or(DEFAULT_TEAM))
-                .map_err(|m| err(format!("destinations[{i}].team"), m))?;
+                .map_err(|m| err(format!("destinations[{i}].team"), m.to_string()))?;
             let template = Template::from_raw(template.unwrap_or_default())
                 .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))?;
             destinations.push(SlackDestination {
@@ -401,7 +402,7 @@ mod tests {
             &"T".repeat(crate::ids::MAX_TEAM_LEN + 1),
         ] {
             let e = parse_team(bad).unwrap_err();
-            assert!(e.contains("Slack team id"), "{e}");
+            assert!(e.to_string().contains("Slack team id"), "{e}");
         }
         let mut doc = example();
         doc["destinations"][0]["team"] = json!("bad team");

@@ -48,7 +48,7 @@ impl std::fmt::Debug for AppCredentials {
 
 impl AppCredentials {
     /// Parses the secret's JSON, naming what is missing.
-    pub fn parse(secret: &str) -> Result<Self, String> {
+    pub fn parse(secret: &str) -> crate::error::Result<Self> {
         #[derive(Deserialize)]
         struct Raw {
             client_id: Option<String>,
@@ -56,10 +56,11 @@ impl AppCredentials {
             signing_secret: Option<String>,
         }
         let raw: Raw = serde_json::from_str(secret)
-            .map_err(|_| "the Slack app secret is not JSON".to_owned())?;
+            .map_err(|_| crate::error::Error::reason("the Slack app secret is not JSON"))?;
         let need = |v: Option<String>, name: &str| {
-            v.filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("the Slack app secret has no {name}"))
+            v.filter(|s| !s.is_empty()).ok_or_else(|| {
+                crate::error::Error::reason(format!("the Slack app secret has no {name}"))
+            })
         };
         Ok(Self {
             client_id: need(raw.client_id, "client_id")?,
@@ -130,7 +131,8 @@ impl SlackAppSource {
         let text = crate::aws::secrets::read_secret(client, arn, "the Slack app secret")
             .await
             .map_err(|e| AppError::Read(e.to_string()))?;
-        let result = AppCredentials::parse(&text).map_err(AppError::NotConfigured);
+        let result =
+            AppCredentials::parse(&text).map_err(|e| AppError::NotConfigured(e.to_string()));
         if let Err(e) = &result {
             tracing::warn!(reason = %e, "the Slack app secret is not usable yet");
         }
@@ -403,7 +405,9 @@ mod tests {
         )
         .is_ok());
         assert_eq!(
-            AppCredentials::parse(r#"{"client_id":"a","client_secret":"b"}"#).unwrap_err(),
+            AppCredentials::parse(r#"{"client_id":"a","client_secret":"b"}"#)
+                .unwrap_err()
+                .to_string(),
             "the Slack app secret has no signing_secret"
         );
     }

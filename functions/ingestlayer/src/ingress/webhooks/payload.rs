@@ -266,7 +266,8 @@ mod tests {
                 secrets: vec!["whsec_not base64!".into()],
             },
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(
             bad.contains("secrets[0]") && !bad.contains("not base64!"),
             "{bad}"

@@ -90,7 +90,7 @@ impl WebhookSources {
             None => Ok(None),
             Some(raw) => parse_source_config(&raw)
                 .map_err(|e| format!("webhook source {name}: {e}"))
-                .and_then(|c| Source::new(name, &c))
+                .and_then(|c| Source::new(name, &c).map_err(|e| e.to_string()))
                 .map(|s| Some(Arc::new(s))),
         };
         // A misconfigured source is not cached: it is read again until it is fixed.
@@ -122,7 +122,7 @@ impl WebhookSources {
 
 /// A source secret's JSON as a [`SourceConfig`]. The error names where the JSON is wrong
 /// and what was expected, never a value from it (the values are signing secrets).
-pub fn parse_source_config(raw: &str) -> Result<SourceConfig, String> {
+pub fn parse_source_config(raw: &str) -> crate::error::Result<SourceConfig> {
     const SHAPE: &str =
         r#"{"provider": "standard-webhooks" | "stripe" | "github", "secrets": ["…", …]}"#;
     let de = &mut serde_json::Deserializer::from_str(raw);
@@ -136,11 +136,11 @@ pub fn parse_source_config(raw: &str) -> Result<SourceConfig, String> {
             _ if path == "." => "the secret's JSON has the wrong shape".to_owned(),
             _ => format!("the secret's JSON has a wrong or missing value at `{path}`"),
         };
-        format!(
+        crate::error::Error::reason(format!(
             "{what} (line {}, column {}); expected {SHAPE}",
             inner.line(),
             inner.column()
-        )
+        ))
     })
 }
 
@@ -151,15 +151,16 @@ pub async fn put_source(
     name: &str,
     config: &SourceConfig,
     kms_key_id: Option<&str>,
-) -> Result<(), String> {
+) -> crate::error::Result<()> {
     if !valid_source_name(name) {
-        return Err(format!(
+        return Err(crate::error::Error::reason(format!(
             "source name {name:?}: use 1–{MAX_SOURCE_NAME} of a-z, 0-9, _ and -"
-        ));
+        )));
     }
     Source::new(name, config)?;
     let secret_id = format!("{prefix}{name}");
-    let value = serde_json::to_string(config).map_err(|e| e.to_string())?;
+    let value = serde_json::to_string(config)
+        .map_err(|e| crate::error::Error::invalid("the webhook source", e))?;
     let created = client
         .create_secret()
         .name(&secret_id)
@@ -185,18 +186,21 @@ pub async fn put_source(
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+                .map_err(|e| crate::error::Error::aws(format!("storing webhook source {name}"), e))
         }
-        Err(e) => Err(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string()),
+        Err(e) => Err(crate::error::Error::aws(
+            format!("storing webhook source {name}"),
+            e,
+        )),
     };
-    result.map_err(|e| format!("storing webhook source {name}: {e}"))
+    result
 }
 
 /// Every source under `prefix`: its name and provider.
 pub async fn list_sources(
     client: &aws_sdk_secretsmanager::Client,
     prefix: &str,
-) -> Result<Vec<(String, Result<Provider, String>)>, String> {
+) -> crate::error::Result<Vec<(String, crate::error::Result<Provider>)>> {
     let mut names = Vec::new();
     let mut pages = client
         .list_secrets()
@@ -209,8 +213,7 @@ pub async fn list_sources(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())?;
+        let page = page.map_err(|e| crate::error::Error::aws("listing webhook sources", e))?;
         for s in page.secret_list() {
             if let Some(name) = s.name().and_then(|n| n.strip_prefix(prefix)) {
                 names.push(name.to_owned());
@@ -225,8 +228,7 @@ pub async fn list_sources(
             &format!("{prefix}{name}"),
             "a webhook source",
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let provider = parse_source_config(&raw).map(|c| c.provider);
         out.push((name, provider));
     }
@@ -251,7 +253,7 @@ mod source_config_tests {
             (r#"whsec_TOPSECRET"#, "not valid JSON"),
             (r#"{"secrets":["whsec_TOPSECRET"]}"#, "wrong shape"),
         ] {
-            let e = parse_source_config(raw).unwrap_err();
+            let e = parse_source_config(raw).unwrap_err().to_string();
             assert!(!e.contains("TOPSECRET"), "{e}");
             assert!(e.contains(names), "{e}");
             assert!(e.contains("expected {\"provider\""), "{e}");

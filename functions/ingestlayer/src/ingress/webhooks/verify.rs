@@ -53,15 +53,15 @@ impl Provider {
 }
 
 impl std::str::FromStr for Provider {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Self> {
         match s {
             "standard-webhooks" | "standard" => Ok(Self::StandardWebhooks),
             "stripe" => Ok(Self::Stripe),
             "github" => Ok(Self::Github),
-            other => Err(format!(
+            other => Err(crate::error::Error::reason(format!(
                 "unknown provider {other:?}: use standard-webhooks, stripe or github"
-            )),
+            ))),
         }
     }
 }
@@ -94,9 +94,11 @@ impl std::fmt::Debug for Source {
 
 impl Source {
     /// Checks the secrets' form (never echoing them).
-    pub fn new(name: &str, config: &SourceConfig) -> Result<Self, String> {
+    pub fn new(name: &str, config: &SourceConfig) -> crate::error::Result<Self> {
         if config.secrets.is_empty() {
-            return Err(format!("webhook source {name}: `secrets` is empty"));
+            return Err(crate::error::Error::reason(format!(
+                "webhook source {name}: `secrets` is empty"
+            )));
         }
         let keys = config
             .secrets
@@ -105,7 +107,11 @@ impl Source {
             .map(|(i, s)| {
                 signing_key(config.provider, s)
                     .map(|k| SecretBox::new(Box::new(k)))
-                    .map_err(|e| format!("webhook source {name}: secrets[{i}] {e}"))
+                    .map_err(|e| {
+                        crate::error::Error::reason(format!(
+                            "webhook source {name}: secrets[{i}] {e}"
+                        ))
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
