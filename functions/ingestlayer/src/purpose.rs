@@ -12,6 +12,7 @@
 //! Every comparison is constant time (`subtle`).
 
 use hkdf::Hkdf;
+use hmac::KeyInit;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::Sha256;

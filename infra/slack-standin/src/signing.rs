@@ -1,5 +1,6 @@
 //! Slack's request signing, for tests that play Slack calling an app's Events API endpoint.
 
+use hmac::KeyInit;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 

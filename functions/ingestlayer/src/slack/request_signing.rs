@@ -3,6 +3,7 @@
 //! Requests older or newer than five minutes are refused (replay window); the comparison is
 //! constant time.
 
+use hmac::KeyInit;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;

@@ -18,6 +18,7 @@
 //! it.
 
 use base64::Engine;
+use hmac::KeyInit;
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
@@ -380,8 +381,14 @@ pub mod sign {
     use super::{mac, signing_key, Provider};
 
     /// `webhook-signature` for a Standard Webhooks delivery.
-    pub fn standard(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, String> {
-        let key = signing_key(Provider::StandardWebhooks, secret).map_err(str::to_owned)?;
+    pub fn standard(
+        secret: &str,
+        id: &str,
+        timestamp: i64,
+        body: &[u8],
+    ) -> crate::error::Result<String> {
+        let key =
+            signing_key(Provider::StandardWebhooks, secret).map_err(crate::error::Error::reason)?;
         let ts = timestamp.to_string();
         let sig = mac(&key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body]).finalize();
         Ok(format!(
