@@ -8,7 +8,8 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::aws::sqs::{send_all, Outgoing};
-use crate::event::{parse_incoming, Envelope, FieldError, IncomingEvent};
+use crate::event::incoming::parse_incoming;
+use crate::event::{Envelope, FieldError, IncomingEvent};
 use crate::ingress::event_store::Stored;
 use crate::ingress::{IngestDeps, MAX_EVENT_BYTES, MAX_EVENT_FIELDS};
 
@@ -47,7 +48,7 @@ pub(crate) fn check_incoming(
     now: OffsetDateTime,
 ) -> Checked {
     let client_id = incoming.id.is_some();
-    let fields = crate::event::field_count(&incoming.data);
+    let fields = crate::event::incoming::field_count(&incoming.data);
     if fields > MAX_EVENT_FIELDS {
         return Err((
             400,
@@ -69,8 +70,8 @@ pub(crate) fn check_incoming(
             vec![FieldError::new(at, e.to_string())],
         )
     })?;
-    let depth = crate::event::nesting_depth(&json);
-    if depth > crate::event::MAX_STORED_DEPTH {
+    let depth = crate::event::incoming::nesting_depth(&json);
+    if depth > crate::event::incoming::MAX_STORED_DEPTH {
         return Err((
             400,
             "too_deeply_nested",
@@ -78,7 +79,7 @@ pub(crate) fn check_incoming(
                 at,
                 format!(
                     "the event nests {depth} levels deep as stored (its data sits inside the stored event); the limit is {}",
-                    crate::event::MAX_STORED_DEPTH
+                    crate::event::incoming::MAX_STORED_DEPTH
                 ),
             )],
         ));

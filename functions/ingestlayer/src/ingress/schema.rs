@@ -8,7 +8,8 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::event::{escape_pointer, EventName, FieldError};
+use crate::event::incoming::escape_pointer;
+use crate::event::{EventName, FieldError};
 
 /// Schemas compiled into the binary: (event name, schema JSON).
 pub const BUILTIN: &[(&str, &str)] = &[(

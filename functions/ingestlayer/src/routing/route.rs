@@ -193,7 +193,8 @@ pub async fn route<S: EntityStore>(
 mod tests {
     use super::*;
     use crate::delivery::message::delivery_key;
-    use crate::event::{parse_incoming, Envelope};
+    use crate::event::incoming::parse_incoming;
+    use crate::event::Envelope;
     use crate::routing::pipelines::Pipeline;
     use serde_json::json;
     use std::collections::HashMap;

@@ -4,7 +4,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use ingestlayer::event::{parse_incoming, Envelope, EventName};
+use ingestlayer::event::incoming::parse_incoming;
+use ingestlayer::event::{Envelope, EventName};
 use ingestlayer::routing::pipelines::{Pipeline, PipelineSet};
 use serde_json::{json, Value};
 

@@ -326,7 +326,7 @@ async fn an_idempotency_key_header_names_the_event_and_deduplicates_it() {
 async fn a_retry_after_the_queue_failed_queues_the_stored_event() {
     let s = Stack::new().await;
     // The first attempt stored the event but never reached the queue (the client saw 503).
-    let incoming = ingestlayer::event::parse_incoming(
+    let incoming = ingestlayer::event::incoming::parse_incoming(
         &json!({"name": "feature.used", "id": "half-done", "data": {"user_id": "u_42", "feature": "api", "count": 1, "plan": "pro"}}),
         "",
     )

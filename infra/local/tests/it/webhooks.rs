@@ -563,7 +563,7 @@ async fn an_api_key_cannot_pre_empt_or_overwrite_a_webhook_event() {
 
     // A stored delivery older than the idempotency window is not replaceable by a key either.
     let old_id = "evt_old_delivery";
-    let incoming = ingestlayer::event::parse_incoming(
+    let incoming = ingestlayer::event::incoming::parse_incoming(
         &json!({"name": "invoice.payment_failed", "id": old_id, "data": {"number": "GENUINE"}}),
         "",
     )
@@ -659,14 +659,14 @@ fn github_body_nested(depth: usize) -> Vec<u8> {
     let text = v
         .to_string()
         .replace(r#""deep":null"#, &format!(r#""deep":{inner}"#));
-    assert_eq!(ingestlayer::event::nesting_depth(&text), depth);
+    assert_eq!(ingestlayer::event::incoming::nesting_depth(&text), depth);
     text.into_bytes()
 }
 
 #[tokio::test]
 async fn a_webhook_nested_deeper_than_the_pipeline_reads_is_refused_and_one_level_less_posts() {
     let s = stack().await;
-    let limit = ingestlayer::event::MAX_STORED_DEPTH;
+    let limit = ingestlayer::event::incoming::MAX_STORED_DEPTH;
     // Stored, GitHub's body sits one level deeper (under `data`): at the limit it would be
     // accepted by the parser here and unreadable in the pipeline.
     let too_deep = github_body_nested(limit);
