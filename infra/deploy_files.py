@@ -2,7 +2,7 @@
 
     python3 infra/deploy_files.py check
         slack-app-manifest.yaml: its bot scopes are exactly the scopes GET /slack/install asks
-        for (BOT_SCOPES in functions/ingestlayer/src/oauth.rs), its bot events exactly the Slack
+        for (BOT_SCOPES in functions/ingestlayer/src/slack/oauth.rs), its bot events exactly the Slack
         events the library acts on, its redirect and request URLs the template's routes and
         outputs. events/env.json (the `sam local invoke --env-vars` file): one entry per
         function of template.yaml, each with exactly the variables the template gives that
@@ -104,10 +104,10 @@ def rust_string_literals(path):
 
 
 def bot_scopes():
-    source = (ROOT / "functions/ingestlayer/src/oauth.rs").read_text()
+    source = (ROOT / "functions/ingestlayer/src/slack/oauth.rs").read_text()
     block = re.search(r"pub const BOT_SCOPES: &\[&str\] = &\[(.*?)\];", source, re.S)
     if not block:
-        raise SystemExit("deploy_files: BOT_SCOPES not found in functions/ingestlayer/src/oauth.rs")
+        raise SystemExit("deploy_files: BOT_SCOPES not found in functions/ingestlayer/src/slack/oauth.rs")
     return re.findall(r'"([^"]+)"', block.group(1))
 
 

@@ -22,7 +22,7 @@ import { compile } from 'json-schema-to-typescript';
 const PACKAGE = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DEFAULT_SCHEMAS = resolve(PACKAGE, '../../functions/ingestlayer/schemas');
 const DEFAULT_OUT = join(PACKAGE, 'src/events.gen.ts');
-/** The server's rule for event names (functions/ingestlayer/src/event.rs, `EventName`). */
+/** The server's rule for event names (functions/ingestlayer/src/event/mod.rs, `EventName`). */
 const EVENT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$/;
 
 /** `feature.used` → `FeatureUsed`: the name of an event's payload type. */
