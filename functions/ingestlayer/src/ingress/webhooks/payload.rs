@@ -149,30 +149,10 @@ pub fn origin(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingress::webhooks::verify::tests::{headers, source, STANDARD_SECRET};
     use crate::ingress::webhooks::verify::{
         generate_secret, valid_source_name, SourceConfig, MAX_SOURCE_NAME,
     };
-
-    const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-    fn source(provider: Provider, secrets: &[&str]) -> Source {
-        Source::new(
-            "s",
-            &SourceConfig {
-                provider,
-                secrets: secrets.iter().map(|s| (*s).to_owned()).collect(),
-            },
-        )
-        .unwrap()
-    }
-
-    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
-        let mut h = http::HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(*k, v.parse().unwrap());
-        }
-        h
-    }
 
     #[test]
     fn payloads_map_to_events() {

@@ -412,12 +412,12 @@ pub mod sign {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    pub(crate) const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-    fn source(provider: Provider, secrets: &[&str]) -> Source {
+    pub(crate) fn source(provider: Provider, secrets: &[&str]) -> Source {
         Source::new(
             "s",
             &SourceConfig {
@@ -428,7 +428,7 @@ mod tests {
         .unwrap()
     }
 
-    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+    pub(crate) fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         for (k, v) in pairs {
             h.insert(*k, v.parse().unwrap());
