@@ -92,7 +92,19 @@ struct RawPipeline {
     #[serde(default)]
     #[allow(dead_code)] // free text for humans
     description: Option<String>,
+    /// Written by `ingestlayer pipelines apply`: one more on every write, so a write can be
+    /// conditional on the version that was read.
+    #[serde(default)]
+    #[allow(dead_code)] // read by the command line, not by routing
+    version: Option<u64>,
+    /// Written by `ingestlayer pipelines apply`: when (RFC 3339).
+    #[serde(default)]
+    #[allow(dead_code)]
+    applied_at: Option<String>,
 }
+
+/// The item's fields that `ingestlayer pipelines apply` writes, never a pipeline file.
+pub const MANAGED_FIELDS: &[&str] = &["version", "applied_at"];
 
 fn yes() -> bool {
     true

@@ -1,0 +1,114 @@
+//! The command line's one error type. Every message says what was tried and what to do; an
+//! AWS call that could not reach its endpoint names the endpoint or stack and what to start or
+//! set, never the SDK's dispatch error alone.
+
+use std::path::PathBuf;
+
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::stack::Target;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command line itself is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The stack cannot be found or reached, or lacks what the command needs.
+    #[error("{0}")]
+    Stack(String),
+    /// Pipeline files that do not validate, one line each.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Files(Vec<FileError>),
+    /// Someone else changed what this command read before it wrote.
+    #[error("{0}")]
+    Conflict(String),
+    /// A file or folder could not be read or written.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A call failed after the stack was reached.
+    #[error(transparent)]
+    Lib(#[from] ingestlayer::error::Error),
+}
+
+impl CliError {
+    /// The process exit code: 1 for failures, 2 for input that is wrong.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) | CliError::Files(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// A pipeline file's problem: where, which field, what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    pub path: PathBuf,
+    /// 1-based, when the field could be found in the file.
+    pub line: Option<usize>,
+    /// The failing field, e.g. `steps[1].expr`, or `<file>`.
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(
+                f,
+                "{}:{l}: {}: {}",
+                self.path.display(),
+                self.field,
+                self.message
+            ),
+            None => write!(
+                f,
+                "{}: {}: {}",
+                self.path.display(),
+                self.field,
+                self.message
+            ),
+        }
+    }
+}
+
+/// An AWS call's failure, worded for the operator: an endpoint that does not answer names the
+/// target and what to start or set; anything else keeps the service's message.
+pub fn reach<E, R>(target: &Target, what: &str, e: SdkError<E, R>) -> CliError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => CliError::Stack(format!(
+            "{what}: could not reach the {}: {}",
+            target.describe(),
+            target.reach_hint()
+        )),
+        _ => CliError::Lib(ingestlayer::error::Error::aws(what, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_error_reads_like_a_compiler_message() {
+        let e = FileError {
+            path: "pipelines/a.yaml".into(),
+            line: Some(7),
+            field: "steps[0].expr".into(),
+            message: "unknown field".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "pipelines/a.yaml:7: steps[0].expr: unknown field"
+        );
+    }
+}

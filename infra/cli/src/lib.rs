@@ -1,0 +1,9 @@
+//! `ingestlayer`: the operator's command line. The binary (`main.rs`) is wiring; the commands
+//! live here so the local stack (`make dev` applies `pipelines/` at start) and the tests call
+//! the same code.
+
+pub mod error;
+pub mod pipeline_files;
+pub mod pipeline_table;
+pub mod pipelines;
+pub mod stack;
