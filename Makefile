@@ -1,5 +1,5 @@
 # The two commands of the README.
-.PHONY: dev test fmt lint build sam-build dlq keys webhook
+.PHONY: dev test fmt lint build sam-build cli dlq keys webhook
 
 # The tools below talk to the `make dev` stack: its emulator (MOTO_PORT, or AWS_ENDPOINT_URL)
 # and its ingest API (PORT, or INGESTLAYER_API_URL). Recipes are silent (@): their command
@@ -25,6 +25,9 @@ lint:
 
 build:
 	cargo build --workspace
+
+cli: ## install the `ingestlayer` command line into ~/.cargo/bin (cargo install --path infra/cli)
+	cargo install --locked --path infra/cli
 
 sam-build: ## the deploy artefacts, as `sam deploy` uploads them (ARCH=x86_64 for Intel)
 	@bash infra/tools.sh all && bash infra/template-check.sh

@@ -159,13 +159,11 @@ pub fn yaml(doc: &Value) -> String {
     serde_norway::to_string(&ordered(doc)).unwrap_or_default()
 }
 
-/// The document with its top-level keys in reading order: id, description, enabled, events,
-/// sources, steps, destinations, then any other.
+/// The document in one canonical order, so a diff shows only what changed: top-level keys in
+/// reading order (id, description, enabled, events, sources, steps, destinations, then any
+/// other), nested maps with `type` first and the rest by name. DynamoDB keeps no key order.
 pub fn ordered(doc: &Value) -> Value {
-    let Some(map) = doc.as_object() else {
-        return doc.clone();
-    };
-    const ORDER: [&str; 7] = [
+    const TOP: [&str; 7] = [
         "id",
         "description",
         "enabled",
@@ -174,18 +172,30 @@ pub fn ordered(doc: &Value) -> Value {
         "steps",
         "destinations",
     ];
-    let mut out = serde_json::Map::new();
-    for k in ORDER {
-        if let Some(v) = map.get(k) {
-            out.insert(k.to_owned(), v.clone());
+    canonical(doc, &TOP)
+}
+
+fn canonical(v: &Value, first: &[&str]) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort_by_key(|k| {
+                (
+                    first.iter().position(|f| f == k).unwrap_or(first.len()),
+                    k.as_str(),
+                )
+            });
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), canonical(&map[k], &["type"])))
+                    .collect(),
+            )
         }
-    }
-    for (k, v) in map {
-        if !ORDER.contains(&k.as_str()) {
-            out.insert(k.clone(), v.clone());
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| canonical(i, &["type"])).collect())
         }
+        other => other.clone(),
     }
-    Value::Object(out)
 }
 
 /// The changes that make the table match the files; with `prune`, stored pipelines in no
@@ -372,6 +382,17 @@ mod tests {
             with[1].diff().contains("+enabled: false"),
             "{}",
             with[1].diff()
+        );
+    }
+
+    #[test]
+    fn nested_maps_diff_alike_whatever_order_they_were_stored_in() {
+        let stored = json!({"id": "p", "steps": [{"expr": "x", "type": "filter.match"}]});
+        let file = json!({"id": "p", "steps": [{"type": "filter.match", "expr": "x"}]});
+        assert_eq!(yaml(&stored), yaml(&file));
+        assert_eq!(
+            yaml(&file),
+            "id: p\nsteps:\n- type: filter.match\n  expr: x\n"
         );
     }
 

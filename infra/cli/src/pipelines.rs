@@ -1,6 +1,5 @@
 //! `ingestlayer pipelines …`: validate, diff, apply, list and export pipeline files.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -234,9 +233,8 @@ pub async fn export(stack: &Stack, dir: &Path, out: &mut dyn Write) -> Result<()
         path: dir.to_owned(),
         source,
     })?;
-    let mut written = BTreeMap::new();
     for s in stored.values() {
-        if !ingestlayer::ids::PipelineId::parse(&s.id).is_ok() {
+        if ingestlayer::ids::PipelineId::parse(&s.id).is_err() {
             writeln!(
                 out,
                 "skipped {:?}: not a pipeline id that can name a file",
@@ -252,7 +250,6 @@ pub async fn export(stack: &Stack, dir: &Path, out: &mut dyn Write) -> Result<()
             source,
         })?;
         writeln!(out, "wrote {}", path.display()).ok();
-        written.insert(s.id.clone(), path);
     }
     Ok(())
 }

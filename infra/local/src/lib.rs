@@ -14,6 +14,7 @@
 pub mod dlq;
 pub mod functions;
 pub mod lambda_api;
+pub mod remember;
 pub mod resources;
 pub mod runner;
 pub mod seed;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ingestlayer::ingress::api_keys::{generate_key, ApiKeys};
 use ingestlayer_local::functions::{Functions, Local, PIPELINE, SLACK_CONNECT};
+use ingestlayer_local::remember::{Origin, Remembered};
 use ingestlayer_local::resources::{LocalUrls, Resources};
 use ingestlayer_local::runner::{pump_function, serve_functions, QueueFeed};
 use ingestlayer_local::{emulator_sdk, seed};
@@ -39,9 +40,12 @@ enum Command {
         /// Prefix of every resource name in the emulator.
         #[arg(long, default_value = "ingestlayer-dev")]
         prefix: String,
-        /// The example pipeline's channel.
-        #[arg(long, default_value = "#alerts")]
-        channel: String,
+        /// The pipeline files applied at start (edits there survive a restart).
+        #[arg(long, default_value = "pipelines")]
+        pipelines: std::path::PathBuf,
+        /// Where generated keys and secrets are remembered across restarts.
+        #[arg(long, default_value = ".ingestlayer/dev.env")]
+        remember: std::path::PathBuf,
         /// The AWS emulator (moto server).
         #[arg(long, env = "AWS_ENDPOINT_URL")]
         endpoint: String,
@@ -60,24 +64,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
         .init();
-    let admin_token = match std::env::var("INGESTLAYER_ADMIN_TOKEN") {
-        Ok(t) if t.is_empty() => None,
-        Ok(t) if t.chars().count() < MIN_ADMIN_TOKEN_CHARS => refuse(&format!(
+    let env_admin = match std::env::var("INGESTLAYER_ADMIN_TOKEN") {
+        Ok(t) if !t.is_empty() && t.chars().count() < MIN_ADMIN_TOKEN_CHARS => refuse(&format!(
             "INGESTLAYER_ADMIN_TOKEN has {} characters; the destinations page's admin token needs at \
              least {MIN_ADMIN_TOKEN_CHARS} so it cannot be guessed. Set a longer one, or unset it to \
              have one generated.",
             t.chars().count()
         )),
-        Ok(t) => Some(SecretString::from(t)),
-        Err(_) => None,
+        other => other.ok(),
     };
     let Command::Dev {
         port,
         standin_port,
         prefix,
-        channel,
+        pipelines,
+        remember,
         endpoint,
     } = Cli::parse().command;
+    let mut remembered = Remembered::load(&remember);
     let sdk = emulator_sdk(&endpoint).await;
 
     let real_slack = match (
@@ -115,31 +119,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     .to_string();
     let res = Resources::create(&sdk, &prefix, token.expose_secret(), &app_secret).await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    seed::put_json(
-        &dynamo,
-        &res.pipelines_table,
-        &seed::example_pipeline(&channel),
-    )
-    .await?;
     for e in seed::example_entities() {
         seed::put_json(&dynamo, &res.entities_table, &e).await?;
     }
-    for p in seed::webhook_pipelines() {
-        seed::put_json(&dynamo, &res.pipelines_table, &p).await?;
-    }
-    let webhook_lines = seed_webhook_sources(&sdk, &res, port).await?;
-    let (api_key, generated) = match std::env::var("INGESTLAYER_API_KEY") {
-        Ok(k) if !k.is_empty() => (SecretString::from(k), false),
-        _ => (generate_key(), true),
-    };
+    let webhook_lines = seed_webhook_sources(&sdk, &res, port, &mut remembered).await?;
+    let (api_key, key_origin) = remembered.value(
+        "INGESTLAYER_API_KEY",
+        std::env::var("INGESTLAYER_API_KEY").ok(),
+        || generate_key().expose_secret().to_owned(),
+    )?;
+    let api_key = SecretString::from(api_key);
     ApiKeys::new(dynamo.clone(), res.api_keys_table.clone())
         .create(&api_key, "local")
         .await?;
-
-    let (admin_token, admin_generated) = match admin_token {
-        Some(t) => (t, false),
-        None => (generate_key(), true),
-    };
+    let (admin_token, admin_origin) =
+        remembered.value("INGESTLAYER_ADMIN_TOKEN", env_admin, || {
+            generate_key().expose_secret().to_owned()
+        })?;
+    let admin_token = SecretString::from(admin_token);
     res.put_admin_token(&sdk, admin_token.expose_secret())
         .await?;
     let authorize_base = match &standin {
@@ -170,6 +167,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             vec![("PIPELINE_CACHE_TTL_SECONDS", "5".to_owned())],
         ),
     ]);
+    let outputs = res.register_stack(&sdk, &local.urls).await?;
+    let stack = ingestlayer_cli::stack::Stack::from_outputs(
+        ingestlayer_cli::stack::Target::Local {
+            name: prefix.clone(),
+            endpoint: endpoint.clone(),
+        },
+        sdk.clone(),
+        outputs,
+    );
+    let pipeline_lines = apply_pipelines(&stack, &pipelines).await?;
     let functions = Functions::new(&local, &extra)?;
     functions.start().await?;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -212,29 +219,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let admin_line = if admin_generated {
-        format!(
-            "{} — set INGESTLAYER_ADMIN_TOKEN to keep one",
-            admin_token.expose_secret()
-        )
-    } else {
-        "the one in INGESTLAYER_ADMIN_TOKEN".to_owned()
+    let kept = |origin: Origin, var: &str| match origin {
+        Origin::Environment => format!("from {var}"),
+        Origin::Remembered => format!("remembered in {}", remembered.path().display()),
+        Origin::Generated => format!(
+            "generated now, remembered in {}",
+            remembered.path().display()
+        ),
     };
     let slack_line = match &standin {
         Some(s) => format!("Slack stand-in at {} (messages print below)", s.api_url()),
         None => format!("posting to {slack_api_url} with SLACK_BOT_TOKEN"),
     };
-    let key_line = if generated {
-        format!(
-            "API key (created now; set INGESTLAYER_API_KEY to keep one): {}",
-            api_key.expose_secret()
-        )
-    } else {
-        "API key: the one in INGESTLAYER_API_KEY".to_owned()
-    };
     println!(
-        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  {key_line}\n  connect     http://127.0.0.1:{port}/destinations (admin token: {admin_line})\n  pipeline    feature.used → filter.match feature in {{export, api, webhook}} → enrich.entity user → {channel}\n{webhook_lines}\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
-        if generated { api_key.expose_secret().to_owned() } else { "$INGESTLAYER_API_KEY".to_owned() }
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  API key     {} ({})\n  connect     http://127.0.0.1:{port}/destinations (admin token {}, {})\n  pipelines   from {}/ (edit, then `ingestlayer pipelines apply {}` or restart)\n{pipeline_lines}{webhook_lines}  operate     ingestlayer --local pipelines list | status | explain EVENT_ID (make cli installs it)\n  not kept    the emulator is in memory: entities you import and Slack connections are gone after a restart; pipelines/ and .ingestlayer/dev.env are re-applied\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n",
+        api_key.expose_secret(),
+        kept(key_origin, "INGESTLAYER_API_KEY"),
+        admin_token.expose_secret(),
+        kept(admin_origin, "INGESTLAYER_ADMIN_TOKEN"),
+        pipelines.display(),
+        pipelines.display(),
+        api_key.expose_secret(),
     );
     println!(
         "  make webhook ARGS=\"send --source stripe --file infra/examples/webhooks/stripe-invoice-payment-failed.json\"\n"
@@ -270,7 +275,8 @@ async fn seed_webhook_sources(
     sdk: &aws_config::SdkConfig,
     res: &Resources,
     port: u16,
-) -> Result<String, String> {
+    remembered: &mut Remembered,
+) -> Result<String, Box<dyn std::error::Error>> {
     use ingestlayer::ingress::webhooks::sources::{
         generate_secret, put_source, Provider, SourceConfig,
     };
@@ -297,13 +303,12 @@ async fn seed_webhook_sources(
     ];
     let mut lines = String::from("  webhooks\n");
     for (source, provider, var, what) in doors {
-        let (secret, note) = match std::env::var(var) {
-            Ok(s) if !s.trim().is_empty() => (s, format!("the one in {var}")),
-            _ => {
-                let s = generate_secret(provider);
-                let note = format!("{s} (set {var} to keep one)");
-                (s, note)
-            }
+        let (secret, origin) =
+            remembered.value(var, std::env::var(var).ok(), || generate_secret(provider))?;
+        let note = match origin {
+            Origin::Environment => format!("the one in {var}"),
+            Origin::Remembered => format!("{secret} (remembered)"),
+            Origin::Generated => format!("{secret} (generated, remembered)"),
         };
         put_source(
             &sm,
@@ -315,11 +320,56 @@ async fn seed_webhook_sources(
             },
             Some(&res.kms_key_id),
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         lines.push_str(&format!(
             "    POST http://127.0.0.1:{port}/v1/webhooks/{source}  {what}\n      secret {note}\n"
         ));
+    }
+    Ok(lines)
+}
+
+/// Applies the pipeline files at start, each on its own: a file that does not validate is
+/// reported with its line and skipped, never keeping the others out. Returns the lines that
+/// say what was applied.
+async fn apply_pipelines(
+    stack: &ingestlayer_cli::stack::Stack,
+    dir: &std::path::Path,
+) -> Result<String, Box<dyn std::error::Error>> {
+    use ingestlayer_cli::pipeline_files::{expand, load_all};
+    let mut files = Vec::new();
+    for path in expand(&[dir.to_owned()])? {
+        match load_all(&[path]) {
+            Ok(f) => files.extend(f),
+            Err(e) => eprintln!("make dev: skipped a pipeline file:\n{e}"),
+        }
+    }
+    let stored = ingestlayer_cli::pipeline_table::read_all(stack).await?;
+    let changes = ingestlayer_cli::pipeline_table::plan(&files, &stored, false);
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    ingestlayer_cli::pipeline_table::apply(stack, &changes, &now).await?;
+    let mut lines = String::new();
+    for f in &files {
+        let events = f.doc["events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let channels = f.doc["destinations"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d["channel"].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        lines.push_str(&format!("    {:<28} {events} → {channels}\n", f.id));
     }
     Ok(lines)
 }

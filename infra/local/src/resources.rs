@@ -1,6 +1,6 @@
 //! Creates in the emulator the resources template.yaml declares, under a name prefix.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
@@ -140,6 +140,25 @@ impl Resources {
             .await
             .map_err(|e| fail("KMS key")(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
         let kms_key_id = key.key_metadata.map(|m| m.key_id).unwrap_or_default();
+        // template.yaml's StackKeyAlias; an alias left by an earlier run is pointed here.
+        let alias = format!("alias/{prefix}");
+        if kms
+            .create_alias()
+            .alias_name(&alias)
+            .target_key_id(&kms_key_id)
+            .send()
+            .await
+            .is_err()
+        {
+            kms.update_alias()
+                .alias_name(&alias)
+                .target_key_id(&kms_key_id)
+                .send()
+                .await
+                .map_err(|e| {
+                    fail("KMS alias")(aws_sdk_kms::error::DisplayErrorContext(e).to_string())
+                })?;
+        }
 
         let secret_value = serde_json::json!({ "bot_token": bot_token }).to_string();
         let slack_token_secret_arn = put_secret(
@@ -223,6 +242,43 @@ impl Resources {
         .map(|_| ())
     }
 
+    /// Registers this stack in the emulator's CloudFormation under its prefix, with
+    /// template.yaml's outputs resolved locally, so `ingestlayer --local` (and `--stack
+    /// <prefix>` against the emulator) finds it exactly as it finds a deployed stack. A stack
+    /// of that name left by an earlier run is replaced. Returns the outputs.
+    pub async fn register_stack(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        urls: &LocalUrls,
+    ) -> Result<BTreeMap<String, String>, CreateError> {
+        let template = crate::template::Template::load()
+            .map_err(|e| fail("the stack's outputs")(e.to_string()))?;
+        let outputs = template
+            .outputs(&self.local_values(urls))
+            .map_err(|e| fail("the stack's outputs")(e.to_string()))?;
+        let body = serde_json::json!({
+            "Description": "The local stack of `make dev`: its outputs, for the ingestlayer command line",
+            "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+            "Outputs": outputs
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_json::json!({ "Value": v })))
+                .collect::<serde_json::Map<_, _>>(),
+        });
+        let cfn = aws_sdk_cloudformation::Client::new(sdk);
+        let _ = cfn.delete_stack().stack_name(&self.prefix).send().await;
+        cfn.create_stack()
+            .stack_name(&self.prefix)
+            .template_body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| {
+                fail("the CloudFormation stack")(
+                    aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
+        Ok(outputs)
+    }
+
     /// The emulator's account, read from an ARN it issued (never assumed).
     pub fn account_id(&self) -> String {
         self.link_secret_arn
@@ -257,6 +313,11 @@ impl Resources {
             ("SlackAppSecret", self.slack_app_secret_arn.clone()),
             ("LinkSigningSecret", self.link_secret_arn.clone()),
             ("AdminTokenSecret", self.admin_token_secret_arn.clone()),
+            ("StackKeyAlias", format!("alias/{}", self.prefix)),
+            ("IngestFunction", "IngestFunction".to_owned()),
+            ("PipelineFunction", "PipelineFunction".to_owned()),
+            ("SlackDeliveryFunction", "SlackDeliveryFunction".to_owned()),
+            ("SlackConnectFunction", "SlackConnectFunction".to_owned()),
         ];
         let mut attributes = HashMap::new();
         for (id, table) in [

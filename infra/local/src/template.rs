@@ -105,6 +105,26 @@ impl Template {
         Ok(env)
     }
 
+    /// The stack's outputs (`Outputs.<key>.Value`), resolved locally: the same keys a deployed
+    /// stack has, which `ingestlayer --local` reads from the emulator's CloudFormation.
+    pub fn outputs(&self, local: &LocalValues) -> Result<BTreeMap<String, String>, TemplateError> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self
+            .root
+            .get("Outputs")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flatten()
+        {
+            let key = k.as_str().unwrap_or_default();
+            let value = v
+                .get("Value")
+                .ok_or_else(|| invalid(key, "an output needs a Value"))?;
+            out.insert(key.to_owned(), self.resolve(key, value, local)?);
+        }
+        Ok(out)
+    }
+
     /// A numeric property of the function (`Timeout`, `MemorySize`), or the Globals' one.
     pub fn function_number(&self, logical_id: &str, key: &str) -> Option<u64> {
         let own = self

@@ -18,8 +18,21 @@ struct Finished {
 /// Runs `ingestlayer-local` to its exit (killed after `limit`), its output collected.
 fn run_local(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Finished {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ingestlayer-local"));
+    let remember = std::env::temp_dir().join(format!(
+        "ingestlayer-dev-{}-{}.env",
+        std::process::id(),
+        ulid::Ulid::new()
+    ));
+    command.args(args);
+    if args.first() == Some(&"dev") {
+        // The repository's pipelines; remembered secrets in a file of this run's own.
+        command
+            .arg("--pipelines")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines"))
+            .arg("--remember")
+            .arg(&remember);
+    }
     command
-        .args(args)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1")

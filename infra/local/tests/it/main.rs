@@ -12,6 +12,7 @@ mod harness;
 mod admin;
 mod binaries;
 mod channels;
+mod cli;
 mod connect;
 mod delivery;
 mod destinations;
