@@ -26,6 +26,7 @@ CRATES = {
     "functions/ingestlayer/src": "lib.rs",
     "infra/slack-standin/src": "lib.rs",
     "infra/local/src": "lib.rs",
+    "infra/cli/src": "lib.rs",
 }
 # The library's floors, bottom up. A module may use modules on lower floors only
 # (within a folder, files may use each other as long as there is no circle).

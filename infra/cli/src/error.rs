@@ -4,10 +4,6 @@
 
 use std::path::PathBuf;
 
-use aws_smithy_runtime_api::client::result::SdkError;
-
-use crate::stack::Target;
-
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// The command line itself is wrong.
@@ -74,23 +70,6 @@ impl std::fmt::Display for FileError {
                 self.message
             ),
         }
-    }
-}
-
-/// An AWS call's failure, worded for the operator: an endpoint that does not answer names the
-/// target and what to start or set; anything else keeps the service's message.
-pub fn reach<E, R>(target: &Target, what: &str, e: SdkError<E, R>) -> CliError
-where
-    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => CliError::Stack(format!(
-            "{what}: could not reach the {}: {}",
-            target.describe(),
-            target.reach_hint()
-        )),
-        _ => CliError::Lib(ingestlayer::error::Error::aws(what, e)),
     }
 }
 

@@ -15,8 +15,9 @@ use serde_json::Value;
 
 use ingestlayer::routing::pipelines::MANAGED_FIELDS;
 
-use crate::error::{reach, CliError};
+use crate::error::CliError;
 use crate::pipeline_files::PipelineFile;
+use crate::stack::reach;
 use crate::stack::Stack;
 
 /// A stored pipeline item.

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use aws_config::BehaviorVersion;
 
-use crate::error::{reach, CliError};
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::error::CliError;
 
 /// The name `make dev` registers its stack under.
 pub const LOCAL_STACK: &str = "ingestlayer-dev";
@@ -198,7 +200,7 @@ pub async fn sdk_for(target: &Target) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-fn is_missing_stack<E, R>(e: &aws_smithy_runtime_api::client::result::SdkError<E, R>) -> bool
+fn is_missing_stack<E, R>(e: &SdkError<E, R>) -> bool
 where
     E: aws_sdk_cloudformation::error::ProvideErrorMetadata,
 {
@@ -206,6 +208,23 @@ where
         s.code() == Some("ValidationError")
             && s.message().is_some_and(|m| m.contains("does not exist"))
     })
+}
+
+/// An AWS call's failure, worded for the operator: an endpoint that does not answer names the
+/// target and what to start or set; anything else keeps the service's message.
+pub fn reach<E, R>(target: &Target, what: &str, e: SdkError<E, R>) -> CliError
+where
+    E: std::error::Error + aws_sdk_dynamodb::error::ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => CliError::Stack(format!(
+            "{what}: could not reach the {}: {}",
+            target.describe(),
+            target.reach_hint()
+        )),
+        _ => CliError::Lib(ingestlayer::error::Error::aws(what, e)),
+    }
 }
 
 #[cfg(test)]
