@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CRATES = {
     "functions/ingestlayer/src": "lib.rs",
     "infra/slack-standin/src": "lib.rs",
+    "infra/message-box/src": "lib.rs",
     "infra/local/src": "lib.rs",
     "infra/cli/src": "lib.rs",
 }

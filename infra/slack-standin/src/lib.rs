@@ -67,7 +67,6 @@ mod fault;
 mod oauth;
 mod pacing;
 mod rejection;
-mod render;
 mod signing;
 mod state;
 

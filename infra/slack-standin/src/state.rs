@@ -15,7 +15,7 @@ use crate::fault::{Fault, FaultKind, Faults};
 use crate::oauth::{self, AuthorizeRequest, Installation, Issued, Registry, TokenStatus};
 use crate::pacing::Pacer;
 pub(crate) use crate::rejection::Rejection;
-use crate::{blocks, render, PostedMessage, RecordedRequest, StandinConfig};
+use crate::{blocks, PostedMessage, RecordedRequest, StandinConfig};
 
 /// Slack's limit on a message's `text`, in characters.
 pub(crate) const MAX_TEXT: usize = 40_000;
@@ -894,7 +894,7 @@ fn message_json(message: &PostedMessage, include_metadata: bool, team_id: &str) 
 }
 
 fn print_box(message: &PostedMessage) {
-    let drawn = render::message_box(
+    let drawn = message_box::message_box(
         &message.channel,
         message.text.as_deref(),
         message.blocks.as_ref(),

@@ -101,6 +101,112 @@ impl Filter {
     }
 }
 
+/// How a filter judged one event, in the words of its own expression (for `ingestlayer
+/// pipelines test` and `explain`; routing itself only needs [`Filter::matches`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Judgement {
+    pub passed: bool,
+    /// The part of the expression that decided: in `a && b` the first false part, in
+    /// `a || b` the first true one, followed down through parentheses; the whole expression
+    /// when every part agreed.
+    pub decided_by: String,
+    /// Why the event could not be judged (a missing field, a type error): it does not match.
+    pub error: Option<String>,
+}
+
+impl Filter {
+    /// Judges `event` and names the part of the expression that decided.
+    pub fn explain(&self, event: &Value, origin: &Origin<'_>) -> Judgement {
+        match self.matches(event, origin) {
+            Ok(passed) => Judgement {
+                passed,
+                decided_by: deciding_part(&self.source, passed, event, origin),
+                error: None,
+            },
+            Err(e) => Judgement {
+                passed: false,
+                decided_by: self.source.clone(),
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// The smallest part of `expr` that gives the whole its value `value`.
+fn deciding_part(expr: &str, value: bool, event: &Value, origin: &Origin<'_>) -> String {
+    let expr = strip_parens(expr.trim());
+    // `||` binds looser than `&&`: split on it first.
+    for (op, decisive) in [("||", true), ("&&", false)] {
+        let parts = split_top(expr, op);
+        if parts.len() < 2 {
+            continue;
+        }
+        if value == decisive {
+            // The first part with the decisive value decided it.
+            for part in &parts {
+                let judged = Filter::compile(part)
+                    .ok()
+                    .and_then(|f| f.matches(event, origin).ok());
+                if judged == Some(decisive) {
+                    return deciding_part(part, decisive, event, origin);
+                }
+            }
+        }
+        // Every part agreed (all false for `||`, all true for `&&`): the whole decided.
+        return expr.to_owned();
+    }
+    expr.to_owned()
+}
+
+/// `expr` without parentheses that wrap all of it.
+fn strip_parens(expr: &str) -> &str {
+    let mut e = expr;
+    while e.starts_with('(') && e.ends_with(')') && split_top(&e[1..e.len() - 1], "").len() == 1 {
+        e = e[1..e.len() - 1].trim();
+    }
+    e
+}
+
+/// Splits `expr` at `op` where it is outside brackets and quotes. With an empty `op`, gives
+/// one part when the brackets balance and none otherwise (a check for [`strip_parens`]).
+fn split_top<'e>(expr: &'e str, op: &str) -> Vec<&'e str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quote, mut start) = (0i32, None::<char>, 0);
+    let bytes = expr.as_bytes();
+    let mut i = 0;
+    while i < expr.len() {
+        let c = bytes[i] as char;
+        match quote {
+            Some(_) if c == '\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Vec::new();
+                    }
+                }
+                _ if depth == 0 && !op.is_empty() && expr[i..].starts_with(op) => {
+                    parts.push(expr[start..i].trim());
+                    i += op.len();
+                    start = i;
+                    continue;
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    if depth != 0 {
+        return Vec::new();
+    }
+    parts.push(expr[start..].trim());
+    parts
+}
+
 fn json_to_cel(v: &Value) -> CelValue {
     cel::to_value(CelJson(v)).unwrap_or(CelValue::Null)
 }
@@ -270,6 +376,71 @@ fn rewrite_set_shorthand(expr: &str) -> crate::error::Result<String> {
     }
     out.push_str(&expr[last..]);
     Ok(out)
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decided(expr: &str, event: Value) -> Judgement {
+        let origin = Origin {
+            source: "web-app",
+            webhook: None,
+        };
+        Filter::compile(expr).unwrap().explain(&event, &origin)
+    }
+
+    #[test]
+    fn the_first_false_part_of_an_and_decides_a_failure() {
+        let j = decided(
+            r#"plan == "free" && feature in {export, api}"#,
+            json!({"plan": "pro", "feature": "csv.export"}),
+        );
+        assert!(!j.passed);
+        assert_eq!(j.decided_by, r#"plan == "free""#);
+        let j = decided(
+            r#"plan == "free" && feature in {export, api}"#,
+            json!({"plan": "free", "feature": "profile.view"}),
+        );
+        assert_eq!(j.decided_by, "feature in {export, api}");
+    }
+
+    #[test]
+    fn the_first_true_part_of_an_or_decides_a_pass_through_parentheses() {
+        let j = decided(
+            r#"(count > 100 || (plan == "free" && feature == "api")) && true"#,
+            json!({"count": 3, "plan": "free", "feature": "api"}),
+        );
+        assert!(j.passed);
+        assert_eq!(
+            j.decided_by, r#"(count > 100 || (plan == "free" && feature == "api")) && true"#,
+            "every part of the && agreed, so the whole decided"
+        );
+        let j = decided(
+            r#"count > 100 || (plan == "free" && feature == "api")"#,
+            json!({"count": 3, "plan": "free", "feature": "api"}),
+        );
+        assert_eq!(j.decided_by, r#"plan == "free" && feature == "api""#);
+    }
+
+    #[test]
+    fn operators_inside_strings_and_brackets_are_not_split() {
+        assert_eq!(
+            split_top(r#"a == "x && y" && b"#, "&&"),
+            [r#"a == "x && y""#, "b"]
+        );
+        assert_eq!(split_top("f(a && b) && c", "&&"), ["f(a && b)", "c"]);
+        assert_eq!(strip_parens("(a) && (b)"), "(a) && (b)");
+        assert_eq!(strip_parens("((a && b))"), "a && b");
+    }
+
+    #[test]
+    fn an_event_that_cannot_be_judged_says_why() {
+        let j = decided("missing > 3", json!({}));
+        assert!(!j.passed);
+        assert!(j.error.is_some());
+    }
 }
 
 #[cfg(test)]

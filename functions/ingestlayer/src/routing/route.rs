@@ -27,12 +27,38 @@ pub enum PairOutcome {
 /// event retry (nothing of it is sent).
 pub type EventResult = Result<Vec<PairOutcome>, Error>;
 
+/// What one step did to an (event, pipeline) pair, for `ingestlayer pipelines test` and the
+/// event's journey.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum StepTrace {
+    /// A `filter.match` step and whether the event passed it.
+    Filter { expr: String, passed: bool },
+    /// An `enrich.entity` lookup: the entity key looked up (none when the event lacks the
+    /// key field) and whether it was found.
+    Enrich {
+        entity: String,
+        key: Option<String>,
+        found: bool,
+        attached_as: String,
+    },
+}
+
+/// A pair's outcome with the steps it went through.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traced {
+    pub pipeline_id: String,
+    pub outcome: PairOutcome,
+    pub steps: Vec<StepTrace>,
+}
+
 struct Pair<'p> {
     event: usize,
     pipeline: &'p Pipeline,
     cursor: usize,
     context: Value,
     filtered: Option<String>,
+    steps: Vec<StepTrace>,
 }
 
 /// Makes a signed link to a stored event.
@@ -46,6 +72,20 @@ pub async fn route<S: EntityStore>(
     store: &S,
     links: Option<LinkMaker<'_>>,
 ) -> Vec<EventResult> {
+    route_traced(events, pipelines, store, links)
+        .await
+        .into_iter()
+        .map(|r| r.map(|pairs| pairs.into_iter().map(|t| t.outcome).collect()))
+        .collect()
+}
+
+/// [`route`], keeping each pair's steps.
+pub async fn route_traced<S: EntityStore>(
+    events: &[Envelope],
+    pipelines: &PipelineSet,
+    store: &S,
+    links: Option<LinkMaker<'_>>,
+) -> Vec<Result<Vec<Traced>, Error>> {
     let mut pairs: Vec<Pair<'_>> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         for p in pipelines.for_event(&e.name) {
@@ -67,6 +107,7 @@ pub async fn route<S: EntityStore>(
                 cursor: 0,
                 context,
                 filtered,
+                steps: Vec::new(),
             });
         }
     }
@@ -81,21 +122,28 @@ pub async fn route<S: EntityStore>(
             }
             while let Some(step) = pair.pipeline.steps.get(pair.cursor) {
                 match step {
-                    Step::Filter(f) => match f.matches(&pair.context, &events[pair.event].origin())
-                    {
-                        Ok(true) => pair.cursor += 1,
-                        Ok(false) => {
-                            pair.filtered = Some(format!("filter.match {:?} is false", f.source()));
-                            break;
+                    Step::Filter(f) => {
+                        let judged = f.matches(&pair.context, &events[pair.event].origin());
+                        pair.steps.push(StepTrace::Filter {
+                            expr: f.source().to_owned(),
+                            passed: matches!(judged, Ok(true)),
+                        });
+                        match judged {
+                            Ok(true) => pair.cursor += 1,
+                            Ok(false) => {
+                                pair.filtered =
+                                    Some(format!("filter.match {:?} is false", f.source()));
+                                break;
+                            }
+                            Err(e) => {
+                                pair.filtered = Some(format!(
+                                    "filter.match {:?} could not judge the event: {e}",
+                                    f.source()
+                                ));
+                                break;
+                            }
                         }
-                        Err(e) => {
-                            pair.filtered = Some(format!(
-                                "filter.match {:?} could not judge the event: {e}",
-                                f.source()
-                            ));
-                            break;
-                        }
-                    },
+                    }
                     Step::Enrich(spec) => {
                         let value = spec
                             .key
@@ -121,7 +169,13 @@ pub async fn route<S: EntityStore>(
                 for (pi, key) in wanted {
                     let pair = &mut pairs[pi];
                     if let Some(Step::Enrich(spec)) = pair.pipeline.steps.get(pair.cursor) {
-                        let entity = key.and_then(|k| found.get(&k));
+                        let entity = key.as_ref().and_then(|k| found.get(k));
+                        pair.steps.push(StepTrace::Enrich {
+                            entity: spec.entity.clone(),
+                            found: entity.is_some(),
+                            key,
+                            attached_as: spec.attach_as.clone(),
+                        });
                         crate::routing::enrich::attach(&mut pair.context, spec, entity);
                     }
                     pair.cursor += 1;
@@ -135,7 +189,7 @@ pub async fn route<S: EntityStore>(
         }
     }
 
-    let mut results: Vec<EventResult> = failed
+    let mut results: Vec<Result<Vec<Traced>, Error>> = failed
         .into_iter()
         .map(|f| match f {
             Some(e) => Err(e),
@@ -149,9 +203,13 @@ pub async fn route<S: EntityStore>(
         let event = &events[pair.event];
         let pipeline_id = pair.pipeline.id.as_str().to_owned();
         if let Some(reason) = pair.filtered {
-            outcomes.push(PairOutcome::Filtered {
-                pipeline_id,
-                reason,
+            outcomes.push(Traced {
+                pipeline_id: pipeline_id.clone(),
+                outcome: PairOutcome::Filtered {
+                    pipeline_id,
+                    reason,
+                },
+                steps: pair.steps,
             });
             continue;
         }
@@ -184,7 +242,11 @@ pub async fn route<S: EntityStore>(
                 link: link.clone(),
             })
             .collect();
-        outcomes.push(PairOutcome::Routed(deliveries));
+        outcomes.push(Traced {
+            pipeline_id,
+            outcome: PairOutcome::Routed(deliveries),
+            steps: pair.steps,
+        });
     }
     results
 }

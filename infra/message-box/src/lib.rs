@@ -1,4 +1,4 @@
-//! A posted message drawn as a box on a terminal, roughly as Slack would show it.
+//! `message-box`: a posted message drawn as a box on a terminal, roughly as Slack would show it.
 //!
 //! Links are numbered in the box (`view the full event [1]`) and their URLs printed whole
 //! under it, unwrapped, so a terminal can open them and they can be copied (a signed link is
@@ -20,11 +20,7 @@ enum Line {
 /// Draws the message: header text, section text and fields (`*label*\nvalue` as
 /// `label   value`), context texts, dividers; the top-level `text` when blocks give nothing.
 /// Under the box, the URL of each numbered link (mrkdwn `<url|label>`, link buttons).
-pub(crate) fn message_box(
-    channel_name: &str,
-    text: Option<&str>,
-    blocks: Option<&Value>,
-) -> String {
+pub fn message_box(channel_name: &str, text: Option<&str>, blocks: Option<&Value>) -> String {
     let mut lines = vec![Line::Text(BOT_LINE.to_owned())];
     let mut body = Vec::new();
     let mut links = Links::default();
