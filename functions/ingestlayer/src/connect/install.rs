@@ -15,7 +15,8 @@ use maud::{html, Markup};
 use crate::connect::page::page;
 use crate::connect::{now_unix, ConnectDeps};
 use crate::delivery::channel_state::team_pk;
-use crate::slack::oauth::{authorize_url, AppCredentials, AppError, OAuthError, STATE_TTL};
+use crate::error::Error;
+use crate::slack::oauth::{authorize_url, AppCredentials, STATE_TTL};
 
 /// `GET /slack/install`: only a signed-in admin may start an install; the state it gets
 /// is the only way through the callback (signed, expiring, single-use).
@@ -47,10 +48,20 @@ pub(crate) async fn finish(
     callback(&params, &deps.redirect_uri(&headers), &deps).await
 }
 
-/// The page for a request that needs the Slack app's credentials when they are unusable.
-pub(crate) fn app_unusable(e: &AppError) -> Response {
-    tracing::warn!(reason = %e, "a Slack request needs the app's credentials");
-    page(503, "Slack is not set up yet", html! { p { (e) } })
+/// The page for a request that needs the Slack app's credentials when they are unusable:
+/// what to put in the secret when it is a placeholder; only "try again" when it could not
+/// be read (the cause goes to the log, not the page).
+pub(crate) fn app_unusable(e: &Error) -> Response {
+    if let Error::AppNotConfigured { .. } = e {
+        tracing::warn!(reason = %e, "a Slack request needs the app's credentials");
+        return page(503, "Slack is not set up yet", html! { p { (e) } });
+    }
+    tracing::error!(error = %e, "reading the Slack app's credentials failed");
+    page(
+        503,
+        "Try again",
+        html! { p { "The Slack app's credentials could not be read; try again in a moment." } },
+    )
 }
 
 fn install(redirect_uri: &str, app: &AppCredentials, deps: &ConnectDeps) -> Response {
@@ -130,7 +141,7 @@ async fn callback(
     };
     let access = match deps.oauth.exchange(&app, code, redirect_uri).await {
         Ok(a) => a,
-        Err(OAuthError::Slack(e)) => {
+        Err(Error::SlackRefused { code: e, .. }) => {
             tracing::warn!(slack_error = %e, "Slack refused the OAuth code exchange");
             return page(
                 502,
