@@ -6,6 +6,20 @@
 //!
 //! The message of a variant names what was being done (`"reading the Slack token secret"`)
 //! and, for AWS, the SDK's whole cause chain; it never carries a secret or a payload.
+//!
+//! A variant exists only where a caller branches on it: [`Error::NotConnected`] and
+//! [`Error::AppNotConfigured`] pause a workspace instead of retrying; [`Error::Invalid`]
+//! is a misconfigured webhook source rather than an unreachable one; [`Error::SlackRefused`]
+//! is Slack's own "no". A cached failure is shared as `Arc<Error>` (it stays the cause),
+//! never turned into a `String`.
+//!
+//! Refusals are not errors. Why input was refused (a bad signature, an expired link or
+//! state, a schema violation) is a plain domain value returned by a pure check and mapped
+//! by its caller to an answer: `purpose::TokenError`, `event_links::LinkError`,
+//! `slack::oauth::StateError`, `slack::request_signing::SignatureError`,
+//! `ingress::webhooks::verify::Rejection`, `event::FieldError`, `routing::filter::FilterError`.
+//! A call that can both refuse and fail returns the refusal inside its `Ok`
+//! (`Result<Result<(), StateError>>`).
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -135,7 +135,10 @@ impl SlackAppSource {
     }
 }
 
-/// Why a state was refused.
+/// Why a state was refused (the callback answers 400 with it). A refusal, not one of the
+/// library's failures: [`StateSigner::verify`] returns it, and
+/// [`crate::slack::workspaces::Connections::consume_state`], which can also fail, returns
+/// it inside its `Ok`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
     #[error("the install link is malformed")]
