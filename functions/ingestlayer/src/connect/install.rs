@@ -196,3 +196,41 @@ async fn callback(
 fn start_again() -> Markup {
     html! { p { a href="/slack/install" { "Start again" } } }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(r: Response) -> String {
+        let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_app_secret_shows_what_to_fill_in() {
+        let e = Error::AppNotConfigured {
+            source: std::sync::Arc::new(Error::reason("the Slack app secret has no client_id")),
+        };
+        let r = app_unusable(&e);
+        assert_eq!(r.status(), 503);
+        let page = body(r).await;
+        assert!(page.contains("not configured yet"), "{page}");
+        assert!(page.contains("has no client_id"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_app_secret_keeps_its_cause_out_of_the_page() {
+        let e = Error::Upstream {
+            what: "reading the Slack app secret".into(),
+            detail: "dispatch failure: arn:aws:secretsmanager:internal".into(),
+            retryable: true,
+        };
+        let r = app_unusable(&e);
+        assert_eq!(r.status(), 503);
+        let page = body(r).await;
+        assert!(!page.contains("arn:aws"), "{page}");
+        assert!(page.contains("try again"), "{page}");
+    }
+}

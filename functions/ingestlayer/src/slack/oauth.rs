@@ -396,6 +396,64 @@ mod tests {
         assert!(u.contains("redirect_uri=https%3A%2F%2Fx%2Fslack%2Foauth%2Fcallback&state=st"));
     }
 
+    /// An `oauth.v2.access` that always answers `status` with `body`; its base URL.
+    async fn oauth_answering(status: u16, body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/oauth.v2.access",
+            axum::routing::post(move || async move {
+                (http::StatusCode::from_u16(status).unwrap(), body)
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    fn app() -> AppCredentials {
+        AppCredentials::parse(r#"{"client_id":"a","client_secret":"b","signing_secret":"c"}"#)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn slack_refusing_the_code_is_slacks_no_and_not_retryable() {
+        let base = oauth_answering(200, r#"{"ok":false,"error":"invalid_code"}"#).await;
+        let e = OAuthClient::new(&base)
+            .unwrap()
+            .exchange(&app(), "code", "https://x/cb")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::SlackRefused { code, .. } if code == "invalid_code"),
+            "{e}"
+        );
+        assert!(!e.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_unreachable_oauth_endpoint_is_retryable() {
+        let base = oauth_answering(503, r#"{"ok":false,"error":"service_unavailable"}"#).await;
+        let e = OAuthClient::new(&base)
+            .unwrap()
+            .refresh(&app(), &SecretString::from("xoxe-1".to_owned()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::SlackRefused { .. }), "{e}");
+        assert!(e.is_retryable());
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let e = OAuthClient::new(&closed)
+            .unwrap()
+            .exchange(&app(), "code", "https://x/cb")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Slack { .. }), "{e}");
+        assert!(e.is_retryable());
+        assert!(std::error::Error::source(&e).is_some(), "keeps its cause");
+    }
+
     #[test]
     fn app_credentials_name_what_is_missing() {
         assert!(AppCredentials::parse(
