@@ -6,9 +6,24 @@
 //!
 //! The message of a variant names what was being done (`"reading the Slack token secret"`)
 //! and, for AWS, the SDK's whole cause chain; it never carries a secret or a payload.
+//!
+//! A variant exists only where a caller branches on it: [`Error::NotConnected`] and
+//! [`Error::AppNotConfigured`] pause a workspace instead of retrying; [`Error::Invalid`]
+//! is a misconfigured webhook source rather than an unreachable one; [`Error::SlackRefused`]
+//! is Slack's own "no". A cached failure is shared as `Arc<Error>` (it stays the cause),
+//! never turned into a `String`.
+//!
+//! Refusals are not errors. Why input was refused (a bad signature, an expired link or
+//! state, a schema violation) is a plain domain value returned by a pure check and mapped
+//! by its caller to an answer: `purpose::TokenError`, `event_links::LinkError`,
+//! `slack::oauth::StateError`, `slack::request_signing::SignatureError`,
+//! `ingress::webhooks::verify::Rejection`, `event::FieldError`, `routing::filter::FilterError`.
+//! A call that can both refuse and fail returns the refusal inside its `Ok`
+//! (`Result<Result<(), StateError>>`).
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::sync::Arc;
 
 /// A boxed cause.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -67,6 +82,23 @@ pub enum Error {
     /// The function's configuration is missing or wrong; fixing the stack fixes it.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A Slack workspace has no usable connection: it was never connected, or it revoked
+    /// the app. Someone connects it from the destinations page; delivery pauses the
+    /// workspace until then.
+    #[error("workspace {team} {}", if *revoked {
+        "revoked the app: reconnect Slack from the destinations page"
+    } else {
+        "is not connected: connect Slack from the destinations page"
+    })]
+    NotConnected { team: String, revoked: bool },
+    /// The Slack app's credentials secret still holds the placeholder template.yaml puts
+    /// there, or misses a field (`source` says which): the operator fills the secret.
+    /// Shared (`Arc`) because the answer is cached for [`crate::slack::oauth::APP_RECHECK`].
+    #[error("the Slack app is not configured yet: {source}; put {{\"client_id\", \"client_secret\", \"signing_secret\"}} from the app's Basic Information page into the secret")]
+    AppNotConfigured {
+        #[source]
+        source: Arc<Error>,
+    },
 }
 
 impl Error {
@@ -77,9 +109,12 @@ impl Error {
             | Error::SlackRefused { retryable, .. }
             | Error::Upstream { retryable, .. } => *retryable,
             Error::Slack { .. } => true,
-            Error::Invalid { .. } | Error::NotFound(_) | Error::Conflict(_) | Error::Config(_) => {
-                false
-            }
+            Error::Invalid { .. }
+            | Error::NotFound(_)
+            | Error::Conflict(_)
+            | Error::Config(_)
+            | Error::NotConnected { .. }
+            | Error::AppNotConfigured { .. } => false,
         }
     }
 
@@ -209,5 +244,38 @@ mod tests {
         assert!(!Error::invalid("the pipeline item", "no event").is_retryable());
         assert!(!Error::Conflict("changed since read".into()).is_retryable());
         assert!(!Error::NotFound("no such source".into()).is_retryable());
+    }
+
+    #[test]
+    fn a_workspace_without_a_connection_waits_for_someone_to_connect_it() {
+        let never = Error::NotConnected {
+            team: "T0123".into(),
+            revoked: false,
+        };
+        assert!(!never.is_retryable());
+        assert_eq!(
+            never.to_string(),
+            "workspace T0123 is not connected: connect Slack from the destinations page"
+        );
+        let revoked = Error::NotConnected {
+            team: "T0123".into(),
+            revoked: true,
+        };
+        assert!(revoked
+            .to_string()
+            .contains("revoked the app: reconnect Slack"));
+    }
+
+    #[test]
+    fn an_unconfigured_slack_app_keeps_what_is_missing_as_its_cause() {
+        let e = Error::AppNotConfigured {
+            source: Arc::new(Error::reason("the Slack app secret has no signing_secret")),
+        };
+        assert!(!e.is_retryable());
+        assert!(e.to_string().contains("not configured yet"), "{e}");
+        assert_eq!(
+            e.source().map(|s| s.to_string()).as_deref(),
+            Some("the Slack app secret has no signing_secret")
+        );
     }
 }

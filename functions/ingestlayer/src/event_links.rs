@@ -21,6 +21,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// How long a link in a Slack message works, unless configured.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 86_400);
 
+/// Why a link was refused (the stored event answers 403 with it). A
+/// refusal returned by the pure [`LinkSigner::verify`], not one of the library's failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
     #[error("the link has expired")]

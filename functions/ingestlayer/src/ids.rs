@@ -179,29 +179,96 @@ impl<'de> serde::Deserialize<'de> for ChannelRef {
 
 /// A FIFO message group of the Slack queue: one workspace and channel, `<team>:<channel>`.
 /// Messages of one group are delivered in order; groups never wait for each other.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupId(String);
+///
+/// The team and channel are kept typed beside the group's text, so nothing behind the
+/// queue's edge splits the text again. Two groups are equal when their text is.
+#[derive(Debug, Clone)]
+pub struct GroupId {
+    /// As SQS carries it.
+    id: String,
+    team: TeamId,
+    /// `None` for a group our routing did not make (see [`GroupId::from_queue`]).
+    channel: Option<ChannelRef>,
+}
 
 impl GroupId {
     pub fn new(team: &TeamId, channel: &ChannelRef) -> Self {
-        Self(format!("{team}:{channel}"))
+        Self {
+            id: format!("{team}:{channel}"),
+            team: team.clone(),
+            channel: Some(channel.clone()),
+        }
     }
-    /// The group as SQS reported it (the `MessageGroupId` attribute our own routing set).
+
+    /// The group as SQS reported it (the `MessageGroupId` attribute our own routing set),
+    /// parsed once here.
+    ///
+    /// A group our routing did not make (a message sent to the queue by hand, or with no
+    /// group at all) is not refused, so that its messages still reach the delivery loop,
+    /// which parks or pauses them with a reason: its [`GroupId::channel`] is `None`, and
+    /// its [`GroupId::team`] is the text before the first `:` as it stands, unchecked. That
+    /// team matches no connected workspace unless the text names one, as before the parse.
     pub fn from_queue(s: &str) -> Self {
-        Self(s.to_owned())
+        if let Some((team, channel)) = s.split_once(':') {
+            if let (Ok(team), Ok(channel)) = (TeamId::parse(team), ChannelRef::parse(channel)) {
+                let group = Self::new(&team, &channel);
+                // Only the text routing writes: `alerts` for `#alerts` is not ours.
+                if group.id == s {
+                    return group;
+                }
+            }
+        }
+        Self {
+            id: s.to_owned(),
+            team: TeamId(s.split(':').next().unwrap_or_default().to_owned()),
+            channel: None,
+        }
     }
-    /// The group's workspace: the part before the first `:`.
+
+    /// The group's workspace.
     pub fn team(&self) -> TeamId {
-        TeamId(self.0.split(':').next().unwrap_or_default().to_owned())
+        self.team.clone()
     }
+
+    /// The group's channel; `None` for a group our routing did not make.
+    pub fn channel(&self) -> Option<&ChannelRef> {
+        self.channel.as_ref()
+    }
+
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+}
+
+impl PartialEq for GroupId {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for GroupId {}
+
+impl std::hash::Hash for GroupId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl PartialOrd for GroupId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GroupId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id.cmp(&other.id)
     }
 }
 
 impl fmt::Display for GroupId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.id)
     }
 }
 
@@ -230,5 +297,59 @@ impl DeliveryKey {
 impl fmt::Display for DeliveryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn team(s: &str) -> TeamId {
+        TeamId::parse(s).unwrap()
+    }
+
+    fn channel(s: &str) -> ChannelRef {
+        ChannelRef::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_group_from_the_queue_is_the_group_routing_made() {
+        for (t, c) in [("T0123", "#alerts"), ("default", "C0123ABCD")] {
+            let made = GroupId::new(&team(t), &channel(c));
+            let read = GroupId::from_queue(made.as_str());
+            assert_eq!(read, made);
+            assert_eq!(read.team(), team(t));
+            assert_eq!(read.channel(), Some(&channel(c)));
+            assert_eq!(read.to_string(), format!("{t}:{c}"));
+        }
+    }
+
+    #[test]
+    fn a_malformed_group_keeps_its_text_and_has_no_channel() {
+        for (raw, team_text) in [
+            ("", ""),
+            ("T0123", "T0123"),
+            ("T0123:", "T0123"),
+            ("T 0123:#alerts", "T 0123"),
+            ("T0123:not a channel", "T0123"),
+            // Not the text routing writes for `#alerts`.
+            ("T0123:alerts", "T0123"),
+        ] {
+            let g = GroupId::from_queue(raw);
+            assert_eq!(g.as_str(), raw);
+            assert_eq!(g.channel(), None, "{raw:?}");
+            assert_eq!(g.team().as_str(), team_text, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn groups_are_equal_by_their_text() {
+        let a = GroupId::from_queue("T0123:#alerts");
+        let b = GroupId::new(&team("T0123"), &channel("#alerts"));
+        assert_eq!(a, b);
+        let mut set = std::collections::HashSet::new();
+        set.insert(a);
+        assert!(set.contains(&b));
+        assert!(GroupId::from_queue("T0123:#a") < GroupId::from_queue("T0123:#b"));
     }
 }

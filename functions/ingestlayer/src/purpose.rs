@@ -130,7 +130,9 @@ impl PurposeKey {
     }
 }
 
-/// Why a signed token was refused.
+/// Why a signed token was refused. A refusal returned by the pure checks below, which
+/// each purpose maps to its own answer ([`crate::event_links::LinkError`],
+/// [`crate::slack::oauth::StateError`], a sign-in page); not one of the library's failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// Not `<subject>.<exp>.<sig>`, or its expiry or signature are not numbers.

@@ -13,6 +13,10 @@
 //!   ends every session within a minute.
 //!
 //! Sign-out deletes the record. Every decision takes `now_unix` from the caller.
+//!
+//! A request that is not the admin's is `Ok(None)`, never an error: the page answers it with
+//! the sign-in form (401). An `Err` is the library's [`Error`] for a store or secret that
+//! could not be read (503).
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -21,6 +25,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::error::{Error, Result};
 use crate::purpose::{Purpose, PurposeKey, TokenKey};
 
 /// How long a sign-in lasts.
@@ -49,14 +54,6 @@ impl Admin {
             Admin::Session { id } => id,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AdminError {
-    #[error("reading the admin token failed: {0}")]
-    Token(#[source] crate::error::Error),
-    #[error("the session store failed: {0}")]
-    Store(#[source] crate::error::Error),
 }
 
 /// Where the admin token comes from.
@@ -125,7 +122,7 @@ impl AdminAuth {
 
     /// The admin token in force at `now_unix`; `None` when none is configured (or it is too
     /// short), which turns the page off.
-    pub async fn admin_token(&self, now_unix: i64) -> Result<Option<SecretString>, AdminError> {
+    pub async fn admin_token(&self, now_unix: i64) -> Result<Option<SecretString>> {
         let (client, arn, cached) = match &self.token {
             AdminTokenSource::Fixed(t) => return Ok(t.clone()),
             AdminTokenSource::Secret {
@@ -141,9 +138,7 @@ impl AdminAuth {
                 }
             }
         }
-        let text = crate::aws::secrets::read_secret(client, arn, "the admin token")
-            .await
-            .map_err(AdminError::Token)?;
+        let text = crate::aws::secrets::read_secret(client, arn, "the admin token").await?;
         let token = usable_token(&text);
         if token.is_none() {
             tracing::warn!(
@@ -176,7 +171,7 @@ impl AdminAuth {
         bearer: Option<&str>,
         cookie: Option<&str>,
         now_unix: i64,
-    ) -> Result<Option<Admin>, AdminError> {
+    ) -> Result<Option<Admin>> {
         let Some(admin) = self.admin_token(now_unix).await? else {
             return Ok(None);
         };
@@ -197,7 +192,7 @@ impl AdminAuth {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| AdminError::Store(crate::error::Error::aws("the sessions table", e)))?;
+            .map_err(|e| Error::aws("the sessions table", e))?;
         let Some(item) = record.item else {
             return Ok(None);
         };
@@ -223,7 +218,7 @@ impl AdminAuth {
 
     /// Signs in with `given` at `now_unix`: the cookie value of a new session, or `None`
     /// when `given` is not the admin token (or the page is off).
-    pub async fn sign_in(&self, given: &str, now_unix: i64) -> Result<Option<String>, AdminError> {
+    pub async fn sign_in(&self, given: &str, now_unix: i64) -> Result<Option<String>> {
         let Some(admin) = self.admin_token(now_unix).await? else {
             return Ok(None);
         };
@@ -243,12 +238,12 @@ impl AdminAuth {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
-            .map_err(|e| AdminError::Store(crate::error::Error::aws("the sessions table", e)))?;
+            .map_err(|e| Error::aws("the sessions table", e))?;
         Ok(Some(self.session_key.issue(&id, exp)))
     }
 
     /// Ends a session: its record is deleted, so its cookie no longer works anywhere.
-    pub async fn sign_out(&self, who: &Admin) -> Result<(), AdminError> {
+    pub async fn sign_out(&self, who: &Admin) -> Result<()> {
         let Admin::Session { id } = who else {
             return Ok(());
         };
@@ -258,7 +253,7 @@ impl AdminAuth {
             .key("pk", AttributeValue::S(format!("session#{id}")))
             .send()
             .await
-            .map_err(|e| AdminError::Store(crate::error::Error::aws("the sessions table", e)))?;
+            .map_err(|e| Error::aws("the sessions table", e))?;
         Ok(())
     }
 

@@ -210,7 +210,7 @@ async fn sign_in(_: PageOn, State(deps): State<ConnectDeps>, body: Bytes) -> Res
     }
 }
 
-async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
+async fn pipelines(deps: &ConnectDeps) -> crate::error::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut items = deps
         .dynamo()
@@ -220,7 +220,7 @@ async fn pipelines(deps: &ConnectDeps) -> Result<Vec<Row>, String> {
         .items()
         .send();
     while let Some(item) = items.next().await {
-        let item = item.map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        let item = item.map_err(|e| crate::error::Error::aws("reading the pipelines table", e))?;
         let error = crate::routing::pipelines::Pipeline::from_item(&item)
             .err()
             .map(|e| e.to_string());
@@ -303,7 +303,7 @@ async fn overview(
         if let std::collections::hash_map::Entry::Vacant(slot) = channel_lists.entry(team) {
             let list = match deps.tokens.token(slot.key()).await {
                 Ok(t) => deps.slack.list_channels(&t).await,
-                Err(e) => Err(e.into()),
+                Err(e) => Err(e),
             };
             slot.insert(list);
         }

@@ -27,9 +27,16 @@ async fn events(headers: &HeaderMap, body: &[u8], deps: &ConnectDeps) -> Respons
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let app = match deps.app.get().await {
         Ok(app) => app,
-        Err(e) => {
+        Err(e @ crate::error::Error::AppNotConfigured { .. }) => {
             tracing::warn!(reason = %e, "a Slack event arrived before the app's signing secret was set");
             return json_response(503, &json!({"error": e.to_string()}));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "reading the Slack app's signing secret failed");
+            return json_response(
+                503,
+                &json!({"error": "the app's signing secret could not be read; retry"}),
+            );
         }
     };
     if let Err(e) = crate::slack::request_signing::verify(
@@ -177,11 +184,7 @@ async fn member_joined(team: &str, event: &Value, deps: &ConnectDeps) -> Respons
 async fn default_bot(deps: &ConnectDeps) -> Option<(String, String)> {
     deps.default_bot
         .get_or_try_init(|| async {
-            let token = deps
-                .tokens
-                .token(crate::ids::DEFAULT_TEAM)
-                .await
-                .map_err(crate::error::Error::from)?;
+            let token = deps.tokens.token(crate::ids::DEFAULT_TEAM).await?;
             deps.slack.auth_test(&token).await
         })
         .await

@@ -15,7 +15,8 @@ use maud::{html, Markup};
 use crate::connect::page::page;
 use crate::connect::{now_unix, ConnectDeps};
 use crate::delivery::channel_state::team_pk;
-use crate::slack::oauth::{authorize_url, AppCredentials, AppError, OAuthError, STATE_TTL};
+use crate::error::Error;
+use crate::slack::oauth::{authorize_url, AppCredentials, STATE_TTL};
 
 /// `GET /slack/install`: only a signed-in admin may start an install; the state it gets
 /// is the only way through the callback (signed, expiring, single-use).
@@ -47,10 +48,20 @@ pub(crate) async fn finish(
     callback(&params, &deps.redirect_uri(&headers), &deps).await
 }
 
-/// The page for a request that needs the Slack app's credentials when they are unusable.
-pub(crate) fn app_unusable(e: &AppError) -> Response {
-    tracing::warn!(reason = %e, "a Slack request needs the app's credentials");
-    page(503, "Slack is not set up yet", html! { p { (e) } })
+/// The page for a request that needs the Slack app's credentials when they are unusable:
+/// what to put in the secret when it is a placeholder; only "try again" when it could not
+/// be read (the cause goes to the log, not the page).
+pub(crate) fn app_unusable(e: &Error) -> Response {
+    if let Error::AppNotConfigured { .. } = e {
+        tracing::warn!(reason = %e, "a Slack request needs the app's credentials");
+        return page(503, "Slack is not set up yet", html! { p { (e) } });
+    }
+    tracing::error!(error = %e, "reading the Slack app's credentials failed");
+    page(
+        503,
+        "Try again",
+        html! { p { "The Slack app's credentials could not be read; try again in a moment." } },
+    )
 }
 
 fn install(redirect_uri: &str, app: &AppCredentials, deps: &ConnectDeps) -> Response {
@@ -130,7 +141,7 @@ async fn callback(
     };
     let access = match deps.oauth.exchange(&app, code, redirect_uri).await {
         Ok(a) => a,
-        Err(OAuthError::Slack(e)) => {
+        Err(Error::SlackRefused { code: e, .. }) => {
             tracing::warn!(slack_error = %e, "Slack refused the OAuth code exchange");
             return page(
                 502,
@@ -184,4 +195,42 @@ async fn callback(
 
 fn start_again() -> Markup {
     html! { p { a href="/slack/install" { "Start again" } } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(r: Response) -> String {
+        let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_app_secret_shows_what_to_fill_in() {
+        let e = Error::AppNotConfigured {
+            source: std::sync::Arc::new(Error::reason("the Slack app secret has no client_id")),
+        };
+        let r = app_unusable(&e);
+        assert_eq!(r.status(), 503);
+        let page = body(r).await;
+        assert!(page.contains("not configured yet"), "{page}");
+        assert!(page.contains("has no client_id"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_app_secret_keeps_its_cause_out_of_the_page() {
+        let e = Error::Upstream {
+            what: "reading the Slack app secret".into(),
+            detail: "dispatch failure: arn:aws:secretsmanager:internal".into(),
+            retryable: true,
+        };
+        let r = app_unusable(&e);
+        assert_eq!(r.status(), 503);
+        let page = body(r).await;
+        assert!(!page.contains("arn:aws"), "{page}");
+        assert!(page.contains("try again"), "{page}");
+    }
 }

@@ -14,7 +14,6 @@ use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
 use crate::slack::answers::{history_hint, operator_hint, Action};
 use crate::slack::client::HistoryCheck;
-use crate::slack::tokens::TokenError;
 
 /// What happened to one message in the end, for the batch response and the visibility
 /// changes.
@@ -188,17 +187,20 @@ pub fn slot(gate: Result<Gate, Error>, group: &GroupId, max_inline_wait: Duratio
 /// No token for the workspace: a workspace that is not connected, revoked the app, or
 /// whose app credentials are missing is paused with the fix; anything else (Secrets
 /// Manager unreachable) is waited out.
-pub fn without_token(e: &TokenError, team: &TeamId) -> Rest {
-    let error = match e {
-        TokenError::NotConnected(_) | TokenError::Revoked(_) => "not_connected",
-        TokenError::App(crate::slack::oauth::AppError::NotConfigured(_)) => "app_not_configured",
+pub fn without_token(e: &Error, team: &TeamId) -> Rest {
+    let (error, hint) = match e {
+        Error::NotConnected { .. } => ("not_connected", e.to_string()),
+        Error::AppNotConfigured { .. } => (
+            "app_not_configured",
+            format!("refreshing the rotating bot token needs the Slack app's credentials: {e}"),
+        ),
         _ => return Rest::Defer(TOKEN_UNAVAILABLE_RETRY),
     };
     Rest::Pause(
         PauseScope::Workspace(team.clone()),
         Pause {
             error: error.into(),
-            hint: e.to_string(),
+            hint,
         },
     )
 }
@@ -545,31 +547,42 @@ mod tests {
 
     #[test]
     fn a_workspace_without_a_usable_token_is_paused_with_the_fix_and_an_unreadable_one_waits() {
-        let Rest::Pause(scope, p) = without_token(&TokenError::Revoked("T0123".into()), &team())
-        else {
+        let revoked = Error::NotConnected {
+            team: "T0123".into(),
+            revoked: true,
+        };
+        let Rest::Pause(scope, p) = without_token(&revoked, &team()) else {
             panic!("a revoked token pauses");
         };
         assert_eq!(scope, PauseScope::Workspace(team()));
         assert_eq!(p.error, "not_connected");
         assert!(p.hint.contains("reconnect Slack"), "{}", p.hint);
         assert!(matches!(
-            without_token(&TokenError::NotConnected("T0123".into()), &team()),
+            without_token(
+                &Error::NotConnected {
+                    team: "T0123".into(),
+                    revoked: false
+                },
+                &team()
+            ),
             Rest::Pause(_, Pause { error, .. }) if error == "not_connected"
         ));
         assert!(matches!(
             without_token(
-                &TokenError::App(crate::slack::oauth::AppError::NotConfigured("placeholder".into())),
+                &Error::AppNotConfigured {
+                    source: std::sync::Arc::new(Error::reason("placeholder"))
+                },
                 &team()
             ),
             Rest::Pause(_, Pause { error, .. }) if error == "app_not_configured"
         ));
         assert_eq!(
             without_token(
-                &TokenError::Fetch(crate::error::Error::Upstream {
+                &Error::Upstream {
                     what: "the Slack token secret".into(),
                     detail: "timeout".into(),
                     retryable: true
-                }),
+                },
                 &team()
             ),
             Rest::Defer(TOKEN_UNAVAILABLE_RETRY)

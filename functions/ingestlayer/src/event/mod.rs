@@ -16,7 +16,8 @@ pub const MAX_NAME_LEN: usize = 128;
 /// The longest event id: a client-given id scoped by its source (`<source>:<client id>`).
 pub const MAX_ID_LEN: usize = 256;
 
-/// One thing wrong with a request, located by JSON pointer into the request body.
+/// One thing wrong with a request, located by JSON pointer into the request body: what a
+/// 400 answer lists, not one of the library's failures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldError {
     /// RFC 6901 pointer into the request body, e.g. `/data/count` or `/events/3/name`.

@@ -56,10 +56,7 @@ pub struct IngestDeps {
 }
 
 impl IngestDeps {
-    fn new(
-        sdk: &aws_config::SdkConfig,
-        cfg: &IngestConfig,
-    ) -> Result<Self, crate::ingress::schema::SchemaError> {
+    fn new(sdk: &aws_config::SdkConfig, cfg: &IngestConfig) -> crate::error::Result<Self> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         Ok(Self {
             keys: ApiKeys::new(dynamo.clone(), cfg.api_keys_table.clone()),
@@ -87,8 +84,7 @@ impl IngestDeps {
         sdk: &aws_config::SdkConfig,
         cfg: &IngestConfig,
     ) -> crate::error::Result<Self> {
-        let mut deps = Self::new(sdk, cfg)
-            .map_err(|e| crate::error::Error::invalid("the event schemas", e))?;
+        let mut deps = Self::new(sdk, cfg)?;
         if let Some(arn) = &cfg.link_secret_arn {
             let key = crate::event_links::load_key(&aws_sdk_secretsmanager::Client::new(sdk), arn)
                 .await?;

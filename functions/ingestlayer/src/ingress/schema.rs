@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::error::{Error, Result};
 use crate::event::incoming::escape_pointer;
 use crate::event::{EventName, FieldError};
 
@@ -17,11 +18,8 @@ pub const BUILTIN: &[(&str, &str)] = &[(
     include_str!("../../schemas/feature.used.json"),
 )];
 
-#[derive(Debug, thiserror::Error)]
-#[error("schema for {name} is invalid: {reason}")]
-pub struct SchemaError {
-    pub name: String,
-    pub reason: String,
+fn invalid_schema(name: &str, reason: impl std::fmt::Display) -> Error {
+    Error::invalid(format!("the schema for {name}"), reason)
 }
 
 /// Compiled validators by event name.
@@ -31,28 +29,23 @@ pub struct SchemaRegistry {
 }
 
 impl SchemaRegistry {
-    /// Compiles the built-in schemas.
-    pub fn builtin(required: bool) -> Result<Self, SchemaError> {
+    /// Compiles the built-in schemas; a schema that does not compile is
+    /// [`Error::Invalid`] naming its event.
+    pub fn builtin(required: bool) -> Result<Self> {
         let mut registry = Self {
             validators: HashMap::new(),
             required,
         };
         for (name, text) in BUILTIN {
-            let schema: Value = serde_json::from_str(text).map_err(|e| SchemaError {
-                name: (*name).to_owned(),
-                reason: e.to_string(),
-            })?;
+            let schema: Value = serde_json::from_str(text).map_err(|e| invalid_schema(name, e))?;
             registry.register(name, &schema)?;
         }
         Ok(registry)
     }
 
     /// Adds or replaces the schema for `name`.
-    pub fn register(&mut self, name: &str, schema: &Value) -> Result<(), SchemaError> {
-        let validator = jsonschema::validator_for(schema).map_err(|e| SchemaError {
-            name: name.to_owned(),
-            reason: e.to_string(),
-        })?;
+    pub fn register(&mut self, name: &str, schema: &Value) -> Result<()> {
+        let validator = jsonschema::validator_for(schema).map_err(|e| invalid_schema(name, e))?;
         self.validators.insert(name.to_owned(), validator);
         Ok(())
     }

@@ -45,7 +45,8 @@ pub struct Filter {
     program: Program,
 }
 
-/// Why an event could not be judged by a filter; the event does not match.
+/// Why an event could not be judged by a filter; the event does not match. An answer about
+/// the event, returned by the pure [`Filter::matches`], not one of the library's failures.
 #[derive(Debug, thiserror::Error)]
 pub enum FilterError {
     #[error("the expression did not give true or false but {0}")]

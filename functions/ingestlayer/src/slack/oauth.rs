@@ -1,11 +1,13 @@
 //! Connecting Slack with OAuth v2: the install redirect, a signed, expiring, single-use
 //! `state` (CSRF), and the code exchange / token refresh at `oauth.v2.access`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
 use crate::purpose::{Purpose, TokenError, TokenKey};
 
 /// The bot scopes ingestlayer asks for, and why:
@@ -48,7 +50,7 @@ impl std::fmt::Debug for AppCredentials {
 
 impl AppCredentials {
     /// Parses the secret's JSON, naming what is missing.
-    pub fn parse(secret: &str) -> crate::error::Result<Self> {
+    pub fn parse(secret: &str) -> Result<Self> {
         #[derive(Deserialize)]
         struct Raw {
             client_id: Option<String>,
@@ -56,11 +58,10 @@ impl AppCredentials {
             signing_secret: Option<String>,
         }
         let raw: Raw = serde_json::from_str(secret)
-            .map_err(|_| crate::error::Error::reason("the Slack app secret is not JSON"))?;
+            .map_err(|_| Error::reason("the Slack app secret is not JSON"))?;
         let need = |v: Option<String>, name: &str| {
-            v.filter(|s| !s.is_empty()).ok_or_else(|| {
-                crate::error::Error::reason(format!("the Slack app secret has no {name}"))
-            })
+            v.filter(|s| !s.is_empty())
+                .ok_or_else(|| Error::reason(format!("the Slack app secret has no {name}")))
         };
         Ok(Self {
             client_id: need(raw.client_id, "client_id")?,
@@ -70,31 +71,24 @@ impl AppCredentials {
     }
 }
 
-/// Why the Slack app's credentials cannot be used yet.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AppError {
-    /// The secret still holds the placeholder template.yaml puts there, or misses a field:
-    /// a state the operator fixes by filling the secret, not a failure.
-    #[error("the Slack app is not configured yet: {0}; put {{\"client_id\", \"client_secret\", \"signing_secret\"}} from the app's Basic Information page into the secret")]
-    NotConfigured(String),
-    #[error("reading the Slack app secret failed: {0}")]
-    Read(String),
-}
-
 /// How long an unusable (placeholder) app secret is trusted before it is read again, so
 /// filling it in takes effect within a minute without a deploy.
 pub const APP_RECHECK: Duration = Duration::from_secs(60);
 
+/// What a read of the app secret found: the credentials, or why the secret is not usable
+/// yet (shared, as it is handed out again until [`APP_RECHECK`] passes).
+type AppRead = std::result::Result<AppCredentials, Arc<Error>>;
+
 /// The Slack app's credentials, read from Secrets Manager when first needed. A usable
 /// secret is kept for the instance's life; a placeholder is read again after
-/// [`APP_RECHECK`].
+/// [`APP_RECHECK`]. A failed read is not kept.
 #[derive(Debug)]
 pub enum SlackAppSource {
     Fixed(AppCredentials),
     Secret {
         client: aws_sdk_secretsmanager::Client,
         arn: String,
-        cached: tokio::sync::Mutex<Option<(std::time::Instant, Result<AppCredentials, AppError>)>>,
+        cached: tokio::sync::Mutex<Option<(std::time::Instant, AppRead)>>,
     },
 }
 
@@ -107,13 +101,15 @@ impl SlackAppSource {
         }
     }
 
-    /// The credentials, or why there are none.
-    pub async fn get(&self) -> Result<AppCredentials, AppError> {
+    /// The credentials, or why there are none: [`Error::AppNotConfigured`] while the secret
+    /// is a placeholder (the operator fills it), the read's own error when Secrets Manager
+    /// could not be read.
+    pub async fn get(&self) -> Result<AppCredentials> {
         self.get_at(std::time::Instant::now()).await
     }
 
     /// [`SlackAppSource::get`] at `now` (tests pass their own clock).
-    pub async fn get_at(&self, now: std::time::Instant) -> Result<AppCredentials, AppError> {
+    pub async fn get_at(&self, now: std::time::Instant) -> Result<AppCredentials> {
         let (client, arn, cached) = match self {
             SlackAppSource::Fixed(app) => return Ok(app.clone()),
             SlackAppSource::Secret {
@@ -122,26 +118,27 @@ impl SlackAppSource {
                 cached,
             } => (client, arn, cached),
         };
+        let not_configured = |source| Error::AppNotConfigured { source };
         let mut guard = cached.lock().await;
         if let Some((at, result)) = guard.as_ref() {
             if result.is_ok() || now.saturating_duration_since(*at) < APP_RECHECK {
-                return result.clone();
+                return result.clone().map_err(not_configured);
             }
         }
-        let text = crate::aws::secrets::read_secret(client, arn, "the Slack app secret")
-            .await
-            .map_err(|e| AppError::Read(e.to_string()))?;
-        let result =
-            AppCredentials::parse(&text).map_err(|e| AppError::NotConfigured(e.to_string()));
+        let text = crate::aws::secrets::read_secret(client, arn, "the Slack app secret").await?;
+        let result: AppRead = AppCredentials::parse(&text).map_err(Arc::new);
         if let Err(e) = &result {
             tracing::warn!(reason = %e, "the Slack app secret is not usable yet");
         }
         *guard = Some((now, result.clone()));
-        result
+        result.map_err(not_configured)
     }
 }
 
-/// Why a state was refused.
+/// Why a state was refused (the callback answers 400 with it). A refusal, not one of the
+/// library's failures: [`StateSigner::verify`] returns it, and
+/// [`crate::slack::workspaces::Connections::consume_state`], which can also fail, returns
+/// it inside its `Ok`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
     #[error("the install link is malformed")]
@@ -235,15 +232,6 @@ impl std::fmt::Debug for Access {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OAuthError {
-    /// Slack said no (`invalid_code`, `bad_client_secret`, …).
-    #[error("Slack refused: {0}")]
-    Slack(String),
-    #[error("could not reach Slack: {0}")]
-    Transport(String),
-}
-
 /// Calls `oauth.v2.access` at the Slack API base.
 #[derive(Clone, Debug)]
 pub struct OAuthClient {
@@ -252,7 +240,7 @@ pub struct OAuthClient {
 }
 
 impl OAuthClient {
-    pub fn new(api_base: &str) -> Result<Self, reqwest::Error> {
+    pub fn new(api_base: &str) -> std::result::Result<Self, reqwest::Error> {
         Ok(Self {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
@@ -261,14 +249,17 @@ impl OAuthClient {
         })
     }
 
-    /// Exchanges an authorization code (client credentials sent with HTTP Basic).
+    /// Exchanges an authorization code (client credentials sent with HTTP Basic). Slack's
+    /// refusal (`invalid_code`, `bad_client_secret`, …) is [`Error::SlackRefused`]; no
+    /// answer is [`Error::Slack`].
     pub async fn exchange(
         &self,
         app: &AppCredentials,
         code: &str,
         redirect_uri: &str,
-    ) -> Result<Access, OAuthError> {
+    ) -> Result<Access> {
         self.call(
+            "exchanging the OAuth code",
             app,
             &[
                 ("grant_type", "authorization_code"),
@@ -279,13 +270,15 @@ impl OAuthClient {
         .await
     }
 
-    /// Trades a refresh token (each works once) for a new access and refresh token.
+    /// Trades a refresh token (each works once) for a new access and refresh token; fails as
+    /// [`OAuthClient::exchange`] does.
     pub async fn refresh(
         &self,
         app: &AppCredentials,
         refresh_token: &SecretString,
-    ) -> Result<Access, OAuthError> {
+    ) -> Result<Access> {
         self.call(
+            "refreshing the bot token",
             app,
             &[
                 ("grant_type", "refresh_token"),
@@ -297,9 +290,10 @@ impl OAuthClient {
 
     async fn call(
         &self,
+        what: &str,
         app: &AppCredentials,
         form: &[(&str, &str)],
-    ) -> Result<Access, OAuthError> {
+    ) -> Result<Access> {
         // Finished before any await: the serializer is not Send.
         let body = {
             let mut ser = url::form_urlencoded::Serializer::new(String::new());
@@ -319,20 +313,24 @@ impl OAuthClient {
             .body(body)
             .send()
             .await
-            .map_err(|e| OAuthError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| Error::slack(what, e))?;
+        let status = response.status().as_u16();
         let v: serde_json::Value = response
             .json()
             .await
-            .map_err(|e| OAuthError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| Error::slack(format!("{what}: HTTP {status}"), e))?;
+        let refused = |code: &str| Error::SlackRefused {
+            what: format!("{what}: HTTP {status}"),
+            code: code.to_owned(),
+            retryable: status == 429 || status >= 500,
+        };
         if v["ok"] != serde_json::Value::Bool(true) {
-            return Err(OAuthError::Slack(
-                v["error"].as_str().unwrap_or("unknown_error").to_owned(),
-            ));
+            return Err(refused(v["error"].as_str().unwrap_or("unknown_error")));
         }
         let s = |p: &serde_json::Value| p.as_str().unwrap_or_default().to_owned();
         let token = s(&v["access_token"]);
         if token.is_empty() {
-            return Err(OAuthError::Slack("no access_token in the answer".into()));
+            return Err(refused("no access_token in the answer"));
         }
         Ok(Access {
             access_token: SecretString::from(token),
@@ -396,6 +394,64 @@ mod tests {
         );
         assert!(u.starts_with("https://slack.com/oauth/v2/authorize?client_id=123.456&scope=chat%3Awrite%2Cchat%3Awrite.public%2C"));
         assert!(u.contains("redirect_uri=https%3A%2F%2Fx%2Fslack%2Foauth%2Fcallback&state=st"));
+    }
+
+    /// An `oauth.v2.access` that always answers `status` with `body`; its base URL.
+    async fn oauth_answering(status: u16, body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new().route(
+            "/oauth.v2.access",
+            axum::routing::post(move || async move {
+                (http::StatusCode::from_u16(status).unwrap(), body)
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        base
+    }
+
+    fn app() -> AppCredentials {
+        AppCredentials::parse(r#"{"client_id":"a","client_secret":"b","signing_secret":"c"}"#)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn slack_refusing_the_code_is_slacks_no_and_not_retryable() {
+        let base = oauth_answering(200, r#"{"ok":false,"error":"invalid_code"}"#).await;
+        let e = OAuthClient::new(&base)
+            .unwrap()
+            .exchange(&app(), "code", "https://x/cb")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::SlackRefused { code, .. } if code == "invalid_code"),
+            "{e}"
+        );
+        assert!(!e.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_unreachable_oauth_endpoint_is_retryable() {
+        let base = oauth_answering(503, r#"{"ok":false,"error":"service_unavailable"}"#).await;
+        let e = OAuthClient::new(&base)
+            .unwrap()
+            .refresh(&app(), &SecretString::from("xoxe-1".to_owned()))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::SlackRefused { .. }), "{e}");
+        assert!(e.is_retryable());
+
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let e = OAuthClient::new(&closed)
+            .unwrap()
+            .exchange(&app(), "code", "https://x/cb")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Slack { .. }), "{e}");
+        assert!(e.is_retryable());
+        assert!(std::error::Error::source(&e).is_some(), "keeps its cause");
     }
 
     #[test]

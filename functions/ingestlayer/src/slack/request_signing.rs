@@ -11,6 +11,8 @@ use sha2::Sha256;
 /// Slack's replay window.
 pub const WINDOW_SECONDS: i64 = 300;
 
+/// Why a request's signature was refused (the Events API answers 401 with it). A
+/// refusal returned by the pure [`verify`], not one of the library's failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("X-Slack-Request-Timestamp is missing or not a number")]

@@ -4,6 +4,11 @@
 //!
 //! The team `default` is the deployment's single workspace: its token comes from
 //! `SLACK_TOKEN_SECRET_ARN` (or `SLACK_BOT_TOKEN` for `make dev`).
+//!
+//! Failures are the library's [`Error`]: [`Error::NotConnected`] for a workspace that was
+//! never connected or revoked the app, [`Error::AppNotConfigured`] when a rotating token is
+//! due and the app's credentials are a placeholder, [`Error::NotFound`] for a secret that
+//! holds no token; anything else (Secrets Manager, Slack unreachable) may pass with time.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,42 +19,10 @@ use tokio::sync::{Mutex, OnceCell};
 
 use crate::aws::retry::{with_retries, MUST_STORE};
 use crate::config::TokenConfig;
+use crate::error::{Error, Result};
 use crate::ids::DEFAULT_TEAM;
 use crate::slack::oauth::{AppCredentials, OAuthClient, SlackAppSource};
 use crate::slack::workspaces::{ConnectionStatus, Connections, WorkspaceToken};
-
-#[derive(Debug, thiserror::Error)]
-pub enum TokenError {
-    /// The token could not be read or refreshed; retrying may help.
-    #[error("reading the Slack token failed: {0}")]
-    Fetch(#[from] crate::error::Error),
-    /// Slack refused or failed the refresh of a rotating token; retrying may help.
-    #[error("token refresh failed: {0}")]
-    Refresh(#[source] crate::slack::oauth::OAuthError),
-    #[error("workspace {0} is not connected: connect Slack from the destinations page")]
-    NotConnected(String),
-    #[error("workspace {0} revoked the app: reconnect Slack from the destinations page")]
-    Revoked(String),
-    #[error("the Slack token secret holds no bot token: connect Slack or put the token in the secret as {{\"bot_token\": \"xoxb-...\"}}")]
-    Empty,
-    /// The token is due for rotation and the app's credentials are not usable.
-    #[error("refreshing the rotating bot token needs the Slack app's credentials: {0}")]
-    App(#[from] crate::slack::oauth::AppError),
-}
-
-impl From<TokenError> for crate::error::Error {
-    fn from(e: TokenError) -> Self {
-        match e {
-            TokenError::Fetch(inner) => inner,
-            TokenError::Refresh(refresh) => crate::error::Error::Upstream {
-                what: "token refresh".into(),
-                detail: refresh.to_string(),
-                retryable: true,
-            },
-            other => crate::error::Error::NotFound(other.to_string()),
-        }
-    }
-}
 
 /// The bot token: fetched from Secrets Manager once and cached for the instance's life.
 pub struct TokenSource {
@@ -67,7 +40,7 @@ impl TokenSource {
         }
     }
 
-    pub async fn token(&self) -> Result<&SecretString, TokenError> {
+    pub async fn token(&self) -> Result<&SecretString> {
         self.cached
             .get_or_try_init(|| async {
                 match &self.config {
@@ -79,7 +52,7 @@ impl TokenSource {
                             .secret_id(arn)
                             .send()
                             .await
-                            .map_err(|e| crate::error::Error::aws("the Slack token secret", e))?;
+                            .map_err(|e| Error::aws("the Slack token secret", e))?;
                         parse_secret(out.secret_string().unwrap_or_default())
                     }
                 }
@@ -88,8 +61,13 @@ impl TokenSource {
     }
 }
 
+/// A token secret that holds no token.
+fn no_bot_token() -> Error {
+    Error::NotFound("the Slack token secret holds no bot token: connect Slack or put the token in the secret as {\"bot_token\": \"xoxb-...\"}".into())
+}
+
 /// A token secret is `{"bot_token": "xoxb-…"}` or the bare token.
-fn parse_secret(s: &str) -> Result<SecretString, TokenError> {
+fn parse_secret(s: &str) -> Result<SecretString> {
     let token = match serde_json::from_str::<serde_json::Value>(s) {
         Ok(v) => v
             .get("bot_token")
@@ -99,7 +77,7 @@ fn parse_secret(s: &str) -> Result<SecretString, TokenError> {
         Err(_) => s.trim().to_owned(),
     };
     if token.is_empty() {
-        Err(TokenError::Empty)
+        Err(no_bot_token())
     } else {
         Ok(SecretString::from(token))
     }
@@ -157,12 +135,12 @@ impl WorkspaceTokens {
     }
 
     /// The bot token for `team`.
-    pub async fn token(&self, team: &str) -> Result<SecretString, TokenError> {
+    pub async fn token(&self, team: &str) -> Result<SecretString> {
         if team == DEFAULT_TEAM {
             return self.default.token().await.cloned();
         }
         let Some(connections) = &self.connections else {
-            return Err(TokenError::NotConnected(team.to_owned()));
+            return Err(not_connected(team, false));
         };
         {
             let cache = self.cache.lock().await;
@@ -176,14 +154,14 @@ impl WorkspaceTokens {
         let conn = connections
             .get(team)
             .await?
-            .ok_or_else(|| TokenError::NotConnected(team.to_owned()))?;
+            .ok_or_else(|| not_connected(team, false))?;
         if conn.status == ConnectionStatus::Revoked {
-            return Err(TokenError::Revoked(team.to_owned()));
+            return Err(not_connected(team, true));
         }
         let mut token = connections
             .read_token(&conn.secret_arn)
             .await?
-            .ok_or(TokenError::Empty)?;
+            .ok_or_else(no_bot_token)?;
         if near_expiry(token.expires_at_ms) {
             token = self
                 .refresh(connections, team, &conn.secret_arn, token)
@@ -211,7 +189,7 @@ impl WorkspaceTokens {
         team: &str,
         secret_arn: &str,
         current: WorkspaceToken,
-    ) -> Result<WorkspaceToken, TokenError> {
+    ) -> Result<WorkspaceToken> {
         let (Some((client, app)), Some(refresh_token)) =
             (&self.refresher, current.refresh_token.clone())
         else {
@@ -240,7 +218,7 @@ impl WorkspaceTokens {
         let latest = connections
             .read_token(secret_arn)
             .await?
-            .ok_or(TokenError::Empty)?;
+            .ok_or_else(no_bot_token)?;
         if !near_expiry(latest.expires_at_ms) {
             let _ = connections.refreshed(team, latest.expires_at_ms).await;
             return Ok(latest);
@@ -250,7 +228,7 @@ impl WorkspaceTokens {
             Ok(app) => app,
             Err(e) => {
                 let _ = connections.refreshed(team, latest.expires_at_ms).await;
-                return Err(TokenError::App(e));
+                return Err(e);
             }
         };
         match client.refresh(&app, &refresh_token).await {
@@ -271,9 +249,16 @@ impl WorkspaceTokens {
             Err(e) => {
                 let _ = connections.refreshed(team, latest.expires_at_ms).await;
                 tracing::error!(team = %team, error = %e, "bot token refresh failed");
-                Err(TokenError::Refresh(e))
+                Err(e)
             }
         }
+    }
+}
+
+fn not_connected(team: &str, revoked: bool) -> Error {
+    Error::NotConnected {
+        team: team.to_owned(),
+        revoked,
     }
 }
 
@@ -297,7 +282,7 @@ mod tests {
         assert_eq!(parse_secret("xoxb-2\n").unwrap().expose_secret(), "xoxb-2");
         assert!(matches!(
             parse_secret(r#"{"bot_token":""}"#),
-            Err(TokenError::Empty)
+            Err(Error::NotFound(_))
         ));
     }
 

@@ -8,8 +8,9 @@ use ingestlayer::config::{ConnectConfig, DeliveryConfig, TokenConfig};
 use ingestlayer::connect::admin_session::{AdminAuth, AdminTokenSource, ADMIN_TOKEN_REFRESH};
 use ingestlayer::connect::ConnectDeps;
 use ingestlayer::delivery::DeliveryDeps;
+use ingestlayer::error::Error;
 use ingestlayer::event_links::LinkSigner;
-use ingestlayer::slack::oauth::{AppError, SlackAppSource};
+use ingestlayer::slack::oauth::SlackAppSource;
 use secrecy::SecretString;
 
 use crate::harness::{Stack, ADMIN_TOKEN, PUBLIC_API_URL};
@@ -377,7 +378,7 @@ async fn a_placeholder_app_secret_is_a_clear_state_not_a_cold_start_failure() {
     let t0 = std::time::Instant::now();
     assert!(matches!(
         source.get_at(t0).await,
-        Err(AppError::NotConfigured(_))
+        Err(Error::AppNotConfigured { .. })
     ));
     s.connect
         .connections

@@ -23,7 +23,6 @@ use crate::event::{ClientId, EventName, FieldError, IncomingEvent};
 use crate::ingress::accept::{accept, check_incoming};
 use crate::ingress::answer::{error, refused, respond};
 use crate::ingress::webhooks::payload::{delivery_client_id, map, origin};
-use crate::ingress::webhooks::sources::SourceError;
 use crate::ingress::webhooks::verify::Rejection;
 use crate::ingress::{IngestDeps, MAX_EVENT_BODY_BYTES};
 
@@ -65,7 +64,8 @@ async fn handle(source: &str, headers: &HeaderMap, body: &[u8], deps: &IngestDep
     let mut src = match sources.get(source).await {
         Ok(Some(s)) => s,
         Ok(None) => return not_found(),
-        Err(SourceError::Misconfigured(e)) => {
+        // The source's secret holds no usable configuration: retrying cannot help.
+        Err(e @ crate::error::Error::Invalid { .. }) => {
             tracing::error!(source, error = %e, "webhook source is misconfigured");
             return error(
                 503,
@@ -74,7 +74,7 @@ async fn handle(source: &str, headers: &HeaderMap, body: &[u8], deps: &IngestDep
                 None,
             );
         }
-        Err(SourceError::Unavailable(e)) => {
+        Err(e) => {
             tracing::error!(source, error = %e, "reading the webhook source failed");
             return error(
                 503,
@@ -119,7 +119,7 @@ async fn handle(source: &str, headers: &HeaderMap, body: &[u8], deps: &IngestDep
                 &json!({"status": "ignored", "reason": "not an event (GitHub ping)"}),
             )
         }
-        Err(e) => return error(400, "invalid_event", &e, None),
+        Err(e) => return error(400, "invalid_event", &e.to_string(), None),
     };
     let incoming = match (
         EventName::parse(&mapped.name),

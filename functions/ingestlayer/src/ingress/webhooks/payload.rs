@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::error::{Error, Result};
 use crate::ingress::webhooks::verify::{header, Provider, Source, Verified};
 
 /// A verified payload as an event.
@@ -22,23 +23,25 @@ pub struct Mapped {
 }
 
 /// Maps a verified payload to an event; `Ok(None)` for deliveries that are not events
-/// (GitHub's `ping` when a webhook is created). The error says what the payload lacks.
+/// (GitHub's `ping` when a webhook is created). The error ([`Error::Invalid`]) says what
+/// the payload lacks, in words the sender can read.
 pub fn map(
     source: &Source,
     headers: &http::HeaderMap,
     verified: &Verified,
     payload: Value,
-) -> Result<Option<Mapped>, String> {
+) -> Result<Option<Mapped>> {
     let Value::Object(mut obj) = payload else {
-        return Err("the payload must be a JSON object".into());
+        return Err(Error::reason("the payload must be a JSON object"));
     };
     let mut context = Map::new();
     context.insert("provider".into(), json!(source.provider.as_str()));
     context.insert("source".into(), json!(source.name));
     let (name, delivery_id, time, data) = match source.provider {
         Provider::StandardWebhooks => {
-            let name = take_string(&mut obj, "type")
-                .ok_or("a Standard Webhooks payload names its event in a string `type`")?;
+            let name = take_string(&mut obj, "type").ok_or_else(|| {
+                Error::reason("a Standard Webhooks payload names its event in a string `type`")
+            })?;
             let time = obj.get("timestamp").and_then(Value::as_str).and_then(|t| {
                 OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
             });
@@ -52,19 +55,21 @@ pub fn map(
             (name, id, time, data)
         }
         Provider::Stripe => {
-            let id = take_string(&mut obj, "id").ok_or("a Stripe event has a string `id`")?;
-            let name = take_string(&mut obj, "type").ok_or("a Stripe event has a string `type`")?;
+            let id = take_string(&mut obj, "id")
+                .ok_or_else(|| Error::reason("a Stripe event has a string `id`"))?;
+            let name = take_string(&mut obj, "type")
+                .ok_or_else(|| Error::reason("a Stripe event has a string `type`"))?;
             let time = obj
                 .get("created")
                 .and_then(Value::as_i64)
                 .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
             let mut data_wrapper = match obj.remove("data") {
                 Some(Value::Object(d)) => d,
-                _ => return Err("a Stripe event has a `data` object".into()),
+                _ => return Err(Error::reason("a Stripe event has a `data` object")),
             };
             let data = match data_wrapper.remove("object") {
                 Some(o @ Value::Object(_)) => o,
-                _ => return Err("a Stripe event has a `data.object` object".into()),
+                _ => return Err(Error::reason("a Stripe event has a `data.object` object")),
             };
             if let Some(prev) = data_wrapper.remove("previous_attributes") {
                 context.insert("previous_attributes".into(), prev);
@@ -75,7 +80,7 @@ pub fn map(
         }
         Provider::Github => {
             let event = header(headers, "x-github-event")
-                .map_err(|_| "the X-GitHub-Event header is missing")?;
+                .map_err(|_| Error::reason("the X-GitHub-Event header is missing"))?;
             if event == "ping" {
                 return Ok(None);
             }
@@ -234,7 +239,8 @@ mod tests {
             json!({"type": "x"}),
         )
         .unwrap_err();
-        assert!(err.contains("`id`"), "{err}");
+        assert!(err.to_string().contains("`id`"), "{err}");
+        assert!(!err.is_retryable());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::{Error, Result};
+
 pub use crate::ingress::webhooks::payload::{delivery_client_id, map, origin, Mapped};
 pub use crate::ingress::webhooks::verify::{
     generate_secret, sign, valid_source_name, Provider, Rejection, Source, SourceConfig, Verified,
@@ -45,15 +47,6 @@ pub struct WebhookSources {
     cache: moka::sync::Cache<String, Cached>,
 }
 
-/// A source that exists but cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SourceError {
-    #[error("webhook source is misconfigured: {0}")]
-    Misconfigured(String),
-    #[error("{0}")]
-    Unavailable(String),
-}
-
 impl WebhookSources {
     pub fn new(client: aws_sdk_secretsmanager::Client, prefix: impl Into<String>) -> Self {
         Self {
@@ -63,8 +56,10 @@ impl WebhookSources {
         }
     }
 
-    /// The source named `name`, `None` when there is none.
-    pub async fn get(&self, name: &str) -> Result<Option<Arc<Source>>, SourceError> {
+    /// The source named `name`, `None` when there is none. A source whose secret holds no
+    /// usable configuration is [`Error::Invalid`] (not cached: it is read again until it is
+    /// fixed); a secret that could not be read is the read's own (retryable) error.
+    pub async fn get(&self, name: &str) -> Result<Option<Arc<Source>>> {
         if !valid_source_name(name) {
             return Ok(None);
         }
@@ -84,27 +79,26 @@ impl WebhookSources {
             &secret_id,
             "a webhook source",
         )
-        .await
-        .map_err(|e| SourceError::Unavailable(e.to_string()))?;
+        .await?;
         let found = match raw {
-            None => Ok(None),
-            Some(raw) => parse_source_config(&raw)
-                .map_err(|e| format!("webhook source {name}: {e}"))
-                .and_then(|c| Source::new(name, &c).map_err(|e| e.to_string()))
-                .map(|s| Some(Arc::new(s))),
+            None => None,
+            Some(raw) => {
+                let config = parse_source_config(&raw)
+                    .map_err(|e| Error::invalid(format!("webhook source {name}"), e))?;
+                // Its error names the source.
+                let source = Source::new(name, &config)?;
+                Some(Arc::new(source))
+            }
         };
-        // A misconfigured source is not cached: it is read again until it is fixed.
-        if let Ok(found) = &found {
-            self.cache
-                .insert(name.to_owned(), (Instant::now(), found.clone()));
-        }
-        found.map_err(SourceError::Misconfigured)
+        self.cache
+            .insert(name.to_owned(), (Instant::now(), found.clone()));
+        Ok(found)
     }
 
     /// Reads `name` again when its cached copy is older than [`RELOAD_AFTER`], so a secret
     /// added by a rotation verifies at once instead of after [`CACHE_TTL`]. `None` when the
     /// cached copy is that fresh (nothing new to try) or the source is gone.
-    pub async fn reload(&self, name: &str) -> Result<Option<Arc<Source>>, SourceError> {
+    pub async fn reload(&self, name: &str) -> Result<Option<Arc<Source>>> {
         if self
             .cached(name)
             .is_some_and(|(at, _)| at.elapsed() < RELOAD_AFTER)

@@ -259,7 +259,8 @@ pub struct Verified {
     pub body_digest: Option<String>,
 }
 
-/// Why a delivery is refused (401). The text is safe to return to the sender.
+/// Why a delivery is refused (401). The text is safe to return to the sender. A refusal
+/// returned by the pure [`Source::verify`], not one of the library's failures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     #[error("the {0} header is missing")]
