@@ -5,5 +5,7 @@
 pub mod error;
 pub mod pipeline_files;
 pub mod pipeline_table;
+pub mod pipeline_test;
 pub mod pipelines;
+pub mod progress;
 pub mod stack;

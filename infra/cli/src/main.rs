@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use ingestlayer_cli::error::CliError;
+use ingestlayer_cli::progress::Progress;
 use ingestlayer_cli::stack::{Stack, Target};
-use ingestlayer_cli::{pipeline_table, pipelines};
+use ingestlayer_cli::{pipeline_table, pipeline_test, pipelines};
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +75,24 @@ enum PipelinesCommand {
         /// A plan saved by `diff --out`.
         #[arg(long)]
         plan: Option<PathBuf>,
+    },
+    /// Run a pipeline file against the stack's entities without posting: the filter's
+    /// verdict and deciding part, enrichment hits and misses, the rendered message.
+    Test {
+        file: PathBuf,
+        /// The event: a `POST /v1/events` body, or a stored event (`events get --json`).
+        #[arg(long, required_unless_present = "replay", conflicts_with = "replay")]
+        event: Option<PathBuf>,
+        /// The source the event is taken as coming from (`$source`).
+        #[arg(long, default_value = "cli-test")]
+        source: String,
+        /// Post the message once to its channel, marked as a test.
+        #[arg(long, requires = "event")]
+        send: bool,
+        /// Instead: run over the stored events of this window (`24h`, `7d`, `90m`) and count
+        /// what would have posted, per channel and hour.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        replay: Option<std::time::Duration>,
     },
     /// The stored pipelines: id, state, version, events, channels.
     List,
@@ -142,6 +161,68 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             let applied = pipeline_table::apply(&s, &changes, &now()).await?;
             pipelines::report_applied(&applied, out, json)
+        }
+        Command::Pipelines(PipelinesCommand::Test {
+            file,
+            event,
+            source,
+            send,
+            replay,
+        }) => {
+            let files = pipelines::load(std::slice::from_ref(&file))?;
+            let Some(file) = files.first() else {
+                return Err(CliError::Usage("no pipeline in the file".into()));
+            };
+            let s = stack(cli.target).await?;
+            if let Some(window) = replay {
+                let progress = if json {
+                    Progress::plain(None)
+                } else {
+                    Progress::new(None)
+                };
+                let r = pipeline_test::replay(&s, file, window, &progress).await?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default()).ok();
+                } else {
+                    pipeline_test::print_replay(&r, out);
+                }
+                return Ok(());
+            }
+            let Some(event) = event else {
+                return Err(CliError::Usage(
+                    "give --event EVENT.json or --replay 24h".into(),
+                ));
+            };
+            let envelope = pipeline_test::read_event(&event, &source)?;
+            let report = pipeline_test::test_event(&s, file, &envelope).await?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&report).unwrap_or_default()
+                )
+                .ok();
+            } else {
+                pipeline_test::print_report(&report, out);
+            }
+            if send {
+                if report.messages.is_empty() {
+                    return Err(CliError::Usage(
+                        "--send: the pipeline would not post this event, so nothing was sent"
+                            .into(),
+                    ));
+                }
+                let channels = pipeline_test::send(&s, &report).await?;
+                if !json {
+                    writeln!(
+                        out,
+                        "sent once, marked as a test, to {}",
+                        channels.join(", ")
+                    )
+                    .ok();
+                }
+            }
+            Ok(())
         }
         Command::Pipelines(PipelinesCommand::List) => {
             let s = stack(cli.target).await?;

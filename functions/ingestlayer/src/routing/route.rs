@@ -32,8 +32,16 @@ pub type EventResult = Result<Vec<PairOutcome>, Error>;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum StepTrace {
-    /// A `filter.match` step and whether the event passed it.
-    Filter { expr: String, passed: bool },
+    /// A `filter.match` step and whether the event passed it; when asked to explain, the
+    /// part of the expression that decided (see [`crate::routing::filter::Filter::explain`]).
+    Filter {
+        expr: String,
+        passed: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        decided_by: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// An `enrich.entity` lookup: the entity key looked up (none when the event lacks the
     /// key field) and whether it was found.
     Enrich {
@@ -41,6 +49,8 @@ pub enum StepTrace {
         key: Option<String>,
         found: bool,
         attached_as: String,
+        /// The attributes attached (none when not found).
+        attributes: Vec<String>,
     },
 }
 
@@ -72,19 +82,22 @@ pub async fn route<S: EntityStore>(
     store: &S,
     links: Option<LinkMaker<'_>>,
 ) -> Vec<EventResult> {
-    route_traced(events, pipelines, store, links)
+    route_traced(events, pipelines, store, links, false)
         .await
         .into_iter()
         .map(|r| r.map(|pairs| pairs.into_iter().map(|t| t.outcome).collect()))
         .collect()
 }
 
-/// [`route`], keeping each pair's steps.
+/// [`route`], keeping each pair's steps; with `explain`, each filter step also names the
+/// part of its expression that decided (it evaluates the parts again: for tools, not for
+/// the pipeline function).
 pub async fn route_traced<S: EntityStore>(
     events: &[Envelope],
     pipelines: &PipelineSet,
     store: &S,
     links: Option<LinkMaker<'_>>,
+    explain: bool,
 ) -> Vec<Result<Vec<Traced>, Error>> {
     let mut pairs: Vec<Pair<'_>> = Vec::new();
     for (i, e) in events.iter().enumerate() {
@@ -123,10 +136,14 @@ pub async fn route_traced<S: EntityStore>(
             while let Some(step) = pair.pipeline.steps.get(pair.cursor) {
                 match step {
                     Step::Filter(f) => {
-                        let judged = f.matches(&pair.context, &events[pair.event].origin());
+                        let origin = events[pair.event].origin();
+                        let judged = f.matches(&pair.context, &origin);
+                        let why = explain.then(|| f.explain(&pair.context, &origin));
                         pair.steps.push(StepTrace::Filter {
                             expr: f.source().to_owned(),
                             passed: matches!(judged, Ok(true)),
+                            decided_by: why.as_ref().map(|j| j.decided_by.clone()),
+                            error: judged.as_ref().err().map(ToString::to_string),
                         });
                         match judged {
                             Ok(true) => pair.cursor += 1,
@@ -175,6 +192,18 @@ pub async fn route_traced<S: EntityStore>(
                             found: entity.is_some(),
                             key,
                             attached_as: spec.attach_as.clone(),
+                            attributes: entity
+                                .map(|e| {
+                                    e.keys()
+                                        .filter(|k| {
+                                            spec.attributes
+                                                .as_ref()
+                                                .is_none_or(|a| a.iter().any(|x| x == *k))
+                                        })
+                                        .cloned()
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
                         });
                         crate::routing::enrich::attach(&mut pair.context, spec, entity);
                     }

@@ -282,3 +282,123 @@ async fn errors_name_the_file_line_and_field_or_the_stack_and_what_to_start() {
         missing.stderr
     );
 }
+
+const FREE_ON_PAID: &str = "\
+id: free-on-paid
+events: [feature.used]
+steps:
+  - type: enrich.entity
+    entity: user
+    key: user_id
+    attributes: [account, plan]
+  - type: filter.match
+    expr: \"user.plan == 'free' && feature in {export, api}\"
+destinations:
+  - type: slack
+    channel: \"#growth\"
+";
+
+#[tokio::test]
+async fn pipelines_test_shows_the_deciding_part_the_enrichment_and_the_message_and_sends_once() {
+    let s = registered().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", FREE_ON_PAID);
+    // u_7 is on the free plan, u_42 on pro (the seeded users).
+    let free = write(dir.path(), "free.json", &feature_used("u_7", "csv.export"));
+    let pro = write(dir.path(), "pro.json", &feature_used("u_42", "csv.export"));
+    let nobody = write(dir.path(), "nobody.json", &feature_used("nobody", "api"));
+
+    let posted = run(&s, &["pipelines", "test", &file, "--event", &free]);
+    assert_eq!(posted.code, Some(0), "{}", posted.stderr);
+    assert!(
+        posted.stdout.contains("found user#u_7: account, plan"),
+        "{}",
+        posted.stdout
+    );
+    assert!(posted.stdout.contains("    passed"), "{}", posted.stdout);
+    assert!(posted.stdout.contains("┌─ #growth"), "{}", posted.stdout);
+    assert!(posted.stdout.contains("Block Kit:"), "{}", posted.stdout);
+    assert!(posted.stdout.contains("\"blocks\""), "{}", posted.stdout);
+
+    let filtered = run(&s, &["pipelines", "test", &file, "--event", &pro]);
+    assert!(
+        filtered
+            .stdout
+            .contains("    failed\n    decided by: user.plan == 'free'"),
+        "{}",
+        filtered.stdout
+    );
+    assert!(
+        filtered.stdout.contains("would not post"),
+        "{}",
+        filtered.stdout
+    );
+
+    let missed = run(
+        &s,
+        &["pipelines", "test", &file, "--event", &nobody, "--json"],
+    );
+    let report: Value = serde_json::from_str(&missed.stdout).unwrap();
+    assert_eq!(report["steps"][0]["found"], false);
+    assert_eq!(report["steps"][0]["key"], "user#nobody");
+    assert_eq!(report["outcome"], "filtered");
+
+    assert!(
+        s.standin.messages_in("#growth").is_empty(),
+        "testing posts nothing"
+    );
+    let sent = run(
+        &s,
+        &["pipelines", "test", &file, "--event", &free, "--send"],
+    );
+    assert_eq!(sent.code, Some(0), "{}", sent.stderr);
+    assert!(
+        s.pump_until(Duration::from_secs(15), |s| !s
+            .standin
+            .messages_in("#growth")
+            .is_empty())
+            .await
+    );
+    s.pump().await;
+    let growth = s.standin.messages_in("#growth");
+    assert_eq!(growth.len(), 1, "sent once");
+    let blocks = growth[0].blocks.clone().unwrap_or_default().to_string();
+    assert!(
+        blocks.contains("not a real event"),
+        "marked as a test: {blocks}"
+    );
+}
+
+#[tokio::test]
+async fn a_replay_counts_what_would_have_posted_per_channel_and_hour() {
+    let s = registered().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "p.yaml", FREE_ON_PAID);
+    for (user, feature) in [
+        ("u_7", "csv.export"),
+        ("u_7", "api"),
+        ("u_42", "api"),
+        ("u_7", "profile.view"),
+    ] {
+        let (status, _) = s.post("/v1/events", &feature_used(user, feature)).await;
+        assert_eq!(status, 202);
+    }
+    let r = run(
+        &s,
+        &["pipelines", "test", &file, "--replay", "24h", "--json"],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let replay: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(replay["events"], 4);
+    assert_eq!(replay["listened"], 4);
+    assert_eq!(replay["posted"], 2, "{replay}");
+    assert_eq!(replay["filtered"], 2);
+    let hours = replay["per_channel_hour"]["#growth"].as_object().unwrap();
+    assert_eq!(hours.values().filter_map(Value::as_u64).sum::<u64>(), 2);
+    let none = run(
+        &s,
+        &["pipelines", "test", &file, "--replay", "1ms", "--json"],
+    );
+    let none: Value = serde_json::from_str(&none.stdout).unwrap();
+    assert_eq!(none["posted"], 0, "the window bounds what is read");
+}
