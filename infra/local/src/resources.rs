@@ -314,6 +314,12 @@ impl Resources {
             ("LinkSigningSecret", self.link_secret_arn.clone()),
             ("AdminTokenSecret", self.admin_token_secret_arn.clone()),
             ("StackKeyAlias", format!("alias/{}", self.prefix)),
+            // Not created locally (the emulator raises no alarms); named as on AWS.
+            (
+                "AlarmTopic",
+                format!("arn:aws:sns:{region}:{account}:{}-alarms", self.prefix),
+            ),
+            ("Dashboard", format!("ingestlayer-{}", self.prefix)),
             ("IngestFunction", "IngestFunction".to_owned()),
             ("PipelineFunction", "PipelineFunction".to_owned()),
             ("SlackDeliveryFunction", "SlackDeliveryFunction".to_owned()),

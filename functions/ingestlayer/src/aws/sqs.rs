@@ -1,9 +1,16 @@
 //! Sending to SQS in batches: SendMessageBatch with at most 10 entries and 1 MiB a call,
 //! each entry's own result reported back.
+//!
+//! Each message carries the invocation's X-Ray trace header (`AWSTraceHeader`, from the
+//! `_X_AMZN_TRACE_ID` that the Lambda runtime sets per invocation), so the function that
+//! consumes it continues the same trace: one event is one trace from ingest to Slack.
 
 use std::collections::HashMap;
 
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 
 use crate::error::{Error, Result};
 
@@ -33,6 +40,28 @@ impl Outgoing {
     }
 }
 
+/// The trace header to send with messages: the current invocation's, when tracing is on.
+pub fn trace_header() -> Option<String> {
+    std::env::var("_X_AMZN_TRACE_ID")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
+/// The `AWSTraceHeader` system attribute for `header`.
+fn trace_attribute(
+    header: Option<&str>,
+) -> Option<HashMap<MessageSystemAttributeNameForSends, MessageSystemAttributeValue>> {
+    let value = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(header?)
+        .build()
+        .ok()?;
+    Some(HashMap::from([(
+        MessageSystemAttributeNameForSends::AwsTraceHeader,
+        value,
+    )]))
+}
+
 /// Sends every message; the answer holds one result per message, in order.
 pub async fn send_all(
     client: &aws_sdk_sqs::Client,
@@ -40,6 +69,7 @@ pub async fn send_all(
     messages: &[Outgoing],
 ) -> Vec<Result<()>> {
     let mut results: Vec<Result<()>> = messages.iter().map(|_| Ok(())).collect();
+    let trace = trace_header();
     let mut chunk: Vec<usize> = Vec::new();
     let mut chunk_bytes = 0;
     let mut chunks: Vec<Vec<usize>> = Vec::new();
@@ -85,6 +115,7 @@ pub async fn send_all(
                 .set_message_group_id(m.group_id.clone())
                 .set_message_deduplication_id(m.dedup_id.clone())
                 .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+                .set_message_system_attributes(trace_attribute(trace.as_deref()))
                 .build();
             match entry {
                 Ok(e) => entries.push(e),
@@ -141,4 +172,19 @@ pub fn batch_response(failures: Vec<String>) -> aws_lambda_events::event::sqs::S
         })
         .collect();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_header_rides_as_the_aws_trace_header_system_attribute() {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let attrs = trace_attribute(Some(header)).unwrap();
+        let value = &attrs[&MessageSystemAttributeNameForSends::AwsTraceHeader];
+        assert_eq!(value.string_value(), Some(header));
+        assert_eq!(value.data_type(), "String");
+        assert!(trace_attribute(None).is_none(), "no trace, no attribute");
+    }
 }

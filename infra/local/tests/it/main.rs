@@ -21,4 +21,5 @@ mod ingest;
 mod local_tools;
 mod path;
 mod promises;
+mod template_ops;
 mod webhooks;
