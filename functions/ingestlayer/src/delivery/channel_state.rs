@@ -14,13 +14,14 @@
 //! (whose types live in [`super::channel_store`] and are re-exported here), and the
 //! operator's side (connect, the DLQ tool) uses its own methods to list, pause and resume.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use serde::{Deserialize, Serialize};
 
+use crate::aws::dynamo::{self, is_condition_failed, Item};
 pub use crate::delivery::channel_store::{
     channel_pk, display_name, team_pk, ChannelState, ChannelStore, Gate, Membership, Pause,
     PauseScope, PausedEntry,
@@ -35,13 +36,44 @@ pub struct Channels {
     pub table: String,
 }
 
-fn is_condition_failed<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    e.as_service_error()
-        .and_then(|s| s.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
+/// A channels table item (`chan#…` or `team#…`), as stored. Written attribute by attribute
+/// with update expressions; read whole.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct ChannelItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pk: Option<String>,
+    /// The channel's next posting slot (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    next_at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel_id: Option<String>,
+    /// [`Membership::as_str`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    member: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused_hint: Option<String>,
+    /// When the pause began (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    paused_at: Option<String>,
+}
+
+impl ChannelItem {
+    fn pause(&self) -> Option<Pause> {
+        Some(Pause {
+            error: self.paused_error.clone()?,
+            hint: self.paused_hint.clone().unwrap_or_default(),
+        })
+    }
+
+    fn state(&self) -> ChannelState {
+        let text = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        ChannelState {
+            channel_id: text(&self.channel_id),
+            membership: text(&self.member).as_deref().and_then(Membership::parse),
+        }
+    }
 }
 
 impl Channels {
@@ -81,24 +113,12 @@ impl Channels {
 
     /// The channel's id and membership as last recorded (`group` is `<team>:<channel>`).
     pub async fn state(&self, group: &str) -> Result<ChannelState> {
-        let item = self.get(&channel_pk(group)).await?;
-        let text = |name: &str| match item.get(name) {
-            Some(AttributeValue::S(s)) if !s.is_empty() => Some(s.clone()),
-            _ => None,
-        };
-        Ok(ChannelState {
-            channel_id: text("channel_id"),
-            membership: match text("member").as_deref() {
-                Some("yes") => Some(Membership::Member),
-                Some("invite_only") => Some(Membership::InviteOnly),
-                _ => None,
-            },
-        })
+        Ok(self.get(&channel_pk(group)).await?.state())
     }
 
     /// Every paused channel and workspace.
     pub async fn paused(&self) -> Result<Vec<PausedEntry>> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
+        let items: Vec<Item> = self
             .client
             .scan()
             .table_name(&self.table)
@@ -110,20 +130,17 @@ impl Channels {
             .await
             .map_err(|e| Error::aws("listing paused channels", e))?;
         let mut out: Vec<PausedEntry> = items
-            .iter()
+            .into_iter()
             .filter_map(|item| {
-                let (Some(AttributeValue::S(pk)), Some(pause)) = (item.get("pk"), pause_of(item))
-                else {
-                    return None;
-                };
-                let since = match item.get("paused_at") {
-                    Some(AttributeValue::S(s)) => s.clone(),
-                    _ => String::new(),
-                };
+                let item: ChannelItem = dynamo::from_item(item, "a channels table item")
+                    .inspect_err(
+                        |e| tracing::warn!(error = %e, "skipping an unreadable paused item"),
+                    )
+                    .ok()?;
                 Some(PausedEntry {
-                    pk: pk.clone(),
-                    pause,
-                    since,
+                    pause: item.pause()?,
+                    pk: item.pk?,
+                    since: item.paused_at.unwrap_or_default(),
                 })
             })
             .collect();
@@ -131,8 +148,8 @@ impl Channels {
         Ok(out)
     }
 
-    async fn get(&self, pk: &str) -> Result<HashMap<String, AttributeValue>> {
-        Ok(self
+    async fn get(&self, pk: &str) -> Result<ChannelItem> {
+        let item = self
             .client
             .get_item()
             .table_name(&self.table)
@@ -141,8 +158,8 @@ impl Channels {
             .send()
             .await
             .map_err(|e| Error::aws("reading the channels table", e))?
-            .item
-            .unwrap_or_default())
+            .item;
+        dynamo::from_item_or_default(item, "a channels table item")
     }
 
     async fn take_slot(&self, group: &GroupId, interval: Duration, now_ms: i64) -> Result<Gate> {
@@ -164,10 +181,10 @@ impl Channels {
             Err(e) => return Err(Error::aws("taking the channel's posting slot", e)),
         }
         let item = self.get(&channel_pk(group.as_str())).await?;
-        if let Some(p) = pause_of(&item) {
+        if let Some(p) = item.pause() {
             return Ok(Gate::Paused(p));
         }
-        let next_at = number(&item, "next_at_ms").unwrap_or(now_ms);
+        let next_at = item.next_at_ms.unwrap_or(now_ms);
         Ok(Gate::Wait(Duration::from_millis(
             (next_at - now_ms).max(1) as u64
         )))
@@ -257,7 +274,7 @@ impl ChannelStore for Channels {
     }
 
     fn workspace_pause<'a>(&'a self, team: &'a TeamId) -> BoxFuture<'a, Result<Option<Pause>>> {
-        async move { Ok(pause_of(&self.get(&team_pk(team.as_str())).await?)) }.boxed()
+        async move { Ok(self.get(&team_pk(team.as_str())).await?.pause()) }.boxed()
     }
 
     fn record_pause<'a>(
@@ -287,22 +304,92 @@ impl ChannelStore for Channels {
     }
 }
 
-fn pause_of(item: &HashMap<String, AttributeValue>) -> Option<Pause> {
-    match (item.get("paused_error"), item.get("paused_hint")) {
-        (Some(AttributeValue::S(e)), h) => Some(Pause {
-            error: e.clone(),
-            hint: match h {
-                Some(AttributeValue::S(h)) => h.clone(),
-                _ => String::new(),
-            },
-        }),
-        _ => None,
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
-    match item.get(name) {
-        Some(AttributeValue::N(n)) => n.parse().ok(),
-        _ => None,
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn read(item: &Item) -> ChannelItem {
+        dynamo::from_item(item.clone(), "a channels table item").unwrap()
+    }
+
+    #[test]
+    fn a_paused_channel_item_as_stored_round_trips() {
+        let stored = Item::from([
+            ("pk".to_owned(), s("chan#T0123:#growth")),
+            (
+                "next_at_ms".to_owned(),
+                AttributeValue::N("1700000001100".into()),
+            ),
+            ("channel_id".to_owned(), s("C0456")),
+            ("member".to_owned(), s("yes")),
+            ("paused_error".to_owned(), s("not_in_channel")),
+            ("paused_hint".to_owned(), s("invite the app to #growth")),
+            ("paused_at".to_owned(), s("2023-11-14T22:13:20Z")),
+        ]);
+        let item = read(&stored);
+        assert_eq!(item.next_at_ms, Some(1_700_000_001_100));
+        assert_eq!(
+            item.pause(),
+            Some(Pause {
+                error: "not_in_channel".into(),
+                hint: "invite the app to #growth".into()
+            })
+        );
+        assert_eq!(
+            item.state(),
+            ChannelState {
+                channel_id: Some("C0456".into()),
+                membership: Some(Membership::Member)
+            }
+        );
+        assert_eq!(
+            dynamo::to_item(&item, "a channels table item").unwrap(),
+            stored
+        );
+    }
+
+    #[test]
+    fn a_workspace_pause_without_a_hint_and_an_unpaused_channel_read_as_before() {
+        let team = Item::from([
+            ("pk".to_owned(), s("team#T0123")),
+            ("paused_error".to_owned(), s("token_revoked")),
+        ]);
+        let item = read(&team);
+        assert_eq!(
+            item.pause(),
+            Some(Pause {
+                error: "token_revoked".into(),
+                hint: String::new()
+            })
+        );
+        assert_eq!(
+            dynamo::to_item(&item, "a channels table item").unwrap(),
+            team
+        );
+
+        let channel = Item::from([
+            ("pk".to_owned(), s("chan#default:#secret")),
+            ("member".to_owned(), s("invite_only")),
+            ("channel_id".to_owned(), s("")),
+        ]);
+        let item = read(&channel);
+        assert_eq!(item.pause(), None);
+        assert_eq!(
+            item.state(),
+            ChannelState {
+                channel_id: None,
+                membership: Some(Membership::InviteOnly)
+            },
+            "an empty channel id is none"
+        );
+        assert_eq!(
+            dynamo::to_item(&item, "a channels table item").unwrap(),
+            channel
+        );
+        assert_eq!(ChannelItem::default().state(), ChannelState::default());
     }
 }

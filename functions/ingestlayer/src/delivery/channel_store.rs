@@ -97,10 +97,20 @@ pub enum Membership {
 }
 
 impl Membership {
+    /// As the channels table stores it.
     pub fn as_str(self) -> &'static str {
         match self {
             Membership::Member => "yes",
             Membership::InviteOnly => "invite_only",
+        }
+    }
+
+    /// From [`Membership::as_str`]'s text; anything else is unknown.
+    pub fn parse(stored: &str) -> Option<Self> {
+        match stored {
+            "yes" => Some(Membership::Member),
+            "invite_only" => Some(Membership::InviteOnly),
+            _ => None,
         }
     }
 }

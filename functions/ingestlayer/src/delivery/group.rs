@@ -394,21 +394,41 @@ mod tests {
         }
     }
 
-    fn record(d: &Delivery) -> SqsMessage {
+    /// `n` single posts to #alerts (no digest): messages 1 to n.
+    fn deliveries(n: usize) -> Vec<Delivery> {
+        (1..=n).map(|i| delivery(i, 0)).collect()
+    }
+
+    /// `d` as SQS hands it out for the `receive_count`th time.
+    fn record_received(d: &Delivery, receive_count: usize) -> SqsMessage {
         let mut r = SqsMessage::default();
         r.message_id = Some(d.event_id.clone());
         r.receipt_handle = Some(format!("h-{}", d.event_id));
         r.body = Some(serde_json::to_string(d).unwrap());
         r.attributes = HashMap::from([
             ("MessageGroupId".to_owned(), d.group_id()),
-            ("ApproximateReceiveCount".to_owned(), "1".to_owned()),
+            (
+                "ApproximateReceiveCount".to_owned(),
+                receive_count.to_string(),
+            ),
             ("SentTimestamp".to_owned(), SystemClock.now_ms().to_string()),
         ]);
         r
     }
 
     async fn run(s: &Setup, deliveries: &[Delivery]) -> Vec<(String, Fate)> {
-        let records: Vec<SqsMessage> = deliveries.iter().map(record).collect();
+        run_received(s, deliveries, 1).await
+    }
+
+    async fn run_received(
+        s: &Setup,
+        deliveries: &[Delivery],
+        receive_count: usize,
+    ) -> Vec<(String, Fate)> {
+        let records: Vec<SqsMessage> = deliveries
+            .iter()
+            .map(|d| record_received(d, receive_count))
+            .collect();
         let refs: Vec<&SqsMessage> = records.iter().collect();
         let mut pauses = TeamPauses::new();
         process(&deliveries[0].group(), &refs, &s.deps, &mut pauses)
@@ -422,18 +442,17 @@ mod tests {
         (1..=n).map(|i| format!("local:e{i}")).collect()
     }
 
+    /// Messages 1 to n, each with `fate`.
+    fn all(n: usize, fate: Fate) -> Vec<(String, Fate)> {
+        ids(n).into_iter().map(|id| (id, fate)).collect()
+    }
+
     #[tokio::test]
     async fn messages_are_posted_in_order_and_recorded_as_delivered() {
         let s = setup().await;
-        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let ds = deliveries(3);
         let fates = run(&s, &ds).await;
-        assert_eq!(
-            fates,
-            ids(3)
-                .into_iter()
-                .map(|id| (id, Fate::Done))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(fates, all(3, Fate::Done));
         let texts: Vec<String> = s
             .standin
             .messages_in("alerts")
@@ -480,7 +499,7 @@ mod tests {
         let s = setup().await;
         s.standin
             .inject(Fault::once(FaultKind::HttpStatus(500)).on_channel("#alerts"));
-        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let ds = deliveries(3);
         let fates = run(&s, &ds).await;
         let got: Vec<&String> = fates.iter().map(|(id, _)| id).collect();
         assert_eq!(got, ids(3).iter().collect::<Vec<_>>(), "order kept");
@@ -502,6 +521,61 @@ mod tests {
         assert_eq!(s.state.status(&ds[2].key()), Some(Status::NotPosted));
     }
 
+    /// Slack down through the whole retry schedule: at every receive count the post and the
+    /// rest are handed back for that step's delay, never parked, the first keeping its claim;
+    /// once Slack is up, both are posted, in order, once.
+    #[tokio::test]
+    async fn a_long_outage_is_handed_back_at_every_receive_count_and_never_parked() {
+        use crate::delivery::retry::{retry_delay_with, RETRY_SCHEDULE};
+        let s = setup().await;
+        let ds = deliveries(2);
+        // Step 5 of the schedule (30 s) is left out: it is also how long a message whose
+        // parking failed waits, so there a park could pass for a retry.
+        let counts: Vec<usize> = (1..=12).chain([50, 999]).filter(|c| *c != 5).collect();
+        s.standin.inject(
+            Fault::times(counts.len() as u32, FaultKind::HttpStatus(503)).on_channel("#alerts"),
+        );
+        for &count in &counts {
+            let fates = run_received(&s, &ds, count).await;
+            let Fate::Later(d) = fates[0].1 else {
+                panic!("{count}: {fates:?}");
+            };
+            assert_eq!(fates, all(2, Fate::Later(d)), "{count}");
+            assert!(
+                d >= retry_delay_with(count, RETRY_SCHEDULE, 0.8)
+                    && d <= retry_delay_with(count, RETRY_SCHEDULE, 1.2),
+                "{count}: {d:?}"
+            );
+            assert!(matches!(
+                s.state.status(&ds[0].key()),
+                Some(Status::Posting { .. })
+            ));
+            assert_eq!(s.state.status(&ds[1].key()), Some(Status::NotPosted));
+        }
+        let failures = s
+            .standin
+            .requests()
+            .iter()
+            .filter(|r| r.status == 503)
+            .count();
+        assert_eq!(
+            failures,
+            counts.len(),
+            "each attempt posted (after a history check)"
+        );
+        assert!(s.standin.messages().is_empty());
+
+        let fates = run_received(&s, &ds, 1000).await;
+        assert_eq!(fates, all(2, Fate::Done));
+        let texts: Vec<String> = s
+            .standin
+            .messages_in("alerts")
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["message 1", "message 2"]);
+    }
+
     #[tokio::test]
     async fn a_429_holds_the_channel_for_retry_after_and_hands_back_the_rest() {
         let s = setup().await;
@@ -511,16 +585,10 @@ mod tests {
             })
             .on_channel("#alerts"),
         );
-        let ds: Vec<Delivery> = (1..=2).map(|n| delivery(n, 0)).collect();
+        let ds = deliveries(2);
         let before = SystemClock.now_ms();
         let fates = run(&s, &ds).await;
-        assert_eq!(
-            fates,
-            ids(2)
-                .into_iter()
-                .map(|id| (id, Fate::Later(Duration::from_secs(30))))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(fates, all(2, Fate::Later(Duration::from_secs(30))));
         let next = s.state.next_at_ms.lock().unwrap()[&ds[0].group()];
         assert!(next >= before + 30_000, "held until Retry-After ends");
         assert!(next <= SystemClock.now_ms() + 30_000);
@@ -531,7 +599,7 @@ mod tests {
     #[tokio::test]
     async fn a_channel_whose_slot_is_far_hands_its_messages_back_until_then() {
         let s = setup().await;
-        let ds: Vec<Delivery> = (1..=2).map(|n| delivery(n, 0)).collect();
+        let ds = deliveries(2);
         s.state
             .hold_until(&ds[0].group(), SystemClock.now_ms() + 10_000)
             .await
@@ -554,32 +622,20 @@ mod tests {
     async fn unreadable_state_hands_the_whole_group_back_in_order() {
         let s = setup().await;
         *s.state.down.lock().unwrap() = true;
-        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let ds = deliveries(3);
         let fates = run(&s, &ds).await;
-        assert_eq!(
-            fates,
-            ids(3)
-                .into_iter()
-                .map(|id| (id, Fate::Later(STATE_UNAVAILABLE_RETRY)))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(fates, all(3, Fate::Later(STATE_UNAVAILABLE_RETRY)));
         assert!(s.standin.messages().is_empty());
     }
 
     #[tokio::test]
     async fn a_ledger_that_cannot_be_read_hands_back_that_message_and_every_later_one() {
         let s = setup().await;
-        let ds: Vec<Delivery> = (1..=3).map(|n| delivery(n, 0)).collect();
+        let ds = deliveries(3);
         // The second message's claim fails: the first was claimed and is released, untried.
         *s.state.ledger_down_after.lock().unwrap() = Some(1);
         let fates = run(&s, &ds).await;
-        assert_eq!(
-            fates,
-            ids(3)
-                .into_iter()
-                .map(|id| (id, Fate::Later(STATE_UNAVAILABLE_RETRY)))
-                .collect::<Vec<_>>()
-        );
+        assert_eq!(fates, all(3, Fate::Later(STATE_UNAVAILABLE_RETRY)));
         assert!(s.standin.messages().is_empty());
         assert_eq!(s.state.status(&ds[0].key()), Some(Status::NotPosted));
         assert_eq!(s.state.status(&ds[1].key()), None);

@@ -9,8 +9,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use crate::aws::dynamo::{self, is_condition_failed};
 use crate::error::{Error, Result};
 use crate::ids::DeliveryKey;
 
@@ -46,24 +47,27 @@ pub trait LedgerStore: Send + Sync {
     fn not_posted<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>>;
 }
 
-/// The ledger as a deliveries table item per key.
-#[derive(Debug, Default, Deserialize)]
-struct Item {
-    #[serde(default)]
+/// A deliveries table item: `pk` is the delivery key; `status` is `posting`, `not_posted`
+/// or `delivered`; `since_ms` when the last claim began, `attempts` how many there were,
+/// `expires_at` the TTL (epoch seconds); once delivered, the message's `ts` and the
+/// `channel_id` Slack reported. Written only by update expressions, attribute by attribute;
+/// read whole.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+struct LedgerItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<String>,
-    #[serde(default)]
-    ts: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     since_ms: Option<i64>,
-}
-
-fn is_condition_failed<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    e.as_service_error()
-        .and_then(|s| s.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ts: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel_id: Option<String>,
 }
 
 /// The deliveries table in DynamoDB.
@@ -101,7 +105,7 @@ impl Ledger {
             Err(e) if is_condition_failed(&e) => {}
             Err(e) => return Err(Error::aws("claiming the delivery in the ledger", e)),
         }
-        let item: Item = match self
+        let item = self
             .client
             .get_item()
             .table_name(&self.table)
@@ -110,12 +114,8 @@ impl Ledger {
             .send()
             .await
             .map_err(|e| Error::aws("reading the delivery ledger", e))?
-            .item
-        {
-            Some(item) => serde_dynamo::from_item(item)
-                .map_err(|e| Error::invalid("a delivery ledger item", e))?,
-            None => Item::default(),
-        };
+            .item;
+        let item: LedgerItem = dynamo::from_item_or_default(item, "a delivery ledger item")?;
         match item.status.as_deref() {
             Some("delivered") => Ok(Entry::Delivered {
                 ts: item.ts.unwrap_or_default(),
@@ -199,5 +199,62 @@ impl LedgerStore for Ledger {
 
     fn not_posted<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>> {
         self.release(key).boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::dynamo::Item;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn n(v: &str) -> AttributeValue {
+        AttributeValue::N(v.into())
+    }
+
+    #[test]
+    fn a_delivered_item_as_stored_round_trips() {
+        let stored = Item::from([
+            (
+                "pk".to_owned(),
+                s(DeliveryKey::of("tests:e1", "feature-usage-to-alerts", 0).as_str()),
+            ),
+            ("status".to_owned(), s("delivered")),
+            ("since_ms".to_owned(), n("1700000000000")),
+            ("attempts".to_owned(), n("2")),
+            ("expires_at".to_owned(), n("1702592000")),
+            ("ts".to_owned(), s("1700000000.000100")),
+            ("channel_id".to_owned(), s("C0123ABCD")),
+        ]);
+        let item: LedgerItem = dynamo::from_item(stored.clone(), "a ledger item").unwrap();
+        assert_eq!(item.status.as_deref(), Some("delivered"));
+        assert_eq!(item.since_ms, Some(1_700_000_000_000));
+        assert_eq!(item.ts.as_deref(), Some("1700000000.000100"));
+        assert_eq!(dynamo::to_item(&item, "a ledger item").unwrap(), stored);
+    }
+
+    #[test]
+    fn a_posting_item_without_ts_reads_and_a_missing_item_is_empty() {
+        let stored = Item::from([
+            (
+                "pk".to_owned(),
+                s(DeliveryKey::of("tests:e1", "p", 0).as_str()),
+            ),
+            ("status".to_owned(), s("posting")),
+            ("since_ms".to_owned(), n("5")),
+            ("attempts".to_owned(), n("1")),
+            ("expires_at".to_owned(), n("1702592000")),
+        ]);
+        let item: LedgerItem = dynamo::from_item(stored.clone(), "a ledger item").unwrap();
+        assert_eq!(
+            (item.status.as_deref(), item.ts.as_deref()),
+            (Some("posting"), None)
+        );
+        assert_eq!(dynamo::to_item(&item, "a ledger item").unwrap(), stored);
+        let none: LedgerItem = dynamo::from_item_or_default(None, "a ledger item").unwrap();
+        assert_eq!(none, LedgerItem::default());
     }
 }

@@ -43,14 +43,21 @@ mod tests {
         GroupId::from_queue("default:#alerts")
     }
 
+    /// Empty channel state and a clock at [`T0`] that moves with tokio's.
+    fn start() -> (FakeState, TokioClock) {
+        (FakeState::default(), TokioClock::starting_at(T0))
+    }
+
+    /// The next slot of `group` on a 1-per-second channel.
+    async fn next_slot(state: &FakeState, clock: &TokioClock, group: &GroupId) -> Slot {
+        wait_for_slot(state, clock, group, paced_interval(1000), MAX_INLINE_WAIT).await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_burst_is_posted_one_slot_per_interval_never_closer() {
-        let state = FakeState::default();
-        let clock = TokioClock::starting_at(T0);
-        let interval = paced_interval(1000);
+        let (state, clock) = start();
         for _ in 0..10 {
-            let slot = wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await;
-            assert_eq!(slot, Slot::Post);
+            assert_eq!(next_slot(&state, &clock, &alerts()).await, Slot::Post);
         }
         let times = state.slot_times();
         assert_eq!(times.len(), 10);
@@ -62,32 +69,27 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_429_silences_the_channel_for_exactly_retry_after_and_no_other_channel() {
-        let state = FakeState::default();
-        let clock = TokioClock::starting_at(T0);
-        let interval = paced_interval(1000);
+        let (state, clock) = start();
         let growth = GroupId::from_queue("default:#growth");
-        assert_eq!(
-            wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await,
-            Slot::Post
-        );
+        assert_eq!(next_slot(&state, &clock, &alerts()).await, Slot::Post);
         // Slack answered the post 429, Retry-After: 30.
         state
             .hold_until(&alerts(), clock.now_ms() + 30_000)
             .await
             .unwrap();
         assert_eq!(
-            wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await,
+            next_slot(&state, &clock, &alerts()).await,
             Slot::Rest(Rest::Defer(Duration::from_secs(30))),
             "30 s is too long to sleep: the rest goes back to SQS for exactly that long"
         );
         assert_eq!(
-            wait_for_slot(&state, &clock, &growth, interval, MAX_INLINE_WAIT).await,
+            next_slot(&state, &clock, &growth).await,
             Slot::Post,
             "another channel flows"
         );
         tokio::time::advance(Duration::from_millis(28_000)).await;
         assert_eq!(
-            wait_for_slot(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await,
+            next_slot(&state, &clock, &alerts()).await,
             Slot::Post,
             "2 s before the end, the rest of the wait is slept in process"
         );
@@ -96,44 +98,27 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_short_retry_after_is_waited_out_in_process() {
-        let state = FakeState::default();
-        let clock = TokioClock::starting_at(T0);
+        let (state, clock) = start();
         state.hold_until(&alerts(), T0 + 2_000).await.unwrap();
-        let slot = wait_for_slot(
-            &state,
-            &clock,
-            &alerts(),
-            paced_interval(1000),
-            MAX_INLINE_WAIT,
-        )
-        .await;
+        let slot = next_slot(&state, &clock, &alerts()).await;
         assert_eq!(slot, Slot::Post);
         assert_eq!(clock.elapsed(), Duration::from_secs(2));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_hold_never_moves_a_later_slot_earlier() {
-        let state = FakeState::default();
+        let (state, clock) = start();
         state.hold_until(&alerts(), T0 + 30_000).await.unwrap();
         state.hold_until(&alerts(), T0 + 2_000).await.unwrap();
-        let clock = TokioClock::starting_at(T0);
         assert_eq!(
-            wait_for_slot(
-                &state,
-                &clock,
-                &alerts(),
-                paced_interval(1000),
-                MAX_INLINE_WAIT
-            )
-            .await,
+            next_slot(&state, &clock, &alerts()).await,
             Slot::Rest(Rest::Defer(Duration::from_secs(30)))
         );
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_paused_channel_parks_and_unreadable_state_waits() {
-        let state = FakeState::default();
-        let clock = TokioClock::starting_at(T0);
+        let (state, clock) = start();
         let pause = Pause {
             error: "is_archived".into(),
             hint: "unarchive it".into(),
@@ -143,28 +128,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            wait_for_slot(
-                &state,
-                &clock,
-                &alerts(),
-                paced_interval(1000),
-                MAX_INLINE_WAIT
-            )
-            .await,
+            next_slot(&state, &clock, &alerts()).await,
             Slot::Rest(Rest::Park(
                 "channel paused (is_archived): unarchive it".into()
             ))
         );
         *state.down.lock().unwrap() = true;
         assert_eq!(
-            wait_for_slot(
-                &state,
-                &clock,
-                &alerts(),
-                paced_interval(1000),
-                MAX_INLINE_WAIT
-            )
-            .await,
+            next_slot(&state, &clock, &alerts()).await,
             Slot::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY))
         );
     }

@@ -6,8 +6,10 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::distr::{Alphanumeric, SampleString};
 use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::aws::dynamo;
 use crate::error::{Error, Result};
 
 /// How long a looked-up key is trusted before the table is asked again; a revoked key
@@ -54,6 +56,43 @@ pub struct KeyInfo {
     pub revoked_at: Option<String>,
 }
 
+/// An API keys table item. Absent attributes read as empty (as an item written by hand may
+/// lack them); `revoked_at` is written only by [`ApiKeys::revoke`].
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct KeyItem {
+    key_hash: String,
+    /// The public id, [`key_id`].
+    #[serde(default)]
+    key_id: String,
+    #[serde(default)]
+    source: String,
+    /// RFC 3339, whole seconds.
+    #[serde(default)]
+    created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked_at: Option<String>,
+}
+
+impl KeyItem {
+    /// The source a key sends as, when it may still send.
+    fn live_source(self) -> Option<String> {
+        (self.revoked_at.is_none() && !self.source.is_empty()).then_some(self.source)
+    }
+
+    fn info(self) -> KeyInfo {
+        KeyInfo {
+            key_id: if self.key_id.is_empty() {
+                "(unnamed)".into()
+            } else {
+                self.key_id
+            },
+            source: self.source,
+            created_at: self.created_at,
+            revoked_at: self.revoked_at,
+        }
+    }
+}
+
 /// The per-instance cache of looked-up keys: key hash → source (`None`: unknown or
 /// revoked), bounded in size and age.
 fn key_cache() -> moka::sync::Cache<String, Option<String>> {
@@ -95,15 +134,11 @@ impl ApiKeys {
             .send()
             .await
             .map_err(|e| Error::aws("API key lookup failed", e))?;
-        let source = out.item.and_then(|item| {
-            if item.contains_key("revoked_at") {
-                return None;
-            }
-            match item.get("source") {
-                Some(AttributeValue::S(s)) => Some(s.clone()),
-                _ => None,
-            }
-        });
+        // An item that does not read as a key (written by hand) is no key.
+        let source = out
+            .item
+            .and_then(|item| dynamo::from_item::<KeyItem>(item, "an API key item").ok())
+            .and_then(KeyItem::live_source);
         self.cache.insert(hash, source.clone());
         Ok(source)
     }
@@ -116,20 +151,19 @@ impl ApiKeys {
                 "use 1-64 letters, digits, - _ . (and not `webhook`, which names webhook sources)",
             ));
         }
+        let item = KeyItem {
+            key_hash: hash_key(key.expose_secret()),
+            key_id: key_id(key.expose_secret()),
+            source: source.to_owned(),
+            created_at: now_seconds()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            revoked_at: None,
+        };
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("key_hash", AttributeValue::S(hash_key(key.expose_secret())))
-            .item("key_id", AttributeValue::S(key_id(key.expose_secret())))
-            .item("source", AttributeValue::S(source.to_owned()))
-            .item(
-                "created_at",
-                AttributeValue::S(
-                    now_seconds()
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default(),
-                ),
-            )
+            .set_item(Some(dynamo::to_item(&item, "an API key item")?))
             .send()
             .await
             .map_err(|e| Error::aws("storing the API key", e))?;
@@ -148,17 +182,8 @@ impl ApiKeys {
             .send();
         let mut out = Vec::new();
         while let Some(item) = items.next().await {
-            let item = item.map_err(store)?;
-            let s = |k: &str| match item.get(k) {
-                Some(AttributeValue::S(v)) => Some(v.clone()),
-                _ => None,
-            };
-            out.push(KeyInfo {
-                key_id: s("key_id").unwrap_or_else(|| "(unnamed)".into()),
-                source: s("source").unwrap_or_default(),
-                created_at: s("created_at").unwrap_or_default(),
-                revoked_at: s("revoked_at"),
-            });
+            let item: KeyItem = dynamo::from_item(item.map_err(store)?, "an API key item")?;
+            out.push(item.info());
         }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         Ok(out)
@@ -180,16 +205,14 @@ impl ApiKeys {
         let mut revoked = false;
         while let Some(item) = items.next().await {
             let item = item.map_err(|e| Error::aws("finding the API key to revoke", e))?;
-            let Some(AttributeValue::S(hash)) = item.get("key_hash") else {
-                continue;
-            };
+            let item: KeyItem = dynamo::from_item(item, "an API key item")?;
             let now = now_seconds()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
             self.client
                 .update_item()
                 .table_name(&self.table)
-                .key("key_hash", AttributeValue::S(hash.clone()))
+                .key("key_hash", AttributeValue::S(item.key_hash))
                 .update_expression("SET revoked_at = if_not_exists(revoked_at, :t)")
                 .expression_attribute_values(":t", AttributeValue::S(now))
                 .send()
@@ -204,6 +227,54 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    #[test]
+    fn a_key_item_as_stored_round_trips() {
+        let stored = dynamo::Item::from([
+            ("key_hash".to_owned(), s(&hash_key("il_abcdefgh0123"))),
+            ("key_id".to_owned(), s("il_abcdefgh")),
+            ("source".to_owned(), s("web-app")),
+            ("created_at".to_owned(), s("2024-05-01T12:00:00Z")),
+        ]);
+        let item: KeyItem = dynamo::from_item(stored.clone(), "an API key item").unwrap();
+        assert_eq!(dynamo::to_item(&item, "an API key item").unwrap(), stored);
+        assert_eq!(item.clone().live_source().as_deref(), Some("web-app"));
+        assert_eq!(
+            item.info(),
+            KeyInfo {
+                key_id: "il_abcdefgh".into(),
+                source: "web-app".into(),
+                created_at: "2024-05-01T12:00:00Z".into(),
+                revoked_at: None
+            }
+        );
+
+        let mut revoked = stored;
+        revoked.insert("revoked_at".to_owned(), s("2024-05-02T08:00:00Z"));
+        let item: KeyItem = dynamo::from_item(revoked.clone(), "an API key item").unwrap();
+        assert_eq!(dynamo::to_item(&item, "an API key item").unwrap(), revoked);
+        assert_eq!(
+            item.clone().live_source(),
+            None,
+            "a revoked key sends nothing"
+        );
+        assert_eq!(
+            item.info().revoked_at.as_deref(),
+            Some("2024-05-02T08:00:00Z")
+        );
+    }
+
+    #[test]
+    fn a_key_item_written_by_hand_without_id_or_source_lists_unnamed_and_sends_nothing() {
+        let bare = dynamo::Item::from([("key_hash".to_owned(), s(&hash_key("il_x")))]);
+        let item: KeyItem = dynamo::from_item(bare, "an API key item").unwrap();
+        assert_eq!(item.clone().live_source(), None);
+        assert_eq!(item.info().key_id, "(unnamed)");
+    }
 
     #[test]
     fn the_key_cache_stays_bounded_under_random_keys() {

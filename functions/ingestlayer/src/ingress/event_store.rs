@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
 
+use crate::aws::dynamo::{self, Item};
 use crate::aws::retry::UNPROCESSED;
 use crate::error::{Error, Result};
 use crate::event::Envelope;
@@ -37,6 +39,52 @@ pub enum Stored {
 /// Single-item writes (conditional puts, queued marks) in flight at once for one request.
 pub const CONCURRENT_WRITES: usize = 16;
 
+/// An events table item (see the module's opening comment). Items written before
+/// `received_ms` and `queued` existed read as 0 and `false`; one without `expires_at` never
+/// expires; one without `envelope` reads as an empty one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct EventItem {
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    received_at: String,
+    #[serde(default)]
+    envelope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    #[serde(default)]
+    received_ms: i64,
+    #[serde(default)]
+    queued: bool,
+}
+
+impl EventItem {
+    /// A newly accepted event, not yet queued, kept `ttl_days`.
+    fn new(env: &Envelope, json: &str, ttl_days: u32) -> Self {
+        Self {
+            id: env.id.as_str().to_owned(),
+            name: env.name.as_str().to_owned(),
+            source: env.source.clone(),
+            received_at: env
+                .received_at
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            envelope: json.to_owned(),
+            expires_at: Some(env.received_at.unix_timestamp() + i64::from(ttl_days) * 86_400),
+            received_ms: received_ms(env),
+            queued: false,
+        }
+    }
+
+    /// Past its TTL at `now_unix` (DynamoDB deletes expired items lazily).
+    fn expired(&self, now_unix: i64) -> bool {
+        self.expires_at.is_some_and(|t| t < now_unix)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct EventStore {
     pub client: aws_sdk_dynamodb::Client,
@@ -55,33 +103,18 @@ impl EventStore {
             let mut requests = Vec::new();
             for &i in chunk {
                 let (env, json) = events[i];
-                let expires = env.received_at.unix_timestamp() + i64::from(self.ttl_days) * 86_400;
-                let put = PutRequest::builder()
-                    .item("id", AttributeValue::S(env.id.as_str().to_owned()))
-                    .item("name", AttributeValue::S(env.name.as_str().to_owned()))
-                    .item("source", AttributeValue::S(env.source.clone()))
-                    .item(
-                        "received_at",
-                        AttributeValue::S(
-                            env.received_at
-                                .format(&time::format_description::well_known::Rfc3339)
-                                .unwrap_or_default(),
-                        ),
-                    )
-                    .item("envelope", AttributeValue::S(json.to_owned()))
-                    .item(
-                        "received_ms",
-                        AttributeValue::N(received_ms(env).to_string()),
-                    )
-                    .item("queued", AttributeValue::Bool(false))
-                    .item("expires_at", AttributeValue::N(expires.to_string()))
-                    .build();
+                let put = self.item(env, json).and_then(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map_err(|e| Error::invalid("an event item", e))
+                });
                 match put {
                     Ok(p) => {
                         pending.insert(env.id.as_str().to_owned(), i);
                         requests.push(WriteRequest::builder().put_request(p).build());
                     }
-                    Err(e) => results[i] = Err(Error::invalid("an event item", e)),
+                    Err(e) => results[i] = Err(e),
                 }
             }
             let mut attempt = 0;
@@ -131,28 +164,12 @@ impl EventStore {
     /// Stores an event with a client-given id unless that id was seen within
     /// [`IDEMPOTENCY_WINDOW`].
     pub async fn put_new(&self, env: &Envelope, json: &str) -> Result<Stored> {
-        let received = received_ms(env);
-        let cutoff = received - IDEMPOTENCY_WINDOW.as_millis() as i64;
-        let expires = env.received_at.unix_timestamp() + i64::from(self.ttl_days) * 86_400;
+        let cutoff = received_ms(env) - IDEMPOTENCY_WINDOW.as_millis() as i64;
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("id", AttributeValue::S(env.id.as_str().to_owned()))
-            .item("name", AttributeValue::S(env.name.as_str().to_owned()))
-            .item("source", AttributeValue::S(env.source.clone()))
-            .item(
-                "received_at",
-                AttributeValue::S(
-                    env.received_at
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default(),
-                ),
-            )
-            .item("envelope", AttributeValue::S(json.to_owned()))
-            .item("expires_at", AttributeValue::N(expires.to_string()))
-            .item("received_ms", AttributeValue::N(received.to_string()))
-            .item("queued", AttributeValue::Bool(false))
+            .set_item(Some(self.item(env, json)?))
             .condition_expression("attribute_not_exists(id) OR received_ms < :cutoff")
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
             .send()
@@ -172,15 +189,18 @@ impl EventStore {
                     .send()
                     .await
                     .map_err(|e| Error::aws("reading the stored event", e))?
-                    .item
-                    .unwrap_or_default();
-                let original_json = match item.get("envelope") {
-                    Some(AttributeValue::S(s)) => s.clone(),
-                    _ => json.to_owned(),
+                    .item;
+                let (original_json, queued) = match item {
+                    Some(item) => {
+                        let stored: EventItem = dynamo::from_item(item, "the stored event")?;
+                        (Some(stored.envelope), stored.queued)
+                    }
+                    None => (None, false),
                 };
-                let queued = matches!(item.get("queued"), Some(AttributeValue::Bool(true)));
                 Ok(Stored::Duplicate {
-                    original_json,
+                    original_json: original_json
+                        .filter(|j| !j.is_empty())
+                        .unwrap_or_else(|| json.to_owned()),
                     queued,
                 })
             }
@@ -226,19 +246,22 @@ impl EventStore {
         let Some(item) = out.item else {
             return Ok(None);
         };
-        if let Some(AttributeValue::N(n)) = item.get("expires_at") {
-            if n.parse::<i64>()
-                .is_ok_and(|t| t < time::OffsetDateTime::now_utc().unix_timestamp())
-            {
-                return Ok(None);
-            }
+        let item: EventItem = dynamo::from_item(item, "the stored event")?;
+        if item.expired(time::OffsetDateTime::now_utc().unix_timestamp()) {
+            return Ok(None);
         }
-        match item.get("envelope") {
-            Some(AttributeValue::S(s)) => serde_json::from_str(s)
-                .map(Some)
-                .map_err(|e| Error::invalid("the stored event", e)),
-            _ => Err(Error::invalid("the stored event", "it has no envelope")),
+        if item.envelope.is_empty() {
+            return Err(Error::invalid("the stored event", "it has no envelope"));
         }
+        serde_json::from_str(&item.envelope)
+            .map(Some)
+            .map_err(|e| Error::invalid("the stored event", e))
+    }
+
+    /// The item an accepted event is stored as, by BatchWriteItem and by the conditional
+    /// PutItem alike.
+    fn item(&self, env: &Envelope, json: &str) -> Result<Item> {
+        dynamo::to_item(&EventItem::new(env, json, self.ttl_days), "an event item")
     }
 }
 
@@ -247,8 +270,62 @@ fn received_ms(env: &Envelope) -> i64 {
 }
 
 fn request_index(w: &WriteRequest, pending: &HashMap<String, usize>) -> Option<usize> {
-    match w.put_request.as_ref()?.item.get("id")? {
-        AttributeValue::S(id) => pending.get(id).copied(),
-        _ => None,
+    let id = w.put_request.as_ref()?.item.get("id")?.as_s().ok()?;
+    pending.get(id).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: &str = r#"{"id":"tests:o-1","name":"order.paid","received_at":"2024-05-01T12:00:00.25Z","source":"tests","data":{"total":5}}"#;
+
+    fn s(v: &str) -> AttributeValue {
+        AttributeValue::S(v.into())
+    }
+
+    fn n(v: &str) -> AttributeValue {
+        AttributeValue::N(v.into())
+    }
+
+    fn stored() -> Item {
+        Item::from([
+            ("id".to_owned(), s("tests:o-1")),
+            ("name".to_owned(), s("order.paid")),
+            ("source".to_owned(), s("tests")),
+            ("received_at".to_owned(), s("2024-05-01T12:00:00.25Z")),
+            ("envelope".to_owned(), s(JSON)),
+            ("expires_at".to_owned(), n("1717156800")),
+            ("received_ms".to_owned(), n("1714564800250")),
+            ("queued".to_owned(), AttributeValue::Bool(false)),
+        ])
+    }
+
+    #[test]
+    fn an_accepted_event_is_stored_in_the_documented_shape_and_reads_back() {
+        let env: Envelope = serde_json::from_str(JSON).unwrap();
+        let item = EventItem::new(&env, JSON, 30);
+        assert_eq!(dynamo::to_item(&item, "an event item").unwrap(), stored());
+
+        let mut queued = stored();
+        queued.insert("queued".to_owned(), AttributeValue::Bool(true));
+        let read: EventItem = dynamo::from_item(queued.clone(), "the stored event").unwrap();
+        assert!(read.queued);
+        assert_eq!(read.envelope, JSON);
+        assert_eq!(dynamo::to_item(&read, "an event item").unwrap(), queued);
+        assert!(!read.expired(1_717_156_800));
+        assert!(read.expired(1_717_156_801));
+    }
+
+    #[test]
+    fn an_item_stored_before_received_ms_and_queued_existed_still_reads() {
+        let mut old = stored();
+        old.remove("received_ms");
+        old.remove("queued");
+        old.remove("expires_at");
+        let read: EventItem = dynamo::from_item(old, "the stored event").unwrap();
+        assert_eq!((read.received_ms, read.queued), (0, false));
+        assert!(!read.expired(i64::MAX), "no TTL: never expired");
+        assert_eq!(read.envelope, JSON);
     }
 }

@@ -9,7 +9,9 @@ use secrecy::SecretString;
 use serde_json::json;
 use slack_standin::{Fault, FaultKind};
 
-use crate::harness::{posted_client_ids, posted_event_ids, Stack, BOT_TOKEN};
+use crate::harness::{
+    posted_client_ids, posted_event_ids, Stack, BOT_TOKEN, HELD_ANSWER, UNCERTAIN_TIMEOUT,
+};
 
 const SIGNING_SECRET: &str = "test-signing-secret";
 /// The stand-in's workspace.
@@ -44,14 +46,14 @@ async fn route_to(s: &Stack, channel: &str) {
     s.put_pipeline(&p).await;
 }
 
-/// A Slack client that gives up after 4 s, with a fault that makes Slack take the next
-/// post to `channel` at once and answer after 10 s: an uncertain post that landed.
+/// A Slack client that gives up after [`UNCERTAIN_TIMEOUT`], with a fault that makes Slack
+/// take the next post to `channel` at once and hold its answer far longer: an uncertain post
+/// that landed.
 fn uncertain_next_post(s: &mut Stack, channel: &str) {
-    s.delivery.slack = SlackClient::new(&s.standin.api_url(), Duration::from_secs(4)).unwrap();
+    s.delivery.slack = SlackClient::new(&s.standin.api_url(), UNCERTAIN_TIMEOUT).unwrap();
     s.delivery.retry_schedule = vec![1];
-    s.standin.inject(
-        Fault::once(FaultKind::AcceptThenDelay(Duration::from_secs(10))).on_channel(channel),
-    );
+    s.standin
+        .inject(Fault::once(FaultKind::AcceptThenDelay(HELD_ANSWER)).on_channel(channel));
 }
 
 /// Pumps until the Slack queue is empty or `timeout` passes.
@@ -296,12 +298,26 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
         ));
     }
 
-    // Retries come and go (1 s apart here); none posts again.
+    // Retries come and go (1 s apart here), each claiming the key again (the ledger counts
+    // them) and checking the history; none posts again.
+    let attempts = |ledger: &[serde_json::Value]| {
+        ledger
+            .first()
+            .map_or(0, |i| i["attempts"].as_u64().unwrap_or(0))
+    };
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(6) {
+    let mut ledger = s.ledger().await;
+    while attempts(&ledger) < 3 && start.elapsed() < Duration::from_secs(20) {
         s.pump().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
+        ledger = s.ledger().await;
     }
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert!(
+        attempts(&ledger) >= 3,
+        "two retries checked the history: {ledger:?}"
+    );
+    assert_eq!(ledger[0]["status"], "posting", "still uncertain");
     assert_eq!(
         posts_of(&s, "#alerts", "deep-1"),
         1,

@@ -27,9 +27,14 @@ async fn slack_500_then_ok_posts_exactly_once() {
             .await,
         "delivered after the retry"
     );
-    // Let any stray copy come back, then check there is exactly one post.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    s.pump().await;
+    // No copy can come back: both queues are empty (in flight included) and the ledger has
+    // the one delivery as posted.
+    assert_eq!(s.depth(&s.res.slack_queue_url).await, 0, "acknowledged");
+    assert_eq!(s.depth(&s.res.events_queue_url).await, 0);
+    let ledger = s.ledger().await;
+    assert_eq!(ledger.len(), 1, "{ledger:?}");
+    assert_eq!(ledger[0]["status"], "delivered", "{ledger:?}");
+    assert_eq!(ledger[0]["attempts"], 2, "{ledger:?}");
     assert_eq!(s.alerts().len(), 1);
     let statuses: Vec<u16> = s.standin.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [500, 200]);

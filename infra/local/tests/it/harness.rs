@@ -27,6 +27,13 @@ pub const ADMIN_TOKEN: &str = "admin-token-for-tests-0123";
 pub const APP_SECRET: &str = r#"{"client_id":"standin-client-id","client_secret":"standin-client-secret","signing_secret":"test-signing-secret"}"#;
 /// The ingest API's public URL in signed links (tests call the handler directly).
 pub const PUBLIC_API_URL: &str = "https://api.example";
+/// The Slack client's timeout in a test that makes a post uncertain: short, so the test
+/// waits little for it, and still far above a round trip to the in-process stand-in on a
+/// loaded machine (a call that times out anyway is retried, as in production).
+pub const UNCERTAIN_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the stand-in holds back its answer to the post it took: far beyond
+/// [`UNCERTAIN_TIMEOUT`], so the answer never arrives in time. Nothing waits for it.
+pub const HELD_ANSWER: Duration = Duration::from_secs(10);
 
 pub struct Stack {
     pub res: Resources,
@@ -299,6 +306,23 @@ impl Stack {
         )
         .await
         .unwrap();
+    }
+
+    /// The delivery ledger's items (the deliveries table), as JSON.
+    pub async fn ledger(&self) -> Vec<Value> {
+        let out = self
+            .dynamo
+            .scan()
+            .table_name(&self.res.deliveries_table)
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).unwrap())
+            .collect()
     }
 
     /// The id and source of every stored event.
