@@ -132,6 +132,8 @@ pub struct DeliveryConfig {
     pub slack_api_url: String,
     pub token: TokenConfig,
     pub slack_timeout: Duration,
+    /// The operations channel (`OPS_CHANNEL`: `#name` or an id; empty or unset, no notices).
+    pub ops_channel: Option<String>,
 }
 
 impl DeliveryConfig {
@@ -159,6 +161,7 @@ impl DeliveryConfig {
                 .unwrap_or_else(|| DEFAULT_SLACK_API_URL.to_owned()),
             token,
             slack_timeout: Duration::from_secs(parsed("SLACK_TIMEOUT_SECONDS", 10)?),
+            ops_channel: optional("OPS_CHANNEL"),
         })
     }
 }

@@ -361,6 +361,8 @@ impl Resources {
             refs: refs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             attributes,
             parameters: HashMap::from([
+                // make dev's operations channel (template.yaml's default sends no notices).
+                ("OpsChannel".to_owned(), "#ingestlayer-ops".to_owned()),
                 ("SlackApiUrl".to_owned(), urls.slack_api_url.clone()),
                 (
                     "SlackAuthorizeUrl".to_owned(),

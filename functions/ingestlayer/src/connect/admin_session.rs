@@ -28,6 +28,15 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::error::{Error, Result};
 use crate::purpose::{Purpose, PurposeKey, TokenKey};
 
+/// A session's record in the connections table: `pk` = `session#<id>`, its expiry (epoch
+/// seconds, also the table's TTL) and its binding to the admin token it was signed in with.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct SessionItem {
+    pk: String,
+    expires_at: i64,
+    admin: String,
+}
+
 /// How long a sign-in lasts.
 pub const SESSION_SECONDS: i64 = 8 * 3600;
 /// The admin token read from Secrets Manager is trusted this long before it is read again.
@@ -196,14 +205,15 @@ impl AdminAuth {
         let Some(item) = record.item else {
             return Ok(None);
         };
-        let live = matches!(item.get("expires_at"), Some(AttributeValue::N(n)) if n.parse::<i64>().is_ok_and(|e| e > now_unix));
-        let bound = match item.get("admin") {
-            Some(AttributeValue::S(stored)) => self.token_key.verify(
-                &[b"session-binding", admin.expose_secret().as_bytes()],
-                stored,
-            ),
-            _ => false,
+        // An item that is not a session record (by hand, or damaged) is no session.
+        let Ok(session) = crate::aws::dynamo::from_item::<SessionItem>(item, "a session") else {
+            return Ok(None);
         };
+        let live = session.expires_at > now_unix;
+        let bound = self.token_key.verify(
+            &[b"session-binding", admin.expose_secret().as_bytes()],
+            &session.admin,
+        );
         Ok((live && bound).then_some(Admin::Session { id }))
     }
 
@@ -232,9 +242,14 @@ impl AdminAuth {
         self.dynamo
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("session#{id}")))
-            .item("expires_at", AttributeValue::N(exp.to_string()))
-            .item("admin", AttributeValue::S(self.binding(&admin)))
+            .set_item(Some(crate::aws::dynamo::to_item(
+                &SessionItem {
+                    pk: format!("session#{id}"),
+                    expires_at: exp,
+                    admin: self.binding(&admin),
+                },
+                "a session",
+            )?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await
@@ -271,6 +286,22 @@ impl AdminAuth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_record_round_trips_in_its_stored_shape() {
+        let s = SessionItem {
+            pk: "session#ab".into(),
+            expires_at: 1_800_000_000,
+            admin: "binding".into(),
+        };
+        let item = crate::aws::dynamo::to_item(&s, "test").unwrap();
+        assert_eq!(item["expires_at"], AttributeValue::N("1800000000".into()));
+        assert_eq!(item["admin"], AttributeValue::S("binding".into()));
+        assert_eq!(
+            crate::aws::dynamo::from_item::<SessionItem>(item, "test").unwrap(),
+            s
+        );
+    }
 
     fn auth(token: &str) -> AdminAuth {
         let conf = aws_sdk_dynamodb::Config::builder()

@@ -190,6 +190,30 @@ impl Channels {
         )))
     }
 
+    async fn claim(&self, subject: &str, now_ms: i64, quiet_ms: i64) -> Result<bool> {
+        let until = now_ms + quiet_ms;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(format!("notice#{subject}")))
+            .item("until_ms", AttributeValue::N(until.to_string()))
+            // The table's TTL removes the mark some time after it lapses.
+            .item(
+                "expires_at",
+                AttributeValue::N((until / 1000 + 3600).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk) OR until_ms <= :now")
+            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(Error::aws("claiming an operations notice", e)),
+        }
+    }
+
     async fn hold(&self, group: &GroupId, until_ms: i64) -> Result<()> {
         let r = self
             .client
@@ -275,6 +299,15 @@ impl ChannelStore for Channels {
 
     fn workspace_pause<'a>(&'a self, team: &'a TeamId) -> BoxFuture<'a, Result<Option<Pause>>> {
         async move { Ok(self.get(&team_pk(team.as_str())).await?.pause()) }.boxed()
+    }
+
+    fn claim_notice<'a>(
+        &'a self,
+        subject: &'a str,
+        now_ms: i64,
+        quiet_ms: i64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        self.claim(subject, now_ms, quiet_ms).boxed()
     }
 
     fn record_pause<'a>(

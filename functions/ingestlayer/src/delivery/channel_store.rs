@@ -146,6 +146,14 @@ pub trait ChannelStore: Send + Sync {
     fn hold_until<'a>(&'a self, group: &'a GroupId, until_ms: i64) -> BoxFuture<'a, Result<()>>;
     /// The workspace's pause, if any.
     fn workspace_pause<'a>(&'a self, team: &'a TeamId) -> BoxFuture<'a, Result<Option<Pause>>>;
+    /// Claims the right to send an operations notice about `subject` at `now_ms`: true when
+    /// none was sent within `quiet_ms` (the claim then lasts `quiet_ms`), false otherwise.
+    fn claim_notice<'a>(
+        &'a self,
+        subject: &'a str,
+        now_ms: i64,
+        quiet_ms: i64,
+    ) -> BoxFuture<'a, Result<bool>>;
     /// Pauses a channel or a workspace, with when (`now`, RFC 3339).
     fn record_pause<'a>(
         &'a self,

@@ -37,6 +37,8 @@ pub struct FakeState {
     /// unreachable would.
     pub ledger_down_after: Mutex<Option<usize>>,
     claims: Mutex<usize>,
+    /// Operations notices claimed: subject → until (ms).
+    pub notices: Mutex<HashMap<String, i64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -169,6 +171,26 @@ impl ChannelStore for FakeState {
         async move {
             self.check()?;
             Ok(self.pause_of(&PauseScope::Workspace(team.clone())))
+        }
+        .boxed()
+    }
+
+    fn claim_notice<'a>(
+        &'a self,
+        subject: &'a str,
+        now_ms: i64,
+        quiet_ms: i64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        async move {
+            self.check()?;
+            let mut notices = lock(&self.notices);
+            match notices.get(subject) {
+                Some(until) if *until > now_ms => Ok(false),
+                _ => {
+                    notices.insert(subject.to_owned(), now_ms + quiet_ms);
+                    Ok(true)
+                }
+            }
         }
         .boxed()
     }

@@ -12,7 +12,7 @@ use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Fate, Posted
 use crate::delivery::message::{Delivery, Item};
 use crate::delivery::park::park;
 use crate::delivery::retry::paced_interval;
-use crate::delivery::{history, membership, pacing, post, DeliveryDeps};
+use crate::delivery::{history, membership, ops_notice, pacing, post, DeliveryDeps};
 use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
 use crate::slack::answers::classify;
@@ -292,6 +292,8 @@ async fn finish<'r>(
             {
                 tracing::warn!(error = %e, "could not record the pause; the messages are parked anyway");
             }
+            // Before parking, so the pause (not each parked message) is what is noticed.
+            ops_notice::send(deps, ops_notice::paused(scope, pause)).await;
             decide::pause_reason(scope, pause)
         }
     };

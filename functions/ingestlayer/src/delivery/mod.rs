@@ -36,6 +36,7 @@ mod history;
 pub mod ledger;
 mod membership;
 pub mod message;
+pub mod ops_notice;
 pub mod pacing;
 pub mod park;
 mod post;
@@ -59,7 +60,7 @@ use crate::delivery::decide::Fate;
 use crate::delivery::group::TeamPauses;
 use crate::delivery::ledger::{Ledger, LedgerStore};
 use crate::error::{Error, Result};
-use crate::ids::GroupId;
+use crate::ids::{ChannelRef, GroupId};
 use crate::slack::client::SlackClient;
 use crate::slack::oauth::{OAuthClient, SlackAppSource};
 use crate::slack::tokens::{TokenSource, WorkspaceTokens};
@@ -85,6 +86,9 @@ pub struct DeliveryDeps {
     pub max_inline_wait: Duration,
     /// Seconds before retry n of a transient failure (by receive count; the last repeats).
     pub retry_schedule: Vec<u64>,
+    /// Where pauses and parked messages are noticed (once per channel per hour); `None`
+    /// turns notices off.
+    pub ops_channel: Option<ChannelRef>,
     /// Groups whose membership this instance already settled (joined, invite-only, or
     /// not joinable), so the channels table is read once per instance and channel.
     settled: Mutex<HashSet<GroupId>>,
@@ -141,6 +145,12 @@ impl DeliveryDeps {
             max_age: cfg.max_age,
             max_inline_wait: MAX_INLINE_WAIT,
             retry_schedule: RETRY_SCHEDULE.to_vec(),
+            ops_channel: cfg
+                .ops_channel
+                .as_deref()
+                .map(ChannelRef::parse)
+                .transpose()
+                .map_err(|e| Error::invalid("OPS_CHANNEL", e))?,
             settled: Mutex::new(HashSet::new()),
         })
     }
@@ -248,6 +258,7 @@ impl DeliveryDeps {
             max_age: Duration::from_secs(3600),
             max_inline_wait: MAX_INLINE_WAIT,
             retry_schedule: RETRY_SCHEDULE.to_vec(),
+            ops_channel: None,
             settled: Mutex::new(HashSet::new()),
         }
     }

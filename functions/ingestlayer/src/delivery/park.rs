@@ -9,6 +9,7 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use crate::aws::sqs::{send_all, Outgoing};
 use crate::delivery::decide::Fate;
 use crate::delivery::message::Delivery;
+use crate::delivery::ops_notice;
 use crate::delivery::retry::PARK_FAILED_RETRY;
 use crate::delivery::DeliveryDeps;
 
@@ -65,6 +66,12 @@ pub(super) async fn park(
     {
         Ok(()) => {
             tracing::error!(event_id = %delivery.map(|d| d.event_id.as_str()).unwrap_or("?"), reason = %reason, outcome = "parked", "message parked in the DLQ with its reason");
+            let group = message.group_id.as_deref().unwrap_or("unknown");
+            ops_notice::send(
+                deps,
+                ops_notice::parked(group, delivery.map(|d| d.event_id.as_str()), reason),
+            )
+            .await;
             Fate::Done
         }
         Err(e) => {

@@ -33,8 +33,9 @@ impl ConnectionStatus {
     }
 }
 
-/// A connected workspace, as its item in the connections table.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// A connected workspace, as its item in the connections table (with `pk` = `team#<id>`,
+/// see [`ConnectionItem`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Connection {
     pub team_id: String,
     #[serde(default)]
@@ -51,11 +52,27 @@ pub struct Connection {
     pub installed_at: String,
     #[serde(default)]
     pub status: ConnectionStatus,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_reason: Option<String>,
     /// When the bot token expires (token rotation), epoch ms.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_expires_at_ms: Option<i64>,
+}
+
+/// A connection as it is written: the item's key beside the connection's fields.
+#[derive(serde::Serialize)]
+struct ConnectionItem<'a> {
+    pk: String,
+    #[serde(flatten)]
+    connection: &'a Connection,
+}
+
+/// An OAuth state's one-time mark: written once, so a replayed state is refused; DynamoDB's
+/// TTL removes it after `expires_at`.
+#[derive(serde::Serialize)]
+struct StateItem {
+    pk: String,
+    expires_at: i64,
 }
 
 /// A workspace's token secret.
@@ -131,8 +148,13 @@ impl Connections {
             .dynamo
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("state#{nonce}")))
-            .item("expires_at", AttributeValue::N(expires_unix.to_string()))
+            .set_item(Some(crate::aws::dynamo::to_item(
+                &StateItem {
+                    pk: format!("state#{nonce}"),
+                    expires_at: expires_unix,
+                },
+                "an OAuth state",
+            )?))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -170,22 +192,18 @@ impl Connections {
             revoked_reason: None,
             token_expires_at_ms: token.expires_at_ms,
         };
-        let mut put = self
+        let item = crate::aws::dynamo::to_item(
+            &ConnectionItem {
+                pk: format!("team#{}", c.team_id),
+                connection: &c,
+            },
+            "a connection",
+        )?;
+        let put = self
             .dynamo
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(format!("team#{}", c.team_id)))
-            .item("team_id", AttributeValue::S(c.team_id.clone()))
-            .item("team_name", AttributeValue::S(c.team_name.clone()))
-            .item("bot_user_id", AttributeValue::S(c.bot_user_id.clone()))
-            .item("scopes", AttributeValue::S(c.scopes.clone()))
-            .item("secret_arn", AttributeValue::S(c.secret_arn.clone()))
-            .item("installed_by", AttributeValue::S(c.installed_by.clone()))
-            .item("installed_at", AttributeValue::S(c.installed_at.clone()))
-            .item("status", AttributeValue::S(c.status.as_str().to_owned()));
-        if let Some(ms) = c.token_expires_at_ms {
-            put = put.item("token_expires_at_ms", AttributeValue::N(ms.to_string()));
-        }
+            .set_item(Some(item));
         put.send()
             .await
             .map_err(|e| Error::aws("the connections table", e))?;
@@ -351,6 +369,49 @@ fn connection_of(item: &HashMap<String, AttributeValue>) -> Option<Connection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_connection_is_written_in_its_documented_shape_and_reads_back() {
+        let c = Connection {
+            team_id: "T01".into(),
+            team_name: "Acme".into(),
+            bot_user_id: "U01".into(),
+            scopes: "chat:write".into(),
+            secret_arn: "arn:secret".into(),
+            installed_by: "U02".into(),
+            installed_at: "2026-11-30T10:00:00Z".into(),
+            status: ConnectionStatus::Active,
+            revoked_reason: None,
+            token_expires_at_ms: Some(42),
+        };
+        let item = crate::aws::dynamo::to_item(
+            &ConnectionItem {
+                pk: "team#T01".into(),
+                connection: &c,
+            },
+            "test",
+        )
+        .unwrap();
+        assert_eq!(item["pk"], AttributeValue::S("team#T01".into()));
+        assert_eq!(item["status"], AttributeValue::S("active".into()));
+        assert_eq!(item["token_expires_at_ms"], AttributeValue::N("42".into()));
+        assert!(
+            !item.contains_key("revoked_reason"),
+            "nothing written for what is not"
+        );
+        assert_eq!(item.len(), 10);
+        let back: Connection = crate::aws::dynamo::from_item(item, "test").unwrap();
+        assert_eq!(back, c);
+        let state = crate::aws::dynamo::to_item(
+            &StateItem {
+                pk: "state#n".into(),
+                expires_at: 7,
+            },
+            "test",
+        )
+        .unwrap();
+        assert_eq!(state["expires_at"], AttributeValue::N("7".into()));
+    }
 
     #[test]
     fn token_secrets_round_trip_and_accept_a_bare_token() {

@@ -342,6 +342,7 @@ async fn a_placeholder_app_secret_is_a_clear_state_not_a_cold_start_failure() {
             slack_api_url: s.standin.api_url(),
             token: TokenConfig::Secret(s.res.slack_token_secret_arn.clone()),
             slack_timeout: Duration::from_secs(2),
+            ops_channel: None,
         },
     )
     .await;

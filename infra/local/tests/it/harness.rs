@@ -141,6 +141,7 @@ impl Stack {
                 slack_api_url: standin.api_url(),
                 token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
                 slack_timeout: Duration::from_secs(2),
+                ops_channel: None,
             },
         )
         .await
