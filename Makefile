@@ -1,13 +1,14 @@
 # The two commands of the README.
 .PHONY: dev test fmt lint build sam-build cli dlq keys webhook
 
-# The tools below talk to the `make dev` stack: its emulator (MOTO_PORT, or AWS_ENDPOINT_URL)
-# and its ingest API (PORT, or INGESTLAYER_API_URL). Recipes are silent (@): their command
-# lines would only repeat these settings.
+# The tools below talk to the `make dev` stack through the `ingestlayer` command line
+# (`--local`): its emulator (MOTO_PORT, or AWS_ENDPOINT_URL); `webhook send` posts to the API
+# URL the stack registered (make dev's PORT). Recipes are silent (@): their command lines
+# would only repeat these settings.
 LOCAL_STACK = AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$${MOTO_PORT:-4566}} \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
-	INGESTLAYER_API_URL=$${INGESTLAYER_API_URL:-http://127.0.0.1:$${PORT:-3000}}
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
+CLI = cargo run --quiet -p ingestlayer-cli --
 
 dev: ## the whole system on this machine: ingest on http://127.0.0.1:$${PORT:-3000}
 	@bash infra/dev.sh
@@ -32,11 +33,11 @@ cli: ## install the `ingestlayer` command line into ~/.cargo/bin (cargo install 
 sam-build: ## the deploy artefacts, as `sam deploy` uploads them (ARCH=x86_64 for Intel)
 	@bash infra/tools.sh all && bash infra/template-check.sh
 
-dlq: ## the Slack DLQ of the running `make dev` stack: make dlq ARGS=list|paused|"redrive --channel '#x'"
-	@$(LOCAL_STACK) cargo run --quiet -p ingestlayer-local --bin ingestlayer-dlq -- --prefix ingestlayer-dev $(ARGS)
+dlq: ## the DLQs of the running `make dev` stack: make dlq ARGS=list|"redrive --channel '#x'"|"redrive --queue events"
+	@$(LOCAL_STACK) $(CLI) --local dlq $(ARGS)
 
 keys: ## API keys of the running `make dev` stack: make keys ARGS="create --source web-app"|list|"revoke --id il_…"
-	@$(LOCAL_STACK) cargo run --quiet -p ingestlayer-local --bin ingestlayer-keys -- --prefix ingestlayer-dev $(ARGS)
+	@$(LOCAL_STACK) $(CLI) --local keys $(ARGS)
 
 webhook: ## webhook sources of the running `make dev` stack: make webhook ARGS=list|"send --source demo --file infra/examples/webhooks/demo-user-signed-up.json"|"add --source x --provider stripe --secret whsec_…"
-	@$(LOCAL_STACK) cargo run --quiet -p ingestlayer-local --bin ingestlayer-webhooks -- --prefix ingestlayer-dev $(ARGS)
+	@$(LOCAL_STACK) $(CLI) --local webhooks $(ARGS)

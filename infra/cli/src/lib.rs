@@ -2,10 +2,14 @@
 //! live here so the local stack (`make dev` applies `pipelines/` at start) and the tests call
 //! the same code.
 
+pub mod dlq;
 pub mod error;
+pub mod keys;
 pub mod pipeline_files;
 pub mod pipeline_table;
 pub mod pipeline_test;
 pub mod pipelines;
 pub mod progress;
 pub mod stack;
+pub mod status;
+pub mod webhooks;

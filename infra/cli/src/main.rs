@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use ingestlayer::ingress::webhooks::sources::Provider;
+use ingestlayer_cli::dlq::{self, Filter, Queue};
 use ingestlayer_cli::error::CliError;
 use ingestlayer_cli::progress::Progress;
 use ingestlayer_cli::stack::{Stack, Target};
-use ingestlayer_cli::{pipeline_table, pipeline_test, pipelines};
+use ingestlayer_cli::{keys, pipeline_table, pipeline_test, pipelines, status, webhooks};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +47,97 @@ enum Command {
     /// Pipelines as files: validate, diff, apply, list, export.
     #[command(subcommand)]
     Pipelines(PipelinesCommand),
+    /// The four queues (depth, oldest message), paused channels and workspaces with their
+    /// fix, and each channel's last error.
+    Status,
+    /// The dead-letter queues: what is parked and why; redrive after a fix.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// API keys per source: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Webhook sources: add, rotate, list, send.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Parked messages with their reasons (both DLQs unless --queue names one).
+    List {
+        #[arg(long)]
+        queue: Option<Queue>,
+    },
+    /// Lift the matching pauses and move the parked messages back, in each channel's order.
+    Redrive {
+        /// slack (the default) or events.
+        #[arg(long, default_value = "slack")]
+        queue: Queue,
+        /// Only this channel, e.g. '#alerts' (Slack DLQ).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only this workspace: team id, or `default` (Slack DLQ).
+        #[arg(long)]
+        team: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for a source (e.g. web-app); the key is printed once.
+    Create {
+        #[arg(long)]
+        source: String,
+    },
+    /// Keys by public id, source and state.
+    List,
+    /// Revoke a key by its public id (`il_` and 8 characters).
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Create or replace a source.
+    Add {
+        #[arg(long)]
+        source: String,
+        /// standard-webhooks, stripe or github.
+        #[arg(long)]
+        provider: Provider,
+        /// The signing secret (Stripe's `whsec_…`, the one you gave GitHub); generated and
+        /// printed once when absent.
+        #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+    },
+    /// Add a newer secret; deliveries signed with it or the previous one verify.
+    Rotate {
+        #[arg(long)]
+        source: String,
+        #[arg(long, env = "WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Keep only the newest secret (once the sender signs with it).
+        #[arg(long)]
+        drop_previous: bool,
+    },
+    /// Sources and their providers.
+    List,
+    /// Sign a payload file as the source's provider would and POST it to the stack's API.
+    Send {
+        #[arg(long)]
+        source: String,
+        /// The payload (e.g. infra/examples/webhooks/stripe-invoice-payment-failed.json).
+        #[arg(long)]
+        file: PathBuf,
+        /// The API's base URL (default: the stack's ApiUrl output).
+        #[arg(long)]
+        url: Option<String>,
+        /// GitHub's X-GitHub-Event.
+        #[arg(long, default_value = "workflow_run")]
+        github_event: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -175,11 +268,7 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             };
             let s = stack(cli.target).await?;
             if let Some(window) = replay {
-                let progress = if json {
-                    Progress::plain(None)
-                } else {
-                    Progress::new(None)
-                };
+                let progress = Progress::new("replayed", 0, "events");
                 let r = pipeline_test::replay(&s, file, window, &progress).await?;
                 if json {
                     writeln!(out, "{}", serde_json::to_string(&r).unwrap_or_default()).ok();
@@ -231,6 +320,50 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Pipelines(PipelinesCommand::Export { dir }) => {
             let s = stack(cli.target).await?;
             pipelines::export(&s, &dir, out).await
+        }
+        Command::Status => status::cmd_status(&stack(cli.target).await?, out, json).await,
+        Command::Dlq(DlqCommand::List { queue }) => {
+            dlq::cmd_list(&stack(cli.target).await?, queue, out, json).await
+        }
+        Command::Dlq(DlqCommand::Redrive {
+            queue,
+            channel,
+            team,
+        }) => {
+            let filter = Filter { channel, team };
+            dlq::cmd_redrive(&stack(cli.target).await?, queue, &filter, out, json).await
+        }
+        Command::Keys(KeysCommand::Create { source }) => {
+            keys::create(&stack(cli.target).await?, &source, out).await
+        }
+        Command::Keys(KeysCommand::List) => keys::list(&stack(cli.target).await?, out, json).await,
+        Command::Keys(KeysCommand::Revoke { id }) => {
+            keys::revoke(&stack(cli.target).await?, &id, out).await
+        }
+        Command::Webhooks(WebhooksCommand::Add {
+            source,
+            provider,
+            secret,
+        }) => webhooks::add(&stack(cli.target).await?, &source, provider, secret, out).await,
+        Command::Webhooks(WebhooksCommand::Rotate {
+            source,
+            secret,
+            drop_previous,
+        }) => {
+            let s = stack(cli.target).await?;
+            webhooks::rotate(&s, &source, secret, drop_previous, out).await
+        }
+        Command::Webhooks(WebhooksCommand::List) => {
+            webhooks::list(&stack(cli.target).await?, out, json).await
+        }
+        Command::Webhooks(WebhooksCommand::Send {
+            source,
+            file,
+            url,
+            github_event,
+        }) => {
+            let s = stack(cli.target).await?;
+            webhooks::send(&s, &source, &file, url, &github_event, out).await
         }
     }
 }

@@ -322,12 +322,14 @@ pub async fn replay(
             batch.push(envelope);
             if batch.len() == ROUTE_CHUNK {
                 count(&set, &store, &mut batch, &mut report).await?;
-                progress.set(report.events as u64, "events replayed");
+                progress.inc(ROUTE_CHUNK as u64);
             }
         }
     }
+    let rest = batch.len() as u64;
     count(&set, &store, &mut batch, &mut report).await?;
-    progress.finish(report.events as u64, "events replayed");
+    progress.inc(rest);
+    progress.finish();
     Ok(report)
 }
 

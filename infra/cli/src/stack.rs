@@ -70,6 +70,25 @@ impl Target {
         }
     }
 
+    /// The command-line flags that name this target, to print a command the operator can
+    /// run as it is (`--local`, `--local --stack it-1`, `--stack prod --region eu-west-1`).
+    pub fn flags(&self) -> String {
+        match self {
+            Target::Local { name, .. } if name == LOCAL_STACK => "--local".to_owned(),
+            Target::Local { name, .. } => format!("--local --stack {name}"),
+            Target::Deployed { name, region } => match region {
+                Some(r) => format!("--stack {name} --region {r}"),
+                None => format!("--stack {name}"),
+            },
+        }
+    }
+
+    /// Whether this is an emulator (which lacks CloudWatch's SQS metrics and
+    /// StartMessageMoveTask).
+    pub fn is_local(&self) -> bool {
+        matches!(self, Target::Local { .. })
+    }
+
     /// What to do when the target cannot be reached.
     pub fn reach_hint(&self) -> &'static str {
         match self {
@@ -171,6 +190,39 @@ impl Stack {
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
         aws_sdk_secretsmanager::Client::new(&self.sdk)
     }
+
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.sdk)
+    }
+
+    /// A library call's failure, worded for the operator: see [`explain`].
+    pub fn explain(&self, e: ingestlayer::error::Error) -> CliError {
+        explain(&self.target, e)
+    }
+}
+
+/// A library call's failure, worded for the operator: when its cause is an endpoint that
+/// did not answer (the library keeps the SDK error as its source), the message names the
+/// target and what to start or set, as [`reach`] does; anything else keeps the library's
+/// message.
+pub fn explain(target: &Target, e: ingestlayer::error::Error) -> CliError {
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<ConnectorError>().is_some() {
+            let what = match &e {
+                ingestlayer::error::Error::Aws { what, .. } => what.as_str(),
+                _ => "calling AWS",
+            };
+            return CliError::Stack(format!(
+                "{what}: could not reach the {}: {}",
+                target.describe(),
+                target.reach_hint()
+            ));
+        }
+        cause = c.source();
+    }
+    CliError::Lib(e)
 }
 
 /// The SDK configuration for a target: the emulator's endpoint and test credentials for a
@@ -292,6 +344,47 @@ mod tests {
                 region: None
             }
         );
+    }
+
+    #[test]
+    fn a_target_prints_as_the_flags_that_name_it() {
+        let local = |name: &str| Target::Local {
+            name: name.into(),
+            endpoint: LOCAL_ENDPOINT.into(),
+        };
+        assert_eq!(local(LOCAL_STACK).flags(), "--local");
+        assert_eq!(local("it-1").flags(), "--local --stack it-1");
+        let deployed = Target::Deployed {
+            name: "prod".into(),
+            region: Some("eu-west-1".into()),
+        };
+        assert_eq!(deployed.flags(), "--stack prod --region eu-west-1");
+    }
+
+    #[test]
+    fn a_library_call_that_could_not_reach_the_emulator_names_it_and_what_to_start() {
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let e: SdkError<
+            aws_sdk_sqs::operation::receive_message::ReceiveMessageError,
+            HttpResponse,
+        > = SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        let target = Target::Local {
+            name: LOCAL_STACK.into(),
+            endpoint: "http://127.0.0.1:9".into(),
+        };
+        let m = explain(
+            &target,
+            ingestlayer::error::Error::aws("reading the DLQ", e),
+        )
+        .to_string();
+        assert_eq!(
+            m,
+            "reading the DLQ: could not reach the local stack ingestlayer-dev in the emulator at \
+             http://127.0.0.1:9: start it with `make dev`, or set AWS_ENDPOINT_URL to the emulator it runs"
+        );
+        let other = ingestlayer::error::Error::NotFound("no such thing".into());
+        assert_eq!(explain(&target, other).to_string(), "no such thing");
     }
 
     #[test]

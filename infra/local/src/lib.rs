@@ -11,7 +11,6 @@
 //! FIFO groups in order), either through the binaries or, for the fast handler tests, the
 //! handlers in process; [`seed`] puts in the product's example pipeline and entities.
 
-pub mod dlq;
 pub mod functions;
 pub mod lambda_api;
 pub mod remember;

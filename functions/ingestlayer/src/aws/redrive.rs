@@ -1,8 +1,10 @@
-//! Moving parked messages from the Slack DLQ back to the Slack queue.
+//! Moving parked messages from a DLQ back to its queue: the Slack FIFO DLQ to the Slack
+//! queue, or the events DLQ (a standard queue) to the events queue.
 //!
-//! Messages are received, sent and deleted one by one, each sent with its message group
-//! and a fresh deduplication id, so each channel's messages keep their order and SQS's
-//! 5-minute deduplication window cannot swallow a message parked and redriven before.
+//! Messages are received, sent and deleted one by one. A FIFO message is sent with its
+//! message group and a fresh deduplication id, so each channel's messages keep their order
+//! and SQS's 5-minute deduplication window cannot swallow a message parked and redriven
+//! before; a standard queue's message (no group) is sent as it is.
 //! Messages of other groups are held while the DLQ is read and released at the end.
 //! Redriven messages keep their delivery key, so the ledger still prevents a second post
 //! of anything already delivered. (A whole-queue redrive on AWS may use
@@ -45,6 +47,18 @@ pub async fn move_back(
     queue_url: &str,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<usize> {
+    move_back_reporting(sqs, dlq_url, queue_url, wanted, |_| {}).await
+}
+
+/// [`move_back`], calling `moved` with each message once it is back in the queue (for a
+/// progress display).
+pub async fn move_back_reporting(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
+    queue_url: &str,
+    wanted: impl Fn(&str) -> bool,
+    mut moved_one: impl FnMut(&aws_sdk_sqs::types::Message),
+) -> Result<usize> {
     let mut moved = 0;
     let mut skipped = Vec::new();
     let result = async {
@@ -58,7 +72,7 @@ pub async fn move_back(
                 .message_attribute_names("All")
                 .send()
                 .await
-                .map_err(|e| Error::aws("reading the Slack DLQ", e))?
+                .map_err(|e| Error::aws("reading the DLQ", e))?
                 .messages
                 .unwrap_or_default();
             if got.is_empty() {
@@ -71,10 +85,11 @@ pub async fn move_back(
                     skipped.push(handle);
                     continue;
                 }
+                let fifo = !group.is_empty();
                 let out = Outgoing {
                     body: m.body().unwrap_or_default().to_owned(),
-                    group_id: Some(group),
-                    dedup_id: Some(format!("redrive-{}", ulid::Ulid::new())),
+                    group_id: fifo.then_some(group),
+                    dedup_id: fifo.then(|| format!("redrive-{}", ulid::Ulid::new())),
                     attributes: HashMap::new(),
                 };
                 send_all(sqs, queue_url, std::slice::from_ref(&out))
@@ -87,6 +102,7 @@ pub async fn move_back(
                     .await
                     .map_err(|e| Error::aws("deleting a redriven message from the DLQ", e))?;
                 moved += 1;
+                moved_one(&m);
             }
         }
     }

@@ -85,7 +85,7 @@ pub(crate) fn render(o: &Overview) -> Markup {
                     li { strong { (p.name()) } " since " (p.since) ": " strong { (p.pause.error) } ": " (p.pause.hint) }
                 }
             }
-            p { "After the fix, redrive the backlog: " code { "ingestlayer-dlq redrive --channel '#name'" } "." }
+            p { "After the fix, redrive the backlog: " code { "ingestlayer dlq redrive --channel '#name'" } "." }
         }
         h2 { "Pipelines" }
         @if o.rows.is_empty() {

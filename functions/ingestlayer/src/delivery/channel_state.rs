@@ -4,7 +4,8 @@
 //!
 //! Items in the channels table (`pk`): `chan#<team>:<channel>` with `next_at_ms`,
 //! `channel_id`, `member` (`yes` once the bot is in the channel, `invite_only` for a
-//! private channel it can only be invited to), and when paused `paused_error`,
+//! private channel it can only be invited to), `last_error` and `last_error_at` (the last
+//! failed post, kept after the channel recovers), and when paused `paused_error`,
 //! `paused_hint`, `paused_at`;
 //! `team#<team>` with the same pause attributes for a whole workspace. Taking a posting
 //! slot is one conditional write, so two instances never post to a channel in the same
@@ -23,8 +24,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::dynamo::{self, is_condition_failed, Item};
 pub use crate::delivery::channel_store::{
-    channel_pk, display_name, team_pk, ChannelState, ChannelStore, Gate, Membership, Pause,
-    PauseScope, PausedEntry,
+    channel_pk, display_name, team_pk, ChannelState, ChannelStore, Gate, LastError, Membership,
+    Pause, PauseScope, PausedEntry,
 };
 use crate::error::{Error, Result};
 use crate::ids::{GroupId, TeamId};
@@ -57,6 +58,11 @@ struct ChannelItem {
     /// When the pause began (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     paused_at: Option<String>,
+    /// The channel's last failed post (kept after it recovers), and when (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error_at: Option<String>,
 }
 
 impl ChannelItem {
@@ -146,6 +152,48 @@ impl Channels {
             .collect();
         out.sort_by(|a, b| a.pk.cmp(&b.pk));
         Ok(out)
+    }
+
+    /// Every channel's last failed post, by channel.
+    pub async fn last_errors(&self) -> Result<Vec<LastError>> {
+        let items: Vec<crate::aws::dynamo::Item> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("attribute_exists(last_error)")
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| Error::aws("listing the channels' last errors", e))?;
+        let mut out: Vec<LastError> = items
+            .into_iter()
+            .filter_map(|item| {
+                let c: ChannelItem = crate::aws::dynamo::from_item(item, "a channel").ok()?;
+                Some(LastError {
+                    pk: c.pk.unwrap_or_default(),
+                    error: c.last_error.unwrap_or_default(),
+                    at: c.last_error_at.unwrap_or_default(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.pk.cmp(&b.pk));
+        Ok(out)
+    }
+
+    async fn write_error(&self, group: &GroupId, error: &str, now: &str) -> Result<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(channel_pk(group.as_str())))
+            .update_expression("SET last_error = :e, last_error_at = :t")
+            .expression_attribute_values(":e", AttributeValue::S(error.to_owned()))
+            .expression_attribute_values(":t", AttributeValue::S(now.to_owned()))
+            .send()
+            .await
+            .map_err(|e| Error::aws("recording the channel's last error", e))?;
+        Ok(())
     }
 
     async fn get(&self, pk: &str) -> Result<ChannelItem> {
@@ -317,6 +365,15 @@ impl ChannelStore for Channels {
         now: &'a str,
     ) -> BoxFuture<'a, Result<()>> {
         async move { self.pause(&scope.key(), pause, now).await }.boxed()
+    }
+
+    fn record_error<'a>(
+        &'a self,
+        group: &'a GroupId,
+        error: &'a str,
+        now: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        self.write_error(group, error, now).boxed()
     }
 
     fn channel<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<ChannelState>> {

@@ -87,6 +87,23 @@ pub fn display_name(pk: &str) -> String {
     }
 }
 
+/// A channel's last failed post, as listed for operators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastError {
+    /// `chan#<team>:<channel>`.
+    pub pk: String,
+    pub error: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+impl LastError {
+    /// The channel as operators name it (see [`display_name`]).
+    pub fn name(&self) -> String {
+        display_name(&self.pk)
+    }
+}
+
 /// Whether the bot is in a channel, as last learnt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Membership {
@@ -159,6 +176,15 @@ pub trait ChannelStore: Send + Sync {
         &'a self,
         scope: &'a PauseScope,
         pause: &'a Pause,
+        now: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
+    /// Remembers the last failure of a post to the channel (Slack's error, or why it was
+    /// retried or parked), with when (`now`, RFC 3339), for operators (`ingestlayer status`).
+    /// Written only when a post fails, so a healthy channel costs nothing.
+    fn record_error<'a>(
+        &'a self,
+        group: &'a GroupId,
+        error: &'a str,
         now: &'a str,
     ) -> BoxFuture<'a, Result<()>>;
     /// The channel's id and the bot's membership as last recorded.

@@ -279,6 +279,24 @@ pub fn after_post(action: Action, posted: &Posted<'_>, schedule: &[u64]) -> Afte
     }
 }
 
+/// What a failed post records as the channel's last error (see
+/// [`super::channel_store::ChannelStore::record_error`]); `None` for a post that landed.
+pub fn post_error(after: &AfterPost) -> Option<String> {
+    match after {
+        AfterPost::Delivered { .. } => None,
+        AfterPost::RateLimited { wait, .. } => Some(format!(
+            "ratelimited: waited {} (Retry-After)",
+            human(*wait)
+        )),
+        AfterPost::Retry { reason, .. } => Some(format!("{reason} (retried)")),
+        AfterPost::SplitDigest { reason } => {
+            Some(format!("{reason} (digest posted one by one instead)"))
+        }
+        AfterPost::Park(reason) => Some(format!("{reason} (parked)")),
+        AfterPost::Pause(_, pause) => Some(format!("{}: {} (paused)", pause.error, pause.hint)),
+    }
+}
+
 /// A duration as operators read it: `2 h`, `30 min`, `45 s`.
 pub fn human(d: Duration) -> String {
     match d.as_secs() {
@@ -669,6 +687,37 @@ mod tests {
                 .park_reason()
                 .as_deref(),
             Some("channel paused (is_archived): invite the app")
+        );
+    }
+
+    #[test]
+    fn a_failed_post_names_its_error_and_what_became_of_it_and_a_landed_one_nothing() {
+        assert_eq!(
+            post_error(&AfterPost::Delivered {
+                ts: "1.2".into(),
+                channel_id: None
+            }),
+            None
+        );
+        assert_eq!(
+            post_error(&AfterPost::Pause(
+                PauseScope::Channel(group()),
+                pause("not_in_channel")
+            ))
+            .unwrap(),
+            format!("not_in_channel: {} (paused)", pause("not_in_channel").hint)
+        );
+        assert_eq!(
+            post_error(&AfterPost::RateLimited {
+                until_ms: 0,
+                wait: Duration::from_secs(30)
+            })
+            .unwrap(),
+            "ratelimited: waited 30 s (Retry-After)"
+        );
+        assert_eq!(
+            post_error(&AfterPost::Park("msg_too_long".into())).unwrap(),
+            "msg_too_long (parked)"
         );
     }
 }

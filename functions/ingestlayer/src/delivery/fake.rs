@@ -29,6 +29,8 @@ pub struct FakeState {
     pub next_at_ms: Mutex<HashMap<GroupId, i64>>,
     pub pauses: Mutex<HashMap<PauseScope, Pause>>,
     pub channels: Mutex<HashMap<GroupId, ChannelState>>,
+    /// Each channel's last failed post.
+    pub last_errors: Mutex<HashMap<GroupId, String>>,
     /// Every slot taken, as (group, when).
     pub slots: Mutex<Vec<(GroupId, i64)>>,
     /// When set, every call fails (a retryable error), as an unreachable table would.
@@ -204,6 +206,20 @@ impl ChannelStore for FakeState {
         async move {
             self.check()?;
             lock(&self.pauses).insert(scope.clone(), pause.clone());
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn record_error<'a>(
+        &'a self,
+        group: &'a GroupId,
+        error: &'a str,
+        _now: &'a str,
+    ) -> BoxFuture<'a, Result<()>> {
+        async move {
+            self.check()?;
+            lock(&self.last_errors).insert(group.clone(), error.to_owned());
             Ok(())
         }
         .boxed()

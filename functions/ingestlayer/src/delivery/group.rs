@@ -193,7 +193,17 @@ pub(super) async fn process<'r>(
             receive_count: receive_count(unit[0].record),
             now_ms: deps.clock.now_ms(),
         };
-        match decide::after_post(classify(&answer), &posted, &deps.retry_schedule) {
+        let decided = decide::after_post(classify(&answer), &posted, &deps.retry_schedule);
+        if let Some(error) = decide::post_error(&decided) {
+            if let Err(e) = deps
+                .channels
+                .record_error(group, &error, &deps.clock.now_text())
+                .await
+            {
+                tracing::warn!(error = %e, "could not record the channel's last error");
+            }
+        }
+        match decided {
             AfterPost::Delivered { ts, channel_id } => {
                 for item in &unit {
                     if let Err(e) = deps
@@ -462,6 +472,10 @@ mod tests {
             .filter_map(|m| m.text)
             .collect();
         assert_eq!(texts, ["message 1", "message 2", "message 3"]);
+        assert!(
+            s.state.last_errors.lock().unwrap().is_empty(),
+            "a post that landed records no error"
+        );
         for d in &ds {
             assert!(matches!(
                 s.state.status(&d.key()),
@@ -505,6 +519,11 @@ mod tests {
         let fates = run(&s, &ds).await;
         let got: Vec<&String> = fates.iter().map(|(id, _)| id).collect();
         assert_eq!(got, ids(3).iter().collect::<Vec<_>>(), "order kept");
+        let last = s.state.last_errors.lock().unwrap()[&ds[0].group()].clone();
+        assert!(
+            last.contains("500") && last.ends_with("(retried)"),
+            "the channel's last error: {last}"
+        );
         let Fate::Later(d) = fates[0].1 else {
             panic!("{fates:?}");
         };

@@ -30,7 +30,7 @@ pub fn hash_key(key: &str) -> String {
 }
 
 /// A fresh API key: `il_` + 40 random alphanumerics. `il_` and the next 8 characters are
-/// its public id (shown by `ingestlayer-keys list`, used to revoke it).
+/// its public id (shown by `ingestlayer keys list`, used to revoke it).
 pub fn generate_key() -> SecretString {
     SecretString::from(format!(
         "il_{}",

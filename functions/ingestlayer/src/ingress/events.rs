@@ -127,7 +127,7 @@ async fn authenticate(headers: &HeaderMap, deps: &IngestDeps) -> Result<String, 
             Err(error(
                 403,
                 "key_source_invalid",
-                &format!("this API key's source name {source:?} cannot send events (`webhook` is reserved; use letters, digits, - _ .): create a new key with `ingestlayer-keys create`"),
+                &format!("this API key's source name {source:?} cannot send events (`webhook` is reserved; use letters, digits, - _ .): create a new key with `ingestlayer keys create`"),
                 None,
             ))
         }

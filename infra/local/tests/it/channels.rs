@@ -164,7 +164,7 @@ async fn a_channel_whose_history_cannot_be_read_is_paused_at_once_and_resumes_wh
     );
     assert!(!paused[0].pause.hint.contains("chan#"));
     // Read and released again, so the redrive below finds them.
-    let parked = ingestlayer_local::dlq::list(&s.sqs, &s.res.slack_dlq_url)
+    let parked = ingestlayer_cli::dlq::list(&s.sqs, &s.res.slack_dlq_url)
         .await
         .unwrap();
     assert_eq!(parked.len(), 2, "the backlog is kept");

@@ -2,7 +2,7 @@
 //! emulator's CloudFormation exactly as `make dev` registers its own.
 //!
 //! `make test` builds the binary before `cargo test`; run alone, build it first with
-//! `cargo build -p ingestlayer-cli`.
+//! `cargo build -p ingestlayer-cli` (or name one with `INGESTLAYER_CLI_BIN`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,11 +12,15 @@ use serde_json::Value;
 
 use crate::harness::{endpoint, feature_used, Stack};
 
-/// The `ingestlayer` binary, failing the test when it is missing or older than its sources.
-fn binary() -> PathBuf {
-    let path = ingestlayer_local::functions::binary_dir()
-        .unwrap()
-        .join("ingestlayer");
+/// The `ingestlayer` binary (cargo's, or the one `INGESTLAYER_CLI_BIN` names, such as an
+/// installed copy), failing the test when it is missing or older than its sources.
+pub fn binary() -> PathBuf {
+    let path = match std::env::var_os("INGESTLAYER_CLI_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => ingestlayer_local::functions::binary_dir()
+            .unwrap()
+            .join("ingestlayer"),
+    };
     let built = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .unwrap_or(SystemTime::UNIX_EPOCH);
@@ -44,13 +48,13 @@ fn newest(dir: &Path) -> SystemTime {
     t
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn run_with(args: &[&str], endpoint: &str) -> Run {
+pub fn run_with(args: &[&str], endpoint: &str) -> Run {
     let Output {
         status,
         stdout,
@@ -62,6 +66,7 @@ fn run_with(args: &[&str], endpoint: &str) -> Run {
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env_remove("INGESTLAYER_STACK")
+        .env_remove("WEBHOOK_SECRET")
         .output()
         .unwrap();
     Run {
@@ -72,13 +77,19 @@ fn run_with(args: &[&str], endpoint: &str) -> Run {
 }
 
 /// `ingestlayer --local --stack <this stack> ARGS…`.
-fn run(s: &Stack, args: &[&str]) -> Run {
-    let mut all = vec!["--local", "--stack", s.res.prefix.as_str()];
+pub fn run(s: &Stack, args: &[&str]) -> Run {
+    run_on(&s.res.prefix, args)
+}
+
+/// `ingestlayer --local --stack <stack> ARGS…` (for a thread that does not hold the stack).
+pub fn run_on(stack: &str, args: &[&str]) -> Run {
+    let mut all = vec!["--local", "--stack", stack];
     all.extend_from_slice(args);
     run_with(&all, &endpoint())
 }
 
-async fn registered() -> Stack {
+/// A fresh stack, registered in the emulator's CloudFormation as `make dev` registers its own.
+pub async fn registered() -> Stack {
     let s = Stack::new().await;
     s.res
         .register_stack(&s.sdk, &s.local().urls)

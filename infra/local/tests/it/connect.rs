@@ -301,7 +301,7 @@ async fn tokens_revoked_pauses_that_workspace_only() {
     s.pump().await;
     assert_eq!(s.alerts().len(), 1, "the other workspace flows");
     assert!(s.standin.messages_in("#sales").is_empty());
-    let parked = ingestlayer_local::dlq::list(&s.sqs, &s.res.slack_dlq_url)
+    let parked = ingestlayer_cli::dlq::list(&s.sqs, &s.res.slack_dlq_url)
         .await
         .unwrap();
     assert_eq!(parked.len(), 1, "the backlog is kept");

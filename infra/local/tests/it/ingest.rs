@@ -177,27 +177,17 @@ async fn a_repeated_id_in_one_batch_is_a_duplicate_stored_and_queued_once() {
     assert_eq!(s.peek(&s.res.events_queue_url).await.len(), 2);
 }
 
-/// Runs the `ingestlayer-keys` command against this stack.
+/// Runs `ingestlayer keys ARGS…` against this (registered) stack.
 fn keys_cli(s: &Stack, args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingestlayer-keys"))
-        .arg("--table")
-        .arg(&s.res.api_keys_table)
-        .args(args)
-        .env("AWS_ENDPOINT_URL", crate::harness::endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()
-        .expect("run ingestlayer-keys");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    let mut all = vec!["keys"];
+    all.extend_from_slice(args);
+    let r = crate::cli::run(s, &all);
+    (r.code == Some(0), r.stdout)
 }
 
 #[tokio::test]
 async fn a_key_created_for_a_source_works_records_the_source_and_stops_when_revoked() {
-    let s = Stack::new().await;
+    let s = crate::cli::registered().await;
     let (ok, stdout) = keys_cli(&s, &["create", "--source", "web-app"]);
     assert!(ok);
     let key = stdout.trim().to_owned();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use ingestlayer_local::dlq::{self, Filter};
+use ingestlayer_cli::dlq::{self, Filter};
 use ingestlayer_local::runner::to_event;
 use serde_json::json;
 use slack_standin::{Fault, FaultKind, StandinConfig};

@@ -380,43 +380,32 @@ async fn events_with_too_many_fields_get_400_and_the_rest_of_a_batch_is_kept() {
     assert_eq!(answer["results"][1]["status"], "accepted");
 }
 
-fn webhooks_cli(s: &Stack, args: &[&str]) -> (bool, String, String) {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    run_webhooks_cli(&s.res.webhook_secret_prefix, &args)
+/// `ingestlayer webhooks ARGS…` against the (registered) stack named `stack`.
+fn run_webhooks_cli(stack: &str, args: &[String]) -> (bool, String, String) {
+    let mut all = vec!["webhooks"];
+    all.extend(args.iter().map(String::as_str));
+    let r = crate::cli::run_on(stack, &all);
+    (r.code == Some(0), r.stdout, r.stderr)
 }
 
-fn run_webhooks_cli(prefix: &str, args: &[String]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ingestlayer-webhooks"))
-        .arg("--secret-prefix")
-        .arg(prefix)
-        .args(args)
-        .env("AWS_ENDPOINT_URL", crate::harness::endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("WEBHOOK_SECRET")
-        .output()
-        .expect("run ingestlayer-webhooks");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+fn webhooks_cli(s: &Stack, args: &[&str]) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    run_webhooks_cli(&s.res.prefix, &args)
 }
 
 /// [`webhooks_cli`] off the test's runtime thread, for commands that call back into a server
 /// the test serves.
 async fn webhooks_cli_async(s: &Stack, args: &[&str]) -> (bool, String, String) {
-    let prefix = s.res.webhook_secret_prefix.clone();
+    let stack = s.res.prefix.clone();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || run_webhooks_cli(&prefix, &args))
+    tokio::task::spawn_blocking(move || run_webhooks_cli(&stack, &args))
         .await
         .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhooks_command_adds_rotates_sends_and_lists_sources() {
-    let s = Stack::new().await;
+    let s = crate::cli::registered().await;
     let (ok, secret, err) = webhooks_cli(
         &s,
         &["add", "--source", "acme", "--provider", "standard-webhooks"],

@@ -43,7 +43,7 @@ async fn handle(source: &str, headers: &HeaderMap, body: &[u8], deps: &IngestDep
         error(
             404,
             "not_found",
-            "no webhook source by that name; create it with `ingestlayer-webhooks add`",
+            "no webhook source by that name; create it with `ingestlayer webhooks add`",
             None,
         )
     };

@@ -373,7 +373,7 @@ pub fn generate_secret(provider: Provider) -> String {
     }
 }
 
-/// Signatures as each provider's sender makes them: for tools (`ingestlayer-webhooks send`)
+/// Signatures as each provider's sender makes them: for tools (`ingestlayer webhooks send`)
 /// and tests. Interoperability with the providers' own code is tested in `infra/webhooks`.
 pub mod sign {
     use base64::Engine;
