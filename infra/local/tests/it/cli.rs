@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::harness::{endpoint, feature_used, Stack};
 
 /// The `ingestlayer` binary, failing the test when it is missing or older than its sources.
-fn binary() -> PathBuf {
+pub(crate) fn binary() -> PathBuf {
     let path = ingestlayer_local::functions::binary_dir()
         .unwrap()
         .join("ingestlayer");
@@ -44,13 +44,13 @@ fn newest(dir: &Path) -> SystemTime {
     t
 }
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn run_with(args: &[&str], endpoint: &str) -> Run {
+pub(crate) fn run_with(args: &[&str], endpoint: &str) -> Run {
     let Output {
         status,
         stdout,
@@ -72,13 +72,13 @@ fn run_with(args: &[&str], endpoint: &str) -> Run {
 }
 
 /// `ingestlayer --local --stack <this stack> ARGS…`.
-fn run(s: &Stack, args: &[&str]) -> Run {
+pub(crate) fn run(s: &Stack, args: &[&str]) -> Run {
     let mut all = vec!["--local", "--stack", s.res.prefix.as_str()];
     all.extend_from_slice(args);
     run_with(&all, &endpoint())
 }
 
-async fn registered() -> Stack {
+pub(crate) async fn registered() -> Stack {
     let s = Stack::new().await;
     s.res
         .register_stack(&s.sdk, &s.local().urls)

@@ -13,6 +13,7 @@ mod admin;
 mod binaries;
 mod channels;
 mod cli;
+mod cli_data;
 mod connect;
 mod delivery;
 mod destinations;
