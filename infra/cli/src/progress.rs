@@ -34,9 +34,15 @@ impl Progress {
         let shown = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::new(total);
             let style = ProgressStyle::with_template(
-                "{msg} [{bar:32}] {human_pos}/{human_len} {prefix} · {per_sec} · eta {eta}",
+                "{msg} [{bar:32}] {human_pos}/{human_len} {prefix} · {rate} {prefix}/s · eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    write!(w, "{:.0}", s.per_sec()).ok();
+                },
+            )
             .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(label.to_owned());
