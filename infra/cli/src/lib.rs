@@ -3,13 +3,16 @@
 //! the same code.
 
 pub mod dlq;
+pub mod entities;
 pub mod error;
+pub mod events;
 pub mod keys;
 pub mod pipeline_files;
 pub mod pipeline_table;
 pub mod pipeline_test;
 pub mod pipelines;
 pub mod progress;
+pub mod rows;
 pub mod stack;
 pub mod status;
 pub mod webhooks;

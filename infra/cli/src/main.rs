@@ -10,8 +10,11 @@ use ingestlayer::ingress::webhooks::sources::Provider;
 use ingestlayer_cli::dlq::{self, Filter, Queue};
 use ingestlayer_cli::error::CliError;
 use ingestlayer_cli::progress::Progress;
+use ingestlayer_cli::rows::EntityName;
 use ingestlayer_cli::stack::{Stack, Target};
-use ingestlayer_cli::{keys, pipeline_table, pipeline_test, pipelines, status, webhooks};
+use ingestlayer_cli::{
+    entities, events, keys, pipeline_table, pipeline_test, pipelines, progress, status, webhooks,
+};
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +62,49 @@ enum Command {
     /// Webhook sources: add, rotate, list, send.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The entities enrich.entity attaches (user → account, plan, owner): import, get.
+    #[command(subcommand)]
+    Entities(EntitiesCommand),
+    /// Send an event through the stack's API; read a stored event.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Subcommand)]
+enum EntitiesCommand {
+    /// Import a CSV (header row) or JSON Lines file; idempotent, rejected rows named by line.
+    Import {
+        /// FILE.csv or FILE.jsonl
+        file: PathBuf,
+        /// The entity type, as enrich.entity steps name it: items are `<entity>#<id>`.
+        #[arg(long)]
+        entity: String,
+        /// The column (CSV) or field (JSON Lines) that holds the id.
+        #[arg(long, default_value = "id")]
+        key: String,
+    },
+    /// One entity, e.g. `entities get user u_42`.
+    Get { entity: String, key: String },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// POST one event to the stack's API (ApiUrl), as any client would.
+    Send {
+        /// The event's name, e.g. feature.used.
+        name: String,
+        /// The event's data: a JSON object, or @FILE.
+        #[arg(long, default_value = "{}")]
+        data: String,
+        /// Your own event id (a duplicate within 24 h is answered with the original).
+        #[arg(long)]
+        id: Option<String>,
+        /// The API key (default: INGESTLAYER_API_KEY).
+        #[arg(long, env = "INGESTLAYER_API_KEY", hide_env_values = true)]
+        key: Option<String>,
+    },
+    /// A stored event, whole, from the events table.
+    Get { id: String },
 }
 
 #[derive(Subcommand)]
@@ -364,6 +410,40 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }) => {
             let s = stack(cli.target).await?;
             webhooks::send(&s, &source, &file, url, &github_event, out).await
+        }
+        Command::Entities(EntitiesCommand::Import { file, entity, key }) => {
+            let entity = EntityName::parse(&entity)?;
+            let s = stack(cli.target).await?;
+            let label = format!("import {}", file.display());
+            let report = entities::import(&s, &file, &entity, &key, |n| {
+                progress::Progress::new(&label, n, "rows")
+            })
+            .await?;
+            entities::print_report(&report, out, json);
+            entities::verdict(&report)
+        }
+        Command::Entities(EntitiesCommand::Get { entity, key }) => {
+            let entity = EntityName::parse(&entity)?;
+            let s = stack(cli.target).await?;
+            entities::get(&s, &entity, &key, out, json).await
+        }
+        Command::Events(EventsCommand::Send {
+            name,
+            data,
+            id,
+            key,
+        }) => {
+            let key = events::api_key(key)?;
+            let body = events::body(&name, events::read_data(&data)?, id.as_deref());
+            let s = stack(cli.target).await?;
+            let answer = events::send(&s, &body, &key).await?;
+            events::print_sent(&answer, out, json);
+            Ok(())
+        }
+        Command::Events(EventsCommand::Get { id }) => {
+            let s = stack(cli.target).await?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            events::get(&s, &id, now, out, json).await
         }
     }
 }

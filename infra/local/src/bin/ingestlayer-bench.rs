@@ -4,6 +4,10 @@
 //! The emulator is in the loop, so the HTTP numbers are the emulator's as much as ours; they
 //! are for comparing changes on one machine, not for predicting AWS latency. Run with
 //! `cargo run --release -p ingestlayer-local --bin ingestlayer-bench` (numbers in README.md).
+//!
+//! `--entities N` times `ingestlayer entities import` instead: N generated CSV rows into a
+//! fresh stack's entities table through the command line's own import (the same code, progress
+//! bar and rate), then the same file again (every row unchanged).
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +33,9 @@ struct Cli {
     /// Repetitions of each batch measurement (the median is printed).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Time `ingestlayer entities import` of this many generated rows instead.
+    #[arg(long)]
+    entities: Option<usize>,
 }
 
 const KEY: &str = "il_bench_key_0123456789";
@@ -40,6 +47,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sdk = emulator_sdk(&cli.endpoint).await;
     let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
     let res = Resources::create(&sdk, &prefix, "xoxb-bench", "{}").await?;
+    if let Some(rows) = cli.entities {
+        return import_bench(&sdk, &res, &cli.endpoint, rows).await;
+    }
     ApiKeys::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         res.api_keys_table.clone(),
@@ -242,4 +252,64 @@ fn per(d: Duration, n: u32) -> String {
         ms(d),
         f64::from(n) / d.as_secs_f64()
     )
+}
+
+/// `--entities N`: N rows (`id,account,plan,owner`) imported twice through the command
+/// line's import into a fresh stack registered as `make dev` registers its own.
+async fn import_bench(
+    sdk: &aws_config::SdkConfig,
+    res: &Resources,
+    endpoint: &str,
+    rows: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use ingestlayer_cli::stack::{Stack, Target};
+    use std::fmt::Write as _;
+
+    let unused = "http://127.0.0.1:9".to_owned();
+    let urls = ingestlayer_local::resources::LocalUrls {
+        api_url: unused.clone(),
+        slack_api_url: unused.clone(),
+        slack_authorize_url: unused,
+    };
+    let outputs = res.register_stack(sdk, &urls).await?;
+    let stack = Stack::from_outputs(
+        Target::Local {
+            name: res.prefix.clone(),
+            endpoint: endpoint.to_owned(),
+        },
+        sdk.clone(),
+        outputs,
+    );
+    let path = std::env::temp_dir().join(format!("{}-users.csv", res.prefix));
+    let mut text = String::from("id,account,plan,owner\n");
+    let plans = ["free", "pro", "team"];
+    for i in 0..rows {
+        writeln!(
+            text,
+            "u_{i},acct_{},{},owner{}@yourco.com",
+            i % 997,
+            plans[i % 3],
+            i % 31
+        )?;
+    }
+    std::fs::write(&path, text)?;
+    let entity = ingestlayer_cli::rows::EntityName::parse("user")?;
+    println!("entities import of {rows} CSV rows against the emulator at {endpoint}");
+    for pass in ["first import   ", "same file again"] {
+        let r = ingestlayer_cli::entities::import(&stack, &path, &entity, "id", |n| {
+            ingestlayer_cli::progress::Progress::new(pass.trim(), n, "rows")
+        })
+        .await?;
+        println!(
+            "  {pass}  {} read, {} written, {} unchanged, {} rejected  {:>7.1} s  {:>6.0} rows/s",
+            r.read,
+            r.written,
+            r.unchanged,
+            r.rejected.len() + r.failed.len(),
+            r.seconds,
+            r.rows_per_second
+        );
+    }
+    std::fs::remove_file(&path).ok();
+    Ok(())
 }

@@ -13,6 +13,7 @@ mod admin;
 mod binaries;
 mod channels;
 mod cli;
+mod cli_data;
 mod cli_ops;
 mod connect;
 mod delivery;
