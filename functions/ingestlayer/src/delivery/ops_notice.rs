@@ -21,6 +21,9 @@ use crate::slack::client::PostMessage;
 /// Least time between two notices about one subject.
 pub const QUIET: Duration = Duration::from_secs(3600);
 
+/// The longest Retry-After a notice waits out (once) before giving up.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
 /// A notice: what it is about (the once-per-hour key) and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -124,24 +127,29 @@ pub(super) fn send(deps: &DeliveryDeps, notice: Notice) -> BoxFuture<'_, ()> {
         }
     };
     let blocks = [serde_json::json!({"type": "section", "text": mrkdwn(notice.text.clone())})];
-    let answer = deps
-        .slack
-        .post_message(
-            &token,
-            &PostMessage {
-                channel: ops.as_str(),
-                text: &notice.text,
-                blocks: &blocks,
-                metadata: None,
-                unfurl_links: false,
-                unfurl_media: false,
-            },
-        )
-        .await;
-    let posted = matches!(
-        crate::slack::answers::classify(&answer),
-        crate::slack::answers::Action::Delivered { .. }
-    );
+    let message = PostMessage {
+        channel: ops.as_str(),
+        text: &notice.text,
+        blocks: &blocks,
+        metadata: None,
+        unfurl_links: false,
+        unfurl_media: false,
+    };
+    let mut posted = false;
+    // The operations channel is paced like any other: a 429 is waited out once.
+    for _ in 0..2 {
+        let answer = deps.slack.post_message(&token, &message).await;
+        match crate::slack::answers::classify(&answer) {
+            crate::slack::answers::Action::Delivered { .. } => {
+                posted = true;
+                break;
+            }
+            crate::slack::answers::Action::WaitRetryAfter(wait) if wait <= MAX_WAIT => {
+                tokio::time::sleep(wait).await;
+            }
+            _ => break,
+        }
+    }
     tracing::info!(subject = %notice.subject, ops_channel = %ops, posted, "operations notice");
     }
     .boxed()
