@@ -69,7 +69,7 @@ pub fn parked(group: &str, event_id: Option<&str>, reason: &str) -> Notice {
     let event = event_id
         .map(|id| {
             format!(
-                " (event `{}`: `ingestlayer explain {}`)",
+                " (event `{}`: `ingestlayer events get {}`)",
                 escape(id),
                 escape(id)
             )
@@ -300,7 +300,11 @@ mod tests {
             Some("ev_1"),
             "invalid_blocks <@U1>",
         );
-        assert!(n.text.contains("`ingestlayer explain ev_1`"), "{}", n.text);
+        assert!(
+            n.text.contains("`ingestlayer events get ev_1`"),
+            "{}",
+            n.text
+        );
         assert!(n.text.contains("invalid_blocks &lt;@U1&gt;"), "{}", n.text);
     }
 
