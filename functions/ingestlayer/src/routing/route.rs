@@ -192,16 +192,19 @@ pub async fn route_traced<S: EntityStore>(
                             found: entity.is_some(),
                             key,
                             attached_as: spec.attach_as.clone(),
+                            // In the step's order, or by name: never the store's order.
                             attributes: entity
-                                .map(|e| {
-                                    e.keys()
-                                        .filter(|k| {
-                                            spec.attributes
-                                                .as_ref()
-                                                .is_none_or(|a| a.iter().any(|x| x == *k))
-                                        })
+                                .map(|e| match &spec.attributes {
+                                    Some(listed) => listed
+                                        .iter()
+                                        .filter(|a| e.contains_key(a.as_str()))
                                         .cloned()
-                                        .collect()
+                                        .collect(),
+                                    None => {
+                                        let mut all: Vec<String> = e.keys().cloned().collect();
+                                        all.sort();
+                                        all
+                                    }
                                 })
                                 .unwrap_or_default(),
                         });
