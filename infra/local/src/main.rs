@@ -41,10 +41,10 @@ enum Command {
         #[arg(long, default_value = "ingestlayer-dev")]
         prefix: String,
         /// The pipeline files applied at start (edits there survive a restart).
-        #[arg(long, default_value = "pipelines")]
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../pipelines"))]
         pipelines: std::path::PathBuf,
         /// Where generated keys and secrets are remembered across restarts.
-        #[arg(long, default_value = ".ingestlayer/dev.env")]
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ingestlayer/dev.env"))]
         remember: std::path::PathBuf,
         /// The AWS emulator (moto server).
         #[arg(long, env = "AWS_ENDPOINT_URL")]
@@ -336,6 +336,13 @@ async fn apply_pipelines(
     dir: &std::path::Path,
 ) -> Result<String, Box<dyn std::error::Error>> {
     use ingestlayer_cli::pipeline_files::{expand, load_all};
+    if !dir.is_dir() {
+        return Err(format!(
+            "the pipelines folder {} does not exist: give --pipelines DIR",
+            dir.display()
+        )
+        .into());
+    }
     let mut files = Vec::new();
     for path in expand(&[dir.to_owned()])? {
         match load_all(&[path]) {
