@@ -9,7 +9,7 @@ stage's mod.rs (the `Deps` the stage hands to its parts). The check fails when
 
 - files import each other in a circle (in any crate), or
 - an arrow in the ingestlayer library runs against its layering: a stage uses the adapters
-  (slack/, aws/) and the shared modules (event, ids, config, error, purpose, event_links),
+  (slack/, aws/) and the shared modules (event, ids, config, error, purpose, event_links, journey),
   never a stage on its own floor or above (connect above routing and ingress, routing above
   delivery), and an adapter never uses a stage.
 
@@ -36,7 +36,7 @@ FLOORS = {
     "error": 1,
     "event": 2, "ids": 2, "purpose": 2,
     "aws": 3,
-    "slack": 4, "event_links": 4,
+    "slack": 4, "event_links": 4, "journey": 4,
     "delivery": 5,
     "routing": 6, "ingress": 6,
     "connect": 7,

@@ -71,6 +71,27 @@ impl IngestConfig {
     }
 }
 
+/// The journey table (`JOURNEY_TABLE`) and how long its records stay (`EVENT_TTL_DAYS`, as
+/// the events they are about): set for the pipeline and delivery functions; unset, no
+/// journey is recorded.
+#[derive(Debug, Clone)]
+pub struct JourneyConfig {
+    pub table: String,
+    pub ttl_days: u32,
+}
+
+impl JourneyConfig {
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Ok(match optional("JOURNEY_TABLE") {
+            Some(table) => Some(Self {
+                table,
+                ttl_days: parsed("EVENT_TTL_DAYS", 30)?,
+            }),
+            None => None,
+        })
+    }
+}
+
 /// The pipeline function.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -84,6 +105,8 @@ pub struct PipelineConfig {
     pub public_api_url: Option<String>,
     pub link_secret_arn: Option<String>,
     pub link_ttl: Duration,
+    /// Where each pipeline's decision about each event is recorded.
+    pub journey: Option<JourneyConfig>,
 }
 
 impl PipelineConfig {
@@ -96,6 +119,7 @@ impl PipelineConfig {
             public_api_url: optional("PUBLIC_API_URL"),
             link_secret_arn: optional("LINK_SIGNING_SECRET_ARN"),
             link_ttl: Duration::from_secs(parsed("EVENT_LINK_TTL_DAYS", 7u64)? * 86_400),
+            journey: JourneyConfig::from_env()?,
         })
     }
 }
@@ -134,6 +158,8 @@ pub struct DeliveryConfig {
     pub slack_timeout: Duration,
     /// The operations channel (`OPS_CHANNEL`: `#name` or an id; empty or unset, no notices).
     pub ops_channel: Option<String>,
+    /// Where each delivery attempt is recorded.
+    pub journey: Option<JourneyConfig>,
 }
 
 impl DeliveryConfig {
@@ -162,6 +188,7 @@ impl DeliveryConfig {
             token,
             slack_timeout: Duration::from_secs(parsed("SLACK_TIMEOUT_SECONDS", 10)?),
             ops_channel: optional("OPS_CHANNEL"),
+            journey: JourneyConfig::from_env()?,
         })
     }
 }

@@ -11,7 +11,8 @@
 //! - [`connect`]: the slack-connect function. OAuth install, Events API, destinations page.
 //!
 //! Below the stages sit the adapters, [`slack`] and [`aws`], and what every stage shares:
-//! [`event`], [`ids`], [`config`], [`error`], [`purpose`] and [`event_links`]. Arrows point
+//! [`event`], [`ids`], [`config`], [`error`], [`purpose`], [`event_links`] and [`journey`]
+//! (what each stage decided about each event). Arrows point
 //! down: a stage uses the adapters and the shared modules; routing hands its output to
 //! delivery as a [`delivery::message`]; connect, the operator's side, reads pipeline
 //! definitions and channel state.
@@ -25,6 +26,7 @@ pub mod event;
 pub mod event_links;
 pub mod ids;
 pub mod ingress;
+pub mod journey;
 pub mod purpose;
 pub mod routing;
 pub mod slack;

@@ -6,6 +6,7 @@ pub mod dlq;
 pub mod entities;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod keys;
 pub mod pipeline_files;
 pub mod pipeline_table;

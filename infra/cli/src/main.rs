@@ -13,7 +13,7 @@ use ingestlayer_cli::progress::Progress;
 use ingestlayer_cli::rows::EntityName;
 use ingestlayer_cli::stack::{Stack, Target};
 use ingestlayer_cli::{
-    entities, events, keys, pipeline_table, pipeline_test, pipelines, progress, status, webhooks,
+    entities, events, explain, keys, pipeline_table, pipeline_test, pipelines, progress, status, webhooks,
 };
 
 #[derive(Parser)]
@@ -50,6 +50,12 @@ enum Command {
     /// Pipelines as files: validate, diff, apply, list, export.
     #[command(subcommand)]
     Pipelines(PipelinesCommand),
+    /// Why an event posted (or not): its journey from ingest through every pipeline that
+    /// listened to each Slack delivery, as a timeline (--json: the same record).
+    Explain {
+        /// The event's id, as the API answered it.
+        id: String,
+    },
     /// The four queues (depth, oldest message), paused channels and workspaces with their
     /// fix, and each channel's last error.
     Status,
@@ -366,6 +372,9 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         Command::Pipelines(PipelinesCommand::Export { dir }) => {
             let s = stack(cli.target).await?;
             pipelines::export(&s, &dir, out).await
+        }
+        Command::Explain { id } => {
+            explain::cmd_explain(&stack(cli.target).await?, &id, out, json).await
         }
         Command::Status => status::cmd_status(&stack(cli.target).await?, out, json).await,
         Command::Dlq(DlqCommand::List { queue }) => {

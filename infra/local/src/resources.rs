@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -23,6 +23,9 @@ pub struct Resources {
     pub channels_table: String,
     pub deliveries_table: String,
     pub connections_table: String,
+    /// Each event's journey (template.yaml's `JourneyTable`: event id + step, and the
+    /// `by_pipeline` index).
+    pub journey_table: String,
     pub events_queue_url: String,
     pub events_dlq_url: String,
     pub slack_queue_url: String,
@@ -91,6 +94,7 @@ impl Resources {
         let channels_table = format!("{prefix}-channels");
         let deliveries_table = format!("{prefix}-deliveries");
         let connections_table = format!("{prefix}-connections");
+        let journey_table = format!("{prefix}-journey");
         for (table, key) in [
             (&events_table, "id"),
             (&api_keys_table, "key_hash"),
@@ -102,17 +106,20 @@ impl Resources {
         ] {
             create_table(&dynamo, table, key).await?;
         }
-        let ttl = TimeToLiveSpecification::builder()
-            .enabled(true)
-            .attribute_name("expires_at")
-            .build()
-            .map_err(|e| fail("events table TTL")(e.to_string()))?;
-        let _ = dynamo
-            .update_time_to_live()
-            .table_name(&events_table)
-            .time_to_live_specification(ttl)
-            .send()
-            .await;
+        create_journey_table(&dynamo, &journey_table).await?;
+        for table in [&events_table, &journey_table] {
+            let ttl = TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expires_at")
+                .build()
+                .map_err(|e| fail("a table's TTL")(e.to_string()))?;
+            let _ = dynamo
+                .update_time_to_live()
+                .table_name(table)
+                .time_to_live_specification(ttl)
+                .send()
+                .await;
+        }
 
         let events_dlq_url =
             create_queue(&sqs, &format!("{prefix}-events-dlq"), false, None).await?;
@@ -212,6 +219,7 @@ impl Resources {
             channels_table,
             deliveries_table,
             connections_table,
+            journey_table,
             events_queue_url,
             events_dlq_url,
             slack_queue_url,
@@ -304,6 +312,7 @@ impl Resources {
             ("ChannelsTable", self.channels_table.clone()),
             ("DeliveriesTable", self.deliveries_table.clone()),
             ("ConnectionsTable", self.connections_table.clone()),
+            ("JourneyTable", self.journey_table.clone()),
             ("EventsQueue", self.events_queue_url.clone()),
             ("EventsDLQ", self.events_dlq_url.clone()),
             ("SlackQueue", self.slack_queue_url.clone()),
@@ -334,6 +343,7 @@ impl Resources {
             ("ChannelsTable", &self.channels_table),
             ("DeliveriesTable", &self.deliveries_table),
             ("ConnectionsTable", &self.connections_table),
+            ("JourneyTable", &self.journey_table),
         ] {
             attributes.insert(
                 format!("{id}.Arn"),
@@ -432,6 +442,64 @@ async fn create_table(
         .table_name(table)
         .attribute_definitions(attr)
         .key_schema(schema)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(fail(table)(
+            aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+        )),
+    }
+}
+
+/// template.yaml's `JourneyTable`: `event_id` + `step`, and the sparse `by_pipeline` index
+/// (`pipeline`, `at_ms`).
+async fn create_journey_table(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), CreateError> {
+    let attr = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .map_err(|e| fail(table)(e.to_string()))
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| fail(table)(e.to_string()))
+    };
+    let index = GlobalSecondaryIndex::builder()
+        .index_name(ingestlayer::journey::BY_PIPELINE)
+        .key_schema(key("pipeline", KeyType::Hash)?)
+        .key_schema(key("at_ms", KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| fail(table)(e.to_string()))?;
+    let created = dynamo
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attr("event_id", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("step", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("pipeline", ScalarAttributeType::S)?)
+        .attribute_definitions(attr("at_ms", ScalarAttributeType::N)?)
+        .key_schema(key("event_id", KeyType::Hash)?)
+        .key_schema(key("step", KeyType::Range)?)
+        .global_secondary_indexes(index)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;

@@ -27,6 +27,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/chat.postMessage", any(post_message))
         .route("/api/conversations.history", any(history))
+        .route("/api/chat.getPermalink", any(permalink))
         .route("/api/auth.test", any(auth_test))
         .route("/api/conversations.list", any(conversations_list))
         .route("/api/conversations.join", any(conversations_join))
@@ -72,6 +73,16 @@ async fn history(
 ) -> Response {
     let request = parse_request(&headers, uri.query(), &body);
     slack_response(shared.history(&request))
+}
+
+async fn permalink(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.permalink(&request))
 }
 
 async fn auth_test(

@@ -35,6 +35,7 @@ pub(crate) enum Rejection {
     InvalidTypes,
     MethodNotSupportedForChannelType,
     InvalidCursor,
+    MessageNotFound,
 }
 
 impl Rejection {
@@ -78,6 +79,7 @@ impl Rejection {
             Rejection::InvalidTypes => "invalid_types",
             Rejection::MethodNotSupportedForChannelType => "method_not_supported_for_channel_type",
             Rejection::InvalidCursor => "invalid_cursor",
+            Rejection::MessageNotFound => "message_not_found",
         }
     }
 

@@ -226,6 +226,39 @@ impl Shared {
         (accept(state, params, token, now), delay)
     }
 
+    /// `chat.getPermalink`: a link to one posted message (`channel` an ID or name,
+    /// `message_ts`), as Slack's `https://<workspace>.slack.com/archives/<channel>/p<ts>`.
+    pub(crate) fn permalink(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        let state = self.lock();
+        self.authenticate(&state, request)?;
+        let params = request
+            .params
+            .as_ref()
+            .map_err(|InvalidJson| Rejection::InvalidJson)?;
+        let channel = params
+            .get("channel")
+            .and_then(Value::as_str)
+            .and_then(ChannelRef::parse)
+            .and_then(|channel| state.channels.lookup(&channel))
+            .ok_or(Rejection::ChannelNotFound)?;
+        let ts = params.get("message_ts").and_then(Value::as_str).unwrap_or_default();
+        let message = state
+            .messages
+            .iter()
+            .find(|m| m.channel_id == channel.id && m.ts == ts)
+            .ok_or(Rejection::MessageNotFound)?;
+        Ok(json!({
+            "ok": true,
+            "channel": message.channel_id,
+            "permalink": format!(
+                "http://{}/archives/{}/p{}",
+                self.addr,
+                message.channel_id,
+                message.ts.replace('.', "")
+            ),
+        }))
+    }
+
     /// `conversations.history`, newest first. Channel names are accepted as well as IDs.
     pub(crate) fn history(&self, request: &ApiRequest) -> Result<Value, Rejection> {
         let state = self.lock();

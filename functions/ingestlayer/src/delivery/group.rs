@@ -15,13 +15,58 @@ use crate::delivery::retry::paced_interval;
 use crate::delivery::{history, membership, ops_notice, pacing, post, DeliveryDeps};
 use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
+use crate::journey::{Outcome, Record, Stage};
 use crate::slack::answers::classify;
 use crate::slack::client::HistoryCheck;
 
 /// The workspace pauses learnt during one batch, so each workspace is read once.
 pub type TeamPauses = HashMap<TeamId, Option<Pause>>;
 
-type Out<'r> = Vec<(&'r SqsMessage, Fate)>;
+/// What becomes of each message of a group, and what its journey records.
+#[derive(Default)]
+pub(super) struct Out<'r> {
+    pub(super) fates: Vec<(&'r SqsMessage, Fate)>,
+    pub(super) journey: Vec<Record>,
+}
+
+impl<'r> Out<'r> {
+    fn push(&mut self, r: &'r SqsMessage, fate: Fate) {
+        self.fates.push((r, fate));
+    }
+}
+
+/// Why the rest of a group goes back to the queue, as its journey tells it.
+struct Why {
+    outcome: Outcome,
+    reason: String,
+    slack: Option<String>,
+}
+
+impl Why {
+    fn retry(reason: impl Into<String>) -> Self {
+        Self {
+            outcome: Outcome::Retry,
+            reason: reason.into(),
+            slack: None,
+        }
+    }
+}
+
+/// A delivery record about `d` (received for the `receive_count(r)`th time) at `now_ms`.
+fn record(d: &Delivery, r: &SqsMessage, outcome: Outcome, now_ms: i64) -> Record {
+    let mut rec = Record::new(
+        &d.event_id,
+        Stage::Delivery,
+        outcome,
+        now_ms,
+        &format!("{}#{}", d.pipeline_id, d.destination),
+    )
+    .pipeline(&d.pipeline_id);
+    rec.channels = vec![d.channel.to_string()];
+    rec.event_name = Some(d.event_name.clone());
+    rec.attempt = Some(receive_count(r));
+    rec
+}
 
 /// Processes one group's messages in order.
 pub(super) async fn process<'r>(
@@ -30,7 +75,7 @@ pub(super) async fn process<'r>(
     deps: &DeliveryDeps,
     team_pauses: &mut TeamPauses,
 ) -> Out<'r> {
-    let mut out: Out<'r> = Vec::new();
+    let mut out: Out<'r> = Out::default();
     let team = group.team();
 
     // A paused workspace: its messages wait in the DLQ with the reason.
@@ -48,7 +93,8 @@ pub(super) async fn process<'r>(
         tracing::warn!(error = %e, outcome = "retry", "could not read workspace state");
     }
     if let Some(rest) = decide::workspace(&team, &pause) {
-        finish(rest, &[], records, deps, &mut out).await;
+        let why = Why::retry("the workspace's state could not be read");
+        finish(rest, why, &[], records, deps, &mut out).await;
         return out;
     }
 
@@ -58,14 +104,16 @@ pub(super) async fn process<'r>(
         let delivery = match parse(r) {
             Ok(d) => d,
             Err(e) => {
-                out.push((*r, park(r, None, &e.to_string(), deps).await));
+                out.push(r, park(r, None, &e.to_string(), deps).await);
                 continue;
             }
         };
         let key = delivery.key();
         let now_ms = deps.clock.now_ms();
         if let Some(reason) = decide::too_old(sent_ms(r), now_ms, deps.max_age) {
-            out.push((*r, park(r, Some(&delivery), &reason, deps).await));
+            out.journey
+                .push(record(&delivery, r, Outcome::Parked, now_ms).reason(&reason));
+            out.push(r, park(r, Some(&delivery), &reason, deps).await);
             continue;
         }
         let entry = deps.ledger.begin(&key, now_ms).await;
@@ -80,10 +128,15 @@ pub(super) async fn process<'r>(
             }),
             Admit::AlreadyPosted { ts } => {
                 tracing::info!(event_id = %delivery.event_id, ts = %ts, outcome = "already_delivered", "already posted; acknowledged without posting again");
-                out.push((*r, Fate::Done));
+                let mut rec = record(&delivery, r, Outcome::AlreadyPosted, now_ms)
+                    .reason("the delivery ledger has it as posted");
+                rec.ts = Some(ts);
+                out.journey.push(rec);
+                out.push(r, Fate::Done);
             }
             Admit::Rest(rest) => {
-                finish(rest, &pending, &records[i..], deps, &mut out).await;
+                let why = Why::retry("the delivery ledger could not be read");
+                finish(rest, why, &pending, &records[i..], deps, &mut out).await;
                 return out;
             }
             Admit::CheckHistory { since_ms } => {
@@ -109,14 +162,21 @@ pub(super) async fn process<'r>(
                         if let Err(e) = deps.ledger.delivered(&key, &ts, None).await {
                             tracing::warn!(error = %e, "could not record the delivery");
                         }
-                        out.push((*r, Fate::Done));
+                        let mut rec = record(&delivery, r, Outcome::AlreadyPosted, now_ms)
+                            .reason("found in the channel's history after an uncertain attempt");
+                        rec.ts = Some(ts);
+                        out.journey.push(rec);
+                        out.push(r, Fate::Done);
                     }
                     AfterHistory::Rest(rest) => {
                         if let Rest::Pause(_, p) = &rest {
                             // Retrying cannot tell either: surface it now, keep the backlog.
                             tracing::error!(event_id = %delivery.event_id, channel = %delivery.channel, slack_error = %p.error, action = %p.hint, outcome = "pause_channel", "cannot tell whether an earlier attempt posted: Slack will not show the channel's history; channel paused");
                         }
-                        finish(rest, &pending, &records[i..], deps, &mut out).await;
+                        let why = Why::retry(
+                            "cannot tell yet whether an earlier attempt posted; checking again rather than risking a duplicate",
+                        );
+                        finish(rest, why, &pending, &records[i..], deps, &mut out).await;
                         return out;
                     }
                 }
@@ -143,6 +203,7 @@ pub(super) async fn process<'r>(
         if let Ok(token) = deps.tokens.token(team.as_str()).await {
             membership::ensure_member(group, &first.channel, &token, deps).await;
         }
+        let asked_ms = deps.clock.now_ms();
         let slot = pacing::wait_for_slot(
             deps.channels.as_ref(),
             deps.clock.as_ref(),
@@ -151,20 +212,30 @@ pub(super) async fn process<'r>(
             deps.max_inline_wait,
         )
         .await;
+        let waited_ms = u64::try_from(deps.clock.now_ms() - asked_ms).unwrap_or(0);
         if let Slot::Rest(rest) = slot {
-            match &rest {
+            let why = match &rest {
                 Rest::Defer(d) if *d == crate::delivery::retry::STATE_UNAVAILABLE_RETRY => {
                     tracing::warn!(outcome = "retry", "channel state unavailable");
+                    Why::retry("the channel's pacing state could not be read")
                 }
-                Rest::Defer(d) => tracing::info!(
-                    wait_ms = d.as_millis() as u64,
-                    outcome = "paced",
-                    "channel busy; the rest of its messages wait in the queue"
-                ),
-                _ => {}
-            }
+                Rest::Defer(d) => {
+                    tracing::info!(
+                        wait_ms = d.as_millis() as u64,
+                        outcome = "paced",
+                        "channel busy; the rest of its messages wait in the queue"
+                    );
+                    Why {
+                        outcome: Outcome::Paced,
+                        reason: "the channel's next posting slot is later; waiting in the queue"
+                            .into(),
+                        slack: None,
+                    }
+                }
+                _ => Why::retry(""),
+            };
             let rest_items = rest_of(unit, &mut units);
-            finish(rest, &rest_items, &[], deps, &mut out).await;
+            finish(rest, why, &rest_items, &[], deps, &mut out).await;
             return out;
         }
 
@@ -172,6 +243,7 @@ pub(super) async fn process<'r>(
             Ok(t) => t,
             Err(e) => {
                 let rest = decide::without_token(&e, &team);
+                let why = Why::retry(format!("no usable Slack token yet: {e}"));
                 if let Rest::Pause(_, p) = &rest {
                     tracing::error!(team = %team, action = %p.hint, outcome = "pause_workspace", "workspace has no usable token; its backlog waits in the DLQ");
                     team_pauses.insert(team.clone(), Some(p.clone()));
@@ -179,7 +251,7 @@ pub(super) async fn process<'r>(
                     tracing::error!(error = %e, outcome = "retry", "no Slack token; the workspace's messages wait");
                 }
                 let rest_items = rest_of(unit, &mut units);
-                finish(rest, &rest_items, &[], deps, &mut out).await;
+                finish(rest, why, &rest_items, &[], deps, &mut out).await;
                 return out;
             }
         };
@@ -193,7 +265,9 @@ pub(super) async fn process<'r>(
             receive_count: receive_count(unit[0].record),
             now_ms: deps.clock.now_ms(),
         };
-        let decided = decide::after_post(classify(&answer), &posted, &deps.retry_schedule);
+        let answered = classify(&answer);
+        let slack_said = answer.summary();
+        let decided = decide::after_post(answered, &posted, &deps.retry_schedule);
         if let Some(error) = decide::post_error(&decided) {
             if let Err(e) = deps
                 .channels
@@ -205,6 +279,32 @@ pub(super) async fn process<'r>(
         }
         match decided {
             AfterPost::Delivered { ts, channel_id } => {
+                let permalink = match deps
+                    .slack
+                    .permalink(&token, channel_id.as_deref().unwrap_or(&channel), &ts)
+                    .await
+                {
+                    Ok(link) => Some(link).filter(|l| !l.is_empty()),
+                    Err(e) => {
+                        tracing::info!(error = %e, "no permalink for the post; the journey keeps its ts");
+                        None
+                    }
+                };
+                let now_ms = deps.clock.now_ms();
+                let outcome = if unit.len() > 1 {
+                    Outcome::Digested
+                } else {
+                    Outcome::Posted
+                };
+                for item in &unit {
+                    let mut rec = record(&item.delivery, item.record, outcome, now_ms);
+                    rec.ts = Some(ts.clone());
+                    rec.permalink = permalink.clone();
+                    rec.slack = Some(slack_said.clone());
+                    rec.wait_ms = Some(waited_ms);
+                    rec.digest_of = (unit.len() > 1).then_some(unit.len());
+                    out.journey.push(rec);
+                }
                 for item in &unit {
                     if let Err(e) = deps
                         .ledger
@@ -213,7 +313,7 @@ pub(super) async fn process<'r>(
                     {
                         tracing::warn!(event_id = %item.delivery.event_id, error = %e, "posted, but the ledger could not record it");
                     }
-                    out.push((item.record, Fate::Done));
+                    out.push(item.record, Fate::Done);
                 }
                 tracing::info!(event_ids = ?event_ids, pipeline = %first.pipeline_id, channel = %first.channel, ts = %ts, digest = unit.len() > 1, outcome = "delivered", "posted to Slack");
                 if let Some(id) = channel_id.filter(|id| *id != channel) {
@@ -224,7 +324,15 @@ pub(super) async fn process<'r>(
                 tracing::warn!(channel = %first.channel, retry_after_s = wait.as_secs(), outcome = "rate_limited", "Slack rate-limited the channel; it is silent for exactly Retry-After");
                 let _ = deps.channels.hold_until(group, until_ms).await;
                 let rest_items = rest_of(unit, &mut units);
-                finish(Rest::Defer(wait), &rest_items, &[], deps, &mut out).await;
+                let why = Why {
+                    outcome: Outcome::RateLimited,
+                    reason: format!(
+                        "Slack answered 429; the channel is silent for Retry-After ({} s)",
+                        wait.as_secs()
+                    ),
+                    slack: Some(slack_said),
+                };
+                finish(Rest::Defer(wait), why, &rest_items, &[], deps, &mut out).await;
                 return out;
             }
             AfterPost::Retry {
@@ -237,8 +345,17 @@ pub(super) async fn process<'r>(
                 if !maybe_posted {
                     release(deps, &unit).await;
                 }
-                out.extend(unit.iter().map(|i| (i.record, Fate::Later(delay))));
-                finish(Rest::Defer(delay), &rest, &[], deps, &mut out).await;
+                let now_ms = deps.clock.now_ms();
+                for i in &unit {
+                    let mut rec = record(&i.delivery, i.record, Outcome::Retry, now_ms)
+                        .reason(format!("transient Slack failure ({reason}); trying again"));
+                    rec.slack = Some(slack_said.clone());
+                    rec.wait_ms = Some(delay.as_millis() as u64);
+                    out.journey.push(rec);
+                    out.push(i.record, Fate::Later(delay));
+                }
+                let why = Why::retry("waits, in order, behind a message that is retried");
+                finish(Rest::Defer(delay), why, &rest, &[], deps, &mut out).await;
                 return out;
             }
             AfterPost::SplitDigest { reason } => {
@@ -248,7 +365,12 @@ pub(super) async fn process<'r>(
                 }
             }
             AfterPost::Park(reason) => {
-                finish(Rest::Park(reason), &unit, &[], deps, &mut out).await;
+                let why = Why {
+                    outcome: Outcome::Parked,
+                    reason: String::new(),
+                    slack: Some(slack_said),
+                };
+                finish(Rest::Park(reason), why, &unit, &[], deps, &mut out).await;
             }
             AfterPost::Pause(scope, pause) => {
                 match &scope {
@@ -264,7 +386,12 @@ pub(super) async fn process<'r>(
                     }
                 }
                 let rest_items = rest_of(unit, &mut units);
-                finish(Rest::Pause(scope, pause), &rest_items, &[], deps, &mut out).await;
+                let why = Why {
+                    outcome: Outcome::Parked,
+                    reason: String::new(),
+                    slack: Some(slack_said),
+                };
+                finish(Rest::Pause(scope, pause), why, &rest_items, &[], deps, &mut out).await;
                 return out;
             }
         }
@@ -281,16 +408,47 @@ fn rest_of<'r>(unit: Vec<Item<'r>>, units: &mut VecDeque<Vec<Item<'r>>>) -> Vec<
 /// ledger, not tried: released first) and then `unread` records (not yet claimed), in order.
 async fn finish<'r>(
     rest: Rest,
+    why: Why,
     claimed: &[Item<'r>],
     unread: &[&'r SqsMessage],
     deps: &DeliveryDeps,
     out: &mut Out<'r>,
 ) {
     release(deps, claimed).await;
+    let now_ms = deps.clock.now_ms();
+    // What the journey says of each message: `why` for a deferral, the park reason (and
+    // the pause's hint) for a park.
+    let hint = match &rest {
+        Rest::Pause(_, pause) => Some(pause.hint.clone()),
+        _ => None,
+    };
+    let mut note = |d: &Delivery, r: &SqsMessage, reason: &str| {
+        let outcome = match &rest {
+            Rest::Defer(_) => why.outcome,
+            _ => Outcome::Parked,
+        };
+        let mut rec = record(d, r, outcome, now_ms).reason(reason);
+        rec.slack.clone_from(&why.slack);
+        rec.hint.clone_from(&hint);
+        if let Rest::Defer(wait) = &rest {
+            rec.wait_ms = Some(wait.as_millis() as u64);
+        }
+        out.journey.push(rec);
+    };
     let reason = match &rest {
         Rest::Defer(d) => {
-            out.extend(claimed.iter().map(|i| (i.record, Fate::Later(*d))));
-            out.extend(unread.iter().map(|r| (*r, Fate::Later(*d))));
+            for i in claimed {
+                note(&i.delivery, i.record, &why.reason);
+            }
+            for r in unread {
+                if let Ok(delivery) = parse(r) {
+                    note(&delivery, r, &why.reason);
+                }
+            }
+            out.fates
+                .extend(claimed.iter().map(|i| (i.record, Fate::Later(*d))));
+            out.fates
+                .extend(unread.iter().map(|r| (*r, Fate::Later(*d))));
             return;
         }
         Rest::Park(reason) => reason.clone(),
@@ -308,14 +466,26 @@ async fn finish<'r>(
         }
     };
     for item in claimed {
-        let fate = park(item.record, Some(&item.delivery), &reason, deps).await;
-        out.push((item.record, fate));
+        note(&item.delivery, item.record, &reason);
     }
-    for r in unread {
-        let fate = park(r, parse(r).ok().as_ref(), &reason, deps).await;
-        out.push((*r, fate));
+    let unread: Vec<(&'r SqsMessage, Option<Delivery>)> =
+        unread.iter().map(|r| (*r, parse(r).ok())).collect();
+    for (r, delivery) in &unread {
+        if let Some(d) = delivery {
+            note(d, r, &reason);
+        }
+    }
+    for item in claimed {
+        let fate = park(item.record, Some(&item.delivery), &reason, deps).await;
+        out.push(item.record, fate);
+    }
+    for (r, delivery) in unread {
+        let fate = park(r, delivery.as_ref(), &reason, deps).await;
+        out.push(r, fate);
     }
 }
+
+
 
 /// Marks items that were claimed but not tried as certainly not posted.
 async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {
@@ -445,6 +615,7 @@ mod tests {
         let mut pauses = TeamPauses::new();
         process(&deliveries[0].group(), &refs, &s.deps, &mut pauses)
             .await
+            .fates
             .into_iter()
             .map(|(r, f)| (r.message_id.clone().unwrap(), f))
             .collect()

@@ -89,6 +89,8 @@ pub struct DeliveryDeps {
     /// Where pauses and parked messages are noticed (once per channel per hour); `None`
     /// turns notices off.
     pub ops_channel: Option<ChannelRef>,
+    /// Where each delivery attempt is recorded (one batched write per invocation).
+    pub journey: Option<crate::journey::JourneyStore>,
     /// Groups whose membership this instance already settled (joined, invite-only, or
     /// not joinable), so the channels table is read once per instance and channel.
     settled: Mutex<HashSet<GroupId>>,
@@ -151,6 +153,10 @@ impl DeliveryDeps {
                 .map(ChannelRef::parse)
                 .transpose()
                 .map_err(|e| Error::invalid("OPS_CHANNEL", e))?,
+            journey: cfg
+                .journey
+                .as_ref()
+                .map(|j| crate::journey::JourneyStore::new(sdk, j)),
             settled: Mutex::new(HashSet::new()),
         })
     }
@@ -175,10 +181,16 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     }
     let mut team_pauses = TeamPauses::new();
     let mut fates: Vec<(&SqsMessage, Fate)> = Vec::new();
+    let mut journey = Vec::new();
     for (group, records) in &groups {
         let span = tracing::info_span!("group", group = %group, messages = records.len());
         let _enter = span.enter();
-        fates.extend(group::process(group, records, deps, &mut team_pauses).await);
+        let out = group::process(group, records, deps, &mut team_pauses).await;
+        fates.extend(out.fates);
+        journey.extend(out.journey);
+    }
+    if let Some(store) = &deps.journey {
+        store.write(journey).await;
     }
     let mut failures = Vec::new();
     let mut later = Vec::new();
@@ -259,6 +271,7 @@ impl DeliveryDeps {
             max_inline_wait: MAX_INLINE_WAIT,
             retry_schedule: RETRY_SCHEDULE.to_vec(),
             ops_channel: None,
+            journey: None,
             settled: Mutex::new(HashSet::new()),
         }
     }

@@ -102,9 +102,11 @@ pub(crate) fn check_incoming(
 
 /// Stores then enqueues; an event counts as accepted only when both succeeded. An event
 /// with a client-given id seen within the idempotency window is a duplicate (`Ok(true)`): not
-/// queued again, unless its first attempt never reached the queue.
+/// queued again, unless its first attempt never reached the queue. `key_id` is the public id
+/// of the API key that sent them (none for a signed webhook).
 pub(crate) async fn accept(
     events: &[(Envelope, String, bool)],
+    key_id: Option<&str>,
     deps: &IngestDeps,
 ) -> Vec<crate::error::Result<bool>> {
     let mut results: Vec<crate::error::Result<bool>> = events.iter().map(|_| Ok(false)).collect();
@@ -115,7 +117,7 @@ pub(crate) async fn accept(
         .iter()
         .map(|&i| (&events[i].0, events[i].1.as_str()))
         .collect();
-    for (&i, r) in server_ids.iter().zip(deps.store.put_all(&refs).await) {
+    for (&i, r) in server_ids.iter().zip(deps.store.put_all(&refs, key_id).await) {
         match r {
             Ok(()) => bodies[i] = Some(events[i].1.clone()),
             Err(e) => results[i] = Err(e),
@@ -127,7 +129,7 @@ pub(crate) async fn accept(
         client_ids
             .clone()
             .into_iter()
-            .map(|i| deps.store.put_new(&events[i].0, &events[i].1)),
+            .map(|i| deps.store.put_new(&events[i].0, &events[i].1, key_id)),
     )
     .buffered(crate::ingress::event_store::CONCURRENT_WRITES)
     .collect()

@@ -3,7 +3,10 @@
 //! Item: `id` (S), `name` (S), `source` (S), `received_at` (S, RFC 3339), `envelope`
 //! (S, the whole envelope as JSON, so the payload is kept byte for byte) and `expires_at`
 //! (N, epoch seconds; DynamoDB TTL deletes lazily, so readers check it themselves),
-//! `received_ms` (N) and `queued` (BOOL, true once the event is on the events queue).
+//! `received_ms` (N), `queued` (BOOL, true once the event is on the events queue) and
+//! `key_id` (S, the public id of the API key that sent it; absent for webhooks). The item is
+//! also the first line of the event's journey (`ingestlayer explain`): received, from
+//! which source and key, when.
 //!
 //! `id` is the event's id: a client-given id scoped by its source (`<source>:<client id>`,
 //! `webhook:<source>:<delivery id>`) or a server ULID, so one source's ids never reach
@@ -59,11 +62,27 @@ struct EventItem {
     received_ms: i64,
     #[serde(default)]
     queued: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+}
+
+/// What ingest recorded of an event's arrival: the first line of its journey.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Received {
+    pub id: String,
+    pub name: String,
+    pub source: String,
+    /// The API key's public id (`il_…`); none for a signed webhook.
+    pub key_id: Option<String>,
+    pub received_at: String,
+    pub received_ms: i64,
+    /// Whether it reached the events queue (known for client-given ids).
+    pub queued: bool,
 }
 
 impl EventItem {
     /// A newly accepted event, not yet queued, kept `ttl_days`.
-    fn new(env: &Envelope, json: &str, ttl_days: u32) -> Self {
+    fn new(env: &Envelope, json: &str, ttl_days: u32, key_id: Option<&str>) -> Self {
         Self {
             id: env.id.as_str().to_owned(),
             name: env.name.as_str().to_owned(),
@@ -76,6 +95,7 @@ impl EventItem {
             expires_at: Some(env.received_at.unix_timestamp() + i64::from(ttl_days) * 86_400),
             received_ms: received_ms(env),
             queued: false,
+            key_id: key_id.map(str::to_owned),
         }
     }
 
@@ -95,7 +115,11 @@ pub struct EventStore {
 impl EventStore {
     /// Stores each (envelope, its JSON); one result per event, in order.
     #[tracing::instrument(skip_all, fields(events = events.len(), table = %self.table))]
-    pub async fn put_all(&self, events: &[(&Envelope, &str)]) -> Vec<Result<()>> {
+    pub async fn put_all(
+        &self,
+        events: &[(&Envelope, &str)],
+        key_id: Option<&str>,
+    ) -> Vec<Result<()>> {
         let mut results: Vec<Result<()>> = events.iter().map(|_| Ok(())).collect();
         let indices: Vec<usize> = (0..events.len()).collect();
         for chunk in indices.chunks(BATCH_WRITE_MAX) {
@@ -103,7 +127,7 @@ impl EventStore {
             let mut requests = Vec::new();
             for &i in chunk {
                 let (env, json) = events[i];
-                let put = self.item(env, json).and_then(|item| {
+                let put = self.item(env, json, key_id).and_then(|item| {
                     PutRequest::builder()
                         .set_item(Some(item))
                         .build()
@@ -163,13 +187,18 @@ impl EventStore {
 
     /// Stores an event with a client-given id unless that id was seen within
     /// [`IDEMPOTENCY_WINDOW`].
-    pub async fn put_new(&self, env: &Envelope, json: &str) -> Result<Stored> {
+    pub async fn put_new(
+        &self,
+        env: &Envelope,
+        json: &str,
+        key_id: Option<&str>,
+    ) -> Result<Stored> {
         let cutoff = received_ms(env) - IDEMPOTENCY_WINDOW.as_millis() as i64;
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.item(env, json)?))
+            .set_item(Some(self.item(env, json, key_id)?))
             .condition_expression("attribute_not_exists(id) OR received_ms < :cutoff")
             .expression_attribute_values(":cutoff", AttributeValue::N(cutoff.to_string()))
             .send()
@@ -260,8 +289,40 @@ impl EventStore {
 
     /// The item an accepted event is stored as, by BatchWriteItem and by the conditional
     /// PutItem alike.
-    fn item(&self, env: &Envelope, json: &str) -> Result<Item> {
-        dynamo::to_item(&EventItem::new(env, json, self.ttl_days), "an event item")
+    fn item(&self, env: &Envelope, json: &str, key_id: Option<&str>) -> Result<Item> {
+        dynamo::to_item(
+            &EventItem::new(env, json, self.ttl_days, key_id),
+            "an event item",
+        )
+    }
+
+    /// How an event arrived (the first line of its journey); `None` when absent or past
+    /// its TTL.
+    pub async fn received(&self, id: &str) -> Result<Option<Received>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(id.to_owned()))
+            .send()
+            .await
+            .map_err(|e| Error::aws("reading the stored event", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let item: EventItem = dynamo::from_item(item, "the stored event")?;
+        if item.expired(time::OffsetDateTime::now_utc().unix_timestamp()) {
+            return Ok(None);
+        }
+        Ok(Some(Received {
+            id: item.id,
+            name: item.name,
+            source: item.source,
+            key_id: item.key_id,
+            received_at: item.received_at,
+            received_ms: item.received_ms,
+            queued: item.queued,
+        }))
     }
 }
 
@@ -304,7 +365,7 @@ mod tests {
     #[test]
     fn an_accepted_event_is_stored_in_the_documented_shape_and_reads_back() {
         let env: Envelope = serde_json::from_str(JSON).unwrap();
-        let item = EventItem::new(&env, JSON, 30);
+        let item = EventItem::new(&env, JSON, 30, None);
         assert_eq!(dynamo::to_item(&item, "an event item").unwrap(), stored());
 
         let mut queued = stored();

@@ -42,7 +42,7 @@ async fn post(deps: &IngestDeps, headers: &HeaderMap, body: &[u8], batch: bool) 
     } else {
         "/v1/events"
     };
-    let source = match authenticate(headers, deps).await {
+    let (source, key_id) = match authenticate(headers, deps).await {
         Ok(s) => s,
         Err(resp) => return resp,
     };
@@ -96,13 +96,17 @@ async fn post(deps: &IngestDeps, headers: &HeaderMap, body: &[u8], batch: bool) 
         }
     };
     if batch {
-        ingest_batch(&value, &source, deps).await
+        ingest_batch(&value, &source, &key_id, deps).await
     } else {
-        ingest_one(&value, &source, idempotency_key.as_deref(), deps).await
+        ingest_one(&value, &source, &key_id, idempotency_key.as_deref(), deps).await
     }
 }
 
-async fn authenticate(headers: &HeaderMap, deps: &IngestDeps) -> Result<String, Response> {
+/// The key's source name and public id (`il_…`), or the answer refusing it.
+async fn authenticate(
+    headers: &HeaderMap,
+    deps: &IngestDeps,
+) -> Result<(String, String), Response> {
     let header = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -121,7 +125,9 @@ async fn authenticate(headers: &HeaderMap, deps: &IngestDeps) -> Result<String, 
         .source_of(&SecretString::from(key.to_owned()))
         .await
     {
-        Ok(Some(source)) if crate::ingress::api_keys::valid_source_name(&source) => Ok(source),
+        Ok(Some(source)) if crate::ingress::api_keys::valid_source_name(&source) => {
+            Ok((source, crate::ingress::api_keys::key_id(key)))
+        }
         Ok(Some(source)) => {
             tracing::error!(source = %source, "an API key's source name is not a valid source name");
             Err(error(
@@ -147,6 +153,7 @@ async fn authenticate(headers: &HeaderMap, deps: &IngestDeps) -> Result<String, 
 async fn ingest_one(
     value: &Value,
     source: &str,
+    key_id: &str,
     idempotency_key: Option<&str>,
     deps: &IngestDeps,
 ) -> Response {
@@ -160,7 +167,7 @@ async fn ingest_one(
     ) {
         Err((status, code, details)) => refused(status, code, details),
         Ok((envelope, json, client_id)) => {
-            match accept(&[(envelope.clone(), json, client_id)], deps)
+            match accept(&[(envelope.clone(), json, client_id)], Some(key_id), deps)
                 .await
                 .remove(0)
             {
@@ -182,7 +189,7 @@ async fn ingest_one(
     }
 }
 
-async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Response {
+async fn ingest_batch(value: &Value, source: &str, key_id: &str, deps: &IngestDeps) -> Response {
     let (items, at) = match value {
         Value::Array(items) => (items, ""),
         Value::Object(o) => match o.get("events") {
@@ -245,7 +252,7 @@ async fn ingest_batch(value: &Value, source: &str, deps: &IngestDeps) -> Respons
                 "message": summary(code, &details), "errors": details})),
         }
     }
-    let outcomes = accept(&ready, deps).await;
+    let outcomes = accept(&ready, Some(key_id), deps).await;
     let (mut accepted, mut failed) = (0, 0);
     for ((i, (envelope, _, _)), outcome) in ready_index.into_iter().zip(&ready).zip(outcomes) {
         results[i] = match outcome {

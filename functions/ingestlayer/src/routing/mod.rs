@@ -20,7 +20,8 @@ use crate::config::PipelineConfig;
 use crate::event::Envelope;
 use crate::routing::enrich::{DynamoEntities, EntityStore};
 use crate::routing::pipelines::PipelineSet;
-use crate::routing::route::{route, PairOutcome};
+use crate::journey::{JourneyStore, Outcome, Record, Stage};
+use crate::routing::route::{route_traced, PairOutcome, Traced};
 
 /// Pipelines loaded from the table, reused for `ttl`.
 pub struct PipelineCache {
@@ -103,6 +104,8 @@ pub struct PipelineDeps {
     pub slack_queue_url: String,
     /// Signs links to stored events for truncated messages and digests.
     pub links: Option<crate::event_links::LinkSigner>,
+    /// Where each pipeline's decision about each event is recorded.
+    pub journey: Option<JourneyStore>,
 }
 
 impl PipelineDeps {
@@ -137,6 +140,7 @@ impl PipelineDeps {
             sqs: aws_sdk_sqs::Client::new(sdk),
             slack_queue_url: cfg.slack_queue_url.clone(),
             links: None,
+            journey: cfg.journey.as_ref().map(|j| JourneyStore::new(sdk, j)),
         }
     }
 }
@@ -197,9 +201,11 @@ pub async fn handle_with<S: EntityStore>(
         .links
         .as_ref()
         .map(|_| &make_link as crate::routing::route::LinkMaker<'_>);
-    let results = route(&envelopes, &pipelines, store, link_maker)
+    let results = route_traced(&envelopes, &pipelines, store, link_maker, false)
         .instrument(tracing::info_span!("route"))
         .await;
+    let at_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut journey: Vec<Record> = Vec::new();
 
     let mut outgoing: Vec<Outgoing> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
@@ -209,14 +215,23 @@ pub async fn handle_with<S: EntityStore>(
         match result {
             Err(e) => {
                 tracing::warn!(event_id = %envelope.id, error = %e, "enrichment failed; the event will be retried");
+                journey.push(
+                    Record::new(envelope.id.as_str(), Stage::Pipeline, Outcome::Failed, at_ms, "")
+                        .reason(format!("enrichment failed; the event is retried: {e}")),
+                );
                 failed_event[i] = true;
             }
             Ok(outcomes) if outcomes.is_empty() => {
                 tracing::info!(event_id = %envelope.id, event = %envelope.name, "no pipeline listens to this event");
+                journey.push(
+                    Record::new(envelope.id.as_str(), Stage::Pipeline, Outcome::Unrouted, at_ms, "")
+                        .reason(format!("no pipeline listens to {}", envelope.name)),
+                );
             }
             Ok(outcomes) => {
-                for outcome in outcomes {
-                    match outcome {
+                for traced in outcomes {
+                    journey.push(pipeline_record(envelope, &traced, at_ms));
+                    match traced.outcome {
                         PairOutcome::Filtered {
                             pipeline_id,
                             reason,
@@ -254,6 +269,20 @@ pub async fn handle_with<S: EntityStore>(
             failed_event[i] = true;
         }
     }
+    for (r, &i) in sent.iter().zip(&owner) {
+        if let Err(e) = r {
+            let id = envelopes[i].id.as_str();
+            for record in journey.iter_mut().filter(|j| j.event_id == id) {
+                if record.outcome == Outcome::Matched {
+                    record.outcome = Outcome::Failed;
+                    record.reason = Some(format!("could not queue the Slack message; the event is retried: {e}"));
+                }
+            }
+        }
+    }
+    if let Some(store) = &deps.journey {
+        store.write(journey).await;
+    }
     let routed = sent.iter().filter(|r| r.is_ok()).count();
     tracing::info!(events = envelopes.len(), messages = routed, "batch routed");
     for (i, failed) in failed_event.into_iter().enumerate() {
@@ -262,4 +291,30 @@ pub async fn handle_with<S: EntityStore>(
         }
     }
     batch_response(failures)
+}
+
+/// The journey record of one (event, pipeline) pair: matched (and for which channels) or
+/// filtered (and why), with its filter and enrichment steps.
+fn pipeline_record(envelope: &Envelope, traced: &Traced, at_ms: i64) -> Record {
+    let (outcome, reason, channels) = match &traced.outcome {
+        PairOutcome::Filtered { reason, .. } => (Outcome::Filtered, Some(reason.clone()), vec![]),
+        PairOutcome::Routed(deliveries) => (
+            Outcome::Matched,
+            None,
+            deliveries.iter().map(|d| d.channel.to_string()).collect(),
+        ),
+    };
+    let mut record = Record::new(
+        envelope.id.as_str(),
+        Stage::Pipeline,
+        outcome,
+        at_ms,
+        &traced.pipeline_id,
+    )
+    .pipeline(&traced.pipeline_id);
+    record.reason = reason;
+    record.channels = channels;
+    record.steps = traced.steps.clone();
+    record.event_name = Some(envelope.name.as_str().to_owned());
+    record
 }

@@ -27,32 +27,7 @@ pub enum PairOutcome {
 /// event retry (nothing of it is sent).
 pub type EventResult = Result<Vec<PairOutcome>, Error>;
 
-/// What one step did to an (event, pipeline) pair, for `ingestlayer pipelines test` and the
-/// event's journey.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
-pub enum StepTrace {
-    /// A `filter.match` step and whether the event passed it; when asked to explain, the
-    /// part of the expression that decided (see [`crate::routing::filter::Filter::explain`]).
-    Filter {
-        expr: String,
-        passed: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        decided_by: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-    },
-    /// An `enrich.entity` lookup: the entity key looked up (none when the event lacks the
-    /// key field) and whether it was found.
-    Enrich {
-        entity: String,
-        key: Option<String>,
-        found: bool,
-        attached_as: String,
-        /// The attributes attached (none when not found).
-        attributes: Vec<String>,
-    },
-}
+pub use crate::journey::StepTrace;
 
 /// A pair's outcome with the steps it went through.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,7 +113,10 @@ pub async fn route_traced<S: EntityStore>(
                     Step::Filter(f) => {
                         let origin = events[pair.event].origin();
                         let judged = f.matches(&pair.context, &origin);
-                        let why = explain.then(|| f.explain(&pair.context, &origin));
+                        // The deciding part is worked out when asked, and whenever the
+                        // filter drops the event (the journey keeps it).
+                        let why = (explain || !matches!(judged, Ok(true)))
+                            .then(|| f.explain(&pair.context, &origin));
                         pair.steps.push(StepTrace::Filter {
                             expr: f.source().to_owned(),
                             passed: matches!(judged, Ok(true)),

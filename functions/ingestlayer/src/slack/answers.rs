@@ -36,6 +36,41 @@ pub enum Answer {
     Transport { maybe_sent: bool, error: String },
 }
 
+impl Answer {
+    /// The answer in a few words, for the journey: `ok`, Slack's error code (with `429
+    /// (Retry-After N s)` for a rate limit), `HTTP 502`, or the transport failure.
+    pub fn summary(&self) -> String {
+        match self {
+            Answer::Http {
+                status: 429,
+                retry_after,
+                ..
+            } => match retry_after {
+                Some(d) => format!("429 (Retry-After {} s)", d.as_secs()),
+                None => "429".to_owned(),
+            },
+            Answer::Http {
+                body: Some(b),
+                status,
+                ..
+            } => match (b.ok, &b.error) {
+                (true, _) => "ok".to_owned(),
+                (false, Some(code)) => code.clone(),
+                (false, None) => format!("HTTP {status}, ok:false without an error"),
+            },
+            Answer::Http { status, .. } => format!("HTTP {status}"),
+            Answer::Transport { maybe_sent, error } => {
+                let sent = if *maybe_sent {
+                    "may have reached Slack"
+                } else {
+                    "never reached Slack"
+                };
+                format!("no answer ({sent}): {error}")
+            }
+        }
+    }
+}
+
 /// What delivery does with a message after an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {

@@ -234,6 +234,18 @@ impl SlackClient {
         }
     }
 
+    /// chat.getPermalink: the link to a posted message (`channel` its id).
+    pub async fn permalink(&self, token: &SecretString, channel: &str, ts: &str) -> Result<String> {
+        let mut url = reqwest::Url::parse(&format!("{}/chat.getPermalink", self.base))
+            .map_err(|e| Error::invalid("the Slack API URL", e))?;
+        url.query_pairs_mut()
+            .append_pair("channel", channel)
+            .append_pair("message_ts", ts);
+        let request = self.http.get(url);
+        let body = self.call("chat.getPermalink", token, request).await?;
+        Ok(body["permalink"].as_str().unwrap_or_default().to_owned())
+    }
+
     /// auth.test: the workspace (team id) and the bot's own user id for a bot token.
     pub async fn auth_test(&self, token: &SecretString) -> Result<(String, String)> {
         let request = self.http.post(format!("{}/auth.test", self.base));

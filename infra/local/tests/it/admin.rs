@@ -343,6 +343,7 @@ async fn a_placeholder_app_secret_is_a_clear_state_not_a_cold_start_failure() {
             token: TokenConfig::Secret(s.res.slack_token_secret_arn.clone()),
             slack_timeout: Duration::from_secs(2),
             ops_channel: None,
+            journey: None,
         },
     )
     .await;

@@ -49,6 +49,14 @@ pub struct Stack {
     pub sdk: aws_config::SdkConfig,
 }
 
+/// The stack's journey table, kept as long as its events.
+pub fn journey_config(res: &Resources) -> ingestlayer::config::JourneyConfig {
+    ingestlayer::config::JourneyConfig {
+        table: res.journey_table.clone(),
+        ttl_days: 30,
+    }
+}
+
 pub fn endpoint() -> String {
     std::env::var("AWS_ENDPOINT_URL")
         .expect("AWS_ENDPOINT_URL must point at a running moto server; `make test` starts one")
@@ -122,6 +130,7 @@ impl Stack {
                 public_api_url: Some(PUBLIC_API_URL.to_owned()),
                 link_secret_arn: Some(res.link_secret_arn.clone()),
                 link_ttl: ingestlayer::event_links::DEFAULT_TTL,
+                journey: Some(journey_config(&res)),
             },
         )
         .await
@@ -142,6 +151,7 @@ impl Stack {
                 token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
                 slack_timeout: Duration::from_secs(2),
                 ops_channel: None,
+                journey: Some(journey_config(&res)),
             },
         )
         .await

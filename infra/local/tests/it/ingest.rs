@@ -330,7 +330,7 @@ async fn a_retry_after_the_queue_failed_queues_the_stored_event() {
     };
     assert!(matches!(
         store
-            .put_new(&env, &serde_json::to_string(&env).unwrap())
+            .put_new(&env, &serde_json::to_string(&env).unwrap(), None)
             .await
             .unwrap(),
         ingestlayer::ingress::event_store::Stored::New

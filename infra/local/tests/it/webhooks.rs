@@ -568,7 +568,7 @@ async fn an_api_key_cannot_pre_empt_or_overwrite_a_webhook_event() {
         ttl_days: 30,
     };
     store
-        .put_new(&old, &serde_json::to_string(&old).unwrap())
+        .put_new(&old, &serde_json::to_string(&old).unwrap(), None)
         .await
         .unwrap();
     for forged in [old_id.to_owned(), format!("webhook:stripe:{old_id}")] {

@@ -148,7 +148,7 @@ async fn handle(source: &str, headers: &HeaderMap, body: &[u8], deps: &IngestDep
         Err((status, code, details)) => return refused(status, code, details),
     };
     let name = envelope.name.as_str().to_owned();
-    match accept(&[(envelope.clone(), json, client_id)], deps)
+    match accept(&[(envelope.clone(), json, client_id)], None, deps)
         .await
         .remove(0)
     {
