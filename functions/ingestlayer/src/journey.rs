@@ -110,6 +110,9 @@ pub enum StepTrace {
         decided_by: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// What the deciding part read from the event (`feature = "search"`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seen: Vec<String>,
     },
     /// An `enrich.entity` lookup: the entity key looked up (none when the event lacks the
     /// key field) and whether it was found.
@@ -389,8 +392,9 @@ mod tests {
         r.steps.push(StepTrace::Filter {
             expr: "plan == 'free'".into(),
             passed: false,
-            decided_by: Some("plan == 'free' is false (plan is \"pro\")".into()),
+            decided_by: Some("plan == 'free'".into()),
             error: None,
+            seen: vec!["plan = \"pro\"".into()],
         });
         r.expires_at = Some(7);
         let item = dynamo::to_item(&r, "a record").unwrap();

@@ -187,6 +187,7 @@ fn details(r: &Record) -> Vec<String> {
                 passed,
                 decided_by,
                 error,
+                seen,
             } => {
                 let mut l = format!(
                     "filter.match {expr}: {}",
@@ -197,6 +198,9 @@ fn details(r: &Record) -> Vec<String> {
                 }
                 if let Some(d) = decided_by.as_ref().filter(|_| !passed) {
                     l.push_str(&format!("; decided by {d}"));
+                    if !seen.is_empty() {
+                        l.push_str(&format!(", where {}", seen.join(", ")));
+                    }
                 }
                 l
             }
@@ -281,8 +285,9 @@ mod tests {
         filtered.steps.push(StepTrace::Filter {
             expr: "plan == 'free'".into(),
             passed: false,
-            decided_by: Some("plan == 'free' is false (plan is \"pro\")".into()),
+            decided_by: Some("plan == 'free'".into()),
             error: None,
+            seen: vec!["plan = \"pro\"".into()],
         });
         let mut matched = Record::new("web:e1", Stage::Pipeline, Outcome::Matched, 1_000, "exp")
             .pipeline("expansion");
@@ -331,7 +336,7 @@ mod tests {
             "event web:e1  feature.used",
             "1970-01-01T00:00:00.500Z  received    from source \"web\" with API key il_abcdefgh",
             "1970-01-01T00:00:01.000Z  pipeline    free-on-paid: filtered out: filter.match \"plan == 'free'\" is false",
-            "filter.match plan == 'free': false; decided by plan == 'free' is false (plan is \"pro\")",
+            "filter.match plan == 'free': false; decided by plan == 'free', where plan = \"pro\"",
             "1970-01-01T00:00:01.000Z  pipeline    expansion: matched, queued for #alerts",
             "enrich.entity user#u_42: found, attached as user (account, plan)",
             "1970-01-01T00:00:01.500Z  delivery    #alerts (expansion): paced, back in 2.0 s: the channel's next posting slot is later; waiting in the queue",

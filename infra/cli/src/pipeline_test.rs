@@ -155,6 +155,7 @@ pub fn print_report(report: &TestReport, out: &mut dyn Write) {
                 passed,
                 decided_by,
                 error,
+                seen,
             } => {
                 let verdict = if *passed { "passed" } else { "failed" };
                 writeln!(out, "  filter.match  {expr}\n    {verdict}").ok();
@@ -162,6 +163,9 @@ pub fn print_report(report: &TestReport, out: &mut dyn Write) {
                     writeln!(out, "    could not judge the event: {e}").ok();
                 } else if let Some(part) = decided_by.as_ref().filter(|p| *p != expr) {
                     writeln!(out, "    decided by: {part}").ok();
+                }
+                if !seen.is_empty() {
+                    writeln!(out, "    read: {}", seen.join(", ")).ok();
                 }
             }
             StepTrace::Enrich {

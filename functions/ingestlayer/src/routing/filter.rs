@@ -113,24 +113,73 @@ pub struct Judgement {
     pub decided_by: String,
     /// Why the event could not be judged (a missing field, a type error): it does not match.
     pub error: Option<String>,
+    /// What the deciding part read from the event: `feature = "search"`, `plan is absent`,
+    /// `$source = "web-app"`, in name order.
+    pub seen: Vec<String>,
 }
 
 impl Filter {
     /// Judges `event` and names the part of the expression that decided.
     pub fn explain(&self, event: &Value, origin: &Origin<'_>) -> Judgement {
         match self.matches(event, origin) {
-            Ok(passed) => Judgement {
-                passed,
-                decided_by: deciding_part(&self.source, passed, event, origin),
-                error: None,
-            },
+            Ok(passed) => {
+                let decided_by = deciding_part(&self.source, passed, event, origin);
+                Judgement {
+                    passed,
+                    seen: self.seen(&decided_by, event, origin),
+                    decided_by,
+                    error: None,
+                }
+            }
             Err(e) => Judgement {
                 passed: false,
                 decided_by: self.source.clone(),
                 error: Some(e.to_string()),
+                seen: self.seen(&self.source, event, origin),
             },
         }
     }
+
+    /// The values `part` (a part of this expression) reads: each event field it names, and
+    /// `$source`. Long values are cut at 80 characters.
+    fn seen(&self, part: &str, event: &Value, origin: &Origin<'_>) -> Vec<String> {
+        let references = self.program.references();
+        let mut names = references.variables();
+        names.sort_unstable();
+        let mut out = Vec::new();
+        for name in names {
+            if name == SOURCE_VAR {
+                if part.contains("$source") {
+                    out.push(format!("$source = {:?}", origin.source));
+                }
+                continue;
+            }
+            if name == WEBHOOK_VAR || name == "event" || !names_word(part, name) {
+                continue;
+            }
+            match event.get(name) {
+                Some(v) => {
+                    let text = v.to_string();
+                    let cut: String = text.chars().take(80).collect();
+                    let more = if cut.len() < text.len() { "…" } else { "" };
+                    out.push(format!("{name} = {cut}{more}"));
+                }
+                None => out.push(format!("{name} is absent")),
+            }
+        }
+        out
+    }
+}
+
+/// Whether `text` holds `word` as a whole identifier (not inside a longer one or a string).
+fn names_word(text: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(|c| ident(c) || c == '"' || c == '\'')
+            && !after.is_some_and(|c| ident(c) || c == '"' || c == '\'')
+    })
 }
 
 /// The smallest part of `expr` that gives the whole its value `value`.
@@ -405,6 +454,26 @@ mod explain_tests {
             json!({"plan": "free", "feature": "profile.view"}),
         );
         assert_eq!(j.decided_by, "feature in {export, api}");
+        assert_eq!(j.seen, vec![r#"feature = "profile.view""#.to_owned()]);
+    }
+
+    #[test]
+    fn what_the_deciding_part_read_is_named_with_its_value_or_as_absent() {
+        let j = decided(r#"$source == "cli" && plan == "pro""#, json!({"plan": "pro"}));
+        assert_eq!(j.decided_by, r#"$source == "cli""#);
+        assert_eq!(j.seen, vec![r#"$source = "web-app""#.to_owned()]);
+        let j = decided(r#"plan == "pro""#, json!({"feature": "api"}));
+        assert!(j.error.is_some());
+        assert_eq!(j.seen, vec!["plan is absent".to_owned()]);
+        let j = decided(
+            r#"planned == "plan" || plan == "x""#,
+            json!({"planned": "no", "plan": "y"}),
+        );
+        assert_eq!(
+            j.seen,
+            vec![r#"plan = "y""#.to_owned(), r#"planned = "no""#.to_owned()],
+            "a name inside a longer one or a string is not a read"
+        );
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub async fn route_traced<S: EntityStore>(
                             passed: matches!(judged, Ok(true)),
                             decided_by: why.as_ref().map(|j| j.decided_by.clone()),
                             error: judged.as_ref().err().map(ToString::to_string),
+                            seen: why.map(|j| j.seen).unwrap_or_default(),
                         });
                         match judged {
                             Ok(true) => pair.cursor += 1,

@@ -19,6 +19,7 @@ mod connect;
 mod delivery;
 mod destinations;
 mod events_files;
+mod explain;
 mod ingest;
 mod local_tools;
 mod path;
