@@ -9,11 +9,13 @@
 //! functions and feeds the pipeline and slack-delivery functions from the emulator's queues
 //! the way Lambda's event source mappings do (batches of up to 10, partial batch failures,
 //! FIFO groups in order), either through the binaries or, for the fast handler tests, the
-//! handlers in process; [`seed`] puts in the product's example pipeline and entities.
+//! handlers in process; [`seed`] puts in the product's example pipeline and entities;
+//! [`requests`] counts the AWS requests an event costs end to end (the bench's `--requests`).
 
 pub mod functions;
 pub mod lambda_api;
 pub mod remember;
+pub mod requests;
 pub mod resources;
 pub mod runner;
 pub mod seed;

@@ -69,7 +69,7 @@ pub fn parked(group: &str, event_id: Option<&str>, reason: &str) -> Notice {
     let event = event_id
         .map(|id| {
             format!(
-                " (event `{}`: `ingestlayer events get {}`)",
+                " (event `{}`: `ingestlayer explain {}`)",
                 escape(id),
                 escape(id)
             )
@@ -301,7 +301,7 @@ mod tests {
             "invalid_blocks <@U1>",
         );
         assert!(
-            n.text.contains("`ingestlayer events get ev_1`"),
+            n.text.contains("`ingestlayer explain ev_1`"),
             "{}",
             n.text
         );

@@ -36,6 +36,10 @@ struct Cli {
     /// Time `ingestlayer entities import` of this many generated rows instead.
     #[arg(long)]
     entities: Option<usize>,
+    /// Count the AWS requests this many events cost end to end instead, without and with
+    /// the journey (the emulator's recorder sees every request: run nothing else on it).
+    #[arg(long)]
+    requests: Option<usize>,
 }
 
 const KEY: &str = "il_bench_key_0123456789";
@@ -44,6 +48,9 @@ const STRIPE_SECRET: &str = "whsec_bench_0123456789abcdef";
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
+    if let Some(events) = cli.requests {
+        return requests_bench(&cli.endpoint, events).await;
+    }
     let sdk = emulator_sdk(&cli.endpoint).await;
     let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
     let res = Resources::create(&sdk, &prefix, "xoxb-bench", "{}").await?;
@@ -168,6 +175,45 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "  verify a Stripe signature ({} B)   {:>8.2} µs",
         payload.len(),
         each.as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
+/// `--requests N`: the AWS requests per event, journey off then on.
+async fn requests_bench(endpoint: &str, events: usize) -> Result<(), Box<dyn std::error::Error>> {
+    use ingestlayer_local::requests::count;
+    let off = count(endpoint, events, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let on = count(endpoint, events, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "AWS requests for {events} events (half filtered out, half posted: {} and {} Slack posts), per event",
+        off.posts, on.posts
+    );
+    println!("  {:<40} {:>12} {:>12}", "operation", "no journey", "journey");
+    let mut ops: Vec<&String> = off.by_operation.keys().chain(on.by_operation.keys()).collect();
+    ops.sort();
+    ops.dedup();
+    let per = |n: usize| n as f64 / events as f64;
+    for op in ops {
+        println!(
+            "  {op:<40} {:>12.2} {:>12.2}",
+            per(off.by_operation.get(op).copied().unwrap_or(0)),
+            per(on.by_operation.get(op).copied().unwrap_or(0))
+        );
+    }
+    println!(
+        "  {:<40} {:>12.2} {:>12.2}",
+        "all",
+        per(off.total()),
+        per(on.total())
+    );
+    println!(
+        "  journey writes (BatchWriteItem)          {:>12.2} {:>12.2}",
+        per(off.journey_writes),
+        per(on.journey_writes)
     );
     Ok(())
 }
