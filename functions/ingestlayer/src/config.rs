@@ -222,6 +222,12 @@ pub struct ConnectConfig {
     /// parked messages move back (`SLACK_QUEUE_URL`, `SLACK_DLQ_URL`).
     pub slack_queue_url: String,
     pub slack_dlq_url: String,
+    /// The page's latest events per pipeline and its "Send test" button: the journey
+    /// (`JOURNEY_TABLE`), the stored events (`EVENTS_TABLE`) and the entities enrichment
+    /// reads (`ENTITIES_TABLE`). Without the journey the page shows no events.
+    pub journey_table: Option<String>,
+    pub events_table: Option<String>,
+    pub entities_table: Option<String>,
 }
 
 impl ConnectConfig {
@@ -246,6 +252,9 @@ impl ConnectConfig {
             admin_token: None,
             slack_queue_url: required("SLACK_QUEUE_URL")?,
             slack_dlq_url: required("SLACK_DLQ_URL")?,
+            journey_table: optional("JOURNEY_TABLE"),
+            events_table: optional("EVENTS_TABLE"),
+            entities_table: optional("ENTITIES_TABLE"),
         })
     }
 }

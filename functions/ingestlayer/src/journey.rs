@@ -373,6 +373,16 @@ pub fn summary(records: &[Record]) -> Option<&Record> {
         .or_else(|| records.last())
 }
 
+/// Milliseconds since the epoch as `2026-11-30T12:00:00.250Z`, as the journey is shown.
+pub fn clock(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.format(&format).unwrap_or_default()
+}
+
 fn attr_s(item: &HashMap<String, AttributeValue>, name: &str) -> String {
     item.get(name)
         .and_then(|v| v.as_s().ok())
@@ -402,10 +412,7 @@ mod tests {
             item.get("step").and_then(|v| v.as_s().ok()).unwrap(),
             "0000000000042#pipeline#p1"
         );
-        assert_eq!(
-            item.get("at_ms").and_then(|v| v.as_n().ok()).unwrap(),
-            "42"
-        );
+        assert_eq!(item.get("at_ms").and_then(|v| v.as_n().ok()).unwrap(), "42");
         assert_eq!(
             item.get("outcome").and_then(|v| v.as_s().ok()).unwrap(),
             "filtered"

@@ -8,7 +8,7 @@
 use std::io::Write;
 
 use ingestlayer::ingress::event_store::{EventStore, Received};
-use ingestlayer::journey::{JourneyStore, Outcome, Record, Stage, StepTrace};
+use ingestlayer::journey::{clock, JourneyStore, Outcome, Record, Stage, StepTrace};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -34,10 +34,7 @@ pub async fn load(stack: &Stack, id: &str) -> Result<Journey, CliError> {
         table: stack.output("JourneyTableName")?.to_owned(),
         ttl_days: 0,
     };
-    let received = events
-        .received(id)
-        .await
-        .map_err(|e| stack.explain(e))?;
+    let received = events.received(id).await.map_err(|e| stack.explain(e))?;
     let records = journey.of_event(id).await.map_err(|e| stack.explain(e))?;
     if received.is_none() && records.is_empty() {
         return Err(CliError::Stack(format!(
@@ -211,7 +208,9 @@ fn details(r: &Record) -> Vec<String> {
                 attached_as,
                 attributes,
             } => match (key, found) {
-                (None, _) => format!("enrich.entity {entity}: the event has no key field; nothing attached"),
+                (None, _) => {
+                    format!("enrich.entity {entity}: the event has no key field; nothing attached")
+                }
                 (Some(k), false) => format!("enrich.entity {k}: not found; nothing attached"),
                 (Some(k), true) => format!(
                     "enrich.entity {k}: found, attached as {attached_as} ({})",
@@ -254,16 +253,6 @@ fn details(r: &Record) -> Vec<String> {
         }
     }
     lines
-}
-
-/// Milliseconds since the epoch as `2026-11-30T12:00:00.250Z`.
-fn clock(ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    at.format(&format).unwrap_or_default()
 }
 
 fn seconds(ms: u64) -> String {
@@ -360,8 +349,16 @@ mod tests {
         let mut out = Vec::new();
         print(&j, &mut out);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("#gone (expansion): parked in the Slack DLQ: channel paused: channel_not_found"), "{text}");
-        assert!(text.contains("fix: create #gone or point the pipeline elsewhere"), "{text}");
+        assert!(
+            text.contains(
+                "#gone (expansion): parked in the Slack DLQ: channel paused: channel_not_found"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("fix: create #gone or point the pipeline elsewhere"),
+            "{text}"
+        );
         assert!(text.contains("ingestlayer dlq redrive"), "{text}");
     }
 
@@ -376,6 +373,8 @@ mod tests {
         j.records.clear();
         let mut out = Vec::new();
         print(&j, &mut out);
-        assert!(String::from_utf8(out).unwrap().contains("no stage has recorded it yet"));
+        assert!(String::from_utf8(out)
+            .unwrap()
+            .contains("no stage has recorded it yet"));
     }
 }

@@ -13,7 +13,8 @@ use ingestlayer_cli::progress::Progress;
 use ingestlayer_cli::rows::EntityName;
 use ingestlayer_cli::stack::{Stack, Target};
 use ingestlayer_cli::{
-    entities, events, explain, keys, pipeline_table, pipeline_test, pipelines, progress, status, webhooks,
+    entities, events, explain, keys, pipeline_table, pipeline_test, pipelines, progress, status,
+    webhooks,
 };
 
 #[derive(Parser)]

@@ -16,14 +16,12 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use ingestlayer::aws::sqs::{send_all, Outgoing};
 use ingestlayer::delivery::message::Delivery;
 use ingestlayer::event::incoming::parse_incoming;
 use ingestlayer::event::Envelope;
 use ingestlayer::routing::enrich::DynamoEntities;
 use ingestlayer::routing::pipelines::{Pipeline, PipelineSet};
 use ingestlayer::routing::route::{route_traced, PairOutcome, StepTrace, Traced};
-use ingestlayer::slack::block_kit::mrkdwn;
 
 use crate::error::CliError;
 use crate::pipeline_files::PipelineFile;
@@ -229,30 +227,10 @@ pub const TEST_MARK: &str = "test: sent by `ingestlayer pipelines test --send`, 
 /// fresh event id, so it is never taken for (or deduplicated against) a real delivery.
 pub async fn send(stack: &Stack, report: &TestReport) -> Result<Vec<String>, CliError> {
     let queue = stack.output("SlackQueueUrl")?;
-    let mut outgoing = Vec::new();
-    let mut channels = Vec::new();
-    for d in &report.messages {
-        let mut d = d.clone();
-        d.event_id = format!("test:{}", ulid::Ulid::new());
-        d.message.text = format!("[test] {}", d.message.text);
-        d.message.blocks.insert(
-            0,
-            json!({"type": "context", "elements": [mrkdwn(TEST_MARK)]}),
-        );
-        d.message.blocks.truncate(50);
-        outgoing.push(Outgoing {
-            body: serde_json::to_string(&d)
-                .map_err(|e| ingestlayer::error::Error::invalid("the test message", e))?,
-            group_id: Some(d.group_id()),
-            dedup_id: Some(d.key().to_string()),
-            attributes: Default::default(),
-        });
-        channels.push(d.channel.to_string());
-    }
-    for r in send_all(&stack.sqs(), queue, &outgoing).await {
-        r?;
-    }
-    Ok(channels)
+    Ok(
+        ingestlayer::routing::test_message::send(&stack.sqs(), queue, &report.messages, TEST_MARK)
+            .await?,
+    )
 }
 
 /// What a replay counted.

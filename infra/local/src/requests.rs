@@ -60,7 +60,12 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
     })
     .await?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    seed::put_json(&dynamo, &res.pipelines_table, &seed::example_pipeline("#alerts")).await?;
+    seed::put_json(
+        &dynamo,
+        &res.pipelines_table,
+        &seed::example_pipeline("#alerts"),
+    )
+    .await?;
     for e in seed::example_entities() {
         seed::put_json(&dynamo, &res.entities_table, &e).await?;
     }

@@ -241,7 +241,10 @@ impl Shared {
             .and_then(ChannelRef::parse)
             .and_then(|channel| state.channels.lookup(&channel))
             .ok_or(Rejection::ChannelNotFound)?;
-        let ts = params.get("message_ts").and_then(Value::as_str).unwrap_or_default();
+        let ts = params
+            .get("message_ts")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let message = state
             .messages
             .iter()

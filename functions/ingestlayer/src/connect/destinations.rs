@@ -24,6 +24,7 @@ use crate::connect::overview::{self, Overview, Row};
 use crate::connect::page::page;
 use crate::connect::{now_unix, ConnectDeps};
 use crate::ids::{ChannelRef, DEFAULT_TEAM};
+use crate::journey::Record;
 use crate::slack::client::ChannelInfo;
 use crate::slack::workspaces::ConnectionStatus;
 
@@ -46,6 +47,7 @@ pub(crate) fn routes() -> axum::Router<ConnectDeps> {
             "/destinations/pipelines",
             post(set_channel).fallback(nothing_here),
         )
+        .route("/destinations/test", post(send_test).fallback(nothing_here))
         .route("/destinations/{*rest}", axum::routing::any(nothing_here))
 }
 
@@ -282,11 +284,16 @@ async fn overview(
             );
         }
     };
-    let saved = uri.query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "saved")
-            .map(|(_, v)| v.into_owned())
-    });
+    let query = |name: &str| {
+        uri.query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        })
+    };
+    let saved = query("saved");
+    let tested = query("tested");
+    let recent = latest_events(deps, &rows).await;
     let mut channel_lists: HashMap<String, crate::error::Result<Vec<ChannelInfo>>> = HashMap::new();
     let wanted: Vec<String> = rows
         .iter()
@@ -315,6 +322,8 @@ async fn overview(
         paused: &paused,
         rows: &rows,
         channel_lists: &channel_lists,
+        recent: &recent,
+        tested,
     });
     page(200, "Destinations", body)
 }
@@ -408,4 +417,172 @@ async fn set_channel(
             )
         }
     }
+}
+
+/// How many of a pipeline's latest events the page shows.
+pub const LATEST_EVENTS: usize = 50;
+
+/// What a test message from the page says of itself.
+pub const PAGE_TEST_MARK: &str =
+    "test: sent with the destinations page's Send test button, not a real event";
+
+/// Each pipeline's latest events from the journey (one Query each); a pipeline whose events
+/// could not be read is left out (the page says so).
+async fn latest_events(deps: &ConnectDeps, rows: &[Row]) -> HashMap<String, Vec<Vec<Record>>> {
+    let mut out = HashMap::new();
+    let Some(journey) = &deps.journey else {
+        return out;
+    };
+    for row in rows.iter().filter(|r| r.index == 0) {
+        match journey.recent(&row.pipeline, LATEST_EVENTS).await {
+            Ok(list) => {
+                out.insert(row.pipeline.clone(), list);
+            }
+            Err(e) => {
+                tracing::warn!(pipeline = %row.pipeline, error = %e, "reading a pipeline's latest events failed");
+            }
+        }
+    }
+    out
+}
+
+/// `POST /destinations/test`: the pipeline's message for its latest stored event (a sample
+/// one when it has none), filters skipped, enriched as the pipeline function would, marked
+/// as a test and queued for its channels.
+async fn send_test(
+    SignedIn(who): SignedIn,
+    State(deps): State<ConnectDeps>,
+    body: Bytes,
+) -> Response {
+    let (deps, who) = (&deps, &who);
+    let f = form(&body);
+    if !deps
+        .admin
+        .csrf_ok(who, f.get("csrf").map(String::as_str).unwrap_or_default())
+    {
+        return page(
+            403,
+            "Not sent",
+            html! { p { "The form expired; reload the page and try again." } },
+        );
+    }
+    let Some(id) = f.get("pipeline").filter(|p| !p.is_empty()) else {
+        return page(
+            400,
+            "Not sent",
+            html! { p { "The form does not name a pipeline." } },
+        );
+    };
+    match test_message(deps, id).await {
+        Ok((channels, from)) => {
+            tracing::info!(pipeline = %id, channels = channels.len(), "test message queued from the destinations page");
+            let said = if channels.is_empty() {
+                format!("{id} has no destination: nothing was sent.")
+            } else {
+                format!(
+                    "Test message of {id} queued for {} ({from}).",
+                    channels.join(", ")
+                )
+            };
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("tested", &said)
+                .finish();
+            redirect(&format!("/destinations?{q}"), None)
+        }
+        Err(TestRefused(status, why)) => page(status, "Not sent", html! { p { (why) } }),
+    }
+}
+
+/// Why "Send test" sent nothing: the status and what to do.
+struct TestRefused(u16, String);
+
+/// Renders and queues the test message of pipeline `id`: the channels, and which event it
+/// was made from.
+async fn test_message(deps: &ConnectDeps, id: &str) -> Result<(Vec<String>, String), TestRefused> {
+    let unavailable = |what: &str, e: crate::error::Error| {
+        tracing::error!(pipeline = %id, error = %e, "{what} failed");
+        TestRefused(503, format!("{what} failed; try again in a moment."))
+    };
+    let item = deps
+        .dynamo()
+        .get_item()
+        .table_name(&deps.pipelines_table)
+        .key("id", AttributeValue::S(id.to_owned()))
+        .send()
+        .await
+        .map_err(|e| {
+            unavailable(
+                "Reading the pipeline",
+                crate::error::Error::aws("reading the pipeline", e),
+            )
+        })?
+        .item
+        .ok_or_else(|| TestRefused(404, format!("There is no pipeline {id}.")))?;
+    let json: serde_json::Value = serde_dynamo::from_item(item)
+        .map_err(|e| TestRefused(400, format!("The pipeline {id} is not readable: {e}")))?;
+    let pipeline = crate::routing::test_message::unfiltered(&json)
+        .map_err(|e| TestRefused(400, format!("The pipeline {id} does not load: {e}")))?;
+    let Some(entities) = &deps.entities else {
+        return Err(TestRefused(
+            404,
+            "Send test needs the entities table (ENTITIES_TABLE).".into(),
+        ));
+    };
+    let mut event = None;
+    if let (Some(journey), Some(events)) = (&deps.journey, &deps.events) {
+        let latest = journey
+            .recent(id, 5)
+            .await
+            .map_err(|e| unavailable("Reading the latest events", e))?;
+        for records in latest {
+            let Some(first) = records.first() else {
+                continue;
+            };
+            if let Some(e) = events
+                .get(&first.event_id)
+                .await
+                .map_err(|e| unavailable("Reading the latest event", e))?
+            {
+                event = Some(e);
+                break;
+            }
+        }
+    }
+    let (event, from) = match event {
+        Some(e) => {
+            let from = format!("from event {}", e.id.as_str());
+            (e, from)
+        }
+        None => {
+            let name = pipeline.events.first().cloned().ok_or_else(|| {
+                TestRefused(400, format!("The pipeline {id} listens to no event."))
+            })?;
+            let sample = crate::event::Envelope {
+                id: crate::event::EventId::generate(),
+                name,
+                time: None,
+                received_at: time::OffsetDateTime::now_utc(),
+                source: "test".into(),
+                data: serde_json::json!({}),
+                cloudevent: None,
+                webhook: None,
+            };
+            (
+                sample,
+                "from a sample event with no fields: no event has reached it yet".to_owned(),
+            )
+        }
+    };
+    let deliveries = crate::routing::test_message::render(pipeline, &event, entities)
+        .await
+        .map_err(|e| unavailable("Enriching the event", e))?;
+    let channels = crate::routing::test_message::send(
+        &deps.sqs,
+        &deps.slack_queue_url,
+        &deliveries,
+        PAGE_TEST_MARK,
+    )
+    .await
+    .map_err(|e| unavailable("Queueing the test message", e))?;
+    Ok((channels, from))
 }

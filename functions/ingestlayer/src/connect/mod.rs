@@ -66,6 +66,11 @@ pub struct ConnectParts {
     pub sqs: aws_sdk_sqs::Client,
     pub slack_queue_url: String,
     pub slack_dlq_url: String,
+    /// Each pipeline's latest events, for the page.
+    pub journey: Option<crate::journey::JourneyStore>,
+    /// Stored events and entities, for "Send test".
+    pub events: Option<crate::ingress::event_store::EventStore>,
+    pub entities: Option<crate::routing::enrich::DynamoEntities>,
     /// The default workspace's (team id, bot user id), from auth.test once.
     pub(crate) default_bot: tokio::sync::OnceCell<(String, String)>,
 }
@@ -120,6 +125,28 @@ impl ConnectDeps {
                 cfg.connections_table.clone(),
             ),
             pipelines_table: cfg.pipelines_table.clone(),
+            journey: cfg
+                .journey_table
+                .clone()
+                .map(|table| crate::journey::JourneyStore {
+                    client: dynamo.clone(),
+                    table,
+                    ttl_days: 0,
+                }),
+            events: cfg
+                .events_table
+                .clone()
+                .map(|table| crate::ingress::event_store::EventStore {
+                    client: dynamo.clone(),
+                    table,
+                    ttl_days: 0,
+                }),
+            entities: cfg.entities_table.clone().map(|table| {
+                crate::routing::enrich::DynamoEntities {
+                    client: dynamo.clone(),
+                    table,
+                }
+            }),
             slack: SlackClient::new(&cfg.slack_api_url, std::time::Duration::from_secs(10))
                 .map_err(|e| crate::error::Error::slack("building the Slack client", e))?,
             tokens,

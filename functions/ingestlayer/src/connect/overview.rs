@@ -1,6 +1,6 @@
 //! The destinations page's markup (maud templates, every value escaped): the sign-in form
 //! and the overview of workspaces, paused channels and each pipeline's destination with
-//! its channel picker. Rendering only: what it shows is read by [`super::destinations`].
+//! its channel picker, its latest events with their outcome, and its "Send test" button. Rendering only: what it shows is read by [`super::destinations`].
 
 use std::collections::HashMap;
 
@@ -8,6 +8,7 @@ use maud::{html, Markup};
 
 use crate::delivery::channel_state::PausedEntry;
 use crate::ids::DEFAULT_TEAM;
+use crate::journey::{self, Outcome, Record};
 use crate::slack::client::ChannelInfo;
 use crate::slack::workspaces::{Connection, ConnectionStatus};
 
@@ -32,6 +33,11 @@ pub(crate) struct Overview<'a> {
     pub rows: &'a [Row],
     /// Each workspace's channels, as its bot sees them.
     pub channel_lists: &'a HashMap<String, crate::error::Result<Vec<ChannelInfo>>>,
+    /// Each pipeline's latest events (newest first), each with its records about it; a
+    /// pipeline missing here could not be read.
+    pub recent: &'a HashMap<String, Vec<Vec<Record>>>,
+    /// What "Send test" just did.
+    pub tested: Option<String>,
 }
 
 /// The sign-in form, with `error` above it.
@@ -53,6 +59,9 @@ pub(crate) fn render(o: &Overview) -> Markup {
     html! {
         @if let Some(saved) = &o.saved {
             p role="status" style="color:#070" { "Saved the channel of " (saved) "." }
+        }
+        @if let Some(tested) = &o.tested {
+            p role="status" id="tested" style="color:#070" { (tested) }
         }
         h2 { "Workspaces" }
         @if o.connections.is_empty() {
@@ -160,6 +169,9 @@ fn pipeline(o: &Overview, row: &Row) -> Markup {
             @if let Some(p) = paused {
                 p class="paused" style="color:#b00" { (row.channel) " is paused: " (p.pause.hint) }
             }
+            @if row.index == 0 {
+                (latest(o, &row.pipeline))
+            }
             form method="post" action="/destinations/pipelines" {
                 input type="hidden" name="csrf" value=(o.csrf);
                 input type="hidden" name="pipeline" value=(row.pipeline);
@@ -182,6 +194,64 @@ fn pipeline(o: &Overview, row: &Row) -> Markup {
                 " "
                 button type="submit" { "Save" }
             }
+        }
+    }
+}
+
+/// A pipeline's latest events with their outcome (the journey's summary of each), and its
+/// "Send test" button.
+fn latest(o: &Overview, pipeline: &str) -> Markup {
+    let events = o.recent.get(pipeline);
+    html! {
+        details class="latest" data-pipeline=(pipeline) open[events.is_some_and(|e| !e.is_empty())] {
+            summary { "Latest events" @if let Some(e) = events { " (" (e.len()) ")" } }
+            @match events {
+                None => p { "The latest events could not be read." },
+                Some(e) if e.is_empty() => p { "No event has reached this pipeline yet." },
+                Some(list) => table {
+                    tr { th { "When" } th { "Event" } th { "Outcome" } th { "Detail" } }
+                    @for records in list {
+                        @if let Some(r) = journey::summary(records) {
+                            tr class="event" data-event=(r.event_id) data-outcome=(r.outcome.as_str()) {
+                                td { (journey::clock(r.at_ms)) }
+                                td { code { (r.event_id) } }
+                                td { (r.outcome.as_str().replace('_', " ")) }
+                                td { (detail(r)) }
+                            }
+                        }
+                    }
+                },
+            }
+            p { "The whole journey of one event: " code { "ingestlayer explain EVENT_ID" } "." }
+        }
+        form method="post" action="/destinations/test" class="send-test" {
+            input type="hidden" name="csrf" value=(o.csrf);
+            input type="hidden" name="pipeline" value=(pipeline);
+            button type="submit" { "Send test" }
+            " posts this pipeline's message for its latest event (or a sample), marked as a test, to its channels."
+        }
+    }
+}
+
+/// One outcome's detail: why it was filtered or parked, where it was posted.
+fn detail(r: &Record) -> Markup {
+    let link = r
+        .permalink
+        .as_deref()
+        .filter(|l| l.starts_with("https://") || l.starts_with("http://"));
+    html! {
+        @match r.outcome {
+            Outcome::Posted | Outcome::Digested | Outcome::AlreadyPosted => {
+                (r.channels.join(", ")) " · ts " (r.ts.as_deref().unwrap_or("?"))
+                @if let Some(n) = r.digest_of { " · digest of " (n) }
+                @if let Some(l) = link { " · " a href=(l) { "open in Slack" } }
+            }
+            Outcome::Matched => { "queued for " (r.channels.join(", ")) }
+            Outcome::Parked => {
+                (r.channels.join(", ")) ": " (r.reason.as_deref().unwrap_or(""))
+                @if let Some(h) = &r.hint { " Fix: " (h) }
+            }
+            _ => { (r.reason.as_deref().unwrap_or("")) }
         }
     }
 }

@@ -391,7 +391,15 @@ pub(super) async fn process<'r>(
                     reason: String::new(),
                     slack: Some(slack_said),
                 };
-                finish(Rest::Pause(scope, pause), why, &rest_items, &[], deps, &mut out).await;
+                finish(
+                    Rest::Pause(scope, pause),
+                    why,
+                    &rest_items,
+                    &[],
+                    deps,
+                    &mut out,
+                )
+                .await;
                 return out;
             }
         }
@@ -484,8 +492,6 @@ async fn finish<'r>(
         out.push(r, fate);
     }
 }
-
-
 
 /// Marks items that were claimed but not tried as certainly not posted.
 async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {

@@ -300,11 +300,7 @@ mod tests {
             Some("ev_1"),
             "invalid_blocks <@U1>",
         );
-        assert!(
-            n.text.contains("`ingestlayer explain ev_1`"),
-            "{}",
-            n.text
-        );
+        assert!(n.text.contains("`ingestlayer explain ev_1`"), "{}", n.text);
         assert!(n.text.contains("invalid_blocks &lt;@U1&gt;"), "{}", n.text);
     }
 

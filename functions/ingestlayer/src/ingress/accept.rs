@@ -117,7 +117,10 @@ pub(crate) async fn accept(
         .iter()
         .map(|&i| (&events[i].0, events[i].1.as_str()))
         .collect();
-    for (&i, r) in server_ids.iter().zip(deps.store.put_all(&refs, key_id).await) {
+    for (&i, r) in server_ids
+        .iter()
+        .zip(deps.store.put_all(&refs, key_id).await)
+    {
         match r {
             Ok(()) => bodies[i] = Some(events[i].1.clone()),
             Err(e) => results[i] = Err(e),

@@ -459,7 +459,10 @@ mod explain_tests {
 
     #[test]
     fn what_the_deciding_part_read_is_named_with_its_value_or_as_absent() {
-        let j = decided(r#"$source == "cli" && plan == "pro""#, json!({"plan": "pro"}));
+        let j = decided(
+            r#"$source == "cli" && plan == "pro""#,
+            json!({"plan": "pro"}),
+        );
         assert_eq!(j.decided_by, r#"$source == "cli""#);
         assert_eq!(j.seen, vec![r#"$source = "web-app""#.to_owned()]);
         let j = decided(r#"plan == "pro""#, json!({"feature": "api"}));

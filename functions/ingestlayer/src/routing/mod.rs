@@ -6,6 +6,7 @@ pub mod filter;
 pub mod pipelines;
 pub mod render;
 pub mod route;
+pub mod test_message;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +19,9 @@ use tracing::Instrument;
 use crate::aws::sqs::{batch_response, send_all, Outgoing};
 use crate::config::PipelineConfig;
 use crate::event::Envelope;
+use crate::journey::{JourneyStore, Outcome, Record, Stage};
 use crate::routing::enrich::{DynamoEntities, EntityStore};
 use crate::routing::pipelines::PipelineSet;
-use crate::journey::{JourneyStore, Outcome, Record, Stage};
 use crate::routing::route::{route_traced, PairOutcome, Traced};
 
 /// Pipelines loaded from the table, reused for `ttl`.
@@ -216,16 +217,28 @@ pub async fn handle_with<S: EntityStore>(
             Err(e) => {
                 tracing::warn!(event_id = %envelope.id, error = %e, "enrichment failed; the event will be retried");
                 journey.push(
-                    Record::new(envelope.id.as_str(), Stage::Pipeline, Outcome::Failed, at_ms, "")
-                        .reason(format!("enrichment failed; the event is retried: {e}")),
+                    Record::new(
+                        envelope.id.as_str(),
+                        Stage::Pipeline,
+                        Outcome::Failed,
+                        at_ms,
+                        "",
+                    )
+                    .reason(format!("enrichment failed; the event is retried: {e}")),
                 );
                 failed_event[i] = true;
             }
             Ok(outcomes) if outcomes.is_empty() => {
                 tracing::info!(event_id = %envelope.id, event = %envelope.name, "no pipeline listens to this event");
                 journey.push(
-                    Record::new(envelope.id.as_str(), Stage::Pipeline, Outcome::Unrouted, at_ms, "")
-                        .reason(format!("no pipeline listens to {}", envelope.name)),
+                    Record::new(
+                        envelope.id.as_str(),
+                        Stage::Pipeline,
+                        Outcome::Unrouted,
+                        at_ms,
+                        "",
+                    )
+                    .reason(format!("no pipeline listens to {}", envelope.name)),
                 );
             }
             Ok(outcomes) => {
@@ -275,7 +288,9 @@ pub async fn handle_with<S: EntityStore>(
             for record in journey.iter_mut().filter(|j| j.event_id == id) {
                 if record.outcome == Outcome::Matched {
                     record.outcome = Outcome::Failed;
-                    record.reason = Some(format!("could not queue the Slack message; the event is retried: {e}"));
+                    record.reason = Some(format!(
+                        "could not queue the Slack message; the event is retried: {e}"
+                    ));
                 }
             }
         }

@@ -192,8 +192,15 @@ async fn requests_bench(endpoint: &str, events: usize) -> Result<(), Box<dyn std
         "AWS requests for {events} events (half filtered out, half posted: {} and {} Slack posts), per event",
         off.posts, on.posts
     );
-    println!("  {:<40} {:>12} {:>12}", "operation", "no journey", "journey");
-    let mut ops: Vec<&String> = off.by_operation.keys().chain(on.by_operation.keys()).collect();
+    println!(
+        "  {:<40} {:>12} {:>12}",
+        "operation", "no journey", "journey"
+    );
+    let mut ops: Vec<&String> = off
+        .by_operation
+        .keys()
+        .chain(on.by_operation.keys())
+        .collect();
     ops.sort();
     ops.dedup();
     let per = |n: usize| n as f64 / events as f64;

@@ -317,6 +317,9 @@ fn connect_config(s: &Stack) -> ConnectConfig {
         admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
         slack_queue_url: s.res.slack_queue_url.clone(),
         slack_dlq_url: s.res.slack_dlq_url.clone(),
+        journey_table: None,
+        events_table: None,
+        entities_table: None,
     }
 }
 

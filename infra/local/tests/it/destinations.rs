@@ -1,5 +1,7 @@
 //! The destinations page over HTTP: sign-in, the channel picker, saving a channel.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::harness::{feature_used, Stack, ADMIN_TOKEN};
@@ -191,4 +193,108 @@ async fn paused_channels_are_shown_with_what_to_do() {
         "the paused list names the channel: {page}"
     );
     assert!(!page.contains("chan#"), "never an internal key");
+}
+
+#[tokio::test]
+async fn each_pipeline_shows_its_latest_events_with_their_outcome_and_sends_a_test() {
+    let s = Stack::new().await;
+    let (_, _, page) = s
+        .connect_request("GET", "/destinations", &bearer(), "")
+        .await;
+    assert!(
+        page.contains("No event has reached this pipeline yet."),
+        "{page}"
+    );
+    let (_, posted) = s.post("/v1/events", &feature_used("u_42", "api")).await;
+    let (_, filtered) = s.post("/v1/events", &feature_used("u_42", "search")).await;
+    s.pump().await;
+    let post = s.alerts().remove(0);
+
+    let (status, _, page) = s
+        .connect_request("GET", "/destinations", &bearer(), "")
+        .await;
+    assert_eq!(status, 200);
+    let row = |id: &str| {
+        let at = page
+            .find(&format!("data-event=\"{id}\""))
+            .unwrap_or_else(|| panic!("no row for {id}: {page}"));
+        page[at..at + page[at..].find("</tr>").unwrap()].to_owned()
+    };
+    let posted_row = row(posted["id"].as_str().unwrap());
+    assert!(
+        posted_row.contains("data-outcome=\"posted\""),
+        "{posted_row}"
+    );
+    assert!(
+        posted_row.contains(&format!("#alerts · ts {}", post.ts)),
+        "{posted_row}"
+    );
+    assert!(posted_row.contains("open in Slack"), "{posted_row}");
+    let filtered_row = row(filtered["id"].as_str().unwrap());
+    assert!(
+        filtered_row.contains("data-outcome=\"filtered\""),
+        "{filtered_row}"
+    );
+    assert!(
+        filtered_row.contains("is false"),
+        "the filter's reason, escaped: {filtered_row}"
+    );
+    assert!(
+        page.find(&format!(
+            "data-event=\"{}\"",
+            posted["id"].as_str().unwrap()
+        )) < page.find(&format!(
+            "data-event=\"{}\"",
+            filtered["id"].as_str().unwrap()
+        )),
+        "latest activity first: the post came after both were routed"
+    );
+
+    let form = vec![
+        (
+            "content-type",
+            "application/x-www-form-urlencoded".to_owned(),
+        ),
+        ("authorization", format!("Bearer {ADMIN_TOKEN}")),
+    ];
+    let (status, _, _) = s
+        .connect_request(
+            "POST",
+            "/destinations/test",
+            &form,
+            "csrf=wrong&pipeline=feature-usage-to-alerts",
+        )
+        .await;
+    assert_eq!(status, 403, "the form token is checked");
+    let body = format!("csrf={}&pipeline=feature-usage-to-alerts", csrf(&page));
+    let (status, headers, _) = s
+        .connect_request("POST", "/destinations/test", &form, &body)
+        .await;
+    assert_eq!(status, 303);
+    let location = headers["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/destinations?tested="), "{location}");
+    // The channel's next slot is a second after the real post.
+    assert!(
+        s.pump_until(Duration::from_secs(15), |s| s.alerts().len() == 2)
+            .await,
+        "the test message was not posted"
+    );
+    let alerts = s.alerts();
+    assert_eq!(alerts.len(), 2, "the real post and the test");
+    let test = &alerts[1];
+    assert!(
+        test.text.as_deref().unwrap_or("").starts_with("[test] "),
+        "{test:?}"
+    );
+    let blocks = test.blocks.clone().unwrap().to_string();
+    assert!(blocks.contains("Send test button"), "{blocks}");
+    assert!(
+        blocks.contains(posted["id"].as_str().unwrap()) && blocks.contains("acme"),
+        "made from the pipeline's latest event, enriched: {blocks}"
+    );
+    let (_, _, page) = s.connect_request("GET", &location, &bearer(), "").await;
+    assert!(
+        page.contains("Test message of feature-usage-to-alerts queued for #alerts (from event"),
+        "{page}"
+    );
 }

@@ -175,6 +175,9 @@ impl Stack {
                 admin_token: Some(SecretString::from(ADMIN_TOKEN.to_owned())),
                 slack_queue_url: res.slack_queue_url.clone(),
                 slack_dlq_url: res.slack_dlq_url.clone(),
+                journey_table: Some(res.journey_table.clone()),
+                events_table: Some(res.events_table.clone()),
+                entities_table: Some(res.entities_table.clone()),
             },
         )
         .await
