@@ -171,6 +171,13 @@ pub struct Record {
     /// Which receive of the queue message this was (1 the first time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<usize>,
+    /// How long Slack took to answer the post.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack_ms: Option<u64>,
+    /// When ingest received the event (ms since the epoch), on a post: the end-to-end
+    /// latency is `at_ms - received_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_ms: Option<i64>,
 }
 
 impl Record {
@@ -200,6 +207,8 @@ impl Record {
             wait_ms: None,
             digest_of: None,
             attempt: None,
+            slack_ms: None,
+            received_ms: None,
         }
     }
 
@@ -362,6 +371,80 @@ impl JourneyStore {
     }
 }
 
+/// CloudWatch metrics (embedded metric format, through the `metrics` facade and
+/// `metrics_cloudwatch_embedded`, flushed to stdout after each invocation by the functions'
+/// `main.rs`): counted from the same records the journey keeps, so the dashboard and
+/// `explain` never disagree.
+pub mod metrics {
+    use super::{Outcome, Record, Stage};
+
+    /// Events ingest accepted (stored and queued).
+    pub fn accepted(n: usize) {
+        ::metrics::counter!("events_accepted").increment(n as u64);
+    }
+
+    /// An event or request ingest refused, by its error code (`invalid_event`,
+    /// `schema_violation`, `unauthorized`…).
+    pub fn refused(code: &str) {
+        ::metrics::counter!("events_refused", "code" => code.to_owned()).increment(1);
+    }
+
+    /// One invocation's records: filtered and matched per pipeline; posted, digested and
+    /// parked per channel; Slack's latency, the pacing wait and the end-to-end latency
+    /// (received to posted) of each post, in milliseconds.
+    pub fn observe(records: &[Record]) {
+        for r in records {
+            let pipeline = r.pipeline.clone().unwrap_or_default();
+            let channel = r.channels.first().cloned().unwrap_or_default();
+            match (r.stage, r.outcome) {
+                (Stage::Pipeline, Outcome::Matched) => {
+                    ::metrics::counter!("events_matched", "pipeline" => pipeline).increment(1)
+                }
+                (Stage::Pipeline, Outcome::Filtered) => {
+                    ::metrics::counter!("events_filtered", "pipeline" => pipeline).increment(1)
+                }
+                (Stage::Pipeline, Outcome::Unrouted) => {
+                    ::metrics::counter!("events_unrouted").increment(1)
+                }
+                (Stage::Delivery, Outcome::Posted | Outcome::Digested) => {
+                    let name = if r.outcome == Outcome::Posted {
+                        "messages_posted"
+                    } else {
+                        "messages_digested"
+                    };
+                    ::metrics::counter!(name, "channel" => channel).increment(1);
+                    if let Some(ms) = r.slack_ms {
+                        ::metrics::histogram!("slack_latency_ms").record(ms as f64);
+                    }
+                    if let Some(ms) = r.wait_ms {
+                        ::metrics::histogram!("pacing_wait_ms").record(ms as f64);
+                    }
+                    if let Some(received) = r.received_ms {
+                        ::metrics::histogram!("end_to_end_ms")
+                            .record((r.at_ms - received).max(0) as f64);
+                    }
+                }
+                (Stage::Delivery, Outcome::Parked) => {
+                    ::metrics::counter!("messages_parked", "channel" => channel).increment(1)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The collector each function's `main.rs` installs: namespace `ingestlayer`, every
+    /// metric also under the function's name (`AWS_LAMBDA_FUNCTION_NAME`, as template.yaml's
+    /// dashboard reads them).
+    pub fn install() -> crate::error::Result<&'static metrics_cloudwatch_embedded::Collector> {
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        metrics_cloudwatch_embedded::Builder::new()
+            .cloudwatch_namespace("ingestlayer")
+            .with_dimension("function", function)
+            .init()
+            .map_err(|e| crate::error::Error::invalid("the metrics collector", e))
+    }
+}
+
 /// The outcome that sums up a list of records about one event and pipeline: the last final
 /// one, else the last one.
 pub fn summary(records: &[Record]) -> Option<&Record> {
@@ -422,6 +505,57 @@ mod tests {
         assert_eq!(back, r);
         let later = Record::new("src:e1", Stage::Delivery, Outcome::Posted, 1000, "p1#0");
         assert!(later.step > r.step, "a later record sorts after");
+    }
+
+    #[test]
+    fn metrics_count_each_outcome_under_its_pipeline_or_channel_with_the_latencies() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let matched = Record::new("e1", Stage::Pipeline, Outcome::Matched, 1, "p").pipeline("p");
+        let filtered = Record::new("e2", Stage::Pipeline, Outcome::Filtered, 1, "p").pipeline("p");
+        let mut posted = Record::new("e1", Stage::Delivery, Outcome::Posted, 900, "p#0");
+        posted.channels = vec!["#alerts".into()];
+        posted.slack_ms = Some(120);
+        posted.wait_ms = Some(400);
+        posted.received_ms = Some(100);
+        let mut parked = Record::new("e3", Stage::Delivery, Outcome::Parked, 900, "p#0");
+        parked.channels = vec!["#gone".into()];
+        ::metrics::with_local_recorder(&recorder, || {
+            super::metrics::observe(&[matched, filtered, posted, parked]);
+            super::metrics::refused("schema_violation");
+        });
+        let seen: Vec<(String, Vec<String>, DebugValue)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .map(|(key, _, _, value)| {
+                let key = key.key();
+                let labels = key
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                (key.name().to_owned(), labels, value)
+            })
+            .collect();
+        let find = |name: &str| {
+            seen.iter()
+                .find(|(n, _, _)| n == name)
+                .unwrap_or_else(|| panic!("no {name} in {seen:?}"))
+        };
+        assert_eq!(find("events_matched").1, vec!["pipeline=p"]);
+        assert_eq!(find("events_matched").2, DebugValue::Counter(1));
+        assert_eq!(find("events_filtered").1, vec!["pipeline=p"]);
+        assert_eq!(find("messages_posted").1, vec!["channel=#alerts"]);
+        assert_eq!(find("messages_parked").1, vec!["channel=#gone"]);
+        assert_eq!(find("events_refused").1, vec!["code=schema_violation"]);
+        let hist = |name: &str| match &find(name).2 {
+            DebugValue::Histogram(v) => v.iter().map(|f| f.into_inner()).collect::<Vec<f64>>(),
+            other => panic!("{name} is {other:?}"),
+        };
+        assert_eq!(hist("slack_latency_ms"), vec![120.0]);
+        assert_eq!(hist("pacing_wait_ms"), vec![400.0]);
+        assert_eq!(hist("end_to_end_ms"), vec![800.0]);
     }
 
     #[test]

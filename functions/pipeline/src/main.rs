@@ -4,17 +4,22 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, PipelineConfig};
 use ingestlayer::routing::{handle, PipelineDeps};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use metrics_cloudwatch_embedded::lambda::service::run;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    let metrics = ingestlayer::journey::metrics::install()?;
     let cfg = PipelineConfig::from_env()?;
     let sdk = aws().await;
     let deps = PipelineDeps::load(&sdk, &cfg).await?;
     let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
-    }))
+    run(
+        metrics,
+        service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+            Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
+        }),
+    )
     .await
 }

@@ -5,13 +5,15 @@
 
 use ingestlayer::config::{aws, init_tracing, ConnectConfig};
 use ingestlayer::connect::{router, ConnectDeps};
-use lambda_http::{run, Error};
+use lambda_http::Error;
+use metrics_cloudwatch_embedded::lambda::service::run_http;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    let metrics = ingestlayer::journey::metrics::install()?;
     let cfg = ConnectConfig::from_env()?;
     let sdk = aws().await;
     let deps = ConnectDeps::load(&sdk, &cfg).await?;
-    run(router(deps)).await
+    run_http(metrics, router(deps)).await
 }

@@ -4,17 +4,22 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, DeliveryConfig};
 use ingestlayer::delivery::{handle, DeliveryDeps};
-use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use metrics_cloudwatch_embedded::lambda::service::run;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
+    let metrics = ingestlayer::journey::metrics::install()?;
     let cfg = DeliveryConfig::from_env()?;
     let sdk = aws().await;
     let deps = DeliveryDeps::load(&sdk, &cfg).await?;
     let deps = &deps;
-    run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
-    }))
+    run(
+        metrics,
+        service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+            Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
+        }),
+    )
     .await
 }

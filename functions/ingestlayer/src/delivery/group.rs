@@ -255,7 +255,9 @@ pub(super) async fn process<'r>(
                 return out;
             }
         };
+        let sent_ms = deps.clock.now_ms();
         let (answer, channel) = post::post_unit(&unit, &token, deps).await;
+        let slack_ms = u64::try_from(deps.clock.now_ms() - sent_ms).unwrap_or(0);
         let first = &unit[0].delivery;
         let event_ids: Vec<&str> = unit.iter().map(|i| i.delivery.event_id.as_str()).collect();
         let posted = Posted {
@@ -302,6 +304,8 @@ pub(super) async fn process<'r>(
                     rec.permalink = permalink.clone();
                     rec.slack = Some(slack_said.clone());
                     rec.wait_ms = Some(waited_ms);
+                    rec.slack_ms = Some(slack_ms);
+                    rec.received_ms = Some(item.delivery.received_ms).filter(|ms| *ms > 0);
                     rec.digest_of = (unit.len() > 1).then_some(unit.len());
                     out.journey.push(rec);
                 }
@@ -567,6 +571,7 @@ mod tests {
             v: 1,
             event_id: format!("local:e{n}"),
             event_name: "signup".into(),
+            received_ms: 0,
             pipeline_id: "p".into(),
             destination: 0,
             team: TeamId::default_team(),

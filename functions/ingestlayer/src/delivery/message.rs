@@ -33,9 +33,17 @@ pub struct Delivery {
     /// Coalesce this many or more waiting messages of the channel into one digest; 0 never.
     #[serde(default = "default_digest_threshold")]
     pub digest_threshold: usize,
+    /// When ingest received the event (ms since the epoch; 0 in bodies from before it was
+    /// carried), for the end-to-end latency.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub received_ms: i64,
     /// A signed link to the full stored event, when the pipeline can sign one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 fn default_interval_ms() -> u64 {

@@ -189,6 +189,7 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
         fates.extend(out.fates);
         journey.extend(out.journey);
     }
+    crate::journey::metrics::observe(&journey);
     if let Some(store) = &deps.journey {
         store.write(journey).await;
     }

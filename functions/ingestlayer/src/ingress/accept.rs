@@ -178,5 +178,6 @@ pub(crate) async fn accept(
         failed = events.len() - accepted,
         "events accepted"
     );
+    crate::journey::metrics::accepted(accepted);
     results
 }

@@ -27,6 +27,9 @@ pub(crate) fn error(
     message: &str,
     details: Option<Vec<FieldError>>,
 ) -> Response {
+    if (400..500).contains(&status) {
+        crate::journey::metrics::refused(code);
+    }
     let mut body = json!({"error": {"code": code, "message": message}});
     if let Some(d) = details {
         body["error"]["details"] = json!(d);

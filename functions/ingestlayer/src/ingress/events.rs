@@ -247,9 +247,11 @@ async fn ingest_batch(value: &Value, source: &str, key_id: &str, deps: &IngestDe
                 ready_index.push(i);
                 ready.push((envelope, json, client_id));
             }
-            Err((_, code, details)) => results
-                .push(json!({"index": i, "status": "rejected", "code": code,
-                "message": summary(code, &details), "errors": details})),
+            Err((_, code, details)) => {
+                crate::journey::metrics::refused(code);
+                results.push(json!({"index": i, "status": "rejected", "code": code,
+                "message": summary(code, &details), "errors": details}));
+            }
         }
     }
     let outcomes = accept(&ready, Some(key_id), deps).await;

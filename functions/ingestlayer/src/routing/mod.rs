@@ -295,6 +295,7 @@ pub async fn handle_with<S: EntityStore>(
             }
         }
     }
+    crate::journey::metrics::observe(&journey);
     if let Some(store) = &deps.journey {
         store.write(journey).await;
     }

@@ -234,6 +234,7 @@ pub async fn route_traced<S: EntityStore>(
                 v: 1,
                 event_id: event.id.as_str().to_owned(),
                 event_name: event.name.as_str().to_owned(),
+                received_ms: (event.received_at.unix_timestamp_nanos() / 1_000_000) as i64,
                 pipeline_id: pipeline_id.clone(),
                 destination: di,
                 team: d.team.clone(),

@@ -115,6 +115,50 @@ async fn an_event_goes_from_ingest_through_pipeline_and_slack_delivery_binaries_
         text.contains("acme"),
         "enriched with u_42's account: {text}"
     );
+
+    // Each binary flushed its CloudWatch metrics (embedded metric format) to stdout after
+    // the invocation, with the dimensions the dashboard reads.
+    let metric = |lines: &[String], name: &str, dimension: &str, value: &str| {
+        lines
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|doc| {
+                let declared = &doc["_aws"]["CloudWatchMetrics"][0];
+                declared["Namespace"] == "ingestlayer"
+                    && declared["Metrics"]
+                        .as_array()
+                        .is_some_and(|m| m.iter().any(|m| m["Name"] == name))
+                    && doc[dimension] == value
+            })
+            .unwrap_or_else(|| panic!("no {name} with {dimension}={value} in {lines:#?}"))
+    };
+    let prefix = &s.res.prefix;
+    let (ingest, _) = f.ingest.output().await;
+    let doc = metric(
+        &ingest,
+        "events_accepted",
+        "function",
+        &format!("{prefix}-ingest"),
+    );
+    assert_eq!(doc["events_accepted"], 1, "{doc}");
+    metric(&ingest, "events_refused", "code", "malformed_json");
+    let (pipeline, _) = f.pipeline.output().await;
+    metric(
+        &pipeline,
+        "events_matched",
+        "pipeline",
+        "feature-usage-to-alerts",
+    );
+    let (delivery, _) = f.delivery.output().await;
+    let doc = metric(&delivery, "messages_posted", "channel", "#alerts");
+    assert_eq!(doc["messages_posted"], 1, "{doc}");
+    let function = format!("{prefix}-slack-delivery");
+    let doc = metric(&delivery, "end_to_end_ms", "function", &function);
+    assert!(
+        doc["end_to_end_ms"][0].as_f64().is_some_and(|ms| ms > 0.0),
+        "{doc}"
+    );
+    metric(&delivery, "slack_latency_ms", "function", &function);
 }
 
 #[tokio::test]

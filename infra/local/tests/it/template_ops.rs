@@ -215,10 +215,25 @@ fn the_dashboard_shows_every_queue_and_function() {
             "the dashboard misses {name}"
         );
     }
+    // The functions' own metrics (journey::metrics), under the names they are emitted with.
+    for metric in [
+        "events_accepted",
+        "events_refused",
+        "events_matched",
+        "events_filtered",
+        "messages_posted",
+        "messages_digested",
+        "messages_parked",
+        "slack_latency_ms",
+        "pacing_wait_ms",
+        "end_to_end_ms",
+    ] {
+        assert!(body.contains(metric), "the dashboard misses {metric}");
+    }
     let json_body = body.replace("${AWS::Region}", "r");
     let re = regex_free_subs(&json_body);
     let parsed: serde_json::Value = serde_json::from_str(&re).expect("the body is JSON");
-    assert!(parsed["widgets"].as_array().unwrap().len() >= 6);
+    assert!(parsed["widgets"].as_array().unwrap().len() >= 10);
 }
 
 /// The dashboard body with `${…}` substitutions replaced by a plain word.
