@@ -51,6 +51,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use tracing::Instrument;
 
 use crate::config::DeliveryConfig;
 use crate::delivery::channel_state::Channels;
@@ -183,9 +184,12 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     let mut fates: Vec<(&SqsMessage, Fate)> = Vec::new();
     let mut journey = Vec::new();
     for (group, records) in &groups {
-        let span = tracing::info_span!("group", group = %group, messages = records.len());
-        let _enter = span.enter();
-        let out = group::process(group, records, deps, &mut team_pauses).await;
+        // Every line logged while the group is processed carries its events' ids.
+        let event_ids: Vec<String> = records.iter().filter_map(|r| peek_event_id(r)).collect();
+        let span = tracing::info_span!("group", group = %group, messages = records.len(), event_ids = ?event_ids);
+        let out = group::process(group, records, deps, &mut team_pauses)
+            .instrument(span)
+            .await;
         fates.extend(out.fates);
         journey.extend(out.journey);
     }
@@ -205,6 +209,17 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     }
     hand_back(deps, &later).await;
     crate::aws::sqs::batch_response(failures)
+}
+
+/// The event id of a queued delivery, without reading the rest of it.
+fn peek_event_id(r: &SqsMessage) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Peek {
+        event_id: String,
+    }
+    serde_json::from_str::<Peek>(r.body.as_deref()?)
+        .ok()
+        .map(|p| p.event_id)
 }
 
 /// Sets each failed message's visibility so it comes back when it should.

@@ -173,9 +173,11 @@ pub(crate) async fn accept(
     }
     deps.store.mark_queued(queued_ids).await;
     let accepted = results.iter().filter(|r| r.is_ok()).count();
+    let event_ids: Vec<&str> = events.iter().map(|(e, _, _)| e.id.as_str()).collect();
     tracing::info!(
         accepted,
         failed = events.len() - accepted,
+        event_ids = ?event_ids,
         "events accepted"
     );
     crate::journey::metrics::accepted(accepted);

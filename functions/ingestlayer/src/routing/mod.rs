@@ -183,6 +183,23 @@ pub async fn handle_with<S: EntityStore>(
     if envelopes.is_empty() {
         return batch_response(failures);
     }
+    // Every line logged about these events carries their ids (the span's `event_ids`).
+    let event_ids: Vec<&str> = envelopes.iter().map(|e| e.id.as_str()).collect();
+    let span = tracing::info_span!("events", event_ids = ?event_ids);
+    route_batch(&envelopes, ids, failures, deps, store)
+        .instrument(span)
+        .await
+}
+
+/// Routes the parsed envelopes (`ids`: their SQS message ids) and queues their messages;
+/// `failures` already holds the records that could not be parsed.
+async fn route_batch<S: EntityStore>(
+    envelopes: &[Envelope],
+    ids: Vec<String>,
+    mut failures: Vec<String>,
+    deps: &PipelineDeps,
+    store: &S,
+) -> SqsBatchResponse {
     let pipelines = match deps.pipelines.get().await {
         Ok(p) => p,
         Err(e) => {
@@ -202,7 +219,7 @@ pub async fn handle_with<S: EntityStore>(
         .links
         .as_ref()
         .map(|_| &make_link as crate::routing::route::LinkMaker<'_>);
-    let results = route_traced(&envelopes, &pipelines, store, link_maker, false)
+    let results = route_traced(envelopes, &pipelines, store, link_maker, false)
         .instrument(tracing::info_span!("route"))
         .await;
     let at_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;

@@ -99,7 +99,7 @@ async fn an_event_goes_from_ingest_through_pipeline_and_slack_delivery_binaries_
 
     let (status, body) = post_event(&api, feature_used("u_42", "csv.export")).await;
     assert_eq!(status, 202, "{body}");
-    assert!(body["id"].is_string(), "{body}");
+    let event_id = body["id"].as_str().expect("the event's id").to_owned();
     // Refused with a 4xx that names the problem, through the binary too.
     let (status, body) = post_event(&api, "{not json".to_owned()).await;
     assert_eq!(status, 400, "{body}");
@@ -159,6 +159,27 @@ async fn an_event_goes_from_ingest_through_pipeline_and_slack_delivery_binaries_
         "{doc}"
     );
     metric(&delivery, "slack_latency_ms", "function", &function);
+
+    // Every line an invocation logged about the event carries its id (in its fields or in
+    // its spans' `event_ids`).
+    for (name, lines) in [
+        ("ingest", &ingest),
+        ("pipeline", &pipeline),
+        ("delivery", &delivery),
+    ] {
+        let about_it: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("Lambda runtime invoke") && !l.contains("\"_aws\""))
+            .filter(|l| name != "ingest" || l.contains("events accepted"))
+            .collect();
+        assert!(!about_it.is_empty(), "{name} logged nothing: {lines:#?}");
+        for l in about_it {
+            assert!(
+                l.contains(&event_id),
+                "{name} logged a line without {event_id}: {l}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
