@@ -235,11 +235,9 @@ impl Shared {
             .params
             .as_ref()
             .map_err(|InvalidJson| Rejection::InvalidJson)?;
-        let channel = params
-            .get("channel")
-            .and_then(Value::as_str)
-            .and_then(ChannelRef::parse)
-            .and_then(|channel| state.channels.lookup(&channel))
+        let channel = state
+            .channels
+            .lookup(&channel_arg(params)?)
             .ok_or(Rejection::ChannelNotFound)?;
         let ts = params
             .get("message_ts")
@@ -270,11 +268,9 @@ impl Shared {
             .params
             .as_ref()
             .map_err(|InvalidJson| Rejection::InvalidJson)?;
-        let channel = params
-            .get("channel")
-            .and_then(Value::as_str)
-            .and_then(ChannelRef::parse)
-            .and_then(|channel| state.channels.lookup(&channel))
+        let channel = state
+            .channels
+            .lookup(&channel_arg(params)?)
             .ok_or(Rejection::ChannelNotFound)?;
         if !channel.bot_member {
             return Err(Rejection::NotInChannel);
@@ -352,11 +348,7 @@ impl Shared {
             .params
             .as_ref()
             .map_err(|InvalidJson| Rejection::InvalidJson)?;
-        let wanted = params
-            .get("channel")
-            .and_then(Value::as_str)
-            .and_then(ChannelRef::parse)
-            .ok_or(Rejection::ChannelNotFound)?;
+        let wanted = channel_arg(params)?;
         let channel = state
             .channels
             .lookup(&wanted)
@@ -744,6 +736,16 @@ impl Shared {
     }
 }
 
+/// The `channel` argument (an ID or a name); Slack answers `channel_not_found` for a
+/// missing or malformed one.
+fn channel_arg(params: &Map<String, Value>) -> Result<ChannelRef, Rejection> {
+    params
+        .get("channel")
+        .and_then(Value::as_str)
+        .and_then(ChannelRef::parse)
+        .ok_or(Rejection::ChannelNotFound)
+}
+
 /// Slack's checks after auth and faults, in Slack's order; records the message when accepted.
 fn accept(
     state: &mut State,
@@ -751,11 +753,7 @@ fn accept(
     token: &str,
     now: Instant,
 ) -> Result<PostedMessage, Rejection> {
-    let channel_ref = params
-        .get("channel")
-        .and_then(Value::as_str)
-        .and_then(ChannelRef::parse)
-        .ok_or(Rejection::ChannelNotFound)?;
+    let channel_ref = channel_arg(params)?;
     let channel = state
         .channels
         .lookup_or_create(&channel_ref)

@@ -131,6 +131,23 @@ async fn nothing_here(_: SignedIn) -> Response {
     page(404, "Not found", html! { p { "There is nothing here." } })
 }
 
+/// 403 titled `title` unless the form carries the session's CSRF token.
+fn stale_form(
+    deps: &ConnectDeps,
+    who: &Admin,
+    form: &HashMap<String, String>,
+    title: &str,
+) -> Option<Response> {
+    let token = form.get("csrf").map(String::as_str).unwrap_or_default();
+    (!deps.admin.csrf_ok(who, token)).then(|| {
+        page(
+            403,
+            title,
+            html! { p { "The form expired; reload the page and try again." } },
+        )
+    })
+}
+
 fn form(body: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
@@ -336,15 +353,8 @@ async fn set_channel(
 ) -> Response {
     let (deps, who) = (&deps, &who);
     let f = form(&body);
-    if !deps
-        .admin
-        .csrf_ok(who, f.get("csrf").map(String::as_str).unwrap_or_default())
-    {
-        return page(
-            403,
-            "Not saved",
-            html! { p { "The form expired; reload the page and try again." } },
-        );
+    if let Some(refused) = stale_form(deps, who, &f, "Not saved") {
+        return refused;
     }
     let (Some(pipeline), Some(index), Some(target)) = (
         f.get("pipeline"),
@@ -456,15 +466,8 @@ async fn send_test(
 ) -> Response {
     let (deps, who) = (&deps, &who);
     let f = form(&body);
-    if !deps
-        .admin
-        .csrf_ok(who, f.get("csrf").map(String::as_str).unwrap_or_default())
-    {
-        return page(
-            403,
-            "Not sent",
-            html! { p { "The form expired; reload the page and try again." } },
-        );
+    if let Some(refused) = stale_form(deps, who, &f, "Not sent") {
+        return refused;
     }
     let Some(id) = f.get("pipeline").filter(|p| !p.is_empty()) else {
         return page(

@@ -264,6 +264,20 @@ impl EventStore {
 
     /// Reads one stored event; `None` when absent or past its TTL.
     pub async fn get(&self, id: &str) -> Result<Option<Envelope>> {
+        let Some(item) = self.read(id).await? else {
+            return Ok(None);
+        };
+        if item.envelope.is_empty() {
+            return Err(Error::invalid("the stored event", "it has no envelope"));
+        }
+        serde_json::from_str(&item.envelope)
+            .map(Some)
+            .map_err(|e| Error::invalid("the stored event", e))
+    }
+
+    /// The stored item of `id`; `None` when absent or past its TTL (DynamoDB deletes
+    /// expired items lazily).
+    async fn read(&self, id: &str) -> Result<Option<EventItem>> {
         let out = self
             .client
             .get_item()
@@ -276,15 +290,8 @@ impl EventStore {
             return Ok(None);
         };
         let item: EventItem = dynamo::from_item(item, "the stored event")?;
-        if item.expired(time::OffsetDateTime::now_utc().unix_timestamp()) {
-            return Ok(None);
-        }
-        if item.envelope.is_empty() {
-            return Err(Error::invalid("the stored event", "it has no envelope"));
-        }
-        serde_json::from_str(&item.envelope)
-            .map(Some)
-            .map_err(|e| Error::invalid("the stored event", e))
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Ok(Some(item).filter(|i| !i.expired(now)))
     }
 
     /// The item an accepted event is stored as, by BatchWriteItem and by the conditional
@@ -299,21 +306,9 @@ impl EventStore {
     /// How an event arrived (the first line of its journey); `None` when absent or past
     /// its TTL.
     pub async fn received(&self, id: &str) -> Result<Option<Received>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", AttributeValue::S(id.to_owned()))
-            .send()
-            .await
-            .map_err(|e| Error::aws("reading the stored event", e))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.read(id).await? else {
             return Ok(None);
         };
-        let item: EventItem = dynamo::from_item(item, "the stored event")?;
-        if item.expired(time::OffsetDateTime::now_utc().unix_timestamp()) {
-            return Ok(None);
-        }
         Ok(Some(Received {
             id: item.id,
             name: item.name,
