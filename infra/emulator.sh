@@ -32,7 +32,9 @@ start_emulator() {
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
   fi
   local log="$ROOT/.tools/moto-$port.log"
-  "$ROOT/.tools/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+  # The request recorder (the trace test, ingestlayer-bench --requests) writes here.
+  MOTO_RECORDER_FILEPATH="$ROOT/.tools/moto-$port.recording" \
+    "$ROOT/.tools/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   EMULATOR_PID=$!
   trap stop_emulator EXIT
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"

@@ -150,6 +150,17 @@ impl LambdaFunction {
         &self,
         event: &serde_json::Value,
     ) -> Result<serde_json::Value, FunctionError> {
+        self.invoke_traced(event, None).await
+    }
+
+    /// [`invoke`](Self::invoke) within the X-Ray trace `trace` (an `AWSTraceHeader`), as
+    /// Lambda's SQS event source continues the trace of the message that triggered it; a
+    /// new trace when `None`.
+    pub async fn invoke_traced(
+        &self,
+        event: &serde_json::Value,
+        trace: Option<&str>,
+    ) -> Result<serde_json::Value, FunctionError> {
         let mut slot = self.instance.lock().await;
         let instance = self.ready(slot.take()).await?;
         let function = self.spec.name.clone();
@@ -162,6 +173,7 @@ impl LambdaFunction {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_millis(),
+            trace: trace.map(continued_trace),
             reply,
         };
         if instance.api.invocations.send(pending).await.is_err() {
@@ -241,6 +253,8 @@ struct Pending {
     id: String,
     body: Bytes,
     deadline_ms: u128,
+    /// The invocation's trace header, when it continues one.
+    trace: Option<String>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -474,7 +488,12 @@ async fn next(State(api): State<Arc<Api>>) -> Response {
     headers.insert("lambda-runtime-invoked-function-arn", header(&api.arn));
     headers.insert(
         "lambda-runtime-trace-id",
-        header(&trace_id(pending.deadline_ms)),
+        header(
+            &pending
+                .trace
+                .clone()
+                .unwrap_or_else(|| trace_id(pending.deadline_ms)),
+        ),
     );
     headers.insert(
         axum::http::header::CONTENT_TYPE,
@@ -487,6 +506,22 @@ async fn next(State(api): State<Arc<Api>>) -> Response {
 }
 
 /// An X-Ray trace header: `Root=1-<8 hex: epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`.
+/// `header`'s trace (its `Root` and sampling decision) with a new `Parent`: the segment of
+/// the invocation that continues it.
+fn continued_trace(header: &str) -> String {
+    let random: [u8; 8] = rand::random();
+    let mut parts: Vec<String> = header
+        .split(';')
+        .filter(|p| !p.starts_with("Parent="))
+        .map(str::to_owned)
+        .collect();
+    parts.insert(
+        1.min(parts.len()),
+        format!("Parent={}", hex_string(&random)),
+    );
+    parts.join(";")
+}
+
 fn trace_id(epoch_ms: u128) -> String {
     let random: [u8; 20] = rand::random();
     format!(

@@ -145,13 +145,11 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
     let before = standin.messages().len();
 
     let recorder = Recorder::new(endpoint);
-    recorder.call("reset-recording").await?;
-    recorder.call("start-recording").await?;
+    recorder.start().await?;
     let batch: Vec<Value> = (1..=events).map(|i| event(i, i % 2 == 1)).collect();
     post(&ingest, &json!({ "events": batch })).await?;
     settle(&feeds, &pipeline, &delivery).await?;
-    recorder.call("stop-recording").await?;
-    let recording = recorder.download().await?;
+    let recording = recorder.stop().await?;
 
     let mut count = Count {
         events,
@@ -159,10 +157,9 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
         ..Count::default()
     };
     let journey_table = format!("\"{}\"", res.journey_table);
-    for line in recording.lines().filter(|l| !l.trim().is_empty()) {
-        let entry: Value = serde_json::from_str(line)?;
-        let op = operation(&entry);
-        if op == "DynamoDB.BatchWriteItem" && body(&entry).contains(&journey_table) {
+    for entry in &recording {
+        let op = operation(entry);
+        if op == "DynamoDB.BatchWriteItem" && body(entry).contains(&journey_table) {
             count.journey_writes += 1;
         }
         *count.by_operation.entry(op).or_default() += 1;
@@ -241,7 +238,8 @@ fn operation(entry: &Value) -> String {
         .map_or_else(|| "other".to_owned(), |a| format!("query.{a}"))
 }
 
-fn body(entry: &Value) -> String {
+/// A recorded request's body, as text.
+pub fn body(entry: &Value) -> String {
     let raw = entry["body"].as_str().unwrap_or("");
     if entry["body_encoded"].as_bool() == Some(true) {
         use base64::Engine;
@@ -254,14 +252,15 @@ fn body(entry: &Value) -> String {
     }
 }
 
-/// moto's request recorder.
-struct Recorder {
+/// moto's request recorder: every request the emulator receives between [`Recorder::start`]
+/// and [`Recorder::stop`], whoever sent it.
+pub struct Recorder {
     base: String,
     http: reqwest::Client,
 }
 
 impl Recorder {
-    fn new(endpoint: &str) -> Self {
+    pub fn new(endpoint: &str) -> Self {
         Self {
             base: format!("{}/moto-api/recorder", endpoint.trim_end_matches('/')),
             http: reqwest::Client::new(),
@@ -280,14 +279,27 @@ impl Recorder {
         Ok(())
     }
 
-    async fn download(&self) -> Result<String, Failure> {
-        Ok(self
+    /// Clears what was recorded before and records from now on.
+    pub async fn start(&self) -> Result<(), Failure> {
+        self.call("reset-recording").await?;
+        self.call("start-recording").await
+    }
+
+    /// Stops recording; the requests recorded (`headers`, `method`, `url`, `body`; see
+    /// [`body`]).
+    pub async fn stop(&self) -> Result<Vec<Value>, Failure> {
+        self.call("stop-recording").await?;
+        let text = self
             .http
             .get(format!("{}/download-recording", self.base))
             .send()
             .await?
             .text()
-            .await?)
+            .await?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).map_err(Into::into))
+            .collect()
     }
 }
 

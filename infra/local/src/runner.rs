@@ -184,11 +184,19 @@ where
     Ok(messages.len())
 }
 
-/// One invocation of a function's binary from `feed`.
+/// One invocation of a function's binary from `feed`, continuing the X-Ray trace of the
+/// batch's first message (its `AWSTraceHeader`), as Lambda's SQS event source does.
 pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Result<usize, String> {
     pump_with(feed, |event| async move {
+        let trace = event
+            .records
+            .first()
+            .and_then(|r| r.attributes.get("AWSTraceHeader").cloned());
         let event = serde_json::to_value(&event).map_err(|e| e.to_string())?;
-        let response = function.invoke(&event).await.map_err(|e| e.to_string())?;
+        let response = function
+            .invoke_traced(&event, trace.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
         serde_json::from_value::<SqsBatchResponse>(response).map_err(|e| {
             format!(
                 "{} answered something that is not an SQS batch response: {e}",

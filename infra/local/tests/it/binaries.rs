@@ -326,3 +326,93 @@ async fn at_log_level_trace_the_ingest_binary_never_logs_the_api_key_or_the_payl
     assert!(!logs.contains(API_KEY), "the API key was logged: {logs}");
     assert!(!logs.contains(marker), "the payload was logged: {logs}");
 }
+
+/// The `Root=…` of an X-Ray trace header.
+fn trace_root(header: &str) -> &str {
+    header
+        .split(';')
+        .find(|p| p.starts_with("Root="))
+        .unwrap_or_else(|| panic!("no Root in {header:?}"))
+}
+
+#[tokio::test]
+async fn one_event_is_one_trace_from_the_ingest_binary_through_the_pipeline_binary_to_the_slack_queue(
+) {
+    use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
+    use ingestlayer_local::requests::{body, Recorder};
+
+    let s = Stack::new().await;
+    let f = s.binaries();
+    let api = serve(&f).await;
+    // The emulator keeps system attributes on SendMessage but drops them from
+    // SendMessageBatch, which both functions use; so each hop is read from the request the
+    // binary made (the emulator's recorder), as AWS would take it.
+    let sent_to = |recording: &[serde_json::Value], queue: &str| -> String {
+        let sent: Vec<serde_json::Value> = recording
+            .iter()
+            .map(body)
+            .filter(|b| b.contains(queue))
+            .filter_map(|b| serde_json::from_str(&b).ok())
+            .filter(|b: &serde_json::Value| b["Entries"].is_array())
+            .collect();
+        assert_eq!(sent.len(), 1, "one SendMessageBatch to {queue}: {sent:#?}");
+        sent[0]["Entries"][0]["MessageSystemAttributes"]["AWSTraceHeader"]["StringValue"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no AWSTraceHeader sent: {}", sent[0]))
+            .to_owned()
+    };
+    let recorder = Recorder::new(&crate::harness::endpoint());
+
+    // Hop 1: the ingest binary sends the event with its invocation's trace.
+    recorder.start().await.unwrap();
+    let (status, answer) = post_event(&api, feature_used("u_42", "api")).await;
+    let recording = recorder.stop().await.unwrap();
+    assert_eq!(status, 202, "{answer}");
+    let (ingest, _) = f.ingest.output().await;
+    let traced = ingest
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|l| l["spans"][0]["xrayTraceId"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no trace id in {ingest:#?}"));
+    let first = sent_to(&recording, &s.res.events_queue_url);
+    assert_eq!(
+        first, traced,
+        "the event carries the ingest invocation's trace"
+    );
+
+    // What AWS then delivers: the event with that AWSTraceHeader.
+    let queued = s.peek(&s.res.events_queue_url).await;
+    assert_eq!(queued.len(), 1);
+    s.sqs
+        .delete_message()
+        .queue_url(&s.res.events_queue_url)
+        .receipt_handle(queued[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    s.sqs
+        .send_message()
+        .queue_url(&s.res.events_queue_url)
+        .message_body(queued[0].body().unwrap())
+        .message_system_attributes(
+            MessageSystemAttributeNameForSends::AwsTraceHeader,
+            MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(&first)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Hop 2: the pipeline binary, invoked within the message's trace (as Lambda's SQS event
+    // source does), sends the Slack message on in the same trace.
+    recorder.start().await.unwrap();
+    let routed = ingestlayer_local::runner::pump_function(&s.events, &f.pipeline).await;
+    let recording = recorder.stop().await.unwrap();
+    assert_eq!(routed.unwrap(), 1);
+    let second = sent_to(&recording, &s.res.slack_queue_url);
+    assert_eq!(trace_root(&second), trace_root(&traced), "one trace");
+    assert_ne!(second, traced, "the pipeline's own segment is the parent");
+}
