@@ -358,25 +358,13 @@ async fn apply_pipelines(
     ingestlayer_cli::pipeline_table::apply(stack, &changes, &now).await?;
     let mut lines = String::new();
     for f in &files {
-        let events = f.doc["events"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
-        let channels = f.doc["destinations"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| d["channel"].as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
-        lines.push_str(&format!("    {:<28} {events} → {channels}\n", f.id));
+        let routes = ingestlayer::routing::pipelines::summary(&f.doc);
+        lines.push_str(&format!(
+            "    {:<28} {} → {}\n",
+            f.id,
+            routes.events.join(", "),
+            routes.channels.join(", ")
+        ));
     }
     Ok(lines)
 }
