@@ -10,7 +10,9 @@
 //! the way Lambda's event source mappings do (batches of up to 10, partial batch failures,
 //! FIFO groups in order), either through the binaries or, for the fast handler tests, the
 //! handlers in process; [`seed`] puts in the product's example pipeline and entities.
+//! [`error`] is the crate's one error type.
 
+pub mod error;
 pub mod functions;
 pub mod lambda_api;
 pub mod remember;
