@@ -27,12 +27,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A call to the emulator failed, or the SDK could not build its request.
-    #[error("{what}: {detail}")]
+    /// A call to the emulator failed, or the SDK could not build its request. The message
+    /// carries the cause's whole chain, as the SDK's `DisplayErrorContext` prints it.
+    #[error("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(source.as_ref()))]
     Aws {
         what: String,
-        /// The cause chain, as the SDK's `DisplayErrorContext` prints it.
-        detail: String,
         #[source]
         source: BoxError,
     },
@@ -133,7 +132,6 @@ impl Error {
     {
         Error::Aws {
             what: what.into(),
-            detail: aws_sdk_sqs::error::DisplayErrorContext(&e).to_string(),
             source: Box::new(e),
         }
     }
