@@ -17,10 +17,10 @@
 use std::io::Write;
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
-use ingestlayer::aws::redrive::{group_of, move_back_reporting, release};
+use ingestlayer::aws::redrive::{group_of, move_back_reporting, receive_batch, release};
 use ingestlayer::delivery::channel_state::{display_name, Channels};
 use ingestlayer::delivery::park_attr;
-use ingestlayer::error::{Error, Result};
+use ingestlayer::error::Result;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -53,13 +53,15 @@ impl Queue {
 }
 
 impl std::str::FromStr for Queue {
-    type Err = String;
+    type Err = CliError;
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, CliError> {
         match s {
             "slack" => Ok(Queue::Slack),
             "events" => Ok(Queue::Events),
-            other => Err(format!("{other:?}: the DLQs are `slack` and `events`")),
+            other => Err(CliError::Usage(format!(
+                "{other:?}: the DLQs are `slack` and `events`"
+            ))),
         }
     }
 }
@@ -131,18 +133,7 @@ async fn read_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<Vec<Message>> 
     let mut held = Vec::new();
     let result = async {
         loop {
-            let got = sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .visibility_timeout(30)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .map_err(|e| Error::aws("reading the DLQ", e))?
-                .messages
-                .unwrap_or_default();
+            let got = receive_batch(sqs, url, 30).await?;
             if got.is_empty() {
                 return Ok(());
             }
@@ -562,9 +553,13 @@ mod tests {
 
     #[test]
     fn the_queue_is_named_slack_or_events() {
-        assert_eq!("slack".parse::<Queue>(), Ok(Queue::Slack));
-        assert_eq!("events".parse::<Queue>(), Ok(Queue::Events));
-        assert!("fifo".parse::<Queue>().unwrap_err().contains("`slack`"));
+        assert_eq!("slack".parse::<Queue>().ok(), Some(Queue::Slack));
+        assert_eq!("events".parse::<Queue>().ok(), Some(Queue::Events));
+        assert!("fifo"
+            .parse::<Queue>()
+            .unwrap_err()
+            .to_string()
+            .contains("`slack`"));
     }
 
     #[test]

@@ -172,29 +172,19 @@ pub async fn list(stack: &Stack, out: &mut dyn Write, as_json: bool) -> Result<(
     }
     for s in stored.values() {
         let v = summary(s);
+        let routes = ingestlayer::routing::pipelines::summary(&s.doc);
         writeln!(
             out,
             "{:<32}  {:<8}  v{:<3}  {}  →  {}",
             s.id,
             v["state"].as_str().unwrap_or_default(),
             s.version,
-            join(&v["events"]),
-            join(&v["channels"]),
+            routes.events.join(", "),
+            routes.channels.join(", "),
         )
         .ok();
     }
     Ok(())
-}
-
-fn join(v: &Value) -> String {
-    v.as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
 }
 
 /// One pipeline's line: id, state (enabled, disabled, or invalid with the reason), version,
@@ -208,20 +198,15 @@ fn summary(s: &Stored) -> Value {
     let problem = ingestlayer::routing::pipelines::Pipeline::from_json(&s.doc)
         .err()
         .map(|e| format!("{}: {}", e.field, e.message));
-    let channels: Vec<Value> = s
-        .doc
-        .get("destinations")
-        .and_then(Value::as_array)
-        .map(|d| d.iter().filter_map(|d| d.get("channel").cloned()).collect())
-        .unwrap_or_default();
+    let routes = ingestlayer::routing::pipelines::summary(&s.doc);
     json!({
         "id": s.id,
         "state": state,
         "problem": problem,
         "version": s.version,
         "applied_at": s.applied_at,
-        "events": s.doc.get("events").cloned().unwrap_or(json!([])),
-        "channels": channels,
+        "events": routes.events,
+        "channels": routes.channels,
     })
 }
 

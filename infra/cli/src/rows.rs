@@ -265,7 +265,9 @@ fn parse_jsonl(text: &[u8], key: &str) -> Parsed {
     parsed
 }
 
-/// Whether DynamoDB can hold the row as an entity item; the reason when it cannot.
+/// Whether DynamoDB can hold the row as an entity item; the reason when it cannot. The
+/// reason is a refusal of that row (it becomes [`Rejected::reason`] and the import goes on),
+/// not a failure of the command.
 fn storable(entity: &EntityName, row: &Row) -> Result<(), String> {
     let pk = entity.key(&row.id);
     if pk.len() > MAX_KEY_BYTES {

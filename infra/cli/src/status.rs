@@ -230,8 +230,9 @@ pub fn queue_name(url: &str) -> &str {
 }
 
 /// CloudWatch's latest `ApproximateAgeOfOldestMessage` per queue (value, as of), one
-/// GetMetricData call for all four; an error (no CloudWatch, no permission) for each when
-/// the call fails.
+/// GetMetricData call for all four; for each, when the call fails, why the age is not
+/// available (no CloudWatch, no permission): a line of the status report, not a failure of
+/// the command.
 async fn oldest_ages(
     stack: &Stack,
     queues: &[QueueStatus],

@@ -31,24 +31,12 @@ pub async fn add(
     secret: Option<String>,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let (secret, generated) = match secret.filter(|s| !s.is_empty()) {
-        Some(s) => (s, false),
-        None => (generate_secret(provider), true),
-    };
     let config = SourceConfig {
         provider,
-        secrets: vec![secret.clone()],
+        secrets: Vec::new(),
     };
-    put_source(
-        &stack.secrets(),
-        prefix(stack)?,
-        source,
-        &config,
-        Some(stack.output("StackKeyId")?),
-    )
-    .await
-    .map_err(|e| stack.explain(e))?;
-    if generated {
+    let (_, generated) = store(stack, source, config, secret, 1).await?;
+    if let Some(secret) = generated {
         writeln!(out, "{secret}").ok();
         eprintln!(
             "source {source} ({}): the secret above is shown once; give it to the sender",
@@ -68,13 +56,35 @@ pub async fn rotate(
     drop_previous: bool,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let mut config = read(stack, source).await?;
+    let config = read(stack, source).await?;
+    let keep = if drop_previous { 1 } else { 2 };
+    let (config, generated) = store(stack, source, config, secret, keep).await?;
+    if let Some(secret) = generated {
+        writeln!(out, "{secret}").ok();
+    }
+    eprintln!(
+        "source {source}: {} secret(s) valid; ingest picks this up within a minute",
+        config.secrets.len()
+    );
+    Ok(())
+}
+
+/// Puts `secret` (or, when none is given, a new one for the provider) first in the source's
+/// `config`, keeps the newest `keep` secrets and stores it, encrypted with the stack's key.
+/// Returns what was stored and the secret when it was generated (to be shown once).
+async fn store(
+    stack: &Stack,
+    source: &str,
+    mut config: SourceConfig,
+    secret: Option<String>,
+    keep: usize,
+) -> Result<(SourceConfig, Option<String>), CliError> {
     let (secret, generated) = match secret.filter(|s| !s.is_empty()) {
         Some(s) => (s, false),
         None => (generate_secret(config.provider), true),
     };
     config.secrets.insert(0, secret.clone());
-    config.secrets.truncate(if drop_previous { 1 } else { 2 });
+    config.secrets.truncate(keep);
     put_source(
         &stack.secrets(),
         prefix(stack)?,
@@ -84,14 +94,7 @@ pub async fn rotate(
     )
     .await
     .map_err(|e| stack.explain(e))?;
-    if generated {
-        writeln!(out, "{secret}").ok();
-    }
-    eprintln!(
-        "source {source}: {} secret(s) valid; ingest picks this up within a minute",
-        config.secrets.len()
-    );
-    Ok(())
+    Ok((config, generated.then_some(secret)))
 }
 
 /// `webhooks list`: each source and its provider (or what is wrong with it).

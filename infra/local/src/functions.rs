@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::{Error, Result};
 use crate::lambda_api::{FunctionSpec, LambdaFunction};
 use crate::resources::{LocalUrls, Resources};
 use crate::template::Template;
@@ -37,21 +38,19 @@ pub const SLACK_CONNECT: Function = Function {
 };
 pub const FUNCTIONS: [Function; 4] = [INGEST, PIPELINE, SLACK_DELIVERY, SLACK_CONNECT];
 
-/// How to build the binaries this module runs.
-pub const BUILD_HINT: &str =
-    "cargo build -p ingest -p pipeline -p slack-delivery -p slack-connect (make dev and make test do)";
+pub use crate::error::BUILD_HINT;
 
 /// Where cargo put the function binaries: beside this executable (`ingestlayer-local` in
 /// `<target dir>/<profile>/`, a test binary in `<target dir>/<profile>/deps/`), so a
 /// `CARGO_TARGET_DIR` is respected. `INGESTLAYER_FUNCTIONS_DIR` overrides it.
-pub fn binary_dir() -> Result<PathBuf, String> {
+pub fn binary_dir() -> Result<PathBuf> {
     if let Ok(dir) = std::env::var("INGESTLAYER_FUNCTIONS_DIR") {
         return Ok(PathBuf::from(dir));
     }
-    let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
+    let exe = std::env::current_exe().map_err(Error::io("finding this executable"))?;
     let mut dir = exe
         .parent()
-        .ok_or("this executable has no directory")?
+        .ok_or_else(|| Error::invalid("this executable has no directory", None))?
         .to_path_buf();
     if dir.file_name().is_some_and(|n| n == "deps") {
         dir.pop();
@@ -60,16 +59,15 @@ pub fn binary_dir() -> Result<PathBuf, String> {
 }
 
 /// The function's binary; an error names the path and how to build it.
-pub fn binary(f: &Function) -> Result<PathBuf, String> {
+pub fn binary(f: &Function) -> Result<PathBuf> {
     let path = binary_dir()?.join(f.binary);
     if path.is_file() {
         Ok(path)
     } else {
-        Err(format!(
-            "the {} binary is not at {}: build it with {BUILD_HINT}",
-            f.binary,
-            path.display()
-        ))
+        Err(Error::NoBinary {
+            binary: f.binary,
+            path,
+        })
     }
 }
 
@@ -86,10 +84,16 @@ pub struct Local {
 
 /// The spec of `f`: its binary, template.yaml's environment for it resolved to `local`,
 /// and what Lambda sets. A variable the template does not give the function is not set.
-pub fn spec(template: &Template, f: &Function, local: &Local) -> Result<FunctionSpec, String> {
+pub fn spec(template: &Template, f: &Function, local: &Local) -> Result<FunctionSpec> {
     let mut env = template
         .function_env(f.logical_id, &local.res.local_values(&local.urls))
-        .map_err(|e| format!("{}: {e}", f.logical_id))?;
+        .map_err(|e| match e {
+            Error::Template { var, reason } => Error::Template {
+                var: format!("{}: {var}", f.logical_id),
+                reason,
+            },
+            other => other,
+        })?;
     let name = format!("{}-{}", local.res.prefix, f.binary);
     let timeout = template
         .function_number(f.logical_id, "Timeout")
@@ -140,9 +144,9 @@ pub struct Functions {
 impl Functions {
     /// Specs from template.yaml; `extra` adds variables per logical id, for what differs
     /// locally by nature (the connect function's public URL is http here).
-    pub fn new(local: &Local, extra: &BTreeMap<&str, Vec<(&str, String)>>) -> Result<Self, String> {
-        let template = Template::load().map_err(|e| e.to_string())?;
-        let make = |f: &Function| -> Result<Arc<LambdaFunction>, String> {
+    pub fn new(local: &Local, extra: &BTreeMap<&str, Vec<(&str, String)>>) -> Result<Self> {
+        let template = Template::load()?;
+        let make = |f: &Function| -> Result<Arc<LambdaFunction>> {
             let mut s = spec(&template, f, local)?;
             for (k, v) in extra.get(f.logical_id).into_iter().flatten() {
                 s.env.insert((*k).to_owned(), v.clone());
@@ -158,7 +162,7 @@ impl Functions {
     }
 
     /// Cold-starts all four; the first that fails names itself and shows its output.
-    pub async fn start(&self) -> Result<(), crate::lambda_api::FunctionError> {
+    pub async fn start(&self) -> Result<()> {
         self.ingest.start().await?;
         self.pipeline.start().await?;
         self.delivery.start().await?;

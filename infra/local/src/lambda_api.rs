@@ -28,6 +28,8 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::error::{Error, Result};
+
 /// Lambda's synchronous payload limit, for responses and error reports.
 const PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 /// Lines of a process's output kept for error reports.
@@ -52,54 +54,6 @@ pub struct FunctionSpec {
     pub arn: String,
     /// Echo the process's output lines to this process's stdout, prefixed `[<name>]`.
     pub echo_output: bool,
-}
-
-/// Why an invocation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FunctionError {
-    #[error("{function}: the binary could not be started: {reason}")]
-    Spawn { function: String, reason: String },
-    #[error(
-        "{function} failed at cold start ({error_type}: {message}); its output ends with:\n{tail}"
-    )]
-    Init {
-        function: String,
-        error_type: String,
-        message: String,
-        tail: String,
-    },
-    #[error("{function} exited ({status}); its output ends with:\n{tail}")]
-    Exited {
-        function: String,
-        status: String,
-        tail: String,
-    },
-    #[error("{function} did not answer within {after:?}; its output ends with:\n{tail}")]
-    Timeout {
-        function: String,
-        after: Duration,
-        tail: String,
-    },
-    #[error("{function} answered with an error ({error_type}): {message}")]
-    Handler {
-        function: String,
-        error_type: String,
-        message: String,
-    },
-    #[error("{function} answered something that is not JSON: {reason}")]
-    BadResponse { function: String, reason: String },
-}
-
-impl FunctionError {
-    /// The process's output tail, when the error carries one.
-    pub fn tail(&self) -> &str {
-        match self {
-            Self::Init { tail, .. } | Self::Exited { tail, .. } | Self::Timeout { tail, .. } => {
-                tail
-            }
-            _ => "",
-        }
-    }
 }
 
 /// One function: its spec and its current process, if any.
@@ -139,17 +93,14 @@ impl LambdaFunction {
 
     /// Starts the process now (instead of at the first invocation) and waits until its
     /// runtime asks for an event: a cold start that fails shows here.
-    pub async fn start(&self) -> Result<(), FunctionError> {
+    pub async fn start(&self) -> Result<()> {
         let mut slot = self.instance.lock().await;
         *slot = Some(self.ready(slot.take()).await?);
         Ok(())
     }
 
     /// Invokes the function with `event` and returns its response JSON.
-    pub async fn invoke(
-        &self,
-        event: &serde_json::Value,
-    ) -> Result<serde_json::Value, FunctionError> {
+    pub async fn invoke(&self, event: &serde_json::Value) -> Result<serde_json::Value> {
         self.invoke_traced(event, None).await
     }
 
@@ -160,7 +111,7 @@ impl LambdaFunction {
         &self,
         event: &serde_json::Value,
         trace: Option<&str>,
-    ) -> Result<serde_json::Value, FunctionError> {
+    ) -> Result<serde_json::Value> {
         let mut slot = self.instance.lock().await;
         let instance = self.ready(slot.take()).await?;
         let function = self.spec.name.clone();
@@ -184,21 +135,22 @@ impl LambdaFunction {
             a = answer => a.ok(),
             _ = tokio::time::sleep(self.spec.timeout) => {
                 let tail = instance.kill_and_tail().await;
-                return Err(FunctionError::Timeout { function, after: self.spec.timeout, tail });
+                return Err(Error::Timeout { function, after: self.spec.timeout, tail });
             }
             _ = instance.gone(&mut status) => None,
         };
         let result = match outcome {
             Some(Outcome::Response(body)) => {
-                serde_json::from_slice(&body).map_err(|e| FunctionError::BadResponse {
+                serde_json::from_slice(&body).map_err(|source| Error::BadResponse {
                     function,
-                    reason: e.to_string(),
+                    expected: "JSON",
+                    source,
                 })
             }
             Some(Outcome::Error {
                 error_type,
                 message,
-            }) => Err(FunctionError::Handler {
+            }) => Err(Error::Handler {
                 function,
                 error_type,
                 message,
@@ -210,7 +162,7 @@ impl LambdaFunction {
     }
 
     /// `current` if it still runs, else a new process, once its runtime polls for events.
-    async fn ready(&self, current: Option<Instance>) -> Result<Instance, FunctionError> {
+    async fn ready(&self, current: Option<Instance>) -> Result<Instance> {
         if let Some(instance) = current.filter(|i| !i.exited()) {
             return Ok(instance);
         }
@@ -233,7 +185,7 @@ impl LambdaFunction {
         match polled {
             Ok(true) => Ok(instance),
             Ok(false) => Err(instance.failure(&self.spec.name).await),
-            Err(_) => Err(FunctionError::Timeout {
+            Err(_) => Err(Error::Timeout {
                 function: self.spec.name.clone(),
                 after: INIT_TIMEOUT,
                 tail: instance.kill_and_tail().await,
@@ -282,10 +234,11 @@ struct Instance {
 }
 
 impl Instance {
-    async fn spawn(spec: &FunctionSpec) -> Result<Self, FunctionError> {
-        let spawn_error = |reason: String| FunctionError::Spawn {
+    async fn spawn(spec: &FunctionSpec) -> Result<Self> {
+        let spawn_error = |what: String, source| Error::Spawn {
             function: spec.name.clone(),
-            reason,
+            what,
+            source,
         };
         let (invocations, queue) = mpsc::channel(1);
         let api = Arc::new(Api {
@@ -297,10 +250,10 @@ impl Instance {
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
-            .map_err(|e| spawn_error(format!("binding its Runtime API: {e}")))?;
+            .map_err(|e| spawn_error("binding its Runtime API".into(), e))?;
         let addr = listener
             .local_addr()
-            .map_err(|e| spawn_error(e.to_string()))?;
+            .map_err(|e| spawn_error("reading its Runtime API's address".into(), e))?;
         let app = axum::Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
             .route(
@@ -328,7 +281,7 @@ impl Instance {
             Ok(c) => c,
             Err(e) => {
                 server.abort();
-                return Err(spawn_error(format!("{}: {e}", spec.binary.display())));
+                return Err(spawn_error(spec.binary.display().to_string(), e));
             }
         };
         let output = Arc::new(StdMutex::new(VecDeque::new()));
@@ -376,7 +329,7 @@ impl Instance {
     }
 
     /// What went wrong with a process that stopped serving: its init error or its exit.
-    async fn failure(&self, function: &str) -> FunctionError {
+    async fn failure(&self, function: &str) -> Error {
         let init = match &*self.api.status.borrow() {
             Status::InitError {
                 error_type,
@@ -392,13 +345,13 @@ impl Instance {
         };
         let tail = self.kill_and_tail().await;
         match (init, status) {
-            (Some((error_type, message)), _) => FunctionError::Init {
+            (Some((error_type, message)), _) => Error::Init {
                 function: function.to_owned(),
                 error_type,
                 message,
                 tail,
             },
-            (None, status) => FunctionError::Exited {
+            (None, status) => Error::Exited {
                 function: function.to_owned(),
                 status: status.map_or_else(|| "still running".into(), |s| s.to_string()),
                 tail,

@@ -11,7 +11,9 @@
 //! FIFO groups in order), either through the binaries or, for the fast handler tests, the
 //! handlers in process; [`seed`] puts in the product's example pipeline and entities;
 //! [`requests`] counts the AWS requests an event costs end to end (the bench's `--requests`).
+//! [`error`] is the crate's one error type.
 
+pub mod error;
 pub mod functions;
 pub mod lambda_api;
 pub mod remember;

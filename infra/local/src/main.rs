@@ -5,10 +5,12 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ingestlayer::ingress::api_keys::{generate_key, ApiKeys};
+use ingestlayer_local::error::{Error, Result};
 use ingestlayer_local::functions::{Functions, Local, PIPELINE, SLACK_CONNECT};
 use ingestlayer_local::remember::{Origin, Remembered};
 use ingestlayer_local::resources::{LocalUrls, Resources};
@@ -53,7 +55,17 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> ExitCode {
+    match dev().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingestlayer-local: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dev() -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn")
     });
@@ -102,7 +114,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 },
             )
             .await
-            .unwrap_or_else(|e| refuse(&port_refusal(standin_port, "SLACK_STANDIN_PORT", &e)));
+            .unwrap_or_else(|e| match e {
+                slack_standin::Error::Listen { source, .. } => {
+                    refuse(&port_refusal(standin_port, "SLACK_STANDIN_PORT", &source))
+                }
+                other => refuse(&other.to_string()),
+            });
             (
                 SecretString::from("xoxb-local-standin".to_owned()),
                 s.api_url(),
@@ -244,7 +261,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "  make webhook ARGS=\"send --source stripe --file infra/examples/webhooks/stripe-invoice-payment-failed.json\"\n"
     );
-    tokio::signal::ctrl_c().await?;
+    tokio::signal::ctrl_c()
+        .await
+        .map_err(Error::io("waiting for Ctrl-C"))?;
     if let Some(s) = standin {
         s.shutdown().await;
     }
@@ -276,7 +295,7 @@ async fn seed_webhook_sources(
     res: &Resources,
     port: u16,
     remembered: &mut Remembered,
-) -> Result<String, Box<dyn std::error::Error>> {
+) -> Result<String> {
     use ingestlayer::ingress::webhooks::sources::{
         generate_secret, put_source, Provider, SourceConfig,
     };
@@ -334,14 +353,10 @@ async fn seed_webhook_sources(
 async fn apply_pipelines(
     stack: &ingestlayer_cli::stack::Stack,
     dir: &std::path::Path,
-) -> Result<String, Box<dyn std::error::Error>> {
+) -> Result<String> {
     use ingestlayer_cli::pipeline_files::{expand, load_all};
     if !dir.is_dir() {
-        return Err(format!(
-            "the pipelines folder {} does not exist: give --pipelines DIR",
-            dir.display()
-        )
-        .into());
+        return Err(Error::NoPipelinesFolder(dir.to_owned()));
     }
     let mut files = Vec::new();
     for path in expand(&[dir.to_owned()])? {
@@ -358,25 +373,13 @@ async fn apply_pipelines(
     ingestlayer_cli::pipeline_table::apply(stack, &changes, &now).await?;
     let mut lines = String::new();
     for f in &files {
-        let events = f.doc["events"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
-        let channels = f.doc["destinations"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|d| d["channel"].as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
-        lines.push_str(&format!("    {:<28} {events} → {channels}\n", f.id));
+        let routes = ingestlayer::routing::pipelines::summary(&f.doc);
+        lines.push_str(&format!(
+            "    {:<28} {} → {}\n",
+            f.id,
+            routes.events.join(", "),
+            routes.channels.join(", ")
+        ));
     }
     Ok(lines)
 }

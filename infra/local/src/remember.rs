@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Result};
+
 /// The remembered values of one `make dev` checkout.
 #[derive(Debug)]
 pub struct Remembered {
@@ -47,13 +49,13 @@ impl Remembered {
     }
 
     /// The value of `name`: the environment's (`env`), the remembered one, or `generate()`'s,
-    /// which is then remembered.
+    /// which is then remembered (an error names the file it could not write).
     pub fn value(
         &mut self,
         name: &str,
         env: Option<String>,
         generate: impl FnOnce() -> String,
-    ) -> std::io::Result<(String, Origin)> {
+    ) -> Result<(String, Origin)> {
         if let Some(v) = env.filter(|v| !v.trim().is_empty()) {
             return Ok((v, Origin::Environment));
         }
@@ -62,7 +64,8 @@ impl Remembered {
         }
         let v = generate();
         self.values.insert(name.to_owned(), v.clone());
-        self.save()?;
+        self.save()
+            .map_err(Error::io(format!("writing {}", self.path.display())))?;
         Ok((v, Origin::Generated))
     }
 

@@ -22,11 +22,10 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 use slack_standin::{Standin, StandinConfig};
 
+use crate::error::{Error, Result};
 use crate::resources::Resources;
 use crate::runner::{call_ingest, pump_delivery, pump_pipeline, QueueFeed};
 use crate::seed;
-
-type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 const KEY: &str = "il_requests_bench_0123456789";
 const BOT_TOKEN: &str = "xoxb-requests-bench";
@@ -50,7 +49,7 @@ impl Count {
 /// Sends `events` events (every other one matching the example pipeline's filter) through a
 /// fresh stack, with the journey on or off, and counts the AWS requests made from the batch
 /// POST until every message is settled.
-pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count, Failure> {
+pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count> {
     let sdk = crate::emulator_sdk(endpoint).await;
     let prefix = format!("req-{}", ulid::Ulid::new().to_string().to_lowercase());
     let res = Resources::create(&sdk, &prefix, BOT_TOKEN, "{}").await?;
@@ -58,7 +57,8 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
         rate_per_channel_per_sec: f64::INFINITY,
         ..StandinConfig::default()
     })
-    .await?;
+    .await
+    .map_err(|e| Error::invalid("starting the Slack stand-in", Some(e.into())))?;
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     seed::put_json(
         &dynamo,
@@ -173,18 +173,22 @@ fn event(i: usize, matching: bool) -> Value {
     json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": feature, "count": i, "plan": "pro"}})
 }
 
-async fn post(deps: &Arc<IngestDeps>, body: &Value) -> Result<(), Failure> {
+async fn post(deps: &Arc<IngestDeps>, body: &Value) -> Result<()> {
     let req = http::Request::builder()
         .method("POST")
         .uri("https://bench.local/v1/events/batch")
         .header("authorization", format!("Bearer {KEY}"))
         .header("content-type", "application/json")
-        .body(axum::body::Body::from(body.to_string()))?;
+        .body(axum::body::Body::from(body.to_string()))
+        .map_err(|e| Error::invalid("the batch request", Some(e.into())))?;
     let status = call_ingest(req, deps).await.status();
     if status.as_u16() == 202 || status.as_u16() == 207 {
         Ok(())
     } else {
-        Err(format!("POST /v1/events/batch answered {status}").into())
+        Err(Error::invalid(
+            format!("POST /v1/events/batch answered {status}"),
+            None,
+        ))
     }
 }
 
@@ -194,12 +198,15 @@ async fn settle(
     (events, slack): &(QueueFeed, QueueFeed),
     pipeline: &PipelineDeps,
     delivery: &DeliveryDeps,
-) -> Result<(), Failure> {
+) -> Result<()> {
     let mut idle_since = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(120);
     while idle_since.elapsed() < Duration::from_secs(3) {
         if Instant::now() > deadline {
-            return Err("the messages did not settle within 2 minutes".into());
+            return Err(Error::invalid(
+                "the messages did not settle within 2 minutes",
+                None,
+            ));
         }
         let a = pump_pipeline(events, pipeline).await?;
         let b = pump_delivery(slack, delivery).await?;
@@ -267,40 +274,56 @@ impl Recorder {
         }
     }
 
-    async fn call(&self, what: &str) -> Result<(), Failure> {
+    async fn call(&self, what: &str) -> Result<()> {
         let r = self
             .http
             .post(format!("{}/{what}", self.base))
             .send()
-            .await?;
+            .await
+            .map_err(|e| recorder_failed(what, e))?;
         if !r.status().is_success() {
-            return Err(format!("the emulator's recorder refused {what}: {}", r.status()).into());
+            return Err(Error::invalid(
+                format!("the emulator's recorder refused {what}: {}", r.status()),
+                None,
+            ));
         }
         Ok(())
     }
 
     /// Clears what was recorded before and records from now on.
-    pub async fn start(&self) -> Result<(), Failure> {
+    pub async fn start(&self) -> Result<()> {
         self.call("reset-recording").await?;
         self.call("start-recording").await
     }
 
     /// Stops recording; the requests recorded (`headers`, `method`, `url`, `body`; see
     /// [`body`]).
-    pub async fn stop(&self) -> Result<Vec<Value>, Failure> {
+    pub async fn stop(&self) -> Result<Vec<Value>> {
         self.call("stop-recording").await?;
         let text = self
             .http
             .get(format!("{}/download-recording", self.base))
             .send()
-            .await?
+            .await
+            .map_err(|e| recorder_failed("download-recording", e))?
             .text()
-            .await?;
+            .await
+            .map_err(|e| recorder_failed("download-recording", e))?;
         text.lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).map_err(Into::into))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .map_err(|e| Error::invalid("a recorded request", Some(e.into())))
+            })
             .collect()
     }
+}
+
+fn recorder_failed(what: &str, e: reqwest::Error) -> Error {
+    Error::invalid(
+        format!("the emulator's recorder ({what}) did not answer"),
+        Some(e.into()),
+    )
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
+use crate::error::{Error, Result};
 use crate::template::LocalValues;
 
 /// Names and addresses of one local stack's resources.
@@ -59,18 +60,12 @@ pub struct LocalUrls {
 /// function timeout; locally a failed message comes back sooner).
 pub const LOCAL_VISIBILITY_SECONDS: &str = "30";
 
-#[derive(Debug, thiserror::Error)]
-#[error("creating {what} failed: {reason}")]
-pub struct CreateError {
-    pub what: String,
-    pub reason: String,
-}
-
-fn fail(what: &str) -> impl FnOnce(String) -> CreateError + '_ {
-    move |reason| CreateError {
-        what: what.to_owned(),
-        reason,
-    }
+/// Creating `what` failed (a call to the emulator, or a request the SDK could not build).
+fn fail<E>(what: &str) -> impl FnOnce(E) -> Error + '_
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| Error::aws(format!("creating {what} failed"), e)
 }
 
 impl Resources {
@@ -81,7 +76,7 @@ impl Resources {
         prefix: &str,
         bot_token: &str,
         app_secret: &str,
-    ) -> Result<Self, CreateError> {
+    ) -> Result<Self> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let kms = aws_sdk_kms::Client::new(sdk);
@@ -112,7 +107,7 @@ impl Resources {
                 .enabled(true)
                 .attribute_name("expires_at")
                 .build()
-                .map_err(|e| fail("a table's TTL")(e.to_string()))?;
+                .map_err(fail("a table's TTL"))?;
             let _ = dynamo
                 .update_time_to_live()
                 .table_name(table)
@@ -145,7 +140,7 @@ impl Resources {
             .description(format!("{prefix} stack key"))
             .send()
             .await
-            .map_err(|e| fail("KMS key")(aws_sdk_kms::error::DisplayErrorContext(e).to_string()))?;
+            .map_err(fail("KMS key"))?;
         let kms_key_id = key.key_metadata.map(|m| m.key_id).unwrap_or_default();
         // template.yaml's StackKeyAlias; an alias left by an earlier run is pointed here.
         let alias = format!("alias/{prefix}");
@@ -162,9 +157,7 @@ impl Resources {
                 .target_key_id(&kms_key_id)
                 .send()
                 .await
-                .map_err(|e| {
-                    fail("KMS alias")(aws_sdk_kms::error::DisplayErrorContext(e).to_string())
-                })?;
+                .map_err(fail("KMS alias"))?;
         }
 
         let secret_value = serde_json::json!({ "bot_token": bot_token }).to_string();
@@ -234,11 +227,7 @@ impl Resources {
     }
 
     /// Puts `token` as the destinations page's admin token.
-    pub async fn put_admin_token(
-        &self,
-        sdk: &aws_config::SdkConfig,
-        token: &str,
-    ) -> Result<(), CreateError> {
+    pub async fn put_admin_token(&self, sdk: &aws_config::SdkConfig, token: &str) -> Result<()> {
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         put_secret(
             &secrets,
@@ -258,12 +247,9 @@ impl Resources {
         &self,
         sdk: &aws_config::SdkConfig,
         urls: &LocalUrls,
-    ) -> Result<BTreeMap<String, String>, CreateError> {
-        let template = crate::template::Template::load()
-            .map_err(|e| fail("the stack's outputs")(e.to_string()))?;
-        let outputs = template
-            .outputs(&self.local_values(urls))
-            .map_err(|e| fail("the stack's outputs")(e.to_string()))?;
+    ) -> Result<BTreeMap<String, String>> {
+        let template = crate::template::Template::load()?;
+        let outputs = template.outputs(&self.local_values(urls))?;
         let body = serde_json::json!({
             "Description": "The local stack of `make dev`: its outputs, for the ingestlayer command line",
             "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
@@ -279,11 +265,7 @@ impl Resources {
             .template_body(body.to_string())
             .send()
             .await
-            .map_err(|e| {
-                fail("the CloudFormation stack")(
-                    aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
+            .map_err(fail("the CloudFormation stack"))?;
         Ok(outputs)
     }
 
@@ -397,7 +379,7 @@ async fn put_secret(
     name: &str,
     kms_key_id: &str,
     value: &str,
-) -> Result<String, CreateError> {
+) -> Result<String> {
     match secrets
         .create_secret()
         .name(name)
@@ -414,29 +396,23 @@ async fn put_secret(
                 .secret_string(value)
                 .send()
                 .await
-                .map_err(|e| {
-                    fail(name)(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
-                })?;
+                .map_err(fail(name))?;
             Ok(out.arn.unwrap_or_default())
         }
     }
 }
 
-async fn create_table(
-    dynamo: &aws_sdk_dynamodb::Client,
-    table: &str,
-    key: &str,
-) -> Result<(), CreateError> {
+async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str, key: &str) -> Result<()> {
     let attr = AttributeDefinition::builder()
         .attribute_name(key)
         .attribute_type(ScalarAttributeType::S)
         .build()
-        .map_err(|e| fail(table)(e.to_string()))?;
+        .map_err(fail(table))?;
     let schema = KeySchemaElement::builder()
         .attribute_name(key)
         .key_type(KeyType::Hash)
         .build()
-        .map_err(|e| fail(table)(e.to_string()))?;
+        .map_err(fail(table))?;
     let created = dynamo
         .create_table()
         .table_name(table)
@@ -445,6 +421,19 @@ async fn create_table(
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
+    created_or_there(created, table)
+}
+
+/// A CreateTable's outcome: a table that already exists (an earlier run's) is fine.
+fn created_or_there<T>(
+    created: std::result::Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::create_table::CreateTableError,
+        >,
+    >,
+    table: &str,
+) -> Result<()> {
     match created {
         Ok(_) => Ok(()),
         Err(e)
@@ -453,31 +442,26 @@ async fn create_table(
         {
             Ok(())
         }
-        Err(e) => Err(fail(table)(
-            aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-        )),
+        Err(e) => Err(fail(table)(e)),
     }
 }
 
 /// template.yaml's `JourneyTable`: `event_id` + `step`, and the sparse `by_pipeline` index
 /// (`pipeline`, `at_ms`).
-async fn create_journey_table(
-    dynamo: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Result<(), CreateError> {
+async fn create_journey_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
     let attr = |name: &str, kind: ScalarAttributeType| {
         AttributeDefinition::builder()
             .attribute_name(name)
             .attribute_type(kind)
             .build()
-            .map_err(|e| fail(table)(e.to_string()))
+            .map_err(fail(table))
     };
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)
             .key_type(kind)
             .build()
-            .map_err(|e| fail(table)(e.to_string()))
+            .map_err(fail(table))
     };
     let index = GlobalSecondaryIndex::builder()
         .index_name(ingestlayer::journey::BY_PIPELINE)
@@ -489,7 +473,7 @@ async fn create_journey_table(
                 .build(),
         )
         .build()
-        .map_err(|e| fail(table)(e.to_string()))?;
+        .map_err(fail(table))?;
     let created = dynamo
         .create_table()
         .table_name(table)
@@ -503,18 +487,7 @@ async fn create_journey_table(
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;
-    match created {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_in_use_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(fail(table)(
-            aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-        )),
-    }
+    created_or_there(created, table)
 }
 
 async fn create_queue(
@@ -522,7 +495,7 @@ async fn create_queue(
     name: &str,
     fifo: bool,
     dlq: Option<(&str, u32)>,
-) -> Result<String, CreateError> {
+) -> Result<String> {
     let mut attributes = HashMap::from([
         (QueueAttributeName::MaximumMessageSize, "1048576".to_owned()),
         (
@@ -548,7 +521,7 @@ async fn create_queue(
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
-            .map_err(|e| fail(name)(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?
+            .map_err(fail(name))?
             .attributes
             .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
             .unwrap_or_default();
@@ -564,6 +537,6 @@ async fn create_queue(
         .set_attributes(Some(attributes))
         .send()
         .await
-        .map_err(|e| fail(name)(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+        .map_err(fail(name))?;
     Ok(out.queue_url.unwrap_or_default())
 }

@@ -20,6 +20,7 @@ use ingestlayer::ingress::IngestDeps;
 use ingestlayer::routing::PipelineDeps;
 use serde_json::{json, Value};
 
+use crate::error::{BoxError, Error, Result};
 use crate::lambda_api::LambdaFunction;
 
 /// Lambda's synchronous payload limit: bodies above it never reach the function.
@@ -90,7 +91,7 @@ pub struct QueueFeed {
 
 impl QueueFeed {
     /// Receives up to 10 messages (FIFO: in group order, one batch per group at a time).
-    pub async fn receive(&self) -> Result<Vec<Message>, String> {
+    pub async fn receive(&self) -> Result<Vec<Message>> {
         let out = self
             .sqs
             .receive_message()
@@ -101,16 +102,12 @@ impl QueueFeed {
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+            .map_err(|e| Error::aws(format!("receiving from {}", self.url), e))?;
         Ok(out.messages.unwrap_or_default())
     }
 
     /// Deletes every message of the batch the handler did not report failed.
-    pub async fn settle(
-        &self,
-        messages: &[Message],
-        response: &SqsBatchResponse,
-    ) -> Result<(), String> {
+    pub async fn settle(&self, messages: &[Message], response: &SqsBatchResponse) -> Result<()> {
         let failed: HashSet<&str> = response
             .batch_item_failures
             .iter()
@@ -137,7 +134,7 @@ impl QueueFeed {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+            .map_err(|e| Error::aws(format!("deleting handled messages from {}", self.url), e))?;
         Ok(())
     }
 }
@@ -170,10 +167,10 @@ pub fn to_event(messages: &[Message]) -> SqsEvent {
 /// deletes what it did not report failed. Returns how many messages it received (0: the
 /// queue looked empty). A failed invocation deletes nothing (the batch comes back after
 /// its visibility timeout, as with Lambda) and is the error.
-pub async fn pump_with<F, Fut>(feed: &QueueFeed, invoke: F) -> Result<usize, String>
+pub async fn pump_with<F, Fut>(feed: &QueueFeed, invoke: F) -> Result<usize>
 where
     F: FnOnce(SqsEvent) -> Fut,
-    Fut: Future<Output = Result<SqsBatchResponse, String>>,
+    Fut: Future<Output = Result<SqsBatchResponse>>,
 {
     let messages = feed.receive().await?;
     if messages.is_empty() {
@@ -186,29 +183,26 @@ where
 
 /// One invocation of a function's binary from `feed`, continuing the X-Ray trace of the
 /// batch's first message (its `AWSTraceHeader`), as Lambda's SQS event source does.
-pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Result<usize, String> {
+pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Result<usize> {
     pump_with(feed, |event| async move {
         let trace = event
             .records
             .first()
             .and_then(|r| r.attributes.get("AWSTraceHeader").cloned());
-        let event = serde_json::to_value(&event).map_err(|e| e.to_string())?;
-        let response = function
-            .invoke_traced(&event, trace.as_deref())
-            .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_value::<SqsBatchResponse>(response).map_err(|e| {
-            format!(
-                "{} answered something that is not an SQS batch response: {e}",
-                function.name()
-            )
+        let event = serde_json::to_value(&event)
+            .map_err(|e| Error::invalid("the SQS event does not serialize", Some(e.into())))?;
+        let response = function.invoke_traced(&event, trace.as_deref()).await?;
+        serde_json::from_value::<SqsBatchResponse>(response).map_err(|source| Error::BadResponse {
+            function: function.name().to_owned(),
+            expected: "an SQS batch response",
+            source,
         })
     })
     .await
 }
 
 /// One invocation of the pipeline handler (in process) from the events queue.
-pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usize, String> {
+pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usize> {
     pump_with(feed, |event| async move {
         Ok(ingestlayer::routing::handle(event, deps).await)
     })
@@ -216,7 +210,7 @@ pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usiz
 }
 
 /// One invocation of the slack-delivery handler (in process) from the Slack FIFO queue.
-pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize, String> {
+pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize> {
     pump_with(feed, |event| async move {
         Ok(ingestlayer::delivery::handle(event, deps).await)
     })
@@ -265,9 +259,7 @@ pub async fn call_function(
         Err(e) => {
             tracing::error!(function = function.name(), error = %e, "invocation failed");
             match e {
-                crate::lambda_api::FunctionError::Timeout { .. } => {
-                    gateway_error(503, "Service Unavailable")
-                }
+                Error::Timeout { .. } => gateway_error(503, "Service Unavailable"),
                 _ => gateway_error(500, "Internal Server Error"),
             }
         }
@@ -394,18 +386,19 @@ pub fn http_event(parts: &http::request::Parts, body: &[u8]) -> Value {
 
 /// The HTTP response API Gateway makes of a payload 2.0 answer: `statusCode`, `headers`,
 /// `cookies` (as Set-Cookie), `body` (base64 when `isBase64Encoded`).
-pub fn http_response(answer: &Value) -> Result<axum::response::Response, String> {
+pub fn http_response(answer: &Value) -> Result<axum::response::Response> {
     use base64::Engine as _;
+    let invalid = |what: &str, e: BoxError| Error::invalid(what, Some(e));
     let status = answer["statusCode"]
         .as_u64()
         .and_then(|s| u16::try_from(s).ok())
         .and_then(|s| http::StatusCode::from_u16(s).ok())
-        .ok_or("the answer has no valid statusCode")?;
+        .ok_or_else(|| Error::invalid("the answer has no valid statusCode", None))?;
     let text = answer["body"].as_str().unwrap_or_default();
     let body = if answer["isBase64Encoded"].as_bool().unwrap_or(false) {
         base64::engine::general_purpose::STANDARD
             .decode(text)
-            .map_err(|e| format!("the base64 body does not decode: {e}"))?
+            .map_err(|e| invalid("the base64 body does not decode", e.into()))?
     } else {
         text.as_bytes().to_vec()
     };
@@ -417,17 +410,20 @@ pub fn http_response(answer: &Value) -> Result<axum::response::Response, String>
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        let name = http::HeaderName::from_bytes(k.as_bytes()).map_err(|e| e.to_string())?;
+        let name = http::HeaderName::from_bytes(k.as_bytes())
+            .map_err(|e| invalid(&format!("the header name {k:?}"), e.into()))?;
         headers.append(
             name,
-            http::HeaderValue::from_str(&value).map_err(|e| e.to_string())?,
+            http::HeaderValue::from_str(&value)
+                .map_err(|e| invalid(&format!("the value of the header {k}"), e.into()))?,
         );
     }
     for cookie in answer["cookies"].as_array().into_iter().flatten() {
         if let Some(c) = cookie.as_str() {
             headers.append(
                 http::header::SET_COOKIE,
-                http::HeaderValue::from_str(c).map_err(|e| e.to_string())?,
+                http::HeaderValue::from_str(c)
+                    .map_err(|e| invalid("a cookie of the answer", e.into()))?,
             );
         }
     }

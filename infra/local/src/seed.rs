@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 
+use crate::error::{Error, Result};
+
 /// A pipeline file of the repository's `pipelines/` folder (what `make dev` applies), as
 /// its stored JSON form, read by the command line's own parser.
 fn pipeline_file(name: &str, text: &str) -> Value {
@@ -56,19 +58,15 @@ pub fn example_entities() -> Vec<Value> {
 }
 
 /// Puts a JSON document as a DynamoDB item.
-pub async fn put_json(
-    dynamo: &aws_sdk_dynamodb::Client,
-    table: &str,
-    doc: &Value,
-) -> Result<(), String> {
-    let item: HashMap<String, AttributeValue> =
-        serde_dynamo::to_item(doc).map_err(|e| e.to_string())?;
+pub async fn put_json(dynamo: &aws_sdk_dynamodb::Client, table: &str, doc: &Value) -> Result<()> {
+    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(doc)
+        .map_err(|e| Error::invalid("the document is not a DynamoDB item", Some(e.into())))?;
     dynamo
         .put_item()
         .table_name(table)
         .set_item(Some(item))
         .send()
         .await
-        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+        .map_err(|e| Error::aws(format!("putting an item into {table}"), e))?;
     Ok(())
 }

@@ -11,34 +11,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_norway::Value;
 
+use crate::error::{Error, Result};
+
 /// The template at the repository root.
 pub const TEMPLATE_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
 
 /// How template.yaml spells the HTTP API's base URL in `!Sub`; locally it is the local
 /// server's URL.
 pub const API_URL_SUB: &str = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}";
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum TemplateError {
-    #[error("template.yaml does not parse: {0}")]
-    Parse(String),
-    #[error("template.yaml has no function {0}")]
-    NoFunction(String),
-    #[error(
-        "{var}: !Ref {name} names nothing the local stack maps (add it to the local values table)"
-    )]
-    UnknownRef { var: String, name: String },
-    #[error(
-        "{var}: !GetAtt {name} is not mapped to a local value (add it to the local values table)"
-    )]
-    UnknownAttribute { var: String, name: String },
-    #[error("{var}: the parameter {name} has neither a local value nor a Default")]
-    ParameterWithoutValue { var: String, name: String },
-    #[error("{var}: the intrinsic {intrinsic} is not supported locally")]
-    UnsupportedIntrinsic { var: String, intrinsic: String },
-    #[error("{var}: {reason}")]
-    Invalid { var: String, reason: String },
-}
 
 /// What the template's logical ids, attributes and pseudo parameters stand for locally.
 #[derive(Debug, Clone, Default)]
@@ -61,16 +41,15 @@ pub struct Template {
 }
 
 impl Template {
-    pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let root: Value =
-            serde_norway::from_str(text).map_err(|e| TemplateError::Parse(e.to_string()))?;
+    pub fn parse(text: &str) -> Result<Self> {
+        let root: Value = serde_norway::from_str(text).map_err(Error::TemplateParse)?;
         Ok(Self { root })
     }
 
     /// Reads the repository's template.yaml.
-    pub fn load() -> Result<Self, TemplateError> {
+    pub fn load() -> Result<Self> {
         let text = std::fs::read_to_string(TEMPLATE_PATH)
-            .map_err(|e| TemplateError::Parse(format!("reading {TEMPLATE_PATH}: {e}")))?;
+            .map_err(Error::io(format!("reading {TEMPLATE_PATH}")))?;
         Self::parse(&text)
     }
 
@@ -79,13 +58,13 @@ impl Template {
         &self,
         logical_id: &str,
         local: &LocalValues,
-    ) -> Result<BTreeMap<String, String>, TemplateError> {
+    ) -> Result<BTreeMap<String, String>> {
         let function = self
             .root
             .get("Resources")
             .and_then(|r| r.get(logical_id))
             .filter(|f| f.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::Function"))
-            .ok_or_else(|| TemplateError::NoFunction(logical_id.to_owned()))?;
+            .ok_or_else(|| Error::NoFunction(logical_id.to_owned()))?;
         let globals = self
             .root
             .get("Globals")
@@ -95,9 +74,8 @@ impl Template {
         let mut env = BTreeMap::new();
         for vars in [globals, own].into_iter().flatten() {
             for (k, v) in vars {
-                let name = k.as_str().ok_or_else(|| TemplateError::Invalid {
-                    var: format!("{k:?}"),
-                    reason: "a variable name must be a string".into(),
+                let name = k.as_str().ok_or_else(|| {
+                    invalid(&format!("{k:?}"), "a variable name must be a string")
                 })?;
                 env.insert(name.to_owned(), self.resolve(name, v, local)?);
             }
@@ -107,7 +85,7 @@ impl Template {
 
     /// The stack's outputs (`Outputs.<key>.Value`), resolved locally: the same keys a deployed
     /// stack has, which `ingestlayer --local` reads from the emulator's CloudFormation.
-    pub fn outputs(&self, local: &LocalValues) -> Result<BTreeMap<String, String>, TemplateError> {
+    pub fn outputs(&self, local: &LocalValues) -> Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         for (k, v) in self
             .root
@@ -164,12 +142,7 @@ impl Template {
             .collect()
     }
 
-    fn resolve(
-        &self,
-        var: &str,
-        value: &Value,
-        local: &LocalValues,
-    ) -> Result<String, TemplateError> {
+    fn resolve(&self, var: &str, value: &Value, local: &LocalValues) -> Result<String> {
         match value {
             Value::String(s) => Ok(s.clone()),
             Value::Number(n) => Ok(n.to_string()),
@@ -198,13 +171,7 @@ impl Template {
         }
     }
 
-    fn intrinsic(
-        &self,
-        var: &str,
-        name: &str,
-        arg: &Value,
-        local: &LocalValues,
-    ) -> Result<String, TemplateError> {
+    fn intrinsic(&self, var: &str, name: &str, arg: &Value, local: &LocalValues) -> Result<String> {
         match name {
             "Ref" => {
                 let target = arg
@@ -239,28 +206,20 @@ impl Template {
                 }
                 _ => Err(invalid(var, "!Sub takes a text or [text, variables]")),
             },
-            other => Err(TemplateError::UnsupportedIntrinsic {
-                var: var.to_owned(),
-                intrinsic: other.to_owned(),
-            }),
+            other => Err(invalid(
+                var,
+                &format!("the intrinsic {other} is not supported locally"),
+            )),
         }
     }
 
-    fn reference(
-        &self,
-        var: &str,
-        name: &str,
-        local: &LocalValues,
-    ) -> Result<String, TemplateError> {
+    fn reference(&self, var: &str, name: &str, local: &LocalValues) -> Result<String> {
         if name.starts_with("AWS::") {
             return local
                 .pseudo
                 .get(name)
                 .cloned()
-                .ok_or_else(|| TemplateError::UnknownRef {
-                    var: var.to_owned(),
-                    name: name.to_owned(),
-                });
+                .ok_or_else(|| unknown_ref(var, name));
         }
         if let Some(p) = self.root.get("Parameters").and_then(|p| p.get(name)) {
             if let Some(v) = local.parameters.get(name) {
@@ -270,20 +229,17 @@ impl Template {
                 Some(Value::String(s)) => Ok(s.clone()),
                 Some(Value::Number(n)) => Ok(n.to_string()),
                 Some(Value::Bool(b)) => Ok(b.to_string()),
-                _ => Err(TemplateError::ParameterWithoutValue {
-                    var: var.to_owned(),
-                    name: name.to_owned(),
-                }),
+                _ => Err(invalid(
+                    var,
+                    &format!("the parameter {name} has neither a local value nor a Default"),
+                )),
             };
         }
         local
             .refs
             .get(name)
             .cloned()
-            .ok_or_else(|| TemplateError::UnknownRef {
-                var: var.to_owned(),
-                name: name.to_owned(),
-            })
+            .ok_or_else(|| unknown_ref(var, name))
     }
 
     /// `${Name}`, `${Name.Attribute}` and `${!Literal}` in `text`.
@@ -293,7 +249,7 @@ impl Template {
         text: &str,
         vars: &HashMap<String, String>,
         local: &LocalValues,
-    ) -> Result<String, TemplateError> {
+    ) -> Result<String> {
         let (mut out, mut rest) = match text.strip_prefix(API_URL_SUB) {
             Some(tail) => (local.api_url.trim_end_matches('/').to_owned(), tail),
             None => (String::new(), text),
@@ -330,19 +286,28 @@ fn variables(holder: &Value) -> Option<&serde_norway::Mapping> {
         .and_then(Value::as_mapping)
 }
 
-fn attribute(var: &str, dotted: &str, local: &LocalValues) -> Result<String, TemplateError> {
-    local
-        .attributes
-        .get(dotted)
-        .cloned()
-        .ok_or_else(|| TemplateError::UnknownAttribute {
-            var: var.to_owned(),
-            name: dotted.to_owned(),
-        })
+fn attribute(var: &str, dotted: &str, local: &LocalValues) -> Result<String> {
+    local.attributes.get(dotted).cloned().ok_or_else(|| {
+        invalid(
+            var,
+            &format!(
+                "!GetAtt {dotted} is not mapped to a local value (add it to the local values table)"
+            ),
+        )
+    })
 }
 
-fn invalid(var: &str, reason: &str) -> TemplateError {
-    TemplateError::Invalid {
+fn unknown_ref(var: &str, name: &str) -> Error {
+    invalid(
+        var,
+        &format!(
+            "!Ref {name} names nothing the local stack maps (add it to the local values table)"
+        ),
+    )
+}
+
+fn invalid(var: &str, reason: &str) -> Error {
+    Error::Template {
         var: var.to_owned(),
         reason: reason.to_owned(),
     }
@@ -418,54 +383,49 @@ Resources:
         assert_eq!(env, want);
     }
 
-    fn error_for(line: &str) -> TemplateError {
+    fn error_for(line: &str) -> String {
         let text = TEMPLATE.replace("          PLAIN: \"30\"", &format!("          {line}"));
         Template::parse(&text)
             .unwrap()
             .function_env("Fn", &local())
             .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn an_unknown_logical_id_is_an_error_naming_it() {
-        let e = error_for("X: !Ref SessionsTable");
         assert_eq!(
-            e,
-            TemplateError::UnknownRef {
-                var: "X".into(),
-                name: "SessionsTable".into()
-            }
+            error_for("X: !Ref SessionsTable"),
+            "X: !Ref SessionsTable names nothing the local stack maps (add it to the local values table)"
         );
-        assert!(error_for("X: !Sub ${Nope}/x").to_string().contains("Nope"));
-        assert!(error_for("X: !Sub ${AWS::AccountId}")
-            .to_string()
-            .contains("AWS::AccountId"));
+        assert!(error_for("X: !Sub ${Nope}/x").contains("Nope"));
+        assert!(error_for("X: !Sub ${AWS::AccountId}").contains("AWS::AccountId"));
     }
 
     #[test]
     fn an_unknown_attribute_or_intrinsic_or_parameter_without_value_is_an_error() {
-        assert!(matches!(
+        assert_eq!(
             error_for("X: !GetAtt Table.Arn"),
-            TemplateError::UnknownAttribute { name, .. } if name == "Table.Arn"
-        ));
-        assert!(matches!(
+            "X: !GetAtt Table.Arn is not mapped to a local value (add it to the local values table)"
+        );
+        assert_eq!(
             error_for("X: !Join ['', [a, b]]"),
-            TemplateError::UnsupportedIntrinsic { intrinsic, .. } if intrinsic == "Join"
-        ));
-        assert!(matches!(
+            "X: the intrinsic Join is not supported locally"
+        );
+        assert_eq!(
             error_for("X: !Ref NoDefault"),
-            TemplateError::ParameterWithoutValue { name, .. } if name == "NoDefault"
-        ));
-        assert!(matches!(error_for("X:"), TemplateError::Invalid { .. }));
+            "X: the parameter NoDefault has neither a local value nor a Default"
+        );
+        assert_eq!(error_for("X:"), "X: the value is empty");
     }
 
     #[test]
     fn a_missing_function_is_an_error() {
         let t = Template::parse(TEMPLATE).unwrap();
-        assert_eq!(
+        assert!(matches!(
             t.function_env("Table", &local()).unwrap_err(),
-            TemplateError::NoFunction("Table".into())
-        );
+            Error::NoFunction(f) if f == "Table"
+        ));
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod api;
 pub mod blocks;
 mod channel;
 mod consent;
+pub mod error;
 mod fault;
 mod oauth;
 mod pacing;
@@ -78,7 +79,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use error::{Error, Result};
 pub use fault::{Fault, FaultKind};
+pub use oauth::AuthorizeError;
 pub use signing::sign_event_request;
 
 use state::Shared;
@@ -202,14 +205,15 @@ pub struct Standin {
 
 impl Standin {
     /// Binds `127.0.0.1:0`, serves in a tokio task, and returns once the port is bound.
-    pub async fn start(config: StandinConfig) -> std::io::Result<Standin> {
+    pub async fn start(config: StandinConfig) -> Result<Standin> {
         Standin::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
     }
 
     /// Binds `addr`, serves in a tokio task, and returns once the port is bound.
-    pub async fn start_on(addr: SocketAddr, config: StandinConfig) -> std::io::Result<Standin> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
+    pub async fn start_on(addr: SocketAddr, config: StandinConfig) -> Result<Standin> {
+        let listen = |source| Error::Listen { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(listen)?;
+        let addr = listener.local_addr().map_err(listen)?;
         let shared = Arc::new(Shared::new(config, reachable(addr)));
         let app = api::router(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -245,14 +249,12 @@ impl Standin {
 
     /// Clicks Allow without a browser: takes the authorize URL's query string (or the whole
     /// authorize URL) and returns the URL Allow redirects to, `redirect_uri?code=…&state=…`.
-    /// `Err` holds the error the page would show (`invalid_client_id`, `bad_redirect_uri`,
-    /// `invalid_scope`).
-    pub fn approve(&self, authorize_query: &str) -> Result<String, String> {
+    /// `Err` holds the error page Slack would show instead of the consent page (its
+    /// [`AuthorizeError::code`]: `invalid_client_id`, `bad_redirect_uri`, `invalid_scope`):
+    /// Slack's answer, not a failure of the stand-in.
+    pub fn approve(&self, authorize_query: &str) -> Result<String, AuthorizeError> {
         let pairs = api::query_pairs(authorize_query_part(authorize_query));
-        let request = self
-            .shared
-            .authorize(&pairs)
-            .map_err(|error| error.code().to_owned())?;
+        let request = self.shared.authorize(&pairs)?;
         Ok(self.shared.approve(&request))
     }
 

@@ -3,9 +3,10 @@
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::process::ExitCode;
 
 use clap::Parser;
-use slack_standin::{Standin, StandinConfig};
+use slack_standin::{Error, Standin, StandinConfig};
 use tracing_subscriber::EnvFilter;
 
 /// A local Slack Web API that behaves like Slack: Block Kit limits, per-channel rate limits,
@@ -44,17 +45,17 @@ struct Cli {
     token_rotation: bool,
 }
 
-fn parse_client(value: &str) -> Result<(String, String), String> {
+fn parse_client(value: &str) -> Result<(String, String), Error> {
     match value.split_once(':') {
         Some((id, secret)) if !id.is_empty() && !secret.is_empty() => {
             Ok((id.to_owned(), secret.to_owned()))
         }
-        _ => Err("expected CLIENT_ID:CLIENT_SECRET".to_owned()),
+        _ => Err(Error::BadClient),
     }
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> ExitCode {
     // Colour codes only when stderr is a terminal, never into a log file.
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -80,7 +81,13 @@ async fn main() -> std::io::Result<()> {
         },
         token_rotation: cli.token_rotation,
     };
-    let standin = Standin::start_on(cli.addr, config).await?;
+    let standin = match Standin::start_on(cli.addr, config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("slack-standin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     tracing::info!(
         slack_api_url = %standin.api_url(),
         authorize_url = %standin.authorize_url(),
@@ -90,7 +97,7 @@ async fn main() -> std::io::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     standin.shutdown().await;
-    Ok(())
+    ExitCode::SUCCESS
 }
 
 async fn shutdown_signal() {

@@ -25,8 +25,9 @@ pub(crate) const APP_NAME: &str = "ingestlayer";
 
 /// Why `/oauth/v2/authorize` shows an error page instead of the consent page. Slack shows
 /// these on its own page and never redirects, so a bad request cannot bounce a user anywhere.
+/// An answer to the client, not a failure of the stand-in (see [`crate::error`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AuthorizeError {
+pub enum AuthorizeError {
     /// `client_id` is missing or names no registered app.
     InvalidClientId,
     /// `redirect_uri` is missing, not an absolute `http(s)` URL, or carries a fragment.
@@ -39,7 +40,7 @@ pub(crate) enum AuthorizeError {
 
 impl AuthorizeError {
     /// Slack's error code, shown on the page.
-    pub(crate) fn code(self) -> &'static str {
+    pub fn code(self) -> &'static str {
         match self {
             AuthorizeError::InvalidClientId => "invalid_client_id",
             AuthorizeError::BadRedirectUri => "bad_redirect_uri",
@@ -49,7 +50,7 @@ impl AuthorizeError {
     }
 
     /// A sentence for the page.
-    pub(crate) fn explanation(self) -> &'static str {
+    pub fn explanation(self) -> &'static str {
         match self {
             AuthorizeError::InvalidClientId => "No app is registered with this client_id.",
             AuthorizeError::BadRedirectUri => {

@@ -1,4 +1,8 @@
 //! Slack's refusals: each is an `{"ok":false,"error":"<code>"}` answer with its HTTP status.
+//!
+//! A [`Rejection`] is what the stand-in answers a client, as Slack would, not a failure of
+//! the stand-in: the Web API methods return it as a plain value and `api` turns it into the
+//! response. The stand-in's own failures are [`crate::error::Error`].
 
 use serde_json::{json, Value};
 

@@ -25,6 +25,28 @@ pub fn group_of(m: &aws_sdk_sqs::types::Message) -> String {
         .unwrap_or_default()
 }
 
+/// Receives up to 10 messages of a DLQ with all their attributes, hiding them for
+/// `visibility_seconds` (an empty answer: none is visible now). Whoever reads the whole
+/// queue holds what it received and [`release`]s what it leaves parked.
+pub async fn receive_batch(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    visibility_seconds: i32,
+) -> Result<Vec<aws_sdk_sqs::types::Message>> {
+    Ok(sqs
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(visibility_seconds)
+        .message_system_attribute_names(MessageSystemAttributeName::All)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(|e| Error::aws("reading the DLQ", e))?
+        .messages
+        .unwrap_or_default())
+}
+
 /// Makes held messages visible again at once.
 pub async fn release(sqs: &aws_sdk_sqs::Client, url: &str, handles: &[String]) {
     for h in handles {
@@ -63,18 +85,7 @@ pub async fn move_back_reporting(
     let mut skipped = Vec::new();
     let result = async {
         loop {
-            let got = sqs
-                .receive_message()
-                .queue_url(dlq_url)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .message_attribute_names("All")
-                .send()
-                .await
-                .map_err(|e| Error::aws("reading the DLQ", e))?
-                .messages
-                .unwrap_or_default();
+            let got = receive_batch(sqs, dlq_url, 60).await?;
             if got.is_empty() {
                 return Ok::<(), Error>(());
             }

@@ -245,15 +245,7 @@ async fn pipelines(deps: &ConnectDeps) -> crate::error::Result<Vec<Row>> {
             .map(|e| e.to_string());
         let json: serde_json::Value = serde_dynamo::from_item(item).unwrap_or_default();
         let id = json["id"].as_str().unwrap_or("<no id>").to_owned();
-        let events = json["events"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
+        let events = crate::routing::pipelines::summary(&json).events.join(", ");
         let dests = json["destinations"].as_array().cloned().unwrap_or_default();
         if dests.is_empty() {
             rows.push(Row {

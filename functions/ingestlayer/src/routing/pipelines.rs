@@ -337,6 +337,29 @@ impl Pipeline {
     }
 }
 
+/// What a pipeline document routes, for a summary line: its event names and its
+/// destinations' channels, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Summary<'a> {
+    pub events: Vec<&'a str>,
+    pub channels: Vec<&'a str>,
+}
+
+/// The [`Summary`] of a pipeline document in its stored JSON form, valid or not (a list
+/// or an entry of the wrong type is left out), so an invalid pipeline is still named by
+/// what it was meant to route.
+pub fn summary(doc: &Value) -> Summary<'_> {
+    fn strings<'a>(list: &'a Value, pick: fn(&'a Value) -> Option<&'a str>) -> Vec<&'a str> {
+        list.as_array()
+            .map(|a| a.iter().filter_map(pick).collect())
+            .unwrap_or_default()
+    }
+    Summary {
+        events: strings(&doc["events"], Value::as_str),
+        channels: strings(&doc["destinations"], |d| d["channel"].as_str()),
+    }
+}
+
 /// The loaded pipelines, indexed by the event names they listen to.
 #[derive(Debug, Default)]
 pub struct PipelineSet {

@@ -9,6 +9,7 @@
 //! fresh stack's entities table through the command line's own import (the same code, progress
 //! bar and rate), then the same file again (every row unchanged).
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -17,6 +18,7 @@ use ingestlayer::ingress::api_keys::ApiKeys;
 use ingestlayer::ingress::webhooks::sources::{put_source, sign, Provider, Source, SourceConfig};
 use ingestlayer::ingress::IngestDeps;
 use ingestlayer_local::emulator_sdk;
+use ingestlayer_local::error::{Error, Result};
 use ingestlayer_local::resources::Resources;
 use ingestlayer_local::runner::call_ingest;
 use secrecy::SecretString;
@@ -46,8 +48,17 @@ const KEY: &str = "il_bench_key_0123456789";
 const STRIPE_SECRET: &str = "whsec_bench_0123456789abcdef";
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match bench(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingestlayer-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(cli: Cli) -> Result<()> {
     if let Some(events) = cli.requests {
         return requests_bench(&cli.endpoint, events).await;
     }
@@ -125,10 +136,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(single)
     );
 
-    let payload = std::fs::read(concat!(
+    let example = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/webhooks/stripe-invoice-payment-failed.json"
-    ))?;
+    );
+    let payload = std::fs::read(example).map_err(Error::io(format!("reading {example}")))?;
     let n = std::sync::atomic::AtomicUsize::new(0);
     let webhook = median(cli.rounds * 10, || async {
         // A distinct event id each time, so each delivery is stored and queued.
@@ -161,14 +173,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         "stripe-signature",
-        sign::stripe(STRIPE_SECRET, now, &payload).parse()?,
+        sign::stripe(STRIPE_SECRET, now, &payload)
+            .parse::<http::HeaderValue>()
+            .map_err(|e| Error::invalid("the Stripe signature header", Some(e.into())))?,
     );
     let checks = 100_000u32;
     let start = Instant::now();
     for _ in 0..checks {
         source
             .verify(&headers, &payload, now)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Error::invalid("the Stripe signature check", Some(e.into())))?;
     }
     let each = start.elapsed() / checks;
     println!(
@@ -180,14 +194,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// `--requests N`: the AWS requests per event, journey off then on.
-async fn requests_bench(endpoint: &str, events: usize) -> Result<(), Box<dyn std::error::Error>> {
+async fn requests_bench(endpoint: &str, events: usize) -> Result<()> {
     use ingestlayer_local::requests::count;
-    let off = count(endpoint, events, false)
-        .await
-        .map_err(|e| e.to_string())?;
-    let on = count(endpoint, events, true)
-        .await
-        .map_err(|e| e.to_string())?;
+    let off = count(endpoint, events, false).await?;
+    let on = count(endpoint, events, true).await?;
     println!(
         "AWS requests for {events} events (half filtered out, half posted: {} and {} Slack posts), per event",
         off.posts, on.posts
@@ -260,7 +270,7 @@ async fn post(
     path: &str,
     headers: &[(&str, String)],
     body: Vec<u8>,
-) -> Result<(), String> {
+) -> Result<()> {
     let mut req = http::Request::builder()
         .method("POST")
         .uri(format!("https://bench.local{path}"))
@@ -270,20 +280,20 @@ async fn post(
     }
     let req = req
         .body(axum::body::Body::from(body))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Error::invalid(format!("the request to {path}"), Some(e.into())))?;
     let status = call_ingest(req, deps).await.status();
     if status.as_u16() == 202 {
         Ok(())
     } else {
-        Err(format!("{path} answered {status}"))
+        Err(Error::invalid(format!("{path} answered {status}"), None))
     }
 }
 
 /// The median duration of `rounds` runs of `f`.
-async fn median<F, Fut>(rounds: usize, f: F) -> Result<Duration, String>
+async fn median<F, Fut>(rounds: usize, f: F) -> Result<Duration>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
+    Fut: std::future::Future<Output = Result<()>>,
 {
     let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds.max(1) {
@@ -314,9 +324,8 @@ async fn import_bench(
     res: &Resources,
     endpoint: &str,
     rows: usize,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<()> {
     use ingestlayer_cli::stack::{Stack, Target};
-    use std::fmt::Write as _;
 
     let unused = "http://127.0.0.1:9".to_owned();
     let urls = ingestlayer_local::resources::LocalUrls {
@@ -337,15 +346,14 @@ async fn import_bench(
     let mut text = String::from("id,account,plan,owner\n");
     let plans = ["free", "pro", "team"];
     for i in 0..rows {
-        writeln!(
-            text,
-            "u_{i},acct_{},{},owner{}@yourco.com",
+        text.push_str(&format!(
+            "u_{i},acct_{},{},owner{}@yourco.com\n",
             i % 997,
             plans[i % 3],
             i % 31
-        )?;
+        ));
     }
-    std::fs::write(&path, text)?;
+    std::fs::write(&path, text).map_err(Error::io(format!("writing {}", path.display())))?;
     let entity = ingestlayer_cli::rows::EntityName::parse("user")?;
     println!("entities import of {rows} CSV rows against the emulator at {endpoint}");
     for pass in ["first import   ", "same file again"] {

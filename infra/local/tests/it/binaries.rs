@@ -9,8 +9,9 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use ingestlayer::slack::workspaces::WorkspaceToken;
+use ingestlayer_local::error::Error;
 use ingestlayer_local::functions::{self, FUNCTIONS, INGEST, SLACK_DELIVERY};
-use ingestlayer_local::lambda_api::{FunctionError, LambdaFunction};
+use ingestlayer_local::lambda_api::LambdaFunction;
 use ingestlayer_local::runner::serve_functions;
 use ingestlayer_local::template::Template;
 use secrecy::ExposeSecret;
@@ -261,10 +262,7 @@ async fn a_variable_missing_from_template_yaml_fails_the_binary_at_cold_start_na
             .await
             .expect_err("a cold start without the variable fails");
         assert!(
-            matches!(
-                err,
-                FunctionError::Exited { .. } | FunctionError::Init { .. }
-            ),
+            matches!(err, Error::Exited { .. } | Error::Init { .. }),
             "{err}"
         );
         assert!(

@@ -4,99 +4,12 @@
 //! `make test` builds the binary before `cargo test`; run alone, build it first with
 //! `cargo build -p ingestlayer-cli` (or name one with `INGESTLAYER_CLI_BIN`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{endpoint, feature_used, Stack};
-
-/// The `ingestlayer` binary (cargo's, or the one `INGESTLAYER_CLI_BIN` names, such as an
-/// installed copy), failing the test when it is missing or older than its sources.
-pub fn binary() -> PathBuf {
-    let path = match std::env::var_os("INGESTLAYER_CLI_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => ingestlayer_local::functions::binary_dir()
-            .unwrap()
-            .join("ingestlayer"),
-    };
-    let built = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let sources =
-        newest(&root.join("infra/cli/src")).max(newest(&root.join("functions/ingestlayer/src")));
-    assert!(
-        built >= sources,
-        "{} is missing or older than its sources: build it with cargo build -p ingestlayer-cli",
-        path.display()
-    );
-    path
-}
-
-fn newest(dir: &Path) -> SystemTime {
-    let mut t = SystemTime::UNIX_EPOCH;
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            t = t.max(newest(&p));
-        } else if let Ok(m) = e.metadata().and_then(|m| m.modified()) {
-            t = t.max(m);
-        }
-    }
-    t
-}
-
-pub struct Run {
-    pub code: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-pub fn run_with(args: &[&str], endpoint: &str) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(binary())
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env_remove("INGESTLAYER_STACK")
-        .env_remove("WEBHOOK_SECRET")
-        .output()
-        .unwrap();
-    Run {
-        code: status.code(),
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&stderr).into_owned(),
-    }
-}
-
-/// `ingestlayer --local --stack <this stack> ARGS…`.
-pub fn run(s: &Stack, args: &[&str]) -> Run {
-    run_on(&s.res.prefix, args)
-}
-
-/// `ingestlayer --local --stack <stack> ARGS…` (for a thread that does not hold the stack).
-pub fn run_on(stack: &str, args: &[&str]) -> Run {
-    let mut all = vec!["--local", "--stack", stack];
-    all.extend_from_slice(args);
-    run_with(&all, &endpoint())
-}
-
-/// A fresh stack, registered in the emulator's CloudFormation as `make dev` registers its own.
-pub async fn registered() -> Stack {
-    let s = Stack::new().await;
-    s.res
-        .register_stack(&s.sdk, &s.local().urls)
-        .await
-        .expect("register the stack's outputs");
-    s
-}
+use crate::harness::{endpoint, feature_used, registered, run, run_with};
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

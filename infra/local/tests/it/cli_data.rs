@@ -10,8 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ingestlayer_local::resources::LocalUrls;
 use serde_json::{json, Value};
 
-use crate::cli::{binary, registered, run, Run};
-use crate::harness::{endpoint, Stack, API_KEY};
+use crate::harness::{binary, endpoint, registered, run, Run, Stack, API_KEY};
 
 /// Every item of a table, by key, as JSON.
 async fn scan(s: &Stack, table: &str, key: &str) -> BTreeMap<String, Value> {
@@ -56,11 +55,6 @@ fn users_csv(dir: &Path, n: usize) -> String {
     p.display().to_string()
 }
 
-fn json_of(r: &Run) -> Value {
-    serde_json::from_str(&r.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", r.stdout, r.stderr))
-}
-
 #[tokio::test]
 async fn an_import_of_10000_rows_is_all_readable_and_importing_it_again_changes_nothing() {
     let s = registered().await;
@@ -74,7 +68,7 @@ async fn an_import_of_10000_rows_is_all_readable_and_importing_it_again_changes_
         ],
     );
     assert_eq!(first.code, Some(0), "{}", first.stderr);
-    let report = json_of(&first);
+    let report = first.json();
     assert_eq!(report["read"], 10_000);
     assert_eq!(report["written"], 10_000);
     assert_eq!(report["unchanged"], 0);
@@ -122,7 +116,7 @@ async fn an_import_of_10000_rows_is_all_readable_and_importing_it_again_changes_
     let got = run(&s, &["entities", "get", "user", "c_4242", "--json"]);
     assert_eq!(got.code, Some(0), "{}", got.stderr);
     assert_eq!(
-        json_of(&got)["attributes"],
+        got.json()["attributes"],
         json!({"account": "acct_71", "plan": "free", "owner": "owner4@example.com"})
     );
 }
@@ -194,7 +188,7 @@ async fn rejected_rows_are_named_by_line_and_the_good_rows_are_still_imported() 
         ],
     );
     assert_eq!(r.code, Some(2));
-    let report = json_of(&r);
+    let report = r.json();
     let lines: Vec<u64> = report["rejected"]
         .as_array()
         .unwrap()
@@ -207,9 +201,9 @@ async fn rejected_rows_are_named_by_line_and_the_good_rows_are_still_imported() 
     for (id, plan) in [("b_1", "pro"), ("b_3", "free"), ("j_1", "pro")] {
         let got = run(&s, &["entities", "get", "user", id, "--json"]);
         assert_eq!(got.code, Some(0), "{id}: {}", got.stderr);
-        assert_eq!(json_of(&got)["attributes"]["plan"], plan, "{id}");
+        assert_eq!(got.json()["attributes"]["plan"], plan, "{id}");
     }
-    let typed = json_of(&run(&s, &["entities", "get", "user", "j_1", "--json"]));
+    let typed = run(&s, &["entities", "get", "user", "j_1", "--json"]).json();
     assert_eq!(typed["attributes"]["seats"], 12, "JSON Lines keep types");
     assert_eq!(typed["attributes"]["tags"], json!(["beta"]));
 }
@@ -294,14 +288,14 @@ async fn an_event_sent_with_the_cli_is_stored_whole_and_read_back_by_its_id() {
     )
     .await;
     assert_eq!(sent.code, Some(0), "{}", sent.stderr);
-    let answer = json_of(&sent);
+    let answer = sent.json();
     assert_eq!(answer["status"], "accepted");
     assert_eq!(answer["duplicate"], false);
     let id = answer["id"].as_str().unwrap().to_owned();
 
     let got = run_keyed(&s, None, &["events", "get", &id, "--json"]).await;
     assert_eq!(got.code, Some(0), "{}", got.stderr);
-    let stored = json_of(&got);
+    let stored = got.json();
     assert_eq!(stored["id"], id.as_str());
     assert_eq!(stored["name"], "feature.used");
     assert_eq!(stored["source"], "tests");

@@ -8,8 +8,9 @@ use std::time::Duration;
 use ingestlayer_local::resources::LocalUrls;
 use serde_json::{json, Value};
 
-use crate::cli::{registered, run, run_on, run_with, Run};
-use crate::harness::{endpoint, feature_used, posted_client_ids, Stack};
+use crate::harness::{
+    endpoint, feature_used, posted_client_ids, registered, run, run_on, run_with, Run, Stack,
+};
 
 fn json_of(r: &Run) -> Value {
     assert_eq!(
@@ -19,7 +20,7 @@ fn json_of(r: &Run) -> Value {
         r.stdout,
         r.stderr
     );
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+    r.json()
 }
 
 fn queue<'a>(status: &'a Value, name: &str) -> &'a Value {

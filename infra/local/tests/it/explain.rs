@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::cli::{registered, run};
-use crate::harness::Stack;
+use crate::harness::{registered, run, Stack};
 
 async fn send(s: &Stack, id: &str, user: &str, feature: &str) -> String {
     let event = json!({"name": "feature.used", "id": id,

@@ -181,13 +181,13 @@ async fn a_repeated_id_in_one_batch_is_a_duplicate_stored_and_queued_once() {
 fn keys_cli(s: &Stack, args: &[&str]) -> (bool, String) {
     let mut all = vec!["keys"];
     all.extend_from_slice(args);
-    let r = crate::cli::run(s, &all);
+    let r = crate::harness::run(s, &all);
     (r.code == Some(0), r.stdout)
 }
 
 #[tokio::test]
 async fn a_key_created_for_a_source_works_records_the_source_and_stops_when_revoked() {
-    let s = crate::cli::registered().await;
+    let s = crate::harness::registered().await;
     let (ok, stdout) = keys_cli(&s, &["create", "--source", "web-app"]);
     assert!(ok);
     let key = stdout.trim().to_owned();

@@ -384,7 +384,7 @@ async fn events_with_too_many_fields_get_400_and_the_rest_of_a_batch_is_kept() {
 fn run_webhooks_cli(stack: &str, args: &[String]) -> (bool, String, String) {
     let mut all = vec!["webhooks"];
     all.extend(args.iter().map(String::as_str));
-    let r = crate::cli::run_on(stack, &all);
+    let r = crate::harness::run_on(stack, &all);
     (r.code == Some(0), r.stdout, r.stderr)
 }
 
@@ -405,7 +405,7 @@ async fn webhooks_cli_async(s: &Stack, args: &[&str]) -> (bool, String, String) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhooks_command_adds_rotates_sends_and_lists_sources() {
-    let s = crate::cli::registered().await;
+    let s = crate::harness::registered().await;
     let (ok, secret, err) = webhooks_cli(
         &s,
         &["add", "--source", "acme", "--provider", "standard-webhooks"],

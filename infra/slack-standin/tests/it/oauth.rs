@@ -373,7 +373,10 @@ async fn an_unknown_client_id_gets_an_error_page_and_no_redirect() {
     assert_eq!(posted.status(), 400);
     assert!(posted.headers().get(LOCATION).is_none());
 
-    assert_eq!(standin.approve(&query), Err("invalid_client_id".to_owned()));
+    assert_eq!(
+        standin.approve(&query).map_err(|e| e.code()),
+        Err("invalid_client_id")
+    );
 }
 
 #[tokio::test]
@@ -648,8 +651,8 @@ async fn the_workspace_is_configurable_and_consistent() {
     );
 
     assert_eq!(
-        standin.approve(&authorize_query("s")),
-        Err("invalid_client_id".to_owned())
+        standin.approve(&authorize_query("s")).map_err(|e| e.code()),
+        Err("invalid_client_id")
     );
     let code = query_value(&standin.approve(&query).unwrap(), "code").unwrap();
     let installed = access(
