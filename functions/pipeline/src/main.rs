@@ -1,6 +1,9 @@
 //! The pipeline Lambda: events from the events queue through their pipelines to the
 //! Slack FIFO queue, with partial batch failures.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, PipelineConfig};
 use ingestlayer::routing::{handle, PipelineDeps};
@@ -18,7 +21,10 @@ async fn main() -> Result<(), Error> {
     run(
         metrics,
         service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-            Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
+            // Boxed: the handler's future is deep, and the runtime's layers nest it further.
+            let handled: Pin<Box<dyn Future<Output = SqsBatchResponse> + Send + '_>> =
+                Box::pin(handle(event.payload, deps));
+            Ok::<SqsBatchResponse, Error>(handled.await)
         }),
     )
     .await

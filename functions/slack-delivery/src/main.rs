@@ -1,6 +1,9 @@
 //! The slack-delivery Lambda: messages from the Slack FIFO queue to Slack, in order per
 //! channel, with partial batch failures.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingestlayer::config::{aws, init_tracing, DeliveryConfig};
 use ingestlayer::delivery::{handle, DeliveryDeps};
@@ -18,7 +21,10 @@ async fn main() -> Result<(), Error> {
     run(
         metrics,
         service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-            Ok::<SqsBatchResponse, Error>(handle(event.payload, deps).await)
+            // Boxed: the handler's future is deep, and the runtime's layers nest it further.
+            let handled: Pin<Box<dyn Future<Output = SqsBatchResponse> + Send + '_>> =
+                Box::pin(handle(event.payload, deps));
+            Ok::<SqsBatchResponse, Error>(handled.await)
         }),
     )
     .await
