@@ -32,6 +32,17 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Whether running the command again may succeed: a stack that could not be reached, a
+    /// file that could not be read, a transient library failure. Wrong input, a conflict
+    /// (read again first) and invalid files stay so.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CliError::Stack(_) | CliError::Io { .. } => true,
+            CliError::Lib(e) => e.is_retryable(),
+            CliError::Usage(_) | CliError::Files(_) | CliError::Conflict(_) => false,
+        }
+    }
+
     /// The process exit code: 1 for failures, 2 for input that is wrong.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -89,5 +100,19 @@ mod tests {
             e.to_string(),
             "pipelines/a.yaml:7: steps[0].expr: unknown field"
         );
+    }
+
+    #[test]
+    fn an_unreachable_stack_is_worth_retrying_and_wrong_input_is_not() {
+        assert!(CliError::Stack("could not reach the emulator".into()).is_retryable());
+        assert!(!CliError::Usage("no API key".into()).is_retryable());
+        assert!(!CliError::Conflict("changed since read".into()).is_retryable());
+        let transient = ingestlayer::error::Error::Upstream {
+            what: "x".into(),
+            detail: "y".into(),
+            retryable: true,
+        };
+        assert!(CliError::Lib(transient).is_retryable());
+        assert!(!CliError::Lib(ingestlayer::error::Error::NotFound("x".into())).is_retryable());
     }
 }

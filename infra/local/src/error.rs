@@ -124,6 +124,29 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether trying again may succeed: an emulator call or a file that failed, a function
+    /// that timed out or died, or a library call the library says is transient. A wrong
+    /// template, a missing binary or folder and a wrong answer stay wrong.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Aws { .. } | Error::Io { .. } | Error::Timeout { .. } | Error::Exited { .. } => {
+                true
+            }
+            Error::Lib(e) => e.is_retryable(),
+            Error::Cli(e) => e.is_retryable(),
+            Error::Invalid { .. }
+            | Error::TemplateParse(_)
+            | Error::NoFunction(_)
+            | Error::Template { .. }
+            | Error::NoBinary { .. }
+            | Error::NoPipelinesFolder(_)
+            | Error::Spawn { .. }
+            | Error::Init { .. }
+            | Error::Handler { .. }
+            | Error::BadResponse { .. } => false,
+        }
+    }
+
     /// A failed AWS call (or an SDK request that could not be built), with what was being
     /// done; the message carries the whole cause chain.
     pub fn aws<E>(what: impl Into<String>, e: E) -> Self
@@ -158,5 +181,25 @@ impl Error {
             }
             _ => "",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_may_pass_on_a_second_try_says_so() {
+        let io = || std::io::Error::other("disk");
+        assert!(Error::io("writing dev.env")(io()).is_retryable());
+        assert!(!Error::NoFunction("Nope".into()).is_retryable());
+        assert!(!Error::NoPipelinesFolder("pipelines".into()).is_retryable());
+        assert!(Error::Lib(ingestlayer::error::Error::Slack {
+            what: "x".into(),
+            detail: "timed out".into(),
+            source: None,
+        })
+        .is_retryable());
+        assert!(!Error::Cli(ingestlayer_cli::error::CliError::Usage("x".into())).is_retryable());
     }
 }

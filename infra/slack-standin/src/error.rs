@@ -25,3 +25,26 @@ pub enum Error {
     #[error("expected CLIENT_ID:CLIENT_SECRET")]
     BadClient,
 }
+
+impl Error {
+    /// Whether starting again may succeed: a port that was taken may be free later; a
+    /// malformed `--oauth-client` stays malformed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Listen { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_may_free_up_and_a_bad_client_flag_does_not() {
+        let taken = Error::Listen {
+            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            source: std::io::Error::from(std::io::ErrorKind::AddrInUse),
+        };
+        assert!(taken.is_retryable());
+        assert!(!Error::BadClient.is_retryable());
+    }
+}
