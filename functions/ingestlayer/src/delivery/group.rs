@@ -584,6 +584,8 @@ mod tests {
             min_interval_ms: 0,
             digest_threshold,
             link: None,
+            thread_key: None,
+            mention: None,
         }
     }
 

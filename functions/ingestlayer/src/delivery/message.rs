@@ -40,6 +40,14 @@ pub struct Delivery {
     /// A signed link to the full stored event, when the pipeline can sign one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// The destination's `thread_by` value for this event: the message goes in that key's
+    /// thread of the day (the first one of the day starts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_key: Option<String>,
+    /// The destination's `mention` value for this event (an email): delivery looks it up
+    /// with `users.lookupByEmail` and mentions the user, or shows it as plain text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mention: Option<String>,
 }
 
 fn is_zero(n: &i64) -> bool {

@@ -225,6 +225,9 @@ pub struct Origin<'a> {
     /// A verified webhook's context (`provider`, `source`, `delivery_id`, and the provider's
     /// envelope around the data); `None` for events sent with an API key.
     pub webhook: Option<&'a Map<String, Value>>,
+    /// The CloudEvents context attributes (`specversion`, `source`, `subject`, extensions)
+    /// when the event came as a CloudEvent (`$cloudevent.*`).
+    pub cloudevent: Option<&'a Map<String, Value>>,
 }
 
 impl Envelope {
@@ -233,6 +236,7 @@ impl Envelope {
         Origin {
             source: &self.source,
             webhook: self.webhook.as_ref(),
+            cloudevent: self.cloudevent.as_ref(),
         }
     }
 

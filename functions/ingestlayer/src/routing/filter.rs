@@ -437,6 +437,7 @@ mod explain_tests {
         let origin = Origin {
             source: "web-app",
             webhook: None,
+            cloudevent: None,
         };
         Filter::compile(expr).unwrap().explain(&event, &origin)
     }
@@ -524,6 +525,7 @@ mod tests {
     const API_KEY: Origin<'static> = Origin {
         source: "web-app",
         webhook: None,
+        cloudevent: None,
     };
 
     fn run(expr: &str, event: Value) -> bool {
@@ -539,6 +541,7 @@ mod tests {
         let stripe = Origin {
             source: "webhook:stripe",
             webhook: stripe_context.as_object(),
+            cloudevent: None,
         };
         let forged = json!({"source": "webhook:stripe", "ingestlayer_source": "webhook:stripe",
             "webhook": {"provider": "stripe"}, "ingestlayer_webhook": {"provider": "stripe"}});

@@ -28,6 +28,10 @@ pub struct SlackDestination {
     pub min_interval_ms: u64,
     /// Digest at or above this many waiting messages (`digest_threshold`; 0 turns digests off).
     pub digest_threshold: usize,
+    /// `thread_by`: the field whose value keys the day's thread the messages go in.
+    pub thread_by: Option<Vec<String>>,
+    /// `mention`: the field holding an email to mention (looked up at delivery).
+    pub mention: Option<Vec<String>>,
 }
 
 impl SlackDestination {
@@ -140,6 +144,10 @@ enum RawDestination {
         rate_per_second: Option<f64>,
         #[serde(default)]
         digest_threshold: Option<usize>,
+        #[serde(default)]
+        thread_by: Option<String>,
+        #[serde(default)]
+        mention: Option<String>,
     },
 }
 
@@ -283,6 +291,8 @@ impl Pipeline {
                 template,
                 rate_per_second,
                 digest_threshold,
+                thread_by,
+                mention,
             } = d;
             let min_interval_ms = match rate_per_second {
                 None => DEFAULT_MIN_INTERVAL_MS,
@@ -310,12 +320,21 @@ impl Pipeline {
                 .map_err(|m| err(format!("destinations[{i}].team"), m.to_string()))?;
             let template = Template::from_raw(template.unwrap_or_default())
                 .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))?;
+            let path_of = |field: &str, value: Option<String>| {
+                value
+                    .map(|v| {
+                        field_path(&v).map_err(|m| err(format!("destinations[{i}].{field}"), m))
+                    })
+                    .transpose()
+            };
             destinations.push(SlackDestination {
                 team,
                 channel,
                 template,
                 min_interval_ms,
                 digest_threshold,
+                thread_by: path_of("thread_by", thread_by)?,
+                mention: path_of("mention", mention)?,
             });
         }
         Ok(Some(Pipeline {
@@ -326,6 +345,23 @@ impl Pipeline {
             destinations,
         }))
     }
+}
+
+/// An event field path as written in a pipeline: `$event.user.account` or `user.account`.
+pub fn field_path(s: &str) -> Result<Vec<String>, String> {
+    let bare = s.trim();
+    let bare = bare
+        .strip_prefix("${event.")
+        .and_then(|r| r.strip_suffix('}'))
+        .or_else(|| bare.strip_prefix("$event."))
+        .unwrap_or(bare);
+    let path: Vec<String> = bare.split('.').map(str::to_owned).collect();
+    if bare.starts_with('$') || path.iter().any(|p| p.is_empty()) {
+        return Err(format!(
+            "{s:?} must name an event field, such as $event.user.account or user_id"
+        ));
+    }
+    Ok(path)
 }
 
 impl Pipeline {

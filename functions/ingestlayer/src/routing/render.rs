@@ -249,6 +249,9 @@ pub struct RenderInput<'a> {
     pub context: &'a Value,
     /// A link to the full stored event, shown when something was truncated.
     pub full_event_url: Option<&'a str>,
+    /// What the pipeline's steps worked out for this event, by step kind (`throttle`,
+    /// `threshold`, `rollup`, `heartbeat`): `$throttle.held`, `$rollup.count`, …
+    pub vars: Option<&'a Map<String, Value>>,
 }
 
 /// Renders `input` with `template` into Block Kit within Slack's limits.
@@ -392,9 +395,11 @@ pub(crate) mod tests {
             origin: Origin {
                 source: "web-app",
                 webhook: None,
+                cloudevent: None,
             },
             context: ctx,
             full_event_url: None,
+            vars: None,
         }
     }
 
@@ -476,6 +481,7 @@ pub(crate) mod tests {
             &t,
             &RenderInput {
                 full_event_url: Some("https://x/v1/events/1?sig=a"),
+                vars: None,
                 ..input("e", &ctx)
             },
         );
@@ -541,6 +547,7 @@ pub(crate) mod tests {
             origin: Origin {
                 source: "webhook:stripe",
                 webhook: webhook.as_object(),
+                cloudevent: None,
             },
             ..input("invoice.payment_failed", &ctx)
         };
@@ -595,6 +602,7 @@ pub(crate) mod tests {
             &Template::default(),
             &RenderInput {
                 full_event_url: Some("https://x/v1/events/1?sig=a"),
+                vars: None,
                 ..input(&long_name, &ctx)
             },
         );

@@ -247,11 +247,20 @@ pub async fn route_traced<S: EntityStore>(
                         origin: event.origin(),
                         context: &pair.context,
                         full_event_url: link.as_deref(),
+                        vars: None,
                     },
                 ),
                 min_interval_ms: d.min_interval_ms,
                 digest_threshold: d.digest_threshold,
                 link: link.clone(),
+                thread_key: d
+                    .thread_by
+                    .as_deref()
+                    .and_then(|p| scalar_at(&pair.context, p)),
+                mention: d
+                    .mention
+                    .as_deref()
+                    .and_then(|p| scalar_at(&pair.context, p)),
             })
             .collect();
         outcomes.push(Traced {
@@ -261,6 +270,19 @@ pub async fn route_traced<S: EntityStore>(
         });
     }
     results
+}
+
+/// The non-empty scalar at `path` in `context`, as text.
+pub fn scalar_at(context: &Value, path: &[String]) -> Option<String> {
+    match path
+        .iter()
+        .try_fold(context, |v, seg| v.get(seg.as_str()))?
+    {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
