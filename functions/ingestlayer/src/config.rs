@@ -107,6 +107,9 @@ pub struct PipelineConfig {
     pub link_ttl: Duration,
     /// Where each pipeline's decision about each event is recorded.
     pub journey: Option<JourneyConfig>,
+    /// What stateful steps remember (`STATE_TABLE`): throttle, threshold, rollup,
+    /// heartbeat, mutes. A pipeline with such a step fails its events without it.
+    pub state_table: Option<String>,
 }
 
 impl PipelineConfig {
@@ -120,6 +123,7 @@ impl PipelineConfig {
             link_secret_arn: optional("LINK_SIGNING_SECRET_ARN"),
             link_ttl: Duration::from_secs(parsed("EVENT_LINK_TTL_DAYS", 7u64)? * 86_400),
             journey: JourneyConfig::from_env()?,
+            state_table: optional("STATE_TABLE"),
         })
     }
 }
@@ -160,6 +164,8 @@ pub struct DeliveryConfig {
     pub ops_channel: Option<String>,
     /// Where each delivery attempt is recorded.
     pub journey: Option<JourneyConfig>,
+    /// Each key's thread of the day (`STATE_TABLE`); without it `thread_by` posts unthreaded.
+    pub state_table: Option<String>,
 }
 
 impl DeliveryConfig {
@@ -189,6 +195,7 @@ impl DeliveryConfig {
             slack_timeout: Duration::from_secs(parsed("SLACK_TIMEOUT_SECONDS", 10)?),
             ops_channel: optional("OPS_CHANNEL"),
             journey: JourneyConfig::from_env()?,
+            state_table: optional("STATE_TABLE"),
         })
     }
 }
@@ -226,6 +233,8 @@ pub struct ConnectConfig {
     /// (`JOURNEY_TABLE`), the stored events (`EVENTS_TABLE`) and the entities enrichment
     /// reads (`ENTITIES_TABLE`). Without the journey the page shows no events.
     pub journey_table: Option<String>,
+    /// Mutes set with Slack's "Mute" button (`STATE_TABLE`).
+    pub state_table: Option<String>,
     pub events_table: Option<String>,
     pub entities_table: Option<String>,
 }
@@ -253,6 +262,7 @@ impl ConnectConfig {
             slack_queue_url: required("SLACK_QUEUE_URL")?,
             slack_dlq_url: required("SLACK_DLQ_URL")?,
             journey_table: optional("JOURNEY_TABLE"),
+            state_table: optional("STATE_TABLE"),
             events_table: optional("EVENTS_TABLE"),
             entities_table: optional("ENTITIES_TABLE"),
         })

@@ -102,6 +102,7 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
             link_secret_arn: Some(res.link_secret_arn.clone()),
             link_ttl: ingestlayer::event_links::DEFAULT_TTL,
             journey: journey.clone(),
+            state_table: Some(res.state_table.clone()),
         },
     )
     .await?;
@@ -122,6 +123,7 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
             slack_timeout: Duration::from_secs(5),
             ops_channel: None,
             journey,
+            state_table: Some(res.state_table.clone()),
         },
     )
     .await?;

@@ -27,6 +27,9 @@ pub struct Resources {
     /// Each event's journey (template.yaml's `JourneyTable`: event id + step, and the
     /// `by_pipeline` index).
     pub journey_table: String,
+    /// What stateful steps remember (template.yaml's `StateTable`: `pk`, and the `by_due`
+    /// index of heartbeats).
+    pub state_table: String,
     pub events_queue_url: String,
     pub events_dlq_url: String,
     pub slack_queue_url: String,
@@ -90,6 +93,7 @@ impl Resources {
         let deliveries_table = format!("{prefix}-deliveries");
         let connections_table = format!("{prefix}-connections");
         let journey_table = format!("{prefix}-journey");
+        let state_table = format!("{prefix}-state");
         for (table, key) in [
             (&events_table, "id"),
             (&api_keys_table, "key_hash"),
@@ -101,8 +105,21 @@ impl Resources {
         ] {
             create_table(&dynamo, table, key).await?;
         }
-        create_journey_table(&dynamo, &journey_table).await?;
-        for table in [&events_table, &journey_table] {
+        create_indexed_table(
+            &dynamo,
+            &journey_table,
+            ("event_id", Some("step")),
+            (ingestlayer::journey::BY_PIPELINE, "pipeline", "at_ms"),
+        )
+        .await?;
+        create_indexed_table(
+            &dynamo,
+            &state_table,
+            ("pk", None),
+            (ingestlayer::routing::state::BY_DUE, "due_shard", "due_ms"),
+        )
+        .await?;
+        for table in [&events_table, &journey_table, &state_table] {
             let ttl = TimeToLiveSpecification::builder()
                 .enabled(true)
                 .attribute_name("expires_at")
@@ -213,6 +230,7 @@ impl Resources {
             deliveries_table,
             connections_table,
             journey_table,
+            state_table,
             events_queue_url,
             events_dlq_url,
             slack_queue_url,
@@ -295,6 +313,7 @@ impl Resources {
             ("DeliveriesTable", self.deliveries_table.clone()),
             ("ConnectionsTable", self.connections_table.clone()),
             ("JourneyTable", self.journey_table.clone()),
+            ("StateTable", self.state_table.clone()),
             ("EventsQueue", self.events_queue_url.clone()),
             ("EventsDLQ", self.events_dlq_url.clone()),
             ("SlackQueue", self.slack_queue_url.clone()),
@@ -326,6 +345,7 @@ impl Resources {
             ("DeliveriesTable", &self.deliveries_table),
             ("ConnectionsTable", &self.connections_table),
             ("JourneyTable", &self.journey_table),
+            ("StateTable", &self.state_table),
         ] {
             attributes.insert(
                 format!("{id}.Arn"),
@@ -448,7 +468,14 @@ fn created_or_there<T>(
 
 /// template.yaml's `JourneyTable`: `event_id` + `step`, and the sparse `by_pipeline` index
 /// (`pipeline`, `at_ms`).
-async fn create_journey_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) -> Result<()> {
+/// A table keyed by a string hash key (and a string range key), with one global index
+/// keyed by a string and a number: the journey and state tables.
+async fn create_indexed_table(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    (hash, range): (&str, Option<&str>),
+    (index_name, index_hash, index_range): (&str, &str, &str),
+) -> Result<()> {
     let attr = |name: &str, kind: ScalarAttributeType| {
         AttributeDefinition::builder()
             .attribute_name(name)
@@ -464,9 +491,9 @@ async fn create_journey_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) ->
             .map_err(fail(table))
     };
     let index = GlobalSecondaryIndex::builder()
-        .index_name(ingestlayer::journey::BY_PIPELINE)
-        .key_schema(key("pipeline", KeyType::Hash)?)
-        .key_schema(key("at_ms", KeyType::Range)?)
+        .index_name(index_name)
+        .key_schema(key(index_hash, KeyType::Hash)?)
+        .key_schema(key(index_range, KeyType::Range)?)
         .projection(
             Projection::builder()
                 .projection_type(ProjectionType::All)
@@ -474,20 +501,21 @@ async fn create_journey_table(dynamo: &aws_sdk_dynamodb::Client, table: &str) ->
         )
         .build()
         .map_err(fail(table))?;
-    let created = dynamo
+    let mut create = dynamo
         .create_table()
         .table_name(table)
-        .attribute_definitions(attr("event_id", ScalarAttributeType::S)?)
-        .attribute_definitions(attr("step", ScalarAttributeType::S)?)
-        .attribute_definitions(attr("pipeline", ScalarAttributeType::S)?)
-        .attribute_definitions(attr("at_ms", ScalarAttributeType::N)?)
-        .key_schema(key("event_id", KeyType::Hash)?)
-        .key_schema(key("step", KeyType::Range)?)
+        .attribute_definitions(attr(hash, ScalarAttributeType::S)?)
+        .attribute_definitions(attr(index_hash, ScalarAttributeType::S)?)
+        .attribute_definitions(attr(index_range, ScalarAttributeType::N)?)
+        .key_schema(key(hash, KeyType::Hash)?)
         .global_secondary_indexes(index)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await;
-    created_or_there(created, table)
+        .billing_mode(BillingMode::PayPerRequest);
+    if let Some(range) = range {
+        create = create
+            .attribute_definitions(attr(range, ScalarAttributeType::S)?)
+            .key_schema(key(range, KeyType::Range)?);
+    }
+    created_or_there(create.send().await, table)
 }
 
 async fn create_queue(

@@ -441,6 +441,7 @@ Resources:
             deliveries_table: "stack-deliveries".into(),
             connections_table: "stack-connections".into(),
             journey_table: "stack-journey".into(),
+            state_table: "stack-state".into(),
             events_queue_url: "http://q/1/stack-events".into(),
             events_dlq_url: "http://q/1/stack-events-dlq".into(),
             slack_queue_url: "http://q/1/stack-slack.fifo".into(),

@@ -6,6 +6,7 @@ pub mod filter;
 pub mod pipelines;
 pub mod render;
 pub mod route;
+pub mod state;
 pub mod test_message;
 
 use std::collections::HashMap;

@@ -318,6 +318,7 @@ fn connect_config(s: &Stack) -> ConnectConfig {
         slack_queue_url: s.res.slack_queue_url.clone(),
         slack_dlq_url: s.res.slack_dlq_url.clone(),
         journey_table: None,
+        state_table: Some(s.res.state_table.clone()),
         events_table: None,
         entities_table: None,
     }
@@ -347,6 +348,7 @@ async fn a_placeholder_app_secret_is_a_clear_state_not_a_cold_start_failure() {
             slack_timeout: Duration::from_secs(2),
             ops_channel: None,
             journey: None,
+            state_table: Some(s.res.state_table.clone()),
         },
     )
     .await;

@@ -133,6 +133,7 @@ impl Stack {
                 link_secret_arn: Some(res.link_secret_arn.clone()),
                 link_ttl: ingestlayer::event_links::DEFAULT_TTL,
                 journey: Some(journey_config(&res)),
+                state_table: Some(res.state_table.clone()),
             },
         )
         .await
@@ -154,6 +155,7 @@ impl Stack {
                 slack_timeout: Duration::from_secs(2),
                 ops_channel: None,
                 journey: Some(journey_config(&res)),
+                state_table: Some(res.state_table.clone()),
             },
         )
         .await
@@ -178,6 +180,7 @@ impl Stack {
                 slack_queue_url: res.slack_queue_url.clone(),
                 slack_dlq_url: res.slack_dlq_url.clone(),
                 journey_table: Some(res.journey_table.clone()),
+                state_table: Some(res.state_table.clone()),
                 events_table: Some(res.events_table.clone()),
                 entities_table: Some(res.entities_table.clone()),
             },
