@@ -126,6 +126,15 @@ pub enum StepTrace {
         #[serde(default)]
         attributes: Vec<String>,
     },
+    /// A `throttle`, `threshold`, `rollup`, `route`, `heartbeat` or mute decision: the key
+    /// it was about, whether the event went on, and what the state said.
+    Stateful {
+        kind: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+        passed: bool,
+        detail: String,
+    },
 }
 
 /// One stage's record about one event (for the pipeline stage: one pipeline; for delivery:

@@ -217,6 +217,12 @@ fn details(r: &Record) -> Vec<String> {
                     attributes.join(", ")
                 ),
             },
+            StepTrace::Stateful {
+                kind, key, detail, ..
+            } => match key {
+                Some(k) => format!("{kind} {k}: {detail}"),
+                None => format!("{kind}: {detail}"),
+            },
         });
     }
     if r.stage == Stage::Delivery {

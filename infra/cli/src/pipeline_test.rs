@@ -21,7 +21,8 @@ use ingestlayer::event::incoming::parse_incoming;
 use ingestlayer::event::Envelope;
 use ingestlayer::routing::enrich::DynamoEntities;
 use ingestlayer::routing::pipelines::{Pipeline, PipelineSet};
-use ingestlayer::routing::route::{route_traced, PairOutcome, StepTrace, Traced};
+use ingestlayer::routing::route::{route_traced, PairOutcome, StepTrace, Steps, Traced};
+use ingestlayer::routing::state::MemoryState;
 
 use crate::error::CliError;
 use crate::pipeline_files::PipelineFile;
@@ -98,11 +99,24 @@ pub async fn test_event(
 ) -> Result<TestReport, CliError> {
     let set = pipeline_of(file)?;
     let store = entities(stack)?;
-    let result = route_traced(std::slice::from_ref(event), &set, &store, None, true)
-        .await
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| Ok(Vec::new()))?;
+    // Stateful steps start from nothing, in memory: a test changes no stored state.
+    let state = MemoryState::default();
+    let steps = Steps {
+        state: &state,
+        now_ms: millis(event),
+    };
+    let result = route_traced(
+        std::slice::from_ref(event),
+        &set,
+        &store,
+        &steps,
+        None,
+        true,
+    )
+    .await
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| Ok(Vec::new()))?;
     let mut report = TestReport {
         pipeline_id: file.id.clone(),
         event_name: event.name.as_str().to_owned(),
@@ -136,6 +150,11 @@ fn entities(stack: &Stack) -> Result<DynamoEntities, CliError> {
         client: stack.dynamo(),
         table: stack.output("EntitiesTableName")?.to_owned(),
     })
+}
+
+/// When `event` was received, in ms since the epoch: the time its stateful steps decide by.
+fn millis(event: &Envelope) -> i64 {
+    (event.received_at.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// Prints a report: the steps, then each message as a box and as Block Kit JSON.
@@ -179,6 +198,12 @@ pub fn print_report(report: &TestReport, out: &mut dyn Write) {
                     (Some(k), false) => format!("missed: no {k} in the entities table"),
                 };
                 writeln!(out, "  enrich.entity {entity} as {attached_as}\n    {what}").ok();
+            }
+            StepTrace::Stateful {
+                kind, key, detail, ..
+            } => {
+                let key = key.as_deref().map(|k| format!(" {k}")).unwrap_or_default();
+                writeln!(out, "  {kind}{key}\n    {detail}").ok();
             }
         }
     }
@@ -287,6 +312,7 @@ pub async fn replay(
         .into_paginator()
         .send();
     let mut batch = Vec::new();
+    let state = MemoryState::default();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| reach(&stack.target, "reading the events table", e))?;
         for item in page.items.unwrap_or_default() {
@@ -303,13 +329,13 @@ pub async fn replay(
             report.events += 1;
             batch.push(envelope);
             if batch.len() == ROUTE_CHUNK {
-                count(&set, &store, &mut batch, &mut report).await?;
+                count(&set, &store, &state, &mut batch, &mut report).await?;
                 progress.inc(ROUTE_CHUNK as u64);
             }
         }
     }
     let rest = batch.len() as u64;
-    count(&set, &store, &mut batch, &mut report).await?;
+    count(&set, &store, &state, &mut batch, &mut report).await?;
     progress.inc(rest);
     progress.finish();
     Ok(report)
@@ -318,13 +344,25 @@ pub async fn replay(
 async fn count(
     set: &PipelineSet,
     store: &DynamoEntities,
+    state: &MemoryState,
     batch: &mut Vec<Envelope>,
     report: &mut Replay,
 ) -> Result<(), CliError> {
     if batch.is_empty() {
         return Ok(());
     }
-    let results = route_traced(batch, set, store, None, false).await;
+    // One state for the whole replay, each event routed at the time it was received, so
+    // throttles and thresholds hold back what they would have held.
+    let mut results = Vec::with_capacity(batch.len());
+    for event in batch.iter() {
+        let steps = Steps {
+            state,
+            now_ms: millis(event),
+        };
+        results.extend(
+            route_traced(std::slice::from_ref(event), set, store, &steps, None, false).await,
+        );
+    }
     for (event, result) in batch.iter().zip(results) {
         for traced in result? {
             report.listened += 1;

@@ -226,6 +226,24 @@ async fn dev() -> Result<()> {
             }
         }
     });
+    // The stack's schedule ticks every minute; locally a timer does (HEARTBEAT_CHECK_SECONDS).
+    let heartbeat_every = std::env::var("HEARTBEAT_CHECK_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(60);
+    let ticked = functions.pipeline.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(heartbeat_every));
+        loop {
+            every.tick().await;
+            let tick = ingestlayer::routing::scheduled_event(time::OffsetDateTime::now_utc());
+            match ticked.invoke(&tick).await {
+                Ok(answer) => tracing::debug!(%answer, "heartbeat check"),
+                Err(e) => tracing::error!(error = %e, "heartbeat check: invocation failed"),
+            }
+        }
+    });
     let delivery = functions.delivery.clone();
     tokio::spawn(async move {
         loop {
@@ -249,7 +267,7 @@ async fn dev() -> Result<()> {
         None => format!("posting to {slack_api_url} with SLACK_BOT_TOKEN"),
     };
     println!(
-        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  API key     {} ({})\n  connect     http://127.0.0.1:{port}/destinations (admin token {}, {})\n  pipelines   from {}/ (edit, then `ingestlayer pipelines apply {}` or restart)\n{pipeline_lines}{webhook_lines}  operate     ingestlayer --local status | explain EVENT_ID | pipelines list | dlq list (make cli installs it)\n  not kept    the emulator is in memory: entities you import and Slack connections are gone after a restart; pipelines/ and .ingestlayer/dev.env are re-applied\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n  then, with the id it answers: ingestlayer --local explain ID\n",
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  API key     {} ({})\n  connect     http://127.0.0.1:{port}/destinations (admin token {}, {})\n  pipelines   from {}/ (edit, then `ingestlayer pipelines apply {}` or restart)\n{pipeline_lines}{webhook_lines}  heartbeats  checked every {heartbeat_every} s (HEARTBEAT_CHECK_SECONDS), as the stack's schedule does every minute\n  operate     ingestlayer --local status | explain EVENT_ID | pipelines list | dlq list (make cli installs it)\n  not kept    the emulator is in memory: entities you import and Slack connections are gone after a restart; pipelines/ and .ingestlayer/dev.env are re-applied\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n  then, with the id it answers: ingestlayer --local explain ID\n",
         api_key.expose_secret(),
         kept(key_origin, "INGESTLAYER_API_KEY"),
         admin_token.expose_secret(),

@@ -549,9 +549,13 @@ async fn test_message(deps: &ConnectDeps, id: &str) -> Result<(Vec<String>, Stri
             (e, from)
         }
         None => {
-            let name = pipeline.events.first().cloned().ok_or_else(|| {
-                TestRefused(400, format!("The pipeline {id} listens to no event."))
-            })?;
+            let name = pipeline
+                .events
+                .first()
+                .map(|p| p.example())
+                .ok_or_else(|| {
+                    TestRefused(400, format!("The pipeline {id} listens to no event."))
+                })?;
             let sample = crate::event::Envelope {
                 id: crate::event::EventId::generate(),
                 name,

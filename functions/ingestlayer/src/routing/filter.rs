@@ -10,7 +10,8 @@
 //! membership (`feature in ["csv.export"]`) stays exact.
 //!
 //! `$source` is the source that sent the event (`webhook:stripe`, or an API key's source name
-//! such as `web-app`) and `$webhook` the verified webhook's context (`$webhook.provider`,
+//! such as `web-app`), `$cloudevent` a CloudEvent's context attributes (`$cloudevent.subject`,
+//! extensions; an empty map for other events) and `$webhook` the verified webhook's context (`$webhook.provider`,
 //! `$webhook.source`, `$webhook.delivery_id`, …; an empty map for API-key events). Ingest sets
 //! both from the credential, so the sender cannot: an event field named `source` is
 //! `source` (or `event.source`), never `$source`.
@@ -29,6 +30,7 @@ use crate::event::Origin;
 /// event's fields, so a field of the same name never shadows them.
 const SOURCE_VAR: &str = "ingestlayer_source";
 const WEBHOOK_VAR: &str = "ingestlayer_webhook";
+const CLOUDEVENT_VAR: &str = "ingestlayer_cloudevent";
 
 static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
 
@@ -95,6 +97,8 @@ impl Filter {
         let empty = Map::new();
         let webhook = Value::Object(origin.webhook.unwrap_or(&empty).clone());
         ctx.add_variable_from_value(WEBHOOK_VAR, json_to_cel(&webhook));
+        let cloudevent = Value::Object(origin.cloudevent.unwrap_or(&empty).clone());
+        ctx.add_variable_from_value(CLOUDEVENT_VAR, json_to_cel(&cloudevent));
         match self.program.execute(&ctx)? {
             CelValue::Bool(b) => Ok(b),
             other => Err(FilterError::NotBoolean(format!("{other:?}"))),
@@ -154,7 +158,11 @@ impl Filter {
                 }
                 continue;
             }
-            if name == WEBHOOK_VAR || name == "event" || !names_word(part, name) {
+            if name == WEBHOOK_VAR
+                || name == CLOUDEVENT_VAR
+                || name == "event"
+                || !names_word(part, name)
+            {
                 continue;
             }
             match event.get(name) {
@@ -361,9 +369,10 @@ fn rewrite_origin(expr: &str) -> crate::error::Result<String> {
                 let var = match word.as_str() {
                     "source" => SOURCE_VAR,
                     "webhook" => WEBHOOK_VAR,
+                    "cloudevent" => CLOUDEVENT_VAR,
                     _ => {
                         return Err(crate::error::Error::reason(format!(
-                            "${word} in {expr:?} is not known: filters see $source and $webhook"
+                            "${word} in {expr:?} is not known: filters see $source, $webhook and $cloudevent"
                         )))
                     }
                 };
@@ -563,7 +572,7 @@ mod tests {
         let f = Filter::compile(r#"note == '$source' && $source in {web-app, billing}"#).unwrap();
         assert!(f.matches(&json!({"note": "$source"}), &API_KEY).unwrap());
         let e = Filter::compile("$sender == 'x'").unwrap_err();
-        assert!(e.to_string().contains("$source and $webhook"), "{e}");
+        assert!(e.to_string().contains("$source, $webhook and $cloudevent"), "{e}");
     }
 
     #[test]

@@ -19,11 +19,15 @@ use tracing::Instrument;
 
 use crate::aws::sqs::{batch_response, send_all, Outgoing};
 use crate::config::PipelineConfig;
+use crate::delivery::message::Delivery;
 use crate::event::Envelope;
 use crate::journey::{JourneyStore, Outcome, Record, Stage};
 use crate::routing::enrich::{DynamoEntities, EntityStore};
+use crate::routing::pipelines::MuteSpec;
 use crate::routing::pipelines::PipelineSet;
-use crate::routing::route::{route_traced, PairOutcome, Traced};
+use crate::routing::route::{route_traced, PairOutcome, Steps, Traced};
+use crate::routing::state::{DynamoState, NoState, StateStore};
+use crate::slack::block_kit::RenderedMessage;
 
 /// Pipelines loaded from the table, reused for `ttl`.
 pub struct PipelineCache {
@@ -108,6 +112,8 @@ pub struct PipelineDeps {
     pub links: Option<crate::event_links::LinkSigner>,
     /// Where each pipeline's decision about each event is recorded.
     pub journey: Option<JourneyStore>,
+    /// What stateful steps remember (`STATE_TABLE`).
+    pub state: Option<DynamoState>,
 }
 
 impl PipelineDeps {
@@ -136,15 +142,56 @@ impl PipelineDeps {
                 cfg.cache_ttl,
             ),
             entities: DynamoEntities {
-                client: dynamo,
+                client: dynamo.clone(),
                 table: cfg.entities_table.clone(),
             },
             sqs: aws_sdk_sqs::Client::new(sdk),
             slack_queue_url: cfg.slack_queue_url.clone(),
             links: None,
             journey: cfg.journey.as_ref().map(|j| JourneyStore::new(sdk, j)),
+            state: cfg.state_table.as_ref().map(|table| DynamoState {
+                client: dynamo.clone(),
+                table: table.clone(),
+            }),
         }
     }
+}
+
+/// What the pipeline function is invoked with: a batch of the events queue, or the
+/// schedule's tick (an EventBridge "Scheduled Event") that runs the heartbeat check.
+pub async fn handle_input(
+    input: serde_json::Value,
+    deps: &PipelineDeps,
+) -> crate::error::Result<serde_json::Value> {
+    let is_tick = input.get("detail-type").and_then(|d| d.as_str()) == Some(SCHEDULED_EVENT);
+    if is_tick {
+        let missing = check_heartbeats(deps, time::OffsetDateTime::now_utc()).await?;
+        return Ok(serde_json::json!({ "missing": missing }));
+    }
+    let batch: SqsEvent = serde_json::from_value(input).map_err(|e| {
+        crate::error::Error::reason(format!(
+            "the pipeline function takes an SQS batch or a scheduled event; this is neither: {e}"
+        ))
+    })?;
+    let response = handle(batch, deps).await;
+    serde_json::to_value(response)
+        .map_err(|e| crate::error::Error::reason(format!("encoding the batch response: {e}")))
+}
+
+/// The `detail-type` of EventBridge's scheduled events (template.yaml's heartbeat schedule).
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+
+/// A scheduled event as EventBridge sends it, for `make dev`'s timer and the tests.
+pub fn scheduled_event(now: time::OffsetDateTime) -> serde_json::Value {
+    serde_json::json!({
+        "version": "0",
+        "id": ulid::Ulid::new().to_string(),
+        "detail-type": SCHEDULED_EVENT,
+        "source": "aws.events",
+        "time": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "resources": [],
+        "detail": {}
+    })
 }
 
 /// Handles one SQS batch from the events queue.
@@ -220,9 +267,24 @@ async fn route_batch<S: EntityStore>(
         .links
         .as_ref()
         .map(|_| &make_link as crate::routing::route::LinkMaker<'_>);
-    let results = route_traced(envelopes, &pipelines, store, link_maker, false)
-        .instrument(tracing::info_span!("route"))
-        .await;
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let results = match &deps.state {
+        Some(state) => {
+            let steps = Steps { state, now_ms };
+            route_traced(envelopes, &pipelines, store, &steps, link_maker, false)
+                .instrument(tracing::info_span!("route"))
+                .await
+        }
+        None => {
+            let steps = Steps {
+                state: &NoState,
+                now_ms,
+            };
+            route_traced(envelopes, &pipelines, store, &steps, link_maker, false)
+                .instrument(tracing::info_span!("route"))
+                .await
+        }
+    };
     let at_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
     let mut journey: Vec<Record> = Vec::new();
 
@@ -233,7 +295,7 @@ async fn route_batch<S: EntityStore>(
         let envelope = &envelopes[i];
         match result {
             Err(e) => {
-                tracing::warn!(event_id = %envelope.id, error = %e, "enrichment failed; the event will be retried");
+                tracing::warn!(event_id = %envelope.id, error = %e, "enrichment or a step's state failed; the event will be retried");
                 journey.push(
                     Record::new(
                         envelope.id.as_str(),
@@ -242,7 +304,9 @@ async fn route_batch<S: EntityStore>(
                         at_ms,
                         "",
                     )
-                    .reason(format!("enrichment failed; the event is retried: {e}")),
+                    .reason(format!(
+                        "enrichment or a step's state failed; the event is retried: {e}"
+                    )),
                 );
                 failed_event[i] = true;
             }
@@ -271,21 +335,16 @@ async fn route_batch<S: EntityStore>(
                         }
                         PairOutcome::Routed(deliveries) => {
                             for d in deliveries {
-                                let body = match serde_json::to_string(&d) {
-                                    Ok(b) => b,
+                                match queue_message(&d) {
+                                    Ok(message) => {
+                                        outgoing.push(message);
+                                        owner.push(i);
+                                    }
                                     Err(e) => {
                                         tracing::error!(event_id = %envelope.id, error = %e, "could not encode delivery");
                                         failed_event[i] = true;
-                                        continue;
                                     }
-                                };
-                                outgoing.push(Outgoing {
-                                    body,
-                                    group_id: Some(d.group_id()),
-                                    dedup_id: Some(d.key().to_string()),
-                                    attributes: HashMap::new(),
-                                });
-                                owner.push(i);
+                                }
                             }
                         }
                     }
@@ -351,4 +410,174 @@ fn pipeline_record(envelope: &Envelope, traced: &Traced, at_ms: i64) -> Record {
     record.steps = traced.steps.clone();
     record.event_name = Some(envelope.name.as_str().to_owned());
     record
+}
+
+/// A delivery as a message of the Slack FIFO queue: grouped by channel, deduplicated by
+/// its delivery key.
+fn queue_message(d: &Delivery) -> serde_json::Result<Outgoing> {
+    Ok(Outgoing {
+        body: serde_json::to_string(d)?,
+        group_id: Some(d.group_id()),
+        dedup_id: Some(d.key().to_string()),
+        attributes: HashMap::new(),
+    })
+}
+
+/// The `action_id` of the "Mute" button; slack-connect's interactions route acts on it.
+pub const MUTE_ACTION: &str = "ingestlayer_mute";
+
+/// Adds the pipeline's "Mute" button for `key` to a rendered message. Its value names the
+/// pipeline, the key and the duration (`{"p", "k", "d"}`); a key too long for a button's
+/// value gets no button.
+pub fn mute_button(message: &mut RenderedMessage, pipeline: &str, key: &str, mute: &MuteSpec) {
+    let value = serde_json::json!({"p": pipeline, "k": key, "d": mute.duration.ms}).to_string();
+    if value.len() > 2000 {
+        return;
+    }
+    add_button_until_merged(
+        message,
+        serde_json::json!({
+            "type": "button",
+            "action_id": MUTE_ACTION,
+            "text": {"type": "plain_text", "text": mute.label, "emoji": true},
+            "value": value,
+        }),
+    );
+}
+
+/// The heartbeat check the schedule runs (and `make dev` on a timer): every heartbeat key
+/// overdue at `now` is marked missing, once, and its pipeline's message queued. Returns how
+/// many keys went missing.
+pub async fn check_heartbeats(
+    deps: &PipelineDeps,
+    now: time::OffsetDateTime,
+) -> crate::error::Result<usize> {
+    let Some(state) = &deps.state else {
+        return Ok(0);
+    };
+    let pipelines = deps.pipelines.get().await?;
+    let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let missing = missing_heartbeats(state, &pipelines, now_ms).await?;
+    let outgoing = missing
+        .iter()
+        .map(queue_message)
+        .collect::<serde_json::Result<Vec<_>>>()
+        .map_err(|e| crate::error::Error::reason(format!("encoding a heartbeat message: {e}")))?;
+    let sent = send_all(&deps.sqs, &deps.slack_queue_url, &outgoing).await;
+    let mut journey = Vec::new();
+    for (d, r) in missing.iter().zip(&sent) {
+        if let Err(e) = r {
+            // Marked missing but not queued: said loudly, as nothing will retry it.
+            tracing::error!(pipeline = %d.pipeline_id, error = %e, "could not queue a heartbeat's missing message");
+        }
+        journey.push(
+            Record::new(
+                &d.event_id,
+                Stage::Pipeline,
+                Outcome::Matched,
+                now_ms,
+                &d.pipeline_id,
+            )
+            .pipeline(&d.pipeline_id)
+            .reason("heartbeat missing"),
+        );
+    }
+    if let Some(store) = &deps.journey {
+        store.write(journey).await;
+    }
+    tracing::info!(missing = missing.len(), "heartbeats checked");
+    Ok(sent.iter().filter(|r| r.is_ok()).count())
+}
+
+/// The messages for the heartbeat keys that went missing at `now_ms` (each marked, once).
+pub async fn missing_heartbeats<T: StateStore>(
+    state: &T,
+    pipelines: &PipelineSet,
+    now_ms: i64,
+) -> crate::error::Result<Vec<Delivery>> {
+    let mut out = Vec::new();
+    for due in state.due(now_ms).await? {
+        if !state.mark_missing(&due, now_ms).await? {
+            continue;
+        }
+        let Some(pipeline) = pipelines.get(&due.pipeline) else {
+            tracing::info!(pipeline = %due.pipeline, "a heartbeat's pipeline is gone; nothing to post");
+            continue;
+        };
+        let Some(beat) = &pipeline.heartbeat else {
+            continue;
+        };
+        let Some(name) = pipeline.events.first().map(|e| e.example()) else {
+            continue;
+        };
+        // The key stands at its field, so the pipeline's template reads it as for a ping.
+        let mut context = serde_json::Value::Object(serde_json::Map::new());
+        let mut at = &mut context;
+        for seg in &beat.key {
+            at = &mut at[seg.as_str()];
+        }
+        *at = serde_json::Value::String(due.key.clone());
+        let digest = hex::encode(
+            &sha2::Digest::finalize(sha2::Digest::chain_update(
+                <sha2::Sha256 as sha2::Digest>::new(),
+                due.key.as_bytes(),
+            ))[..8],
+        );
+        let Ok(id) = crate::event::EventId::parse(&format!(
+            "heartbeat:{}:{}:{digest}",
+            pipeline.id.as_str(),
+            due.due_ms
+        )) else {
+            continue;
+        };
+        let event = Envelope {
+            id,
+            name,
+            time: None,
+            received_at: time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(now_ms) * 1_000_000,
+            )
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            source: "ingestlayer:heartbeat".into(),
+            data: context.clone(),
+            cloudevent: None,
+            webhook: None,
+        };
+        let mut vars = serde_json::Map::new();
+        vars.insert(
+            "heartbeat".into(),
+            route::heartbeat_vars(
+                beat,
+                &due.key,
+                "missing",
+                Some(due.last_seen_ms),
+                Some(now_ms),
+            ),
+        );
+        out.extend(route::deliveries(
+            pipeline, &event, &context, &vars, None, None,
+        ));
+    }
+    Ok(out)
+}
+
+// TODO(issue 12 merge): replaced by block_kit::add_button from the render branch.
+fn add_button_until_merged(message: &mut RenderedMessage, button: serde_json::Value) {
+    if let Some(actions) = message
+        .blocks
+        .iter_mut()
+        .find(|b| b["type"] == "actions")
+        .and_then(|b| b["elements"].as_array_mut())
+    {
+        actions.push(button);
+        return;
+    }
+    let at = match message.blocks.last() {
+        Some(b) if b["type"] == "context" => message.blocks.len() - 1,
+        _ => message.blocks.len(),
+    };
+    message.blocks.insert(
+        at,
+        serde_json::json!({"type": "actions", "elements": [button]}),
+    );
 }

@@ -53,21 +53,181 @@ pub struct EnrichSpec {
     pub attach_as: String,
 }
 
+/// A duration as written in a pipeline (`10m`, `1h`, `7d`), kept with its text for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub ms: i64,
+    pub text: String,
+}
+
+impl Window {
+    /// The longest window a step may hold state for.
+    pub const MAX_MS: i64 = 90 * 86_400_000;
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let d = humantime::parse_duration(s.trim())
+            .map_err(|e| format!("{s:?} is not a duration such as 30s, 10m, 1h or 7d: {e}"))?;
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        if !(1000..=Self::MAX_MS).contains(&ms) {
+            return Err(format!("{s:?} must be between 1s and 90d"));
+        }
+        Ok(Self {
+            ms,
+            text: s.trim().to_owned(),
+        })
+    }
+}
+
+/// A `throttle` step: the first event of each key passes, the others are held until the
+/// window has passed; held events are counted for the next message that passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleSpec {
+    pub key: Vec<String>,
+    pub window: Window,
+}
+
+/// A `threshold` step: passes once when `count` events of one key arrive within `window`
+/// (a window opened by the first of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThresholdSpec {
+    pub key: Vec<String>,
+    pub count: u64,
+    pub window: Window,
+}
+
+/// A `rollup` step: counts each key's events (and distinct values of `distinct`) over a
+/// calendar window, for templates (`$rollup.count`, `$rollup.distinct`). Never holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupSpec {
+    pub key: Vec<String>,
+    pub window: Window,
+    pub distinct: Option<Vec<String>>,
+}
+
+/// A `route` step: the destinations (by index) of the first route whose `when` holds, else
+/// the default ones; with no default and no route holding, the event is filtered.
+#[derive(Debug)]
+pub struct RouteSpec {
+    pub routes: Vec<(Filter, Vec<usize>)>,
+    pub default: Option<Vec<usize>>,
+}
+
+/// A pipeline's `heartbeat`: each event (that passes the steps) is a ping for its key; a key
+/// not pinged for `interval` + `grace` gets one "missing" message, and one "back" message
+/// when it pings again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatSpec {
+    pub key: Vec<String>,
+    pub interval: Window,
+    pub grace: Window,
+}
+
+/// A pipeline's `mute`: each message carries a button that mutes its key for `duration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MuteSpec {
+    pub key: Vec<String>,
+    pub duration: Window,
+    pub label: String,
+}
+
 #[derive(Debug)]
 pub enum Step {
     Filter(Filter),
     Enrich(EnrichSpec),
+    Throttle(ThrottleSpec),
+    Threshold(ThresholdSpec),
+    Rollup(RollupSpec),
+    Route(RouteSpec),
+}
+
+impl Step {
+    /// The step's `type` as written in a pipeline.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Filter(_) => "filter.match",
+            Step::Enrich(_) => "enrich.entity",
+            Step::Throttle(_) => "throttle",
+            Step::Threshold(_) => "threshold",
+            Step::Rollup(_) => "rollup",
+            Step::Route(_) => "route",
+        }
+    }
+}
+
+/// An event name a pipeline listens to: exact (`feature.used`) or with `*` wildcards
+/// (`customer.subscription.*`, `*.failed`, `*`), where `*` stands for any run of characters,
+/// dots included.
+#[derive(Debug, Clone)]
+pub enum EventPattern {
+    Exact(EventName),
+    Wildcard {
+        pattern: String,
+        regex: regex::Regex,
+    },
+}
+
+impl EventPattern {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if !s.contains('*') {
+            return EventName::parse(s)
+                .map(Self::Exact)
+                .map_err(|e| e.to_string());
+        }
+        // Checked as a name with each `*` standing for a letter.
+        EventName::parse(&s.replace('*', "x")).map_err(|e| {
+            format!("{s:?}: {e} (besides `*`, which stands for any run of characters)")
+        })?;
+        let body: Vec<String> = s.split('*').map(|part| regex::escape(part)).collect();
+        let regex = regex::Regex::new(&format!("^{}$", body.join(".*")))
+            .map_err(|e| format!("{s:?} is not a usable pattern: {e}"))?;
+        Ok(Self::Wildcard {
+            pattern: s.to_owned(),
+            regex,
+        })
+    }
+
+    pub fn matches(&self, name: &EventName) -> bool {
+        match self {
+            Self::Exact(n) => n == name,
+            Self::Wildcard { regex, .. } => regex.is_match(name.as_str()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Exact(n) => n.as_str(),
+            Self::Wildcard { pattern, .. } => pattern,
+        }
+    }
+
+    /// A name this pattern takes, for sample events: each `*` becomes `example`.
+    pub fn example(&self) -> EventName {
+        match self {
+            Self::Exact(n) => n.clone(),
+            Self::Wildcard { pattern, .. } => EventName::parse(&pattern.replace('*', "example"))
+                .unwrap_or_else(|_| EventName::parse("example").unwrap_or_else(|_| unreachable!())),
+        }
+    }
+}
+
+impl PartialEq for EventPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 #[derive(Debug)]
 pub struct Pipeline {
     pub id: PipelineId,
-    pub events: Vec<EventName>,
+    pub events: Vec<EventPattern>,
     /// The sources whose events this pipeline takes (`webhook:stripe`, or an API key's
     /// source name such as `web-app`); `None` takes every source's.
     pub sources: Option<Vec<String>>,
     pub steps: Vec<Step>,
     pub destinations: Vec<SlackDestination>,
+    /// Makes this a heartbeat pipeline: it posts only when a key goes missing or comes back.
+    pub heartbeat: Option<HeartbeatSpec>,
+    pub mute: Option<MuteSpec>,
 }
 
 /// A pipeline item that could not be loaded.
@@ -91,6 +251,10 @@ struct RawPipeline {
     #[serde(default)]
     steps: Vec<RawStep>,
     destinations: Vec<RawDestination>,
+    #[serde(default)]
+    heartbeat: Option<RawHeartbeat>,
+    #[serde(default)]
+    mute: Option<RawMute>,
     #[serde(default = "yes")]
     enabled: bool,
     #[serde(default)]
@@ -115,10 +279,56 @@ fn yes() -> bool {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeartbeat {
+    key: String,
+    interval: String,
+    grace: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMute {
+    key: String,
+    #[serde(rename = "for")]
+    duration: String,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    when: String,
+    to: Vec<String>,
+}
+
+#[derive(Deserialize)]
 #[serde(tag = "type", deny_unknown_fields)]
 enum RawStep {
     #[serde(rename = "filter.match")]
     FilterMatch { expr: String },
+    #[serde(rename = "throttle")]
+    Throttle { key: String, window: String },
+    #[serde(rename = "threshold")]
+    Threshold {
+        key: String,
+        count: u64,
+        window: String,
+    },
+    #[serde(rename = "rollup")]
+    Rollup {
+        key: String,
+        window: String,
+        #[serde(default)]
+        distinct: Option<String>,
+    },
+    #[serde(rename = "route")]
+    Route {
+        routes: Vec<RawRoute>,
+        #[serde(default)]
+        default: Option<Vec<String>>,
+    },
     #[serde(rename = "enrich.entity")]
     EnrichEntity {
         entity: String,
@@ -205,9 +415,7 @@ impl Pipeline {
             .events
             .iter()
             .enumerate()
-            .map(|(i, n)| {
-                EventName::parse(n).map_err(|m| err(format!("events[{i}]"), m.to_string()))
-            })
+            .map(|(i, n)| EventPattern::parse(n).map_err(|m| err(format!("events[{i}]"), m)))
             .collect::<Result<Vec<_>, _>>()?;
         let sources = match raw.sources {
             None => None,
@@ -234,12 +442,73 @@ impl Pipeline {
             }
         };
         let mut steps = Vec::with_capacity(raw.steps.len());
+        // Route steps name channels; they are resolved to destinations once those are read.
+        let mut routes_to_resolve: Vec<(usize, Vec<Vec<String>>, Option<Vec<String>>)> = Vec::new();
+        let window = |field: String, text: &str| Window::parse(text).map_err(|m| err(field, m));
+        let path = |field: String, text: &str| field_path(text).map_err(|m| err(field, m));
         for (i, step) in raw.steps.into_iter().enumerate() {
             steps.push(match step {
                 RawStep::FilterMatch { expr } => Step::Filter(
                     Filter::compile(&expr)
                         .map_err(|m| err(format!("steps[{i}].expr"), m.to_string()))?,
                 ),
+                RawStep::Throttle { key, window: w } => Step::Throttle(ThrottleSpec {
+                    key: path(format!("steps[{i}].key"), &key)?,
+                    window: window(format!("steps[{i}].window"), &w)?,
+                }),
+                RawStep::Threshold {
+                    key,
+                    count,
+                    window: w,
+                } => {
+                    if !(1..=10_000).contains(&count) {
+                        return Err(err(
+                            format!("steps[{i}].count"),
+                            format!("{count} must be between 1 and 10000"),
+                        ));
+                    }
+                    Step::Threshold(ThresholdSpec {
+                        key: path(format!("steps[{i}].key"), &key)?,
+                        count,
+                        window: window(format!("steps[{i}].window"), &w)?,
+                    })
+                }
+                RawStep::Rollup {
+                    key,
+                    window: w,
+                    distinct,
+                } => Step::Rollup(RollupSpec {
+                    key: path(format!("steps[{i}].key"), &key)?,
+                    window: window(format!("steps[{i}].window"), &w)?,
+                    distinct: distinct
+                        .map(|d| path(format!("steps[{i}].distinct"), &d))
+                        .transpose()?,
+                }),
+                RawStep::Route { routes, default } => {
+                    if routes.is_empty() {
+                        return Err(err(
+                            format!("steps[{i}].routes"),
+                            "lists no route: each has `when` (an expression) and `to` (channels)"
+                                .into(),
+                        ));
+                    }
+                    let mut compiled = Vec::with_capacity(routes.len());
+                    let mut channels = Vec::with_capacity(routes.len());
+                    for (r, route) in routes.into_iter().enumerate() {
+                        compiled.push((
+                            Filter::compile(&route.when).map_err(|m| {
+                                err(format!("steps[{i}].routes[{r}].when"), m.to_string())
+                            })?,
+                            Vec::new(),
+                        ));
+                        channels.push(route.to);
+                    }
+                    routes_to_resolve.push((i, channels, default));
+                    Step::Route(RouteSpec {
+                        routes: compiled,
+                        default: None,
+                    })
+                }
                 RawStep::EnrichEntity {
                     entity,
                     key,
@@ -337,12 +606,75 @@ impl Pipeline {
                 mention: path_of("mention", mention)?,
             });
         }
+        let resolve = |field: String, channels: &[String]| -> Result<Vec<usize>, PipelineError> {
+            if channels.is_empty() {
+                return Err(err(field, "lists no channel".into()));
+            }
+            channels
+                .iter()
+                .map(|c| {
+                    let wanted =
+                        ChannelRef::parse(c).map_err(|m| err(field.clone(), m.to_string()))?;
+                    destinations
+                        .iter()
+                        .position(|d| d.channel == wanted)
+                        .ok_or_else(|| {
+                            err(
+                                field.clone(),
+                                format!("{c:?} is not one of the pipeline's destinations"),
+                            )
+                        })
+                })
+                .collect()
+        };
+        for (i, channels, default) in routes_to_resolve {
+            let Some(Step::Route(spec)) = steps.get_mut(i) else {
+                continue;
+            };
+            for (r, to) in channels.iter().enumerate() {
+                spec.routes[r].1 = resolve(format!("steps[{i}].routes[{r}].to"), to)?;
+            }
+            spec.default = default
+                .map(|d| resolve(format!("steps[{i}].default"), &d))
+                .transpose()?;
+        }
+        let heartbeat = match raw.heartbeat {
+            None => None,
+            Some(h) => Some(HeartbeatSpec {
+                key: path("heartbeat.key".into(), &h.key)?,
+                interval: window("heartbeat.interval".into(), &h.interval)?,
+                grace: window("heartbeat.grace".into(), &h.grace)?,
+            }),
+        };
+        let mute = match raw.mute {
+            None => None,
+            Some(m) => {
+                let key = path("mute.key".into(), &m.key)?;
+                let duration = window("mute.for".into(), &m.duration)?;
+                let label = m.label.unwrap_or_else(|| {
+                    format!("Mute this {} for {}", key.join("."), duration.text)
+                });
+                if label.trim().is_empty() || label.chars().count() > 75 {
+                    return Err(err(
+                        "mute.label".into(),
+                        "must be 1 to 75 characters (a Slack button's text)".into(),
+                    ));
+                }
+                Some(MuteSpec {
+                    key,
+                    duration,
+                    label,
+                })
+            }
+        };
         Ok(Some(Pipeline {
             id,
             events,
             sources,
             steps,
             destinations,
+            heartbeat,
+            mute,
         }))
     }
 }
@@ -401,6 +733,8 @@ pub fn summary(doc: &Value) -> Summary<'_> {
 pub struct PipelineSet {
     pipelines: Vec<Pipeline>,
     by_event: HashMap<EventName, Vec<usize>>,
+    /// Pipelines with a wildcard pattern, matched against every name.
+    wildcards: Vec<usize>,
 }
 
 impl PipelineSet {
@@ -420,19 +754,46 @@ impl PipelineSet {
 
     pub fn insert(&mut self, p: Pipeline) {
         let index = self.pipelines.len();
-        for name in &p.events {
-            self.by_event.entry(name.clone()).or_default().push(index);
+        for pattern in &p.events {
+            match pattern {
+                EventPattern::Exact(name) => {
+                    let list = self.by_event.entry(name.clone()).or_default();
+                    if !list.contains(&index) {
+                        list.push(index);
+                    }
+                }
+                EventPattern::Wildcard { .. } => {
+                    if !self.wildcards.contains(&index) {
+                        self.wildcards.push(index);
+                    }
+                }
+            }
         }
         self.pipelines.push(p);
     }
 
-    /// The enabled pipelines listening to `name`, in load order.
+    /// The enabled pipelines listening to `name` (by name or by pattern), each once, in load
+    /// order.
     pub fn for_event(&self, name: &EventName) -> impl Iterator<Item = &Pipeline> {
-        self.by_event
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter_map(|&i| self.pipelines.get(i))
+        let mut indices: Vec<usize> = self.by_event.get(name).cloned().unwrap_or_default();
+        for &i in &self.wildcards {
+            let takes = self.pipelines[i].events.iter().any(|p| p.matches(name));
+            if takes && !indices.contains(&i) {
+                indices.push(i);
+            }
+        }
+        indices.sort_unstable();
+        indices.into_iter().filter_map(|i| self.pipelines.get(i))
+    }
+
+    /// Every loaded pipeline, in load order.
+    pub fn iter(&self) -> impl Iterator<Item = &Pipeline> {
+        self.pipelines.iter()
+    }
+
+    /// The pipeline with this id.
+    pub fn get(&self, id: &str) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| p.id.as_str() == id)
     }
 
     pub fn len(&self) -> usize {

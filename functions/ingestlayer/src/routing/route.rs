@@ -5,21 +5,23 @@
 //! pipeline) pair runs its steps until it needs an entity, then all needed entities are
 //! fetched in one batched lookup, and the pairs go on.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use crate::delivery::message::Delivery;
 use crate::error::Error;
 use crate::event::Envelope;
 use crate::routing::enrich::{entity_key, EntityStore};
-use crate::routing::pipelines::{Pipeline, PipelineSet, Step};
+use crate::routing::pipelines::{HeartbeatSpec, Pipeline, PipelineSet, Step};
 use crate::routing::render::{render, RenderInput};
+use crate::routing::state::{calendar_window, step_pk, Ping, StateAnswer, StateOp, StateStore};
 
 /// What became of one (event, pipeline) pair.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PairOutcome {
     /// Rendered, one delivery per destination.
     Routed(Vec<Delivery>),
-    /// A filter step dropped it; `reason` says which and why.
+    /// A step dropped or held it (a filter, a route, a throttle, a threshold below its
+    /// count, a heartbeat ping, a mute); `reason` says which and why.
     Filtered { pipeline_id: String, reason: String },
 }
 
@@ -44,36 +46,61 @@ struct Pair<'p> {
     context: Value,
     filtered: Option<String>,
     steps: Vec<StepTrace>,
+    /// What stateful steps worked out (`$throttle.*`, `$threshold.*`, `$rollup.*`, …).
+    vars: Map<String, Value>,
+    /// The destinations a `route` step chose (all when none ran).
+    chosen: Option<Vec<usize>>,
 }
 
 /// Makes a signed link to a stored event.
 pub type LinkMaker<'a> = &'a (dyn Fn(&Envelope) -> String + Sync);
 
+/// Where stateful steps keep their state, and the time they decide by.
+pub struct Steps<'a, T: StateStore> {
+    pub state: &'a T,
+    pub now_ms: i64,
+}
+
 /// Routes each event through its pipelines. One result per event, in order. `links`
 /// signs a link to each stored event for truncated messages and digests.
-pub async fn route<S: EntityStore>(
+pub async fn route<S: EntityStore, T: StateStore>(
     events: &[Envelope],
     pipelines: &PipelineSet,
     store: &S,
+    steps: &Steps<'_, T>,
     links: Option<LinkMaker<'_>>,
 ) -> Vec<EventResult> {
-    route_traced(events, pipelines, store, links, false)
+    route_traced(events, pipelines, store, steps, links, false)
         .await
         .into_iter()
         .map(|r| r.map(|pairs| pairs.into_iter().map(|t| t.outcome).collect()))
         .collect()
 }
 
+/// The key value a stateful step reads, as text; `(none)` when the event lacks it, so
+/// such events share one key rather than escaping the step.
+fn key_value(context: &Value, path: &[String]) -> String {
+    scalar_at(context, path).unwrap_or_else(|| "(none)".to_owned())
+}
+
+/// A pair's next wait: an entity lookup or a state write.
+enum Wait {
+    Entity(Option<String>),
+    State(StateOp),
+}
+
 /// [`route`], keeping each pair's steps; with `explain`, each filter step also names the
 /// part of its expression that decided (it evaluates the parts again: for tools, not for
 /// the pipeline function).
-pub async fn route_traced<S: EntityStore>(
+pub async fn route_traced<S: EntityStore, T: StateStore>(
     events: &[Envelope],
     pipelines: &PipelineSet,
     store: &S,
+    state: &Steps<'_, T>,
     links: Option<LinkMaker<'_>>,
     explain: bool,
 ) -> Vec<Result<Vec<Traced>, Error>> {
+    let now_ms = state.now_ms;
     let mut pairs: Vec<Pair<'_>> = Vec::new();
     for (i, e) in events.iter().enumerate() {
         for p in pipelines.for_event(&e.name) {
@@ -89,6 +116,10 @@ pub async fn route_traced<S: EntityStore>(
                     e.source
                 )
             });
+            let mut vars = Map::new();
+            if let Some(ce) = &e.cloudevent {
+                vars.insert("cloudevent".into(), Value::Object(ce.clone()));
+            }
             pairs.push(Pair {
                 event: i,
                 pipeline: p,
@@ -96,22 +127,25 @@ pub async fn route_traced<S: EntityStore>(
                 context,
                 filtered,
                 steps: Vec::new(),
+                vars,
+                chosen: None,
             });
         }
     }
     let mut failed: Vec<Option<Error>> = (0..events.len()).map(|_| None).collect();
 
     loop {
-        // Run every live pair up to its next enrich step.
-        let mut wanted: Vec<(usize, Option<String>)> = Vec::new();
+        // Run every live pair up to its next wait (an entity lookup or a state write).
+        let mut waits: Vec<(usize, Wait)> = Vec::new();
         for (pi, pair) in pairs.iter_mut().enumerate() {
             if pair.filtered.is_some() || failed[pair.event].is_some() {
                 continue;
             }
+            let origin = events[pair.event].origin();
+            let pipeline_id = pair.pipeline.id.as_str();
             while let Some(step) = pair.pipeline.steps.get(pair.cursor) {
                 match step {
                     Step::Filter(f) => {
-                        let origin = events[pair.event].origin();
                         let judged = f.matches(&pair.context, &origin);
                         // The deciding part is worked out when asked, and whenever the
                         // filter drops the event (the journey keeps it).
@@ -140,31 +174,137 @@ pub async fn route_traced<S: EntityStore>(
                             }
                         }
                     }
+                    Step::Route(spec) => {
+                        let mut chosen = None;
+                        let mut decided = String::new();
+                        for (filter, to) in &spec.routes {
+                            if matches!(filter.matches(&pair.context, &origin), Ok(true)) {
+                                chosen = Some(to.clone());
+                                decided = format!("when {:?}", filter.source());
+                                break;
+                            }
+                        }
+                        if chosen.is_none() {
+                            chosen = spec.default.clone();
+                            decided = "default".into();
+                        }
+                        let channels: Vec<String> = chosen
+                            .iter()
+                            .flatten()
+                            .filter_map(|&d| pair.pipeline.destinations.get(d))
+                            .map(|d| d.channel.to_string())
+                            .collect();
+                        pair.steps.push(StepTrace::Stateful {
+                            kind: "route".into(),
+                            key: None,
+                            passed: chosen.is_some(),
+                            detail: match &chosen {
+                                Some(_) => format!("{decided}: to {}", channels.join(", ")),
+                                None => "no route holds and there is no default".into(),
+                            },
+                        });
+                        match chosen {
+                            Some(to) => {
+                                pair.chosen = Some(to);
+                                pair.cursor += 1;
+                            }
+                            None => {
+                                pair.filtered =
+                                    Some("route: no route holds and there is no default".into());
+                                break;
+                            }
+                        }
+                    }
                     Step::Enrich(spec) => {
                         let value = spec
                             .key
                             .iter()
                             .try_fold(&pair.context, |v, seg| v.get(seg.as_str()));
-                        wanted.push((pi, entity_key(&spec.entity, value)));
+                        waits.push((pi, Wait::Entity(entity_key(&spec.entity, value))));
+                        break;
+                    }
+                    Step::Throttle(spec) => {
+                        let key = key_value(&pair.context, &spec.key);
+                        let pk = step_pk("throttle", pipeline_id, pair.cursor, &key);
+                        waits.push((
+                            pi,
+                            Wait::State(StateOp::Throttle {
+                                pk,
+                                window_ms: spec.window.ms,
+                            }),
+                        ));
+                        break;
+                    }
+                    Step::Threshold(spec) => {
+                        let key = key_value(&pair.context, &spec.key);
+                        let pk = step_pk("threshold", pipeline_id, pair.cursor, &key);
+                        waits.push((
+                            pi,
+                            Wait::State(StateOp::Threshold {
+                                pk,
+                                window_ms: spec.window.ms,
+                                count: spec.count,
+                            }),
+                        ));
+                        break;
+                    }
+                    Step::Rollup(spec) => {
+                        let key = key_value(&pair.context, &spec.key);
+                        let (start, ends_ms) = calendar_window(now_ms, spec.window.ms);
+                        let pk = format!(
+                            "{}#{start}",
+                            step_pk("rollup", pipeline_id, pair.cursor, &key)
+                        );
+                        let distinct = spec
+                            .distinct
+                            .as_deref()
+                            .and_then(|p| scalar_at(&pair.context, p));
+                        waits.push((
+                            pi,
+                            Wait::State(StateOp::Rollup {
+                                pk,
+                                ends_ms,
+                                distinct,
+                            }),
+                        ));
                         break;
                     }
                 }
             }
         }
-        if wanted.is_empty() {
+        if waits.is_empty() {
             break;
         }
-        let keys: Vec<String> = wanted.iter().filter_map(|(_, k)| k.clone()).collect();
-        let found = if keys.is_empty() {
-            Ok(Default::default())
-        } else {
-            store.get_many(&keys).await
+        // All of the round's entity lookups in one batch, its state writes side by side.
+        let keys: Vec<String> = waits
+            .iter()
+            .filter_map(|(_, w)| match w {
+                Wait::Entity(k) => k.clone(),
+                Wait::State(_) => None,
+            })
+            .collect();
+        let entity_lookup = async {
+            if keys.is_empty() {
+                Ok(Default::default())
+            } else {
+                store.get_many(&keys).await
+            }
         };
-        match found {
-            Ok(found) => {
-                for (pi, key) in wanted {
-                    let pair = &mut pairs[pi];
-                    if let Some(Step::Enrich(spec)) = pair.pipeline.steps.get(pair.cursor) {
+        let writes = futures_util::future::join_all(waits.iter().map(|(_, w)| async move {
+            match w {
+                Wait::State(op) => Some(state.state.apply(op, now_ms).await),
+                Wait::Entity(_) => None,
+            }
+        }));
+        let (found, answers) = futures_util::future::join(entity_lookup, writes).await;
+        for ((pi, wait), answer) in waits.into_iter().zip(answers) {
+            let pair = &mut pairs[pi];
+            if failed[pair.event].is_some() {
+                continue;
+            }
+            match (wait, pair.pipeline.steps.get(pair.cursor)) {
+                (Wait::Entity(key), Some(Step::Enrich(spec))) => match &found {
+                    Ok(found) => {
                         let entity = key.as_ref().and_then(|k| found.get(k));
                         pair.steps.push(StepTrace::Enrich {
                             entity: spec.entity.clone(),
@@ -188,12 +328,127 @@ pub async fn route_traced<S: EntityStore>(
                                 .unwrap_or_default(),
                         });
                         crate::routing::enrich::attach(&mut pair.context, spec, entity);
+                        pair.cursor += 1;
                     }
-                    pair.cursor += 1;
+                    Err(e) => failed[pair.event] = Some(e.for_another()),
+                },
+                (Wait::State(_), Some(step)) => match answer {
+                    Some(Ok(answer)) => apply_answer(pair, step, answer),
+                    Some(Err(e)) => failed[pair.event] = Some(e),
+                    None => {}
+                },
+                _ => pair.cursor += 1,
+            }
+        }
+    }
+
+    // Heartbeat pipelines record a ping for each event that passed their steps; they post
+    // only when the ping brings back a key that was reported missing.
+    let pings =
+        futures_util::future::join_all(pairs.iter().enumerate().filter_map(|(pi, pair)| {
+            let beat = pair.pipeline.heartbeat.as_ref()?;
+            if pair.filtered.is_some() || failed[pair.event].is_some() {
+                return None;
+            }
+            let key = key_value(&pair.context, &beat.key);
+            let due_ms = now_ms + beat.interval.ms + beat.grace.ms;
+            let pipeline = pair.pipeline.id.as_str();
+            Some(async move {
+                (
+                    pi,
+                    key.clone(),
+                    state.state.ping(pipeline, &key, now_ms, due_ms).await,
+                )
+            })
+        }))
+        .await;
+    for (pi, key, ping) in pings {
+        let pair = &mut pairs[pi];
+        let Some(beat) = pair.pipeline.heartbeat.as_ref() else {
+            continue;
+        };
+        match ping {
+            Err(e) => failed[pair.event] = Some(e),
+            Ok(Ping::Fine) => {
+                pair.steps.push(StepTrace::Stateful {
+                    kind: "heartbeat".into(),
+                    key: Some(key.clone()),
+                    passed: false,
+                    detail: format!(
+                        "ping recorded; next due within {} + {} grace",
+                        beat.interval.text, beat.grace.text
+                    ),
+                });
+                pair.filtered = Some(format!(
+                    "heartbeat: ping for {key:?} recorded; the pipeline posts only when a key goes missing or comes back"
+                ));
+            }
+            Ok(Ping::Back {
+                missing_since_ms,
+                last_seen_ms,
+            }) => {
+                pair.steps.push(StepTrace::Stateful {
+                    kind: "heartbeat".into(),
+                    key: Some(key.clone()),
+                    passed: true,
+                    detail: "back after being reported missing".into(),
+                });
+                pair.vars.insert(
+                    "heartbeat".into(),
+                    heartbeat_vars(
+                        beat,
+                        &key,
+                        "recovered",
+                        Some(last_seen_ms),
+                        Some(missing_since_ms),
+                    ),
+                );
+            }
+        }
+    }
+
+    // Muted keys: one batched read for the whole invocation.
+    let mute_keys: Vec<(usize, (String, String))> = pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.filtered.is_none() && failed[p.event].is_none())
+        .filter_map(|(pi, p)| {
+            let m = p.pipeline.mute.as_ref()?;
+            Some((
+                pi,
+                (
+                    p.pipeline.id.as_str().to_owned(),
+                    key_value(&p.context, &m.key),
+                ),
+            ))
+        })
+        .collect();
+    if !mute_keys.is_empty() {
+        let keys: Vec<(String, String)> = mute_keys.iter().map(|(_, k)| k.clone()).collect();
+        match state.state.muted(&keys, now_ms).await {
+            Ok(muted) => {
+                for (pi, k) in mute_keys {
+                    if let Some(m) = muted.get(&k) {
+                        let pair = &mut pairs[pi];
+                        let until = time::OffsetDateTime::from_unix_timestamp(m.until_ms / 1000)
+                            .ok()
+                            .and_then(|t| {
+                                t.format(&time::format_description::well_known::Rfc3339)
+                                    .ok()
+                            })
+                            .unwrap_or_default();
+                        pair.steps.push(StepTrace::Stateful {
+                            kind: "mute".into(),
+                            key: Some(k.1.clone()),
+                            passed: false,
+                            detail: format!("muted by {} until {until}", m.by),
+                        });
+                        pair.filtered = Some(format!("muted: {:?} by {} until {until}", k.1, m.by));
+                    }
                 }
             }
             Err(e) => {
-                for (pi, _) in wanted {
+                for (pi, _) in mute_keys {
                     failed[pairs[pi].event] = Some(e.for_another());
                 }
             }
@@ -225,44 +480,14 @@ pub async fn route_traced<S: EntityStore>(
             continue;
         }
         let link = links.map(|l| l(event));
-        let deliveries = pair
-            .pipeline
-            .destinations
-            .iter()
-            .enumerate()
-            .map(|(di, d)| Delivery {
-                v: 1,
-                event_id: event.id.as_str().to_owned(),
-                event_name: event.name.as_str().to_owned(),
-                received_ms: (event.received_at.unix_timestamp_nanos() / 1_000_000) as i64,
-                pipeline_id: pipeline_id.clone(),
-                destination: di,
-                team: d.team.clone(),
-                channel: d.channel.clone(),
-                message: render(
-                    &d.template,
-                    &RenderInput {
-                        event_name: event.name.as_str(),
-                        event_id: event.id.as_str(),
-                        origin: event.origin(),
-                        context: &pair.context,
-                        full_event_url: link.as_deref(),
-                        vars: None,
-                    },
-                ),
-                min_interval_ms: d.min_interval_ms,
-                digest_threshold: d.digest_threshold,
-                link: link.clone(),
-                thread_key: d
-                    .thread_by
-                    .as_deref()
-                    .and_then(|p| scalar_at(&pair.context, p)),
-                mention: d
-                    .mention
-                    .as_deref()
-                    .and_then(|p| scalar_at(&pair.context, p)),
-            })
-            .collect();
+        let deliveries = deliveries(
+            pair.pipeline,
+            event,
+            &pair.context,
+            &pair.vars,
+            pair.chosen.as_deref(),
+            link,
+        );
         outcomes.push(Traced {
             pipeline_id,
             outcome: PairOutcome::Routed(deliveries),
@@ -270,6 +495,145 @@ pub async fn route_traced<S: EntityStore>(
         });
     }
     results
+}
+
+/// Takes a stateful step's answer: the pair goes on with the step's variables, or is held.
+fn apply_answer(pair: &mut Pair<'_>, step: &Step, answer: StateAnswer) {
+    let (kind, key, window) = match step {
+        Step::Throttle(s) => ("throttle", key_value(&pair.context, &s.key), &s.window),
+        Step::Threshold(s) => ("threshold", key_value(&pair.context, &s.key), &s.window),
+        Step::Rollup(s) => ("rollup", key_value(&pair.context, &s.key), &s.window),
+        _ => {
+            pair.cursor += 1;
+            return;
+        }
+    };
+    let (passed, detail, vars) = match answer {
+        StateAnswer::ThrottlePass { held, since_ms } => (
+            true,
+            match held {
+                0 => format!("first in its {} window", window.text),
+                n => format!(
+                    "first in its {} window; {n} held in the last one",
+                    window.text
+                ),
+            },
+            json!({"held": held, "since": since_ms, "window": window.text}),
+        ),
+        StateAnswer::ThrottleHold => (
+            false,
+            format!("held: {key:?} already passed within {}", window.text),
+            Value::Null,
+        ),
+        StateAnswer::ThresholdPass {
+            count,
+            first_ms,
+            last_ms,
+        } => (
+            true,
+            format!("{count} events within {}: passes", window.text),
+            json!({"count": count, "first": first_ms, "last": last_ms, "window": window.text}),
+        ),
+        StateAnswer::ThresholdHold { count } => (
+            false,
+            format!(
+                "held: {count} in the window of {} (passes once, at the count)",
+                window.text
+            ),
+            Value::Null,
+        ),
+        StateAnswer::Rollup { count, distinct } => (
+            true,
+            format!("{count} this {} window, {distinct} distinct", window.text),
+            json!({"count": count, "distinct": distinct, "window": window.text}),
+        ),
+    };
+    pair.steps.push(StepTrace::Stateful {
+        kind: kind.into(),
+        key: Some(key.clone()),
+        passed,
+        detail: detail.clone(),
+    });
+    if passed {
+        pair.vars.insert(kind.into(), vars);
+        pair.cursor += 1;
+    } else {
+        pair.filtered = Some(format!("{kind} on {key:?}: {detail}"));
+    }
+}
+
+/// The `$heartbeat.*` variables.
+pub fn heartbeat_vars(
+    beat: &HeartbeatSpec,
+    key: &str,
+    status: &str,
+    last_seen_ms: Option<i64>,
+    missing_since_ms: Option<i64>,
+) -> Value {
+    json!({
+        "key": key,
+        "status": status,
+        "last_seen": last_seen_ms,
+        "missing_since": missing_since_ms,
+        "interval": beat.interval.text,
+        "grace": beat.grace.text,
+    })
+}
+
+/// One delivery per destination of `pipeline` (those in `chosen`, when a route chose),
+/// rendered from `context` and the steps' `vars`.
+pub fn deliveries(
+    pipeline: &Pipeline,
+    event: &Envelope,
+    context: &Value,
+    vars: &Map<String, Value>,
+    chosen: Option<&[usize]>,
+    link: Option<String>,
+) -> Vec<Delivery> {
+    let pipeline_id = pipeline.id.as_str();
+    pipeline
+        .destinations
+        .iter()
+        .enumerate()
+        .filter(|(di, _)| chosen.is_none_or(|c| c.contains(di)))
+        .map(|(di, d)| {
+            let mut message = render(
+                &d.template,
+                &RenderInput {
+                    event_name: event.name.as_str(),
+                    event_id: event.id.as_str(),
+                    origin: event.origin(),
+                    context,
+                    full_event_url: link.as_deref(),
+                    vars: Some(vars),
+                },
+            );
+            if let Some(m) = &pipeline.mute {
+                crate::routing::mute_button(
+                    &mut message,
+                    pipeline_id,
+                    &key_value(context, &m.key),
+                    m,
+                );
+            }
+            Delivery {
+                v: 1,
+                event_id: event.id.as_str().to_owned(),
+                event_name: event.name.as_str().to_owned(),
+                received_ms: (event.received_at.unix_timestamp_nanos() / 1_000_000) as i64,
+                pipeline_id: pipeline_id.to_owned(),
+                destination: di,
+                team: d.team.clone(),
+                channel: d.channel.clone(),
+                message,
+                min_interval_ms: d.min_interval_ms,
+                digest_threshold: d.digest_threshold,
+                link: link.clone(),
+                thread_key: d.thread_by.as_deref().and_then(|p| scalar_at(context, p)),
+                mention: d.mention.as_deref().and_then(|p| scalar_at(context, p)),
+            }
+        })
+        .collect()
 }
 
 /// The non-empty scalar at `path` in `context`, as text.
@@ -288,6 +652,14 @@ pub fn scalar_at(context: &Value, path: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::state::MemoryState;
+
+    pub(crate) fn steps(state: &MemoryState) -> Steps<'_, MemoryState> {
+        Steps {
+            state,
+            now_ms: 1_700_000_000_000,
+        }
+    }
     use crate::delivery::message::delivery_key;
     use crate::event::incoming::parse_incoming;
     use crate::event::Envelope;
@@ -367,7 +739,14 @@ mod tests {
         let events = vec![event(
             json!({"user_id": "u1", "feature": "csv.export", "count": 1, "plan": "free"}),
         )];
-        let out = route(&events, &pipelines(), &s, None).await;
+        let out = route(
+            &events,
+            &pipelines(),
+            &s,
+            &steps(&MemoryState::default()),
+            None,
+        )
+        .await;
         let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
@@ -387,7 +766,14 @@ mod tests {
         let events: Vec<_> = (0..10)
             .map(|i| event(json!({"user_id": format!("u{i}"), "feature": "api"})))
             .collect();
-        let out = route(&events, &pipelines(), &s, None).await;
+        let out = route(
+            &events,
+            &pipelines(),
+            &s,
+            &steps(&MemoryState::default()),
+            None,
+        )
+        .await;
         assert_eq!(s.calls.load(Ordering::SeqCst), 1);
         assert!(out
             .iter()
@@ -401,6 +787,7 @@ mod tests {
             &[event(json!({"user_id": "u1", "feature": "profile.view"}))],
             &pipelines(),
             &s,
+            &steps(&MemoryState::default()),
             None,
         )
         .await;
@@ -418,6 +805,7 @@ mod tests {
             &[event(json!({"user_id": "nobody", "feature": "api"}))],
             &pipelines(),
             &s,
+            &steps(&MemoryState::default()),
             None,
         )
         .await;
@@ -459,7 +847,14 @@ mod tests {
             json!({"user_id": {"x": 1}, "feature": "api", "user": {"plan": "pro"}}),
         ];
         for data in spoofed {
-            let out = route(&[event(data.clone())], &plan_filtered_pipelines(), &s, None).await;
+            let out = route(
+                &[event(data.clone())],
+                &plan_filtered_pipelines(),
+                &s,
+                &steps(&MemoryState::default()),
+                None,
+            )
+            .await;
             assert!(
                 matches!(&out[0].as_ref().unwrap()[0], PairOutcome::Filtered { .. }),
                 "{data} passed a filter on an attribute it supplied itself: {out:?}"
@@ -472,6 +867,7 @@ mod tests {
             )],
             &plan_filtered_pipelines(),
             &s,
+            &steps(&MemoryState::default()),
             None,
         )
         .await;
@@ -494,6 +890,7 @@ mod tests {
             )],
             &pipelines(),
             &s,
+            &steps(&MemoryState::default()),
             None,
         )
         .await;
@@ -511,7 +908,14 @@ mod tests {
             event(json!({"user_id": "u1", "feature": "api"})),
             event(json!({"user_id": "u1", "feature": "profile.view"})),
         ];
-        let out = route(&events, &pipelines(), &s, None).await;
+        let out = route(
+            &events,
+            &pipelines(),
+            &s,
+            &steps(&MemoryState::default()),
+            None,
+        )
+        .await;
         assert!(out[0].is_err());
         assert!(out[1].is_ok());
     }
@@ -537,6 +941,7 @@ mod tests {
             &[from("webhook:stripe"), from("tests"), from("stripe")],
             &set,
             &store(false),
+            &steps(&MemoryState::default()),
             None,
         )
         .await;

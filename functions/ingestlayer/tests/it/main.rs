@@ -1,6 +1,7 @@
 //! The documented examples in infra/examples/ (what the README tells users to
 //! `aws dynamodb put-item`) load as pipelines and route as documented.
 
+use ingestlayer::routing::state::MemoryState;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -88,9 +89,14 @@ async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
         let e = parse_incoming(&json!({"name": "feature.used", "data": {"user_id": "u1", "feature": "csv.export", "count": 3, "plan": plan}}), "").unwrap();
         Envelope::accept(e, "t", time::OffsetDateTime::now_utc())
     };
-    let out =
-        ingestlayer::routing::route::route(&[event("free"), event("pro")], &set, &NoEntities, None)
-            .await;
+    let out = ingestlayer::routing::route::route(
+        &[event("free"), event("pro")],
+        &set,
+        &NoEntities,
+        &no_state(&MemoryState::default()),
+        None,
+    )
+    .await;
     assert!(
         matches!(&out[0].as_ref().unwrap()[0], ingestlayer::routing::route::PairOutcome::Routed(d) if d[0].channel == "#growth")
     );
@@ -139,6 +145,7 @@ async fn the_stripe_example_takes_only_what_stripe_signed() {
         &[event("webhook:stripe"), event("web-app")],
         &set,
         &NoEntities,
+        &no_state(&MemoryState::default()),
         None,
     )
     .await;
@@ -154,4 +161,12 @@ async fn the_stripe_example_takes_only_what_stripe_signed() {
         &out[1].as_ref().unwrap()[0],
         ingestlayer::routing::route::PairOutcome::Filtered { reason, .. } if reason.contains("web-app")
     ));
+}
+
+/// Stateful steps in memory, at a fixed time (these examples have none).
+fn no_state(state: &MemoryState) -> ingestlayer::routing::route::Steps<'_, MemoryState> {
+    ingestlayer::routing::route::Steps {
+        state,
+        now_ms: 1_700_000_000_000,
+    }
 }
