@@ -24,5 +24,6 @@ mod ingest;
 mod local_tools;
 mod path;
 mod promises;
+mod steps;
 mod template_ops;
 mod webhooks;
