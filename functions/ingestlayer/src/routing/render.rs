@@ -965,6 +965,7 @@ pub(crate) mod tests {
         let raw = RawTemplate {
             header: Some("$name for ${event.user.account}".into()),
             text: Some("*$event.user_id* used `$event.feature` ($event.missing)".into()),
+            buttons: None,
             fields: Some(vec!["plan".into(), "$event.user.owner".into()]),
         };
         let t = Template::from_raw(raw).unwrap();
@@ -1032,5 +1033,460 @@ pub(crate) mod tests {
             limits::SECTION_TEXT
         );
         assert!(m.truncated);
+    }
+
+    fn template(raw: Value) -> Template {
+        Template::from_raw(serde_json::from_value(raw).unwrap()).unwrap()
+    }
+
+    fn load_error(raw: Value) -> (String, String) {
+        Template::from_raw(serde_json::from_value(raw).unwrap()).unwrap_err()
+    }
+
+    /// Slack's verdict on the rendered blocks, through the stand-in's validator.
+    fn assert_valid(m: &RenderedMessage) {
+        if let Err(errors) = slack_standin::blocks::validate(&Value::Array(m.blocks.clone())) {
+            panic!(
+                "invalid blocks {errors:?}: {}",
+                Value::Array(m.blocks.clone())
+            );
+        }
+    }
+
+    fn block<'m>(m: &'m RenderedMessage, kind: &str) -> Vec<&'m Value> {
+        m.blocks.iter().filter(|b| b["type"] == kind).collect()
+    }
+
+    fn context_text(m: &RenderedMessage) -> &str {
+        m.blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+    }
+
+    #[test]
+    fn formatters_render_money_numbers_times_and_defaults_in_text() {
+        let t = template(json!({"text":
+            "${event.amount_due | money: event.currency} · ${event.yen | money: JPY} · ${event.count | number} · \
+             ${event.created | date} · ${event.created | datetime} · ${event.created | ago} · \
+             ${event.plan | default: free} · ${event.missing | number | default: 0}"}));
+        let ctx = json!({"amount_due": 4900, "currency": "usd", "yen": 500, "count": 12345,
+                         "created": 1_700_000_000, "plan": ""});
+        let m = render(&t, &input("invoice.paid", &ctx));
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "$49.00 · ¥500 · 12,345 · <!date^1700000000^{date_short_pretty}|Nov 14, 2023> · \
+             <!date^1700000000^{date_short_pretty} {time}|Nov 14, 2023 22:13 UTC> · \
+             <!date^1700000000^{ago}|Nov 14, 2023 22:13 UTC> · free · 0"
+        );
+        assert_valid(&m);
+    }
+
+    #[test]
+    fn a_value_a_formatter_cannot_read_is_shown_raw_and_escaped() {
+        let t = template(json!({
+            "header": "${event.amount | money: usd} ${event.when | date}",
+            "text": "${event.amount | money: usd} ${event.amount | number} ${event.when | ago} ${event.note | default: <none>}"
+        }));
+        let ctx = json!({"amount": "a<b>&c", "when": "<!channel>", "note": null});
+        let m = render(&t, &input("e", &ctx));
+        assert_eq!(
+            m.blocks[0]["text"]["text"],
+            "a&lt;b&gt;&amp;c &lt;!channel&gt;"
+        );
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "a&lt;b&gt;&amp;c a&lt;b&gt;&amp;c &lt;!channel&gt; &lt;none&gt;"
+        );
+        let all = all_text(&m);
+        assert!(!all.contains("<!channel>") && !all.contains("<b>"));
+    }
+
+    #[test]
+    fn times_are_plain_utc_text_where_slack_shows_no_tokens() {
+        let t = template(json!({
+            "header": "Paid ${event.at | datetime}",
+            "text": "<https://x.example/day/${event.at | date}|on ${event.at | date}> ${event.at | date}"
+        }));
+        let ctx = json!({"at": "2023-11-14T22:13:20Z"});
+        let m = render(&t, &input("e", &ctx));
+        assert_eq!(m.blocks[0]["text"]["text"], "Paid Nov 14, 2023 22:13 UTC");
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "<https://x.example/day/Nov%2014%2C%202023|on Nov 14, 2023> \
+             <!date^1700000000^{date_short_pretty}|Nov 14, 2023>"
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_malformed_formatter_is_a_load_error_naming_field_and_formatter() {
+        let (field, message) = load_error(json!({"text": "${event.amount | upper}"}));
+        assert_eq!(field, "text");
+        assert!(message.contains("unknown formatter \"upper\""), "{message}");
+        assert!(message.contains("${event.amount | upper}"), "{message}");
+        let (field, message) = load_error(json!({"header": "${event.amount | money: xyz}"}));
+        assert_eq!(field, "header");
+        assert!(message.contains("\"xyz\" is not an ISO 4217"), "{message}");
+        let (field, message) = load_error(json!({"text": "${event.amount | money}"}));
+        assert_eq!(field, "text");
+        assert!(message.contains("\"money\" needs a currency"), "{message}");
+        let (field, message) = load_error(json!({"text": "${event. | number}"}));
+        assert_eq!(field, "text");
+        assert!(message.contains("is not a reference"), "{message}");
+        let (field, message) = load_error(
+            json!({"buttons": [{"text": "${event.x | date: 1}", "url": "https://x.example"}]}),
+        );
+        assert_eq!(field, "buttons[0].text");
+        assert!(message.contains("\"date\" takes no argument"), "{message}");
+        // Text that merely looks like a template is left alone.
+        let m = render(
+            &template(json!({"text": "${foo} costs $5 ${event"})),
+            &input("e", &json!({})),
+        );
+        assert_eq!(m.blocks[1]["text"]["text"], "${foo} costs $5 ${event");
+    }
+
+    #[test]
+    fn templates_see_cloudevent_attributes_and_step_variables() {
+        let t = template(json!({"text":
+            "$cloudevent.subject ${cloudevent.source} · $throttle.held held since ${throttle.since | datetime} · \
+             ${threshold.count} in $threshold.window, first ${threshold.first | ago} · \
+             ${rollup.count | number} (${rollup.distinct} users) · $heartbeat.key · $rollup.missing"}));
+        let ce = json!({"source": "/web<app>", "subject": "u1", "type": "feature.used"});
+        let vars = json!({
+            "throttle": {"held": 14, "since": 1_700_000_000_000i64, "window": "1h"},
+            "threshold": {"count": 5, "first": 1_700_000_000_000i64, "last": 1_700_000_540_000i64, "window": "10m"},
+            "rollup": {"count": 12345, "distinct": 2, "window": "7d"},
+            "heartbeat": {"key": "nightly-export", "status": "missing"}
+        });
+        let ctx = json!({});
+        let m = render(
+            &t,
+            &RenderInput {
+                origin: Origin {
+                    source: "web-app",
+                    webhook: None,
+                    cloudevent: ce.as_object(),
+                },
+                vars: vars.as_object(),
+                ..input("feature.used", &ctx)
+            },
+        );
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "u1 /web&lt;app&gt; · 14 held since <!date^1700000000^{date_short_pretty} {time}|Nov 14, 2023 22:13 UTC> · \
+             5 in 10m, first <!date^1700000000^{ago}|Nov 14, 2023 22:13 UTC> · \
+             12,345 (2 users) · nightly-export · –"
+        );
+        // Without a CloudEvent or step variables, the references render as missing.
+        let m = render(&t, &input("feature.used", &ctx));
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "– – · – held since – · – in –, first – · – (– users) · – · –"
+        );
+    }
+
+    fn with_vars<'a>(ctx: &'a Value, vars: &'a Value) -> RenderInput<'a> {
+        RenderInput {
+            vars: vars.as_object(),
+            ..input("user.login_failed", ctx)
+        }
+    }
+
+    #[test]
+    fn a_throttled_message_says_how_many_were_held_back_since_when() {
+        let ctx = json!({"user_id": "u1"});
+        let vars = json!({"throttle": {"held": 14, "since": 1_700_000_000_000i64, "window": "1h"}});
+        let m = render(&Template::default(), &with_vars(&ctx, &vars));
+        assert_eq!(
+            context_text(&m),
+            "ingestlayer · from web-app · `01TEST` · and 14 more since <!date^1700000000^{time}|22:13 UTC>"
+        );
+        assert_valid(&m);
+        // Over a window longer than a day the date is given too.
+        let vars = json!({"throttle": {"held": 1204, "since": 1_700_000_000, "window": "7d"}});
+        let m = render(&Template::default(), &with_vars(&ctx, &vars));
+        assert!(context_text(&m).ends_with(
+            "and 1,204 more since <!date^1700000000^{date_short_pretty} {time}|Nov 14, 2023 22:13 UTC>"
+        ));
+        // Nothing held: nothing said.
+        let vars = json!({"throttle": {"held": 0, "since": null, "window": "1h"}});
+        let m = render(&Template::default(), &with_vars(&ctx, &vars));
+        assert_eq!(context_text(&m), "ingestlayer · from web-app · `01TEST`");
+    }
+
+    #[test]
+    fn a_threshold_message_says_how_many_events_within_which_window() {
+        let ctx = json!({"user_id": "u1"});
+        let vars = json!({"threshold": {"count": 5, "first": 1_700_000_000_000i64, "last": 1_700_000_540_000i64, "window": "10m"}});
+        let m = render(&Template::default(), &with_vars(&ctx, &vars));
+        assert_eq!(m.blocks[0]["text"]["text"], "user.login_failed");
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "5 events within 10m (first <!date^1700000000^{time}|22:13 UTC>, last <!date^1700000540^{time}|22:22 UTC>)"
+        );
+        assert_eq!(m.blocks[2]["fields"][0]["text"], "*user_id*\nu1");
+        assert_valid(&m);
+        // After the template's own text.
+        let t = template(json!({"text": "Failed logins for $event.user_id"}));
+        let m = render(&t, &with_vars(&ctx, &vars));
+        assert_eq!(m.blocks[1]["text"]["text"], "Failed logins for u1");
+        assert!(m.blocks[2]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("5 events within 10m"));
+    }
+
+    #[test]
+    fn a_heartbeat_message_says_which_key_went_missing_or_came_back() {
+        let ctx = json!({});
+        let missing = json!({"heartbeat": {"key": "nightly-<export>", "status": "missing",
+            "last_seen": 1_700_000_000_000i64, "interval": "1h", "grace": "10m"}});
+        let m = render(&Template::default(), &with_vars(&ctx, &missing));
+        assert_eq!(
+            m.blocks[0]["text"]["text"],
+            "Missing: nightly-&lt;export&gt;"
+        );
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "Last seen <!date^1700000000^{ago}|Nov 14, 2023 22:13 UTC> · expected every 1h (10m grace)"
+        );
+        assert_eq!(m.text, "Missing: nightly-&lt;export&gt;");
+        assert_valid(&m);
+        let never = json!({"heartbeat": {"key": "backup", "status": "missing", "interval": "1d", "grace": "1h"}});
+        let m = render(&Template::default(), &with_vars(&ctx, &never));
+        assert_eq!(
+            m.blocks[1]["text"]["text"],
+            "Never seen · expected every 1d (1h grace)"
+        );
+        let back = json!({"heartbeat": {"key": "backup", "status": "recovered", "last_seen": 1_700_000_000, "interval": "1h", "grace": "10m"}});
+        let m = render(&Template::default(), &with_vars(&ctx, &back));
+        assert_eq!(m.blocks[0]["text"]["text"], "Back: backup");
+        // The template's header wins.
+        let t = template(json!({"header": "Cron $heartbeat.key is ${heartbeat.status}"}));
+        let m = render(&t, &with_vars(&ctx, &back));
+        assert_eq!(m.blocks[0]["text"]["text"], "Cron backup is recovered");
+        assert_eq!(m.text, "user.login_failed");
+    }
+
+    #[test]
+    fn link_buttons_come_before_the_context_with_encoded_values() {
+        let t = template(json!({"buttons": [
+            {"text": "Open ${event.customer} in Stripe", "url": "https://dashboard.stripe.com/customers/${event.customer}?q=$event.q"},
+            {"text": "Invoice", "url": "$event.invoice_url"},
+            {"text": "Bad", "url": "${event.bad}"},
+            {"text": "Missing", "url": "https://x.example/${event.missing}"},
+            {"text": "Docs", "url": "https://docs.example/a b"}
+        ]}));
+        let ctx = json!({"customer": "cus_1/../x <&>", "q": "a&b=c|d",
+            "invoice_url": "https://invoice.example/i/1?a=1&b=2", "bad": "javascript:alert(1)"});
+        let m = render(&t, &input("invoice.paid", &ctx));
+        let actions = block(&m, "actions");
+        assert_eq!(actions.len(), 1);
+        assert_eq!(m.blocks[m.blocks.len() - 2]["type"], "actions");
+        let buttons = actions[0]["elements"].as_array().unwrap();
+        assert_eq!(
+            buttons[0],
+            json!({"type": "button", "action_id": "link_0",
+                "text": {"type": "plain_text", "text": "Open cus_1/../x &lt;&amp;&gt; in Stripe", "emoji": true},
+                "url": "https://dashboard.stripe.com/customers/cus_1%2F..%2Fx%20%3C%26%3E?q=a%26b%3Dc%7Cd"})
+        );
+        assert_eq!(buttons[1]["url"], "https://invoice.example/i/1?a=1&b=2");
+        assert_eq!(buttons[1]["action_id"], "link_1");
+        // `javascript:` and a missing value leave their buttons out.
+        assert_eq!(buttons[2]["action_id"], "link_4");
+        assert_eq!(buttons[2]["url"], "https://docs.example/a%20b");
+        assert_eq!(buttons.len(), 3);
+        assert_valid(&m);
+    }
+
+    #[test]
+    fn buttons_stay_inside_slacks_limits() {
+        let t = template(json!({"fields": [], "buttons": [
+            {"text": "$event.label", "url": "https://x.example/$event.long"},
+            {"text": "$event.empty", "url": "https://x.example/"},
+            {"text": "Short", "url": "https://x.example/${event.short}"}
+        ]}));
+        let ctx =
+            json!({"label": "é".repeat(200), "long": "y".repeat(3000), "empty": "", "short": "ok"});
+        let m = render(&t, &input("e", &ctx));
+        let buttons = block(&m, "actions")[0]["elements"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(buttons.len(), 1, "{buttons:?}");
+        assert_eq!(buttons[0]["url"], "https://x.example/ok");
+        // Only the label was cut: the message is not truncated for it.
+        let ctx = json!({"label": "&".repeat(100), "long": "y", "empty": "e", "short": "ok"});
+        let m = render(&t, &input("e", &ctx));
+        let buttons = block(&m, "actions")[0]["elements"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let label = buttons[0]["text"]["text"].as_str().unwrap();
+        assert!(
+            label.chars().count() <= limits::BUTTON_TEXT && label.ends_with("&amp;…"),
+            "{label}"
+        );
+        assert!(!m.truncated);
+        assert_valid(&m);
+    }
+
+    #[test]
+    fn button_templates_are_checked_when_the_pipeline_loads() {
+        let six: Vec<Value> = (0..6)
+            .map(|i| json!({"text": format!("b{i}"), "url": "https://x.example"}))
+            .collect();
+        let (field, message) = load_error(json!({"buttons": six}));
+        assert_eq!(field, "buttons");
+        assert!(message.contains("at most 5"), "{message}");
+        let (field, message) = load_error(
+            json!({"buttons": [{"text": "a", "url": "https://x.example"}, {"text": "b", "url": "ftp://x.example/$event.id"}]}),
+        );
+        assert_eq!(field, "buttons[1].url");
+        assert!(message.contains("not an http(s) URL"), "{message}");
+        let (field, _) = load_error(json!({"buttons": [{"text": "a", "url": "not a url"}]}));
+        assert_eq!(field, "buttons[0].url");
+        let (field, _) =
+            load_error(json!({"buttons": [{"text": " ", "url": "https://x.example"}]}));
+        assert_eq!(field, "buttons[0].text");
+        let (field, message) = load_error(
+            json!({"buttons": [{"text": "a", "url": "https://x.example/${event.id | nope}"}]}),
+        );
+        assert_eq!(field, "buttons[0].url");
+        assert!(message.contains("unknown formatter \"nope\""), "{message}");
+        assert!(serde_json::from_value::<RawTemplate>(
+            json!({"buttons": [{"text": "a", "url": "https://x", "style": "primary"}]})
+        )
+        .is_err());
+    }
+
+    fn mute() -> Value {
+        json!({"type": "button", "action_id": "mute", "value": "acme|7d",
+            "text": {"type": "plain_text", "text": "Mute this account for 7 days"}})
+    }
+
+    #[test]
+    fn add_button_creates_the_actions_block_before_the_context() {
+        let mut m = render(&Template::default(), &input("e", &json!({"a": 1})));
+        assert!(crate::slack::block_kit::add_button(&mut m, mute()));
+        let n = m.blocks.len();
+        assert_eq!(m.blocks[n - 2]["type"], "actions");
+        assert_eq!(m.blocks[n - 2]["elements"][0]["action_id"], "mute");
+        assert_eq!(m.blocks[n - 1]["type"], "context");
+        assert_valid(&m);
+        // The same action_id again is refused.
+        assert!(!crate::slack::block_kit::add_button(&mut m, mute()));
+        assert_eq!(m.blocks[n - 2]["elements"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn add_button_joins_the_template_buttons_within_slacks_limits() {
+        use crate::slack::block_kit::add_button;
+        let t = template(json!({"buttons": [{"text": "Open", "url": "https://x.example"}]}));
+        let mut m = render(&t, &input("e", &json!({})));
+        let long_label = json!({"type": "button", "action_id": "x",
+            "text": {"type": "plain_text", "text": "m".repeat(100)}, "style": "danger"});
+        assert!(add_button(&mut m, long_label));
+        assert!(add_button(&mut m, mute()));
+        let actions = block(&m, "actions");
+        assert_eq!(actions.len(), 1);
+        let elements = actions[0]["elements"].as_array().unwrap();
+        assert_eq!(elements.len(), 3);
+        assert_eq!(
+            elements[1]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count(),
+            75
+        );
+        assert_valid(&m);
+        // Refused: a link id already taken, a bad style, an oversized value, not a button.
+        let mut taken = mute();
+        taken["action_id"] = json!("link_0");
+        assert!(!add_button(&mut m, taken));
+        let mut styled = mute();
+        styled["action_id"] = json!("s");
+        styled["style"] = json!("default");
+        assert!(!add_button(&mut m, styled));
+        let mut big = mute();
+        big["action_id"] = json!("v");
+        big["value"] = json!("v".repeat(2001));
+        assert!(!add_button(&mut m, big));
+        assert!(!add_button(&mut m, json!({"type": "image"})));
+        // At most 25 elements.
+        for i in 3..25 {
+            let mut b = mute();
+            b["action_id"] = json!(format!("b{i}"));
+            assert!(add_button(&mut m, b), "{i}");
+        }
+        let mut one_more = mute();
+        one_more["action_id"] = json!("b25");
+        assert!(!add_button(&mut m, one_more));
+        assert_eq!(
+            block(&m, "actions")[0]["elements"]
+                .as_array()
+                .unwrap()
+                .len(),
+            25
+        );
+        assert_valid(&m);
+        // No room for another block.
+        let mut full = RenderedMessage {
+            text: "t".into(),
+            blocks: vec![json!({"type": "divider"}); limits::BLOCKS],
+            truncated: false,
+        };
+        assert!(!add_button(&mut full, mute()));
+        assert_eq!(full.blocks.len(), limits::BLOCKS);
+    }
+
+    #[test]
+    fn every_rendered_card_is_valid_block_kit() {
+        let t = template(json!({
+            "header": "${event.title | default: Untitled} for ${event.amount | money: event.currency}",
+            "text": "<$event.url|${event.at | date}> $event.big",
+            "fields": ["email", "user.account"],
+            "buttons": [{"text": "$event.big", "url": "$event.url"}]
+        }));
+        let ctx = json!({"title": "t".repeat(400), "amount": 4900, "currency": "EUR",
+            "url": "https://x.example/a?b=c", "at": 1_700_000_000, "big": "<&>".repeat(2000),
+            "email": "a@b.c", "user": {"account": "acme"}});
+        let vars = json!({
+            "throttle": {"held": 3, "since": 1_700_000_000},
+            "threshold": {"count": 5, "first": 1_700_000_000, "last": 1_700_000_060, "window": "10m"},
+            "heartbeat": {"key": "k", "status": "missing", "interval": "1h", "grace": "10m"}
+        });
+        let m = render(
+            &t,
+            &RenderInput {
+                full_event_url: Some("https://x/v1/events/1?sig=a"),
+                ..with_vars(&ctx, &vars)
+            },
+        );
+        assert!(m.truncated);
+        assert_valid(&m);
+        let m = render(&Template::default(), &with_vars(&ctx, &vars));
+        assert_valid(&m);
+    }
+
+    #[test]
+    fn a_pipeline_with_a_bad_template_is_refused_naming_the_destination_field() {
+        use crate::routing::pipelines::Pipeline;
+        let doc = |template: Value| {
+            json!({"id": "p", "events": ["invoice.paid"],
+                "destinations": [{"type": "slack", "channel": "#billing", "template": template}]})
+        };
+        let e = Pipeline::from_json(&doc(json!({"text": "${event.amount | cents}"}))).unwrap_err();
+        assert_eq!(e.field, "destinations[0].template.text");
+        assert!(e.message.contains("unknown formatter \"cents\""), "{}", e.message);
+        let six = vec![json!({"text": "b", "url": "https://x.example"}); 6];
+        let e = Pipeline::from_json(&doc(json!({"buttons": six}))).unwrap_err();
+        assert_eq!(e.field, "destinations[0].template.buttons");
+        let ok = doc(json!({
+            "text": "${event.amount | money: event.currency} ${event.created | ago}",
+            "buttons": [{"text": "Open", "url": "https://dashboard.stripe.com/invoices/${event.id}"}]
+        }));
+        assert!(Pipeline::from_json(&ok).unwrap().is_some());
     }
 }
