@@ -1479,7 +1479,11 @@ pub(crate) mod tests {
         };
         let e = Pipeline::from_json(&doc(json!({"text": "${event.amount | cents}"}))).unwrap_err();
         assert_eq!(e.field, "destinations[0].template.text");
-        assert!(e.message.contains("unknown formatter \"cents\""), "{}", e.message);
+        assert!(
+            e.message.contains("unknown formatter \"cents\""),
+            "{}",
+            e.message
+        );
         let six = vec![json!({"text": "b", "url": "https://x.example"}); 6];
         let e = Pipeline::from_json(&doc(json!({"buttons": six}))).unwrap_err();
         assert_eq!(e.field, "destinations[0].template.buttons");
