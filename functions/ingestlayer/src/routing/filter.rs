@@ -572,7 +572,10 @@ mod tests {
         let f = Filter::compile(r#"note == '$source' && $source in {web-app, billing}"#).unwrap();
         assert!(f.matches(&json!({"note": "$source"}), &API_KEY).unwrap());
         let e = Filter::compile("$sender == 'x'").unwrap_err();
-        assert!(e.to_string().contains("$source, $webhook and $cloudevent"), "{e}");
+        assert!(
+            e.to_string().contains("$source, $webhook and $cloudevent"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod enrich;
 pub mod filter;
+pub mod format;
 pub mod pipelines;
 pub mod render;
 pub mod route;
@@ -428,13 +429,11 @@ pub const MUTE_ACTION: &str = "ingestlayer_mute";
 
 /// Adds the pipeline's "Mute" button for `key` to a rendered message. Its value names the
 /// pipeline, the key and the duration (`{"p", "k", "d"}`); a key too long for a button's
-/// value gets no button.
+/// value (Slack's 2,000 characters) gets no button.
 pub fn mute_button(message: &mut RenderedMessage, pipeline: &str, key: &str, mute: &MuteSpec) {
     let value = serde_json::json!({"p": pipeline, "k": key, "d": mute.duration.ms}).to_string();
-    if value.len() > 2000 {
-        return;
-    }
-    add_button_until_merged(
+    // A button Slack would refuse (a key too long for its value) is left out, never sent.
+    let _added = crate::slack::block_kit::add_button(
         message,
         serde_json::json!({
             "type": "button",
@@ -559,25 +558,4 @@ pub async fn missing_heartbeats<T: StateStore>(
         ));
     }
     Ok(out)
-}
-
-// TODO(issue 12 merge): replaced by block_kit::add_button from the render branch.
-fn add_button_until_merged(message: &mut RenderedMessage, button: serde_json::Value) {
-    if let Some(actions) = message
-        .blocks
-        .iter_mut()
-        .find(|b| b["type"] == "actions")
-        .and_then(|b| b["elements"].as_array_mut())
-    {
-        actions.push(button);
-        return;
-    }
-    let at = match message.blocks.last() {
-        Some(b) if b["type"] == "context" => message.blocks.len() - 1,
-        _ => message.blocks.len(),
-    };
-    message.blocks.insert(
-        at,
-        serde_json::json!({"type": "actions", "elements": [button]}),
-    );
 }
