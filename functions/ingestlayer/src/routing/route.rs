@@ -968,4 +968,240 @@ mod tests {
         assert_ne!(delivery_key("e1", "p", 0), delivery_key("e", "1p", 0));
         assert_eq!(delivery_key("e", "p", 0).len(), 64);
     }
+
+    fn one(doc: Value) -> PipelineSet {
+        let mut set = PipelineSet::default();
+        set.insert(Pipeline::from_json(&doc).unwrap().unwrap());
+        set
+    }
+
+    fn named(name: &str, data: Value) -> Envelope {
+        let e = parse_incoming(&json!({"name": name, "data": data}), "").unwrap();
+        Envelope::accept(e, "test", time::OffsetDateTime::now_utc())
+    }
+
+    fn routed_channels(out: &[EventResult]) -> Vec<Vec<String>> {
+        out.iter()
+            .map(|r| {
+                r.as_ref()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|o| match o {
+                        PairOutcome::Routed(d) => d.iter().map(|d| d.channel.to_string()).collect(),
+                        PairOutcome::Filtered { .. } => Vec::new(),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn wildcards_take_every_name_they_match_and_a_pipeline_runs_once() {
+        let set = one(json!({
+            "id": "subs", "events": ["customer.subscription.*", "customer.subscription.updated"],
+            "destinations": [{"type": "slack", "channel": "#billing"}]
+        }));
+        let events = [
+            named("customer.subscription.updated", json!({})),
+            named("customer.subscription.trial_will_end", json!({})),
+            named("customer.created", json!({})),
+        ];
+        let mem = MemoryState::default();
+        let out = route(&events, &set, &store(false), &steps(&mem), None).await;
+        assert_eq!(
+            routed_channels(&out),
+            vec![
+                vec!["#billing".to_owned()],
+                vec!["#billing".to_owned()],
+                vec![]
+            ]
+        );
+        assert!(
+            Pipeline::from_json(&json!({"id": "x", "events": ["bad name*"],
+            "destinations": [{"type": "slack", "channel": "#a"}]}))
+            .unwrap_err()
+            .field
+            .starts_with("events[0]")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_route_step_sends_free_users_on_paid_features_to_upsell_and_others_to_alerts() {
+        let set = one(json!({
+            "id": "usage", "events": ["feature.used"],
+            "steps": [{"type": "route",
+                "routes": [{"when": "plan == 'free' && feature in {api, export}", "to": ["#upsell"]}],
+                "default": ["#alerts"]}],
+            "destinations": [{"type": "slack", "channel": "#alerts"}, {"type": "slack", "channel": "#upsell"}]
+        }));
+        let events = [
+            named("feature.used", json!({"plan": "free", "feature": "api"})),
+            named("feature.used", json!({"plan": "pro", "feature": "api"})),
+        ];
+        let mem = MemoryState::default();
+        let out = route(&events, &set, &store(false), &steps(&mem), None).await;
+        assert_eq!(
+            routed_channels(&out),
+            vec![vec!["#upsell".to_owned()], vec!["#alerts".to_owned()]]
+        );
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+            panic!()
+        };
+        assert_eq!(
+            d[0].destination, 1,
+            "the delivery keeps its destination's index"
+        );
+        // A route to a channel the pipeline does not post to is refused at load.
+        let e = Pipeline::from_json(&json!({
+            "id": "usage", "events": ["feature.used"],
+            "steps": [{"type": "route", "routes": [{"when": "true", "to": ["#nowhere"]}]}],
+            "destinations": [{"type": "slack", "channel": "#alerts"}]
+        }))
+        .unwrap_err();
+        assert_eq!(e.field, "steps[0].routes[0].to");
+    }
+
+    #[tokio::test]
+    async fn throttle_threshold_and_rollup_decide_by_the_injected_clock() {
+        let set = one(json!({
+            "id": "logins", "events": ["user.login_failed"],
+            "steps": [
+                {"type": "threshold", "key": "$event.user_id", "count": 3, "window": "10m"},
+                {"type": "throttle", "key": "user_id", "window": "1h"},
+                {"type": "rollup", "key": "user_id", "window": "7d", "distinct": "ip"}
+            ],
+            "destinations": [{"type": "slack", "channel": "#security",
+                "template": {"text": "${threshold.count} tries; ${rollup.count} this week"}}]
+        }));
+        let mem = MemoryState::default();
+        let t0 = 1_796_000_000_000;
+        let mut posted = Vec::new();
+        for minute in 0..9 {
+            let e = named(
+                "user.login_failed",
+                json!({"user_id": "u1", "ip": format!("10.0.0.{minute}")}),
+            );
+            let at = Steps {
+                state: &mem,
+                now_ms: t0 + minute * 60_000,
+            };
+            let out = route(std::slice::from_ref(&e), &set, &store(false), &at, None).await;
+            if let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] {
+                posted.push((minute, serde_json::to_string(&d[0].message.blocks).unwrap()));
+            }
+        }
+        // The threshold passes on the third try in its window (minute 2), and again at the
+        // third of the next window (minute 12 would be next): the throttle holds nothing
+        // else within the hour.
+        assert_eq!(posted.len(), 1, "{posted:?}");
+        assert_eq!(posted[0].0, 2);
+        assert!(
+            posted[0].1.contains("3 tries; 1 this week"),
+            "{}",
+            posted[0].1
+        );
+        // An hour later the threshold's next pass gets through the throttle, which says
+        // what it held.
+        let mut later = Vec::new();
+        for minute in 70..73 {
+            let e = named(
+                "user.login_failed",
+                json!({"user_id": "u1", "ip": "10.0.0.1"}),
+            );
+            let at = Steps {
+                state: &mem,
+                now_ms: t0 + minute * 60_000,
+            };
+            let out = route(std::slice::from_ref(&e), &set, &store(false), &at, None).await;
+            let traced = &out[0].as_ref().unwrap()[0];
+            if let PairOutcome::Routed(d) = traced {
+                later.push(serde_json::to_string(&d[0].message.blocks).unwrap());
+            }
+        }
+        assert_eq!(later.len(), 1);
+        assert!(later[0].contains("3 tries"), "{}", later[0]);
+    }
+
+    #[tokio::test]
+    async fn a_heartbeat_ping_posts_nothing_and_a_missing_key_is_said_once() {
+        let set = one(json!({
+            "id": "cron", "events": ["cron.finished"],
+            "heartbeat": {"key": "$event.job", "interval": "1h", "grace": "10m"},
+            "destinations": [{"type": "slack", "channel": "#ops"}]
+        }));
+        let mem = MemoryState::default();
+        let t0 = 1_796_000_000_000;
+        let ping = named("cron.finished", json!({"job": "backup"}));
+        let out = route(
+            std::slice::from_ref(&ping),
+            &set,
+            &store(false),
+            &Steps {
+                state: &mem,
+                now_ms: t0,
+            },
+            None,
+        )
+        .await;
+        assert!(
+            matches!(&out[0].as_ref().unwrap()[0], PairOutcome::Filtered { reason, .. } if reason.contains("heartbeat"))
+        );
+        let late = t0 + 71 * 60_000;
+        let missing = crate::routing::missing_heartbeats(&mem, &set, late)
+            .await
+            .unwrap();
+        assert_eq!(missing.len(), 1);
+        let text = serde_json::to_string(&missing[0].message.blocks).unwrap();
+        assert!(text.contains("Missing: backup"), "{text}");
+        assert!(
+            crate::routing::missing_heartbeats(&mem, &set, late + 60_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let out = route(
+            std::slice::from_ref(&ping),
+            &set,
+            &store(false),
+            &Steps {
+                state: &mem,
+                now_ms: late + 120_000,
+            },
+            None,
+        )
+        .await;
+        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+            panic!("{out:?}")
+        };
+        assert!(serde_json::to_string(&d[0].message.blocks)
+            .unwrap()
+            .contains("Back: backup"));
+    }
+
+    #[tokio::test]
+    async fn a_muted_key_is_held_and_others_carry_the_mute_button() {
+        let set = one(json!({
+            "id": "limits", "events": ["usage.limit_reached"],
+            "mute": {"key": "account", "for": "7d"},
+            "destinations": [{"type": "slack", "channel": "#limits"}]
+        }));
+        let mem = MemoryState::default();
+        mem.mute("limits", "acme", 1_700_000_000_000 + 1000, "U1");
+        let events = [
+            named("usage.limit_reached", json!({"account": "acme"})),
+            named("usage.limit_reached", json!({"account": "globex"})),
+        ];
+        let out = route(&events, &set, &store(false), &steps(&mem), None).await;
+        assert!(
+            matches!(&out[0].as_ref().unwrap()[0], PairOutcome::Filtered { reason, .. } if reason.contains("muted"))
+        );
+        let PairOutcome::Routed(d) = &out[1].as_ref().unwrap()[0] else {
+            panic!()
+        };
+        let text = serde_json::to_string(&d[0].message.blocks).unwrap();
+        assert!(
+            text.contains("ingestlayer_mute") && text.contains("Mute this account for 7d"),
+            "{text}"
+        );
+    }
 }
