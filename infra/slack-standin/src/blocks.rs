@@ -1,7 +1,8 @@
 //! Block Kit validation: the limits Slack enforces on `chat.postMessage`, reported the way Slack
 //! reports them (`invalid_blocks` with `"errors": ["<reason> [json-pointer:/blocks/0/text]"]`).
 //!
-//! Reasonable, not exhaustive: every block type ingestlayer renders is checked field by field;
+//! Reasonable, not exhaustive: every block type ingestlayer renders is checked field by field,
+//! buttons included (label, `url`, `value`, `action_id` unique in the message, `style`); other
 //! element types inside `actions` and `rich_text` are checked only for shape.
 
 use serde_json::{Map, Value};
@@ -22,6 +23,16 @@ pub const MAX_CONTEXT_ELEMENTS: usize = 10;
 pub const MAX_CONTEXT_TEXT: usize = 3000;
 /// At most this many elements in an actions block.
 pub const MAX_ACTIONS_ELEMENTS: usize = 25;
+/// A button's `plain_text` label limit, in characters.
+pub const MAX_BUTTON_TEXT: usize = 75;
+/// A button's `url` limit, in characters.
+pub const MAX_BUTTON_URL: usize = 3000;
+/// A button's `value` limit, in characters.
+pub const MAX_BUTTON_VALUE: usize = 2000;
+/// An `action_id` (and a `block_id`) limit, in characters.
+pub const MAX_ID: usize = 255;
+/// The styles a button may take (none is the default style).
+const BUTTON_STYLES: &[&str] = &["primary", "danger"];
 
 const KNOWN_TYPES: &[&str] = &[
     "header",
@@ -36,8 +47,9 @@ const KNOWN_TYPES: &[&str] = &[
 const ANY_TEXT: &[&str] = &["plain_text", "mrkdwn"];
 const PLAIN_TEXT: &[&str] = &["plain_text"];
 
-/// Checks a `blocks` value. `Err` holds one human-readable reason per problem found.
-pub(crate) fn validate(blocks: &Value) -> Result<(), Vec<String>> {
+/// Checks a `blocks` value as `chat.postMessage` does. `Err` holds one human-readable reason
+/// per problem found, each naming its JSON pointer; the API answers them as `invalid_blocks`.
+pub fn validate(blocks: &Value) -> Result<(), Vec<String>> {
     let mut errors = Errors::default();
     match blocks {
         Value::Array(items) => {
@@ -57,18 +69,41 @@ pub(crate) fn validate(blocks: &Value) -> Result<(), Vec<String>> {
 }
 
 #[derive(Default)]
-struct Errors(Vec<String>);
+struct Errors {
+    reasons: Vec<String>,
+    /// The `block_id`s and `action_id`s seen so far: each must be unique in the message.
+    block_ids: Vec<String>,
+    action_ids: Vec<String>,
+}
 
 impl Errors {
     fn push(&mut self, pointer: &str, reason: impl std::fmt::Display) {
-        self.0.push(format!("{reason} [json-pointer:{pointer}]"));
+        self.reasons
+            .push(format!("{reason} [json-pointer:{pointer}]"));
+    }
+
+    /// Records an id at `pointer`, reporting it when the message already has it.
+    fn unique(&mut self, pointer: &str, kind: &str, id: &Value) {
+        let Some(id) = id.as_str() else { return };
+        let seen = match kind {
+            "block_id" => &mut self.block_ids,
+            _ => &mut self.action_ids,
+        };
+        if seen.iter().any(|s| s == id) {
+            self.push(
+                pointer,
+                format!("{kind} must be unique in the message: {id:?} is used twice"),
+            );
+        } else {
+            seen.push(id.to_owned());
+        }
     }
 
     fn finish(self) -> Result<(), Vec<String>> {
-        if self.0.is_empty() {
+        if self.reasons.is_empty() {
             Ok(())
         } else {
-            Err(self.0)
+            Err(self.reasons)
         }
     }
 }
@@ -79,7 +114,9 @@ fn check_block(errors: &mut Errors, path: &str, block: &Value) {
         return;
     };
     if let Some(block_id) = obj.get("block_id") {
-        check_string(errors, &format!("{path}/block_id"), block_id, 255);
+        let pointer = format!("{path}/block_id");
+        check_string(errors, &pointer, block_id, MAX_ID);
+        errors.unique(&pointer, "block_id", block_id);
     }
     match obj.get("type") {
         None => errors.push(&format!("{path}/type"), "missing required field: type"),
@@ -223,30 +260,52 @@ fn check_actions(errors: &mut Errors, path: &str, obj: &Map<String, Value>) {
     }
 }
 
-/// Interactive elements: shape only, plus a button's label and URL limits.
+/// Interactive elements: shape only, every `action_id` unique in the message, and a button
+/// checked field by field.
 fn check_element(errors: &mut Errors, path: &str, element: &Value) {
     let Some(obj) = element.as_object() else {
         errors.push(path, "must be an object");
         return;
     };
+    if let Some(action_id) = obj.get("action_id") {
+        let pointer = format!("{path}/action_id");
+        check_string(errors, &pointer, action_id, MAX_ID);
+        errors.unique(&pointer, "action_id", action_id);
+    }
     match obj.get("type").and_then(Value::as_str) {
         None => errors.push(&format!("{path}/type"), "missing required field: type"),
-        Some("button") => {
-            match obj.get("text") {
-                Some(text) => {
-                    check_text_object(errors, &format!("{path}/text"), text, PLAIN_TEXT, 75);
-                }
-                None => errors.push(&format!("{path}/text"), "missing required field: text"),
-            }
-            if let Some(url) = obj.get("url") {
-                check_string(errors, &format!("{path}/url"), url, 3000);
-            }
-            if let Some(action_id) = obj.get("action_id") {
-                check_string(errors, &format!("{path}/action_id"), action_id, 255);
-            }
-        }
+        Some("button") => check_button(errors, path, obj),
         Some("image") => check_image_element(errors, path, element),
         Some(_) => {}
+    }
+}
+
+/// A button: a plain_text label of at most 75 characters, `url` ≤ 3000, `value` ≤ 2000,
+/// `style` `primary` or `danger` when given.
+fn check_button(errors: &mut Errors, path: &str, obj: &Map<String, Value>) {
+    match obj.get("text") {
+        Some(text) => check_text_object(
+            errors,
+            &format!("{path}/text"),
+            text,
+            PLAIN_TEXT,
+            MAX_BUTTON_TEXT,
+        ),
+        None => errors.push(&format!("{path}/text"), "missing required field: text"),
+    }
+    if let Some(url) = obj.get("url") {
+        check_string(errors, &format!("{path}/url"), url, MAX_BUTTON_URL);
+    }
+    if let Some(value) = obj.get("value") {
+        check_string(errors, &format!("{path}/value"), value, MAX_BUTTON_VALUE);
+    }
+    if let Some(style) = obj.get("style") {
+        if !style.as_str().is_some_and(|s| BUTTON_STYLES.contains(&s)) {
+            errors.push(
+                &format!("{path}/style"),
+                format!("must be one of {}", BUTTON_STYLES.join(", ")),
+            );
+        }
     }
 }
 
@@ -386,5 +445,138 @@ mod tests {
     fn a_block_that_is_not_an_object_is_invalid() {
         assert_eq!(errors(json!(["header"])).len(), 1);
         assert_eq!(errors(json!({"type": "divider"})).len(), 1);
+    }
+
+    fn button(extra: Value) -> Value {
+        let mut b = json!({"type": "button", "text": {"type": "plain_text", "text": "Open"}});
+        if let (Some(b), Some(extra)) = (b.as_object_mut(), extra.as_object()) {
+            b.extend(extra.clone());
+        }
+        b
+    }
+
+    fn actions(elements: Vec<Value>) -> Value {
+        json!([{"type": "actions", "elements": elements}])
+    }
+
+    /// The pointers of the errors, without their reasons.
+    fn pointers(blocks: Value) -> Vec<String> {
+        errors(blocks)
+            .iter()
+            .map(|e| {
+                e.rsplit("[json-pointer:")
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches(']')
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn buttons_exactly_at_their_limits_are_valid() {
+        let mut elements = vec![button(json!({
+            "text": {"type": "plain_text", "text": "b".repeat(MAX_BUTTON_TEXT), "emoji": true},
+            "url": format!("https://x.example/{}", "u".repeat(MAX_BUTTON_URL - 18)),
+            "value": "v".repeat(MAX_BUTTON_VALUE),
+            "action_id": "a".repeat(MAX_ID),
+            "style": "primary",
+        }))];
+        for i in 1..MAX_ACTIONS_ELEMENTS {
+            let style = if i % 2 == 0 { "danger" } else { "primary" };
+            elements.push(button(
+                json!({"action_id": format!("b{i}"), "style": style}),
+            ));
+        }
+        assert_eq!(errors(actions(elements)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rejects_an_actions_block_with_more_than_25_elements() {
+        let elements: Vec<Value> = (0..=MAX_ACTIONS_ELEMENTS)
+            .map(|i| button(json!({"action_id": format!("b{i}")})))
+            .collect();
+        assert_eq!(pointers(actions(elements)), vec!["/blocks/0/elements"]);
+        assert_eq!(pointers(actions(vec![])), vec!["/blocks/0/elements"]);
+    }
+
+    #[test]
+    fn rejects_a_button_label_that_is_long_empty_or_mrkdwn() {
+        let long = button(json!({"text": {"type": "plain_text", "text": "b".repeat(76)}}));
+        let empty = button(json!({"text": {"type": "plain_text", "text": ""}}));
+        let md = button(json!({"text": {"type": "mrkdwn", "text": "*b*"}}));
+        let none = json!({"type": "button", "url": "https://x.example"});
+        assert_eq!(
+            pointers(actions(vec![long, empty, md, none])),
+            vec![
+                "/blocks/0/elements/0/text/text",
+                "/blocks/0/elements/1/text/text",
+                "/blocks/0/elements/2/text/type",
+                "/blocks/0/elements/3/text",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_a_button_url_value_or_action_id_over_its_limit() {
+        let url =
+            button(json!({"url": format!("https://x.example/{}", "u".repeat(MAX_BUTTON_URL))}));
+        let value = button(json!({"value": "v".repeat(MAX_BUTTON_VALUE + 1)}));
+        let id = button(json!({"action_id": "a".repeat(MAX_ID + 1)}));
+        let empty_value = button(json!({"value": ""}));
+        assert_eq!(
+            pointers(actions(vec![url, value, id, empty_value])),
+            vec![
+                "/blocks/0/elements/0/url",
+                "/blocks/0/elements/1/value",
+                "/blocks/0/elements/2/action_id",
+                "/blocks/0/elements/3/value",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_a_button_style_other_than_primary_or_danger() {
+        let errs = errors(actions(vec![
+            button(json!({"style": "default"})),
+            button(json!({"style": 1})),
+        ]));
+        assert_eq!(
+            errs,
+            vec![
+                "must be one of primary, danger [json-pointer:/blocks/0/elements/0/style]",
+                "must be one of primary, danger [json-pointer:/blocks/0/elements/1/style]",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_an_action_id_used_twice_in_one_message() {
+        let blocks = json!([
+            {"type": "section", "text": {"type": "mrkdwn", "text": "hi"},
+             "accessory": button(json!({"action_id": "mute"}))},
+            {"type": "actions", "elements": [
+                button(json!({"action_id": "link_0"})),
+                button(json!({"action_id": "mute"})),
+            ]},
+            {"type": "actions", "elements": [button(json!({"action_id": "link_0"}))]}
+        ]);
+        let errs = errors(blocks);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("action_id must be unique in the message: \"mute\""));
+        assert!(errs[0].ends_with("[json-pointer:/blocks/1/elements/1/action_id]"));
+        assert!(errs[1].ends_with("[json-pointer:/blocks/2/elements/0/action_id]"));
+        // Distinct ids, and buttons without one, are fine.
+        assert!(validate(&actions(vec![button(json!({})), button(json!({}))])).is_ok());
+    }
+
+    #[test]
+    fn rejects_a_block_id_used_twice_in_one_message() {
+        let blocks = json!([
+            {"type": "divider", "block_id": "a"},
+            {"type": "divider", "block_id": "b"},
+            {"type": "divider", "block_id": "a"}
+        ]);
+        assert_eq!(pointers(blocks), vec!["/blocks/2/block_id"]);
     }
 }

@@ -9,9 +9,14 @@
 //! the label. Oversized values are cut with `…` and the message then says it was truncated.
 //!
 //! Besides `$event.*` and `$name`, a template sees `$source` (the source that sent the
-//! event: `webhook:stripe`, or an API key's source name) and `$webhook.*` (a verified
-//! webhook's context: `$webhook.provider`, `$webhook.source`, `$webhook.delivery_id`, …).
-//! Every message's context line names the source.
+//! event: `webhook:stripe`, or an API key's source name), `$webhook.*` (a verified
+//! webhook's context: `$webhook.provider`, `$webhook.source`, `$webhook.delivery_id`, …),
+//! `$cloudevent.*` (a CloudEvent's attributes) and what the pipeline's steps worked out:
+//! `$throttle.*`, `$threshold.*`, `$rollup.*`, `$heartbeat.*`. A braced reference takes
+//! formatters (`${event.amount_due | money: event.currency}`, see [`super::format`]).
+//! Every message's context line names the source; the card says what a throttle held back,
+//! which threshold was reached and which heartbeat went missing or came back. A template's
+//! `buttons` become one `actions` block of link buttons before the context line.
 
 use std::sync::LazyLock;
 
@@ -20,15 +25,24 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 
 use crate::event::Origin;
+use crate::routing::format::{
+    self, display_value, time_of, time_token, Formatted, Formatter, Output, TimeStyle,
+};
 use crate::slack::block_kit::{cut, cut_escaped, escape, limits, mrkdwn, RenderedMessage};
 
 /// Longest value shown in one field, so a card stays readable.
 const FIELD_VALUE_CHARS: usize = 300;
 
+/// Most link buttons one template may have.
+pub const MAX_BUTTONS: usize = 5;
+
+/// The pipeline step kinds whose variables templates see (`$throttle.held`).
+const STEP_VARS: [&str; 4] = ["throttle", "threshold", "rollup", "heartbeat"];
+
 static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
     Regex::new(
-        r"\$\{(event|webhook)((?:\.[A-Za-z0-9_-]+)+)\}|\$(event|webhook)((?:\.[A-Za-z0-9_-]+)+)|\$\{(name|source)\}|\$(name|source)\b",
+        r"\$\{\s*(event|webhook|cloudevent|throttle|threshold|rollup|heartbeat|name|source)\b([^}]*)\}|\$(event|webhook|cloudevent|throttle|threshold|rollup|heartbeat)((?:\.[A-Za-z0-9_-]+)+)|\$(name|source)\b",
     )
     .unwrap()
 });
@@ -57,8 +71,10 @@ const URL_WHOLE: &AsciiSet = &CONTROLS
 /// Where in the template's text a reference stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Place {
-    /// Text or a link's label: the value is escaped.
+    /// Text: the value is escaped; a time is a Slack date token in mrkdwn.
     Text,
+    /// A link's label (`<…|label>`): escaped, and a time is plain text (no token in a label).
+    Label,
     /// The very start of a link's target (`<$event.url|…>`): an http(s) URL value is kept as
     /// a URL, anything else is encoded as a part.
     TargetStart,
@@ -66,18 +82,103 @@ enum Place {
     Target,
 }
 
+/// What a template's text becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Surface {
+    /// mrkdwn: values escaped, times as Slack date tokens.
+    Mrkdwn,
+    /// plain_text (the header, a button's label): values escaped, times as UTC text.
+    Plain,
+    /// A button's URL: the whole text is a link's target, nothing is HTML-escaped.
+    Url,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Reference {
     Event(Vec<String>),
     Webhook(Vec<String>),
+    CloudEvent(Vec<String>),
+    /// A step's variable: `$throttle.held` is `Var("throttle", ["held"])`.
+    Var(&'static str, Vec<String>),
     Name,
     Source,
+}
+
+impl Reference {
+    /// `root` and the dotted path after it (`.a.b`; empty for `name` and `source`).
+    fn new(root: &str, path: &str) -> Option<Self> {
+        let segments: Vec<String> = if path.is_empty() {
+            Vec::new()
+        } else {
+            path.strip_prefix('.')?
+                .split('.')
+                .map(str::to_owned)
+                .collect()
+        };
+        let valid = |s: &String| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        if !segments.iter().all(valid) {
+            return None;
+        }
+        let takes_path = !matches!(root, "name" | "source");
+        if takes_path == segments.is_empty() {
+            return None;
+        }
+        Some(match root {
+            "event" => Self::Event(segments),
+            "webhook" => Self::Webhook(segments),
+            "cloudevent" => Self::CloudEvent(segments),
+            "name" => Self::Name,
+            "source" => Self::Source,
+            other => Self::Var(STEP_VARS.into_iter().find(|k| *k == other)?, segments),
+        })
+    }
+
+    /// A formatter's argument: `event.currency` or `$event.currency`.
+    fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let s = s.strip_prefix('$').unwrap_or(s);
+        match s.find('.') {
+            Some(dot) => Self::new(&s[..dot], &s[dot..]),
+            None => Self::new(s, ""),
+        }
+    }
+
+    fn resolve(&self, input: &RenderInput<'_>) -> Option<Value> {
+        match self {
+            Self::Name => Some(Value::String(input.event_name.to_owned())),
+            Self::Source => Some(Value::String(input.origin.source.to_owned())),
+            Self::Event(path) => lookup(input.context, path).cloned(),
+            Self::Webhook(path) => input
+                .origin
+                .webhook
+                .and_then(|w| lookup_map(w, path))
+                .cloned(),
+            Self::CloudEvent(path) => input
+                .origin
+                .cloudevent
+                .and_then(|c| lookup_map(c, path))
+                .cloned(),
+            Self::Var(kind, path) => input
+                .vars
+                .and_then(|v| v.get(*kind))
+                .and_then(|v| lookup(v, path))
+                .cloned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Piece {
     Text(String),
-    Ref(Reference, Place),
+    Ref {
+        reference: Reference,
+        formatters: Vec<Formatter<Reference>>,
+        place: Place,
+    },
 }
 
 /// A parsed template string.
@@ -85,17 +186,31 @@ enum Piece {
 pub struct TemplateText(Vec<Piece>);
 
 impl TemplateText {
-    /// Parses `$event.a.b`, `${event.a.b}`, `$webhook.a`, `$name` and `$source` references,
-    /// noting for each whether it stands in a link's target (`<…|` or `<…>`).
-    pub fn parse(s: &str) -> Self {
+    /// Parses `$event.a.b`, `${event.a.b | formatter: arg | …}`, `$webhook.a`,
+    /// `$cloudevent.a`, `$throttle.a` (and the other steps'), `$name` and `$source`
+    /// references, noting for each whether it stands in a link's target (`<…|` or `<…>`) or
+    /// label. The error names the malformed reference or formatter.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::parse_in(s, false)
+    }
+
+    /// Parses a URL template: the whole text is a link's target.
+    fn parse_url(s: &str) -> Result<Self, String> {
+        Self::parse_in(s, true)
+    }
+
+    fn parse_in(s: &str, url: bool) -> Result<Self, String> {
         let mut pieces = Vec::new();
         let mut last = 0;
-        let mut place = Place::Text;
+        let mut place = if url { Place::TargetStart } else { Place::Text };
         let advance = |text: &str, place: &mut Place| {
             for c in text.chars() {
                 *place = match (*place, c) {
+                    (Place::TargetStart, _) if url => Place::Target,
+                    (p, _) if url => p,
                     (Place::Text, '<') => Place::TargetStart,
-                    (Place::TargetStart | Place::Target, '|' | '>') => Place::Text,
+                    (Place::TargetStart | Place::Target, '|') => Place::Label,
+                    (Place::TargetStart | Place::Target | Place::Label, '>') => Place::Text,
                     (Place::TargetStart, _) => Place::Target,
                     (p, _) => p,
                 };
@@ -108,30 +223,39 @@ impl TemplateText {
                 advance(text, &mut place);
                 pieces.push(Piece::Text(text.to_owned()));
             }
-            let path = |i: usize| -> Vec<String> {
-                caps.get(i)
-                    .map(|m| {
-                        m.as_str()
-                            .trim_start_matches('.')
-                            .split('.')
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default()
+            let group = |i: usize| caps.get(i).map(|m| m.as_str());
+            let (reference, formatters) = match (group(1), group(3), group(5)) {
+                (Some(root), _, _) => {
+                    let inner = group(2).unwrap_or_default();
+                    let mut parts = inner.split('|');
+                    let path = parts.next().unwrap_or_default().trim();
+                    let reference = Reference::new(root, path).ok_or_else(|| {
+                        format!(
+                            "{:?} is not a reference such as ${{event.plan}} or ${{event.amount | money: usd}}",
+                            whole.as_str()
+                        )
+                    })?;
+                    let parts: Vec<&str> = parts.collect();
+                    let formatters = format::parse_chain(&parts, Reference::parse)
+                        .map_err(|m| format!("in {:?}: {m}", whole.as_str()))?;
+                    (reference, formatters)
+                }
+                (None, Some(root), _) => {
+                    let reference = Reference::new(root, group(4).unwrap_or_default())
+                        .ok_or_else(|| format!("{:?} is not a reference", whole.as_str()))?;
+                    (reference, Vec::new())
+                }
+                (None, None, root) => {
+                    let reference = Reference::new(root.unwrap_or("name"), "")
+                        .ok_or_else(|| format!("{:?} is not a reference", whole.as_str()))?;
+                    (reference, Vec::new())
+                }
             };
-            let kind = caps
-                .get(1)
-                .map(|k| (k.as_str(), path(2)))
-                .or_else(|| caps.get(3).map(|k| (k.as_str(), path(4))))
-                .or_else(|| caps.get(5).map(|k| (k.as_str(), Vec::new())))
-                .or_else(|| caps.get(6).map(|k| (k.as_str(), Vec::new())));
-            let value = match kind {
-                Some(("event", p)) => Reference::Event(p),
-                Some(("webhook", p)) => Reference::Webhook(p),
-                Some(("source", _)) => Reference::Source,
-                _ => Reference::Name,
-            };
-            pieces.push(Piece::Ref(value, place));
+            pieces.push(Piece::Ref {
+                reference,
+                formatters,
+                place,
+            });
             // A reference is part of the target: what follows it is no longer its start.
             if place == Place::TargetStart {
                 place = Place::Target;
@@ -141,46 +265,83 @@ impl TemplateText {
         if last < s.len() {
             pieces.push(Piece::Text(s[last..].to_owned()));
         }
-        Self(pieces)
+        Ok(Self(pieces))
     }
 
     /// Renders with every substituted value escaped (percent-encoded in a link's target); a
     /// missing field renders as `–`.
-    fn render(&self, input: &RenderInput<'_>) -> String {
+    fn render(&self, input: &RenderInput<'_>, surface: Surface) -> String {
+        self.render_counting(input, surface).0
+    }
+
+    /// A button's URL; `None` when a reference in it names nothing.
+    fn render_url(&self, input: &RenderInput<'_>) -> Option<String> {
+        match self.render_counting(input, Surface::Url) {
+            (url, 0) => Some(url),
+            _ => None,
+        }
+    }
+
+    /// The rendered text and how many references named nothing.
+    fn render_counting(&self, input: &RenderInput<'_>, surface: Surface) -> (String, usize) {
         let mut out = String::new();
+        let mut missing = 0;
         for p in &self.0 {
-            let (value, place) = match p {
+            let (reference, formatters, place) = match p {
                 Piece::Text(t) => {
                     out.push_str(t);
                     continue;
                 }
-                Piece::Ref(value, place) => (value, *place),
+                Piece::Ref {
+                    reference,
+                    formatters,
+                    place,
+                } => (reference, formatters, *place),
             };
-            let text = match value {
-                Reference::Name => Some(input.event_name.to_owned()),
-                Reference::Source => Some(input.origin.source.to_owned()),
-                Reference::Event(path) => lookup(input.context, path).map(display_value),
-                Reference::Webhook(path) => input
-                    .origin
-                    .webhook
-                    .and_then(|w| lookup_map(w, path))
-                    .map(display_value),
-            };
-            match text {
-                Some(t) => out.push_str(&in_place(&t, place)),
-                None => out.push('–'),
+            let mut value = reference
+                .resolve(input)
+                .map(Formatted::Value)
+                .unwrap_or(Formatted::Missing);
+            let resolve = |r: &Reference| r.resolve(input);
+            for f in formatters {
+                value = format::apply(f, value, &resolve);
+            }
+            let tokens = surface == Surface::Mrkdwn && place == Place::Text;
+            match format::finish(value, tokens) {
+                Output::Plain(t) => out.push_str(&in_place(&t, place, surface)),
+                Output::Markup(m) => out.push_str(&m),
+                Output::Missing => {
+                    missing += 1;
+                    out.push('–');
+                }
             }
         }
-        out
+        (out, missing)
+    }
+
+    /// The literal text the template starts with, before any reference.
+    fn literal_start(&self) -> Option<&str> {
+        match self.0.first() {
+            Some(Piece::Text(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn has_references(&self) -> bool {
+        self.0.iter().any(|p| matches!(p, Piece::Ref { .. }))
     }
 }
 
 /// `value` made safe for where it stands.
-fn in_place(value: &str, place: Place) -> String {
+fn in_place(value: &str, place: Place, surface: Surface) -> String {
     match place {
-        Place::Text => escape(value),
+        Place::Text | Place::Label => escape(value),
         Place::TargetStart if is_web_url(value) => {
-            escape(&utf8_percent_encode(value, URL_WHOLE).to_string())
+            let url = utf8_percent_encode(value, URL_WHOLE).to_string();
+            match surface {
+                Surface::Url => url,
+                Surface::Mrkdwn | Surface::Plain => escape(&url),
+            }
         }
         Place::TargetStart | Place::Target => utf8_percent_encode(value, URL_PART).to_string(),
     }
@@ -200,6 +361,23 @@ pub(crate) struct RawTemplate {
     pub text: Option<String>,
     #[serde(default)]
     pub fields: Option<Vec<String>>,
+    #[serde(default)]
+    pub buttons: Option<Vec<RawButton>>,
+}
+
+/// A link button as written: its label and URL, both templates.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawButton {
+    pub text: String,
+    pub url: String,
+}
+
+/// A link button: a plain_text label and a URL whose values are percent-encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Button {
+    text: TemplateText,
+    url: TemplateText,
 }
 
 /// A destination's message template. Empty parts fall back to the default card: a header
@@ -209,9 +387,12 @@ pub struct Template {
     header: Option<TemplateText>,
     text: Option<TemplateText>,
     fields: Option<Vec<Vec<String>>>,
+    buttons: Vec<Button>,
 }
 
 impl Template {
+    /// Checks every reference, formatter and button; an error is `(field, message)`, the
+    /// field relative to the template (`text`, `buttons[1].url`).
     pub(crate) fn from_raw(raw: RawTemplate) -> Result<Self, (String, String)> {
         let fields = match raw.fields {
             None => None,
@@ -231,10 +412,50 @@ impl Template {
                 Some(paths)
             }
         };
+        let text_of = |field: &str, s: Option<&str>| {
+            s.map(TemplateText::parse)
+                .transpose()
+                .map_err(|m| (field.to_owned(), m))
+        };
+        let raw_buttons = raw.buttons.unwrap_or_default();
+        if raw_buttons.len() > MAX_BUTTONS {
+            return Err((
+                "buttons".to_owned(),
+                format!(
+                    "{} buttons; a message takes at most {MAX_BUTTONS}",
+                    raw_buttons.len()
+                ),
+            ));
+        }
+        let mut buttons = Vec::new();
+        for (i, b) in raw_buttons.iter().enumerate() {
+            if b.text.trim().is_empty() {
+                return Err((format!("buttons[{i}].text"), "must not be empty".to_owned()));
+            }
+            let text =
+                TemplateText::parse(&b.text).map_err(|m| (format!("buttons[{i}].text"), m))?;
+            let url = TemplateText::parse_url(b.url.trim())
+                .map_err(|m| (format!("buttons[{i}].url"), m))?;
+            let start = url.literal_start().map(str::to_ascii_lowercase);
+            let web_start = start
+                .as_deref()
+                .is_none_or(|s| s.starts_with("https://") || s.starts_with("http://"));
+            if !web_start || (!url.has_references() && !is_web_url(b.url.trim())) {
+                return Err((
+                    format!("buttons[{i}].url"),
+                    format!(
+                        "{:?} is not an http(s) URL: start it with https:// or with a reference to one",
+                        b.url
+                    ),
+                ));
+            }
+            buttons.push(Button { text, url });
+        }
         Ok(Self {
-            header: raw.header.as_deref().map(TemplateText::parse),
-            text: raw.text.as_deref().map(TemplateText::parse),
+            header: text_of("header", raw.header.as_deref())?,
+            text: text_of("text", raw.text.as_deref())?,
             fields,
+            buttons,
         })
     }
 }
@@ -243,7 +464,7 @@ impl Template {
 pub struct RenderInput<'a> {
     pub event_name: &'a str,
     pub event_id: &'a str,
-    /// Who sent the event (`$source`, `$webhook`); the message names the source.
+    /// Who sent the event (`$source`, `$webhook`, `$cloudevent`); the message names the source.
     pub origin: Origin<'a>,
     /// The event's fields plus attached entities.
     pub context: &'a Value,
@@ -254,25 +475,44 @@ pub struct RenderInput<'a> {
     pub vars: Option<&'a Map<String, Value>>,
 }
 
-/// Renders `input` with `template` into Block Kit within Slack's limits.
+/// Renders `input` with `template` into Block Kit within Slack's limits: a header, the
+/// template's text, what the steps did, the fields, the link buttons, and a context line.
 pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
     let mut truncated = false;
     let mut blocks = Vec::new();
+    let vars = input.vars;
 
-    let header_raw = match &template.header {
-        Some(t) => t.render(input),
-        None => escape(input.event_name),
+    let headline = match &template.header {
+        Some(t) => t.render(input, Surface::Plain),
+        None => vars
+            .and_then(heartbeat_header)
+            .unwrap_or_else(|| escape(input.event_name)),
     };
-    let header = cut(&header_raw, limits::HEADER_TEXT, &mut truncated);
+    let header = cut(&headline, limits::HEADER_TEXT, &mut truncated);
     blocks.push(
         json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
     );
 
     if let Some(text) = &template.text {
-        let body = cut(&text.render(input), limits::SECTION_TEXT, &mut truncated);
+        let body = cut(
+            &text.render(input, Surface::Mrkdwn),
+            limits::SECTION_TEXT,
+            &mut truncated,
+        );
         if !body.trim().is_empty() {
             blocks.push(json!({"type": "section", "text": mrkdwn(body)}));
         }
+    }
+
+    let steps: Vec<String> = vars
+        .map(|v| [threshold_line(v), heartbeat_line(v)])
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
+    if !steps.is_empty() {
+        let body = cut(&steps.join("\n"), limits::SECTION_TEXT, &mut truncated);
+        blocks.push(json!({"type": "section", "text": mrkdwn(body)}));
     }
 
     let pairs: Vec<(String, String)> = match &template.fields {
@@ -307,11 +547,20 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         blocks.push(json!({"type": "section", "fields": fields}));
     }
 
+    let buttons = link_buttons(template, input);
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+
     let mut context = format!(
         "ingestlayer · from {} · `{}`",
         escape(input.origin.source),
         escape(input.event_id)
     );
+    if let Some(held) = vars.and_then(throttle_note) {
+        context.push_str(" · ");
+        context.push_str(&held);
+    }
     if truncated {
         match input.full_event_url {
             Some(url) => context.push_str(&format!(" · truncated: <{url}|view the full event>")),
@@ -322,7 +571,10 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
     blocks.push(json!({"type": "context", "elements": [mrkdwn(context)]}));
     blocks.truncate(limits::BLOCKS);
 
-    let mut fallback = escape(input.event_name);
+    let mut fallback = match (&template.header, vars.and_then(heartbeat_header)) {
+        (None, Some(h)) => h,
+        _ => escape(input.event_name),
+    };
     let summary: Vec<String> = pairs
         .iter()
         .take(limits::SECTION_FIELDS)
@@ -340,6 +592,147 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         blocks,
         truncated,
     }
+}
+
+/// The template's link buttons as Block Kit `button` elements. A button whose label renders
+/// empty, or whose URL names a missing value, is not http(s) or is too long, is left out.
+fn link_buttons(template: &Template, input: &RenderInput<'_>) -> Vec<Value> {
+    template
+        .buttons
+        .iter()
+        .enumerate()
+        .filter_map(|(i, b)| {
+            let mut ignored = false;
+            let text = cut(
+                &b.text.render(input, Surface::Plain),
+                limits::BUTTON_TEXT,
+                &mut ignored,
+            );
+            if text.trim().is_empty() {
+                return None;
+            }
+            let url = url::Url::parse(&b.url.render_url(input)?)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))?
+                .to_string();
+            if url.chars().count() > limits::BUTTON_URL {
+                return None;
+            }
+            Some(json!({
+                "type": "button",
+                "action_id": format!("link_{i}"),
+                "text": {"type": "plain_text", "text": text, "emoji": true},
+                "url": url,
+            }))
+        })
+        .collect()
+}
+
+/// A step variable as an escaped count (`1,204`).
+fn count_text(v: &Value) -> String {
+    escape(&format::number(v).unwrap_or_else(|| display_value(v)))
+}
+
+/// A step variable as escaped text.
+fn var_text(step: &Value, key: &str) -> Option<String> {
+    step.get(key)
+        .filter(|v| !v.is_null())
+        .map(|v| escape(&display_value(v)))
+}
+
+/// `and 14 more since 10:02`, when a throttle held events back before this one.
+fn throttle_note(vars: &Map<String, Value>) -> Option<String> {
+    let throttle = vars.get("throttle")?;
+    let held = throttle.get("held")?;
+    let n = held
+        .as_u64()
+        .or_else(|| held.as_str().and_then(|s| s.trim().parse().ok()))?;
+    if n == 0 {
+        return None;
+    }
+    let mut note = format!("and {} more", count_text(held));
+    if let Some(at) = throttle.get("since").and_then(time_of) {
+        // Over a window longer than a day, the time alone would not say which day.
+        let long = throttle
+            .get("window")
+            .and_then(Value::as_str)
+            .and_then(window_seconds)
+            .is_some_and(|s| s > 86_400);
+        let style = if long {
+            TimeStyle::DateTime
+        } else {
+            TimeStyle::Time
+        };
+        note.push_str(&format!(" since {}", time_token(at, style)));
+    }
+    Some(note)
+}
+
+/// `5 events within 10m (first 10:02, last 10:09)`, when a threshold was reached.
+fn threshold_line(vars: &Map<String, Value>) -> Option<String> {
+    let threshold = vars.get("threshold")?;
+    let mut line = match threshold.get("count").filter(|c| !c.is_null()) {
+        Some(c) => format!("{} events", count_text(c)),
+        None => "Threshold reached".to_owned(),
+    };
+    if let Some(window) = var_text(threshold, "window") {
+        line.push_str(&format!(" within {window}"));
+    }
+    let times: Vec<String> = ["first", "last"]
+        .into_iter()
+        .filter_map(|k| {
+            let at = threshold.get(k).and_then(time_of)?;
+            Some(format!("{k} {}", time_token(at, TimeStyle::Time)))
+        })
+        .collect();
+    if !times.is_empty() {
+        line.push_str(&format!(" ({})", times.join(", ")));
+    }
+    Some(line)
+}
+
+/// The header of a heartbeat message: `Missing: nightly-export` or `Back: nightly-export`.
+fn heartbeat_header(vars: &Map<String, Value>) -> Option<String> {
+    let heartbeat = vars.get("heartbeat")?;
+    let key = var_text(heartbeat, "key").unwrap_or_else(|| "–".to_owned());
+    Some(match heartbeat.get("status").and_then(Value::as_str) {
+        Some("missing") => format!("Missing: {key}"),
+        Some("recovered") => format!("Back: {key}"),
+        Some(other) => format!("Heartbeat {}: {key}", escape(other)),
+        None => format!("Heartbeat: {key}"),
+    })
+}
+
+/// `Last seen 3 hours ago · expected every 1h (10m grace)`, for a heartbeat message.
+fn heartbeat_line(vars: &Map<String, Value>) -> Option<String> {
+    let heartbeat = vars.get("heartbeat")?;
+    let mut line = match heartbeat.get("last_seen").and_then(time_of) {
+        Some(at) => format!("Last seen {}", time_token(at, TimeStyle::Ago)),
+        None => "Never seen".to_owned(),
+    };
+    if let Some(interval) = var_text(heartbeat, "interval") {
+        line.push_str(&format!(" · expected every {interval}"));
+        if let Some(grace) = var_text(heartbeat, "grace") {
+            line.push_str(&format!(" ({grace} grace)"));
+        }
+    }
+    Some(line)
+}
+
+/// `30s`, `10m`, `1h`, `7d` in seconds.
+fn window_seconds(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let n: u64 = s[..s.len() - unit.len_utf8()].trim().parse().ok()?;
+    let per = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(per)
 }
 
 /// The default card's fields: each scalar top-level field, then the scalar attributes of
@@ -374,13 +767,6 @@ fn lookup<'v>(ctx: &'v Value, path: &[String]) -> Option<&'v Value> {
 fn lookup_map<'v>(map: &'v Map<String, Value>, path: &[String]) -> Option<&'v Value> {
     let (first, rest) = path.split_first()?;
     lookup(map.get(first.as_str())?, rest)
-}
-
-fn display_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]
