@@ -2,6 +2,7 @@
 //! live here so the local stack (`make dev` applies `pipelines/` at start) and the tests call
 //! the same code.
 
+pub mod catalog;
 pub mod dlq;
 pub mod entities;
 pub mod error;

@@ -13,8 +13,8 @@ use ingestlayer_cli::progress::Progress;
 use ingestlayer_cli::rows::EntityName;
 use ingestlayer_cli::stack::{Stack, Target};
 use ingestlayer_cli::{
-    entities, events, explain, keys, pipeline_table, pipeline_test, pipelines, progress, status,
-    webhooks,
+    catalog, entities, events, explain, keys, pipeline_table, pipeline_test, pipelines, progress,
+    status, webhooks,
 };
 
 #[derive(Parser)]
@@ -240,6 +240,23 @@ enum PipelinesCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         replay: Option<std::time::Duration>,
     },
+    /// Copy a catalog entry (catalog/NAME) into a pipeline file with your channel; prints
+    /// the command that applies it.
+    New {
+        /// The entry's folder, e.g. catalog/failed-logins.
+        #[arg(long)]
+        from: PathBuf,
+        /// '#x' replaces the main channel (the first destination's); '#old=#new' renames
+        /// another. Channels not named keep the catalog's defaults.
+        #[arg(long = "channel")]
+        channels: Vec<String>,
+        /// Where the file goes, as <entry name>.yaml.
+        #[arg(long, default_value = "pipelines")]
+        dir: PathBuf,
+        /// Replace the file when it exists.
+        #[arg(long)]
+        force: bool,
+    },
     /// The stored pipelines: id, state, version, events, channels.
     List,
     /// Write every stored pipeline as DIR/<id>.yaml.
@@ -364,6 +381,20 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
                     .ok();
                 }
             }
+            Ok(())
+        }
+        Command::Pipelines(PipelinesCommand::New {
+            from,
+            channels,
+            dir,
+            force,
+        }) => {
+            let channels = channels
+                .iter()
+                .map(|c| catalog::ChannelArg::parse(c))
+                .collect::<Result<Vec<_>, _>>()?;
+            let created = catalog::new_from(&from, &channels, &dir, force)?;
+            catalog::print_created(&created, &dir, out, json);
             Ok(())
         }
         Command::Pipelines(PipelinesCommand::List) => {

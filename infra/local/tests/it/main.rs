@@ -11,6 +11,7 @@ mod harness;
 
 mod admin;
 mod binaries;
+mod catalog;
 mod channels;
 mod cli;
 mod cli_data;
