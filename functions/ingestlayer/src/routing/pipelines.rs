@@ -652,7 +652,8 @@ impl Pipeline {
                 let key = path("mute.key".into(), &m.key)?;
                 let duration = window("mute.for".into(), &m.duration)?;
                 let label = m.label.unwrap_or_else(|| {
-                    format!("Mute this {} for {}", key.join("."), duration.text)
+                    let what = key.last().map_or("key", String::as_str);
+                    format!("Mute this {what} for {}", duration.text)
                 });
                 if label.trim().is_empty() || label.chars().count() > 75 {
                     return Err(err(
