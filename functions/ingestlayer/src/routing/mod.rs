@@ -3,6 +3,7 @@
 
 pub mod enrich;
 pub mod filter;
+pub mod mutes;
 pub mod pipelines;
 pub mod render;
 pub mod route;
