@@ -445,3 +445,45 @@ async fn mutes_are_listed_and_removed_with_the_cli() {
     let empty = run(&s, &["mutes", "list", "--json"]).json();
     assert_eq!(empty, json!([]));
 }
+
+/// No duplicates for replies: Slack takes a reply but its answer never arrives in time; the
+/// retry finds the reply in the key's thread (replies are not in the channel's history) and
+/// does not post it again.
+#[tokio::test]
+async fn a_reply_whose_answer_was_lost_is_found_in_its_thread_not_posted_twice() {
+    use crate::harness::{HELD_ANSWER, UNCERTAIN_TIMEOUT};
+    use slack_standin::{Fault, FaultKind};
+    let mut s = Stack::new().await;
+    pipeline_with(
+        &s,
+        json!({"thread_by": "$event.user.account", "digest_threshold": 0}),
+    )
+    .await;
+    send(&s, &[("u_42", "export")]).await;
+    let acme = top_level(&s)[0].ts.clone();
+    s.delivery.slack = SlackClient::new(&s.standin.api_url(), UNCERTAIN_TIMEOUT).unwrap();
+    s.standin
+        .inject(Fault::once(FaultKind::AcceptThenDelay(HELD_ANSWER)).on_channel("#alerts"));
+    send(&s, &[("u_42", "api")]).await;
+    assert_eq!(
+        s.standin.replies("#alerts", &acme).len(),
+        1,
+        "Slack took it"
+    );
+    let start = std::time::Instant::now();
+    while s.depth(&s.res.slack_queue_url).await > 0 && start.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.pump().await;
+    }
+    assert_eq!(
+        s.depth(&s.res.slack_queue_url).await,
+        0,
+        "the retry acknowledged it"
+    );
+    assert_eq!(
+        s.standin.replies("#alerts", &acme).len(),
+        1,
+        "not posted twice"
+    );
+    assert_eq!(s.standin.requests().len(), 2, "no second chat.postMessage");
+}
