@@ -308,13 +308,19 @@ impl SlackClient {
         token: &SecretString,
         email: &str,
     ) -> Result<UserLookup> {
-        let mut url = reqwest::Url::parse(&format!("{}/users.lookupByEmail", self.base))
-            .map_err(|e| Error::invalid("the Slack API URL", e))?;
-        url.query_pairs_mut().append_pair("email", email);
-        match self
-            .call("users.lookupByEmail", token, self.http.get(url))
-            .await
-        {
+        // In a form body, not the query string: an email stays out of URLs (and their logs).
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("email", email)
+            .finish();
+        let request = self
+            .http
+            .post(format!("{}/users.lookupByEmail", self.base))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        match self.call("users.lookupByEmail", token, request).await {
             Ok(body) => match body["user"]["id"].as_str() {
                 Some(id) if !id.is_empty() => Ok(UserLookup::Found(id.to_owned())),
                 _ => Ok(UserLookup::NotFound),
