@@ -147,6 +147,9 @@ def check_manifest(tpl, problems):
     for what, urls, route, output in [
         ("redirect URL", oauth.get("redirect_urls", []), "GET /slack/oauth/callback", "SlackRedirectUrl"),
         ("event request URL", [events.get("request_url", "")], "POST /slack/events", "SlackEventsUrl"),
+        ("interactivity request URL",
+         [manifest.get("settings", {}).get("interactivity", {}).get("request_url", "")],
+         "POST /slack/interactions", "SlackInteractionsUrl"),
     ]:
         path = route.split(" ", 1)[1]
         if [url_path(u) for u in urls] != [path]:

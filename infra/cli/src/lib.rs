@@ -9,6 +9,7 @@ pub mod error;
 pub mod events;
 pub mod explain;
 pub mod keys;
+pub mod mutes;
 pub mod pipeline_files;
 pub mod pipeline_table;
 pub mod pipeline_test;

@@ -13,8 +13,8 @@ use ingestlayer_cli::progress::Progress;
 use ingestlayer_cli::rows::EntityName;
 use ingestlayer_cli::stack::{Stack, Target};
 use ingestlayer_cli::{
-    catalog, entities, events, explain, keys, pipeline_table, pipeline_test, pipelines, progress,
-    status, webhooks,
+    catalog, entities, events, explain, keys, mutes, pipeline_table, pipeline_test, pipelines,
+    progress, status, webhooks,
 };
 
 #[derive(Parser)]
@@ -75,6 +75,22 @@ enum Command {
     /// Send an event through the stack's API; read a stored event.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Mutes set with Slack's Mute button: list those in force, remove one.
+    #[command(subcommand)]
+    Mutes(MutesCommand),
+}
+
+#[derive(Subcommand)]
+enum MutesCommand {
+    /// The mutes in force: pipeline, key, who muted it, until when.
+    List,
+    /// Lift a pipeline's mute for a key now (says whether there was one).
+    Remove {
+        /// The pipeline's id.
+        pipeline: String,
+        /// The muted key's value, as `mutes list` shows it.
+        key: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -480,6 +496,15 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
             let answer = events::send(&s, &body, &key).await?;
             events::print_sent(&answer, out, json);
             Ok(())
+        }
+        Command::Mutes(MutesCommand::List) => {
+            let s = stack(cli.target).await?;
+            let now_ms =
+                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            mutes::list(&s, now_ms, out, json).await
+        }
+        Command::Mutes(MutesCommand::Remove { pipeline, key }) => {
+            mutes::remove(&stack(cli.target).await?, &pipeline, &key, out, json).await
         }
         Command::Events(EventsCommand::Get { id }) => {
             let s = stack(cli.target).await?;

@@ -34,6 +34,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/oauth.v2.access", any(oauth_access))
         .route("/api/auth.revoke", any(auth_revoke))
         .route("/api/users.lookupByEmail", any(lookup_by_email))
+        .route("/api/conversations.replies", any(replies))
+        .route("/api/chat.update", any(chat_update))
         .route("/api/{method}", any(unknown_method))
         .route(
             consent::FORM_ACTION,
@@ -45,6 +47,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/_standin/channels", post(add_channel))
         .route("/_standin/channels/invite", post(invite_bot))
         .route("/_standin/users", post(add_user))
+        .route("/_standin/click", post(click))
         .route("/_standin/tokens/expire", post(expire_token))
         .route("/_standin/tokens/revoke", post(revoke_token))
         .route("/_standin/reset", post(reset))
@@ -148,6 +151,26 @@ async fn auth_revoke(
 ) -> Response {
     let request = parse_request(&headers, uri.query(), &body);
     slack_response(shared.auth_revoke(&request))
+}
+
+async fn replies(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.replies(&request))
+}
+
+async fn chat_update(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = parse_request(&headers, uri.query(), &body);
+    slack_response(shared.update(&request))
 }
 
 async fn lookup_by_email(
@@ -372,6 +395,9 @@ async fn list_messages(State(shared): State<Arc<Shared>>, uri: Uri) -> Response 
                 "text": m.text,
                 "blocks": m.blocks,
                 "metadata": m.metadata,
+                "thread_ts": m.thread_ts,
+                "user": m.user,
+                "edits": m.edits,
                 // The token that posted it: stand-in tokens are test values, and tests check
                 // which workspace's token a delivery used.
                 "token": m.token,
@@ -464,6 +490,54 @@ async fn add_user(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             json_response(StatusCode::OK, &json!({"ok": true}))
         }
         Err(error) => control_error(error),
+    }
+}
+
+/// `POST /_standin/click`: a person clicks a message's button. No `Debug`: it holds the
+/// signing secret.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClickBody {
+    channel: String,
+    ts: String,
+    action_id: String,
+    user: String,
+    signing_secret: String,
+}
+
+/// Answers the signed request Slack would send to the app's interactivity URL (`body` and
+/// `headers`), for the caller to deliver; 404 when there is no such button to click.
+async fn click(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let click = match serde_json::from_slice::<ClickBody>(&body) {
+        Ok(click) => click,
+        Err(error) => return control_error(error),
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    match shared.click(
+        &click.channel,
+        &click.ts,
+        &click.action_id,
+        &click.user,
+        &click.signing_secret,
+        now,
+    ) {
+        Some(interaction) => {
+            let headers: Map<String, Value> = interaction
+                .headers()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::String(v)))
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"ok": true, "body": interaction.body, "headers": headers}),
+            )
+        }
+        None => json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"ok": false, "error": "no_such_button"}),
+        ),
     }
 }
 

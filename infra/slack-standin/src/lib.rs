@@ -25,6 +25,18 @@
 //! - `auth.revoke`: the calling token then fails with `token_revoked` (`test=true` revokes
 //!   nothing).
 //! - `users.lookupByEmail`: users registered with [`Standin::add_user`], else `users_not_found`.
+//! - Threads: `chat.postMessage` with `thread_ts` replies in the thread of a top-level message
+//!   of the channel; a ts that is no message there answers `thread_not_found`, a reply's ts (or
+//!   no ts at all) `invalid_thread_ts`. Replies stay out of `conversations.history` (their
+//!   parent shows `reply_count` and `latest_reply`); `conversations.replies` reads a thread,
+//!   parent first (`thread_not_found` for an unknown ts).
+//! - `chat.update`: replaces the text and blocks of the bot's message, checked as a post is;
+//!   `message_not_found`, `cant_update_message` (a person's message, [`Standin::post_as_user`]),
+//!   `invalid_blocks`, `no_text`, `msg_too_long`.
+//!
+//! Interactivity: [`Standin::click`] is a person clicking a message's button: the signed
+//! `block_actions` request Slack sends to the app's interactivity URL, for the test to deliver
+//! (as with [`sign_event_request`] for Events API callbacks).
 //!
 //! Every method checks the token as Slack does: revoked tokens fail with `token_revoked`,
 //! expired ones (rotating tokens after 12 hours, replaced ones, [`Standin::expire_token`]) with
@@ -55,6 +67,9 @@
 //! - `POST /_standin/channels/invite`: `{"name":"#secret"}`: the bot is invited; the answer is
 //!   the `member_joined_channel` Events API callback to sign and deliver.
 //! - `POST /_standin/users`: `{"email":"ada@example.com","id":"U0ADA"}`, for `users.lookupByEmail`.
+//! - `POST /_standin/click`: `{"channel":"#alerts","ts":"…","action_id":"…","user":"U0ADA",
+//!   "signing_secret":"…"}`: the signed interaction request (`body`, `headers`) to deliver to
+//!   the app's `/slack/interactions`; 404 when the message has no such button.
 //! - `POST /_standin/tokens/expire`, `POST /_standin/tokens/revoke`: `{"token":"xoxb-…"}`.
 //! - `POST /_standin/reset`: forget messages, requests, faults, channels, rate-limit state,
 //!   users, codes, issued tokens and revocations.
@@ -172,10 +187,43 @@ pub struct PostedMessage {
     pub blocks: Option<serde_json::Value>,
     /// The `metadata` argument, parsed: `{"event_type": .., "event_payload": {..}}`.
     pub metadata: Option<serde_json::Value>,
-    /// The token that posted it.
+    /// The token that posted it (empty for a person's message, [`Standin::post_as_user`]).
     pub token: String,
     /// When it was accepted (tokio's clock, so paused-time tests see paused time).
     pub at: Instant,
+    /// The thread it replies in (its parent's ts); `None` for a top-level message.
+    pub thread_ts: Option<String>,
+    /// Who posted it: the bot ([`Standin::bot_user_id`]) or a person.
+    pub user: String,
+    /// How many times `chat.update` changed it (its text and blocks are the latest).
+    pub edits: usize,
+}
+
+/// A Slack interaction request (a click on a message's button) as Slack sends it to the app's
+/// interactivity request URL: the form-encoded body `payload=<json>`, signed with the app's
+/// signing secret. POST `body` with `Content-Type: application/x-www-form-urlencoded`,
+/// `X-Slack-Request-Timestamp: {timestamp}` and `X-Slack-Signature: {signature}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interaction {
+    pub body: String,
+    pub timestamp: i64,
+    pub signature: String,
+    /// The `block_actions` payload inside `body`.
+    pub payload: serde_json::Value,
+}
+
+impl Interaction {
+    /// The request's headers, ready to send.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned(),
+            ),
+            ("x-slack-request-timestamp", self.timestamp.to_string()),
+            ("x-slack-signature", self.signature.clone()),
+        ]
+    }
 }
 
 /// One `chat.postMessage` request and what Slack answered, accepted or not.
@@ -280,6 +328,46 @@ impl Standin {
     /// How many times `oauth.v2.access` has exchanged a refresh token.
     pub fn refresh_count(&self) -> usize {
         self.shared.refresh_count()
+    }
+
+    /// A person clicks the button `action_id` of message `ts` in `channel`: the signed
+    /// `block_actions` request Slack then sends to the app's interactivity URL, built from the
+    /// message as it is now (its blocks, the button's `value` and `block_id`), signed with
+    /// `signing_secret` at `timestamp` (unix seconds). `None` when the channel, the message or
+    /// a button with that `action_id` on it does not exist: nothing to click.
+    pub fn click(
+        &self,
+        channel: &str,
+        ts: &str,
+        action_id: &str,
+        user_id: &str,
+        signing_secret: &str,
+        timestamp: i64,
+    ) -> Option<Interaction> {
+        self.shared
+            .click(channel, ts, action_id, user_id, signing_secret, timestamp)
+    }
+
+    /// A person (`user_id`) posts `text` in `channel` (in the thread of `thread_ts` if given),
+    /// as a message the bot did not write (`chat.update` answers `cant_update_message` for
+    /// it). Returns its ts; `None` for an unknown channel or thread.
+    pub fn post_as_user(
+        &self,
+        channel: &str,
+        user_id: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+    ) -> Option<String> {
+        self.shared.post_as_user(channel, user_id, text, thread_ts)
+    }
+
+    /// The replies in the thread of `thread_ts` in `channel`, oldest first (the parent not
+    /// included).
+    pub fn replies(&self, channel: &str, thread_ts: &str) -> Vec<PostedMessage> {
+        self.messages_in(channel)
+            .into_iter()
+            .filter(|m| m.thread_ts.as_deref() == Some(thread_ts))
+            .collect()
     }
 
     /// The bound address.

@@ -40,6 +40,9 @@ pub(crate) enum Rejection {
     MethodNotSupportedForChannelType,
     InvalidCursor,
     MessageNotFound,
+    ThreadNotFound,
+    InvalidThreadTs,
+    CantUpdateMessage,
 }
 
 impl Rejection {
@@ -84,6 +87,9 @@ impl Rejection {
             Rejection::MethodNotSupportedForChannelType => "method_not_supported_for_channel_type",
             Rejection::InvalidCursor => "invalid_cursor",
             Rejection::MessageNotFound => "message_not_found",
+            Rejection::ThreadNotFound => "thread_not_found",
+            Rejection::InvalidThreadTs => "invalid_thread_ts",
+            Rejection::CantUpdateMessage => "cant_update_message",
         }
     }
 

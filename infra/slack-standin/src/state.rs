@@ -307,6 +307,8 @@ impl Shared {
             .iter()
             .rev()
             .filter(|m| m.channel_id == channel.id)
+            // Replies live in their thread (conversations.replies), not in the history.
+            .filter(|m| m.thread_ts.is_none())
             .filter(|m| {
                 let ts = parse_ts(&m.ts).unwrap_or(0);
                 let in_range = if inclusive {
@@ -327,7 +329,13 @@ impl Shared {
         };
         let messages: Vec<Value> = page
             .iter()
-            .map(|m| message_json(m, include_metadata, &self.config.team_id))
+            .map(|m| {
+                with_thread(
+                    message_json(m, include_metadata, &self.config.team_id),
+                    m,
+                    &state.messages,
+                )
+            })
             .collect();
         Ok(json!({
             "ok": true,
@@ -736,6 +744,306 @@ impl Shared {
     }
 }
 
+/// `thread_ts` of a post: the parent's ts, which must be a top-level message of the same
+/// channel. Slack answers `thread_not_found` for a ts that is no message of the channel and
+/// `invalid_thread_ts` for one that is itself a reply (or not a ts at all).
+fn thread_arg(
+    state: &State,
+    channel_id: &str,
+    value: Option<&Value>,
+) -> Result<Option<String>, Rejection> {
+    let ts = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
+        Some(Value::String(s)) => s.trim().to_owned(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => return Err(Rejection::InvalidThreadTs),
+    };
+    if parse_ts(&ts).is_none() {
+        return Err(Rejection::InvalidThreadTs);
+    }
+    let parent = state
+        .messages
+        .iter()
+        .find(|m| m.channel_id == channel_id && m.ts == ts)
+        .ok_or(Rejection::ThreadNotFound)?;
+    if parent.thread_ts.is_some() {
+        return Err(Rejection::InvalidThreadTs);
+    }
+    Ok(Some(ts))
+}
+
+/// A parent message as the history shows it: with `thread_ts`, `reply_count` and
+/// `latest_reply` once it has replies.
+fn with_thread(mut json: Value, message: &PostedMessage, all: &[PostedMessage]) -> Value {
+    let replies: Vec<&PostedMessage> = all
+        .iter()
+        .filter(|m| {
+            m.channel_id == message.channel_id && m.thread_ts.as_deref() == Some(&message.ts)
+        })
+        .collect();
+    if let Some(last) = replies.last() {
+        json["thread_ts"] = json!(message.ts);
+        json["reply_count"] = json!(replies.len());
+        json["latest_reply"] = json!(last.ts);
+    }
+    json
+}
+
+impl Shared {
+    /// `conversations.replies`: the thread of `ts` (its parent, or any reply in it), parent
+    /// first, then the replies oldest first (`oldest`/`latest` bound the replies; `limit` and
+    /// `cursor` page them). `thread_not_found` when `ts` is no message of the channel.
+    pub(crate) fn replies(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        let state = self.lock();
+        self.authenticate(&state, request)?;
+        let params = request
+            .params
+            .as_ref()
+            .map_err(|InvalidJson| Rejection::InvalidJson)?;
+        let channel = state
+            .channels
+            .lookup(&channel_arg(params)?)
+            .ok_or(Rejection::ChannelNotFound)?;
+        if !channel.bot_member {
+            return Err(Rejection::NotInChannel);
+        }
+        let ts = params
+            .get("ts")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(Rejection::ThreadNotFound)?;
+        let found = state
+            .messages
+            .iter()
+            .find(|m| m.channel_id == channel.id && m.ts == ts)
+            .ok_or(Rejection::ThreadNotFound)?;
+        let parent_ts = found.thread_ts.clone().unwrap_or_else(|| found.ts.clone());
+        let parent = state
+            .messages
+            .iter()
+            .find(|m| m.channel_id == channel.id && m.ts == parent_ts)
+            .ok_or(Rejection::ThreadNotFound)?;
+        let limit = match params.get("limit") {
+            None | Some(Value::Null) => 1000,
+            Some(value) => count_arg(value).ok_or(Rejection::InvalidArguments)?,
+        };
+        let limit = if limit == 0 { 1000 } else { limit.min(1000) };
+        let oldest = match params.get("oldest") {
+            None | Some(Value::Null) => 0,
+            Some(value) => ts_arg(value).ok_or(Rejection::InvalidTsOldest)?,
+        };
+        let latest = match params.get("latest") {
+            None | Some(Value::Null) => u64::MAX,
+            Some(value) => ts_arg(value).ok_or(Rejection::InvalidTsLatest)?,
+        };
+        let after = match params.get("cursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(c)) if c.is_empty() => None,
+            Some(Value::String(c)) => Some(
+                c.strip_prefix(CURSOR_PREFIX)
+                    .and_then(|ts| ts.parse::<u64>().ok())
+                    .ok_or(Rejection::InvalidCursor)?,
+            ),
+            Some(_) => return Err(Rejection::InvalidCursor),
+        };
+        let include_metadata = bool_arg(params.get("include_all_metadata"));
+        let replies: Vec<&PostedMessage> = state
+            .messages
+            .iter()
+            .filter(|m| m.channel_id == channel.id && m.thread_ts.as_deref() == Some(&parent_ts))
+            .filter(|m| {
+                let ts = parse_ts(&m.ts).unwrap_or(0);
+                oldest < ts && ts < latest && after.is_none_or(|a| ts > a)
+            })
+            .collect();
+        let page: Vec<&PostedMessage> = replies.iter().take(limit).copied().collect();
+        let has_more = replies.len() > limit;
+        let next_cursor = match page.last() {
+            Some(last) if has_more => format!("{CURSOR_PREFIX}{}", parse_ts(&last.ts).unwrap_or(0)),
+            _ => String::new(),
+        };
+        let team = &self.config.team_id;
+        let mut messages = Vec::new();
+        if after.is_none() {
+            messages.push(with_thread(
+                message_json(parent, include_metadata, team),
+                parent,
+                &state.messages,
+            ));
+        }
+        messages.extend(page.iter().map(|m| message_json(m, include_metadata, team)));
+        Ok(json!({
+            "ok": true,
+            "messages": messages,
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": next_cursor},
+        }))
+    }
+
+    /// `chat.update`: replaces the text and blocks of the bot's message `ts` in `channel`,
+    /// checked as a post is (`no_text`, `msg_too_long`, `invalid_blocks`).
+    /// `message_not_found` for no such message, `cant_update_message` for one the bot did not
+    /// post.
+    pub(crate) fn update(&self, request: &ApiRequest) -> Result<Value, Rejection> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        self.authenticate(state, request)?;
+        let params = request
+            .params
+            .as_ref()
+            .map_err(|InvalidJson| Rejection::InvalidJson)?;
+        let channel = state
+            .channels
+            .lookup(&channel_arg(params)?)
+            .cloned()
+            .ok_or(Rejection::ChannelNotFound)?;
+        if channel.archived {
+            return Err(Rejection::IsArchived);
+        }
+        let ts = params
+            .get("ts")
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned();
+        let index = state
+            .messages
+            .iter()
+            .position(|m| m.channel_id == channel.id && m.ts == ts)
+            .ok_or(Rejection::MessageNotFound)?;
+        if state.messages[index].user != USER_ID {
+            return Err(Rejection::CantUpdateMessage);
+        }
+        let text = text_arg(params.get("text"))?;
+        if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT) {
+            return Err(Rejection::MsgTooLong);
+        }
+        let blocks = blocks_arg(params.get("blocks"))?;
+        let has_text = text.as_ref().is_some_and(|t| !t.is_empty());
+        let has_blocks = blocks
+            .as_ref()
+            .and_then(Value::as_array)
+            .is_some_and(|b| !b.is_empty());
+        if !has_text && !has_blocks {
+            return Err(Rejection::NoText);
+        }
+        let message = &mut state.messages[index];
+        message.text = text;
+        message.blocks = blocks;
+        message.edits += 1;
+        let json = message_json(message, false, &self.config.team_id);
+        Ok(json!({
+            "ok": true,
+            "channel": channel.id,
+            "ts": ts,
+            "text": json["text"],
+            "message": json,
+        }))
+    }
+
+    /// A person's message (see [`crate::Standin::post_as_user`]).
+    pub(crate) fn post_as_user(
+        &self,
+        channel: &str,
+        user_id: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+    ) -> Option<String> {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let channel = state
+            .channels
+            .lookup_or_create(&ChannelRef::parse(channel)?)?
+            .clone();
+        let thread_ts = match thread_ts {
+            Some(ts) => thread_arg(state, &channel.id, Some(&json!(ts))).ok()?,
+            None => None,
+        };
+        let ts = state.next_ts();
+        state.messages.push(PostedMessage {
+            channel: channel.name,
+            channel_id: channel.id,
+            ts: ts.clone(),
+            text: Some(text.to_owned()),
+            blocks: None,
+            metadata: None,
+            token: String::new(),
+            at: Instant::now().into_std(),
+            thread_ts,
+            user: user_id.to_owned(),
+            edits: 0,
+        });
+        Some(ts)
+    }
+
+    /// A click on a message's button, as the signed request Slack sends the app (see
+    /// [`crate::Standin::click`]).
+    pub(crate) fn click(
+        &self,
+        channel: &str,
+        ts: &str,
+        action_id: &str,
+        user_id: &str,
+        signing_secret: &str,
+        timestamp: i64,
+    ) -> Option<crate::Interaction> {
+        let state = self.lock();
+        let channel = state.channels.lookup(&ChannelRef::parse(channel)?)?.clone();
+        let message = state
+            .messages
+            .iter()
+            .find(|m| m.channel_id == channel.id && m.ts == ts)?;
+        let blocks = message.blocks.as_ref()?.as_array()?;
+        let (block_id, button) = blocks.iter().enumerate().find_map(|(i, block)| {
+            let button = block["elements"]
+                .as_array()?
+                .iter()
+                .find(|e| e["type"] == "button" && e["action_id"] == action_id)?;
+            let block_id = block["block_id"]
+                .as_str()
+                .map_or_else(|| format!("b{i}"), str::to_owned);
+            Some((block_id, button.clone()))
+        })?;
+        let team = &self.config.team_id;
+        let action_ts = format!("{timestamp}.000000");
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user_id.to_lowercase(), "name": user_id.to_lowercase(), "team_id": team},
+            "api_app_id": APP_ID,
+            "token": "standin-verification-token",
+            "container": {"type": "message", "message_ts": ts, "channel_id": channel.id, "is_ephemeral": false},
+            "trigger_id": format!("{timestamp}.{}", ts.replace('.', "")),
+            "team": {"id": team, "domain": "standin"},
+            "enterprise": Value::Null,
+            "is_enterprise_install": false,
+            "channel": {"id": channel.id, "name": channel.name},
+            "message": message_json(message, false, team),
+            "state": {"values": {}},
+            "response_url": format!("http://{}/actions/{}", self.addr, ts.replace('.', "")),
+            "actions": [{
+                "type": "button",
+                "action_id": action_id,
+                "block_id": block_id,
+                "text": button["text"],
+                "value": button["value"],
+                "action_ts": action_ts,
+            }],
+        });
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish();
+        let signature = crate::signing::sign_event_request(signing_secret, timestamp, &body);
+        Some(crate::Interaction {
+            body,
+            timestamp,
+            signature,
+            payload,
+        })
+    }
+}
+
 /// The `channel` argument (an ID or a name); Slack answers `channel_not_found` for a
 /// missing or malformed one.
 fn channel_arg(params: &Map<String, Value>) -> Result<ChannelRef, Rejection> {
@@ -780,6 +1088,7 @@ fn accept(
         return Err(Rejection::NoText);
     }
     let metadata = metadata_arg(params.get("metadata"))?;
+    let thread_ts = thread_arg(state, &channel.id, params.get("thread_ts"))?;
 
     state
         .pacer
@@ -795,6 +1104,9 @@ fn accept(
         metadata,
         token: token.to_owned(),
         at: now.into_std(),
+        thread_ts,
+        user: USER_ID.to_owned(),
+        edits: 0,
     };
     state.messages.push(message.clone());
     Ok(message)
@@ -909,13 +1221,22 @@ fn token_fields(body: &mut Map<String, Value>, issued: Issued) {
 fn message_json(message: &PostedMessage, include_metadata: bool, team_id: &str) -> Value {
     let mut json = json!({
         "type": "message",
-        "user": USER_ID,
-        "bot_id": BOT_ID,
-        "app_id": APP_ID,
+        "user": message.user,
         "team": team_id,
         "text": message.text.clone().unwrap_or_default(),
         "ts": message.ts,
     });
+    if message.user == USER_ID {
+        json["bot_id"] = json!(BOT_ID);
+        json["app_id"] = json!(APP_ID);
+    }
+    if let Some(thread_ts) = &message.thread_ts {
+        json["thread_ts"] = json!(thread_ts);
+        json["parent_user_id"] = json!(USER_ID);
+    }
+    if message.edits > 0 {
+        json["edited"] = json!({"user": USER_ID, "ts": message.ts});
+    }
     if let Some(blocks) = &message.blocks {
         json["blocks"] = blocks.clone();
     }

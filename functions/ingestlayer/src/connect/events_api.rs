@@ -181,7 +181,7 @@ async fn member_joined(team: &str, event: &Value, deps: &ConnectDeps) -> Respons
 }
 
 /// The default workspace's team id and bot user id (auth.test with its token), once.
-async fn default_bot(deps: &ConnectDeps) -> Option<(String, String)> {
+pub(crate) async fn default_bot(deps: &ConnectDeps) -> Option<(String, String)> {
     deps.default_bot
         .get_or_try_init(|| async {
             let token = deps.tokens.token(crate::ids::DEFAULT_TEAM).await?;

@@ -1,6 +1,7 @@
 //! The slack-connect function, the operator's side, as one axum [`router`]: connecting
 //! Slack with OAuth ([`install`]: `GET /slack/install`, `GET /slack/oauth/callback`),
-//! Slack's Events API ([`events_api`]: `POST /slack/events`) and the destinations page
+//! Slack's Events API ([`events_api`]: `POST /slack/events`), Slack's interactivity (the
+//! Mute button, [`interactions`]: `POST /slack/interactions`) and the destinations page
 //! ([`destinations`]: `/destinations…`, behind [`admin_session`]). The Lambda serves the
 //! router through `lambda_http`; the local stack and the tests serve it in process.
 
@@ -8,6 +9,7 @@ pub mod admin_session;
 pub mod destinations;
 pub mod events_api;
 pub mod install;
+pub mod interactions;
 pub mod overview;
 pub mod page;
 
@@ -71,6 +73,8 @@ pub struct ConnectParts {
     /// Stored events and entities, for "Send test".
     pub events: Option<crate::ingress::event_store::EventStore>,
     pub entities: Option<crate::routing::enrich::DynamoEntities>,
+    /// Mutes set with Slack's Mute button (`STATE_TABLE`); `None` answers clicks with 503.
+    pub mutes: Option<crate::routing::mutes::MuteStore>,
     /// The default workspace's (team id, bot user id), from auth.test once.
     pub(crate) default_bot: tokio::sync::OnceCell<(String, String)>,
 }
@@ -141,6 +145,10 @@ impl ConnectDeps {
                     table,
                     ttl_days: 0,
                 }),
+            mutes: cfg
+                .state_table
+                .clone()
+                .map(|table| crate::routing::mutes::MuteStore::new(dynamo.clone(), table)),
             entities: cfg.entities_table.clone().map(|table| {
                 crate::routing::enrich::DynamoEntities {
                     client: dynamo.clone(),
@@ -209,6 +217,10 @@ pub fn router(deps: ConnectDeps) -> App {
         .route(
             "/slack/events",
             post(events_api::receive).fallback(not_found),
+        )
+        .route(
+            "/slack/interactions",
+            post(interactions::receive).fallback(not_found),
         )
         .merge(destinations::routes())
         .fallback(not_found)

@@ -19,6 +19,12 @@ pub struct DigestItem<'a> {
 /// Coalesces waiting messages of one channel into one message, in order: a header, then
 /// for each event its summary line and a context line with its id and link.
 pub fn digest(items: &[DigestItem<'_>]) -> RenderedMessage {
+    digest_with_owners(items, &[])
+}
+
+/// [`digest`], with each event's owner line (`owners[i]`: `<@U…>` or escaped text) at the
+/// end of its context line.
+pub fn digest_with_owners(items: &[DigestItem<'_>], owners: &[Option<&str>]) -> RenderedMessage {
     let items = &items[..items.len().min(DIGEST_MAX)];
     let mut truncated = false;
     let same_name = items.windows(2).all(|w| w[0].event_name == w[1].event_name);
@@ -29,12 +35,18 @@ pub fn digest(items: &[DigestItem<'_>]) -> RenderedMessage {
     let mut blocks = vec![
         json!({"type": "header", "text": {"type": "plain_text", "text": cut(&header, limits::HEADER_TEXT, &mut truncated), "emoji": true}}),
     ];
-    for item in items {
+    for (n, item) in items.iter().enumerate() {
         let text = cut(&item.message.text, limits::SECTION_TEXT, &mut truncated);
         blocks.push(json!({"type": "section", "text": mrkdwn(text)}));
         let mut context = format!("`{}`", escape(item.event_id));
         if let Some(link) = item.link {
             context.push_str(&format!(" · <{link}|full event>"));
+        }
+        if let Some(owner) = owners.get(n).copied().flatten() {
+            context.push_str(&format!(
+                " · {}",
+                crate::delivery::mention::owner_line(owner)
+            ));
         }
         blocks.push(json!({"type": "context", "elements": [mrkdwn(cut(&context, limits::CONTEXT_TEXT, &mut truncated))]}));
     }
@@ -75,7 +87,10 @@ mod tests {
                 link: Some("https://x/l"),
             })
             .collect();
-        let d = digest(&items[..10]);
+        let owners: Vec<Option<&str>> = (0..10)
+            .map(|i| (i % 2 == 1).then_some("<@U0ADA>"))
+            .collect();
+        let d = digest_with_owners(&items[..10], &owners);
         assert_eq!(d.blocks[0]["text"]["text"], "10 × feature.used");
         assert_eq!(d.blocks.len(), 21);
         assert!(d.blocks[1]["text"]["text"]
@@ -96,5 +111,13 @@ mod tests {
             assert!(t.chars().count() <= limits::SECTION_TEXT);
         }
         assert!(all.text.chars().count() <= limits::FALLBACK_TEXT);
+        assert!(d.blocks[4]["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("· Owner: <@U0ADA>"));
+        assert!(!d.blocks[2]["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Owner"));
     }
 }

@@ -12,7 +12,9 @@ use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Fate, Posted
 use crate::delivery::message::{Delivery, Item};
 use crate::delivery::park::park;
 use crate::delivery::retry::paced_interval;
-use crate::delivery::{history, membership, ops_notice, pacing, post, DeliveryDeps};
+use crate::delivery::{
+    history, membership, mention, ops_notice, pacing, post, threads, DeliveryDeps,
+};
 use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
 use crate::journey::{Outcome, Record, Stage};
@@ -188,10 +190,16 @@ pub(super) async fn process<'r>(
     }
 
     // Digest when enough messages of the channel wait; otherwise one post each.
+    // A digest gathers only consecutive messages of one thread key.
     let threshold = pending[0].delivery.digest_threshold;
+    let keys: Vec<Option<String>> = pending
+        .iter()
+        .map(|i| i.delivery.thread_key.clone())
+        .collect();
+    let keys: Vec<Option<&str>> = keys.iter().map(Option::as_deref).collect();
     let mut units: VecDeque<Vec<Item<'r>>> = VecDeque::new();
     let mut items = pending.into_iter();
-    for size in decide::units(items.len(), threshold) {
+    for size in threads::units(&keys, threshold) {
         units.push_back(items.by_ref().take(size).collect());
     }
 
@@ -200,9 +208,33 @@ pub(super) async fn process<'r>(
         let interval = paced_interval(first.min_interval_ms);
         // Before taking a slot, so the time between slot and post stays short. A token
         // failure is handled after the slot, as for the post.
+        let mut owners: Vec<Option<String>> = vec![None; unit.len()];
         if let Ok(token) = deps.tokens.token(team.as_str()).await {
             membership::ensure_member(group, &first.channel, &token, deps).await;
+            for (owner, item) in owners.iter_mut().zip(&unit) {
+                if let Some(email) = &item.delivery.mention {
+                    *owner = Some(mention::resolve(&team, email, &token, deps).await);
+                }
+            }
         }
+        let thread = match thread_of(first, deps).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, outcome = "retry", "the key's thread could not be read");
+                let why = Why::retry("the key's thread could not be read");
+                let rest_items = rest_of(unit, &mut units);
+                finish(
+                    Rest::Defer(crate::delivery::retry::STATE_UNAVAILABLE_RETRY),
+                    why,
+                    &rest_items,
+                    &[],
+                    deps,
+                    &mut out,
+                )
+                .await;
+                return out;
+            }
+        };
         let asked_ms = deps.clock.now_ms();
         let slot = pacing::wait_for_slot(
             deps.channels.as_ref(),
@@ -256,7 +288,9 @@ pub(super) async fn process<'r>(
             }
         };
         let sent_ms = deps.clock.now_ms();
-        let (answer, channel) = post::post_unit(&unit, &token, deps).await;
+        let reply_to = thread.as_ref().and_then(|(_, ts)| ts.as_deref());
+        let sent = post::post_unit(&unit, &token, deps, &owners, reply_to).await;
+        let (answer, channel) = (sent.answer, sent.channel);
         let slack_ms = u64::try_from(deps.clock.now_ms() - sent_ms).unwrap_or(0);
         let first = &unit[0].delivery;
         let event_ids: Vec<&str> = unit.iter().map(|i| i.delivery.event_id.as_str()).collect();
@@ -281,6 +315,16 @@ pub(super) async fn process<'r>(
         }
         match decided {
             AfterPost::Delivered { ts, channel_id } => {
+                if let Some((pk, existing)) = &thread {
+                    record_thread(
+                        pk,
+                        existing.as_deref(),
+                        sent.thread_gone.as_deref(),
+                        &ts,
+                        deps,
+                    )
+                    .await;
+                }
                 let permalink = match deps
                     .slack
                     .permalink(&token, channel_id.as_deref().unwrap_or(&channel), &ts)
@@ -409,6 +453,49 @@ pub(super) async fn process<'r>(
         }
     }
     out
+}
+
+/// The state-table key of `d`'s thread of the day and its `ts` if it was started: `None`
+/// for a message without a thread key, or when delivery has no state table.
+async fn thread_of(
+    d: &Delivery,
+    deps: &DeliveryDeps,
+) -> Result<Option<(String, Option<String>)>, Error> {
+    let (Some(key), Some(store)) = (&d.thread_key, &deps.threads) else {
+        return Ok(None);
+    };
+    let day = threads::utc_day(deps.clock.now_ms());
+    let pk = threads::thread_pk(&d.team, &d.channel, key, &day);
+    let ts = store.get(&pk).await?;
+    Ok(Some((pk, ts)))
+}
+
+/// After a post: a top-level post of a key with no thread yet (or whose thread was gone)
+/// becomes the day's thread. A lost race keeps the winner's; a failed write is logged (the
+/// next message of the key then starts another thread).
+async fn record_thread(
+    pk: &str,
+    existing: Option<&str>,
+    gone: Option<&str>,
+    ts: &str,
+    deps: &DeliveryDeps,
+) {
+    let Some(store) = &deps.threads else { return };
+    let now_ms = deps.clock.now_ms();
+    let stored = match (existing, gone) {
+        (_, Some(old)) => store.restart(pk, old, ts, now_ms).await,
+        (None, None) => store.start(pk, ts, now_ms).await,
+        (Some(_), None) => return,
+    };
+    match stored {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(
+                "another delivery started the key's thread first; later messages reply there"
+            )
+        }
+        Err(e) => tracing::warn!(error = %e, "posted, but the key's thread could not be stored"),
+    }
 }
 
 /// The unit at hand and every later one, in order.

@@ -19,7 +19,11 @@
 //!   write, so all instances together post at most once per interval; a 429 moves the slot
 //!   to exactly Retry-After. Short waits are slept here, long ones go back to SQS.
 //! - **Digests.** When enough of a channel's messages wait in one batch, they go out as one
-//!   digest; a digest Slack refuses is split back into single posts.
+//!   digest; a digest Slack refuses is split back into single posts. A digest gathers only
+//!   consecutive messages of one thread key ([`threads`]).
+//! - **Threads and owners.** A message with a thread key replies in that key's thread of the
+//!   day ([`threads`], stored in the state table); a destination's owner email is mentioned
+//!   ([`mention`]), never failing the message.
 //!
 //! The decisions are plain functions in [`decide`], over the ledger and channel state
 //! ([`ledger::LedgerStore`], [`channel_store::ChannelStore`]), Slack's classified answer and
@@ -35,12 +39,14 @@ pub mod group;
 mod history;
 pub mod ledger;
 mod membership;
+pub mod mention;
 pub mod message;
 pub mod ops_notice;
 pub mod pacing;
 pub mod park;
 mod post;
 pub mod retry;
+pub mod threads;
 
 #[cfg(test)]
 mod fake;
@@ -92,6 +98,10 @@ pub struct DeliveryDeps {
     pub ops_channel: Option<ChannelRef>,
     /// Where each delivery attempt is recorded (one batched write per invocation).
     pub journey: Option<crate::journey::JourneyStore>,
+    /// Each thread key's thread of the day (`STATE_TABLE`); `None` posts unthreaded.
+    pub threads: Option<threads::ThreadStore>,
+    /// Owner lookups this instance made, with their TTLs.
+    pub mentions: mention::Mentions,
     /// Groups whose membership this instance already settled (joined, invite-only, or
     /// not joinable), so the channels table is read once per instance and channel.
     settled: Mutex<HashSet<GroupId>>,
@@ -104,6 +114,7 @@ impl DeliveryDeps {
     /// workspace pauses with the fix), never a cold-start failure.
     pub async fn load(sdk: &aws_config::SdkConfig, cfg: &DeliveryConfig) -> Result<Self> {
         let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let dynamo_for_threads = dynamo.clone();
         let secrets = aws_sdk_secretsmanager::Client::new(sdk);
         let connections = cfg.connections_table.as_ref().map(|table| Connections {
             dynamo: dynamo.clone(),
@@ -158,6 +169,11 @@ impl DeliveryDeps {
                 .journey
                 .as_ref()
                 .map(|j| crate::journey::JourneyStore::new(sdk, j)),
+            threads: cfg.state_table.as_ref().map(|table| threads::ThreadStore {
+                client: dynamo_for_threads.clone(),
+                table: table.clone(),
+            }),
+            mentions: mention::Mentions::default(),
             settled: Mutex::new(HashSet::new()),
         })
     }
@@ -288,6 +304,8 @@ impl DeliveryDeps {
             retry_schedule: RETRY_SCHEDULE.to_vec(),
             ops_channel: None,
             journey: None,
+            threads: None,
+            mentions: mention::Mentions::default(),
             settled: Mutex::new(HashSet::new()),
         }
     }

@@ -134,6 +134,7 @@ pub(super) fn send(deps: &DeliveryDeps, notice: Notice) -> BoxFuture<'_, ()> {
         metadata: None,
         unfurl_links: false,
         unfurl_media: false,
+        thread_ts: None,
     };
     let mut posted = false;
     // The operations channel is paced like any other: a 429 is waited out once.

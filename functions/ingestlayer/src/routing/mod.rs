@@ -4,6 +4,7 @@
 pub mod enrich;
 pub mod filter;
 pub mod format;
+pub mod mutes;
 pub mod pipelines;
 pub mod render;
 pub mod route;

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::error::{Error, Result};
 
@@ -143,10 +143,6 @@ pub fn step_pk(kind: &str, pipeline: &str, step: usize, key: &str) -> String {
 
 fn heartbeat_pk(pipeline: &str, key: &str) -> String {
     format!("heartbeat#{pipeline}#{key}")
-}
-
-fn mute_pk(pipeline: &str, key: &str) -> String {
-    format!("mute#{pipeline}#{key}")
 }
 
 /// The calendar window holding `now_ms`: windows of whole weeks start on Monday 00:00 UTC,
@@ -461,55 +457,21 @@ impl StateStore for DynamoState {
         keys: &[(String, String)],
         now_ms: i64,
     ) -> Result<HashMap<(String, String), Muted>> {
-        let mut found = HashMap::new();
-        let mut unique: Vec<&(String, String)> = keys.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for chunk in unique.chunks(100) {
-            let mut wanted = KeysAndAttributes::builder();
-            for (p, k) in chunk {
-                wanted = wanted.keys(HashMap::from([("pk".to_owned(), s(&mute_pk(p, k)))]));
-            }
-            let mut request = Some(HashMap::from([(
-                self.table.clone(),
-                wanted
-                    .build()
-                    .map_err(|e| Error::reason(format!("reading mutes: {e}")))?,
-            )]));
-            // Unprocessed keys are asked again (a few times: the table is small).
-            for _ in 0..TRIES {
-                let Some(items) = request.take().filter(|r| !r.is_empty()) else {
-                    break;
-                };
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(items))
-                    .send()
-                    .await
-                    .map_err(|e| Error::aws("reading mutes", e))?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let (Some(p), Some(k), Some(until_ms)) = (
-                        text(item, "pipeline"),
-                        text(item, "key"),
-                        num(Some(item), "until_ms"),
-                    ) else {
-                        continue;
-                    };
-                    if until_ms > now_ms {
-                        let by = text(item, "by").unwrap_or_default();
-                        found.insert((p, k), Muted { until_ms, by });
-                    }
-                }
-                request = out.unprocessed_keys().cloned();
-            }
-        }
-        Ok(found)
+        let store = crate::routing::mutes::MuteStore::new(self.client.clone(), self.table.clone());
+        Ok(store
+            .active(keys, now_ms)
+            .await?
+            .into_iter()
+            .map(|(k, m)| {
+                (
+                    k,
+                    Muted {
+                        until_ms: m.until_ms,
+                        by: m.by,
+                    },
+                )
+            })
+            .collect())
     }
 }
 

@@ -23,6 +23,22 @@ pub struct PostMessage<'a> {
     pub metadata: Option<Value>,
     pub unfurl_links: bool,
     pub unfurl_media: bool,
+    /// Reply in the thread of this top-level message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<&'a str>,
+}
+
+/// Errors of a post with `thread_ts` that mean the thread is gone (its parent deleted) or
+/// never was one: Slack posts nothing, and a new thread has to be started.
+pub const THREAD_GONE: &[&str] = &["thread_not_found", "invalid_thread_ts"];
+
+/// What users.lookupByEmail found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserLookup {
+    /// The member's user id (`U…`).
+    Found(String),
+    /// No member of the workspace has that email (`users_not_found`).
+    NotFound,
 }
 
 /// A Slack Web API client with an injectable base URL.
@@ -173,15 +189,8 @@ impl SlackClient {
                     HistoryCheck::Refused(error.to_owned())
                 };
             }
-            for m in body["messages"].as_array().into_iter().flatten() {
-                let payload = &m["metadata"]["event_payload"];
-                let one = payload["key"].as_str() == Some(key);
-                let many = payload["keys"]
-                    .as_array()
-                    .is_some_and(|ks| ks.iter().any(|k| k.as_str() == Some(key)));
-                if one || many {
-                    return HistoryCheck::Found(m["ts"].as_str().unwrap_or_default().to_owned());
-                }
+            if let Some(ts) = carrying(&body, key) {
+                return HistoryCheck::Found(ts);
             }
             if body["has_more"] != Value::Bool(true) {
                 return HistoryCheck::NotFound;
@@ -290,6 +299,135 @@ impl SlackClient {
     }
 }
 
+impl SlackClient {
+    /// users.lookupByEmail (`users:read.email`): the member with this email. `Err` for any
+    /// other answer (rate limits, `missing_scope`, no answer), retryable or not.
+    #[tracing::instrument(skip_all)]
+    pub async fn lookup_user_by_email(
+        &self,
+        token: &SecretString,
+        email: &str,
+    ) -> Result<UserLookup> {
+        // In a form body, not the query string: an email stays out of URLs (and their logs).
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("email", email)
+            .finish();
+        let request = self
+            .http
+            .post(format!("{}/users.lookupByEmail", self.base))
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        match self.call("users.lookupByEmail", token, request).await {
+            Ok(body) => match body["user"]["id"].as_str() {
+                Some(id) if !id.is_empty() => Ok(UserLookup::Found(id.to_owned())),
+                _ => Ok(UserLookup::NotFound),
+            },
+            Err(Error::SlackRefused { code, .. }) if code == "users_not_found" => {
+                Ok(UserLookup::NotFound)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// chat.update: replaces the text and blocks of the app's message `ts` in `channel`
+    /// (an id).
+    #[tracing::instrument(skip_all, fields(channel = %channel))]
+    pub async fn update_message(
+        &self,
+        token: &SecretString,
+        channel: &str,
+        ts: &str,
+        text: &str,
+        blocks: &[Value],
+    ) -> Result<()> {
+        let request = self.http.post(format!("{}/chat.update", self.base)).json(
+            &serde_json::json!({"channel": channel, "ts": ts, "text": text, "blocks": blocks}),
+        );
+        self.call("chat.update", token, request).await.map(|_| ())
+    }
+
+    /// Looks for a reply carrying `key` (in its metadata, as [`Self::find_posted`] does) in
+    /// the thread of `thread_ts`, among the replies since `oldest_secs`. A thread Slack no
+    /// longer has (`thread_not_found`) holds nothing: [`HistoryCheck::NotFound`].
+    #[tracing::instrument(skip_all, fields(channel = %channel))]
+    pub async fn find_reply(
+        &self,
+        token: &SecretString,
+        channel: &str,
+        thread_ts: &str,
+        key: &str,
+        oldest_secs: i64,
+    ) -> HistoryCheck {
+        let mut cursor: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let mut url = match reqwest::Url::parse(&format!("{}/conversations.replies", self.base))
+            {
+                Ok(u) => u,
+                Err(e) => return HistoryCheck::Unavailable(e.to_string()),
+            };
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("channel", channel)
+                    .append_pair("ts", thread_ts)
+                    .append_pair("oldest", &format!("{}.000000", oldest_secs.max(0)))
+                    .append_pair("limit", &HISTORY_PAGE_SIZE.to_string())
+                    .append_pair("include_all_metadata", "true");
+                if let Some(c) = &cursor {
+                    q.append_pair("cursor", c);
+                }
+            }
+            let body = match self
+                .call("conversations.replies", token, self.http.get(url))
+                .await
+            {
+                Ok(body) => body,
+                Err(Error::SlackRefused { code, .. }) if code == "thread_not_found" => {
+                    return HistoryCheck::NotFound
+                }
+                Err(Error::SlackRefused {
+                    code,
+                    retryable: false,
+                    ..
+                }) => return HistoryCheck::Refused(code),
+                Err(e) => return HistoryCheck::Unavailable(e.to_string()),
+            };
+            if let Some(ts) = carrying(&body, key) {
+                return HistoryCheck::Found(ts);
+            }
+            if body["has_more"] != Value::Bool(true) {
+                return HistoryCheck::NotFound;
+            }
+            match body["response_metadata"]["next_cursor"].as_str() {
+                Some(c) if !c.is_empty() => cursor = Some(c.to_owned()),
+                _ => {
+                    return HistoryCheck::Unavailable(
+                        "conversations.replies has more messages but gave no cursor".into(),
+                    )
+                }
+            }
+        }
+        HistoryCheck::Unavailable(format!(
+            "more than {} replies were posted since the attempt; the check reads no further",
+            HISTORY_PAGES * HISTORY_PAGE_SIZE
+        ))
+    }
+}
+
+/// The ts of the first message of a history or replies page whose metadata carries `key`.
+fn carrying(body: &Value, key: &str) -> Option<String> {
+    body["messages"].as_array()?.iter().find_map(|m| {
+        let payload = &m["metadata"]["event_payload"];
+        let one = payload["key"].as_str() == Some(key);
+        let many = payload["keys"]
+            .as_array()
+            .is_some_and(|ks| ks.iter().any(|k| k.as_str() == Some(key)));
+        (one || many).then(|| m["ts"].as_str().unwrap_or_default().to_owned())
+    })
+}
+
 /// A channel as conversations.list describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
@@ -375,6 +513,7 @@ mod tests {
             metadata: None,
             unfurl_links: false,
             unfurl_media: false,
+            thread_ts: None,
         }
     }
 

@@ -289,6 +289,7 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
                     metadata: Some(json!({"event_type": "chatter", "event_payload": {"event_id": format!("chatter-{i}")}})),
                     unfurl_links: false,
                     unfurl_media: false,
+                    thread_ts: None,
                 },
             )
             .await;

@@ -23,6 +23,7 @@ mod events_files;
 mod explain;
 mod ingest;
 mod local_tools;
+mod messages;
 mod path;
 mod promises;
 mod steps;

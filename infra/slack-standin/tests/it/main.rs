@@ -9,6 +9,7 @@ mod history;
 mod membership;
 mod oauth;
 mod post_message;
+mod threads;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
