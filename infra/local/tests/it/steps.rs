@@ -220,30 +220,15 @@ async fn a_muted_key_posts_nothing_until_the_mute_ends() {
     }))
     .await;
     let now_ms = OffsetDateTime::now_utc().unix_timestamp() * 1000;
-    s.dynamo
-        .put_item()
-        .table_name(&s.res.state_table)
-        .item(
-            "pk",
-            aws_sdk_dynamodb::types::AttributeValue::S("mute#usage-limits#acme".into()),
-        )
-        .item(
-            "pipeline",
-            aws_sdk_dynamodb::types::AttributeValue::S("usage-limits".into()),
-        )
-        .item(
-            "key",
-            aws_sdk_dynamodb::types::AttributeValue::S("acme".into()),
-        )
-        .item(
-            "by",
-            aws_sdk_dynamodb::types::AttributeValue::S("U123".into()),
-        )
-        .item(
-            "until_ms",
-            aws_sdk_dynamodb::types::AttributeValue::N((now_ms + 3_600_000).to_string()),
-        )
-        .send()
+    // As the Mute button's click stores it (slack-connect's interactions route).
+    ingestlayer::routing::mutes::MuteStore::new(s.dynamo.clone(), s.res.state_table.clone())
+        .mute(&ingestlayer::routing::mutes::Mute {
+            pipeline: "usage-limits".into(),
+            key: "acme".into(),
+            until_ms: now_ms + 3_600_000,
+            by: "U123".into(),
+            at_ms: now_ms,
+        })
         .await
         .unwrap();
     let muted = state(&s)
