@@ -53,6 +53,10 @@ pub struct EnrichSpec {
     pub attach_as: String,
 }
 
+/// A route step's channels as written, resolved to destinations once those are read: the
+/// step's index, each route's `to`, and `default`.
+type RouteChannels = (usize, Vec<Vec<String>>, Option<Vec<String>>);
+
 /// A duration as written in a pipeline (`10m`, `1h`, `7d`), kept with its text for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -177,7 +181,7 @@ impl EventPattern {
         EventName::parse(&s.replace('*', "x")).map_err(|e| {
             format!("{s:?}: {e} (besides `*`, which stands for any run of characters)")
         })?;
-        let body: Vec<String> = s.split('*').map(|part| regex::escape(part)).collect();
+        let body: Vec<String> = s.split('*').map(regex::escape).collect();
         let regex = regex::Regex::new(&format!("^{}$", body.join(".*")))
             .map_err(|e| format!("{s:?} is not a usable pattern: {e}"))?;
         Ok(Self::Wildcard {
@@ -443,7 +447,7 @@ impl Pipeline {
         };
         let mut steps = Vec::with_capacity(raw.steps.len());
         // Route steps name channels; they are resolved to destinations once those are read.
-        let mut routes_to_resolve: Vec<(usize, Vec<Vec<String>>, Option<Vec<String>>)> = Vec::new();
+        let mut routes_to_resolve: Vec<RouteChannels> = Vec::new();
         let window = |field: String, text: &str| Window::parse(text).map_err(|m| err(field, m));
         let path = |field: String, text: &str| field_path(text).map_err(|m| err(field, m));
         for (i, step) in raw.steps.into_iter().enumerate() {

@@ -42,6 +42,10 @@ struct Cli {
     /// the journey (the emulator's recorder sees every request: run nothing else on it).
     #[arg(long)]
     requests: Option<usize>,
+    /// Measure the pipeline's cost per event with stateful steps (throttle, threshold,
+    /// rollup) instead: this many events per case, in CPU and in AWS requests.
+    #[arg(long)]
+    steps: Option<usize>,
 }
 
 const KEY: &str = "il_bench_key_0123456789";
@@ -61,6 +65,9 @@ async fn main() -> ExitCode {
 async fn bench(cli: Cli) -> Result<()> {
     if let Some(events) = cli.requests {
         return requests_bench(&cli.endpoint, events).await;
+    }
+    if let Some(events) = cli.steps {
+        return steps_bench(&cli.endpoint, events).await;
     }
     let sdk = emulator_sdk(&cli.endpoint).await;
     let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
@@ -191,6 +198,141 @@ async fn bench(cli: Cli) -> Result<()> {
         each.as_secs_f64() * 1e6
     );
     Ok(())
+}
+
+/// `--steps N`: the pipeline function's cost per event for each kind of stateful step, N
+/// events per case (from 20 accounts, in batches of 10 as the events queue hands them over):
+/// the AWS requests it makes (the emulator's recorder) and the CPU time of this process (the
+/// handler's own work; the emulator runs in another process).
+async fn steps_bench(endpoint: &str, events: usize) -> Result<()> {
+    use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+    use ingestlayer::config::PipelineConfig;
+    use ingestlayer::event::incoming::parse_incoming;
+    use ingestlayer::event::Envelope;
+    use ingestlayer::routing::PipelineDeps;
+    use ingestlayer_local::requests::Recorder;
+
+    let sdk = emulator_sdk(endpoint).await;
+    let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+    let res = Resources::create(&sdk, &prefix, "xoxb-bench", "{}").await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let cases: [(&str, Value); 5] = [
+        ("filter only", json!([])),
+        (
+            "throttle (account, 1h)",
+            json!([{"type": "throttle", "key": "account", "window": "1h"}]),
+        ),
+        (
+            "threshold (account, 5 in 10m)",
+            json!([{"type": "threshold", "key": "account", "count": 5, "window": "10m"}]),
+        ),
+        (
+            "rollup (account, 7d, distinct users)",
+            json!([{"type": "rollup", "key": "account", "window": "7d", "distinct": "user_id"}]),
+        ),
+        (
+            "all three",
+            json!([
+            {"type": "rollup", "key": "account", "window": "7d", "distinct": "user_id"},
+            {"type": "threshold", "key": "account", "count": 5, "window": "10m"},
+            {"type": "throttle", "key": "account", "window": "1h"}]),
+        ),
+    ];
+    for (i, (_, steps)) in cases.iter().enumerate() {
+        let mut all = vec![json!({"type": "filter.match", "expr": "feature in {export, api}"})];
+        all.extend(steps.as_array().cloned().unwrap_or_default());
+        ingestlayer_local::seed::put_json(
+            &dynamo,
+            &res.pipelines_table,
+            &json!({"id": format!("case-{i}"), "events": [format!("bench.case{i}")],
+                "steps": all, "destinations": [{"type": "slack", "channel": "#bench"}]}),
+        )
+        .await?;
+    }
+    let deps = PipelineDeps::load(
+        &sdk,
+        &PipelineConfig {
+            pipelines_table: res.pipelines_table.clone(),
+            entities_table: res.entities_table.clone(),
+            slack_queue_url: res.slack_queue_url.clone(),
+            cache_ttl: Duration::from_secs(3600),
+            public_api_url: None,
+            link_secret_arn: None,
+            link_ttl: ingestlayer::event_links::DEFAULT_TTL,
+            journey: None,
+            state_table: Some(res.state_table.clone()),
+        },
+    )
+    .await?;
+    let batch = |case: usize, from: usize, n: usize| {
+        let mut event = SqsEvent::default();
+        event.records = (from..from + n)
+            .filter_map(|i| {
+                let data = json!({"name": format!("bench.case{case}"), "data": {
+                    "feature": "api", "account": format!("acct-{}", i % 20), "user_id": format!("u{}", i % 60)}});
+                let e = parse_incoming(&data, "").ok()?;
+                let env = Envelope::accept(e, "bench", time::OffsetDateTime::now_utc());
+                let mut m = SqsMessage::default();
+                m.message_id = Some(format!("m{i}"));
+                m.body = serde_json::to_string(&env).ok();
+                Some(m)
+            })
+            .collect();
+        event
+    };
+    // Warm the pipeline cache as a running function has it.
+    ingestlayer::routing::handle(batch(0, 0, 1), &deps).await;
+    println!("the pipeline function's cost per event with stateful steps ({events} events per case, 20 accounts, batches of 10)");
+    println!(
+        "  {:<38} {:>14} {:>16} {:>14}",
+        "steps after the filter", "AWS requests", "of which state", "CPU µs"
+    );
+    for (case, (label, _)) in cases.iter().enumerate() {
+        let recorder = Recorder::new(endpoint);
+        recorder.start().await?;
+        let cpu = cpu_time();
+        for from in (0..events).step_by(10) {
+            let answer =
+                ingestlayer::routing::handle(batch(case, from, 10.min(events - from)), &deps).await;
+            if !answer.batch_item_failures.is_empty() {
+                return Err(Error::invalid(
+                    format!("{label}: the pipeline failed events"),
+                    None,
+                ));
+            }
+        }
+        let cpu = cpu_time().saturating_sub(cpu);
+        let recording = recorder.stop().await?;
+        let state = recording
+            .iter()
+            .filter(|e| {
+                ingestlayer_local::requests::body(e).contains(&format!("\"{}\"", res.state_table))
+            })
+            .count();
+        let per = |n: usize| n as f64 / events as f64;
+        println!(
+            "  {label:<38} {:>14.2} {:>16.2} {:>14.0}",
+            per(recording.len()),
+            per(state),
+            cpu.as_secs_f64() * 1e6 / events as f64
+        );
+    }
+    Ok(())
+}
+
+/// This process's CPU time so far (user + system), from `/proc/self/stat`; zero where there
+/// is no such file.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command (which may hold spaces) start after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the command.
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// `--requests N`: the AWS requests per event, journey off then on.
