@@ -234,7 +234,9 @@ async fn dev() -> Result<()> {
         .unwrap_or(60);
     let ticked = functions.pipeline.clone();
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(heartbeat_every));
+        // The first check one period after start, as the schedule's first tick comes.
+        let period = Duration::from_secs(heartbeat_every);
+        let mut every = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         loop {
             every.tick().await;
             let tick = ingestlayer::routing::scheduled_event(time::OffsetDateTime::now_utc());

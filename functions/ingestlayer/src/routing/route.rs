@@ -83,6 +83,10 @@ fn key_value(context: &Value, path: &[String]) -> String {
     scalar_at(context, path).unwrap_or_else(|| "(none)".to_owned())
 }
 
+/// State writes one invocation makes at once: a batch's events side by side, without
+/// opening a connection per event of a large batch.
+const STATE_WRITES_AT_ONCE: usize = 10;
+
 /// A pair's next wait: an entity lookup or a state write.
 enum Wait {
     Entity(Option<String>),
@@ -223,50 +227,12 @@ pub async fn route_traced<S: EntityStore, T: StateStore>(
                         waits.push((pi, Wait::Entity(entity_key(&spec.entity, value))));
                         break;
                     }
-                    Step::Throttle(spec) => {
-                        let key = key_value(&pair.context, &spec.key);
-                        let pk = step_pk("throttle", pipeline_id, pair.cursor, &key);
-                        waits.push((
-                            pi,
-                            Wait::State(StateOp::Throttle {
-                                pk,
-                                window_ms: spec.window.ms,
-                            }),
-                        ));
-                        break;
-                    }
-                    Step::Threshold(spec) => {
-                        let key = key_value(&pair.context, &spec.key);
-                        let pk = step_pk("threshold", pipeline_id, pair.cursor, &key);
-                        waits.push((
-                            pi,
-                            Wait::State(StateOp::Threshold {
-                                pk,
-                                window_ms: spec.window.ms,
-                                count: spec.count,
-                            }),
-                        ));
-                        break;
-                    }
-                    Step::Rollup(spec) => {
-                        let key = key_value(&pair.context, &spec.key);
-                        let (start, ends_ms) = calendar_window(now_ms, spec.window.ms);
-                        let pk = format!(
-                            "{}#{start}",
-                            step_pk("rollup", pipeline_id, pair.cursor, &key)
-                        );
-                        let distinct = spec
-                            .distinct
-                            .as_deref()
-                            .and_then(|p| scalar_at(&pair.context, p));
-                        waits.push((
-                            pi,
-                            Wait::State(StateOp::Rollup {
-                                pk,
-                                ends_ms,
-                                distinct,
-                            }),
-                        ));
+                    Step::Throttle(_) | Step::Threshold(_) | Step::Rollup(_) => {
+                        if let Some(op) =
+                            state_op(step, pipeline_id, pair.cursor, &pair.context, now_ms)
+                        {
+                            waits.push((pi, Wait::State(op)));
+                        }
                         break;
                     }
                 }
@@ -290,12 +256,20 @@ pub async fn route_traced<S: EntityStore, T: StateStore>(
                 store.get_many(&keys).await
             }
         };
-        let writes = futures_util::future::join_all(waits.iter().map(|(_, w)| async move {
-            match w {
-                Wait::State(op) => Some(state.state.apply(op, now_ms).await),
-                Wait::Entity(_) => None,
-            }
-        }));
+        // At most STATE_WRITES_AT_ONCE at a time, answers in the waits' order.
+        let mut each = Vec::with_capacity(waits.len());
+        for (_, w) in &waits {
+            each.push(async move {
+                match w {
+                    Wait::State(op) => Some(state.state.apply(op, now_ms).await),
+                    Wait::Entity(_) => None,
+                }
+            });
+        }
+        let writes = futures_util::StreamExt::collect::<Vec<_>>(futures_util::StreamExt::buffered(
+            futures_util::stream::iter(each),
+            STATE_WRITES_AT_ONCE,
+        ));
         let (found, answers) = futures_util::future::join(entity_lookup, writes).await;
         for ((pi, wait), answer) in waits.into_iter().zip(answers) {
             let pair = &mut pairs[pi];
@@ -495,6 +469,48 @@ pub async fn route_traced<S: EntityStore, T: StateStore>(
         });
     }
     results
+}
+
+/// The state write a stateful step makes for an event: its item is per pipeline, step and
+/// key value (and, for a rollup, calendar window).
+fn state_op(
+    step: &Step,
+    pipeline_id: &str,
+    cursor: usize,
+    context: &Value,
+    now_ms: i64,
+) -> Option<StateOp> {
+    Some(match step {
+        Step::Throttle(spec) => StateOp::Throttle {
+            pk: step_pk(
+                "throttle",
+                pipeline_id,
+                cursor,
+                &key_value(context, &spec.key),
+            ),
+            window_ms: spec.window.ms,
+        },
+        Step::Threshold(spec) => StateOp::Threshold {
+            pk: step_pk(
+                "threshold",
+                pipeline_id,
+                cursor,
+                &key_value(context, &spec.key),
+            ),
+            window_ms: spec.window.ms,
+            count: spec.count,
+        },
+        Step::Rollup(spec) => {
+            let (start, ends_ms) = calendar_window(now_ms, spec.window.ms);
+            let key = key_value(context, &spec.key);
+            StateOp::Rollup {
+                pk: format!("{}#{start}", step_pk("rollup", pipeline_id, cursor, &key)),
+                ends_ms,
+                distinct: spec.distinct.as_deref().and_then(|p| scalar_at(context, p)),
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Takes a stateful step's answer: the pair goes on with the step's variables, or is held.
