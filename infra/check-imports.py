@@ -10,7 +10,7 @@ stage's mod.rs (the `Deps` the stage hands to its parts). The check fails when
 - files import each other in a circle (in any crate), or
 - an arrow in the ingestlayer library runs against its layering: a stage uses the adapters
   (slack/, aws/) and the shared modules (event, ids, config, error, purpose, event_links, journey),
-  never a stage on its own floor or above (connect above routing and ingress, routing above
+  never a stage on its own floor or above (connect and warehouse above routing and ingress, routing above
   delivery), and an adapter never uses a stage.
 
 `--graph` prints every arrow (file -> file), so anyone can see the shape without other tools.
@@ -39,7 +39,7 @@ FLOORS = {
     "slack": 4, "event_links": 4, "journey": 4,
     "delivery": 5,
     "routing": 6, "ingress": 6,
-    "connect": 7,
+    "connect": 7, "warehouse": 7,
 }
 PATH = re.compile(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)")
 

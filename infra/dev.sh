@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # make dev: the whole system on this machine. Installs the one tool it needs (the moto
-# server), starts the local AWS emulator, creates the resources template.yaml declares, seeds
+# server), starts the local AWS emulator and a local Postgres (the warehouse; Debian's
+# postgresql package, or the database DATABASE_URL names), creates the resources template.yaml declares, seeds
 # the example pipeline, serves the ingest API on http://127.0.0.1:${PORT:-3000} and runs the
 # pipeline and slack-delivery consumers. Ctrl-C stops everything it started.
 #
 # Ports: PORT (ingest API, 3000), SLACK_STANDIN_PORT (Slack stand-in, 3001), MOTO_PORT (AWS
-# emulator, 4566). A busy one stops it before anything starts, naming the variable to change.
+# emulator, 4566), POSTGRES_PORT (the local Postgres, 5442; not started when DATABASE_URL is set). A busy one stops it before anything starts, naming the variable to change.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -41,6 +42,9 @@ fi
 if [[ -z "${AWS_ENDPOINT_URL:-}" ]] || ! curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null; then
   check_port MOTO_PORT "${MOTO_PORT:-4566}" "the local AWS emulator"
 fi
+if [[ -z "${DATABASE_URL:-}" ]]; then
+  check_port POSTGRES_PORT "${POSTGRES_PORT:-5442}" "the local Postgres"
+fi
 if [[ ${#busy[@]} -gt 0 ]]; then
   exit 1
 fi
@@ -51,10 +55,13 @@ source infra/emulator.sh
 # shellcheck source=infra/cargo-target.sh
 source infra/cargo-target.sh
 start_emulator "${MOTO_PORT:-4566}"
-# The local stack runs the four functions' own binaries behind a local Lambda Runtime API.
-echo "make dev: building ingestlayer-local and the four functions (the first build takes a few minutes)"
-cargo build -p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p slack-connect
+# shellcheck source=infra/postgres.sh
+source infra/postgres.sh
+start_postgres "${POSTGRES_PORT:-5442}" "dev-${POSTGRES_PORT:-5442}"
+# The local stack runs the five functions' own binaries behind a local Lambda Runtime API.
+echo "make dev: building ingestlayer-local and the five functions (the first build takes a few minutes)"
+cargo build -p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p slack-connect -p warehouse
 "$(cargo_target_dir)/debug/ingestlayer-local" dev "$@" &
 DEV_PID=$!
-trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true; stop_emulator' EXIT INT TERM
+trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true; stop_emulator; stop_postgres' EXIT INT TERM
 wait $DEV_PID

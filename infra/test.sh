@@ -33,6 +33,16 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 unset AWS_ENDPOINT_URL
 start_emulator 0
+# The warehouse tests' Postgres (Debian's postgresql package; .ci/run installs it), on a
+# free port, TLS with a CA of its own; a DATABASE_URL already set is used instead.
+# shellcheck source=infra/postgres.sh
+source infra/postgres.sh
+test_pg_down() {
+  stop_postgres
+  rm -rf "${TMPDIR:-/tmp}/ingestlayer-pg/test-$$"
+}
+trap 'stop_emulator; test_pg_down' EXIT
+start_postgres 0 "test-$$"
 echo "== cargo build (the functions' binaries, which the end-to-end tests run)"
 # --all-targets resolves features as cargo test does, so the test build below reuses it.
 cargo build --workspace --all-targets --quiet
@@ -69,6 +79,7 @@ bash infra/contract/run.sh
 echo "== make dev (infra/dev-test.sh: busy ports, PORT honoured by make webhook, plain logs)"
 bash infra/dev-test.sh
 stop_emulator
+test_pg_down
 
 echo "== template checks"
 # make test proves that the deploy path builds; thin LTO and optimisation only change the

@@ -110,6 +110,9 @@ pub struct PipelineConfig {
     /// What stateful steps remember (`STATE_TABLE`): throttle, threshold, rollup,
     /// heartbeat, mutes. A pipeline with such a step fails its events without it.
     pub state_table: Option<String>,
+    /// The warehouse queue, when the warehouse is on (`WAREHOUSE=on` and
+    /// `WAREHOUSE_QUEUE_URL`): every event is handed on to it after routing.
+    pub warehouse_queue_url: Option<String>,
 }
 
 impl PipelineConfig {
@@ -124,6 +127,40 @@ impl PipelineConfig {
             link_ttl: Duration::from_secs(parsed("EVENT_LINK_TTL_DAYS", 7u64)? * 86_400),
             journey: JourneyConfig::from_env()?,
             state_table: optional("STATE_TABLE"),
+            warehouse_queue_url: match optional("WAREHOUSE").as_deref() {
+                Some("on") => Some(required("WAREHOUSE_QUEUE_URL")?),
+                None | Some("off") => None,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "WAREHOUSE",
+                        reason: format!("{other} is neither on nor off"),
+                    })
+                }
+            },
+        })
+    }
+}
+
+/// The warehouse function.
+#[derive(Debug, Clone)]
+pub struct WarehouseConfig {
+    /// The secret holding the database's connection string (`WAREHOUSE_SECRET_ARN`).
+    pub secret_arn: String,
+    pub entities_table: String,
+    /// The warehouse queue (`WAREHOUSE_QUEUE_URL`): a batch the database could not take is
+    /// handed back to it, later each time.
+    pub queue_url: String,
+    /// Where an event Postgres refused waits for a fix (`WAREHOUSE_DLQ_URL`).
+    pub dlq_url: String,
+}
+
+impl WarehouseConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            secret_arn: required("WAREHOUSE_SECRET_ARN")?,
+            entities_table: required("ENTITIES_TABLE")?,
+            queue_url: required("WAREHOUSE_QUEUE_URL")?,
+            dlq_url: required("WAREHOUSE_DLQ_URL")?,
         })
     }
 }

@@ -9,6 +9,7 @@
 //! - [`routing`]: the pipeline function. Pipelines, filter, enrich, render.
 //! - [`delivery`]: the slack-delivery function. Pacing, ledger, retries, parking.
 //! - [`connect`]: the slack-connect function. OAuth install, Events API, destinations page.
+//! - [`warehouse`]: the warehouse function. Every routed event, enriched, into Postgres.
 //!
 //! Below the stages sit the adapters, [`slack`] and [`aws`], and what every stage shares:
 //! [`event`], [`ids`], [`config`], [`error`], [`purpose`], [`event_links`] and [`journey`]
@@ -30,3 +31,4 @@ pub mod journey;
 pub mod purpose;
 pub mod routing;
 pub mod slack;
+pub mod warehouse;

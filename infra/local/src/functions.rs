@@ -36,9 +36,20 @@ pub const SLACK_CONNECT: Function = Function {
     logical_id: "SlackConnectFunction",
     binary: "slack-connect",
 };
-pub const FUNCTIONS: [Function; 4] = [INGEST, PIPELINE, SLACK_DELIVERY, SLACK_CONNECT];
+pub const WAREHOUSE: Function = Function {
+    logical_id: "WarehouseFunction",
+    binary: "warehouse",
+};
+pub const FUNCTIONS: [Function; 5] = [INGEST, PIPELINE, SLACK_DELIVERY, SLACK_CONNECT, WAREHOUSE];
 
 pub use crate::error::BUILD_HINT;
+
+/// The warehouse event source's batching (template.yaml: `BatchSize: 100`,
+/// `MaximumBatchingWindowInSeconds: 5`).
+pub const WAREHOUSE_BATCHING: crate::runner::Batching = crate::runner::Batching {
+    size: 100,
+    window: Duration::from_secs(5),
+};
 
 /// Where cargo put the function binaries: beside this executable (`ingestlayer-local` in
 /// `<target dir>/<profile>/`, a test binary in `<target dir>/<profile>/deps/`), so a
@@ -133,12 +144,14 @@ pub fn spec(template: &Template, f: &Function, local: &Local) -> Result<Function
     })
 }
 
-/// The four functions, ready to invoke (each starts at its first invocation).
+/// The functions, ready to invoke (each starts at its first invocation).
 pub struct Functions {
     pub ingest: Arc<LambdaFunction>,
     pub pipeline: Arc<LambdaFunction>,
     pub delivery: Arc<LambdaFunction>,
     pub connect: Arc<LambdaFunction>,
+    /// Only when the warehouse is on (a database is connected).
+    pub warehouse: Option<Arc<LambdaFunction>>,
 }
 
 impl Functions {
@@ -158,6 +171,11 @@ impl Functions {
             pipeline: make(&PIPELINE)?,
             delivery: make(&SLACK_DELIVERY)?,
             connect: make(&SLACK_CONNECT)?,
+            warehouse: if local.res.warehouse_on {
+                Some(make(&WAREHOUSE)?)
+            } else {
+                None
+            },
         })
     }
 
@@ -166,6 +184,10 @@ impl Functions {
         self.ingest.start().await?;
         self.pipeline.start().await?;
         self.delivery.start().await?;
-        self.connect.start().await
+        self.connect.start().await?;
+        if let Some(w) = &self.warehouse {
+            w.start().await?;
+        }
+        Ok(())
     }
 }

@@ -11,10 +11,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ingestlayer::ingress::api_keys::{generate_key, ApiKeys};
 use ingestlayer_local::error::{Error, Result};
-use ingestlayer_local::functions::{Functions, Local, PIPELINE, SLACK_CONNECT};
+use ingestlayer_local::functions::{Functions, Local, PIPELINE, SLACK_CONNECT, WAREHOUSE_BATCHING};
 use ingestlayer_local::remember::{Origin, Remembered};
 use ingestlayer_local::resources::{LocalUrls, Resources};
-use ingestlayer_local::runner::{pump_function, serve_functions, QueueFeed};
+use ingestlayer_local::runner::{pump_function, pump_function_batched, serve_functions, QueueFeed};
 use ingestlayer_local::{emulator_sdk, seed};
 use secrecy::{ExposeSecret, SecretString};
 use slack_standin::{Standin, StandinConfig};
@@ -134,7 +134,19 @@ async fn dev() -> Result<()> {
         "signing_secret": std::env::var("SLACK_SIGNING_SECRET").unwrap_or_else(|_| "standin-signing-secret".into()),
     })
     .to_string();
-    let res = Resources::create(&sdk, &prefix, token.expose_secret(), &app_secret).await?;
+    let mut res = Resources::create(&sdk, &prefix, token.expose_secret(), &app_secret).await?;
+    // infra/dev.sh starts a local Postgres and sets DATABASE_URL (or keeps the one given).
+    let warehouse_line = match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => {
+            let target = ingestlayer::warehouse::postgres::Target::from_secret(&url)?;
+            res.connect_warehouse(&sdk, &url).await?;
+            format!(
+                "  warehouse   every routed event into Postgres at {} (DATABASE_URL); ingestlayer --local warehouse status\n",
+                target.describe
+            )
+        }
+        _ => "  warehouse   off (no DATABASE_URL)\n".to_owned(),
+    };
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     for e in seed::example_entities() {
         seed::put_json(&dynamo, &res.entities_table, &e).await?;
@@ -203,10 +215,25 @@ async fn dev() -> Result<()> {
         wait_seconds: 1,
     };
     let slack_feed = QueueFeed {
-        sqs,
+        sqs: sqs.clone(),
         url: res.slack_queue_url.clone(),
         wait_seconds: 1,
     };
+    if let Some(warehouse) = functions.warehouse.clone() {
+        let feed = QueueFeed {
+            sqs,
+            url: res.warehouse_queue_url.clone(),
+            wait_seconds: 1,
+        };
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = pump_function_batched(&feed, &warehouse, WAREHOUSE_BATCHING).await {
+                    tracing::error!(error = %e, "warehouse consumer: invocation failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        });
+    }
 
     let listener = ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port)))
         .await
@@ -269,7 +296,7 @@ async fn dev() -> Result<()> {
         None => format!("posting to {slack_api_url} with SLACK_BOT_TOKEN"),
     };
     println!(
-        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  API key     {} ({})\n  connect     http://127.0.0.1:{port}/destinations (admin token {}, {})\n  pipelines   from {}/ (edit, then `ingestlayer pipelines apply {}` or restart)\n{pipeline_lines}{webhook_lines}  heartbeats  checked every {heartbeat_every} s (HEARTBEAT_CHECK_SECONDS), as the stack's schedule does every minute\n  operate     ingestlayer --local status | explain EVENT_ID | pipelines list | dlq list (make cli installs it)\n  not kept    the emulator is in memory: entities you import and Slack connections are gone after a restart; pipelines/ and .ingestlayer/dev.env are re-applied\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n  then, with the id it answers: ingestlayer --local explain ID\n",
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  API key     {} ({})\n  connect     http://127.0.0.1:{port}/destinations (admin token {}, {})\n  pipelines   from {}/ (edit, then `ingestlayer pipelines apply {}` or restart)\n{pipeline_lines}{webhook_lines}{warehouse_line}  heartbeats  checked every {heartbeat_every} s (HEARTBEAT_CHECK_SECONDS), as the stack's schedule does every minute\n  operate     ingestlayer --local status | explain EVENT_ID | pipelines list | dlq list (make cli installs it)\n  not kept    the emulator is in memory: entities you import and Slack connections are gone after a restart; pipelines/ and .ingestlayer/dev.env are re-applied\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n  then, with the id it answers: ingestlayer --local explain ID\n",
         api_key.expose_secret(),
         kept(key_origin, "INGESTLAYER_API_KEY"),
         admin_token.expose_secret(),

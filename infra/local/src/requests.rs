@@ -103,6 +103,7 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
             link_ttl: ingestlayer::event_links::DEFAULT_TTL,
             journey: journey.clone(),
             state_table: Some(res.state_table.clone()),
+            warehouse_queue_url: None,
         },
     )
     .await?;

@@ -34,6 +34,13 @@ pub struct Resources {
     pub events_dlq_url: String,
     pub slack_queue_url: String,
     pub slack_dlq_url: String,
+    /// Every routed event on its way to the warehouse (template.yaml's `WarehouseQueue`).
+    pub warehouse_queue_url: String,
+    pub warehouse_dlq_url: String,
+    /// The warehouse's connection string (`WarehouseSecret`; [`Resources::connect_warehouse`]).
+    pub warehouse_secret_arn: String,
+    /// template.yaml's `Warehouse` parameter: on once a database is connected.
+    pub warehouse_on: bool,
     pub kms_key_id: String,
     pub slack_token_secret_arn: String,
     pub link_secret_arn: String,
@@ -142,6 +149,15 @@ impl Resources {
             Some((&events_dlq_url, 5)),
         )
         .await?;
+        let warehouse_dlq_url =
+            create_queue(&sqs, &format!("{prefix}-warehouse-dlq"), false, None).await?;
+        let warehouse_queue_url = create_queue(
+            &sqs,
+            &format!("{prefix}-warehouse"),
+            false,
+            Some((&warehouse_dlq_url, 40)),
+        )
+        .await?;
         let slack_dlq_url =
             create_queue(&sqs, &format!("{prefix}-slack-dlq.fifo"), true, None).await?;
         let slack_queue_url = create_queue(
@@ -207,6 +223,13 @@ impl Resources {
             &admin_token,
         )
         .await?;
+        let warehouse_secret_arn = put_secret(
+            &secrets,
+            &format!("{prefix}/warehouse"),
+            &kms_key_id,
+            r#"{"url": ""}"#,
+        )
+        .await?;
         let link_secret_arn = put_secret(
             &secrets,
             &format!("{prefix}/event-link-key"),
@@ -235,6 +258,10 @@ impl Resources {
             events_dlq_url,
             slack_queue_url,
             slack_dlq_url,
+            warehouse_queue_url,
+            warehouse_dlq_url,
+            warehouse_secret_arn,
+            warehouse_on: false,
             kms_key_id,
             slack_token_secret_arn,
             link_secret_arn,
@@ -242,6 +269,25 @@ impl Resources {
             token_secret_prefix: format!("{prefix}/slack"),
             webhook_secret_prefix: format!("{prefix}/webhooks/"),
         })
+    }
+
+    /// Puts the warehouse database's connection string in its secret and turns the
+    /// warehouse on (as `ingestlayer warehouse connect` and `Warehouse=on` do on AWS).
+    pub async fn connect_warehouse(
+        &mut self,
+        sdk: &aws_config::SdkConfig,
+        database_url: &str,
+    ) -> Result<()> {
+        let secrets = aws_sdk_secretsmanager::Client::new(sdk);
+        put_secret(
+            &secrets,
+            &self.warehouse_secret_arn,
+            &self.kms_key_id,
+            database_url,
+        )
+        .await?;
+        self.warehouse_on = true;
+        Ok(())
     }
 
     /// Puts `token` as the destinations page's admin token.
@@ -318,6 +364,9 @@ impl Resources {
             ("EventsDLQ", self.events_dlq_url.clone()),
             ("SlackQueue", self.slack_queue_url.clone()),
             ("SlackDLQ", self.slack_dlq_url.clone()),
+            ("WarehouseQueue", self.warehouse_queue_url.clone()),
+            ("WarehouseDLQ", self.warehouse_dlq_url.clone()),
+            ("WarehouseSecret", self.warehouse_secret_arn.clone()),
             ("StackKey", self.kms_key_id.clone()),
             ("SlackTokenSecret", self.slack_token_secret_arn.clone()),
             ("SlackAppSecret", self.slack_app_secret_arn.clone()),
@@ -334,6 +383,7 @@ impl Resources {
             ("PipelineFunction", "PipelineFunction".to_owned()),
             ("SlackDeliveryFunction", "SlackDeliveryFunction".to_owned()),
             ("SlackConnectFunction", "SlackConnectFunction".to_owned()),
+            ("WarehouseFunction", "WarehouseFunction".to_owned()),
         ];
         let mut attributes = HashMap::new();
         for (id, table) in [
@@ -357,6 +407,8 @@ impl Resources {
             ("EventsDLQ", &self.events_dlq_url),
             ("SlackQueue", &self.slack_queue_url),
             ("SlackDLQ", &self.slack_dlq_url),
+            ("WarehouseQueue", &self.warehouse_queue_url),
+            ("WarehouseDLQ", &self.warehouse_dlq_url),
         ] {
             let name = queue_name(url);
             attributes.insert(
@@ -376,6 +428,10 @@ impl Resources {
                 // make dev's operations channel (template.yaml's default sends no notices).
                 ("OpsChannel".to_owned(), "#ingestlayer-ops".to_owned()),
                 ("SlackApiUrl".to_owned(), urls.slack_api_url.clone()),
+                (
+                    "Warehouse".to_owned(),
+                    if self.warehouse_on { "on" } else { "off" }.to_owned(),
+                ),
                 (
                     "SlackAuthorizeUrl".to_owned(),
                     urls.slack_authorize_url.clone(),

@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::time::Duration;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -172,19 +173,71 @@ where
     F: FnOnce(SqsEvent) -> Fut,
     Fut: Future<Output = Result<SqsBatchResponse>>,
 {
-    let messages = feed.receive().await?;
+    pump_batch_with(feed, Batching::default(), invoke).await
+}
+
+/// An event source mapping's `BatchSize` and `MaximumBatchingWindowInSeconds`.
+#[derive(Debug, Clone, Copy)]
+pub struct Batching {
+    pub size: usize,
+    pub window: Duration,
+}
+
+impl Default for Batching {
+    /// What a FIFO source allows: 10, no window.
+    fn default() -> Self {
+        Self {
+            size: 10,
+            window: Duration::ZERO,
+        }
+    }
+}
+
+/// [`pump_with`] gathering up to `batching.size` messages (10 a receive) for at most
+/// `batching.window` after the first, as Lambda's SQS poller does.
+pub async fn pump_batch_with<F, Fut>(feed: &QueueFeed, batching: Batching, invoke: F) -> Result<usize>
+where
+    F: FnOnce(SqsEvent) -> Fut,
+    Fut: Future<Output = Result<SqsBatchResponse>>,
+{
+    let mut messages = feed.receive().await?;
     if messages.is_empty() {
         return Ok(0);
     }
+    let deadline = tokio::time::Instant::now() + batching.window;
+    while messages.len() < batching.size && tokio::time::Instant::now() < deadline {
+        let more = QueueFeed {
+            wait_seconds: 0,
+            ..feed.clone()
+        }
+        .receive()
+        .await?;
+        if more.is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        messages.extend(more);
+    }
     let response = invoke(to_event(&messages)).await?;
-    feed.settle(&messages, &response).await?;
+    for chunk in messages.chunks(10) {
+        feed.settle(chunk, &response).await?;
+    }
     Ok(messages.len())
 }
 
 /// One invocation of a function's binary from `feed`, continuing the X-Ray trace of the
 /// batch's first message (its `AWSTraceHeader`), as Lambda's SQS event source does.
 pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Result<usize> {
-    pump_with(feed, |event| async move {
+    pump_function_batched(feed, function, Batching::default()).await
+}
+
+/// [`pump_function`] with an event source's batching (the warehouse's 100 messages and
+/// 5-second window).
+pub async fn pump_function_batched(
+    feed: &QueueFeed,
+    function: &LambdaFunction,
+    batching: Batching,
+) -> Result<usize> {
+    pump_batch_with(feed, batching, |event| async move {
         let trace = event
             .records
             .first()
@@ -205,6 +258,18 @@ pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Resul
 pub async fn pump_pipeline(feed: &QueueFeed, deps: &PipelineDeps) -> Result<usize> {
     pump_with(feed, |event| async move {
         Ok(ingestlayer::routing::handle(event, deps).await)
+    })
+    .await
+}
+
+/// One invocation of the warehouse handler (in process) from the warehouse queue.
+pub async fn pump_warehouse(
+    feed: &QueueFeed,
+    deps: &ingestlayer::warehouse::WarehouseDeps,
+    batching: Batching,
+) -> Result<usize> {
+    pump_batch_with(feed, batching, |event| async move {
+        Ok(ingestlayer::warehouse::handle(event, deps).await)
     })
     .await
 }

@@ -446,6 +446,10 @@ Resources:
             events_dlq_url: "http://q/1/stack-events-dlq".into(),
             slack_queue_url: "http://q/1/stack-slack.fifo".into(),
             slack_dlq_url: "http://q/1/stack-slack-dlq.fifo".into(),
+            warehouse_queue_url: "http://q/1/stack-warehouse".into(),
+            warehouse_dlq_url: "http://q/1/stack-warehouse-dlq".into(),
+            warehouse_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:warehouse".into(),
+            warehouse_on: true,
             kms_key_id: "key-1".into(),
             slack_token_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:bot".into(),
             link_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:link".into(),
@@ -471,6 +475,11 @@ Resources:
         assert_eq!(ingest["WEBHOOK_SECRET_PREFIX"], res.webhook_secret_prefix);
         let pipeline = t.function_env("PipelineFunction", &local).unwrap();
         assert_eq!(pipeline["PUBLIC_API_URL"], "http://127.0.0.1:3000");
+        assert_eq!(pipeline["WAREHOUSE"], "on");
+        assert_eq!(pipeline["WAREHOUSE_QUEUE_URL"], res.warehouse_queue_url);
+        let warehouse = t.function_env("WarehouseFunction", &local).unwrap();
+        assert_eq!(warehouse["WAREHOUSE_SECRET_ARN"], res.warehouse_secret_arn);
+        assert_eq!(warehouse["WAREHOUSE_DLQ_URL"], res.warehouse_dlq_url);
         let delivery = t.function_env("SlackDeliveryFunction", &local).unwrap();
         assert_eq!(delivery["SLACK_API_URL"], "http://standin/api");
         assert_eq!(

@@ -188,3 +188,39 @@ mod tests {
         assert!(trace_attribute(None).is_none(), "no trace, no attribute");
     }
 }
+
+/// Sets each message's visibility (receipt handle, seconds) so it comes back when it
+/// should; a change that fails leaves the queue's visibility timeout to bring it back.
+pub async fn hand_back(client: &aws_sdk_sqs::Client, queue_url: &str, later: &[(String, i32)]) {
+    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+    for chunk in later.chunks(MAX_BATCH_ENTRIES) {
+        let entries: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (handle, secs))| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .visibility_timeout(*secs)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let result = client
+            .change_message_visibility_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| Error::aws("changing the visibility of messages to retry", e));
+        match result {
+            Ok(out) if !out.failed.is_empty() => {
+                tracing::warn!(failed = out.failed.len(), "some visibility changes failed; those messages return after the queue's visibility timeout")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "visibility change failed; messages return after the queue's visibility timeout")
+            }
+            Ok(_) => {}
+        }
+    }
+}

@@ -56,7 +56,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use tracing::Instrument;
 
 use crate::config::DeliveryConfig;
@@ -240,37 +239,11 @@ fn peek_event_id(r: &SqsMessage) -> Option<String> {
 
 /// Sets each failed message's visibility so it comes back when it should.
 async fn hand_back(deps: &DeliveryDeps, later: &[(String, Duration)]) {
-    for chunk in later.chunks(10) {
-        let entries: Vec<_> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, (handle, d))| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .visibility_timeout(retry::visibility_secs(*d))
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let result = deps
-            .sqs
-            .change_message_visibility_batch()
-            .queue_url(&deps.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| Error::aws("changing the visibility of messages to retry", e));
-        match result {
-            Ok(out) if !out.failed.is_empty() => {
-                tracing::warn!(failed = out.failed.len(), "some visibility changes failed; those messages return after the queue's visibility timeout")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "visibility change failed; messages return after the queue's visibility timeout")
-            }
-            Ok(_) => {}
-        }
-    }
+    let later: Vec<(String, i32)> = later
+        .iter()
+        .map(|(handle, d)| (handle.clone(), retry::visibility_secs(*d)))
+        .collect();
+    crate::aws::sqs::hand_back(&deps.sqs, &deps.queue_url, &later).await;
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod enrich;
 pub mod filter;
 pub mod format;
+pub mod handoff;
 pub mod mutes;
 pub mod pipelines;
 pub mod render;
@@ -25,6 +26,7 @@ use crate::delivery::message::Delivery;
 use crate::event::Envelope;
 use crate::journey::{JourneyStore, Outcome, Record, Stage};
 use crate::routing::enrich::{DynamoEntities, EntityStore};
+use crate::routing::handoff::{Handoff, PipelineOutcome};
 use crate::routing::pipelines::MuteSpec;
 use crate::routing::pipelines::PipelineSet;
 use crate::routing::route::{route_traced, PairOutcome, Steps, Traced};
@@ -116,6 +118,9 @@ pub struct PipelineDeps {
     pub journey: Option<JourneyStore>,
     /// What stateful steps remember (`STATE_TABLE`).
     pub state: Option<DynamoState>,
+    /// Where every event goes on to the warehouse (`WAREHOUSE_QUEUE_URL`, when the stack's
+    /// `Warehouse` parameter is on).
+    pub warehouse_queue_url: Option<String>,
 }
 
 impl PipelineDeps {
@@ -155,6 +160,7 @@ impl PipelineDeps {
                 client: dynamo.clone(),
                 table: table.clone(),
             }),
+            warehouse_queue_url: cfg.warehouse_queue_url.clone(),
         }
     }
 }
@@ -293,6 +299,8 @@ async fn route_batch<S: EntityStore>(
     let mut outgoing: Vec<Outgoing> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
     let mut failed_event = vec![false; envelopes.len()];
+    // What each pipeline made of each event, for the warehouse.
+    let mut outcomes_of: Vec<Vec<PipelineOutcome>> = vec![Vec::new(); envelopes.len()];
     for (i, result) in results.into_iter().enumerate() {
         let envelope = &envelopes[i];
         match result {
@@ -328,6 +336,7 @@ async fn route_batch<S: EntityStore>(
             Ok(outcomes) => {
                 for traced in outcomes {
                     journey.push(pipeline_record(envelope, &traced, at_ms));
+                    outcomes_of[i].push(PipelineOutcome::of(&traced));
                     match traced.outcome {
                         PairOutcome::Filtered {
                             pipeline_id,
@@ -374,6 +383,9 @@ async fn route_batch<S: EntityStore>(
             }
         }
     }
+    if let Some(url) = &deps.warehouse_queue_url {
+        hand_to_warehouse(envelopes, outcomes_of, &mut failed_event, &mut journey, deps, url).await;
+    }
     crate::journey::metrics::observe(&journey);
     if let Some(store) = &deps.journey {
         store.write(journey).await;
@@ -386,6 +398,58 @@ async fn route_batch<S: EntityStore>(
         }
     }
     batch_response(failures)
+}
+
+/// Queues every event that is not being retried for the warehouse, with its pipelines'
+/// outcomes (events no pipeline listens to included). An event that could not be queued
+/// fails, so it is routed again (its Slack messages are deduplicated) and handed on then.
+async fn hand_to_warehouse(
+    envelopes: &[Envelope],
+    outcomes_of: Vec<Vec<PipelineOutcome>>,
+    failed_event: &mut [bool],
+    journey: &mut [Record],
+    deps: &PipelineDeps,
+    queue_url: &str,
+) {
+    let mut handoffs = Vec::new();
+    let mut owner = Vec::new();
+    for (i, pipelines) in outcomes_of.into_iter().enumerate() {
+        if !failed_event[i] {
+            handoffs.push(Handoff {
+                event: envelopes[i].clone(),
+                pipelines,
+            });
+            owner.push(i);
+        }
+    }
+    let packed = match crate::routing::handoff::messages(&handoffs) {
+        Ok(packed) => packed,
+        Err(e) => {
+            tracing::error!(error = %e, "could not encode events for the warehouse; they will be retried");
+            for &i in &owner {
+                failed_event[i] = true;
+            }
+            return;
+        }
+    };
+    let (messages, carried): (Vec<Outgoing>, Vec<Vec<usize>>) = packed.into_iter().unzip();
+    let sent = send_all(&deps.sqs, queue_url, &messages).await;
+    for (r, carried) in sent.iter().zip(&carried) {
+        let Err(e) = r else { continue };
+        for &i in carried.iter().map(|&k| &owner[k]) {
+            tracing::error!(event_id = %envelopes[i].id, error = %e, "could not queue the event for the warehouse; it will be retried");
+            failed_event[i] = true;
+            let id = envelopes[i].id.as_str();
+            for record in journey.iter_mut().filter(|j| j.event_id == id) {
+                if record.outcome != Outcome::Failed {
+                    record.outcome = Outcome::Failed;
+                    record.reason = Some(format!(
+                        "could not queue the event for the warehouse; it is retried: {e}"
+                    ));
+                }
+            }
+        }
+    }
 }
 
 /// The journey record of one (event, pipeline) pair: matched (and for which channels) or

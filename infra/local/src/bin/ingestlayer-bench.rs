@@ -261,6 +261,7 @@ async fn steps_bench(endpoint: &str, events: usize) -> Result<()> {
             link_ttl: ingestlayer::event_links::DEFAULT_TTL,
             journey: None,
             state_table: Some(res.state_table.clone()),
+            warehouse_queue_url: None,
         },
     )
     .await?;

@@ -134,6 +134,7 @@ impl Stack {
                 link_ttl: ingestlayer::event_links::DEFAULT_TTL,
                 journey: Some(journey_config(&res)),
                 state_table: Some(res.state_table.clone()),
+                warehouse_queue_url: None,
             },
         )
         .await
