@@ -28,4 +28,5 @@ mod path;
 mod promises;
 mod steps;
 mod template_ops;
+mod warehouse;
 mod webhooks;
