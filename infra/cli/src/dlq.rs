@@ -33,6 +33,7 @@ use crate::stack::{reach, Stack};
 pub enum Queue {
     Slack,
     Events,
+    Warehouse,
 }
 
 impl Queue {
@@ -40,6 +41,7 @@ impl Queue {
         match self {
             Queue::Slack => "slack",
             Queue::Events => "events",
+            Queue::Warehouse => "warehouse",
         }
     }
 
@@ -48,6 +50,7 @@ impl Queue {
         match self {
             Queue::Slack => ("SlackDLQUrl", "SlackQueueUrl"),
             Queue::Events => ("EventsDLQUrl", "EventsQueueUrl"),
+            Queue::Warehouse => ("WarehouseDLQUrl", "WarehouseQueueUrl"),
         }
     }
 }
@@ -59,8 +62,9 @@ impl std::str::FromStr for Queue {
         match s {
             "slack" => Ok(Queue::Slack),
             "events" => Ok(Queue::Events),
+            "warehouse" => Ok(Queue::Warehouse),
             other => Err(CliError::Usage(format!(
-                "{other:?}: the DLQs are `slack` and `events`"
+                "{other:?}: the DLQs are `slack`, `events` and `warehouse`"
             ))),
         }
     }
@@ -190,9 +194,14 @@ pub async fn list_events(sqs: &aws_sdk_sqs::Client, dlq_url: &str) -> Result<Vec
 
 fn dead_event(m: &Message) -> DeadEvent {
     let body: Option<Value> = m.body().and_then(|b| serde_json::from_str(b).ok());
+    // An events-queue message is an envelope; a warehouse message carries events
+    // (`{"events": [{"event": {...}}]}`), of which a parked one holds one.
     let field = |name: &str| {
         body.as_ref()
-            .and_then(|b| b.get(name))
+            .and_then(|b| {
+                b.get(name)
+                    .or_else(|| b.pointer(&format!("/events/0/event/{name}")))
+            })
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
@@ -396,7 +405,7 @@ pub async fn cmd_list(
 ) -> std::result::Result<(), CliError> {
     let sqs = stack.sqs();
     let mut doc = serde_json::Map::new();
-    for q in [Queue::Slack, Queue::Events] {
+    for q in [Queue::Slack, Queue::Events, Queue::Warehouse] {
         if queue.is_some_and(|only| only != q) {
             continue;
         }
@@ -406,7 +415,7 @@ pub async fn cmd_list(
                 let parked = list(&sqs, url).await.map_err(|e| stack.explain(e))?;
                 (json!(parked), parked.iter().map(parked_line).collect())
             }
-            Queue::Events => {
+            Queue::Events | Queue::Warehouse => {
                 let dead = list_events(&sqs, url).await.map_err(|e| stack.explain(e))?;
                 (json!(dead), dead.iter().map(dead_event_line).collect())
             }
@@ -438,7 +447,7 @@ pub async fn cmd_redrive(
     out: &mut dyn Write,
     as_json: bool,
 ) -> std::result::Result<(), CliError> {
-    if queue == Queue::Events && !filter.is_all() {
+    if queue != Queue::Slack && !filter.is_all() {
         return Err(CliError::Usage(
             "--channel and --team pick Slack messages; the events DLQ is redriven whole (drop them, or use --queue slack)".into(),
         ));
@@ -477,7 +486,7 @@ pub async fn cmd_redrive(
             )
             .await
         }
-        Queue::Events => redrive_events(&sqs, dlq_url, queue_url, how).await,
+        Queue::Events | Queue::Warehouse => redrive_events(&sqs, dlq_url, queue_url, how).await,
     };
     progress.finish();
     let r = result.map_err(|e| stack.explain(e))?;

@@ -18,4 +18,5 @@ pub mod progress;
 pub mod rows;
 pub mod stack;
 pub mod status;
+pub mod warehouse;
 pub mod webhooks;

@@ -14,7 +14,7 @@ use ingestlayer_cli::rows::EntityName;
 use ingestlayer_cli::stack::{Stack, Target};
 use ingestlayer_cli::{
     catalog, entities, events, explain, keys, mutes, pipeline_table, pipeline_test, pipelines,
-    progress, status, webhooks,
+    progress, status, warehouse, webhooks,
 };
 
 #[derive(Parser)]
@@ -57,7 +57,7 @@ enum Command {
         /// The event's id, as the API answered it.
         id: String,
     },
-    /// The four queues (depth, oldest message), paused channels and workspaces with their
+    /// The queues (depth, oldest message), paused channels and workspaces with their
     /// fix, and each channel's last error.
     Status,
     /// The dead-letter queues: what is parked and why; redrive after a fix.
@@ -78,6 +78,9 @@ enum Command {
     /// Mutes set with Slack's Mute button: list those in force, remove one.
     #[command(subcommand)]
     Mutes(MutesCommand),
+    /// The Postgres every routed event lands in: connect, migrate, status, backfill.
+    #[command(subcommand)]
+    Warehouse(WarehouseCommand),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +111,38 @@ enum EntitiesCommand {
     },
     /// One entity, e.g. `entities get user u_42`.
     Get { entity: String, key: String },
+}
+
+#[derive(Subcommand)]
+enum WarehouseCommand {
+    /// Check a connection string and put it in the stack's warehouse secret.
+    Connect {
+        /// postgres://user:password@host:5432/db (TLS is verified; ?sslmode=disable turns it off)
+        #[arg(long)]
+        url: String,
+        /// A PEM file of the CA that signed the database's certificate (RDS: Amazon's RDS CA bundle).
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// Bring the schema to this version's migrations.
+    Migrate(DatabaseArg),
+    /// Lag (the oldest unwritten event), parked events, rows per day, schema version.
+    Status(DatabaseArg),
+    /// Write the stored events received within --since that the warehouse lacks.
+    Backfill {
+        /// How far back: 7d, 36h… (the events table keeps events EventTtlDays).
+        #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+}
+
+#[derive(Args)]
+struct DatabaseArg {
+    /// The database (default: the stack's warehouse secret).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -505,6 +540,37 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Mutes(MutesCommand::Remove { pipeline, key }) => {
             mutes::remove(&stack(cli.target).await?, &pipeline, &key, out, json).await
+        }
+        Command::Warehouse(WarehouseCommand::Connect { url, ca }) => {
+            let ca_pem = match ca {
+                Some(path) => Some(std::fs::read_to_string(&path).map_err(|source| CliError::Io {
+                    what: "reading the CA file",
+                    path,
+                    source,
+                })?),
+                None => None,
+            };
+            warehouse::connect(&stack(cli.target).await?, &url, ca_pem, out, json).await
+        }
+        Command::Warehouse(WarehouseCommand::Migrate(db)) => {
+            warehouse::migrate(&stack(cli.target).await?, db.database_url.as_deref(), out, json).await
+        }
+        Command::Warehouse(WarehouseCommand::Status(db)) => {
+            warehouse::status(&stack(cli.target).await?, db.database_url.as_deref(), out, json).await
+        }
+        Command::Warehouse(WarehouseCommand::Backfill { since, database }) => {
+            let s = stack(cli.target).await?;
+            let progress = Progress::new("read", warehouse::stored_count(&s).await?, "events");
+            let done = warehouse::backfill(
+                &s,
+                database.database_url.as_deref(),
+                since,
+                time::OffsetDateTime::now_utc(),
+                &progress,
+            )
+            .await?;
+            warehouse::print_backfilled(&done, out, json);
+            Ok(())
         }
         Command::Events(EventsCommand::Get { id }) => {
             let s = stack(cli.target).await?;

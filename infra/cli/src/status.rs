@@ -21,11 +21,13 @@ use crate::error::CliError;
 use crate::stack::{reach, Stack, Target};
 
 /// The four queues: how operators name them and their stack outputs.
-pub const QUEUES: [(&str, &str); 4] = [
+pub const QUEUES: [(&str, &str); 6] = [
     ("events", "EventsQueueUrl"),
     ("events DLQ", "EventsDLQUrl"),
     ("slack", "SlackQueueUrl"),
     ("slack DLQ", "SlackDLQUrl"),
+    ("warehouse", "WarehouseQueueUrl"),
+    ("warehouse DLQ", "WarehouseDLQUrl"),
 ];
 
 /// How far back CloudWatch is asked for the age.

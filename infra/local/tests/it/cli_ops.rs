@@ -93,7 +93,7 @@ async fn status_and_dlq_show_a_paused_channel_with_its_hint_and_backlog_and_a_re
         "{status}"
     );
     assert_eq!(queue(&status, "events")["oldest"]["state"], "empty");
-    assert_eq!(status["queues"].as_array().unwrap().len(), 4);
+    assert_eq!(status["queues"].as_array().unwrap().len(), 6);
 
     let text = run(&s, &["status"]);
     assert_eq!(text.code, Some(0), "{}", text.stderr);

@@ -610,6 +610,8 @@ pub fn run_with(args: &[&str], endpoint: &str) -> Run {
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env_remove("INGESTLAYER_STACK")
         .env_remove("WEBHOOK_SECRET")
+        // The warehouse commands read the stack's secret unless told otherwise.
+        .env_remove("DATABASE_URL")
         .output()
         .unwrap();
     Run {

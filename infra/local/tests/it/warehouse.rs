@@ -18,7 +18,7 @@ use ingestlayer_local::functions::WAREHOUSE_BATCHING;
 use ingestlayer_local::runner::{pump_function_batched, pump_warehouse, to_event, Batching, QueueFeed};
 use serde_json::{json, Value};
 
-use crate::harness::Stack;
+use crate::harness::{registered, run, Stack};
 
 /// The server `make test` started.
 fn server_url() -> String {
@@ -532,4 +532,76 @@ async fn tls_is_verified_against_the_ca_and_refused_without_it() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not valid for name"), "{e}");
+}
+
+#[tokio::test]
+async fn the_cli_backfills_once_shows_status_and_migrates() {
+    let (url, target) = fresh_database(&server_url()).await;
+    let mut s = registered().await;
+    // Events stored before the warehouse was on: the pipeline hands nothing on.
+    let events: Vec<Value> = (0..40)
+        .map(|i| json!({"name": "feature.used", "data": {"user_id": "u_99", "feature": "webhook", "count": i, "plan": "team"}}))
+        .collect();
+    post_all(&s, &events).await;
+    route_all(&s).await;
+    s.res.connect_warehouse(&s.sdk, &url).await.unwrap();
+
+    let first = run(&s, &["--json", "warehouse", "backfill", "--since", "1d"]);
+    assert_eq!(first.code, Some(0), "{}", first.stderr);
+    let first = first.json();
+    assert_eq!((first["in_window"].as_u64(), first["inserted"].as_u64()), (Some(40), Some(40)));
+    // Again: nothing twice.
+    let again = run(&s, &["--json", "warehouse", "backfill", "--since", "1d"]).json();
+    assert_eq!(
+        (again["inserted"].as_u64(), again["already_there"].as_u64()),
+        (Some(0), Some(40))
+    );
+    let db = target.connect().await.unwrap();
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM events WHERE account_id = 'initech' AND plan = 'team'").await,
+        40
+    );
+
+    let status = run(&s, &["--json", "warehouse", "status"]);
+    assert_eq!(status.code, Some(0), "{}", status.stderr);
+    let status = status.json();
+    assert_eq!(status["schema_version"].as_i64(), Some(i64::from(postgres::latest_version())));
+    assert_eq!(status["rows_per_day"][0]["rows"].as_i64(), Some(40));
+    assert_eq!(status["dlq"]["depth"].as_u64(), Some(0));
+    let text = run(&s, &["warehouse", "status"]).stdout;
+    assert!(text.contains("lag         none: every event is written"), "{text}");
+
+    let migrate = run(&s, &["--json", "warehouse", "migrate"]).json();
+    assert_eq!(migrate["from"], migrate["to"]);
+    let listed = run(&s, &["dlq", "list", "--queue", "warehouse"]);
+    assert!(listed.stdout.contains("warehouse DLQ: nothing parked"), "{}", listed.stdout);
+    // A connection string that is not one is refused before it is stored.
+    let bad = run(&s, &["warehouse", "connect", "--url", "mysql://h/d"]);
+    assert_ne!(bad.code, Some(0));
+    assert!(bad.stderr.contains("scheme is mysql"), "{}", bad.stderr);
+}
+
+/// events/warehouse-sqs.json (for `sam local invoke WarehouseFunction -e …`) is what the
+/// pipeline hands on, and the warehouse writes it.
+#[tokio::test]
+async fn the_warehouse_sqs_file_is_written() {
+    let (url, target) = fresh_database(&server_url()).await;
+    let (_s, deps, _feed) = warehouse_stack(&url).await;
+    let path = repo().join("events/warehouse-sqs.json");
+    let event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let response = wh::handle(event, &deps).await;
+    assert!(response.batch_item_failures.is_empty());
+    let db = target.connect().await.unwrap();
+    let rows = db
+        .query("SELECT account_id, pipelines -> 0 ->> 'outcome' FROM events ORDER BY id", &[])
+        .await
+        .unwrap();
+    let got: Vec<(Option<String>, Option<String>)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some("acme".into()), Some("filtered".into())),
+            (Some("globex".into()), Some("routed".into())),
+        ]
+    );
 }
