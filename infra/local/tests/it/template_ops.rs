@@ -122,6 +122,30 @@ fn either_dlq_not_empty_and_an_old_slack_backlog_raise_alarms() {
 }
 
 #[test]
+fn the_warehouse_dlq_and_its_lag_raise_alarms() {
+    let t = template();
+    let dlq = alarm_on(
+        &t,
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        "WarehouseDLQ",
+    )
+    .expect("no alarm on the warehouse DLQ");
+    assert_eq!(dlq["Threshold"].as_u64(), Some(0));
+    let lag = alarm_on(
+        &t,
+        "ApproximateAgeOfOldestMessage",
+        "QueueName",
+        "WarehouseQueue",
+    )
+    .expect("no alarm on the warehouse's oldest unwritten event");
+    assert_eq!(
+        ref_name(&lag["Threshold"]).as_deref(),
+        Some("WarehouseLagAlarmSeconds")
+    );
+}
+
+#[test]
 fn every_function_alarms_on_errors_and_throttles() {
     let t = template();
     let functions: Vec<String> = t["Resources"]
@@ -131,7 +155,7 @@ fn every_function_alarms_on_errors_and_throttles() {
         .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|(k, _)| k.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(functions.len(), 4);
+    assert_eq!(functions.len(), 5);
     for f in &functions {
         for metric in ["Errors", "Throttles"] {
             assert!(
@@ -204,6 +228,9 @@ fn the_dashboard_shows_every_queue_and_function() {
         "SlackQueue",
         "EventsDLQ",
         "SlackDLQ",
+        "WarehouseQueue",
+        "WarehouseDLQ",
+        "WarehouseFunction",
         "IngestFunction",
         "PipelineFunction",
         "SlackDeliveryFunction",
