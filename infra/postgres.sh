@@ -153,7 +153,7 @@ start_postgres() { # PORT NAME
   DATABASE_URL="$(sed -n 's/^DATABASE_URL=//p' <<<"$out")"
   PG_PID_DATA="$(sed -n 's/^PGDATA=//p' <<<"$out")"
   export DATABASE_URL
-  echo "postgres: Postgres $("$(pg_bin)/postgres" --version | awk '{print $NF}') on 127.0.0.1:$(cat "$PG_PID_DATA/port") (data in $PG_PID_DATA, TLS with the CA in $PG_PID_DATA/tls/ca.pem)"
+  echo "postgres: Postgres $("$(pg_bin)/postgres" --version | awk '{print $3}') on 127.0.0.1:$(cat "$PG_PID_DATA/port") (data in $PG_PID_DATA, TLS with the CA in $PG_PID_DATA/tls/ca.pem)"
 }
 
 stop_postgres() {

@@ -1,11 +1,11 @@
 //! The warehouse Lambda: batches of the warehouse queue into the user's Postgres, with
 //! partial batch failures.
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use ingestlayer::config::{aws, init_tracing, WarehouseConfig};
 use ingestlayer::warehouse::{handle, WarehouseDeps};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use metrics_cloudwatch_embedded::lambda::service::run;
-use aws_lambda_events::event::sqs::SqsEvent;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -174,21 +174,6 @@ pub fn batch_response(failures: Vec<String>) -> aws_lambda_events::event::sqs::S
     r
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_trace_header_rides_as_the_aws_trace_header_system_attribute() {
-        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-        let attrs = trace_attribute(Some(header)).unwrap();
-        let value = &attrs[&MessageSystemAttributeNameForSends::AwsTraceHeader];
-        assert_eq!(value.string_value(), Some(header));
-        assert_eq!(value.data_type(), "String");
-        assert!(trace_attribute(None).is_none(), "no trace, no attribute");
-    }
-}
-
 /// Sets each message's visibility (receipt handle, seconds) so it comes back when it
 /// should; a change that fails leaves the queue's visibility timeout to bring it back.
 pub async fn hand_back(client: &aws_sdk_sqs::Client, queue_url: &str, later: &[(String, i32)]) {
@@ -222,5 +207,20 @@ pub async fn hand_back(client: &aws_sdk_sqs::Client, queue_url: &str, later: &[(
             }
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_header_rides_as_the_aws_trace_header_system_attribute() {
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let attrs = trace_attribute(Some(header)).unwrap();
+        let value = &attrs[&MessageSystemAttributeNameForSends::AwsTraceHeader];
+        assert_eq!(value.string_value(), Some(header));
+        assert_eq!(value.data_type(), "String");
+        assert!(trace_attribute(None).is_none(), "no trace, no attribute");
     }
 }

@@ -133,7 +133,9 @@ mod tests {
         assert_eq!(batch.events, small);
         assert_eq!(packed[0].1, (0..10).collect::<Vec<_>>());
 
-        let big: Vec<Handoff> = (0..10).map(|i| handoff(&format!("b{i}"), 250 * 1024)).collect();
+        let big: Vec<Handoff> = (0..10)
+            .map(|i| handoff(&format!("b{i}"), 250 * 1024))
+            .collect();
         let packed = messages(&big).unwrap();
         assert_eq!(packed.len(), 4, "three 250 KiB events fit a message");
         let mut seen = Vec::new();

@@ -384,7 +384,15 @@ async fn route_batch<S: EntityStore>(
         }
     }
     if let Some(url) = &deps.warehouse_queue_url {
-        hand_to_warehouse(envelopes, outcomes_of, &mut failed_event, &mut journey, deps, url).await;
+        hand_to_warehouse(
+            envelopes,
+            outcomes_of,
+            &mut failed_event,
+            &mut journey,
+            deps,
+            url,
+        )
+        .await;
     }
     crate::journey::metrics::observe(&journey);
     if let Some(store) = &deps.journey {

@@ -63,8 +63,12 @@ impl WarehouseDeps {
         .await?;
         let deps = Self::with_target(sdk, cfg, Target::from_secret(&secret)?);
         match deps.db.ready().await {
-            Ok(version) => tracing::info!(database = %deps.db.target.describe, version, "warehouse ready"),
-            Err(e) => tracing::warn!(error = %e, "the warehouse database is not reachable yet; batches are retried until it is"),
+            Ok(version) => {
+                tracing::info!(database = %deps.db.target.describe, version, "warehouse ready")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the warehouse database is not reachable yet; batches are retried until it is")
+            }
         }
         Ok(deps)
     }
@@ -116,7 +120,8 @@ pub async fn handle_with<S: EntityStore>(
             })),
             Some(Err(e)) => {
                 let reason = format!("not a warehouse message: {e}");
-                failed[m] = !park(deps, record.body.clone().unwrap_or_default(), None, &reason).await;
+                failed[m] =
+                    !park(deps, record.body.clone().unwrap_or_default(), None, &reason).await;
             }
             None => {
                 failed[m] = !park(deps, String::new(), None, "a message without a body").await;
@@ -131,7 +136,13 @@ pub async fn handle_with<S: EntityStore>(
         };
         match written {
             Ok(w) => {
-                tracing::info!(events = carried.len(), inserted = w.inserted, already_there = carried.len() as u64 - w.inserted - w.refused.len() as u64, refused = w.refused.len(), "batch written");
+                tracing::info!(
+                    events = carried.len(),
+                    inserted = w.inserted,
+                    already_there = carried.len() as u64 - w.inserted - w.refused.len() as u64,
+                    refused = w.refused.len(),
+                    "batch written"
+                );
                 for (i, reason) in &w.refused {
                     let c = &carried[*i];
                     let body = serde_json::to_string(&HandoffBatch {
@@ -335,9 +346,18 @@ mod tests {
     fn store() -> Entities {
         let obj = |v: Value| v.as_object().unwrap().clone();
         Entities(HashMap::from([
-            ("user#u_42".into(), obj(json!({"pk": "user#u_42", "account": "acme", "plan": "pro"}))),
-            ("user#u_7".into(), obj(json!({"pk": "user#u_7", "account": "globex"}))),
-            ("account#globex".into(), obj(json!({"pk": "account#globex", "plan": "free"}))),
+            (
+                "user#u_42".into(),
+                obj(json!({"pk": "user#u_42", "account": "acme", "plan": "pro"})),
+            ),
+            (
+                "user#u_7".into(),
+                obj(json!({"pk": "user#u_7", "account": "globex"})),
+            ),
+            (
+                "account#globex".into(),
+                obj(json!({"pk": "account#globex", "plan": "free"})),
+            ),
         ]))
     }
 
@@ -354,7 +374,13 @@ mod tests {
         let rows = rows(&refs, &store()).await.unwrap();
         let got: Vec<(Option<&str>, Option<&str>, Option<&str>)> = rows
             .iter()
-            .map(|r| (r.user_id.as_deref(), r.account_id.as_deref(), r.plan.as_deref()))
+            .map(|r| {
+                (
+                    r.user_id.as_deref(),
+                    r.account_id.as_deref(),
+                    r.plan.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
@@ -375,7 +401,8 @@ mod tests {
     fn retries_back_off_to_a_quarter_hour() {
         let at = |n: usize| {
             let mut r = SqsMessage::default();
-            r.attributes.insert("ApproximateReceiveCount".into(), n.to_string());
+            r.attributes
+                .insert("ApproximateReceiveCount".into(), n.to_string());
             hand_back_after(&r).1
         };
         assert!((1..=3).contains(&at(1)));

@@ -69,7 +69,9 @@ impl Target {
             let stored: Stored = serde_json::from_str(value).map_err(|e| {
                 Error::invalid(
                     "the warehouse secret",
-                    format!("it is JSON but not {{\"url\": \"postgres://…\", \"ca_pem\": \"…\"}}: {e}"),
+                    format!(
+                        "it is JSON but not {{\"url\": \"postgres://…\", \"ca_pem\": \"…\"}}: {e}"
+                    ),
                 )
             })?;
             Self::parse(&stored.url, stored.ca_pem.as_deref())
@@ -89,8 +91,8 @@ impl Target {
                     .into(),
             ));
         }
-        let mut parsed = url::Url::parse(url)
-            .map_err(|e| bad(format!("it is not a postgres:// URL ({e})")))?;
+        let mut parsed =
+            url::Url::parse(url).map_err(|e| bad(format!("it is not a postgres:// URL ({e})")))?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
             return Err(bad(format!(
                 "its scheme is {}, not postgres://",
@@ -115,16 +117,15 @@ impl Target {
             .collect();
         // Percent-encoded as libpq reads it (`+` would stay a plus, not a space).
         let enc = |v: &str| {
-            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
+            percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC).to_string()
         };
         let query: Vec<String> = kept
             .iter()
             .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
             .collect();
         parsed.set_query((!query.is_empty()).then(|| query.join("&")).as_deref());
-        let mut config = tokio_postgres::Config::from_str(parsed.as_str())
-            .map_err(|e| bad(e.to_string()))?;
+        let mut config =
+            tokio_postgres::Config::from_str(parsed.as_str()).map_err(|e| bad(e.to_string()))?;
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("ingestlayer-warehouse");
         let tls = match mode.as_deref() {
@@ -227,9 +228,10 @@ fn tls_config(ca_pem: Option<&str>) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_pem {
         Some(pem) => {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|e| Error::invalid("the warehouse CA certificate", e.to_string()))?;
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| Error::invalid("the warehouse CA certificate", e.to_string()))?;
             if certs.is_empty() {
                 return Err(Error::invalid(
                     "the warehouse CA certificate",
@@ -405,7 +407,8 @@ impl Warehouse {
             tracing::info!(database = %self.target.describe, version, "warehouse connected");
             *slot = Some(client);
         }
-        slot.as_mut().ok_or_else(|| Error::reason("no warehouse connection"))
+        slot.as_mut()
+            .ok_or_else(|| Error::reason("no warehouse connection"))
     }
 
     /// Writes `rows` (see the module's opening comment). `Err` when the database could not
@@ -569,7 +572,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no PEM certificate"), "{e}");
-        let e = Target::from_secret("{\"uri\": \"x\"}").unwrap_err().to_string();
+        let e = Target::from_secret("{\"uri\": \"x\"}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not {\"url\""), "{e}");
     }
 
@@ -581,10 +586,7 @@ mod tests {
         .unwrap();
         assert!(t.tls.is_none());
         assert_eq!(t.describe, "h:5432/d (no TLS)");
-        assert_eq!(
-            t.config.get_options(),
-            Some("-c statement_timeout=5000")
-        );
+        assert_eq!(t.config.get_options(), Some("-c statement_timeout=5000"));
     }
 
     #[test]
@@ -600,7 +602,11 @@ mod tests {
     #[test]
     fn migrations_are_versioned_in_order() {
         let runner = embedded::migrations::runner();
-        let versions: Vec<i32> = runner.get_migrations().iter().map(|m| m.version()).collect();
+        let versions: Vec<i32> = runner
+            .get_migrations()
+            .iter()
+            .map(|m| m.version())
+            .collect();
         assert_eq!(versions, (1..=latest_version()).collect::<Vec<_>>());
         assert!(latest_version() >= 2);
     }

@@ -49,7 +49,10 @@ fn newest_mtime(dir: &Path) -> SystemTime {
         let name = entry.file_name();
         if path.is_dir() && name != "tests" && name != "target" {
             newest = newest.max(newest_mtime(&path));
-        } else if path.extension().is_some_and(|e| e == "rs" || e == "toml" || e == "sql") {
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "rs" || e == "toml" || e == "sql")
+        {
             if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
                 newest = newest.max(m);
             }
