@@ -543,20 +543,36 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }
         Command::Warehouse(WarehouseCommand::Connect { url, ca }) => {
             let ca_pem = match ca {
-                Some(path) => Some(std::fs::read_to_string(&path).map_err(|source| CliError::Io {
-                    what: "reading the CA file",
-                    path,
-                    source,
-                })?),
+                Some(path) => {
+                    Some(
+                        std::fs::read_to_string(&path).map_err(|source| CliError::Io {
+                            what: "reading the CA file",
+                            path,
+                            source,
+                        })?,
+                    )
+                }
                 None => None,
             };
             warehouse::connect(&stack(cli.target).await?, &url, ca_pem, out, json).await
         }
         Command::Warehouse(WarehouseCommand::Migrate(db)) => {
-            warehouse::migrate(&stack(cli.target).await?, db.database_url.as_deref(), out, json).await
+            warehouse::migrate(
+                &stack(cli.target).await?,
+                db.database_url.as_deref(),
+                out,
+                json,
+            )
+            .await
         }
         Command::Warehouse(WarehouseCommand::Status(db)) => {
-            warehouse::status(&stack(cli.target).await?, db.database_url.as_deref(), out, json).await
+            warehouse::status(
+                &stack(cli.target).await?,
+                db.database_url.as_deref(),
+                out,
+                json,
+            )
+            .await
         }
         Command::Warehouse(WarehouseCommand::Backfill { since, database }) => {
             let s = stack(cli.target).await?;

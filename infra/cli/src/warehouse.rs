@@ -69,7 +69,11 @@ pub async fn connect(
     let reached = match target.connect().await {
         Ok(mut client) => Some(postgres::migrate(&mut client, None).await?),
         Err(e) => {
-            writeln!(out, "note: {e}; stored anyway (the function reaches the database from the stack's VPC)").ok();
+            writeln!(
+                out,
+                "note: {e}; stored anyway (the function reaches the database from the stack's VPC)"
+            )
+            .ok();
             None
         }
     };
@@ -80,9 +84,16 @@ pub async fn connect(
         .secret_string(value)
         .send()
         .await
-        .map_err(|e| ingestlayer::error::Error::aws("storing the warehouse connection string", e))?;
+        .map_err(|e| {
+            ingestlayer::error::Error::aws("storing the warehouse connection string", e)
+        })?;
     if as_json {
-        writeln!(out, "{}", json!({"database": target.describe, "schema_version": reached})).ok();
+        writeln!(
+            out,
+            "{}",
+            json!({"database": target.describe, "schema_version": reached})
+        )
+        .ok();
     } else {
         writeln!(out, "warehouse: {} stored in {arn}", target.describe).ok();
         if let Some(v) = reached {
@@ -105,11 +116,26 @@ pub async fn migrate(
     let before = postgres::schema_version(&client).await?;
     let after = postgres::migrate(&mut client, None).await?;
     if as_json {
-        writeln!(out, "{}", json!({"database": target.describe, "from": before, "to": after})).ok();
+        writeln!(
+            out,
+            "{}",
+            json!({"database": target.describe, "from": before, "to": after})
+        )
+        .ok();
     } else if before == after {
-        writeln!(out, "{}: schema at version {after}, nothing to do", target.describe).ok();
+        writeln!(
+            out,
+            "{}: schema at version {after}, nothing to do",
+            target.describe
+        )
+        .ok();
     } else {
-        writeln!(out, "{}: schema migrated from version {before} to {after}", target.describe).ok();
+        writeln!(
+            out,
+            "{}: schema migrated from version {before} to {after}",
+            target.describe
+        )
+        .ok();
     }
     Ok(())
 }
@@ -149,7 +175,13 @@ pub async fn status(
             )
             .await
             .map_err(|e| query_error("reading the newest row", &e))?;
-        (days, Some((newest.get::<_, Option<String>>(0), newest.get::<_, Option<String>>(1))))
+        (
+            days,
+            Some((
+                newest.get::<_, Option<String>>(0),
+                newest.get::<_, Option<String>>(1),
+            )),
+        )
     };
     let lag = waiting.as_ref().map(|q| match &q.oldest {
         status::Age::Empty => "none: every event is written".to_owned(),
@@ -184,7 +216,11 @@ pub async fn status(
         out,
         "schema      version {version} of {}{}",
         postgres::latest_version(),
-        if version < postgres::latest_version() { " (run `ingestlayer warehouse migrate`)" } else { "" }
+        if version < postgres::latest_version() {
+            " (run `ingestlayer warehouse migrate`)"
+        } else {
+            ""
+        }
     )
     .ok();
     if let Some(lag) = &lag {
@@ -195,7 +231,11 @@ pub async fn status(
             out,
             "parked      {}{}",
             p.depth,
-            if p.depth > 0 { " (ingestlayer dlq list --queue warehouse)" } else { "" }
+            if p.depth > 0 {
+                " (ingestlayer dlq list --queue warehouse)"
+            } else {
+                ""
+            }
         )
         .ok();
     }
@@ -267,7 +307,8 @@ pub async fn backfill(
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| ingestlayer::error::Error::aws("reading the events table", e))?;
+        let page =
+            page.map_err(|e| ingestlayer::error::Error::aws("reading the events table", e))?;
         for item in page.items() {
             done.scanned += 1;
             progress.inc(1);
@@ -289,7 +330,11 @@ pub async fn backfill(
 /// The stored event of an events-table item, when it was received at or after `from_ms`
 /// and has not expired.
 fn stored(item: &HashMap<String, AttributeValue>, from_ms: i64, now_s: i64) -> Option<Handoff> {
-    let number = |k: &str| item.get(k).and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<i64>().ok());
+    let number = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
     if number("received_ms").unwrap_or(0) < from_ms {
         return None;
     }
@@ -333,11 +378,7 @@ pub async fn stored_count(stack: &Stack) -> Result<u64, CliError> {
         .send()
         .await
         .map_err(|e| ingestlayer::error::Error::aws("describing the events table", e))?;
-    Ok(out
-        .table()
-        .and_then(|t| t.item_count())
-        .unwrap_or(0)
-        .max(0) as u64)
+    Ok(out.table().and_then(|t| t.item_count()).unwrap_or(0).max(0) as u64)
 }
 
 /// Prints a backfill's outcome.
@@ -360,4 +401,3 @@ pub fn print_backfilled(b: &Backfilled, out: &mut dyn Write, as_json: bool) {
         writeln!(out, "  refused {id}: {why}").ok();
     }
 }
-

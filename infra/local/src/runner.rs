@@ -8,9 +8,9 @@
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::time::Duration;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
@@ -195,7 +195,11 @@ impl Default for Batching {
 
 /// [`pump_with`] gathering up to `batching.size` messages (10 a receive) for at most
 /// `batching.window` after the first, as Lambda's SQS poller does.
-pub async fn pump_batch_with<F, Fut>(feed: &QueueFeed, batching: Batching, invoke: F) -> Result<usize>
+pub async fn pump_batch_with<F, Fut>(
+    feed: &QueueFeed,
+    batching: Batching,
+    invoke: F,
+) -> Result<usize>
 where
     F: FnOnce(SqsEvent) -> Fut,
     Fut: Future<Output = Result<SqsBatchResponse>>,
