@@ -232,7 +232,6 @@ async fn bench(cli: Cli) -> Result<()> {
 /// handler's own work; the emulator runs in another process).
 async fn steps_bench(endpoint: &str, events: usize) -> Result<()> {
     use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-    use ingestlayer::config::PipelineConfig;
     use ingestlayer::event::incoming::parse_incoming;
     use ingestlayer::event::Envelope;
     use ingestlayer::routing::PipelineDeps;
@@ -275,22 +274,7 @@ async fn steps_bench(endpoint: &str, events: usize) -> Result<()> {
         )
         .await?;
     }
-    let deps = PipelineDeps::load(
-        &sdk,
-        &PipelineConfig {
-            pipelines_table: res.pipelines_table.clone(),
-            entities_table: res.entities_table.clone(),
-            slack_queue_url: res.slack_queue_url.clone(),
-            cache_ttl: Duration::from_secs(3600),
-            public_api_url: None,
-            link_secret_arn: None,
-            link_ttl: ingestlayer::event_links::DEFAULT_TTL,
-            journey: None,
-            state_table: Some(res.state_table.clone()),
-            warehouse_queue_url: None,
-        },
-    )
-    .await?;
+    let deps = PipelineDeps::load(&sdk, &bench_pipeline_config(&res, false)).await?;
     let batch = |case: usize, from: usize, n: usize| {
         let mut event = SqsEvent::default();
         event.records = (from..from + n)
@@ -1032,7 +1016,7 @@ async fn warehouse_requests(
     events: usize,
     dbs: &mut Databases,
 ) -> Result<RequestsFigure> {
-    use ingestlayer::config::{PipelineConfig, WarehouseConfig};
+    use ingestlayer::config::WarehouseConfig;
     use ingestlayer::routing::PipelineDeps;
     use ingestlayer::warehouse::WarehouseDeps;
     use ingestlayer_local::functions::WAREHOUSE_BATCHING;
@@ -1055,22 +1039,7 @@ async fn warehouse_requests(
     }
     let (url, target) = dbs.fresh().await?;
     res.connect_warehouse(&sdk, &url).await?;
-    let mut pipeline = PipelineDeps::load(
-        &sdk,
-        &PipelineConfig {
-            pipelines_table: res.pipelines_table.clone(),
-            entities_table: res.entities_table.clone(),
-            slack_queue_url: res.slack_queue_url.clone(),
-            cache_ttl: Duration::from_secs(3600),
-            public_api_url: None,
-            link_secret_arn: None,
-            link_ttl: ingestlayer::event_links::DEFAULT_TTL,
-            journey: None,
-            state_table: Some(res.state_table.clone()),
-            warehouse_queue_url: Some(res.warehouse_queue_url.clone()),
-        },
-    )
-    .await?;
+    let mut pipeline = PipelineDeps::load(&sdk, &bench_pipeline_config(&res, true)).await?;
     let warehouse = WarehouseDeps::load(
         &sdk,
         &WarehouseConfig {
@@ -1375,5 +1344,22 @@ fn stored_all(
         )),
         Some(Err(e)) => Err(Error::invalid("storing events", Some(e.into()))),
         None => Ok(()),
+    }
+}
+
+/// The pipeline function's configuration in the bench: the stack's tables, no links, no
+/// journey, pipelines loaded once; with or without the warehouse's handoff.
+fn bench_pipeline_config(res: &Resources, warehouse: bool) -> ingestlayer::config::PipelineConfig {
+    ingestlayer::config::PipelineConfig {
+        pipelines_table: res.pipelines_table.clone(),
+        entities_table: res.entities_table.clone(),
+        slack_queue_url: res.slack_queue_url.clone(),
+        cache_ttl: Duration::from_secs(3600),
+        public_api_url: None,
+        link_secret_arn: None,
+        link_ttl: ingestlayer::event_links::DEFAULT_TTL,
+        journey: None,
+        state_table: Some(res.state_table.clone()),
+        warehouse_queue_url: warehouse.then(|| res.warehouse_queue_url.clone()),
     }
 }
