@@ -11,24 +11,39 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# Each phase's time goes in the summary at the end, so a slow CI run says where it went.
+PHASES=()
+phase_start=$SECONDS
+phase_name="tools (infra/tools.sh)"
+phase() {
+  PHASES+=("$(printf '%5ds  %s' $((SECONDS - phase_start)) "$phase_name")")
+  phase_start=$SECONDS
+  phase_name="$1"
+  echo "== $1"
+}
+phase_summary() {
+  phase "done"
+  echo "== time per phase (${SECONDS}s in all)"
+  printf '%s\n' "${PHASES[@]}"
+}
 bash infra/tools.sh all
 # shellcheck source=infra/emulator.sh
 source infra/emulator.sh
 # shellcheck source=infra/cargo-target.sh
 source infra/cargo-target.sh
 
-echo "== scripts and tests find cargo's output through its target directory"
+phase "scripts and tests find cargo's output through its target directory"
 # A path hard-coded under target/ breaks under CARGO_TARGET_DIR.
 if git grep -nE 'target/(debug|release|lambda)\b' -- '*.sh' '*.mjs' '*.js' '*.py' '*.rs' '*.toml' Makefile '.ci/*'; then
   echo "make test: the lines above hard-code a target/ path; use cargo_target_dir (infra/cargo-target.sh), cargo metadata or CARGO_BIN_EXE_*" >&2
   exit 1
 fi
 
-echo "== the import graph: no circles, no arrow up (infra/check-imports.py)"
+phase "the import graph: no circles, no arrow up (infra/check-imports.py)"
 python3 infra/check-imports.py
-echo "== cargo fmt --check"
+phase "cargo fmt --check"
 cargo fmt --all --check
-echo "== cargo clippy"
+phase "cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 unset AWS_ENDPOINT_URL
@@ -43,15 +58,15 @@ test_pg_down() {
 }
 trap 'stop_emulator; test_pg_down' EXIT
 start_postgres 0 "test-$$"
-echo "== cargo build (the functions' binaries, which the end-to-end tests run)"
+phase "cargo build (the functions' binaries, which the end-to-end tests run)"
 # --all-targets resolves features as cargo test does, so the test build below reuses it.
 cargo build --workspace --all-targets --quiet
-echo "== cargo test"
+phase "cargo test"
 # The end-to-end tests mostly wait on I/O (the emulator, the stand-in, SQS visibility
 # timeouts), so they run four at a time on two cores.
 cargo test --workspace -- --test-threads 4
 
-echo "== browser end-to-end (infra/e2e: the destinations page in headless Chromium)"
+phase "browser end-to-end (infra/e2e: the destinations page in headless Chromium)"
 # Drives ingestlayer-local against the emulator above. Needs Node.js >= 20 and
 # /usr/bin/chromium (.ci/run installs it); playwright-core never downloads a browser.
 # cargo test above built ingestlayer-local (with the workspace's unified features); a
@@ -67,24 +82,25 @@ if ! cmp -s "$E2E/package-lock.json" "$E2E/node_modules/.ci-lock"; then
 fi
 (cd "$E2E" && node --test --test-reporter=spec)
 
-echo "== webhook interoperability (infra/webhooks: the providers' own signing libraries)"
+phase "webhook interoperability (infra/webhooks: the providers' own signing libraries)"
 bash infra/webhooks/test.sh
 
-echo "== TypeScript SDK (sdk/typescript: build, generated types current, node --test, type tests)"
+phase "TypeScript SDK (sdk/typescript: build, generated types current, node --test, type tests)"
 bash sdk/typescript/test.sh
 
-echo "== OpenAPI contract (openapi.yaml: validated, then a bounded schemathesis run)"
+phase "OpenAPI contract (openapi.yaml: validated, then a bounded schemathesis run)"
 bash infra/contract/run.sh
 
-echo "== make dev (infra/dev-test.sh: busy ports, PORT honoured by make webhook, plain logs)"
+phase "make dev (infra/dev-test.sh: busy ports, PORT honoured by make webhook, plain logs)"
 bash infra/dev-test.sh
 stop_emulator
 test_pg_down
 
-echo "== template checks"
+phase "template checks"
 # make test proves that the deploy path builds; thin LTO and optimisation only change the
 # size and speed of the shipped binaries, so they are skipped here, which halves the cold
 # arm64 build CI pays (`make sam-build` builds exactly as deployed).
 CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
   bash infra/template-check.sh
+phase_summary
 echo "make test: all green"

@@ -1,6 +1,6 @@
 //! The warehouse database: a Postgres the user brings, reached over TLS that is verified by
 //! default, its schema kept by versioned migrations (refinery, `migrations/` beside this
-//! crate), and rows written a batch at a time in one statement.
+//! crate), and rows written a batch at a time with COPY.
 //!
 //! **Connection strings.** The secret holds a `postgres://` URL, or JSON
 //! `{"url": "postgres://…", "ca_pem": "-----BEGIN CERTIFICATE-----…"}` for a database whose
@@ -11,9 +11,12 @@
 //! `verify-ca`, `verify-full`, `prefer`) means verified TLS here. libpq's `require` does not
 //! verify; ours does.
 //!
-//! **Writes.** A batch is one `INSERT … SELECT FROM unnest(…) ON CONFLICT (id, received_at)
-//! DO NOTHING`: one round trip for the whole batch, and a row already there (a redelivered
-//! message, a backfill) is skipped. An event's `received_at` never changes, so `(id,
+//! **Writes.** A batch is one binary `COPY` straight into `events`, which writes all of it
+//! or nothing. When a row of it is there already (a redelivered message, a backfill), the
+//! batch is staged instead: `COPY` into a session's temporary table, then one `INSERT …
+//! SELECT … ON CONFLICT (id, received_at) DO NOTHING`, in one transaction, so the rows
+//! already there are skipped. Either way the rows cross once, in COPY's binary format (the
+//! fastest way into Postgres), with a round trip per step rather than per row. An event's `received_at` never changes, so `(id,
 //! received_at)` is its identity (a partitioned table's keys must hold the partition key).
 //! When Postgres refuses the batch for a row's data (a value it cannot hold, an index entry
 //! too large), the rows are written one at a time so that only the refused ones fail; when
@@ -27,7 +30,10 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 use tokio::sync::Mutex;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 
@@ -362,12 +368,6 @@ pub struct Written {
     pub refused: Vec<(usize, String)>,
 }
 
-const INSERT: &str = "INSERT INTO events \
-     (id, name, source, received_at, occurred_at, user_id, account_id, plan, data, entities, pipelines) \
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], \
-                          $6::text[], $7::text[], $8::text[], $9::jsonb[], $10::jsonb[], $11::jsonb[]) \
-     ON CONFLICT (id, received_at) DO NOTHING";
-
 /// A connection to the warehouse, opened (and the schema migrated) on first use and opened
 /// again after it breaks. One per function instance: a Lambda instance handles one batch at
 /// a time.
@@ -479,32 +479,114 @@ impl Warehouse {
     }
 }
 
-/// One statement for the whole batch; the number of rows that were new.
+/// The columns every write names, in [`COLUMN_TYPES`]' order.
+const COLUMNS: &str =
+    "(id, name, source, received_at, occurred_at, user_id, account_id, plan, data, entities, pipelines)";
+
+/// The types of [`COLUMNS`], as COPY's binary format writes them.
+const COLUMN_TYPES: [Type; 11] = [
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::JSONB,
+];
+
+/// The batch's staging table: one per session, emptied at each commit. It is created in
+/// every staged write's transaction when missing, so a pooler that hands each transaction
+/// a different server connection still finds it.
+const BEGIN_STAGING: &str = "BEGIN; \
+     CREATE TEMP TABLE IF NOT EXISTS ingestlayer_batch \
+     (id text, name text, source text, received_at timestamptz, occurred_at timestamptz, \
+      user_id text, account_id text, plan text, data jsonb, entities jsonb, pipelines jsonb) \
+     ON COMMIT DELETE ROWS";
+
+/// Writes `rows`; the number that were new. First one binary COPY straight into `events`:
+/// a statement is atomic, so it writes the whole batch or nothing, and it fails only when a
+/// row is there already (a redelivered batch, a backfill over written days) or for a row's
+/// data. On a row that is there already, the batch is staged instead: COPY into the
+/// session's staging table, then one `INSERT … SELECT … ON CONFLICT (id, received_at) DO
+/// NOTHING`, in one transaction. A first delivery, by far the common case, so costs one
+/// statement; a redelivery adds the staged write (measured: the direct COPY takes about
+/// two thirds of the staged write's time).
 async fn insert(
     client: &tokio_postgres::Client,
     rows: &[Row],
 ) -> std::result::Result<u64, tokio_postgres::Error> {
-    let col = |f: fn(&Row) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
-    let ids = col(|r| Some(r.id.clone()));
-    let names = col(|r| Some(r.name.clone()));
-    let sources = col(|r| Some(r.source.clone()));
-    let received: Vec<OffsetDateTime> = rows.iter().map(|r| r.received_at).collect();
-    let occurred: Vec<Option<OffsetDateTime>> = rows.iter().map(|r| r.occurred_at).collect();
-    let users = col(|r| r.user_id.clone());
-    let accounts = col(|r| r.account_id.clone());
-    let plans = col(|r| r.plan.clone());
-    let data: Vec<&Value> = rows.iter().map(|r| &r.data).collect();
-    let entities: Vec<&Value> = rows.iter().map(|r| &r.entities).collect();
-    let pipelines: Vec<&Value> = rows.iter().map(|r| &r.pipelines).collect();
-    client
-        .execute(
-            INSERT,
-            &[
-                &ids, &names, &sources, &received, &occurred, &users, &accounts, &plans, &data,
-                &entities, &pipelines,
-            ],
+    let copy_events = format!("COPY events {COLUMNS} FROM STDIN BINARY");
+    match copy_rows(client, &copy_events, rows).await {
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => staged(client, rows).await,
+        other => other,
+    }
+}
+
+/// `rows` through the staging table, in one transaction (see [`insert`]).
+async fn staged(
+    client: &tokio_postgres::Client,
+    rows: &[Row],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    client.batch_execute(BEGIN_STAGING).await?;
+    let outcome = async {
+        copy_rows(
+            client,
+            &format!("COPY ingestlayer_batch {COLUMNS} FROM STDIN BINARY"),
+            rows,
         )
-        .await
+        .await?;
+        let inserted = client
+            .execute(
+                &format!(
+                    "INSERT INTO events {COLUMNS} SELECT * FROM ingestlayer_batch \
+                     ON CONFLICT (id, received_at) DO NOTHING"
+                ),
+                &[],
+            )
+            .await?;
+        client.batch_execute("COMMIT").await?;
+        Ok(inserted)
+    }
+    .await;
+    if outcome.is_err() && !client.is_closed() {
+        // Ends the failed transaction (after a failed COMMIT there is none: a warning only).
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    outcome
+}
+
+/// Streams `rows` through `copy` (a `COPY … FROM STDIN BINARY` of [`COLUMNS`]); the
+/// number of rows copied.
+async fn copy_rows(
+    client: &tokio_postgres::Client,
+    copy: &str,
+    rows: &[Row],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let sink = client.copy_in(copy).await?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &COLUMN_TYPES));
+    for r in rows {
+        writer
+            .as_mut()
+            .write(&[
+                &r.id,
+                &r.name,
+                &r.source,
+                &r.received_at,
+                &r.occurred_at,
+                &r.user_id,
+                &r.account_id,
+                &r.plan,
+                &r.data,
+                &r.entities,
+                &r.pipelines,
+            ])
+            .await?;
+    }
+    writer.finish().await
 }
 
 /// Whether Postgres refused the statement for what a row holds (data exceptions, integrity

@@ -421,6 +421,44 @@ fn known(id: &str, at: &str, account: &str, plan: &str, feature: &str) -> postgr
     }
 }
 
+/// A batch's first delivery is one COPY straight into `events`; a batch holding rows that
+/// are there already takes the staging path, which writes only the new ones, whether the
+/// old rows are some of the batch, all of it, or rows of another month's partition.
+#[tokio::test]
+async fn a_batch_partly_written_before_adds_only_its_new_rows() {
+    let (_, target) = fresh_database(&server_url()).await;
+    let warehouse = Warehouse::new(target.clone());
+    warehouse.ready().await.unwrap();
+    let row = |i: usize| {
+        let month = if i % 2 == 0 { "05" } else { "06" };
+        known(
+            &format!("evt_{i:03}"),
+            &format!("2026-{month}-1{}T10:00:00Z", i % 10),
+            "acme",
+            "pro",
+            "api",
+        )
+    };
+    let first: Vec<_> = (0..5).map(row).collect();
+    let written = warehouse.write(&first).await.unwrap();
+    assert_eq!((written.inserted, written.refused.len()), (5, 0));
+
+    // Five old rows among twelve, and one of the new ones twice in the same batch.
+    let mut second: Vec<_> = (0..12).map(row).collect();
+    second.push(row(11));
+    let written = warehouse.write(&second).await.unwrap();
+    assert_eq!((written.inserted, written.refused.len()), (7, 0));
+    let again = warehouse.write(&second).await.unwrap();
+    assert_eq!((again.inserted, again.refused.len()), (0, 0));
+
+    let db = target.connect().await.unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM events").await, 12);
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT id) FROM events").await,
+        12
+    );
+}
+
 #[tokio::test]
 async fn the_views_answer_the_product_pages_questions_on_known_data() {
     let (_, target) = fresh_database(&server_url()).await;
