@@ -576,7 +576,7 @@ async fn warehouse_figures(cli: &Cli, events: usize, dbs: &mut Databases) -> Res
     );
     for (label, median, each) in [
         (
-            "Warehouse::write: COPY to staging, INSERT … SELECT",
+            "Warehouse::write: one COPY … FROM STDIN BINARY",
             ours,
             ours_each,
         ),
