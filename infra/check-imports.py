@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CRATES = {
     "functions/ingestlayer/src": "lib.rs",
     "infra/slack-standin/src": "lib.rs",
+    "infra/discord-standin/src": "lib.rs",
+    "infra/telegram-standin/src": "lib.rs",
+    "infra/notion-standin/src": "lib.rs",
     "infra/message-box/src": "lib.rs",
     "infra/local/src": "lib.rs",
     "infra/cli/src": "lib.rs",
@@ -34,9 +37,9 @@ CRATES = {
 FLOORS = {
     "config": 0,
     "error": 1,
-    "event": 2, "ids": 2, "purpose": 2,
+    "event": 2, "ids": 2, "purpose": 2, "webhook_signature": 2,
     "aws": 3,
-    "slack": 4, "event_links": 4, "journey": 4,
+    "slack": 4, "event_links": 4, "journey": 4, "outbound": 4,
     "delivery": 5,
     "routing": 6, "ingress": 6,
     "connect": 7, "warehouse": 7,

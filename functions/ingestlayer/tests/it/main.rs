@@ -1,5 +1,8 @@
 //! The documented examples in infra/examples/ (what the README tells users to
-//! `aws dynamodb put-item`) load as pipelines and route as documented.
+//! `aws dynamodb put-item`) load as pipelines and route as documented; the outbound webhook sender
+//! against a real receiver (`outbound_webhook`).
+
+mod outbound_webhook;
 
 use ingestlayer::routing::state::MemoryState;
 use std::collections::HashMap;

@@ -1,0 +1,92 @@
+//! Destinations beyond Slack, as adapters: how a message is sent to each and what each
+//! answer means for delivery ([`Verdict`]). The first is the outbound webhook
+//! ([`webhook`]): a signed POST to a URL of the user's, behind the address guard
+//! ([`ssrf`]).
+
+pub mod ssrf;
+pub mod webhook;
+
+use std::time::Duration;
+
+/// What delivery does after a destination answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The destination took it; `receipt` is what it said (a status, a message id).
+    Delivered { receipt: String },
+    /// The destination said when to come back: the target waits exactly that long.
+    RetryAfter { wait: Duration, reason: String },
+    /// A transient failure: retry by the destination's schedule. `maybe_sent` when the
+    /// destination may have taken it (a timeout, a 5xx).
+    Retry { reason: String, maybe_sent: bool },
+    /// The message itself is refused and always will be: park it with the reason.
+    Park { reason: String },
+    /// The target takes nothing until someone acts: pause it, keep its backlog, say how.
+    PauseTarget { reason: String, hint: String },
+}
+
+impl Verdict {
+    /// One line for logs, the journey and the DLQ.
+    pub fn summary(&self) -> String {
+        match self {
+            Verdict::Delivered { receipt } => format!("delivered ({receipt})"),
+            Verdict::RetryAfter { wait, reason } => {
+                format!("{reason}; retry after {} s", wait.as_secs())
+            }
+            Verdict::Retry { reason, .. } => reason.clone(),
+            Verdict::Park { reason } => reason.clone(),
+            Verdict::PauseTarget { reason, .. } => reason.clone(),
+        }
+    }
+}
+
+/// The longest wait a destination's Retry-After may impose (a larger one is capped).
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Reads a `Retry-After` header: delay-seconds, or an HTTP date (RFC 9110 §10.2.3),
+/// capped at [`MAX_RETRY_AFTER`]. `now` is seconds since the epoch.
+pub fn retry_after(headers: &reqwest::header::HeaderMap, now: i64) -> Option<Duration> {
+    let text = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let wait = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = httpdate::parse_http_date(text).ok()?;
+            let at = at.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+            Duration::from_secs(at.saturating_sub(u64::try_from(now).unwrap_or(0)))
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_and_is_capped() {
+        assert_eq!(retry_after(&with("30"), 0), Some(Duration::from_secs(30)));
+        // 1994-11-06T08:49:37Z is 784111777.
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(
+            retry_after(&with(date), 784_111_777 - 90),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            retry_after(&with(date), 784_111_777 + 5),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&with("86400"), 0), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&with("soon"), 0), None);
+        assert_eq!(retry_after(&HeaderMap::new(), 0), None);
+    }
+}
