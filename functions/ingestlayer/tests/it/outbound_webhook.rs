@@ -1,5 +1,6 @@
 //! The outbound webhook sender against a real HTTP receiver on loopback: what arrives is
-//! signed so that the ingest function's own verifier accepts it, every attempt carries the
+//! signed so that the Standard Webhooks reference library (`standardwebhooks`) and the
+//! ingest function's own verifier accept it, every attempt carries the
 //! same `webhook-id`, answers are classified, and without the local-development switch
 //! nothing reaches loopback at all.
 
@@ -127,12 +128,20 @@ async fn a_delivery_verifies_with_the_ingest_verifier_and_keeps_its_id_across_re
             .parse()
             .unwrap();
         timestamps.push(ts);
+        standardwebhooks::Webhook::new(SECRET)
+            .unwrap()
+            .verify(got, headers)
+            .unwrap();
         let verified = verifier.verify(headers, got, ts).unwrap();
         assert_eq!(verified.delivery_id.as_deref(), Some(id.as_str()));
         // A tampered body does not verify.
         let mut tampered = got.clone();
         tampered[5] ^= 1;
         assert!(verifier.verify(headers, &tampered, ts).is_err());
+        assert!(standardwebhooks::Webhook::new(SECRET)
+            .unwrap()
+            .verify(&tampered, headers)
+            .is_err());
     }
     assert_eq!(
         timestamps[1] - timestamps[0],
