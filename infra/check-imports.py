@@ -28,6 +28,7 @@ CRATES = {
     "infra/discord-standin/src": "lib.rs",
     "infra/telegram-standin/src": "lib.rs",
     "infra/notion-standin/src": "lib.rs",
+    "infra/standin-server/src": "lib.rs",
     "infra/message-box/src": "lib.rs",
     "infra/local/src": "lib.rs",
     "infra/cli/src": "lib.rs",

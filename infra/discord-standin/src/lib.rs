@@ -52,11 +52,7 @@ mod validate;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub use error::{Error, Result};
@@ -180,9 +176,7 @@ pub struct RecordedRequest {
 /// waits (briefly) for the server task.
 pub struct Standin {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: standin_server::Server,
 }
 
 impl Standin {
@@ -193,28 +187,12 @@ impl Standin {
 
     /// Binds `addr`, serves in a tokio task, and returns once the port is bound.
     pub async fn start_on(addr: SocketAddr, config: StandinConfig) -> Result<Standin> {
-        let listen = |source| Error::Listen { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(listen)?;
-        let addr = listener.local_addr().map_err(listen)?;
-        let shared = Arc::new(Shared::new(config, reachable(addr)));
-        let app = api::router(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "discord stand-in stopped serving");
-            }
-        });
-        Ok(Standin {
-            shared,
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        let bound = standin_server::Bound::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        let shared = Arc::new(Shared::new(config, bound.addr()));
+        let server = bound.serve(api::router(Arc::clone(&shared)), "discord stand-in");
+        Ok(Standin { shared, server })
     }
 
     /// The base URL clients use as `DISCORD_API_URL`, `http://127.0.0.1:PORT/api/v10` (an
@@ -225,7 +203,7 @@ impl Standin {
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// The webhook that exists from start-up: id [`DEFAULT_WEBHOOK_ID`], token
@@ -281,39 +259,15 @@ impl Standin {
 
     /// Stops accepting connections and waits up to one second for requests in flight
     /// (a delayed answer may still be pending; it is then abandoned).
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(1), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-            }
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
 impl std::fmt::Debug for Standin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Standin").field("addr", &self.addr).finish()
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
-    } else {
-        addr
+        f.debug_struct("Standin")
+            .field("addr", &self.server.addr())
+            .finish()
     }
 }

@@ -14,13 +14,13 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::fault::{Fault, FaultKind, Faults};
 use crate::ids;
-use crate::pacing::Pacer;
 use crate::page::{self, plain_text};
 use crate::query::{Query, Row};
 use crate::reply::{quote, NotionError};
 use crate::schema::{PropertyType, Schema};
 use crate::version::ApiVersion;
 use crate::{CreatedPage, DatabaseIds, RecordedRequest, StandinConfig};
+use standin_server::Pacer;
 
 /// A `/v1` request the stand-in understands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +130,12 @@ impl Shared {
             data_sources: Vec::new(),
             pages: Vec::new(),
             faults: Faults::default(),
+            // Notion's request limit, a token bucket per integration.
+            // <https://developers.notion.com/reference/request-limits>: "The rate limit for incoming
+            // requests per connection is an average of three requests per second. Some bursts beyond the
+            // average rate are allowed." Over it Notion answers 429 `rate_limited` with a `Retry-After`
+            // header "set as an integer number of seconds", after which requests "should no longer be rate
+            // limited". The docs do not size the burst; it is `StandinConfig::burst`.
             pacer: Pacer::new(config.rate_per_sec, config.burst),
             requests: Vec::new(),
         };

@@ -81,18 +81,13 @@ mod consent;
 pub mod error;
 mod fault;
 mod oauth;
-mod pacing;
 mod rejection;
 mod signing;
 mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use std::time::Instant;
 
 pub use error::{Error, Result};
 pub use fault::{Fault, FaultKind};
@@ -246,9 +241,7 @@ pub struct RecordedRequest {
 /// waits (briefly) for the server task.
 pub struct Standin {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    server: standin_server::Server,
 }
 
 impl Standin {
@@ -259,40 +252,24 @@ impl Standin {
 
     /// Binds `addr`, serves in a tokio task, and returns once the port is bound.
     pub async fn start_on(addr: SocketAddr, config: StandinConfig) -> Result<Standin> {
-        let listen = |source| Error::Listen { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(listen)?;
-        let addr = listener.local_addr().map_err(listen)?;
-        let shared = Arc::new(Shared::new(config, reachable(addr)));
-        let app = api::router(Arc::clone(&shared));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "slack stand-in stopped serving");
-            }
-        });
-        Ok(Standin {
-            shared,
-            addr,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        let bound = standin_server::Bound::bind(addr)
+            .await
+            .map_err(|source| Error::Listen { addr, source })?;
+        let shared = Arc::new(Shared::new(config, bound.addr()));
+        let server = bound.serve(api::router(Arc::clone(&shared)), "slack stand-in");
+        Ok(Standin { shared, server })
     }
 
     /// The base URL clients use as `SLACK_API_URL`, e.g. `http://127.0.0.1:PORT/api`
     /// (an unspecified bind address is reported as `127.0.0.1`).
     pub fn api_url(&self) -> String {
-        format!("http://{}/api", reachable(self.addr))
+        format!("http://{}/api", self.server.addr())
     }
 
     /// Slack's install page on the stand-in, `http://127.0.0.1:PORT/oauth/v2/authorize`: where
     /// an app sends the installer instead of `https://slack.com/oauth/v2/authorize`.
     pub fn authorize_url(&self) -> String {
-        format!("http://{}{}", reachable(self.addr), consent::FORM_ACTION)
+        format!("http://{}{}", self.server.addr(), consent::FORM_ACTION)
     }
 
     /// Clicks Allow without a browser: takes the authorize URL's query string (or the whole
@@ -372,7 +349,7 @@ impl Standin {
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Every accepted `chat.postMessage`, in acceptance order.
@@ -440,32 +417,16 @@ impl Standin {
 
     /// Stops accepting connections and waits up to one second for requests in flight
     /// (a delayed response may still be pending; it is then abandoned).
-    pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(1), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-            }
-        }
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
     }
 }
 
 impl std::fmt::Debug for Standin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Standin").field("addr", &self.addr).finish()
-    }
-}
-
-impl Drop for Standin {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        f.debug_struct("Standin")
+            .field("addr", &self.server.addr())
+            .finish()
     }
 }
 
@@ -475,14 +436,6 @@ fn authorize_query_part(value: &str) -> &str {
     match value.split_once('?') {
         Some((before, query)) if !before.contains(['=', '&']) => query,
         _ => value,
-    }
-}
-
-fn reachable(addr: SocketAddr) -> SocketAddr {
-    if addr.ip().is_unspecified() {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
-    } else {
-        addr
     }
 }
 

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 use crate::channel::{normalize_name, ChannelRef, Channels};
 use crate::fault::{Fault, FaultKind, Faults};
 use crate::oauth::{self, AuthorizeRequest, Installation, Issued, Registry, TokenStatus};
-use crate::pacing::Pacer;
 pub(crate) use crate::rejection::Rejection;
 use crate::{blocks, PostedMessage, RecordedRequest, StandinConfig};
+use standin_server::Pacer;
 
 /// Slack's limit on a message's `text`, in characters.
 pub(crate) const MAX_TEXT: usize = 40_000;

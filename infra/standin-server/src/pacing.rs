@@ -1,16 +1,17 @@
-//! Slack's per-channel posting limit as a token bucket.
+//! A platform's rate limit as a token bucket per key (a Slack channel, a Notion
+//! integration), answering with the whole seconds to wait, as `Retry-After` says them.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// One bucket per channel ID. `rate` tokens per second refill up to `burst`; a post takes one.
+/// One bucket per key. `rate` tokens per second refill up to `burst`; a request takes one.
 ///
 /// Time comes from `tokio::time::Instant`, so tests that pause tokio's clock pace the stand-in
 /// too.
 #[derive(Debug)]
-pub(crate) struct Pacer {
+pub struct Pacer {
     rate: Option<f64>,
     burst: f64,
     buckets: HashMap<String, Bucket>,
@@ -24,7 +25,7 @@ struct Bucket {
 
 impl Pacer {
     /// A `rate` that is not finite and positive disables limiting; `burst` is at least 1.
-    pub(crate) fn new(rate: f64, burst: u32) -> Pacer {
+    pub fn new(rate: f64, burst: u32) -> Pacer {
         Pacer {
             rate: (rate.is_finite() && rate > 0.0).then_some(rate),
             burst: f64::from(burst.max(1)),
@@ -32,14 +33,14 @@ impl Pacer {
         }
     }
 
-    /// Takes a token for the channel, or says how long until one is available, rounded up to
-    /// whole seconds and at least one (Slack's `Retry-After` is integer seconds).
-    pub(crate) fn take(&mut self, channel_id: &str, now: Instant) -> Result<(), u64> {
+    /// Takes a token for `key`, or says how long until one is available: whole seconds
+    /// rounded up, at least one, so that waiting that long is always enough.
+    pub fn take(&mut self, key: &str, now: Instant) -> Result<(), u64> {
         let Some(rate) = self.rate else {
             return Ok(());
         };
         let burst = self.burst;
-        let bucket = self.buckets.entry(channel_id.to_owned()).or_insert(Bucket {
+        let bucket = self.buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
@@ -56,7 +57,7 @@ impl Pacer {
         }
     }
 
-    pub(crate) fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.buckets.clear();
     }
 }
@@ -108,5 +109,18 @@ mod tests {
         for _ in 0..100 {
             assert_eq!(pacer.take("C1", t0), Ok(()));
         }
+    }
+
+    #[test]
+    fn three_per_second_with_a_burst_of_three_then_one_second() {
+        let mut pacer = Pacer::new(3.0, 3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(pacer.take("a", t0), Ok(()));
+        }
+        assert_eq!(pacer.take("a", t0), Err(1));
+        assert_eq!(pacer.take("b", t0), Ok(()), "buckets are per integration");
+        assert_eq!(pacer.take("a", t0 + Duration::from_millis(334)), Ok(()));
+        assert!(pacer.take("a", t0 + Duration::from_millis(334)).is_err());
     }
 }
