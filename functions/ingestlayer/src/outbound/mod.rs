@@ -3,7 +3,12 @@
 //! ([`webhook`]): a signed POST to a URL of the user's, behind the address guard
 //! ([`ssrf`]).
 
+pub mod card;
+pub mod discord;
+pub mod email;
+pub mod notion;
 pub mod ssrf;
+pub mod telegram;
 pub mod webhook;
 
 use std::time::Duration;
@@ -11,8 +16,13 @@ use std::time::Duration;
 /// What delivery does after a destination answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// The destination took it; `receipt` is what it said (a status, a message id).
-    Delivered { receipt: String },
+    /// The destination took it; `receipt` is what it said (a status, a message id). `hold`:
+    /// the destination said the target takes nothing more for that long (Discord's
+    /// `X-RateLimit-Remaining: 0` with its `X-RateLimit-Reset-After`).
+    Delivered {
+        receipt: String,
+        hold: Option<Duration>,
+    },
     /// The destination said when to come back: the target waits exactly that long.
     RetryAfter { wait: Duration, reason: String },
     /// A transient failure: retry by the destination's schedule. `maybe_sent` when the
@@ -28,7 +38,7 @@ impl Verdict {
     /// One line for logs, the journey and the DLQ.
     pub fn summary(&self) -> String {
         match self {
-            Verdict::Delivered { receipt } => format!("delivered ({receipt})"),
+            Verdict::Delivered { receipt, .. } => format!("delivered ({receipt})"),
             Verdict::RetryAfter { wait, reason } => {
                 format!("{reason}; retry after {} s", wait.as_secs())
             }

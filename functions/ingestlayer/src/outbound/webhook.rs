@@ -133,6 +133,7 @@ pub fn classify(status: u16, headers: &reqwest::header::HeaderMap, now: i64) -> 
     match status {
         200..=299 => Verdict::Delivered {
             receipt: format!("HTTP {status}"),
+            hold: None,
         },
         410 => Verdict::PauseTarget {
             reason: "the endpoint answered 410 Gone: it asks for no more deliveries, so the \

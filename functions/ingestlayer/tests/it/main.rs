@@ -2,6 +2,10 @@
 //! `aws dynamodb put-item`) load as pipelines and route as documented; the outbound webhook sender
 //! against a real receiver (`outbound_webhook`).
 
+mod outbound_discord;
+mod outbound_email;
+mod outbound_notion;
+mod outbound_telegram;
 mod outbound_webhook;
 
 use ingestlayer::routing::state::MemoryState;

@@ -103,7 +103,8 @@ async fn a_delivery_verifies_with_the_ingest_verifier_and_keeps_its_id_across_re
     assert_eq!(
         second,
         Verdict::Delivered {
-            receipt: "HTTP 200".into()
+            receipt: "HTTP 200".into(),
+            hold: None,
         }
     );
 

@@ -1,0 +1,1 @@
+//! The discord adapter against its stand-in: being written.

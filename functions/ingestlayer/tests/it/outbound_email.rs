@@ -1,0 +1,1 @@
+//! The email adapter against its stand-in: being written.

@@ -1,0 +1,1 @@
+//! The notion adapter against its stand-in: being written.

@@ -1,0 +1,1 @@
+//! The telegram adapter against its stand-in: being written.
