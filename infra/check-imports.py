@@ -41,7 +41,7 @@ FLOORS = {
     "event": 2, "ids": 2, "purpose": 2, "webhook_signature": 2,
     "aws": 3,
     "slack": 4, "event_links": 4, "journey": 4, "outbound": 4,
-    "delivery": 5,
+    "delivery": 5, "dispatch": 5,
     "routing": 6, "ingress": 6,
     "connect": 7, "warehouse": 7,
 }

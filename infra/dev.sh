@@ -60,7 +60,7 @@ source infra/postgres.sh
 start_postgres "${POSTGRES_PORT:-5442}" "dev-${POSTGRES_PORT:-5442}"
 # The local stack runs the five functions' own binaries behind a local Lambda Runtime API.
 echo "make dev: building ingestlayer-local and the five functions (the first build takes a few minutes)"
-cargo build -p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p slack-connect -p warehouse
+cargo build -p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p destination-delivery -p slack-connect -p warehouse
 "$(cargo_target_dir)/debug/ingestlayer-local" dev "$@" &
 DEV_PID=$!
 trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true; stop_emulator; stop_postgres' EXIT INT TERM

@@ -38,6 +38,7 @@ FUNCTIONS=(
   "IngestFunction:ingest:no"
   "PipelineFunction:pipeline:yes"
   "SlackDeliveryFunction:slack-delivery:yes"
+  "DestinationDeliveryFunction:destination-delivery:yes"
   "SlackConnectFunction:slack-connect:no"
 )
 

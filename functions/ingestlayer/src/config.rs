@@ -98,6 +98,9 @@ pub struct PipelineConfig {
     pub pipelines_table: String,
     pub entities_table: String,
     pub slack_queue_url: String,
+    /// The destinations queue (`DESTINATIONS_QUEUE_URL`): messages for destinations beyond
+    /// Slack. Without it, an event routed to one fails with that reason and is retried.
+    pub destinations_queue_url: Option<String>,
     /// How long loaded pipelines are reused before the table is read again.
     pub cache_ttl: Duration,
     /// Signed links to stored events: the ingest API's public URL and the key's secret.
@@ -121,6 +124,7 @@ impl PipelineConfig {
             pipelines_table: required("PIPELINES_TABLE")?,
             entities_table: required("ENTITIES_TABLE")?,
             slack_queue_url: required("SLACK_QUEUE_URL")?,
+            destinations_queue_url: optional("DESTINATIONS_QUEUE_URL"),
             cache_ttl: Duration::from_secs(parsed("PIPELINE_CACHE_TTL_SECONDS", 30)?),
             public_api_url: optional("PUBLIC_API_URL"),
             link_secret_arn: optional("LINK_SIGNING_SECRET_ARN"),
@@ -233,6 +237,66 @@ impl DeliveryConfig {
             ops_channel: optional("OPS_CHANNEL"),
             journey: JourneyConfig::from_env()?,
             state_table: optional("STATE_TABLE"),
+        })
+    }
+}
+
+/// The destination-delivery function: webhooks, Discord, Telegram, email and Notion.
+#[derive(Debug, Clone)]
+pub struct DestinationsConfig {
+    pub queue_url: String,
+    pub dlq_url: String,
+    /// Pacing slots and pauses, shared with Slack delivery (`CHANNELS_TABLE`).
+    pub channels_table: String,
+    /// The delivery ledger (`DELIVERIES_TABLE`).
+    pub deliveries_table: String,
+    /// A message still undelivered this long after it was queued is parked.
+    pub max_age: Duration,
+    /// Destination secrets are `<prefix>/<name>` (`DESTINATION_SECRET_PREFIX`).
+    pub secret_prefix: String,
+    pub discord_api_url: String,
+    pub telegram_api_url: String,
+    pub notion_api_url: String,
+    /// How long one request to a destination may take.
+    pub timeout: Duration,
+    /// `WEBHOOK_ALLOW_LOCAL=true`: the webhook destination may post to loopback and private
+    /// addresses. For `make dev` only; never set in template.yaml.
+    pub webhook_allow_local: bool,
+    pub journey: Option<JourneyConfig>,
+}
+
+pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com/api/v10";
+pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+pub const DEFAULT_NOTION_API_URL: &str = "https://api.notion.com";
+
+impl DestinationsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            queue_url: required("DESTINATIONS_QUEUE_URL")?,
+            dlq_url: required("DESTINATIONS_DLQ_URL")?,
+            channels_table: required("CHANNELS_TABLE")?,
+            deliveries_table: required("DELIVERIES_TABLE")?,
+            max_age: Duration::from_secs(parsed("MAX_MESSAGE_AGE_HOURS", 24u64)? * 3600),
+            secret_prefix: optional("DESTINATION_SECRET_PREFIX")
+                .unwrap_or_else(|| "ingestlayer/destinations".into()),
+            discord_api_url: optional("DISCORD_API_URL")
+                .unwrap_or_else(|| DEFAULT_DISCORD_API_URL.to_owned()),
+            telegram_api_url: optional("TELEGRAM_API_URL")
+                .unwrap_or_else(|| DEFAULT_TELEGRAM_API_URL.to_owned()),
+            notion_api_url: optional("NOTION_API_URL")
+                .unwrap_or_else(|| DEFAULT_NOTION_API_URL.to_owned()),
+            timeout: Duration::from_secs(parsed("DESTINATION_TIMEOUT_SECONDS", 10)?),
+            webhook_allow_local: match optional("WEBHOOK_ALLOW_LOCAL").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "WEBHOOK_ALLOW_LOCAL",
+                        reason: format!("{other} is neither true nor false"),
+                    })
+                }
+            },
+            journey: JourneyConfig::from_env()?,
         })
     }
 }

@@ -22,6 +22,7 @@ pub mod aws;
 pub mod config;
 pub mod connect;
 pub mod delivery;
+pub mod dispatch;
 pub mod error;
 pub mod event;
 pub mod event_links;

@@ -32,6 +32,9 @@ use crate::stack::{reach, Stack};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {
     Slack,
+    /// Webhooks, Discord, Telegram, email and Notion: parked like Slack's messages, and
+    /// their paused targets resumed on a redrive like Slack's channels.
+    Destinations,
     Events,
     Warehouse,
 }
@@ -40,6 +43,7 @@ impl Queue {
     pub fn as_str(self) -> &'static str {
         match self {
             Queue::Slack => "slack",
+            Queue::Destinations => "destinations",
             Queue::Events => "events",
             Queue::Warehouse => "warehouse",
         }
@@ -49,6 +53,7 @@ impl Queue {
     fn outputs(self) -> (&'static str, &'static str) {
         match self {
             Queue::Slack => ("SlackDLQUrl", "SlackQueueUrl"),
+            Queue::Destinations => ("DestinationsDLQUrl", "DestinationsQueueUrl"),
             Queue::Events => ("EventsDLQUrl", "EventsQueueUrl"),
             Queue::Warehouse => ("WarehouseDLQUrl", "WarehouseQueueUrl"),
         }
@@ -61,10 +66,11 @@ impl std::str::FromStr for Queue {
     fn from_str(s: &str) -> std::result::Result<Self, CliError> {
         match s {
             "slack" => Ok(Queue::Slack),
+            "destinations" => Ok(Queue::Destinations),
             "events" => Ok(Queue::Events),
             "warehouse" => Ok(Queue::Warehouse),
             other => Err(CliError::Usage(format!(
-                "{other:?}: the DLQs are `slack`, `events` and `warehouse`"
+                "{other:?}: the DLQs are `slack`, `destinations`, `events` and `warehouse`"
             ))),
         }
     }
@@ -405,13 +411,18 @@ pub async fn cmd_list(
 ) -> std::result::Result<(), CliError> {
     let sqs = stack.sqs();
     let mut doc = serde_json::Map::new();
-    for q in [Queue::Slack, Queue::Events, Queue::Warehouse] {
+    for q in [
+        Queue::Slack,
+        Queue::Destinations,
+        Queue::Events,
+        Queue::Warehouse,
+    ] {
         if queue.is_some_and(|only| only != q) {
             continue;
         }
         let url = stack.output(q.outputs().0)?;
         let (items, lines): (Value, Vec<String>) = match q {
-            Queue::Slack => {
+            Queue::Slack | Queue::Destinations => {
                 let parked = list(&sqs, url).await.map_err(|e| stack.explain(e))?;
                 (json!(parked), parked.iter().map(parked_line).collect())
             }
@@ -447,7 +458,7 @@ pub async fn cmd_redrive(
     out: &mut dyn Write,
     as_json: bool,
 ) -> std::result::Result<(), CliError> {
-    if queue != Queue::Slack && !filter.is_all() {
+    if !matches!(queue, Queue::Slack | Queue::Destinations) && !filter.is_all() {
         return Err(CliError::Usage(
             "--channel and --team pick Slack messages; the events DLQ is redriven whole (drop them, or use --queue slack)".into(),
         ));
@@ -456,7 +467,7 @@ pub async fn cmd_redrive(
     let (dlq_url, queue_url) = (stack.output(dlq_key)?, stack.output(queue_key)?);
     let sqs = stack.sqs();
     let total = match queue {
-        Queue::Slack if !filter.is_all() => list(&sqs, dlq_url)
+        Queue::Slack | Queue::Destinations if !filter.is_all() => list(&sqs, dlq_url)
             .await
             .map_err(|e| stack.explain(e))?
             .iter()
@@ -472,7 +483,7 @@ pub async fn cmd_redrive(
         moved: &mut tick,
     };
     let result = match queue {
-        Queue::Slack => {
+        Queue::Slack | Queue::Destinations => {
             redrive_with(
                 &sqs,
                 &Channels {

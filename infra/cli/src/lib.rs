@@ -16,6 +16,7 @@ pub mod pipeline_test;
 pub mod pipelines;
 pub mod progress;
 pub mod rows;
+pub mod secrets;
 pub mod stack;
 pub mod status;
 pub mod warehouse;

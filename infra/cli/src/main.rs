@@ -69,6 +69,10 @@ enum Command {
     /// Webhook sources: add, rotate, list, send.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// Destination secrets pipelines name (a Discord webhook URL, a Telegram bot token, a
+    /// Notion token, a webhook signing secret): set one, kept in Secrets Manager.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// The entities enrich.entity attaches (user → account, plan, owner): import, get.
     #[command(subcommand)]
     Entities(EntitiesCommand),
@@ -183,6 +187,21 @@ enum DlqCommand {
         /// Only this workspace: team id, or `default` (Slack DLQ).
         #[arg(long)]
         team: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Store (or replace) the secret NAME; its value from --value, or standard input.
+    Set {
+        /// The name a pipeline's destination gives in `secret:`.
+        name: String,
+        /// The value (else read from standard input, out of the shell's history).
+        #[arg(long)]
+        value: Option<String>,
+        /// Generate a webhook signing secret (whsec_…), store it and print it once.
+        #[arg(long)]
+        generate_webhook_secret: bool,
     },
 }
 
@@ -490,6 +509,14 @@ async fn run(cli: Cli, out: &mut dyn Write) -> Result<(), CliError> {
         }) => {
             let s = stack(cli.target).await?;
             webhooks::rotate(&s, &source, secret, drop_previous, out).await
+        }
+        Command::Secrets(SecretsCommand::Set {
+            name,
+            value,
+            generate_webhook_secret,
+        }) => {
+            let s = stack(cli.target).await?;
+            ingestlayer_cli::secrets::set(&s, &name, value, generate_webhook_secret, out).await
         }
         Command::Webhooks(WebhooksCommand::List) => {
             webhooks::list(&stack(cli.target).await?, out, json).await

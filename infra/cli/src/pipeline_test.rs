@@ -137,9 +137,9 @@ pub async fn test_event(
     report.steps = steps;
     match outcome {
         PairOutcome::Filtered { reason, .. } => report.reason = Some(reason),
-        PairOutcome::Routed(deliveries) => {
+        PairOutcome::Routed { slack, .. } => {
             report.outcome = "posted";
-            report.messages = deliveries;
+            report.messages = slack;
         }
     }
     Ok(report)
@@ -371,20 +371,26 @@ async fn count(
                     report.filtered += 1;
                     *report.filtered_by.entry(reason).or_default() += 1;
                 }
-                PairOutcome::Routed(deliveries) => {
-                    for d in deliveries {
+                PairOutcome::Routed { slack, outbound } => {
+                    let hour = hour_of(event.received_at);
+                    let messages = slack
+                        .iter()
+                        .map(|d| (d.channel.to_string(), d.message.text.clone()))
+                        .chain(
+                            outbound
+                                .iter()
+                                .map(|o| (o.target.describe(), o.card.title.clone())),
+                        );
+                    for (target, text) in messages {
                         report.posted += 1;
-                        let hour = hour_of(event.received_at);
                         *report
                             .per_channel_hour
-                            .entry(d.channel.to_string())
+                            .entry(target)
                             .or_default()
-                            .entry(hour)
+                            .entry(hour.clone())
                             .or_default() += 1;
                         if report.samples.len() < SAMPLES {
-                            report
-                                .samples
-                                .push((event.id.as_str().to_owned(), d.message.text.clone()));
+                            report.samples.push((event.id.as_str().to_owned(), text));
                         }
                     }
                 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 /// How to build the function binaries the local stack runs.
 pub const BUILD_HINT: &str =
-    "cargo build -p ingest -p pipeline -p slack-delivery -p slack-connect (make dev and make test do)";
+    "cargo build -p ingest -p pipeline -p slack-delivery -p destination-delivery -p slack-connect (make dev and make test do)";
 
 /// A boxed cause.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -32,6 +32,10 @@ pub const SLACK_DELIVERY: Function = Function {
     logical_id: "SlackDeliveryFunction",
     binary: "slack-delivery",
 };
+pub const DESTINATION_DELIVERY: Function = Function {
+    logical_id: "DestinationDeliveryFunction",
+    binary: "destination-delivery",
+};
 pub const SLACK_CONNECT: Function = Function {
     logical_id: "SlackConnectFunction",
     binary: "slack-connect",
@@ -40,7 +44,14 @@ pub const WAREHOUSE: Function = Function {
     logical_id: "WarehouseFunction",
     binary: "warehouse",
 };
-pub const FUNCTIONS: [Function; 5] = [INGEST, PIPELINE, SLACK_DELIVERY, SLACK_CONNECT, WAREHOUSE];
+pub const FUNCTIONS: [Function; 6] = [
+    INGEST,
+    PIPELINE,
+    SLACK_DELIVERY,
+    DESTINATION_DELIVERY,
+    SLACK_CONNECT,
+    WAREHOUSE,
+];
 
 pub use crate::error::BUILD_HINT;
 
@@ -149,6 +160,8 @@ pub struct Functions {
     pub ingest: Arc<LambdaFunction>,
     pub pipeline: Arc<LambdaFunction>,
     pub delivery: Arc<LambdaFunction>,
+    /// Webhooks, Discord, Telegram, email and Notion.
+    pub destinations: Arc<LambdaFunction>,
     pub connect: Arc<LambdaFunction>,
     /// Only when the warehouse is on (a database is connected).
     pub warehouse: Option<Arc<LambdaFunction>>,
@@ -170,6 +183,7 @@ impl Functions {
             ingest: make(&INGEST)?,
             pipeline: make(&PIPELINE)?,
             delivery: make(&SLACK_DELIVERY)?,
+            destinations: make(&DESTINATION_DELIVERY)?,
             connect: make(&SLACK_CONNECT)?,
             warehouse: if local.res.warehouse_on {
                 Some(make(&WAREHOUSE)?)
@@ -184,6 +198,7 @@ impl Functions {
         self.ingest.start().await?;
         self.pipeline.start().await?;
         self.delivery.start().await?;
+        self.destinations.start().await?;
         self.connect.start().await?;
         if let Some(w) = &self.warehouse {
             w.start().await?;

@@ -13,6 +13,7 @@
 //! [`requests`] counts the AWS requests an event costs end to end (the bench's `--requests`).
 //! [`error`] is the crate's one error type.
 
+pub mod destinations;
 pub mod error;
 pub mod functions;
 pub mod lambda_api;
@@ -22,6 +23,7 @@ pub mod resources;
 pub mod runner;
 pub mod seed;
 pub mod template;
+pub mod webhook_receiver;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};

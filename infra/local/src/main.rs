@@ -11,7 +11,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ingestlayer::ingress::api_keys::{generate_key, ApiKeys};
 use ingestlayer_local::error::{Error, Result};
-use ingestlayer_local::functions::{Functions, Local, PIPELINE, SLACK_CONNECT, WAREHOUSE_BATCHING};
+use ingestlayer_local::functions::{
+    Functions, Local, DESTINATION_DELIVERY, PIPELINE, SLACK_CONNECT, WAREHOUSE_BATCHING,
+};
 use ingestlayer_local::remember::{Origin, Remembered};
 use ingestlayer_local::resources::{LocalUrls, Resources};
 use ingestlayer_local::runner::{pump_function, pump_function_batched, serve_functions, QueueFeed};
@@ -168,6 +170,14 @@ async fn dev() -> Result<()> {
     let admin_token = SecretString::from(admin_token);
     res.put_admin_token(&sdk, admin_token.expose_secret())
         .await?;
+    // Discord, Telegram and Notion stand-ins, a signature-checking webhook receiver, SES
+    // on the emulator, and an example pipeline for each.
+    let others = ingestlayer_local::destinations::Running::start(&sdk, &res)
+        .await
+        .unwrap_or_else(|e| refuse(&e.to_string()));
+    for doc in &others.pipelines {
+        ingestlayer_local::seed::put_json(&dynamo, &res.pipelines_table, doc).await?;
+    }
     let authorize_base = match &standin {
         Some(s) => format!("http://{}", s.addr()),
         None => "https://slack.com".to_owned(),
@@ -180,6 +190,9 @@ async fn dev() -> Result<()> {
             api_url: api_url.clone(),
             slack_api_url: slack_api_url.clone(),
             slack_authorize_url: authorize_base,
+            discord_api_url: Some(others.discord.api_url()),
+            telegram_api_url: Some(others.telegram.api_url()),
+            notion_api_url: Some(others.notion.api_url()),
         },
         echo_output: true,
     };
@@ -194,6 +207,12 @@ async fn dev() -> Result<()> {
         (
             PIPELINE.logical_id,
             vec![("PIPELINE_CACHE_TTL_SECONDS", "5".to_owned())],
+        ),
+        // The local-development switch: the example webhook posts to a receiver on
+        // 127.0.0.1, which the address guard refuses everywhere else.
+        (
+            DESTINATION_DELIVERY.logical_id,
+            vec![("WEBHOOK_ALLOW_LOCAL", "true".to_owned())],
         ),
     ]);
     let outputs = res.register_stack(&sdk, &local.urls).await?;
@@ -217,6 +236,11 @@ async fn dev() -> Result<()> {
     let slack_feed = QueueFeed {
         sqs: sqs.clone(),
         url: res.slack_queue_url.clone(),
+        wait_seconds: 1,
+    };
+    let destinations_feed = QueueFeed {
+        sqs: sqs.clone(),
+        url: res.destinations_queue_url.clone(),
         wait_seconds: 1,
     };
     if let Some(warehouse) = functions.warehouse.clone() {
@@ -283,6 +307,16 @@ async fn dev() -> Result<()> {
         }
     });
 
+    let destinations = functions.destinations.clone();
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = pump_function(&destinations_feed, &destinations).await {
+                tracing::error!(error = %e, "destinations consumer: invocation failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
+
     let kept = |origin: Origin, var: &str| match origin {
         Origin::Environment => format!("from {var}"),
         Origin::Remembered => format!("remembered in {}", remembered.path().display()),
@@ -296,7 +330,8 @@ async fn dev() -> Result<()> {
         None => format!("posting to {slack_api_url} with SLACK_BOT_TOKEN"),
     };
     println!(
-        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n  API key     {} ({})\n  connect     http://127.0.0.1:{port}/destinations (admin token {}, {})\n  pipelines   from {}/ (edit, then `ingestlayer pipelines apply {}` or restart)\n{pipeline_lines}{webhook_lines}{warehouse_line}  heartbeats  checked every {heartbeat_every} s (HEARTBEAT_CHECK_SECONDS), as the stack's schedule does every minute\n  operate     ingestlayer --local status | explain EVENT_ID | pipelines list | dlq list (make cli installs it)\n  not kept    the emulator is in memory: entities you import and Slack connections are gone after a restart; pipelines/ and .ingestlayer/dev.env are re-applied\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n  then, with the id it answers: ingestlayer --local explain ID\n",
+        "\ningestlayer is running\n  ingest API  http://127.0.0.1:{port}\n  {slack_line}\n{}  API key     {} ({})\n  connect     http://127.0.0.1:{port}/destinations (admin token {}, {})\n  pipelines   from {}/ (edit, then `ingestlayer pipelines apply {}` or restart)\n{pipeline_lines}{webhook_lines}{warehouse_line}  heartbeats  checked every {heartbeat_every} s (HEARTBEAT_CHECK_SECONDS), as the stack's schedule does every minute\n  operate     ingestlayer --local status | explain EVENT_ID | pipelines list | dlq list (make cli installs it)\n  not kept    the emulator is in memory: entities you import and Slack connections are gone after a restart; pipelines/ and .ingestlayer/dev.env are re-applied\n\nTry:\n  curl -sS http://127.0.0.1:{port}/v1/events -H \"Authorization: Bearer {}\" -H 'Content-Type: application/json' \\\n    -d '{{\"name\":\"feature.used\",\"data\":{{\"user_id\":\"u_42\",\"feature\":\"csv.export\",\"count\":1,\"plan\":\"free\"}}}}'\n  then, with the id it answers: ingestlayer --local explain ID\n",
+        others.lines,
         api_key.expose_secret(),
         kept(key_origin, "INGESTLAYER_API_KEY"),
         admin_token.expose_secret(),
@@ -314,6 +349,7 @@ async fn dev() -> Result<()> {
     if let Some(s) = standin {
         s.shutdown().await;
     }
+    others.shutdown().await;
     Ok(())
 }
 

@@ -97,6 +97,7 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
             pipelines_table: res.pipelines_table.clone(),
             entities_table: res.entities_table.clone(),
             slack_queue_url: res.slack_queue_url.clone(),
+            destinations_queue_url: Some(res.destinations_queue_url.clone()),
             cache_ttl: Duration::from_secs(300),
             public_api_url: Some("http://127.0.0.1:3000".into()),
             link_secret_arn: Some(res.link_secret_arn.clone()),

@@ -34,6 +34,11 @@ pub struct Resources {
     pub events_dlq_url: String,
     pub slack_queue_url: String,
     pub slack_dlq_url: String,
+    /// Messages for destinations beyond Slack (template.yaml's `DestinationsQueue`).
+    pub destinations_queue_url: String,
+    pub destinations_dlq_url: String,
+    /// Destination secrets are named `<this>/<name>` (`DESTINATION_SECRET_PREFIX`).
+    pub destination_secret_prefix: String,
     /// Every routed event on its way to the warehouse (template.yaml's `WarehouseQueue`).
     pub warehouse_queue_url: String,
     pub warehouse_dlq_url: String,
@@ -64,6 +69,11 @@ pub struct LocalUrls {
     pub slack_api_url: String,
     /// The `SlackAuthorizeUrl` parameter.
     pub slack_authorize_url: String,
+    /// The `DiscordApiUrl`, `TelegramApiUrl` and `NotionApiUrl` parameters: the stand-ins
+    /// (`None`: template.yaml's defaults, the real platforms).
+    pub discord_api_url: Option<String>,
+    pub telegram_api_url: Option<String>,
+    pub notion_api_url: Option<String>,
 }
 
 /// Visibility timeout of the local queues, in seconds (the template sets 6× the
@@ -167,6 +177,15 @@ impl Resources {
             Some((&slack_dlq_url, 1000)),
         )
         .await?;
+        let destinations_dlq_url =
+            create_queue(&sqs, &format!("{prefix}-destinations-dlq.fifo"), true, None).await?;
+        let destinations_queue_url = create_queue(
+            &sqs,
+            &format!("{prefix}-destinations.fifo"),
+            true,
+            Some((&destinations_dlq_url, 1000)),
+        )
+        .await?;
 
         let key = kms
             .create_key()
@@ -258,6 +277,9 @@ impl Resources {
             events_dlq_url,
             slack_queue_url,
             slack_dlq_url,
+            destinations_queue_url,
+            destinations_dlq_url,
+            destination_secret_prefix: format!("{prefix}/destinations"),
             warehouse_queue_url,
             warehouse_dlq_url,
             warehouse_secret_arn,
@@ -288,6 +310,25 @@ impl Resources {
         .await?;
         self.warehouse_on = true;
         Ok(())
+    }
+
+    /// Stores a destination secret (a Discord webhook URL, a bot or integration token, a
+    /// webhook signing secret) as a pipeline names it, under the stack's prefix and key.
+    pub async fn put_destination_secret(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        name: &str,
+        value: &str,
+    ) -> Result<()> {
+        ingestlayer::dispatch::secrets::put_secret(
+            &aws_sdk_secretsmanager::Client::new(sdk),
+            &self.destination_secret_prefix,
+            name,
+            value,
+            Some(&self.kms_key_id),
+        )
+        .await
+        .map_err(|e| Error::invalid(format!("storing the secret {name}"), Some(e.into())))
     }
 
     /// Puts `token` as the destinations page's admin token.
@@ -364,6 +405,8 @@ impl Resources {
             ("EventsDLQ", self.events_dlq_url.clone()),
             ("SlackQueue", self.slack_queue_url.clone()),
             ("SlackDLQ", self.slack_dlq_url.clone()),
+            ("DestinationsQueue", self.destinations_queue_url.clone()),
+            ("DestinationsDLQ", self.destinations_dlq_url.clone()),
             ("WarehouseQueue", self.warehouse_queue_url.clone()),
             ("WarehouseDLQ", self.warehouse_dlq_url.clone()),
             ("WarehouseSecret", self.warehouse_secret_arn.clone()),
@@ -382,6 +425,10 @@ impl Resources {
             ("IngestFunction", "IngestFunction".to_owned()),
             ("PipelineFunction", "PipelineFunction".to_owned()),
             ("SlackDeliveryFunction", "SlackDeliveryFunction".to_owned()),
+            (
+                "DestinationDeliveryFunction",
+                "DestinationDeliveryFunction".to_owned(),
+            ),
             ("SlackConnectFunction", "SlackConnectFunction".to_owned()),
             ("WarehouseFunction", "WarehouseFunction".to_owned()),
         ];
@@ -407,6 +454,8 @@ impl Resources {
             ("EventsDLQ", &self.events_dlq_url),
             ("SlackQueue", &self.slack_queue_url),
             ("SlackDLQ", &self.slack_dlq_url),
+            ("DestinationsQueue", &self.destinations_queue_url),
+            ("DestinationsDLQ", &self.destinations_dlq_url),
             ("WarehouseQueue", &self.warehouse_queue_url),
             ("WarehouseDLQ", &self.warehouse_dlq_url),
         ] {
@@ -436,7 +485,18 @@ impl Resources {
                     "SlackAuthorizeUrl".to_owned(),
                     urls.slack_authorize_url.clone(),
                 ),
-            ]),
+            ])
+            .into_iter()
+            .chain(
+                [
+                    ("DiscordApiUrl", &urls.discord_api_url),
+                    ("TelegramApiUrl", &urls.telegram_api_url),
+                    ("NotionApiUrl", &urls.notion_api_url),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| Some((k.to_owned(), v.clone()?))),
+            )
+            .collect(),
             pseudo: HashMap::from([
                 ("AWS::StackName".to_owned(), self.prefix.clone()),
                 ("AWS::Region".to_owned(), region.clone()),

@@ -446,6 +446,9 @@ Resources:
             events_dlq_url: "http://q/1/stack-events-dlq".into(),
             slack_queue_url: "http://q/1/stack-slack.fifo".into(),
             slack_dlq_url: "http://q/1/stack-slack-dlq.fifo".into(),
+            destinations_queue_url: "http://q/1/stack-destinations.fifo".into(),
+            destinations_dlq_url: "http://q/1/stack-destinations-dlq.fifo".into(),
+            destination_secret_prefix: "stack/destinations".into(),
             warehouse_queue_url: "http://q/1/stack-warehouse".into(),
             warehouse_dlq_url: "http://q/1/stack-warehouse-dlq".into(),
             warehouse_secret_arn: "arn:aws:secretsmanager:us-east-1:1:secret:warehouse".into(),
@@ -462,6 +465,9 @@ Resources:
             api_url: "http://127.0.0.1:3000".into(),
             slack_api_url: "http://standin/api".into(),
             slack_authorize_url: "http://standin".into(),
+            discord_api_url: Some("http://127.0.0.1:3002/api/v10".into()),
+            telegram_api_url: None,
+            notion_api_url: None,
         });
         let t = Template::load().unwrap();
         for f in crate::functions::FUNCTIONS {
@@ -493,5 +499,32 @@ Resources:
             res.admin_token_secret_arn
         );
         assert_eq!(connect["SLACK_AUTHORIZE_URL"], "http://standin");
+        let destinations = t
+            .function_env("DestinationDeliveryFunction", &local)
+            .unwrap();
+        assert_eq!(
+            destinations["DESTINATIONS_QUEUE_URL"],
+            res.destinations_queue_url
+        );
+        assert_eq!(
+            destinations["DESTINATIONS_DLQ_URL"],
+            res.destinations_dlq_url
+        );
+        assert_eq!(
+            destinations["DESTINATION_SECRET_PREFIX"],
+            res.destination_secret_prefix
+        );
+        assert_eq!(
+            destinations["DISCORD_API_URL"],
+            "http://127.0.0.1:3002/api/v10"
+        );
+        // A parameter make dev does not set keeps template.yaml's default, the platform's.
+        assert_eq!(destinations["TELEGRAM_API_URL"], "https://api.telegram.org");
+        // The local-development switch is never in the template.
+        assert!(!destinations.contains_key("WEBHOOK_ALLOW_LOCAL"));
+        assert_eq!(
+            pipeline["DESTINATIONS_QUEUE_URL"],
+            res.destinations_queue_url
+        );
     }
 }

@@ -6,6 +6,7 @@
 pub mod card;
 pub mod discord;
 pub mod email;
+pub mod message;
 pub mod notion;
 pub mod ssrf;
 pub mod telegram;

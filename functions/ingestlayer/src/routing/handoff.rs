@@ -47,10 +47,10 @@ pub enum Outcome {
 impl PipelineOutcome {
     pub fn of(traced: &Traced) -> Self {
         match &traced.outcome {
-            PairOutcome::Routed(deliveries) => Self {
+            PairOutcome::Routed { slack, outbound } => Self {
                 pipeline: traced.pipeline_id.clone(),
                 outcome: Outcome::Routed,
-                channels: deliveries.iter().map(|d| d.channel.to_string()).collect(),
+                channels: crate::routing::route::targets(slack, outbound),
                 reason: None,
             },
             PairOutcome::Filtered { reason, .. } => Self {

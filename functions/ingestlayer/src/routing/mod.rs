@@ -25,11 +25,12 @@ use crate::config::PipelineConfig;
 use crate::delivery::message::Delivery;
 use crate::event::Envelope;
 use crate::journey::{JourneyStore, Outcome, Record, Stage};
+use crate::outbound::message::Outbound;
 use crate::routing::enrich::{DynamoEntities, EntityStore};
 use crate::routing::handoff::{Handoff, PipelineOutcome};
 use crate::routing::pipelines::MuteSpec;
 use crate::routing::pipelines::PipelineSet;
-use crate::routing::route::{route_traced, PairOutcome, Steps, Traced};
+use crate::routing::route::{route_traced, PairOutcome, Routed, Steps, Traced};
 use crate::routing::state::{DynamoState, NoState, StateStore};
 use crate::slack::block_kit::RenderedMessage;
 
@@ -112,6 +113,8 @@ pub struct PipelineDeps {
     pub entities: DynamoEntities,
     pub sqs: aws_sdk_sqs::Client,
     pub slack_queue_url: String,
+    /// Messages for destinations beyond Slack (`DESTINATIONS_QUEUE_URL`).
+    pub destinations_queue_url: Option<String>,
     /// Signs links to stored events for truncated messages and digests.
     pub links: Option<crate::event_links::LinkSigner>,
     /// Where each pipeline's decision about each event is recorded.
@@ -154,6 +157,7 @@ impl PipelineDeps {
             },
             sqs: aws_sdk_sqs::Client::new(sdk),
             slack_queue_url: cfg.slack_queue_url.clone(),
+            destinations_queue_url: cfg.destinations_queue_url.clone(),
             links: None,
             journey: cfg.journey.as_ref().map(|j| JourneyStore::new(sdk, j)),
             state: cfg.state_table.as_ref().map(|table| DynamoState {
@@ -298,6 +302,9 @@ async fn route_batch<S: EntityStore>(
 
     let mut outgoing: Vec<Outgoing> = Vec::new();
     let mut owner: Vec<usize> = Vec::new();
+    // For the destinations queue: messages beyond Slack.
+    let mut outgoing_other: Vec<Outgoing> = Vec::new();
+    let mut owner_other: Vec<usize> = Vec::new();
     let mut failed_event = vec![false; envelopes.len()];
     // What each pipeline made of each event, for the warehouse.
     let mut outcomes_of: Vec<Vec<PipelineOutcome>> = vec![Vec::new(); envelopes.len()];
@@ -344,12 +351,24 @@ async fn route_batch<S: EntityStore>(
                         } => {
                             tracing::info!(event_id = %envelope.id, pipeline = %pipeline_id, reason = %reason, "filtered out");
                         }
-                        PairOutcome::Routed(deliveries) => {
-                            for d in deliveries {
+                        PairOutcome::Routed { slack, outbound } => {
+                            for d in slack {
                                 match queue_message(&d) {
                                     Ok(message) => {
                                         outgoing.push(message);
                                         owner.push(i);
+                                    }
+                                    Err(e) => {
+                                        tracing::error!(event_id = %envelope.id, error = %e, "could not encode delivery");
+                                        failed_event[i] = true;
+                                    }
+                                }
+                            }
+                            for o in outbound {
+                                match outbound_message(&o) {
+                                    Ok(message) => {
+                                        outgoing_other.push(message);
+                                        owner_other.push(i);
                                     }
                                     Err(e) => {
                                         tracing::error!(event_id = %envelope.id, error = %e, "could not encode delivery");
@@ -363,7 +382,9 @@ async fn route_batch<S: EntityStore>(
             }
         }
     }
-    let sent = send_all(&deps.sqs, &deps.slack_queue_url, &outgoing).await;
+    let mut sent = send_all(&deps.sqs, &deps.slack_queue_url, &outgoing).await;
+    owner.extend(owner_other);
+    sent.extend(send_outbound(deps, &outgoing_other).await);
     for (r, &i) in sent.iter().zip(&owner) {
         if let Err(e) = r {
             tracing::error!(event_id = %envelopes[i].id, error = %e, "could not queue the Slack message; the event will be retried");
@@ -465,11 +486,9 @@ async fn hand_to_warehouse(
 fn pipeline_record(envelope: &Envelope, traced: &Traced, at_ms: i64) -> Record {
     let (outcome, reason, channels) = match &traced.outcome {
         PairOutcome::Filtered { reason, .. } => (Outcome::Filtered, Some(reason.clone()), vec![]),
-        PairOutcome::Routed(deliveries) => (
-            Outcome::Matched,
-            None,
-            deliveries.iter().map(|d| d.channel.to_string()).collect(),
-        ),
+        PairOutcome::Routed { slack, outbound } => {
+            (Outcome::Matched, None, route::targets(slack, outbound))
+        }
     };
     let mut record = Record::new(
         envelope.id.as_str(),
@@ -488,6 +507,35 @@ fn pipeline_record(envelope: &Envelope, traced: &Traced, at_ms: i64) -> Record {
 
 /// A delivery as a message of the Slack FIFO queue: grouped by channel, deduplicated by
 /// its delivery key.
+/// The destinations queue's message for `o`: grouped by target, deduplicated by its key.
+fn outbound_message(o: &Outbound) -> serde_json::Result<Outgoing> {
+    Ok(Outgoing {
+        body: serde_json::to_string(o)?,
+        group_id: Some(o.target.group_id()),
+        dedup_id: Some(o.key().to_string()),
+        attributes: HashMap::new(),
+    })
+}
+
+/// Sends messages for destinations beyond Slack; without a destinations queue each fails
+/// with that reason (so its event is retried, and said why).
+async fn send_outbound(
+    deps: &PipelineDeps,
+    outgoing: &[Outgoing],
+) -> Vec<crate::error::Result<()>> {
+    match &deps.destinations_queue_url {
+        Some(url) => send_all(&deps.sqs, url, outgoing).await,
+        None => outgoing
+            .iter()
+            .map(|_| {
+                Err(crate::error::Error::reason(
+                    "no destinations queue is configured (DESTINATIONS_QUEUE_URL) for a destination beyond Slack",
+                ))
+            })
+            .collect(),
+    }
+}
+
 fn queue_message(d: &Delivery) -> serde_json::Result<Outgoing> {
     Ok(Outgoing {
         body: serde_json::to_string(d)?,
@@ -530,27 +578,48 @@ pub async fn check_heartbeats(
     let pipelines = deps.pipelines.get().await?;
     let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let missing = missing_heartbeats(state, &pipelines, now_ms).await?;
+    let encoding = |e: serde_json::Error| {
+        crate::error::Error::reason(format!("encoding a heartbeat message: {e}"))
+    };
     let outgoing = missing
+        .slack
         .iter()
         .map(queue_message)
         .collect::<serde_json::Result<Vec<_>>>()
-        .map_err(|e| crate::error::Error::reason(format!("encoding a heartbeat message: {e}")))?;
-    let sent = send_all(&deps.sqs, &deps.slack_queue_url, &outgoing).await;
+        .map_err(encoding)?;
+    let outgoing_other = missing
+        .outbound
+        .iter()
+        .map(outbound_message)
+        .collect::<serde_json::Result<Vec<_>>>()
+        .map_err(encoding)?;
+    let mut sent = send_all(&deps.sqs, &deps.slack_queue_url, &outgoing).await;
+    sent.extend(send_outbound(deps, &outgoing_other).await);
+    let ids = missing
+        .slack
+        .iter()
+        .map(|d| (&d.event_id, &d.pipeline_id))
+        .chain(
+            missing
+                .outbound
+                .iter()
+                .map(|o| (&o.event_id, &o.pipeline_id)),
+        );
     let mut journey = Vec::new();
-    for (d, r) in missing.iter().zip(&sent) {
+    for ((event_id, pipeline_id), r) in ids.zip(&sent) {
         if let Err(e) = r {
             // Marked missing but not queued: said loudly, as nothing will retry it.
-            tracing::error!(pipeline = %d.pipeline_id, error = %e, "could not queue a heartbeat's missing message");
+            tracing::error!(pipeline = %pipeline_id, error = %e, "could not queue a heartbeat's missing message");
         }
         journey.push(
             Record::new(
-                &d.event_id,
+                event_id,
                 Stage::Pipeline,
                 Outcome::Matched,
                 now_ms,
-                &d.pipeline_id,
+                pipeline_id,
             )
-            .pipeline(&d.pipeline_id)
+            .pipeline(pipeline_id)
             .reason("heartbeat missing"),
         );
     }
@@ -566,8 +635,8 @@ pub async fn missing_heartbeats<T: StateStore>(
     state: &T,
     pipelines: &PipelineSet,
     now_ms: i64,
-) -> crate::error::Result<Vec<Delivery>> {
-    let mut out = Vec::new();
+) -> crate::error::Result<Routed> {
+    let mut out = Routed::default();
     for due in state.due(now_ms).await? {
         if !state.mark_missing(&due, now_ms).await? {
             continue;

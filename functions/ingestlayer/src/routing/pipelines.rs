@@ -14,8 +14,9 @@ use crate::event::EventName;
 #[cfg(test)]
 use crate::ids::parse_team;
 use crate::ids::{ChannelRef, PipelineId, TeamId, DEFAULT_TEAM};
+use crate::outbound::message::Target;
 use crate::routing::filter::Filter;
-use crate::routing::render::{RawTemplate, Template};
+use crate::routing::render::{RawTemplate, Template, TemplateText};
 
 pub use crate::delivery::message::{DEFAULT_DIGEST_THRESHOLD, DEFAULT_MIN_INTERVAL_MS};
 
@@ -41,6 +42,65 @@ impl SlackDestination {
         format!("{}:{}", self.team, self.channel)
     }
 }
+
+/// Where a pipeline's messages go: a Slack channel, or one of the destinations beyond Slack
+/// (`webhook`, `discord`, `telegram`, `email`, `notion`), delivered by the
+/// destination-delivery function.
+#[derive(Debug)]
+pub enum Destination {
+    Slack(SlackDestination),
+    Outbound(OutboundDestination),
+}
+
+impl Destination {
+    /// How a route step's `to` names it: a Slack destination by its channel (or `name`),
+    /// another by its `name` (or its type, when that is unique in the pipeline).
+    pub fn label(&self) -> String {
+        match self {
+            Destination::Slack(d) => d.channel.to_string(),
+            Destination::Outbound(d) => d.label(),
+        }
+    }
+
+    pub fn template(&self) -> &Template {
+        match self {
+            Destination::Slack(d) => &d.template,
+            Destination::Outbound(d) => &d.template,
+        }
+    }
+
+    pub fn as_slack(&self) -> Option<&SlackDestination> {
+        match self {
+            Destination::Slack(d) => Some(d),
+            Destination::Outbound(_) => None,
+        }
+    }
+}
+
+/// A destination beyond Slack. Its secrets are named (`secret: stripe-hook`), kept in
+/// Secrets Manager under the stack's prefix and key, never in the pipeline item.
+#[derive(Debug)]
+pub struct OutboundDestination {
+    /// `name`: how route steps and `explain` name it.
+    pub name: Option<String>,
+    pub target: Target,
+    pub template: Template,
+    /// Notion: each property's value, rendered from the event (`Plan: $event.plan`).
+    pub properties: Vec<(String, TemplateText)>,
+    /// Email: this many or more waiting messages for the same recipients go as one digest
+    /// (0 never).
+    pub digest_threshold: usize,
+}
+
+impl OutboundDestination {
+    pub fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.target.kind().to_owned())
+    }
+}
+
+pub use crate::outbound::message::valid_secret_name;
 
 /// An `enrich.entity` step: look up `<entity>#<value of key>` in the entities table and
 /// attach the listed attributes (all when none are listed) under `as`.
@@ -228,7 +288,7 @@ pub struct Pipeline {
     /// source name such as `web-app`); `None` takes every source's.
     pub sources: Option<Vec<String>>,
     pub steps: Vec<Step>,
-    pub destinations: Vec<SlackDestination>,
+    pub destinations: Vec<Destination>,
     /// Makes this a heartbeat pipeline: it posts only when a key goes missing or comes back.
     pub heartbeat: Option<HeartbeatSpec>,
     pub mute: Option<MuteSpec>,
@@ -363,6 +423,64 @@ enum RawDestination {
         #[serde(default)]
         mention: Option<String>,
     },
+    #[serde(rename = "webhook")]
+    Webhook {
+        #[serde(default)]
+        name: Option<String>,
+        url: String,
+        secret: String,
+        #[serde(default)]
+        template: Option<RawTemplate>,
+    },
+    #[serde(rename = "discord")]
+    Discord {
+        #[serde(default)]
+        name: Option<String>,
+        secret: String,
+        #[serde(default)]
+        template: Option<RawTemplate>,
+    },
+    #[serde(rename = "telegram")]
+    Telegram {
+        #[serde(default)]
+        name: Option<String>,
+        secret: String,
+        chat_id: ChatIdText,
+        #[serde(default)]
+        template: Option<RawTemplate>,
+    },
+    #[serde(rename = "email")]
+    Email {
+        #[serde(default)]
+        name: Option<String>,
+        from: String,
+        to: Vec<String>,
+        #[serde(default)]
+        template: Option<RawTemplate>,
+        #[serde(default)]
+        digest_threshold: Option<usize>,
+    },
+    #[serde(rename = "notion")]
+    Notion {
+        #[serde(default)]
+        name: Option<String>,
+        secret: String,
+        database: String,
+        #[serde(default)]
+        properties: std::collections::BTreeMap<String, String>,
+        #[serde(default)]
+        id_property: Option<String>,
+        #[serde(default)]
+        template: Option<RawTemplate>,
+    },
+}
+
+/// A Telegram `chat_id` as written: a number (`-1001234567890`) or `@channelname`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ChatIdText {
+    Number(i64),
+    Text(String),
 }
 
 impl Pipeline {
@@ -558,15 +676,228 @@ impl Pipeline {
         }
         let mut destinations = Vec::with_capacity(raw.destinations.len());
         for (i, d) in raw.destinations.into_iter().enumerate() {
-            let RawDestination::Slack {
-                channel,
-                team,
-                template,
-                rate_per_second,
-                digest_threshold,
-                thread_by,
-                mention,
-            } = d;
+            let template_of = |template: Option<RawTemplate>| {
+                Template::from_raw(template.unwrap_or_default())
+                    .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))
+            };
+            let secret_of = |secret: String| {
+                if valid_secret_name(&secret) {
+                    Ok(secret)
+                } else {
+                    Err(err(
+                        format!("destinations[{i}].secret"),
+                        format!("{secret:?} must name a secret: 1 to 64 letters, digits or /_+=.@- (the secret itself is stored with `ingestlayer secrets set`, never in the pipeline)"),
+                    ))
+                }
+            };
+            let name_of = |name: Option<String>| match name {
+                Some(n) if n.trim().is_empty() || n.len() > 64 => Err(err(
+                    format!("destinations[{i}].name"),
+                    "must be 1 to 64 characters".into(),
+                )),
+                other => Ok(other),
+            };
+            let outbound = |name, target, template, properties, digest_threshold| {
+                Destination::Outbound(OutboundDestination {
+                    name,
+                    target,
+                    template,
+                    properties,
+                    digest_threshold,
+                })
+            };
+            let slack = match d {
+                RawDestination::Slack {
+                    channel,
+                    team,
+                    template,
+                    rate_per_second,
+                    digest_threshold,
+                    thread_by,
+                    mention,
+                } => (
+                    channel,
+                    team,
+                    template,
+                    rate_per_second,
+                    digest_threshold,
+                    thread_by,
+                    mention,
+                ),
+                RawDestination::Webhook {
+                    name,
+                    url,
+                    secret,
+                    template,
+                } => {
+                    let parsed = url::Url::parse(url.trim()).map_err(|e| {
+                        err(
+                            format!("destinations[{i}].url"),
+                            format!("{url:?} is not a URL: {e}"),
+                        )
+                    })?;
+                    if !matches!(parsed.scheme(), "https" | "http")
+                        || !parsed.username().is_empty()
+                        || parsed.password().is_some()
+                    {
+                        return Err(err(
+                            format!("destinations[{i}].url"),
+                            format!("{url:?} must be an https:// URL without credentials in it"),
+                        ));
+                    }
+                    destinations.push(outbound(
+                        name_of(name)?,
+                        Target::Webhook {
+                            url: parsed.to_string(),
+                            secret: secret_of(secret)?,
+                        },
+                        template_of(template)?,
+                        Vec::new(),
+                        0,
+                    ));
+                    continue;
+                }
+                RawDestination::Discord {
+                    name,
+                    secret,
+                    template,
+                } => {
+                    destinations.push(outbound(
+                        name_of(name)?,
+                        Target::Discord {
+                            secret: secret_of(secret)?,
+                        },
+                        template_of(template)?,
+                        Vec::new(),
+                        0,
+                    ));
+                    continue;
+                }
+                RawDestination::Telegram {
+                    name,
+                    secret,
+                    chat_id,
+                    template,
+                } => {
+                    let chat_id = match chat_id {
+                        ChatIdText::Number(n) => n.to_string(),
+                        ChatIdText::Text(t) => {
+                            let t = t.trim().to_owned();
+                            let username = t.strip_prefix('@').is_some_and(|u| {
+                                (5..=32).contains(&u.len())
+                                    && u.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            });
+                            if !username && t.parse::<i64>().is_err() {
+                                return Err(err(
+                                    format!("destinations[{i}].chat_id"),
+                                    format!("{t:?} must be a chat id (a number such as -1001234567890) or a channel's @username"),
+                                ));
+                            }
+                            t
+                        }
+                    };
+                    destinations.push(outbound(
+                        name_of(name)?,
+                        Target::Telegram {
+                            secret: secret_of(secret)?,
+                            chat_id,
+                        },
+                        template_of(template)?,
+                        Vec::new(),
+                        0,
+                    ));
+                    continue;
+                }
+                RawDestination::Email {
+                    name,
+                    from,
+                    to,
+                    template,
+                    digest_threshold,
+                } => {
+                    let address = |field: String, a: &str| {
+                        let a = a.trim();
+                        let ok = a.split_once('@').is_some_and(|(l, d)| {
+                            !l.is_empty() && d.contains('.') && !a.contains(char::is_whitespace)
+                        });
+                        if ok {
+                            Ok(a.to_owned())
+                        } else {
+                            Err(err(field, format!("{a:?} is not an email address")))
+                        }
+                    };
+                    let from = address(format!("destinations[{i}].from"), &from)?;
+                    if to.is_empty() || to.len() > 50 {
+                        return Err(err(
+                            format!("destinations[{i}].to"),
+                            "must list 1 to 50 recipients (SES's limit per message)".into(),
+                        ));
+                    }
+                    let to = to
+                        .iter()
+                        .enumerate()
+                        .map(|(r, a)| address(format!("destinations[{i}].to[{r}]"), a))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let digest_threshold = match digest_threshold {
+                        None => DEFAULT_DIGEST_THRESHOLD,
+                        Some(1) => {
+                            return Err(err(
+                                format!("destinations[{i}].digest_threshold"),
+                                "1 would digest every message: use 2 or more, or 0 for never"
+                                    .into(),
+                            ))
+                        }
+                        Some(n) => n,
+                    };
+                    destinations.push(outbound(
+                        name_of(name)?,
+                        Target::Email { from, to },
+                        template_of(template)?,
+                        Vec::new(),
+                        digest_threshold,
+                    ));
+                    continue;
+                }
+                RawDestination::Notion {
+                    name,
+                    secret,
+                    database,
+                    properties,
+                    id_property,
+                    template,
+                } => {
+                    let Some(database) = crate::outbound::notion::notion_id(&database) else {
+                        return Err(err(
+                            format!("destinations[{i}].database"),
+                            "must be a Notion database id (32 hexadecimal digits) or its link (in Notion: ··· → Copy link)".into(),
+                        ));
+                    };
+                    let properties = properties
+                        .into_iter()
+                        .map(|(name, text)| {
+                            TemplateText::parse(&text)
+                                .map(|t| (name.clone(), t))
+                                .map_err(|m| err(format!("destinations[{i}].properties.{name}"), m))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    destinations.push(outbound(
+                        name_of(name)?,
+                        Target::Notion {
+                            secret: secret_of(secret)?,
+                            database,
+                            id_property: id_property
+                                .filter(|p| !p.trim().is_empty())
+                                .unwrap_or_else(|| "Event ID".to_owned()),
+                        },
+                        template_of(template)?,
+                        properties,
+                        0,
+                    ));
+                    continue;
+                }
+            };
+            let (channel, team, template, rate_per_second, digest_threshold, thread_by, mention) =
+                slack;
             let min_interval_ms = match rate_per_second {
                 None => DEFAULT_MIN_INTERVAL_MS,
                 Some(r) if r.is_finite() && r > 0.0 && r <= 100.0 => (1000.0 / r).ceil() as u64,
@@ -591,8 +922,7 @@ impl Pipeline {
                 .map_err(|m| err(format!("destinations[{i}].channel"), m.to_string()))?;
             let team = TeamId::parse(team.as_deref().unwrap_or(DEFAULT_TEAM))
                 .map_err(|m| err(format!("destinations[{i}].team"), m.to_string()))?;
-            let template = Template::from_raw(template.unwrap_or_default())
-                .map_err(|(field, m)| err(format!("destinations[{i}].template.{field}"), m))?;
+            let template = template_of(template)?;
             let path_of = |field: &str, value: Option<String>| {
                 value
                     .map(|v| {
@@ -600,7 +930,7 @@ impl Pipeline {
                     })
                     .transpose()
             };
-            destinations.push(SlackDestination {
+            destinations.push(Destination::Slack(SlackDestination {
                 team,
                 channel,
                 template,
@@ -608,7 +938,7 @@ impl Pipeline {
                 digest_threshold,
                 thread_by: path_of("thread_by", thread_by)?,
                 mention: path_of("mention", mention)?,
-            });
+            }));
         }
         let resolve = |field: String, channels: &[String]| -> Result<Vec<usize>, PipelineError> {
             if channels.is_empty() {
@@ -617,17 +947,34 @@ impl Pipeline {
             channels
                 .iter()
                 .map(|c| {
-                    let wanted =
-                        ChannelRef::parse(c).map_err(|m| err(field.clone(), m.to_string()))?;
-                    destinations
+                    // A channel as Slack destinations name it (`alerts` is `#alerts`), or
+                    // another destination's name or type.
+                    let wanted = ChannelRef::parse(c).ok().map(|w| w.to_string());
+                    let by_label = |d: &Destination| {
+                        let label = d.label();
+                        label == *c || wanted.as_deref() == Some(label.as_str())
+                    };
+                    let found: Vec<usize> = destinations
                         .iter()
-                        .position(|d| d.channel == wanted)
-                        .ok_or_else(|| {
-                            err(
-                                field.clone(),
-                                format!("{c:?} is not one of the pipeline's destinations"),
-                            )
-                        })
+                        .enumerate()
+                        .filter(|(_, d)| by_label(d))
+                        .map(|(di, _)| di)
+                        .collect();
+                    if found.len() > 1 {
+                        return Err(err(
+                            field.clone(),
+                            format!(
+                                "{c:?} names {} destinations: give each a `name`",
+                                found.len()
+                            ),
+                        ));
+                    }
+                    found.first().copied().ok_or_else(|| {
+                        err(
+                            field.clone(),
+                            format!("{c:?} is not one of the pipeline's destinations"),
+                        )
+                    })
                 })
                 .collect()
         };
@@ -729,7 +1076,12 @@ pub fn summary(doc: &Value) -> Summary<'_> {
     }
     Summary {
         events: strings(&doc["events"], Value::as_str),
-        channels: strings(&doc["destinations"], |d| d["channel"].as_str()),
+        channels: strings(&doc["destinations"], |d| {
+            d["channel"]
+                .as_str()
+                .or_else(|| d["name"].as_str())
+                .or_else(|| d["type"].as_str())
+        }),
     }
 }
 
@@ -815,6 +1167,129 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn with_destinations(destinations: Value) -> Result<Option<Pipeline>, PipelineError> {
+        Pipeline::from_json(&json!({
+            "id": "p", "events": ["feature.used"], "destinations": destinations
+        }))
+    }
+
+    #[test]
+    fn every_destination_type_loads_with_its_secret_named_never_held() {
+        let p = with_destinations(json!([
+            {"type": "slack", "channel": "#alerts"},
+            {"type": "discord", "secret": "ops-discord"},
+            {"type": "telegram", "secret": "ops-bot", "chat_id": -1001234567890i64},
+            {"type": "telegram", "name": "channel", "secret": "ops-bot", "chat_id": "@product_news"},
+            {"type": "email", "from": "alerts@example.com", "to": ["a@example.com", "b@example.com"]},
+            {"type": "notion", "secret": "ops-notion", "database": "https://www.notion.so/Events-27a5d30a17284a1ea78871341f22fb97?v=1",
+             "properties": {"Plan": "$event.plan"}},
+            {"type": "webhook", "url": "https://hooks.example.com/x", "secret": "hook"}
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.destinations.len(), 7);
+        let targets: Vec<Target> = p
+            .destinations
+            .iter()
+            .filter_map(|d| match d {
+                Destination::Outbound(o) => Some(o.target.clone()),
+                Destination::Slack(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            targets[1],
+            Target::Telegram {
+                secret: "ops-bot".into(),
+                chat_id: "-1001234567890".into()
+            }
+        );
+        assert_eq!(
+            targets[4],
+            Target::Notion {
+                secret: "ops-notion".into(),
+                database: "27a5d30a-1728-4a1e-a788-71341f22fb97".into(),
+                id_property: "Event ID".into()
+            }
+        );
+        let Destination::Outbound(email) = &p.destinations[4] else {
+            panic!("email")
+        };
+        assert_eq!(email.digest_threshold, DEFAULT_DIGEST_THRESHOLD);
+    }
+
+    #[test]
+    fn a_bad_destination_is_named_with_its_field() {
+        let cases = [
+            (
+                json!({"type": "discord", "secret": "has spaces"}),
+                "destinations[0].secret",
+            ),
+            (json!({"type": "discord"}), "destinations[0]"),
+            (
+                json!({"type": "telegram", "secret": "b", "chat_id": "general"}),
+                "destinations[0].chat_id",
+            ),
+            (
+                json!({"type": "email", "from": "nobody", "to": ["a@example.com"]}),
+                "destinations[0].from",
+            ),
+            (
+                json!({"type": "email", "from": "a@example.com", "to": []}),
+                "destinations[0].to",
+            ),
+            (
+                json!({"type": "notion", "secret": "n", "database": "not-an-id"}),
+                "destinations[0].database",
+            ),
+            (
+                json!({"type": "notion", "secret": "n", "database": "27a5d30a17284a1ea78871341f22fb97",
+                    "properties": {"Plan": "${event.plan | nosuch}"}}),
+                "destinations[0].properties.Plan",
+            ),
+            (
+                json!({"type": "webhook", "url": "ftp://x", "secret": "s"}),
+                "destinations[0].url",
+            ),
+            (
+                json!({"type": "webhook", "url": "https://u:p@x.example", "secret": "s"}),
+                "destinations[0].url",
+            ),
+            (json!({"type": "pager", "secret": "s"}), "destinations[0]"),
+        ];
+        for (d, field) in cases {
+            let e = with_destinations(json!([d])).unwrap_err();
+            assert!(e.field.starts_with(field), "{d}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_route_names_destinations_beyond_slack_by_name_or_type() {
+        let p = Pipeline::from_json(&json!({
+            "id": "p", "events": ["x"],
+            "steps": [{"type": "route", "routes": [{"when": "plan == 'free'", "to": ["discord", "billing"]}],
+                       "default": ["#alerts"]}],
+            "destinations": [
+                {"type": "slack", "channel": "#alerts"},
+                {"type": "discord", "secret": "d"},
+                {"type": "webhook", "name": "billing", "url": "https://x.example", "secret": "s"}
+            ]
+        }))
+        .unwrap()
+        .unwrap();
+        let Step::Route(r) = &p.steps[0] else {
+            panic!()
+        };
+        assert_eq!(r.routes[0].1, vec![1, 2]);
+        assert_eq!(r.default, Some(vec![0]));
+        let two = Pipeline::from_json(&json!({
+            "id": "p", "events": ["x"],
+            "steps": [{"type": "route", "routes": [{"when": "true", "to": ["discord"]}]}],
+            "destinations": [{"type": "discord", "secret": "a"}, {"type": "discord", "secret": "b"}]
+        }))
+        .unwrap_err();
+        assert!(two.message.contains("give each a `name`"), "{two}");
+    }
+
     pub(crate) fn example() -> Value {
         json!({
             "id": "feature-usage",
@@ -855,7 +1330,10 @@ mod tests {
         assert!(
             matches!(&p.steps[1], Step::Enrich(e) if e.attach_as == "user" && e.key == ["user_id"])
         );
-        assert_eq!(p.destinations[0].group_id(), "default:#alerts");
+        assert_eq!(
+            p.destinations[0].as_slack().unwrap().group_id(),
+            "default:#alerts"
+        );
     }
 
     #[test]

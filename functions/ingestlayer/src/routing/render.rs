@@ -25,6 +25,7 @@ use regex::Regex;
 use serde_json::{json, Map, Value};
 
 use crate::event::Origin;
+use crate::outbound::card::{Card, Field, Link, Span};
 use crate::routing::format::{
     self, display_value, time_of, time_token, Formatted, Formatter, Output, TimeStyle,
 };
@@ -91,6 +92,9 @@ enum Surface {
     Plain,
     /// A button's URL: the whole text is a link's target, nothing is HTML-escaped.
     Url,
+    /// A card for another platform: values as they are (each platform escapes them), times
+    /// as UTC text; a link's target is still percent-encoded.
+    Raw,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -330,16 +334,125 @@ impl TemplateText {
     fn has_references(&self) -> bool {
         self.0.iter().any(|p| matches!(p, Piece::Ref { .. }))
     }
+
+    /// The text for a card: the template's own text, the values (raw) and its links, told
+    /// apart. A link (`<https://…|label>`) whose target is not an http(s) URL (a Slack
+    /// mention such as `<!here>`) stays text as written.
+    fn spans(&self, input: &RenderInput<'_>) -> Vec<Span> {
+        let mut spans = Spans::default();
+        for p in &self.0 {
+            match p {
+                Piece::Text(t) => {
+                    for c in t.chars() {
+                        spans.literal(c);
+                    }
+                }
+                Piece::Ref {
+                    reference,
+                    formatters,
+                    place,
+                } => {
+                    let mut value = reference
+                        .resolve(input)
+                        .map(Formatted::Value)
+                        .unwrap_or(Formatted::Missing);
+                    let resolve = |r: &Reference| r.resolve(input);
+                    for f in formatters {
+                        value = format::apply(f, value, &resolve);
+                    }
+                    let text = match format::finish(value, false) {
+                        Output::Plain(t) | Output::Markup(t) => in_place(&t, *place, Surface::Raw),
+                        Output::Missing => "–".to_owned(),
+                    };
+                    spans.value(&text);
+                }
+            }
+        }
+        spans.finish()
+    }
+
+    /// Renders the text raw: values as they are, times as UTC text.
+    pub fn render_raw(&self, input: &RenderInput<'_>) -> String {
+        self.render(input, Surface::Raw)
+    }
+}
+
+/// Splits a template's text into spans while it is read, character by character, with the
+/// place state of [`TemplateText::parse_in`].
+#[derive(Default)]
+struct Spans {
+    out: Vec<Span>,
+    /// Inside `<…`: the target so far and, after `|`, the label.
+    link: Option<(String, Option<String>)>,
+}
+
+impl Spans {
+    fn push_text(&mut self, text: &str, value: bool) {
+        match (self.out.last_mut(), value) {
+            (Some(Span::Text { text: t }), false) | (Some(Span::Value { text: t }), true) => {
+                t.push_str(text)
+            }
+            _ if text.is_empty() => {}
+            (_, false) => self.out.push(Span::Text { text: text.into() }),
+            (_, true) => self.out.push(Span::Value { text: text.into() }),
+        }
+    }
+
+    fn literal(&mut self, c: char) {
+        match (&mut self.link, c) {
+            (None, '<') => self.link = Some((String::new(), None)),
+            (None, c) => self.push_text(c.encode_utf8(&mut [0; 4]), false),
+            (Some((_, label @ None)), '|') => *label = Some(String::new()),
+            (Some(_), '>') => {
+                if let Some((url, label)) = self.link.take() {
+                    if is_web_url(&url) {
+                        self.out.push(Span::Link {
+                            label: label.unwrap_or_default(),
+                            url,
+                        });
+                    } else {
+                        let written = match label {
+                            Some(l) => format!("<{url}|{l}>"),
+                            None => format!("<{url}>"),
+                        };
+                        self.push_text(&written, false);
+                    }
+                }
+            }
+            (Some((url, None)), c) => url.push(c),
+            (Some((_, Some(label))), c) => label.push(c),
+        }
+    }
+
+    fn value(&mut self, text: &str) {
+        match &mut self.link {
+            None => self.push_text(text, true),
+            Some((url, None)) => url.push_str(text),
+            Some((_, Some(label))) => label.push_str(text),
+        }
+    }
+
+    fn finish(mut self) -> Vec<Span> {
+        if let Some((url, label)) = self.link.take() {
+            let written = match label {
+                Some(l) => format!("<{url}|{l}"),
+                None => format!("<{url}"),
+            };
+            self.push_text(&written, false);
+        }
+        self.out
+    }
 }
 
 /// `value` made safe for where it stands.
 fn in_place(value: &str, place: Place, surface: Surface) -> String {
     match place {
+        Place::Text | Place::Label if surface == Surface::Raw => value.to_owned(),
         Place::Text | Place::Label => escape(value),
         Place::TargetStart if is_web_url(value) => {
             let url = utf8_percent_encode(value, URL_WHOLE).to_string();
             match surface {
-                Surface::Url => url,
+                Surface::Url | Surface::Raw => url,
                 Surface::Mrkdwn | Surface::Plain => escape(&url),
             }
         }
@@ -515,18 +628,7 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         blocks.push(json!({"type": "section", "text": mrkdwn(body)}));
     }
 
-    let pairs: Vec<(String, String)> = match &template.fields {
-        Some(paths) => paths
-            .iter()
-            .map(|p| {
-                let v = lookup(input.context, p)
-                    .map(display_value)
-                    .unwrap_or_else(|| "–".into());
-                (p.join("."), v)
-            })
-            .collect(),
-        None => key_fields(input.context),
-    };
+    let pairs = field_pairs(template, input);
     if pairs.len() > limits::SECTION_FIELDS {
         truncated = true;
     }
@@ -591,6 +693,99 @@ pub fn render(template: &Template, input: &RenderInput<'_>) -> RenderedMessage {
         text,
         blocks,
         truncated,
+    }
+}
+
+/// Renders `input` with `template` into the platform-neutral [`Card`] the destinations
+/// beyond Slack render from: the same headline, text, step lines, fields, link buttons and
+/// context line as the Block Kit message, every value raw (each platform escapes it).
+pub fn card(template: &Template, input: &RenderInput<'_>) -> Card {
+    let vars = input.vars;
+    let title = match &template.header {
+        Some(t) => t.render_raw(input),
+        None => vars
+            .and_then(heartbeat_header)
+            .map(|h| slack_plain(&h))
+            .unwrap_or_else(|| input.event_name.to_owned()),
+    };
+    let text = template
+        .text
+        .as_ref()
+        .map(|t| t.spans(input))
+        .unwrap_or_default();
+    let notes = vars
+        .map(|v| [threshold_line(v), heartbeat_line(v)])
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|l| slack_plain(&l))
+        .collect();
+    let fields = field_pairs(template, input)
+        .into_iter()
+        .map(|(name, value)| Field { name, value })
+        .collect();
+    let buttons = template
+        .buttons
+        .iter()
+        .filter_map(|b| {
+            let label = slack_plain(&b.text.render(input, Surface::Plain));
+            if label.trim().is_empty() {
+                return None;
+            }
+            let url = url::Url::parse(&b.url.render_url(input)?)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))?
+                .to_string();
+            Some(Link { label, url })
+        })
+        .collect();
+    let mut footer = format!(
+        "ingestlayer · from {} · {}",
+        input.origin.source, input.event_id
+    );
+    if let Some(held) = vars.and_then(throttle_note) {
+        footer.push_str(" · ");
+        footer.push_str(&slack_plain(&held));
+    }
+    Card {
+        title,
+        text,
+        notes,
+        fields,
+        buttons,
+        footer,
+        link: input.full_event_url.map(str::to_owned),
+        truncated: false,
+    }
+}
+
+/// Slack text we built (escaped, with date tokens) as plain text: each date token becomes
+/// its UTC fallback, and `&amp;`, `&lt;`, `&gt;` their characters.
+fn slack_plain(s: &str) -> String {
+    static DATE: LazyLock<Regex> = LazyLock::new(|| {
+        #[allow(clippy::unwrap_used)] // a constant pattern, covered by tests
+        Regex::new(r"<!date\^[0-9]+\^[^|>]*\|([^>]*)>").unwrap()
+    });
+    DATE.replace_all(s, "$1")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The fields a message shows, as (label, value) pairs: the template's `fields`, or the
+/// event's key fields.
+fn field_pairs(template: &Template, input: &RenderInput<'_>) -> Vec<(String, String)> {
+    match &template.fields {
+        Some(paths) => paths
+            .iter()
+            .map(|p| {
+                let v = lookup(input.context, p)
+                    .map(display_value)
+                    .unwrap_or_else(|| "–".into());
+                (p.join("."), v)
+            })
+            .collect(),
+        None => key_fields(input.context),
     }
 }
 
@@ -791,6 +986,70 @@ pub(crate) mod tests {
 
     fn all_text(m: &RenderedMessage) -> String {
         serde_json::to_string(&m.blocks).unwrap() + &m.text
+    }
+
+    #[test]
+    fn a_card_keeps_the_templates_text_its_values_and_its_links_apart_and_raw() {
+        let t = template(json!({
+            "header": "Usage by $event.user",
+            "text": "*$event.user* used <https://app.example/u/$event.user|open $event.user> & <!here>",
+            "fields": ["plan"],
+            "buttons": [{"text": "Account", "url": "https://app.example/a/$event.user"}]
+        }));
+        let ctx = json!({"user": "<b>a&b</b>", "plan": "free"});
+        let c = card(&t, &input("feature.used", &ctx));
+        assert_eq!(c.title, "Usage by <b>a&b</b>", "raw: each platform escapes");
+        assert_eq!(
+            c.text,
+            vec![
+                Span::Text { text: "*".into() },
+                Span::Value {
+                    text: "<b>a&b</b>".into()
+                },
+                Span::Text {
+                    text: "* used ".into()
+                },
+                Span::Link {
+                    url: "https://app.example/u/%3Cb%3Ea%26b%3C%2Fb%3E".into(),
+                    label: "open <b>a&b</b>".into()
+                },
+                Span::Text {
+                    text: " & <!here>".into()
+                },
+            ]
+        );
+        assert_eq!(
+            c.fields,
+            vec![Field {
+                name: "plan".into(),
+                value: "free".into()
+            }]
+        );
+        assert_eq!(c.buttons[0].label, "Account");
+        assert!(c.buttons[0].url.starts_with("https://app.example/a/"));
+        assert!(!c.buttons[0].url.contains('<'), "{}", c.buttons[0].url);
+        assert_eq!(c.footer, "ingestlayer · from web-app · 01TEST");
+    }
+
+    #[test]
+    fn a_card_states_step_results_as_plain_text_with_utc_times() {
+        let ctx = json!({});
+        let mut vars = Map::new();
+        vars.insert(
+            "threshold".into(),
+            json!({"count": 5, "window": "10m", "first": 1_700_000_000_000i64}),
+        );
+        let mut i = input("login.failed", &ctx);
+        i.vars = Some(&vars);
+        let c = card(&Template::default(), &i);
+        assert_eq!(c.notes.len(), 1);
+        assert!(
+            c.notes[0].starts_with("5 events within 10m"),
+            "{}",
+            c.notes[0]
+        );
+        assert!(c.notes[0].contains("UTC"), "{}", c.notes[0]);
+        assert!(!c.notes[0].contains("<!date"), "{}", c.notes[0]);
     }
 
     #[test]

@@ -10,16 +10,22 @@ use serde_json::{json, Map, Value};
 use crate::delivery::message::Delivery;
 use crate::error::Error;
 use crate::event::Envelope;
+use crate::outbound::message::{Outbound, Target};
 use crate::routing::enrich::{entity_key, EntityStore};
+use crate::routing::pipelines::Destination;
 use crate::routing::pipelines::{HeartbeatSpec, Pipeline, PipelineSet, Step};
-use crate::routing::render::{render, RenderInput};
+use crate::routing::render::{card, render, RenderInput};
 use crate::routing::state::{calendar_window, step_pk, Ping, StateAnswer, StateOp, StateStore};
 
 /// What became of one (event, pipeline) pair.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PairOutcome {
-    /// Rendered, one delivery per destination.
-    Routed(Vec<Delivery>),
+    /// Rendered, one delivery per destination: `slack` for the Slack queue, `outbound` for
+    /// the destinations queue.
+    Routed {
+        slack: Vec<Delivery>,
+        outbound: Vec<Outbound>,
+    },
     /// A step dropped or held it (a filter, a route, a throttle, a threshold below its
     /// count, a heartbeat ping, a mute); `reason` says which and why.
     Filtered { pipeline_id: String, reason: String },
@@ -196,7 +202,7 @@ pub async fn route_traced<S: EntityStore, T: StateStore>(
                             .iter()
                             .flatten()
                             .filter_map(|&d| pair.pipeline.destinations.get(d))
-                            .map(|d| d.channel.to_string())
+                            .map(Destination::label)
                             .collect();
                         pair.steps.push(StepTrace::Stateful {
                             kind: "route".into(),
@@ -454,7 +460,7 @@ pub async fn route_traced<S: EntityStore, T: StateStore>(
             continue;
         }
         let link = links.map(|l| l(event));
-        let deliveries = deliveries(
+        let routed = deliveries(
             pair.pipeline,
             event,
             &pair.context,
@@ -464,7 +470,10 @@ pub async fn route_traced<S: EntityStore, T: StateStore>(
         );
         outcomes.push(Traced {
             pipeline_id,
-            outcome: PairOutcome::Routed(deliveries),
+            outcome: PairOutcome::Routed {
+                slack: routed.slack,
+                outbound: routed.outbound,
+            },
             steps: pair.steps,
         });
     }
@@ -596,8 +605,41 @@ pub fn heartbeat_vars(
     })
 }
 
+/// What a pair was routed to: the Slack queue's messages and the destinations queue's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Routed {
+    pub slack: Vec<Delivery>,
+    pub outbound: Vec<Outbound>,
+}
+
+impl Routed {
+    pub fn extend(&mut self, other: Routed) {
+        self.slack.extend(other.slack);
+        self.outbound.extend(other.outbound);
+    }
+
+    pub fn len(&self) -> usize {
+        self.slack.len() + self.outbound.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Where each of a pair's messages goes, as the journey and the warehouse name it: a Slack
+/// channel (`#alerts`) or a destination beyond Slack (`discord webhook (alerts-hook)`).
+pub fn targets(slack: &[Delivery], outbound: &[Outbound]) -> Vec<String> {
+    slack
+        .iter()
+        .map(|d| d.channel.to_string())
+        .chain(outbound.iter().map(|o| o.target.describe()))
+        .collect()
+}
+
 /// One delivery per destination of `pipeline` (those in `chosen`, when a route chose),
-/// rendered from `context` and the steps' `vars`.
+/// rendered from `context` and the steps' `vars`: Block Kit for Slack, a card for the
+/// others.
 pub fn deliveries(
     pipeline: &Pipeline,
     event: &Envelope,
@@ -605,51 +647,70 @@ pub fn deliveries(
     vars: &Map<String, Value>,
     chosen: Option<&[usize]>,
     link: Option<String>,
-) -> Vec<Delivery> {
+) -> Routed {
     let pipeline_id = pipeline.id.as_str();
-    pipeline
+    let input = RenderInput {
+        event_name: event.name.as_str(),
+        event_id: event.id.as_str(),
+        origin: event.origin(),
+        context,
+        full_event_url: link.as_deref(),
+        vars: Some(vars),
+    };
+    let received_ms = (event.received_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let mut routed = Routed::default();
+    for (di, dest) in pipeline
         .destinations
         .iter()
         .enumerate()
         .filter(|(di, _)| chosen.is_none_or(|c| c.contains(di)))
-        .map(|(di, d)| {
-            let mut message = render(
-                &d.template,
-                &RenderInput {
-                    event_name: event.name.as_str(),
-                    event_id: event.id.as_str(),
-                    origin: event.origin(),
-                    context,
-                    full_event_url: link.as_deref(),
-                    vars: Some(vars),
-                },
-            );
-            if let Some(m) = &pipeline.mute {
-                crate::routing::mute_button(
-                    &mut message,
-                    pipeline_id,
-                    &key_value(context, &m.key),
-                    m,
-                );
+    {
+        let d = match dest {
+            Destination::Slack(d) => d,
+            Destination::Outbound(o) => {
+                routed.outbound.push(Outbound {
+                    v: 1,
+                    event_id: event.id.as_str().to_owned(),
+                    event_name: event.name.as_str().to_owned(),
+                    pipeline_id: pipeline_id.to_owned(),
+                    destination: di,
+                    received_ms,
+                    source: event.origin().source.to_owned(),
+                    target: o.target.clone(),
+                    card: card(&o.template, &input),
+                    data: matches!(o.target, Target::Webhook { .. }).then(|| context.clone()),
+                    properties: o
+                        .properties
+                        .iter()
+                        .map(|(name, t)| (name.clone(), t.render_raw(&input)))
+                        .collect(),
+                    digest_threshold: o.digest_threshold,
+                });
+                continue;
             }
-            Delivery {
-                v: 1,
-                event_id: event.id.as_str().to_owned(),
-                event_name: event.name.as_str().to_owned(),
-                received_ms: (event.received_at.unix_timestamp_nanos() / 1_000_000) as i64,
-                pipeline_id: pipeline_id.to_owned(),
-                destination: di,
-                team: d.team.clone(),
-                channel: d.channel.clone(),
-                message,
-                min_interval_ms: d.min_interval_ms,
-                digest_threshold: d.digest_threshold,
-                link: link.clone(),
-                thread_key: d.thread_by.as_deref().and_then(|p| scalar_at(context, p)),
-                mention: d.mention.as_deref().and_then(|p| scalar_at(context, p)),
-            }
-        })
-        .collect()
+        };
+        let mut message = render(&d.template, &input);
+        if let Some(m) = &pipeline.mute {
+            crate::routing::mute_button(&mut message, pipeline_id, &key_value(context, &m.key), m);
+        }
+        routed.slack.push(Delivery {
+            v: 1,
+            event_id: event.id.as_str().to_owned(),
+            event_name: event.name.as_str().to_owned(),
+            received_ms,
+            pipeline_id: pipeline_id.to_owned(),
+            destination: di,
+            team: d.team.clone(),
+            channel: d.channel.clone(),
+            message,
+            min_interval_ms: d.min_interval_ms,
+            digest_threshold: d.digest_threshold,
+            link: link.clone(),
+            thread_key: d.thread_by.as_deref().and_then(|p| scalar_at(context, p)),
+            mention: d.mention.as_deref().and_then(|p| scalar_at(context, p)),
+        });
+    }
+    routed
 }
 
 /// The non-empty scalar at `path` in `context`, as text.
@@ -763,7 +824,7 @@ mod tests {
             None,
         )
         .await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
         assert_eq!(d[0].channel, "#alerts");
@@ -791,9 +852,10 @@ mod tests {
         )
         .await;
         assert_eq!(s.calls.load(Ordering::SeqCst), 1);
-        assert!(out
-            .iter()
-            .all(|r| matches!(&r.as_ref().unwrap()[0], PairOutcome::Routed(_))));
+        assert!(out.iter().all(|r| matches!(
+            &r.as_ref().unwrap()[0],
+            PairOutcome::Routed { slack: _, .. }
+        )));
     }
 
     #[tokio::test]
@@ -825,7 +887,7 @@ mod tests {
             None,
         )
         .await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] else {
             panic!()
         };
         assert!(!serde_json::to_string(&d[0].message.blocks)
@@ -887,7 +949,7 @@ mod tests {
             None,
         )
         .await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
         assert!(
@@ -910,7 +972,7 @@ mod tests {
             None,
         )
         .await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
         let text = serde_json::to_string(&d[0].message).unwrap();
@@ -961,7 +1023,7 @@ mod tests {
             None,
         )
         .await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
         assert_eq!(d[0].event_id, "webhook:stripe:x");
@@ -1003,7 +1065,9 @@ mod tests {
                     .unwrap()
                     .iter()
                     .flat_map(|o| match o {
-                        PairOutcome::Routed(d) => d.iter().map(|d| d.channel.to_string()).collect(),
+                        PairOutcome::Routed { slack: d, .. } => {
+                            d.iter().map(|d| d.channel.to_string()).collect()
+                        }
                         PairOutcome::Filtered { .. } => Vec::new(),
                     })
                     .collect()
@@ -1060,7 +1124,7 @@ mod tests {
             routed_channels(&out),
             vec![vec!["#upsell".to_owned()], vec!["#alerts".to_owned()]]
         );
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] else {
             panic!()
         };
         assert_eq!(
@@ -1102,7 +1166,7 @@ mod tests {
                 now_ms: t0 + minute * 60_000,
             };
             let out = route(std::slice::from_ref(&e), &set, &store(false), &at, None).await;
-            if let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] {
+            if let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] {
                 posted.push((minute, serde_json::to_string(&d[0].message.blocks).unwrap()));
             }
         }
@@ -1130,7 +1194,7 @@ mod tests {
             };
             let out = route(std::slice::from_ref(&e), &set, &store(false), &at, None).await;
             let traced = &out[0].as_ref().unwrap()[0];
-            if let PairOutcome::Routed(d) = traced {
+            if let PairOutcome::Routed { slack: d, .. } = traced {
                 later.push(serde_json::to_string(&d[0].message.blocks).unwrap());
             }
         }
@@ -1167,7 +1231,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(missing.len(), 1);
-        let text = serde_json::to_string(&missing[0].message.blocks).unwrap();
+        let text = serde_json::to_string(&missing.slack[0].message.blocks).unwrap();
         assert!(text.contains("Missing: backup"), "{text}");
         assert!(
             crate::routing::missing_heartbeats(&mem, &set, late + 60_000)
@@ -1186,7 +1250,7 @@ mod tests {
             None,
         )
         .await;
-        let PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[0].as_ref().unwrap()[0] else {
             panic!("{out:?}")
         };
         assert!(serde_json::to_string(&d[0].message.blocks)
@@ -1211,7 +1275,7 @@ mod tests {
         assert!(
             matches!(&out[0].as_ref().unwrap()[0], PairOutcome::Filtered { reason, .. } if reason.contains("muted"))
         );
-        let PairOutcome::Routed(d) = &out[1].as_ref().unwrap()[0] else {
+        let PairOutcome::Routed { slack: d, .. } = &out[1].as_ref().unwrap()[0] else {
             panic!()
         };
         let text = serde_json::to_string(&d[0].message.blocks).unwrap();

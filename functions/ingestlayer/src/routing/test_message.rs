@@ -108,7 +108,7 @@ pub async fn render<S: EntityStore>(
     Ok(pairs
         .into_iter()
         .flat_map(|t| match t.outcome {
-            PairOutcome::Routed(d) => d,
+            PairOutcome::Routed { slack, .. } => slack,
             PairOutcome::Filtered { .. } => Vec::new(),
         })
         .collect())

@@ -105,7 +105,7 @@ async fn free_users_on_paid_features_reach_growth_and_paid_users_do_not() {
     )
     .await;
     assert!(
-        matches!(&out[0].as_ref().unwrap()[0], ingestlayer::routing::route::PairOutcome::Routed(d) if d[0].channel == "#growth")
+        matches!(&out[0].as_ref().unwrap()[0], ingestlayer::routing::route::PairOutcome::Routed { slack: d, .. } if d[0].channel == "#growth")
     );
     assert!(matches!(
         &out[1].as_ref().unwrap()[0],
@@ -156,7 +156,9 @@ async fn the_stripe_example_takes_only_what_stripe_signed() {
         None,
     )
     .await;
-    let ingestlayer::routing::route::PairOutcome::Routed(d) = &out[0].as_ref().unwrap()[0] else {
+    let ingestlayer::routing::route::PairOutcome::Routed { slack: d, .. } =
+        &out[0].as_ref().unwrap()[0]
+    else {
         panic!("{out:?}")
     };
     let text = d[0].message.blocks[1]["text"]["text"].as_str().unwrap();

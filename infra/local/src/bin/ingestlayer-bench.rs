@@ -485,6 +485,9 @@ async fn import_bench(
         api_url: unused.clone(),
         slack_api_url: unused.clone(),
         slack_authorize_url: unused,
+        discord_api_url: None,
+        telegram_api_url: None,
+        notion_api_url: None,
     };
     let outputs = res.register_stack(sdk, &urls).await?;
     let stack = Stack::from_outputs(
@@ -1354,6 +1357,7 @@ fn bench_pipeline_config(res: &Resources, warehouse: bool) -> ingestlayer::confi
         pipelines_table: res.pipelines_table.clone(),
         entities_table: res.entities_table.clone(),
         slack_queue_url: res.slack_queue_url.clone(),
+        destinations_queue_url: Some(res.destinations_queue_url.clone()),
         cache_ttl: Duration::from_secs(3600),
         public_api_url: None,
         link_secret_arn: None,

@@ -128,6 +128,7 @@ impl Stack {
                 pipelines_table: res.pipelines_table.clone(),
                 entities_table: res.entities_table.clone(),
                 slack_queue_url: res.slack_queue_url.clone(),
+                destinations_queue_url: Some(res.destinations_queue_url.clone()),
                 cache_ttl: Duration::from_secs(30),
                 public_api_url: Some(PUBLIC_API_URL.to_owned()),
                 link_secret_arn: Some(res.link_secret_arn.clone()),
@@ -392,6 +393,9 @@ impl Stack {
                 api_url: PUBLIC_API_URL.to_owned(),
                 slack_api_url: self.standin.api_url(),
                 slack_authorize_url: format!("http://{}", self.standin.addr()),
+                discord_api_url: None,
+                telegram_api_url: None,
+                notion_api_url: None,
             },
             echo_output: false,
         }

@@ -24,6 +24,7 @@ mod explain;
 mod ingest;
 mod local_tools;
 mod messages;
+mod outbound;
 mod path;
 mod promises;
 mod steps;
