@@ -41,8 +41,10 @@ FLOORS = {
     "event": 2, "ids": 2, "purpose": 2, "webhook_signature": 2,
     "aws": 3,
     "slack": 4, "event_links": 4, "journey": 4, "outbound": 4,
-    "delivery": 5, "dispatch": 5,
-    "routing": 6, "ingress": 6,
+    "delivery": 5,
+    # dispatch (webhooks, Discord, Telegram, email, Notion) delivers with delivery's
+    # ledger, pacing and retry policy.
+    "routing": 6, "ingress": 6, "dispatch": 6,
     "connect": 7, "warehouse": 7,
 }
 PATH = re.compile(r"\b(crate|super)((?:::[a-z_][a-z0-9_]*)+)")

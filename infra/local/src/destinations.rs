@@ -47,7 +47,7 @@ fn port(var: &str, default: u16) -> u16 {
 
 fn listen(what: &str, var: &str, e: impl std::fmt::Display) -> Error {
     Error::invalid(
-        &format!("starting the {what} (move it with {var})"),
+        format!("starting the {what} (move it with {var})"),
         Some(e.to_string().into()),
     )
 }
