@@ -94,6 +94,24 @@ done
 grep -q "#signups" "$LOG" || { tail -n 40 "$LOG" >&2; fail "the stand-in printed no #signups message"; }
 echo "make webhook send on PORT=$PORT: $sent"
 
+echo "== dev-test: a feature.used event reaches Discord, Telegram, Notion, email and the signed webhook"
+api_key="$(sed -nE 's/^  API key +([^ ]+) .*/\1/p' "$LOG" | head -n 1)"
+[[ -n "$api_key" ]] || fail "the banner shows no API key"
+answer="$(curl -sS "http://127.0.0.1:$PORT/v1/events" -H "Authorization: Bearer $api_key" \
+  -H 'Content-Type: application/json' \
+  -d '{"name":"feature.used","data":{"user_id":"u_42","feature":"csv.export","count":1,"plan":"free"}}')"
+[[ "$answer" == *'"id"'* ]] || fail "POST /v1/events answered: $answer"
+for want in "discord webhook" "telegram → " "[webhook receiver] verified feature.used" "notion ▸"; do
+  for _ in $(seq 1 100); do
+    grep -qF "$want" "$LOG" && break
+    sleep 0.2
+  done
+  grep -qF "$want" "$LOG" || { tail -n 60 "$LOG" >&2; fail "make dev printed no \"$want\" line for the example pipelines"; }
+done
+sent_mail="$(curl -sS "$endpoint/moto-api/data.json")"
+[[ "$sent_mail" == *"team@example.com"* ]] || fail "SES on the emulator holds no email to team@example.com"
+echo "feature.used: delivered to Discord, Telegram, Notion, SES and the webhook receiver"
+
 if grep -q $'\e' "$LOG"; then
   grep -n $'\e' "$LOG" | head -n 5 >&2
   fail "make dev's output written to a file carries colour codes"

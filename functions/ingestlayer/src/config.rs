@@ -338,6 +338,10 @@ pub struct ConnectConfig {
     pub state_table: Option<String>,
     pub events_table: Option<String>,
     pub entities_table: Option<String>,
+    /// Destination secrets (`DESTINATION_SECRET_PREFIX`): the page stores a Discord webhook
+    /// URL, a bot or integration token, a signing secret under `<prefix>/<name>`, with the
+    /// stack's KMS key; `None`, the page cannot store them.
+    pub destination_secret_prefix: Option<String>,
 }
 
 impl ConnectConfig {
@@ -366,6 +370,7 @@ impl ConnectConfig {
             state_table: optional("STATE_TABLE"),
             events_table: optional("EVENTS_TABLE"),
             entities_table: optional("ENTITIES_TABLE"),
+            destination_secret_prefix: optional("DESTINATION_SECRET_PREFIX"),
         })
     }
 }

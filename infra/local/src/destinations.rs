@@ -150,7 +150,7 @@ impl Running {
             example(
                 "dev-feature-usage-to-notion",
                 json!({"type": "notion", "secret": "dev-notion", "database": database.database_id,
-                       "properties": {"Event": "$name", "Account": "$event.user.account", "Plan": "$event.plan", "Count": "$event.count"}}),
+                       "properties": {"Event": "$name", "Plan": "$event.plan", "Count": "$event.count"}}),
             ),
             example(
                 "dev-feature-usage-to-webhook",

@@ -75,6 +75,11 @@ pub struct ConnectParts {
     pub entities: Option<crate::routing::enrich::DynamoEntities>,
     /// Mutes set with Slack's Mute button (`STATE_TABLE`); `None` answers clicks with 503.
     pub mutes: Option<crate::routing::mutes::MuteStore>,
+    /// Where destination secrets are stored (`<prefix>/<name>`), with `secrets` and the
+    /// stack's key `kms_key_id`; `None` when the stack gives no prefix.
+    pub destination_secret_prefix: Option<String>,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub kms_key_id: String,
     /// The default workspace's (team id, bot user id), from auth.test once.
     pub(crate) default_bot: tokio::sync::OnceCell<(String, String)>,
 }
@@ -113,7 +118,7 @@ impl ConnectDeps {
         let oauth = OAuthClient::new(&cfg.slack_api_url)
             .map_err(|e| crate::error::Error::slack("building the OAuth client", e))?;
         let mut tokens = WorkspaceTokens::new(
-            TokenSource::new(default_token, secrets),
+            TokenSource::new(default_token, secrets.clone()),
             Some(connections.clone()),
             None,
         );
@@ -168,6 +173,9 @@ impl ConnectDeps {
             sqs: aws_sdk_sqs::Client::new(sdk),
             slack_queue_url: cfg.slack_queue_url.clone(),
             slack_dlq_url: cfg.slack_dlq_url.clone(),
+            destination_secret_prefix: cfg.destination_secret_prefix.clone(),
+            secrets,
+            kms_key_id: cfg.kms_key_id.clone(),
             default_bot: tokio::sync::OnceCell::new(),
         })))
     }

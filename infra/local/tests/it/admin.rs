@@ -321,6 +321,7 @@ fn connect_config(s: &Stack) -> ConnectConfig {
         state_table: Some(s.res.state_table.clone()),
         events_table: None,
         entities_table: None,
+        destination_secret_prefix: Some(s.res.destination_secret_prefix.clone()),
     }
 }
 

@@ -185,6 +185,7 @@ impl Stack {
                 state_table: Some(res.state_table.clone()),
                 events_table: Some(res.events_table.clone()),
                 entities_table: Some(res.entities_table.clone()),
+                destination_secret_prefix: Some(res.destination_secret_prefix.clone()),
             },
         )
         .await

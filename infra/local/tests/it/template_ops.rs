@@ -155,7 +155,7 @@ fn every_function_alarms_on_errors_and_throttles() {
         .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|(k, _)| k.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(functions.len(), 5);
+    assert_eq!(functions.len(), 6);
     for f in &functions {
         for metric in ["Errors", "Throttles"] {
             assert!(
@@ -234,6 +234,9 @@ fn the_dashboard_shows_every_queue_and_function() {
         "IngestFunction",
         "PipelineFunction",
         "SlackDeliveryFunction",
+        "DestinationsQueue",
+        "DestinationsDLQ",
+        "DestinationDeliveryFunction",
         "SlackConnectFunction",
         "HttpApi",
     ] {
