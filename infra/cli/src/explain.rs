@@ -117,13 +117,38 @@ pub fn print(j: &Journey, out: &mut dyn Write) {
         .ok();
     } else if let Some(last) = j.records.iter().rev().find(|r| r.stage == Stage::Delivery) {
         if !last.outcome.is_final() {
+            let queue = if beyond_slack(last) {
+                "destinations"
+            } else {
+                "Slack"
+            };
             writeln!(
                 out,
-                "{:23}  not final yet: the message is back on the Slack queue and will be tried again",
+                "{:23}  not final yet: the message is back on the {queue} queue and will be tried again",
                 ""
             )
             .ok();
         }
+    }
+}
+
+/// Whether a delivery record is about a destination beyond Slack (delivered from the
+/// destinations queue, parked in its DLQ).
+fn beyond_slack(r: &Record) -> bool {
+    r.channels
+        .iter()
+        .any(|c| ingestlayer::outbound::message::describes_target(c))
+}
+
+/// The DLQ a parked delivery waits in, and the redrive that sends it again.
+fn dlq_of(r: &Record) -> (&'static str, &'static str) {
+    if beyond_slack(r) {
+        (
+            "destinations DLQ",
+            "ingestlayer dlq redrive --queue destinations",
+        )
+    } else {
+        ("Slack DLQ", "ingestlayer dlq redrive")
     }
 }
 
@@ -148,6 +173,10 @@ fn headline(r: &Record) -> String {
             r.pipeline.as_deref().unwrap_or("(all)"),
             r.reason.as_deref().unwrap_or(r.outcome.as_str())
         ),
+        (Stage::Delivery, Outcome::Posted) if beyond_slack(r) => format!(
+            "delivery    {channels} ({pipeline}): delivered, receipt {}",
+            r.ts.as_deref().unwrap_or("?")
+        ),
         (Stage::Delivery, Outcome::Posted) => format!(
             "delivery    {channels} ({pipeline}): posted, ts {}",
             r.ts.as_deref().unwrap_or("?")
@@ -162,7 +191,8 @@ fn headline(r: &Record) -> String {
             r.ts.as_deref().unwrap_or("?")
         ),
         (Stage::Delivery, Outcome::Parked) => format!(
-            "delivery    {channels} ({pipeline}): parked in the Slack DLQ: {}",
+            "delivery    {channels} ({pipeline}): parked in the {}: {}",
+            dlq_of(r).0,
             r.reason.as_deref().unwrap_or("")
         ),
         (Stage::Delivery, outcome) => format!(
@@ -253,9 +283,10 @@ fn details(r: &Record) -> Vec<String> {
             lines.push(format!("fix: {hint}"));
         }
         if r.outcome == Outcome::Parked {
-            lines.push(
-                "after the fix: `ingestlayer dlq redrive` (see `ingestlayer dlq list`)".to_owned(),
-            );
+            lines.push(format!(
+                "after the fix: `{}` (see `ingestlayer dlq list`)",
+                dlq_of(r).1
+            ));
         }
     }
     lines

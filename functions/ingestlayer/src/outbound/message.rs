@@ -107,6 +107,14 @@ impl Target {
     }
 }
 
+/// Whether `s` is how [`Target::describe`] names a target (as journey records carry it),
+/// rather than a Slack channel.
+pub fn describes_target(s: &str) -> bool {
+    ["webhook ", "discord ", "telegram ", "email ", "notion "]
+        .iter()
+        .any(|kind| s.starts_with(kind))
+}
+
 /// One message for the destinations FIFO queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outbound {
@@ -182,6 +190,10 @@ mod tests {
             id_property: "Event ID".into(),
         };
         assert_ne!(n1.group_id(), n2.group_id());
+        for t in [&a, &hook, &n1] {
+            assert!(describes_target(&t.describe()), "{}", t.describe());
+        }
+        assert!(!describes_target("#alerts"));
         assert_eq!(
             n1.pacing_key(),
             n2.pacing_key(),

@@ -19,6 +19,7 @@ mod cli_ops;
 mod connect;
 mod delivery;
 mod destinations;
+mod destinations_beyond_slack;
 mod events_files;
 mod explain;
 mod ingest;

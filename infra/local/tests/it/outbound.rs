@@ -15,7 +15,7 @@ use ingestlayer_local::runner::{pump_function, QueueFeed};
 use ingestlayer_local::webhook_receiver::Receiver;
 use serde_json::json;
 
-use crate::harness::{feature_used, Stack};
+use crate::harness::{feature_used, registered, run, Stack};
 
 const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -262,7 +262,7 @@ async fn discord_honours_a_429_and_rides_out_a_5xx_storm_with_nothing_lost() {
 
 #[tokio::test]
 async fn a_telegram_chat_that_is_not_found_is_paused_with_its_hint_while_another_flows() {
-    let s = Stack::new().await;
+    let s = registered().await;
     let telegram = telegram_standin::Standin::start(telegram_standin::StandinConfig {
         length_unit: telegram_standin::LengthUnit::CodePoints,
         ..Default::default()
@@ -309,22 +309,57 @@ async fn a_telegram_chat_that_is_not_found_is_paused_with_its_hint_while_another
         );
         assert!(m.link_preview_disabled);
     }
-    // The unknown chat's three messages are parked, with what to do.
-    let parked = s.peek(&s.res.destinations_dlq_url).await;
-    assert_eq!(parked.len(), 3, "{parked:?}");
-    let reason = parked[0].message_attributes().unwrap()["ingestlayer_park_reason"]
-        .string_value()
-        .unwrap()
-        .to_owned();
-    assert!(reason.contains("chat not found"), "{reason}");
-    assert!(
-        reason.contains("chat_id"),
-        "the hint says what to check: {reason}"
-    );
     // And the pause is recorded for that chat alone.
     let paused = s.channels().paused().await.unwrap();
     assert_eq!(paused.len(), 1, "{paused:?}");
     assert!(paused[0].pk.contains("4242"), "{}", paused[0].pk);
+
+    // `explain` shows both targets' attempts; `dlq list` the parked ones.
+    let text = run(&s, &["explain", &ids[0]]).stdout;
+    assert!(
+        text.contains("telegram chat 1001 (to-telegram): delivered, receipt"),
+        "{text}"
+    );
+    assert!(
+        text.contains("telegram chat 4242 (to-telegram): parked in the destinations DLQ"),
+        "{text}"
+    );
+    assert!(text.contains("fix: "), "{text}");
+    assert!(
+        text.contains("ingestlayer dlq redrive --queue destinations"),
+        "{text}"
+    );
+    // The unknown chat's three messages are parked, with what to do.
+    let listed = run(&s, &["dlq", "list", "--queue", "destinations"]).stdout;
+    assert!(listed.contains("destinations DLQ: 3 parked"), "{listed}");
+    assert!(listed.contains("chat not found"), "{listed}");
+    assert!(
+        listed.contains("chat_id"),
+        "the hint says what to check: {listed}"
+    );
+
+    // The fix (the bot is added to the chat), then the redrive: the target resumes and its
+    // three messages arrive, in order, once each.
+    telegram
+        .add_chat(4242, telegram_standin::ChatKind::Private)
+        .unwrap();
+    let redriven = run(&s, &["dlq", "redrive", "--queue", "destinations"]);
+    assert_eq!(redriven.code, Some(0), "{}", redriven.stderr);
+    pump_until(&s, &f, Duration::from_secs(30), || {
+        telegram.messages(4242).len() >= ids.len()
+    })
+    .await;
+    pump_all(&s, &f).await;
+    let late = telegram.messages(4242);
+    assert_eq!(late.len(), 3);
+    for (m, id) in late.iter().zip(&ids) {
+        assert!(
+            m.text.contains(id.as_str()),
+            "in order, each once: {}",
+            m.text
+        );
+    }
+    assert_eq!(telegram.messages(1001).len(), 3, "nothing sent twice");
 }
 
 #[tokio::test]

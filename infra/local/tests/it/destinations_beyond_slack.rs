@@ -1,0 +1,1 @@
+//! The destinations page for destinations beyond Slack: being written.
