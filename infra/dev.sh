@@ -5,7 +5,9 @@
 # the example pipeline, serves the ingest API on http://127.0.0.1:${PORT:-3000} and runs the
 # pipeline and slack-delivery consumers. Ctrl-C stops everything it started.
 #
-# Ports: PORT (ingest API, 3000), SLACK_STANDIN_PORT (Slack stand-in, 3001), MOTO_PORT (AWS
+# Ports: PORT (ingest API, 3000), SLACK_STANDIN_PORT (Slack stand-in, 3001),
+# DISCORD_STANDIN_PORT, TELEGRAM_STANDIN_PORT, NOTION_STANDIN_PORT (3002-3004),
+# WEBHOOK_RECEIVER_PORT (the example webhook's receiver, 3005), MOTO_PORT (AWS
 # emulator, 4566), POSTGRES_PORT (the local Postgres, 5442; not started when DATABASE_URL is set). A busy one stops it before anything starts, naming the variable to change.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,6 +44,10 @@ fi
 if [[ -z "${AWS_ENDPOINT_URL:-}" ]] || ! curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null; then
   check_port MOTO_PORT "${MOTO_PORT:-4566}" "the local AWS emulator"
 fi
+check_port DISCORD_STANDIN_PORT "${DISCORD_STANDIN_PORT:-3002}" "the Discord stand-in"
+check_port TELEGRAM_STANDIN_PORT "${TELEGRAM_STANDIN_PORT:-3003}" "the Telegram stand-in"
+check_port NOTION_STANDIN_PORT "${NOTION_STANDIN_PORT:-3004}" "the Notion stand-in"
+check_port WEBHOOK_RECEIVER_PORT "${WEBHOOK_RECEIVER_PORT:-3005}" "the webhook receiver"
 if [[ -z "${DATABASE_URL:-}" ]]; then
   check_port POSTGRES_PORT "${POSTGRES_PORT:-5442}" "the local Postgres"
 fi
