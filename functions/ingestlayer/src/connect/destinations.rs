@@ -2,6 +2,13 @@
 //! pipeline's destination channel picked from its workspace's channels, and paused
 //! channels and workspaces with their reasons. Server-rendered, no front-end build.
 //!
+//! Destinations beyond Slack are listed with their target and whether their secret is
+//! stored (DescribeSecret: the page never reads a secret's value). The admin stores a
+//! secret's value (`POST /destinations/secrets`, for the secret the stored pipeline names)
+//! and changes a target's plain setting (`POST /destinations/targets`: a Telegram
+//! `chat_id`, a webhook's `url`, an email's `to`, a Notion `database`), checked by the
+//! pipeline function's own rules before it is written.
+//!
 //! Behind the admin credential: `Authorization: Bearer <token>`, or the sign-in form, which
 //! sets a signed, expiring session cookie (HttpOnly, Secure, SameSite=Strict). Every form
 //! carries a token derived from the session (CSRF). Without an admin token configured every
@@ -16,15 +23,18 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use cookie::{Cookie, SameSite};
 use http::HeaderMap;
+use secrecy::ExposeSecret;
 
 use crate::connect::admin_session::{Admin, SESSION_SECONDS};
 use maud::html;
 
-use crate::connect::overview::{self, Overview, Row};
+use crate::connect::overview::{self, OutboundRow, Overview, Row, SecretState, Setting};
 use crate::connect::page::page;
 use crate::connect::{now_unix, ConnectDeps};
+use crate::dispatch::secrets::{put_secret, secret_id};
 use crate::ids::{ChannelRef, DEFAULT_TEAM};
 use crate::journey::Record;
+use crate::routing::pipelines::{valid_secret_name, Destination, Pipeline};
 use crate::slack::client::ChannelInfo;
 use crate::slack::workspaces::ConnectionStatus;
 
@@ -48,6 +58,14 @@ pub(crate) fn routes() -> axum::Router<ConnectDeps> {
             post(set_channel).fallback(nothing_here),
         )
         .route("/destinations/test", post(send_test).fallback(nothing_here))
+        .route(
+            "/destinations/secrets",
+            post(store_secret).fallback(nothing_here),
+        )
+        .route(
+            "/destinations/targets",
+            post(set_target).fallback(nothing_here),
+        )
         .route("/destinations/{*rest}", axum::routing::any(nothing_here))
 }
 
@@ -255,16 +273,26 @@ async fn pipelines(deps: &ConnectDeps) -> crate::error::Result<Vec<Row>> {
                 team: String::new(),
                 channel: String::new(),
                 error: error.clone(),
+                outbound: None,
             });
         }
         for (i, d) in dests.iter().enumerate() {
+            let outbound = outbound_row(d, i);
+            let (team, channel) = match outbound {
+                Some(_) => (String::new(), String::new()),
+                None => (
+                    d["team"].as_str().unwrap_or(DEFAULT_TEAM).to_owned(),
+                    d["channel"].as_str().unwrap_or_default().to_owned(),
+                ),
+            };
             rows.push(Row {
                 pipeline: id.clone(),
                 events: events.clone(),
                 index: i,
-                team: d["team"].as_str().unwrap_or(DEFAULT_TEAM).to_owned(),
-                channel: d["channel"].as_str().unwrap_or_default().to_owned(),
+                team,
+                channel,
                 error: error.clone(),
+                outbound,
             });
         }
     }
@@ -303,6 +331,7 @@ async fn overview(
     let saved = query("saved");
     let tested = query("tested");
     let recent = latest_events(deps, &rows).await;
+    let secrets = secret_states(deps, &rows).await;
     let mut channel_lists: HashMap<String, crate::error::Result<Vec<ChannelInfo>>> = HashMap::new();
     let wanted: Vec<String> = rows
         .iter()
@@ -333,6 +362,10 @@ async fn overview(
         channel_lists: &channel_lists,
         recent: &recent,
         tested,
+        stored: query("stored"),
+        target_saved: query("target"),
+        secrets: &secrets,
+        secrets_on: deps.destination_secret_prefix.is_some(),
     });
     page(200, "Destinations", body)
 }
@@ -415,6 +448,394 @@ async fn set_channel(
             page(
                 503,
                 "Not saved",
+                html! { p { "The pipeline could not be updated; try again." } },
+            )
+        }
+    }
+}
+
+/// The `type`s of the destinations beyond Slack, as pipelines write them.
+const OUTBOUND_KINDS: [&str; 5] = ["webhook", "discord", "telegram", "email", "notion"];
+
+/// The plain setting of each target type that the page changes: the field in the pipeline
+/// item and what the form calls it. Secrets are never settings.
+fn setting(kind: &str) -> Option<(&'static str, &'static str)> {
+    match kind {
+        "telegram" => Some(("chat_id", "Chat id")),
+        "webhook" => Some(("url", "URL")),
+        "email" => Some(("to", "To (comma-separated)")),
+        "notion" => Some(("database", "Database")),
+        _ => None,
+    }
+}
+
+/// A stored destination (its JSON) as the page shows it, when it is one beyond Slack.
+fn outbound_row(d: &serde_json::Value, index: usize) -> Option<OutboundRow> {
+    let kind = d["type"].as_str().filter(|k| OUTBOUND_KINDS.contains(k))?;
+    Some(OutboundRow {
+        kind: kind.to_owned(),
+        name: d["name"].as_str().map(str::to_owned),
+        target: describe(d, index),
+        secret: d["secret"]
+            .as_str()
+            .filter(|s| valid_secret_name(s))
+            .map(str::to_owned),
+        setting: setting(kind).map(|(field, label)| Setting {
+            field,
+            label,
+            current: shown(&d[field]),
+        }),
+    })
+}
+
+/// A stored setting as a text field shows it: a list joined with ", ".
+fn shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items.iter().map(shown).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// The target of destination `index` (its JSON) as [`crate::outbound::message::Target::describe`]
+/// names it, parsed on its own by the pipeline function's rules (so a disabled or otherwise
+/// broken pipeline still shows it), or why it does not load.
+fn describe(d: &serde_json::Value, index: usize) -> Result<String, String> {
+    let alone = serde_json::json!({
+        "id": "destinations-page",
+        "events": ["example"],
+        "destinations": [d],
+    });
+    match Pipeline::from_json(&alone) {
+        Ok(Some(p)) => match p.destinations.into_iter().next() {
+            Some(Destination::Outbound(o)) => Ok(o.target.describe()),
+            _ => Err("not a destination beyond Slack".to_owned()),
+        },
+        Ok(None) => Err("not readable".to_owned()),
+        Err(e) => Err(format!(
+            "{}: {}",
+            e.field
+                .replacen("destinations[0]", &format!("destinations[{index}]"), 1),
+            e.message
+        )),
+    }
+}
+
+/// Whether each destination secret the rows name is stored (one DescribeSecret per name,
+/// at once); empty when the stack stores no destination secrets.
+async fn secret_states(deps: &ConnectDeps, rows: &[Row]) -> HashMap<String, SecretState> {
+    let Some(prefix) = &deps.destination_secret_prefix else {
+        return HashMap::new();
+    };
+    let mut names: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.outbound.as_ref()?.secret.as_deref())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let states = futures_util::future::join_all(
+        names
+            .iter()
+            .map(|name| secret_state(&deps.secrets, prefix, name)),
+    )
+    .await;
+    names.into_iter().map(str::to_owned).zip(states).collect()
+}
+
+/// Whether the destination secret `name` has a current value; an error is `Unknown` with
+/// its reason, never a failed page.
+#[tracing::instrument(skip_all, fields(secret = %name))]
+async fn secret_state(
+    client: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+    name: &str,
+) -> SecretState {
+    let described = client
+        .describe_secret()
+        .secret_id(secret_id(prefix, name))
+        .send()
+        .await;
+    match described {
+        Ok(d) if d.deleted_date().is_some() => SecretState::Deleted,
+        Ok(d) => {
+            let current = d
+                .version_ids_to_stages()
+                .is_some_and(|v| v.values().flatten().any(|stage| stage == "AWSCURRENT"));
+            if current {
+                SecretState::Stored
+            } else {
+                SecretState::Missing
+            }
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            SecretState::Missing
+        }
+        Err(e) => {
+            let e = crate::error::Error::aws(format!("checking the secret {name}"), e);
+            tracing::warn!(error = %e, "checking a destination secret failed");
+            SecretState::Unknown(e.to_string())
+        }
+    }
+}
+
+/// A stored pipeline item as JSON, read consistently; `Err` is the answer to send.
+async fn stored_pipeline(
+    deps: &ConnectDeps,
+    id: &str,
+    title: &str,
+) -> Result<serde_json::Value, Response> {
+    let item = deps
+        .dynamo()
+        .get_item()
+        .table_name(&deps.pipelines_table)
+        .key("id", AttributeValue::S(id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::error!(pipeline = %id, error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "reading the pipeline failed");
+            page(
+                503,
+                title,
+                html! { p { "The pipeline could not be read; try again." } },
+            )
+        })?
+        .item
+        .ok_or_else(|| page(404, title, html! { p { "There is no pipeline " (id) "." } }))?;
+    serde_dynamo::from_item(item).map_err(|e| {
+        page(
+            400,
+            title,
+            html! { p { "The pipeline " (id) " is not readable: " (e) } },
+        )
+    })
+}
+
+/// `POST /destinations/secrets`: stores (or replaces) the secret of one destination beyond
+/// Slack under the stack's key. The secret is the one the stored pipeline names for that
+/// destination; the form's `secret` only has to agree with it (else the pipeline changed
+/// since the page was read). The value is never logged, echoed or shown.
+async fn store_secret(
+    SignedIn(who): SignedIn,
+    State(deps): State<ConnectDeps>,
+    body: Bytes,
+) -> Response {
+    const TITLE: &str = "Not stored";
+    let (deps, who) = (&deps, &who);
+    let mut f = form(&body);
+    if let Some(refused) = stale_form(deps, who, &f, TITLE) {
+        return refused;
+    }
+    let value = secrecy::SecretString::from(f.remove("value").unwrap_or_default());
+    let (Some(pipeline), Some(index), Some(named)) = (
+        f.get("pipeline"),
+        f.get("destination").and_then(|d| d.parse::<usize>().ok()),
+        f.get("secret"),
+    ) else {
+        return page(
+            400,
+            TITLE,
+            html! { p { "The form is missing the pipeline, destination or secret name." } },
+        );
+    };
+    let value = value.expose_secret().trim();
+    if value.is_empty() {
+        return page(
+            400,
+            TITLE,
+            html! { p { "Enter the secret's value: an empty value is not stored." } },
+        );
+    }
+    let Some(prefix) = &deps.destination_secret_prefix else {
+        return page(
+            404,
+            TITLE,
+            html! { p { "This stack stores no destination secrets: DESTINATION_SECRET_PREFIX is not set." } },
+        );
+    };
+    let doc = match stored_pipeline(deps, pipeline, TITLE).await {
+        Ok(d) => d,
+        Err(answer) => return answer,
+    };
+    let Some(dest) = doc["destinations"].get(index) else {
+        return page(
+            404,
+            TITLE,
+            html! { p { "That pipeline or destination no longer exists." } },
+        );
+    };
+    let Some(name) = dest["secret"].as_str() else {
+        return page(
+            400,
+            TITLE,
+            html! { p { "Destination " (index) " of " (pipeline) " has no secret." } },
+        );
+    };
+    if name != named {
+        return page(
+            409,
+            TITLE,
+            html! { p { "The pipeline changed since the page was read: destination " (index) " of " (pipeline) " now uses the secret " (name) ". Reload the page and try again." } },
+        );
+    }
+    let key = Some(deps.kms_key_id.as_str()).filter(|k| !k.is_empty());
+    match put_secret(&deps.secrets, prefix, name, value, key).await {
+        Ok(()) => {
+            tracing::info!(pipeline = %pipeline, destination = index, secret = %name, "destination secret stored from the destinations page");
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("stored", name)
+                .finish();
+            redirect(&format!("/destinations?{q}"), None)
+        }
+        Err(e @ crate::error::Error::Invalid { .. }) => page(400, TITLE, html! { p { (e) } }),
+        Err(e) => {
+            tracing::error!(pipeline = %pipeline, destination = index, secret = %name, error = %e, "storing a destination secret failed");
+            page(
+                503,
+                TITLE,
+                html! { p { "The secret could not be stored; try again." } },
+            )
+        }
+    }
+}
+
+/// A setting's text from the form as the pipeline item holds it: `to` as the list of its
+/// comma-separated addresses, a numeric `chat_id` as a number, anything else as its text.
+fn setting_value(field: &str, text: &str) -> serde_json::Value {
+    let text = text.trim();
+    match field {
+        "to" => text
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(serde_json::Value::from)
+            .collect(),
+        "chat_id" => text
+            .parse::<i64>()
+            .map_or_else(|_| serde_json::Value::from(text), serde_json::Value::from),
+        _ => serde_json::Value::from(text),
+    }
+}
+
+/// `POST /destinations/targets`: one destination's plain target setting (which one follows
+/// from the stored destination's type, never from the form). The whole updated pipeline
+/// must load by the pipeline function's rules (a disabled one as if enabled); the write is
+/// conditional on the version read and bumps it, so `ingestlayer pipelines apply` sees it.
+async fn set_target(
+    SignedIn(who): SignedIn,
+    State(deps): State<ConnectDeps>,
+    body: Bytes,
+) -> Response {
+    const TITLE: &str = "Not saved";
+    let (deps, who) = (&deps, &who);
+    let f = form(&body);
+    if let Some(refused) = stale_form(deps, who, &f, TITLE) {
+        return refused;
+    }
+    let (Some(pipeline), Some(index), Some(text)) = (
+        f.get("pipeline"),
+        f.get("destination").and_then(|d| d.parse::<usize>().ok()),
+        f.get("value"),
+    ) else {
+        return page(
+            400,
+            TITLE,
+            html! { p { "The form is missing the pipeline, destination or value." } },
+        );
+    };
+    let doc = match stored_pipeline(deps, pipeline, TITLE).await {
+        Ok(d) => d,
+        Err(answer) => return answer,
+    };
+    let Some(kind) = doc["destinations"]
+        .get(index)
+        .map(|d| d["type"].as_str().unwrap_or_default().to_owned())
+    else {
+        return page(
+            404,
+            TITLE,
+            html! { p { "That pipeline or destination no longer exists." } },
+        );
+    };
+    let Some((field, _)) = setting(&kind) else {
+        return page(
+            400,
+            TITLE,
+            html! { p { "Destination " (index) " of " (pipeline) " has no target setting to change here." } },
+        );
+    };
+    let new = setting_value(field, text);
+    let mut check = doc.clone();
+    check["destinations"][index][field] = new.clone();
+    check["enabled"] = serde_json::Value::Bool(true);
+    if let Err(e) = Pipeline::from_json(&check) {
+        return page(400, TITLE, html! { p { (e) } });
+    }
+    let value = match serde_dynamo::to_attribute_value::<_, AttributeValue>(&new) {
+        Ok(v) => v,
+        Err(e) => {
+            return page(
+                400,
+                TITLE,
+                html! { p { "The value is not storable: " (e) } },
+            )
+        }
+    };
+    let read = doc["version"].as_u64();
+    let update = deps
+        .dynamo()
+        .update_item()
+        .table_name(&deps.pipelines_table)
+        .key("id", AttributeValue::S(pipeline.clone()))
+        .update_expression(format!(
+            "SET destinations[{index}].#f = :v, #version = :next"
+        ))
+        .expression_attribute_names("#f", field)
+        .expression_attribute_names("#type", "type")
+        .expression_attribute_names("#version", "version")
+        .expression_attribute_values(":v", value)
+        .expression_attribute_values(":type", AttributeValue::S(kind.clone()))
+        .expression_attribute_values(
+            ":next",
+            AttributeValue::N((read.unwrap_or(0) + 1).to_string()),
+        );
+    let update = match read {
+        Some(v) => update
+            .condition_expression(format!(
+                "attribute_exists(id) AND destinations[{index}].#type = :type AND #version = :read"
+            ))
+            .expression_attribute_values(":read", AttributeValue::N(v.to_string())),
+        None => update.condition_expression(format!(
+            "attribute_exists(id) AND destinations[{index}].#type = :type AND attribute_not_exists(#version)"
+        )),
+    };
+    match update.send().await {
+        Ok(_) => {
+            tracing::info!(pipeline = %pipeline, destination = index, kind = %kind, field, "destination target changed");
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("target", pipeline)
+                .finish();
+            redirect(&format!("/destinations?{q}"), None)
+        }
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            page(
+                409,
+                TITLE,
+                html! { p { "The pipeline changed since it was read (or no longer has that destination); reload the page and try again." } },
+            )
+        }
+        Err(e) => {
+            tracing::error!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(e), "updating the pipeline failed");
+            page(
+                503,
+                TITLE,
                 html! { p { "The pipeline could not be updated; try again." } },
             )
         }
@@ -584,4 +1005,127 @@ async fn test_message(deps: &ConnectDeps, id: &str) -> Result<(Vec<String>, Stri
     .await
     .map_err(|e| unavailable("Queueing the test message", e))?;
     Ok((channels, from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_slack_destination_is_not_a_row_beyond_slack() {
+        assert!(outbound_row(&json!({"type": "slack", "channel": "#alerts"}), 0).is_none());
+    }
+
+    #[test]
+    fn a_destination_beyond_slack_shows_its_target_secret_name_and_setting() {
+        let d = json!({"type": "telegram", "secret": "tg-bot", "chat_id": -100123});
+        let row = outbound_row(&d, 2).unwrap();
+        assert_eq!(row.kind, "telegram");
+        assert_eq!(row.target, Ok("telegram chat -100123".to_owned()));
+        assert_eq!(row.secret.as_deref(), Some("tg-bot"));
+        let s = row.setting.unwrap();
+        assert_eq!((s.field, s.current.as_str()), ("chat_id", "-100123"));
+        let email = json!({"type": "email", "from": "a@x.io", "to": ["b@x.io", "c@x.io"]});
+        let row = outbound_row(&email, 0).unwrap();
+        assert!(row.secret.is_none());
+        assert_eq!(row.setting.unwrap().current, "b@x.io, c@x.io");
+    }
+
+    #[test]
+    fn a_broken_destination_says_which_field_of_it_is_wrong() {
+        let d = json!({"type": "telegram", "secret": "tg-bot", "chat_id": "general"});
+        let why = outbound_row(&d, 3).unwrap().target.unwrap_err();
+        assert!(why.starts_with("destinations[3].chat_id: "), "{why}");
+    }
+
+    /// A Secrets Manager client answering DescribeSecret with `rule`.
+    fn secrets_answering(rule: aws_smithy_mocks::Rule) -> aws_sdk_secretsmanager::Client {
+        let interceptor = aws_smithy_mocks::MockResponseInterceptor::new().with_rule(&rule);
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_secret_that_cannot_be_checked_is_unknown_with_the_reason() {
+        use aws_sdk_secretsmanager::operation::describe_secret::{
+            DescribeSecretError, DescribeSecretOutput,
+        };
+        use aws_sdk_secretsmanager::types::error::ResourceNotFoundException;
+        use aws_smithy_mocks::mock;
+        use aws_smithy_types::error::ErrorMetadata;
+
+        let denied = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_error(|| {
+            DescribeSecretError::generic(
+                ErrorMetadata::builder()
+                    .code("AccessDeniedException")
+                    .message("not authorized to perform secretsmanager:DescribeSecret")
+                    .build(),
+            )
+        });
+        let state = secret_state(&secrets_answering(denied), "p/destinations", "hook").await;
+        let SecretState::Unknown(why) = state else {
+            panic!("an error is not a state");
+        };
+        assert!(why.contains("checking the secret hook"), "{why}");
+        assert!(why.contains("AccessDeniedException"), "{why}");
+
+        let absent = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_error(|| {
+            DescribeSecretError::ResourceNotFoundException(
+                ResourceNotFoundException::builder().build(),
+            )
+        });
+        let state = secret_state(&secrets_answering(absent), "p/destinations", "hook").await;
+        assert!(matches!(state, SecretState::Missing));
+
+        let no_value = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(|| {
+            DescribeSecretOutput::builder()
+                .name("p/destinations/hook")
+                .build()
+        });
+        let state = secret_state(&secrets_answering(no_value), "p/destinations", "hook").await;
+        assert!(matches!(state, SecretState::Missing), "no current value");
+
+        let current = mock!(aws_sdk_secretsmanager::Client::describe_secret)
+            .match_requests(|r| r.secret_id() == Some("p/destinations/hook"))
+            .then_output(|| {
+                DescribeSecretOutput::builder()
+                    .version_ids_to_stages("v1", vec!["AWSCURRENT".to_owned()])
+                    .build()
+            });
+        let state = secret_state(&secrets_answering(current), "p/destinations/", "hook").await;
+        assert!(matches!(state, SecretState::Stored));
+
+        let deleted = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(|| {
+            DescribeSecretOutput::builder()
+                .version_ids_to_stages("v1", vec!["AWSCURRENT".to_owned()])
+                .deleted_date(aws_smithy_types::DateTime::from_secs(1))
+                .build()
+        });
+        let state = secret_state(&secrets_answering(deleted), "p/destinations", "hook").await;
+        assert!(matches!(state, SecretState::Deleted));
+    }
+
+    #[test]
+    fn setting_text_becomes_what_the_item_holds() {
+        assert_eq!(setting_value("chat_id", " -100123 "), json!(-100123));
+        assert_eq!(setting_value("chat_id", "@channel"), json!("@channel"));
+        assert_eq!(
+            setting_value("to", "a@x.io, b@x.io,,"),
+            json!(["a@x.io", "b@x.io"])
+        );
+        assert_eq!(setting_value("to", " "), json!([]));
+        assert_eq!(
+            setting_value("url", " https://x.io/h "),
+            json!("https://x.io/h")
+        );
+    }
 }

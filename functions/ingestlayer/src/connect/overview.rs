@@ -1,6 +1,9 @@
 //! The destinations page's markup (maud templates, every value escaped): the sign-in form
-//! and the overview of workspaces, paused channels and each pipeline's destination with
-//! its channel picker, its latest events with their outcome, and its "Send test" button. Rendering only: what it shows is read by [`super::destinations`].
+//! and the overview of workspaces, paused channels and each pipeline's destination (a Slack
+//! one with its channel picker; one beyond Slack with its target, whether its secret is
+//! stored and the forms that store the secret and change the target), its latest events
+//! with their outcome, and its "Send test" button. Rendering only: what it shows is read by
+//! [`super::destinations`]. A secret's value is never rendered, only its name and state.
 
 use std::collections::HashMap;
 
@@ -21,6 +24,44 @@ pub(crate) struct Row {
     pub channel: String,
     /// Why the pipeline does not load, if it does not.
     pub error: Option<String>,
+    /// A destination beyond Slack: shown with its target and secret instead of a channel
+    /// picker (`team` and `channel` are then empty).
+    pub outbound: Option<OutboundRow>,
+}
+
+/// A destination beyond Slack, as the page shows it.
+pub(crate) struct OutboundRow {
+    /// Its `type` as written: `webhook`, `discord`, `telegram`, `email` or `notion`.
+    pub kind: String,
+    pub name: Option<String>,
+    /// The target as `Target::describe` names it, or why this destination does not load.
+    pub target: Result<String, String>,
+    /// The name of its secret (never the value), when it has a valid one.
+    pub secret: Option<String>,
+    /// The plain setting of its target that the page changes, if it has one.
+    pub setting: Option<Setting>,
+}
+
+/// A target's plain setting (`chat_id`, `url`, `to`, `database`) with its stored value.
+pub(crate) struct Setting {
+    /// The destination's field in the pipeline item.
+    pub field: &'static str,
+    /// What the form calls it.
+    pub label: &'static str,
+    /// The stored value as the form shows it (`to` joined with ", ").
+    pub current: String,
+}
+
+/// Whether a destination secret is stored, as Secrets Manager's DescribeSecret says.
+pub(crate) enum SecretState {
+    /// It has a current value.
+    Stored,
+    /// There is no such secret, or it has no value yet.
+    Missing,
+    /// It is scheduled for deletion: it must be restored before a value can be stored.
+    Deleted,
+    /// It could not be checked; why.
+    Unknown(String),
 }
 
 /// What the overview shows.
@@ -38,6 +79,14 @@ pub(crate) struct Overview<'a> {
     pub recent: &'a HashMap<String, Vec<Vec<Record>>>,
     /// What "Send test" just did.
     pub tested: Option<String>,
+    /// The destination secret (its name) that was just stored.
+    pub stored: Option<String>,
+    /// The pipeline whose target setting was just saved.
+    pub target_saved: Option<String>,
+    /// Each destination secret's state, by name.
+    pub secrets: &'a HashMap<String, SecretState>,
+    /// Whether this stack stores destination secrets (`DESTINATION_SECRET_PREFIX` is set).
+    pub secrets_on: bool,
 }
 
 /// The sign-in form, with `error` above it.
@@ -62,6 +111,12 @@ pub(crate) fn render(o: &Overview) -> Markup {
         }
         @if let Some(tested) = &o.tested {
             p role="status" id="tested" style="color:#070" { (tested) }
+        }
+        @if let Some(name) = &o.stored {
+            p role="status" id="stored" style="color:#070" { "Stored the secret " (name) "." }
+        }
+        @if let Some(saved) = &o.target_saved {
+            p role="status" id="target-saved" style="color:#070" { "Saved the target of " (saved) "." }
         }
         h2 { "Workspaces" }
         @if o.connections.is_empty() {
@@ -118,7 +173,8 @@ struct Choice {
     selected: bool,
 }
 
-/// One pipeline destination: its events, why it does not load, its pause, its picker.
+/// One pipeline destination: its events, why it does not load, its pause, its picker (or,
+/// beyond Slack, its target and secret).
 fn pipeline(o: &Overview, row: &Row) -> Markup {
     let pk = crate::delivery::channel_state::channel_pk(&format!("{}:{}", row.team, row.channel));
     let paused = o.paused.iter().find(|p| p.pk == pk);
@@ -172,27 +228,83 @@ fn pipeline(o: &Overview, row: &Row) -> Markup {
             @if row.index == 0 {
                 (latest(o, &row.pipeline))
             }
-            form method="post" action="/destinations/pipelines" {
-                input type="hidden" name="csrf" value=(o.csrf);
-                input type="hidden" name="pipeline" value=(row.pipeline);
-                input type="hidden" name="destination" value=(row.index);
-                label {
-                    "Channel "
-                    select name="target" {
-                        @if !current_listed && !row.channel.is_empty() {
-                            option value={ (row.team) "|" (row.channel) } selected { (row.channel) " (" (row.team) ")" }
-                        }
-                        @for (label, options) in &groups {
-                            optgroup label=(label) {
-                                @for c in options {
-                                    option value=(c.value) selected[c.selected] { (c.text) }
+            @if let Some(d) = &row.outbound {
+                (outbound(o, row, d))
+            } @else {
+                form method="post" action="/destinations/pipelines" {
+                    input type="hidden" name="csrf" value=(o.csrf);
+                    input type="hidden" name="pipeline" value=(row.pipeline);
+                    input type="hidden" name="destination" value=(row.index);
+                    label {
+                        "Channel "
+                        select name="target" {
+                            @if !current_listed && !row.channel.is_empty() {
+                                option value={ (row.team) "|" (row.channel) } selected { (row.channel) " (" (row.team) ")" }
+                            }
+                            @for (label, options) in &groups {
+                                optgroup label=(label) {
+                                    @for c in options {
+                                        option value=(c.value) selected[c.selected] { (c.text) }
+                                    }
                                 }
                             }
                         }
                     }
+                    " "
+                    button type="submit" { "Save" }
                 }
-                " "
-                button type="submit" { "Save" }
+            }
+        }
+    }
+}
+
+/// A destination beyond Slack: its type and target, its secret's state with a form that
+/// stores a new value (never showing the old one), and a form for its plain setting.
+fn outbound(o: &Overview, row: &Row, d: &OutboundRow) -> Markup {
+    html! {
+        div class="destination" data-destination=(row.index) data-type=(d.kind) {
+            p {
+                strong { (d.kind) }
+                @if let Some(name) = &d.name { " " code { (name) } }
+                ": "
+                @match &d.target {
+                    Ok(target) => span class="target" { (target) },
+                    Err(why) => span class="target" style="color:#b00" { "not valid: " (why) },
+                }
+            }
+            @if let Some(name) = &d.secret {
+                p class="secret" data-secret=(name) {
+                    "Secret " code { (name) } ": "
+                    @match o.secrets.get(name) {
+                        Some(SecretState::Stored) => span class="secret-state" data-state="stored" style="color:#070" { "stored" },
+                        Some(SecretState::Missing) => span class="secret-state" data-state="missing" style="color:#b00" { "missing — store it below" },
+                        Some(SecretState::Deleted) => span class="secret-state" data-state="deleted" style="color:#b00" { "scheduled for deletion — restore it in Secrets Manager, then store it below" },
+                        Some(SecretState::Unknown(why)) => span class="secret-state" data-state="unknown" style="color:#b00" { "unknown (" (why) ")" },
+                        None => span class="secret-state" data-state="unknown" style="color:#b00" { "unknown (this stack stores no destination secrets: DESTINATION_SECRET_PREFIX is not set)" },
+                    }
+                }
+                @if o.secrets_on {
+                    form method="post" action="/destinations/secrets" class="store-secret" {
+                        input type="hidden" name="csrf" value=(o.csrf);
+                        input type="hidden" name="pipeline" value=(row.pipeline);
+                        input type="hidden" name="destination" value=(row.index);
+                        input type="hidden" name="secret" value=(name);
+                        label { "New value of " code { (name) } " " input type="password" name="value" autocomplete="new-password" required; }
+                        " "
+                        button type="submit" { "Store" }
+                    }
+                    p { "Or from a terminal: " code { "ingestlayer secrets set " (name) } "." }
+                }
+            }
+            @if let Some(s) = &d.setting {
+                form method="post" action="/destinations/targets" class="set-target" data-field=(s.field) {
+                    input type="hidden" name="csrf" value=(o.csrf);
+                    input type="hidden" name="pipeline" value=(row.pipeline);
+                    input type="hidden" name="destination" value=(row.index);
+                    label { (s.label) " " input type="text" name="value" value=(s.current) required; }
+                    " "
+                    button type="submit" { "Save" }
+                }
             }
         }
     }

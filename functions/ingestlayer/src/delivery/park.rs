@@ -24,24 +24,38 @@ pub mod park_attr {
 /// The longest prefix of the delivery key kept in a parked message's deduplication id.
 const DEDUP_KEY_CHARS: usize = 64;
 
-/// Moves the message to the DLQ with its reason; [`Fate::Done`] only when that worked.
-pub(super) async fn park(
+/// What a parked message says about itself: its event, pipeline and where it was going.
+pub struct Parking<'a> {
+    pub event_id: &'a str,
+    pub pipeline_id: &'a str,
+    /// The channel (`#alerts`) or the target (`telegram chat 1001`).
+    pub channel: String,
+    /// The delivery key, for the parked message's deduplication id.
+    pub key: String,
+    /// The group to park under when the record carries none.
+    pub group: String,
+}
+
+/// Sends `record` to `dlq_url` with `reason` (and what `parking` says) as message
+/// attributes, under its own group and a fresh deduplication id (so the same message parked
+/// again after a redrive lands again). Slack delivery and destination delivery park alike.
+pub async fn send_to_dlq(
+    sqs: &aws_sdk_sqs::Client,
+    dlq_url: &str,
     record: &SqsMessage,
-    delivery: Option<&Delivery>,
+    parking: Option<&Parking<'_>>,
     reason: &str,
-    deps: &DeliveryDeps,
-) -> Fate {
+) -> crate::error::Result<String> {
     let group = record
         .attributes
         .get("MessageGroupId")
         .cloned()
-        .or_else(|| delivery.map(Delivery::group_id))
+        .or_else(|| parking.map(|p| p.group.clone()))
         .unwrap_or_else(|| "unknown".into());
-    // A fresh dedup id: the same message parked again after a redrive must land again.
     let dedup = format!(
         "{}-{}",
-        delivery
-            .map(|d| d.key().to_string())
+        parking
+            .map(|p| p.key.clone())
             .unwrap_or_else(|| record.message_id.clone().unwrap_or_default())
             .chars()
             .take(DEDUP_KEY_CHARS)
@@ -49,27 +63,43 @@ pub(super) async fn park(
         ulid::Ulid::new()
     );
     let mut attributes = HashMap::from([(park_attr::REASON.to_owned(), reason.to_owned())]);
-    if let Some(d) = delivery {
-        attributes.insert(park_attr::EVENT_ID.into(), d.event_id.clone());
-        attributes.insert(park_attr::PIPELINE_ID.into(), d.pipeline_id.clone());
-        attributes.insert(park_attr::CHANNEL.into(), d.channel.to_string());
+    if let Some(p) = parking {
+        attributes.insert(park_attr::EVENT_ID.into(), p.event_id.to_owned());
+        attributes.insert(park_attr::PIPELINE_ID.into(), p.pipeline_id.to_owned());
+        attributes.insert(park_attr::CHANNEL.into(), p.channel.clone());
     }
     let message = Outgoing {
         body: record.body.clone().unwrap_or_else(|| "{}".into()),
-        group_id: Some(group),
+        group_id: Some(group.clone()),
         dedup_id: Some(dedup),
         attributes,
     };
-    match send_all(&deps.sqs, &deps.dlq_url, std::slice::from_ref(&message))
+    send_all(sqs, dlq_url, std::slice::from_ref(&message))
         .await
         .remove(0)
-    {
-        Ok(()) => {
+        .map(|()| group)
+}
+
+/// Moves the message to the DLQ with its reason; [`Fate::Done`] only when that worked.
+pub(super) async fn park(
+    record: &SqsMessage,
+    delivery: Option<&Delivery>,
+    reason: &str,
+    deps: &DeliveryDeps,
+) -> Fate {
+    let parking = delivery.map(|d| Parking {
+        event_id: &d.event_id,
+        pipeline_id: &d.pipeline_id,
+        channel: d.channel.to_string(),
+        key: d.key().to_string(),
+        group: d.group_id(),
+    });
+    match send_to_dlq(&deps.sqs, &deps.dlq_url, record, parking.as_ref(), reason).await {
+        Ok(group) => {
             tracing::error!(event_id = %delivery.map(|d| d.event_id.as_str()).unwrap_or("?"), reason = %reason, outcome = "parked", "message parked in the DLQ with its reason");
-            let group = message.group_id.as_deref().unwrap_or("unknown");
             ops_notice::send(
                 deps,
-                ops_notice::parked(group, delivery.map(|d| d.event_id.as_str()), reason),
+                ops_notice::parked(&group, delivery.map(|d| d.event_id.as_str()), reason),
             )
             .await;
             Fate::Done

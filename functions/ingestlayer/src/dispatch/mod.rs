@@ -28,7 +28,6 @@
 pub mod platform;
 pub mod secrets;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +35,6 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::future::join_all;
 use tracing::Instrument;
 
-use crate::aws::sqs::{send_all, Outgoing};
 use crate::config::DestinationsConfig;
 use crate::delivery::channel_state::Channels;
 use crate::delivery::channel_store::{ChannelStore, Pause, PauseScope};
@@ -44,7 +42,7 @@ use crate::delivery::clock::{Clock, SystemClock};
 use crate::delivery::decide::{self, Fate, Rest, Slot};
 use crate::delivery::ledger::{Entry, Ledger, LedgerStore};
 use crate::delivery::pacing::wait_for_slot;
-use crate::delivery::park_attr;
+use crate::delivery::park::{send_to_dlq, Parking};
 use crate::delivery::retry::{
     paced_interval, retry_delay, visibility_secs, MAX_INLINE_WAIT, PARK_FAILED_RETRY,
     STATE_UNAVAILABLE_RETRY,
@@ -530,38 +528,15 @@ async fn park(
     reason: &str,
     deps: &DispatchDeps,
 ) -> Fate {
-    let group = record
-        .attributes
-        .get("MessageGroupId")
-        .cloned()
-        .or_else(|| m.map(|m| m.target.group_id()))
-        .unwrap_or_else(|| "unknown".into());
-    let dedup = format!(
-        "{}-{}",
-        m.map(|m| m.key().to_string())
-            .unwrap_or_else(|| record.message_id.clone().unwrap_or_default())
-            .chars()
-            .take(64)
-            .collect::<String>(),
-        ulid::Ulid::new()
-    );
-    let mut attributes = HashMap::from([(park_attr::REASON.to_owned(), reason.to_owned())]);
-    if let Some(m) = m {
-        attributes.insert(park_attr::EVENT_ID.into(), m.event_id.clone());
-        attributes.insert(park_attr::PIPELINE_ID.into(), m.pipeline_id.clone());
-        attributes.insert(park_attr::CHANNEL.into(), m.target.describe());
-    }
-    let message = Outgoing {
-        body: record.body.clone().unwrap_or_else(|| "{}".into()),
-        group_id: Some(group),
-        dedup_id: Some(dedup),
-        attributes,
-    };
-    match send_all(&deps.sqs, &deps.dlq_url, std::slice::from_ref(&message))
-        .await
-        .remove(0)
-    {
-        Ok(()) => {
+    let parking = m.map(|m| Parking {
+        event_id: &m.event_id,
+        pipeline_id: &m.pipeline_id,
+        channel: m.target.describe(),
+        key: m.key().to_string(),
+        group: m.target.group_id(),
+    });
+    match send_to_dlq(&deps.sqs, &deps.dlq_url, record, parking.as_ref(), reason).await {
+        Ok(_) => {
             tracing::error!(event_id = %m.map(|m| m.event_id.as_str()).unwrap_or("?"), reason = %reason, outcome = "parked", "message parked in the DLQ with its reason");
             Fate::Done
         }

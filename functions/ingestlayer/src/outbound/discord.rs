@@ -27,7 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
 use super::card::{cut_to, Card, Span, Unit};
-use super::{retry_after, Verdict, MAX_RETRY_AFTER};
+use super::{retry_after, transport, Verdict, MAX_RETRY_AFTER};
 
 /// Discord's API base; config's `DISCORD_API_URL` overrides it (the stand-in, `make dev`).
 pub use crate::config::DEFAULT_DISCORD_API_URL as DEFAULT_API_URL;
@@ -385,15 +385,6 @@ fn nonblank(p: Pieces) -> Pieces {
     }
 }
 
-/// How two parts share a budget: each gets what it needs when both fit; otherwise the first
-/// gets at least half (or what it needs, if less) and the second the rest, and what the
-/// second does not use goes back to the first.
-fn share(budget: usize, first: usize, second: usize) -> (usize, usize) {
-    let a = first.min(budget.saturating_sub(second).max(budget / 2));
-    let b = second.min(budget - a);
-    (first.min(budget - b), b)
-}
-
 struct Layout {
     embed: Map<String, Value>,
     cut: bool,
@@ -460,7 +451,7 @@ fn layout(card: &Card, resent: bool, notice: Option<String>) -> Layout {
         .map(|(n, v)| n.chars().count() + v.chars().count())
         .sum();
 
-    let (_, fields_budget) = share(budget, description_need, fields_need);
+    let (_, fields_budget) = crate::outbound::share(budget, description_need, fields_need);
     let mut placed = Vec::new();
     let mut used = 0;
     for (i, (name, value)) in fields.iter().enumerate() {
@@ -576,7 +567,7 @@ impl Discord {
         );
         let response = match self.client.post(url).json(body).send().await {
             Ok(response) => response,
-            Err(e) => return transport(e, hook),
+            Err(e) => return transport("Discord", e, Some(hook.token.expose_secret())),
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -731,43 +722,6 @@ fn seconds(secs: f64) -> Option<Duration> {
     // The small epsilon keeps 1.234 (1233.9999… or 1234.0000…1 ms) at 1234 ms.
     let ms = (secs.min(max) * 1000.0 - 1e-6).ceil().max(0.0);
     Some(Duration::from_millis(ms as u64))
-}
-
-/// What a request that got no answer means. The error is stripped of its URL (the token is
-/// in it), and the token is scrubbed from what remains as a second guard.
-fn transport(e: reqwest::Error, hook: &WebhookUrl) -> Verdict {
-    let e = e.without_url();
-    let mut cause = root_cause(&e);
-    let token = hook.token.expose_secret();
-    if !token.is_empty() {
-        cause = cause.replace(token, "[redacted]");
-    }
-    if e.is_connect() {
-        Verdict::Retry {
-            reason: format!("could not connect to Discord: {cause}"),
-            maybe_sent: false,
-        }
-    } else if e.is_timeout() {
-        Verdict::Retry {
-            reason: format!("Discord did not answer in time: {cause}"),
-            maybe_sent: true,
-        }
-    } else {
-        Verdict::Retry {
-            reason: format!("no answer from Discord: {cause}"),
-            maybe_sent: true,
-        }
-    }
-}
-
-/// The innermost cause of an error (`Connection refused (os error 111)`), which says more
-/// than reqwest's own `error sending request`.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = e;
-    while let Some(source) = inner.source() {
-        inner = source;
-    }
-    inner.to_string()
 }
 
 #[cfg(test)]
@@ -1385,9 +1339,9 @@ mod tests {
 
     #[test]
     fn sharing_gives_each_part_what_it_needs_or_half() {
-        assert_eq!(share(100, 30, 40), (30, 40));
-        assert_eq!(share(100, 80, 80), (50, 50));
-        assert_eq!(share(100, 20, 500), (20, 80));
-        assert_eq!(share(100, 500, 20), (80, 20));
+        assert_eq!(crate::outbound::share(100, 30, 40), (30, 40));
+        assert_eq!(crate::outbound::share(100, 80, 80), (50, 50));
+        assert_eq!(crate::outbound::share(100, 20, 500), (20, 80));
+        assert_eq!(crate::outbound::share(100, 500, 20), (80, 20));
     }
 }

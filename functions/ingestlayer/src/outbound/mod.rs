@@ -72,6 +72,53 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap, now: i64) -> Option<Dur
     Some(wait.min(MAX_RETRY_AFTER))
 }
 
+/// What a request that got no (whole) answer from `platform` means: a connection never
+/// made certainly sent nothing; a timeout or an answer cut off may have been taken. The
+/// error is stripped of its URL (a Telegram token is in it) and `secret` is scrubbed from
+/// what remains, as a second guard.
+pub fn transport(platform: &str, e: reqwest::Error, secret: Option<&str>) -> Verdict {
+    let e = e.without_url();
+    let mut cause = root_cause(&e);
+    if let Some(secret) = secret.filter(|s| !s.is_empty()) {
+        cause = cause.replace(secret, "[redacted]");
+    }
+    if e.is_connect() {
+        Verdict::Retry {
+            reason: format!("could not connect to {platform}: {cause}"),
+            maybe_sent: false,
+        }
+    } else if e.is_timeout() {
+        Verdict::Retry {
+            reason: format!("{platform} did not answer in time: {cause}"),
+            maybe_sent: true,
+        }
+    } else {
+        Verdict::Retry {
+            reason: format!("no answer from {platform}: {cause}"),
+            maybe_sent: true,
+        }
+    }
+}
+
+/// The innermost cause of an error (`Connection refused (os error 111)`), which says more
+/// than reqwest's own `error sending request`.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut inner = e;
+    while let Some(source) = inner.source() {
+        inner = source;
+    }
+    inner.to_string()
+}
+
+/// How two parts of a message share a length budget: each gets what it needs when both fit;
+/// otherwise the first gets at least half (or what it needs, if less) and the second the
+/// rest, and what the second does not use goes back to the first.
+pub fn share(budget: usize, first: usize, second: usize) -> (usize, usize) {
+    let a = first.min(budget.saturating_sub(second).max(budget / 2));
+    let b = second.min(budget - a);
+    (first.min(budget - b), b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

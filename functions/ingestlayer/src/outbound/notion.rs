@@ -33,7 +33,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 
 use super::card::{cut_to, Card, Span, Unit};
-use super::{retry_after, Verdict};
+use super::{retry_after, transport, Verdict};
 
 /// The `Notion-Version` every request sends: databases hold data sources.
 pub const API_VERSION: &str = "2025-09-03";
@@ -763,10 +763,10 @@ impl Notion {
                         receipt: format!("HTTP {status}"),
                         hold: None,
                     },
-                    Err(e) => transport(&e),
+                    Err(e) => transport("Notion", e, None),
                 }
             }
-            Err(e) => transport(&e),
+            Err(e) => transport("Notion", e, None),
         }
     }
 }
@@ -785,7 +785,7 @@ fn read_outcome(
             })
         }
         Ok((status, headers, body)) => classify(status, &headers, &body, now),
-        Err(e) => transport(&e),
+        Err(e) => transport("Notion", e, None),
     };
     Err(match verdict {
         Verdict::Retry { reason, .. } => Verdict::Retry {
@@ -891,26 +891,6 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8], now: i64) -> Verd
             maybe_sent: true,
         },
         _ => Verdict::Park { reason: said },
-    }
-}
-
-/// What a request that got no (whole) answer means.
-fn transport(e: &reqwest::Error) -> Verdict {
-    if e.is_timeout() {
-        Verdict::Retry {
-            reason: "Notion did not answer in time".into(),
-            maybe_sent: true,
-        }
-    } else if e.is_connect() {
-        Verdict::Retry {
-            reason: "could not connect to Notion".into(),
-            maybe_sent: false,
-        }
-    } else {
-        Verdict::Retry {
-            reason: "no answer from Notion".into(),
-            maybe_sent: true,
-        }
     }
 }
 

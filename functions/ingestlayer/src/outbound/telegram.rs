@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
 use super::card::{Card, Span};
-use super::{retry_after, Verdict, MAX_RETRY_AFTER};
+use super::{retry_after, transport, Verdict, MAX_RETRY_AFTER};
 
 /// The Bot API's base; config's `TELEGRAM_API_URL` overrides it (the stand-in, `make dev`).
 pub use crate::config::DEFAULT_TELEGRAM_API_URL as DEFAULT_API_URL;
@@ -239,15 +239,6 @@ impl FieldLine {
     }
 }
 
-/// How two parts share a budget: each gets what it needs when both fit; otherwise the first
-/// gets at least half (or what it needs, if less) and the second the rest, and what the
-/// second does not use goes back to the first.
-fn share(budget: usize, first: usize, second: usize) -> (usize, usize) {
-    let a = first.min(budget.saturating_sub(second).max(budget / 2));
-    let b = second.min(budget - a);
-    (first.min(budget - b), b)
-}
-
 /// The message for a card, in Telegram's HTML, showing at most [`MAX_TEXT`] characters.
 /// `resent`: an earlier attempt may have posted it already (a timeout, a 5xx), which the
 /// footer then says.
@@ -343,7 +334,7 @@ fn layout(card: &Card, resent: bool, notice: Option<Pieces>) -> (String, bool) {
         .iter()
         .map(|f| line(f, f.value.len().min(MAX_FIELD_VALUE)))
         .sum();
-    let (_, fields_budget) = share(budget, body.len(), fields_need);
+    let (_, fields_budget) = crate::outbound::share(budget, body.len(), fields_need);
 
     let mut lines = Vec::new();
     let mut used = 0;
@@ -477,7 +468,7 @@ impl Telegram {
         let url = format!("{}/bot{token}/sendMessage", self.base);
         let response = match self.client.post(url).json(&body).send().await {
             Ok(response) => response,
-            Err(e) => return transport(e, token),
+            Err(e) => return transport("Telegram", e, Some(token)),
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -610,42 +601,6 @@ pub fn classify(status: u16, headers: &HeaderMap, body: &[u8], now: i64) -> Verd
             maybe_sent: false,
         },
     }
-}
-
-/// What a request that got no answer means. The error is stripped of its URL (the token is
-/// in it), and the token is scrubbed from what remains as a second guard.
-fn transport(e: reqwest::Error, token: &str) -> Verdict {
-    let e = e.without_url();
-    let mut cause = root_cause(&e);
-    if !token.is_empty() {
-        cause = cause.replace(token, "[redacted]");
-    }
-    if e.is_connect() {
-        Verdict::Retry {
-            reason: format!("could not connect to Telegram: {cause}"),
-            maybe_sent: false,
-        }
-    } else if e.is_timeout() {
-        Verdict::Retry {
-            reason: format!("Telegram did not answer in time: {cause}"),
-            maybe_sent: true,
-        }
-    } else {
-        Verdict::Retry {
-            reason: format!("no answer from Telegram: {cause}"),
-            maybe_sent: true,
-        }
-    }
-}
-
-/// The innermost cause of an error (`Connection refused (os error 111)`), which says more
-/// than reqwest's own `error sending request`.
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut inner = e;
-    while let Some(source) = inner.source() {
-        inner = source;
-    }
-    inner.to_string()
 }
 
 #[cfg(test)]

@@ -358,12 +358,9 @@ async fn an_answer_later_than_the_timeout_is_maybe_sent_and_found() {
     )));
     let body = page_body(&source, &[], &card("x"), "web-app:e9", DEFAULT_ID_PROPERTY).unwrap();
     let verdict = impatient.create(&token(), &body, now()).await;
-    assert_eq!(
-        verdict,
-        Verdict::Retry {
-            reason: "Notion did not answer in time".into(),
-            maybe_sent: true
-        }
+    assert!(
+        matches!(&verdict, Verdict::Retry { reason, maybe_sent: true } if reason.starts_with("Notion did not answer in time")),
+        "{verdict:?}"
     );
     let found = notion(&standin)
         .find(&token(), &source, DEFAULT_ID_PROPERTY, "web-app:e9")
