@@ -1,5 +1,6 @@
 # Sourced by infra/dev.sh and infra/test.sh: starts the local AWS emulator (moto server
-# from .tools/venv) unless AWS_ENDPOINT_URL already points at one, and stops it on exit.
+# from .tools/venv, through infra/emulator/moto_server.py, which keeps SQS FIFO group order
+# as SQS does) unless AWS_ENDPOINT_URL already points at one, and stops it on exit.
 #
 #   start_emulator PORT     # PORT 0 picks a free port
 #
@@ -34,7 +35,7 @@ start_emulator() {
   local log="$ROOT/.tools/moto-$port.log"
   # The request recorder (the trace test, ingestlayer-bench --requests) writes here.
   MOTO_RECORDER_FILEPATH="$ROOT/.tools/moto-$port.recording" \
-    "$ROOT/.tools/venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+    "$ROOT/.tools/venv/bin/python" "$ROOT/infra/emulator/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   EMULATOR_PID=$!
   trap stop_emulator EXIT
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"

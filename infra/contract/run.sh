@@ -8,7 +8,7 @@
 #
 # Environment (all optional):
 #   AWS_ENDPOINT_URL           a running moto server (infra/test.sh exports one); otherwise one is
-#                              started here (.tools/venv/bin/moto_server) and stopped at the end
+#                              started here (infra/emulator.sh) and stopped at the end
 #   INGESTLAYER_LOCAL_BIN      the local stack's binary (default debug/ingestlayer-local in cargo's
 #                              target directory, CARGO_TARGET_DIR included; never built here)
 #   CONTRACT_INCLUDE_WEBHOOKS  1 (default): POST /v1/webhooks/{source} is fuzzed too;

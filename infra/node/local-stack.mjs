@@ -34,7 +34,7 @@
 // Overrides (read when startStack runs): AWS_ENDPOINT_URL (a running moto server to use
 // instead of starting one), INGESTLAYER_LOCAL_BIN (the binary; else debug/ingestlayer-local in
 // the target directory `cargo metadata` names, so CARGO_TARGET_DIR and .cargo/config.toml are
-// honoured as cargo honours them), MOTO_SERVER (else .tools/venv/bin/moto_server;
+// honoured as cargo honours them), MOTO_SERVER (else .tools/venv/bin/python infra/emulator/moto_server.py;
 // `bash infra/tools.sh dev` installs it).
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -62,7 +62,11 @@ function cargoTargetDir() {
 }
 const localBin = () =>
   process.env.INGESTLAYER_LOCAL_BIN ?? join(cargoTargetDir(), 'debug', 'ingestlayer-local');
-const motoServer = () => process.env.MOTO_SERVER ?? join(ROOT, '.tools/venv/bin/moto_server');
+// moto's server through infra/emulator/moto_server.py (SQS FIFO group order kept as SQS keeps it).
+const motoServer = () =>
+  process.env.MOTO_SERVER
+    ? [process.env.MOTO_SERVER, []]
+    : [join(ROOT, '.tools/venv/bin/python'), [join(ROOT, 'infra/emulator/moto_server.py')]];
 
 // ---------------------------------------------------------------- processes
 
@@ -148,7 +152,8 @@ async function answers(url) {
 /** Starts moto on a free port and waits until it answers. */
 async function startMoto(artifacts) {
   const port = await freePort();
-  const child = start(motoServer(), ['-H', '127.0.0.1', '-p', String(port)], {
+  const [moto, first] = motoServer();
+  const child = start(moto, [...first, '-H', '127.0.0.1', '-p', String(port)], {
     env: process.env,
     logPath: join(artifacts, 'moto.log'),
   });

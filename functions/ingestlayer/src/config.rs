@@ -262,6 +262,10 @@ pub struct DestinationsConfig {
     /// `WEBHOOK_ALLOW_LOCAL=true`: the webhook destination may post to loopback and private
     /// addresses. For `make dev` only; never set in template.yaml.
     pub webhook_allow_local: bool,
+    /// `WEBHOOK_RETRY_SCHEDULE`: the webhook destination's waits between attempts, after
+    /// which a message is parked, as written (`5s, 5m, 2h`); unset, svix's. Read (and a
+    /// wrong one refused, naming it) when the destinations' clients are built.
+    pub webhook_retry_schedule: Option<String>,
     pub journey: Option<JourneyConfig>,
 }
 
@@ -296,6 +300,7 @@ impl DestinationsConfig {
                     })
                 }
             },
+            webhook_retry_schedule: optional("WEBHOOK_RETRY_SCHEDULE"),
             journey: JourneyConfig::from_env()?,
         })
     }

@@ -2,12 +2,17 @@
 //! checks each delivery's Standard Webhooks signature with the reference library
 //! (`standardwebhooks`), remembers what arrived (and whether it verified), and answers 204
 //! (401 when the signature is wrong). `make dev` runs one on 127.0.0.1 and its example
-//! webhook pipeline posts to it; the end-to-end tests run the same one.
+//! webhook pipeline posts to it; the end-to-end tests run the same one, and script its next
+//! answers ([`Receiver::answer_next`]: a 429 with Retry-After, a 5xx storm, 410 Gone) as a
+//! user's service might give them.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use serde_json::Value;
 
 /// One delivery as it arrived.
@@ -18,12 +23,40 @@ pub struct Received {
     /// Whether the reference library accepted the signature.
     pub verified: bool,
     pub body: Value,
+    /// The status the receiver answered.
+    pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// A scripted answer: a status, with a `Retry-After` header when set.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<String>,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            retry_after: None,
+        }
+    }
+
+    pub fn retry_after(status: u16, value: &str) -> Self {
+        Self {
+            status,
+            retry_after: Some(value.to_owned()),
+        }
+    }
 }
 
 /// A running receiver; dropping it stops it.
 pub struct Receiver {
     pub url: String,
     received: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
     server: standin_server::Server,
 }
 
@@ -37,11 +70,14 @@ impl Receiver {
         );
         let received = Arc::new(Mutex::new(Vec::new()));
         let store = received.clone();
+        let script: Arc<Mutex<VecDeque<Answer>>> = Arc::default();
+        let next = script.clone();
         let app = axum::Router::new().route(
             "/hooks/ingestlayer",
             axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
                 let verifier = verifier.clone();
                 let store = store.clone();
+                let next = next.clone();
                 async move {
                     let verified = verifier.verify(&body, &headers).is_ok();
                     let id = headers
@@ -62,13 +98,28 @@ impl Receiver {
                             id
                         );
                     }
-                    if let Ok(mut all) = store.lock() {
-                        all.push(Received { id, verified, body });
-                    }
-                    if verified {
-                        StatusCode::NO_CONTENT
+                    let answer = if verified {
+                        next.lock()
+                            .ok()
+                            .and_then(|mut n| n.pop_front())
+                            .unwrap_or(Answer::status(204))
                     } else {
-                        StatusCode::UNAUTHORIZED
+                        Answer::status(401)
+                    };
+                    if let Ok(mut all) = store.lock() {
+                        all.push(Received {
+                            id,
+                            verified,
+                            body,
+                            status: answer.status,
+                            at: Instant::now(),
+                        });
+                    }
+                    let status = StatusCode::from_u16(answer.status)
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    match answer.retry_after {
+                        Some(after) => (status, [("retry-after", after)]).into_response(),
+                        None => status.into_response(),
                     }
                 }
             }),
@@ -79,8 +130,16 @@ impl Receiver {
         Ok(Self {
             url,
             received,
+            script,
             server,
         })
+    }
+
+    /// The answers to give the next verified deliveries, in order (then 204 again).
+    pub fn answer_next(&self, answers: impl IntoIterator<Item = Answer>) {
+        if let Ok(mut n) = self.script.lock() {
+            n.extend(answers);
+        }
     }
 
     /// Everything that arrived, in order.

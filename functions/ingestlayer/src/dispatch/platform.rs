@@ -88,6 +88,11 @@ impl Platforms {
                 )
                 .map_err(|e| http("webhook", e))?,
                 secrets: secrets.clone(),
+                schedule: match &cfg.webhook_retry_schedule {
+                    None => webhook::RETRY_SCHEDULE.to_vec(),
+                    Some(text) => webhook::parse_schedule(text)
+                        .map_err(|e| Error::invalid("WEBHOOK_RETRY_SCHEDULE", e))?,
+                },
             },
             discord: DiscordPlatform {
                 client: discord::Discord::new(&cfg.discord_api_url, cfg.timeout)
@@ -148,6 +153,8 @@ fn wrong_target(m: &Outbound) -> Verdict {
 struct WebhookPlatform {
     sender: webhook::Sender,
     secrets: DestinationSecrets,
+    /// `WEBHOOK_RETRY_SCHEDULE`, svix's by default.
+    schedule: Vec<u64>,
 }
 
 /// An RFC 3339 time from ms since the epoch.
@@ -168,11 +175,11 @@ impl Platform for WebhookPlatform {
     }
 
     fn schedule(&self) -> &[u64] {
-        &webhook::RETRY_SCHEDULE
+        &self.schedule
     }
 
     fn retry_after_attempt(&self, attempt: usize) -> Option<Duration> {
-        webhook::next_retry(attempt)
+        webhook::next_retry(&self.schedule, attempt)
     }
 
     fn send<'a>(

@@ -202,6 +202,20 @@ mod tests {
     }
 
     #[test]
+    fn the_example_event_file_reads_as_a_destination_message() {
+        let file: serde_json::Value = serde_json::from_str(include_str!(
+            "../../../../events/destination-delivery-fifo.json"
+        ))
+        .unwrap();
+        let record = &file["Records"][0];
+        let m: Outbound = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            record["attributes"]["MessageGroupId"].as_str(),
+            Some(m.target.group_id().as_str())
+        );
+    }
+
+    #[test]
     fn the_queue_message_round_trips() {
         let m = Outbound {
             v: 1,

@@ -196,12 +196,28 @@ fn refused_target(url: &url::Url, why: &str) -> Verdict {
     }
 }
 
-/// The wait before retrying after `attempts` failed attempts, or `None` when the schedule
-/// is spent and the message is parked.
-pub fn next_retry(attempts: usize) -> Option<Duration> {
-    RETRY_SCHEDULE
+/// The wait before retrying after `attempts` failed attempts on `schedule` (seconds, as
+/// [`RETRY_SCHEDULE`]), or `None` when the schedule is spent and the message is parked.
+pub fn next_retry(schedule: &[u64], attempts: usize) -> Option<Duration> {
+    schedule
         .get(attempts.checked_sub(1)?)
         .map(|s| Duration::from_secs(*s))
+}
+
+/// A retry schedule as written in `WEBHOOK_RETRY_SCHEDULE`: waits separated by commas, each
+/// a duration such as `5s`, `5m`, `2h` or `1h 30m`; at least one, each at least a second.
+pub fn parse_schedule(text: &str) -> Result<Vec<u64>, String> {
+    let mut out = Vec::new();
+    for (n, part) in text.split(',').enumerate() {
+        let part = part.trim();
+        let wait = humantime::parse_duration(part)
+            .map_err(|e| format!("wait {} ({part:?}): {e}; write waits as 5s, 5m, 2h", n + 1))?;
+        if wait < Duration::from_secs(1) {
+            return Err(format!("wait {} ({part:?}) is under a second", n + 1));
+        }
+        out.push(wait.as_secs());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -256,13 +272,28 @@ mod tests {
 
     #[test]
     fn the_schedule_is_svixs_and_ends_in_parking() {
-        assert_eq!(next_retry(0), None);
-        assert_eq!(next_retry(1), Some(Duration::from_secs(5)));
-        assert_eq!(next_retry(2), Some(Duration::from_secs(300)));
-        assert_eq!(next_retry(7), Some(Duration::from_secs(36_000)));
-        assert_eq!(next_retry(8), None);
+        let s = &RETRY_SCHEDULE;
+        assert_eq!(next_retry(s, 0), None);
+        assert_eq!(next_retry(s, 1), Some(Duration::from_secs(5)));
+        assert_eq!(next_retry(s, 2), Some(Duration::from_secs(300)));
+        assert_eq!(next_retry(s, 7), Some(Duration::from_secs(36_000)));
+        assert_eq!(next_retry(s, 8), None);
         let total: u64 = RETRY_SCHEDULE.iter().sum();
         assert!((27 * 3600..29 * 3600).contains(&total), "{total}");
+    }
+
+    #[test]
+    fn a_schedule_is_written_as_durations_and_bad_ones_are_named() {
+        assert_eq!(
+            parse_schedule("5s, 5m,30m, 2h, 5h, 10h, 10h").unwrap(),
+            RETRY_SCHEDULE
+        );
+        assert_eq!(parse_schedule("1h 30m").unwrap(), [5400]);
+        let e = parse_schedule("5s, soon").unwrap_err();
+        assert!(e.starts_with("wait 2 (\"soon\")"), "{e}");
+        assert!(parse_schedule("5s,").unwrap_err().starts_with("wait 2"));
+        let e = parse_schedule("500ms").unwrap_err();
+        assert!(e.contains("under a second"), "{e}");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use ingestlayer::slack::workspaces::WorkspaceToken;
 use ingestlayer_local::error::Error;
-use ingestlayer_local::functions::{self, FUNCTIONS, INGEST, SLACK_DELIVERY};
+use ingestlayer_local::functions::{self, DESTINATION_DELIVERY, FUNCTIONS, INGEST, SLACK_DELIVERY};
 use ingestlayer_local::lambda_api::LambdaFunction;
 use ingestlayer_local::runner::serve_functions;
 use ingestlayer_local::template::Template;
@@ -273,6 +273,30 @@ async fn a_variable_missing_from_template_yaml_fails_the_binary_at_cold_start_na
             "the failure names {variable}: {err}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_wrong_webhook_retry_schedule_fails_destination_delivery_at_cold_start_naming_it() {
+    let s = Stack::new().await;
+    crate::binaries::assert_built();
+    let template = Template::load().unwrap();
+    let mut spec = functions::spec(&template, &DESTINATION_DELIVERY, &s.local()).unwrap();
+    assert!(
+        spec.env.contains_key("WEBHOOK_RETRY_SCHEDULE"),
+        "template.yaml gives it the schedule"
+    );
+    spec.env
+        .insert("WEBHOOK_RETRY_SCHEDULE".into(), "5s, soon".into());
+    let err = LambdaFunction::new(spec)
+        .invoke(&json!({"Records": []}))
+        .await
+        .expect_err("a cold start with a wrong schedule fails");
+    let tail = err.tail();
+    assert!(tail.contains("WEBHOOK_RETRY_SCHEDULE"), "{err}");
+    assert!(
+        tail.contains("soon"),
+        "the failure shows the wrong wait: {err}"
+    );
 }
 
 /// Add to Slack → consent (Allow) → callback, through the slack-connect handler.

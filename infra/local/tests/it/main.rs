@@ -20,6 +20,7 @@ mod connect;
 mod delivery;
 mod destinations;
 mod destinations_beyond_slack;
+mod emulator;
 mod events_files;
 mod explain;
 mod ingest;

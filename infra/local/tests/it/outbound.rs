@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ingestlayer_local::functions::{Functions, DESTINATION_DELIVERY};
 use ingestlayer_local::runner::{pump_function, QueueFeed};
-use ingestlayer_local::webhook_receiver::Receiver;
+use ingestlayer_local::webhook_receiver::{Answer, Receiver};
 use serde_json::json;
 
 use crate::harness::{feature_used, registered, run, Stack};
@@ -22,6 +22,11 @@ const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The destination-delivery binary with the stand-ins' URLs and the local-development
 /// switch `make dev` sets.
 fn binaries(s: &Stack, urls: Urls) -> Functions {
+    binaries_with(s, urls, &[])
+}
+
+/// [`binaries`], with more of destination-delivery's environment.
+fn binaries_with(s: &Stack, urls: Urls, env: &[(&'static str, &str)]) -> Functions {
     crate::binaries::assert_built();
     let mut local = s.local();
     local.urls.discord_api_url = urls.discord;
@@ -29,7 +34,9 @@ fn binaries(s: &Stack, urls: Urls) -> Functions {
     local.urls.notion_api_url = urls.notion;
     let extra = std::collections::BTreeMap::from([(
         DESTINATION_DELIVERY.logical_id,
-        vec![("WEBHOOK_ALLOW_LOCAL", "true".to_owned())],
+        std::iter::once(("WEBHOOK_ALLOW_LOCAL", "true".to_owned()))
+            .chain(env.iter().map(|(k, v)| (*k, (*v).to_owned())))
+            .collect(),
     )]);
     Functions::new(&local, &extra).expect("the functions' specs")
 }
@@ -428,4 +435,223 @@ async fn notion_finds_the_page_an_ambiguous_failure_created_and_never_creates_it
         0,
         "nothing parked"
     );
+}
+
+/// What `sam local invoke DestinationDeliveryFunction -e events/destination-delivery-fifo.json`
+/// does with a Discord webhook stored under the file's secret name: the card is posted
+/// once, as an embed. (The file's SentTimestamp is set to now, as SQS would on delivery.)
+#[tokio::test]
+async fn the_destination_delivery_file_posts_its_card_to_discord() {
+    let s = Stack::new().await;
+    let discord = discord_standin::Standin::start(discord_standin::StandinConfig::default())
+        .await
+        .unwrap();
+    let hook = discord.default_webhook().unwrap();
+    s.res
+        .put_destination_secret(
+            &s.sdk,
+            "ops-discord",
+            &format!(
+                "https://discord.com/api/webhooks/{}/{}",
+                hook.id, hook.token
+            ),
+        )
+        .await
+        .unwrap();
+    let f = binaries(
+        &s,
+        Urls {
+            discord: Some(discord.api_url()),
+            ..Urls::default()
+        },
+    );
+    let path = format!(
+        "{}/../../events/destination-delivery-fifo.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    for r in event["Records"].as_array_mut().unwrap() {
+        r["attributes"]["SentTimestamp"] = json!(now_ms.to_string());
+        r["attributes"]["ApproximateFirstReceiveTimestamp"] = json!(now_ms.to_string());
+    }
+    let answer = f.destinations.invoke(&event).await.unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let posted = discord.messages(&hook.id);
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0].embeds[0]["title"], "feature.used");
+    assert_eq!(s.depth(&s.res.destinations_dlq_url).await, 0);
+}
+
+/// The webhook destination through the whole path, with a retry schedule of seconds
+/// (`WEBHOOK_RETRY_SCHEDULE`, as a user may set it): one endpoint answers 429 with
+/// Retry-After and then a storm of 5xx, and every event still arrives once, each attempt of
+/// one delivery under the same `webhook-id`, nothing sent inside the 429's wait; another
+/// endpoint answers 410 Gone and is disabled, its messages parked with the notice, without
+/// slowing the first.
+#[tokio::test]
+async fn webhooks_ride_out_a_429_and_a_5xx_storm_once_each_while_a_gone_endpoint_is_disabled() {
+    let s = registered().await;
+    let live = Receiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), SIGNING_SECRET, false)
+        .await
+        .unwrap();
+    let gone = Receiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), SIGNING_SECRET, false)
+        .await
+        .unwrap();
+    s.res
+        .put_destination_secret(&s.sdk, "billing-hook", SIGNING_SECRET)
+        .await
+        .unwrap();
+    s.put_pipeline(&json!({
+        "id": "to-hooks", "events": ["feature.used"],
+        "destinations": [
+            {"type": "webhook", "url": live.url, "secret": "billing-hook"},
+            {"type": "webhook", "url": gone.url, "secret": "billing-hook"}
+        ]
+    }))
+    .await;
+    let f = binaries_with(
+        &s,
+        Urls::default(),
+        &[("WEBHOOK_RETRY_SCHEDULE", "1s, 1s, 1s, 1s, 1s")],
+    );
+    live.answer_next([
+        Answer::retry_after(429, "2"),
+        Answer::status(500),
+        Answer::status(502),
+        Answer::status(503),
+    ]);
+    gone.answer_next([Answer::status(410)]);
+
+    let ids = post_events(&s, 3).await;
+    let accepted = |r: &ingestlayer_local::webhook_receiver::Received| r.status == 204;
+    pump_until(&s, &f, Duration::from_secs(60), || {
+        live.received().iter().filter(|r| accepted(r)).count() >= ids.len()
+    })
+    .await;
+    pump_all(&s, &f).await;
+
+    let got = live.received();
+    assert!(got.iter().all(|r| r.verified), "every attempt is signed");
+    // Each event accepted once (the events queue is a standard one, so events sent one by
+    // one may reach the pipeline in any order); the failed attempts carried the same
+    // webhook-id as the success that followed them.
+    let ok: Vec<_> = got.iter().filter(|r| accepted(r)).collect();
+    let mut delivered: Vec<&str> = ok
+        .iter()
+        .map(|r| r.body["data"]["id"].as_str().unwrap_or_default())
+        .collect();
+    delivered.sort_unstable();
+    let mut sent: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sent.sort_unstable();
+    assert_eq!(delivered, sent);
+    let first = &got[0];
+    let attempts: Vec<_> = got.iter().filter(|r| r.id == first.id).collect();
+    let said = f.destinations.output().await.0.join("\n");
+    assert_eq!(
+        attempts.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [429, 500, 502, 503, 204],
+        "one delivery, five attempts, one webhook-id: {:?}\ndestination-delivery said:\n{said}",
+        got.iter()
+            .map(|r| (r.id.as_str(), r.status, r.body["data"]["id"].as_str()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(got.len(), 7, "no other request was made");
+    let waited = got[1].at.duration_since(got[0].at);
+    assert!(
+        waited >= Duration::from_secs(2),
+        "the next attempt came {waited:?} after the 429's Retry-After: 2"
+    );
+
+    // The gone endpoint was asked once; its three messages are parked with the notice.
+    let asked = gone.received();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    let listed = run(&s, &["dlq", "list", "--queue", "destinations"]).stdout;
+    assert!(listed.contains("destinations DLQ: 3 parked"), "{listed}");
+    assert!(listed.contains("410 Gone"), "{listed}");
+    let paused = s.channels().paused().await.unwrap();
+    assert_eq!(
+        paused.len(),
+        1,
+        "only the gone endpoint is paused: {paused:?}"
+    );
+}
+
+/// Email through the whole path (SES on the emulator): a burst to one recipient list goes
+/// out as digests, every event in exactly one email, while a destination whose sender SES
+/// has not verified is paused with what to verify and the verified one keeps flowing.
+#[tokio::test]
+async fn an_email_burst_goes_as_digests_while_an_unverified_sender_is_paused() {
+    let s = registered().await;
+    let ses = aws_sdk_sesv2::Client::new(&s.sdk);
+    let tag = ulid::Ulid::new().to_string().to_lowercase();
+    let from = format!("alerts-{tag}@acme.example");
+    let unverified = format!("nobody-{tag}@unverified.example");
+    let to = format!("ops-{tag}@acme.example");
+    let other = format!("sales-{tag}@acme.example");
+    ses.create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    s.put_pipeline(&json!({
+        "id": "to-email", "events": ["feature.used"],
+        "destinations": [
+            {"type": "email", "from": from, "to": [to], "digest_threshold": 2},
+            {"type": "email", "from": unverified, "to": [other]}
+        ]
+    }))
+    .await;
+    let f = binaries(&s, Urls::default());
+    let ids = post_events(&s, 8).await;
+    pump_all(&s, &f).await;
+
+    let sent = sent_emails(&to).await;
+    assert!(
+        !sent.is_empty() && sent.len() < ids.len(),
+        "a burst of {} goes as fewer emails: {}",
+        ids.len(),
+        sent.len()
+    );
+    let bodies: Vec<&str> = sent
+        .iter()
+        .map(|m| m["body"].as_str().unwrap_or_default())
+        .collect();
+    for id in &ids {
+        let n = bodies.iter().filter(|b| b.contains(id.as_str())).count();
+        assert_eq!(n, 1, "event {id} is in {n} emails");
+    }
+    assert!(sent_emails(&other).await.is_empty());
+    let listed = run(&s, &["dlq", "list", "--queue", "destinations"]).stdout;
+    assert!(listed.contains("destinations DLQ: 8 parked"), "{listed}");
+    assert!(
+        listed.contains(&format!("verify {unverified} in SES")),
+        "{listed}"
+    );
+    let paused = s.channels().paused().await.unwrap();
+    assert_eq!(paused.len(), 1, "{paused:?}");
+}
+
+/// The emails the emulator has sent to `to`, as it keeps them (sender, destinations,
+/// subject and the HTML body).
+async fn sent_emails(to: &str) -> Vec<serde_json::Value> {
+    let data: serde_json::Value =
+        reqwest::get(format!("{}/moto-api/data.json", crate::harness::endpoint()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    data["ses"]["Message"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| {
+            m["destinations"]["ToAddresses"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|r| r == to))
+        })
+        .collect()
 }

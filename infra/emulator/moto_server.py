@@ -1,0 +1,49 @@
+"""The local AWS emulator: moto's server (from .tools/venv), with SQS FIFO message groups
+released the way SQS releases them.
+
+    .tools/venv/bin/python infra/emulator/moto_server.py -H 127.0.0.1 -p 4566
+
+moto 5.2.5 counts a FIFO group as in flight while any message of it it has handed out is
+still in its "pending" set, and takes a message out of that set only when its receive loop
+reaches it. A group whose received messages were all handed back (ChangeMessageVisibility,
+as a delivery that waits does) is therefore still "in flight" when its first message is
+looked at, so moto skips the first and returns the group's LAST message first: order broken.
+SQS counts a message in flight only until its visibility timeout ends (AWS SQS Developer
+Guide, "Amazon SQS FIFO queue message grouping" and "Amazon SQS visibility timeout"), so here
+a group is in flight only while one of its messages is invisible: before each receive, the
+messages whose visibility has ended leave the pending set, and a group counts as pending only
+through an invisible message. Everything else is moto's.
+"""
+
+import re
+import sys
+
+from moto.server import main
+from moto.sqs.models import Queue, SQSBackend
+
+
+def _groups_in_flight(self):
+    return {
+        m.group_id
+        for m in self._pending_messages
+        if m.group_id is not None and not m.visible
+    }
+
+
+Queue.pending_message_groups = property(_groups_in_flight)
+
+_receive = SQSBackend.receive_message
+
+
+def _receive_message(self, queue_name, *args, **kwargs):
+    queue = self.get_queue(queue_name)
+    for message in [m for m in queue.pending_messages if m.visible]:
+        queue.pending_messages.discard(message)
+    return _receive(self, queue_name, *args, **kwargs)
+
+
+SQSBackend.receive_message = _receive_message
+
+if __name__ == "__main__":
+    sys.argv[0] = re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])
+    sys.exit(main())
