@@ -12,11 +12,18 @@ SQS counts a message in flight only until its visibility timeout ends (AWS SQS D
 Guide, "Amazon SQS FIFO queue message grouping" and "Amazon SQS visibility timeout"), so here
 a group is in flight only while one of its messages is invisible: before each receive, the
 messages whose visibility has ended leave the pending set, and a group counts as pending only
-through an invisible message. Everything else is moto's.
+through an invisible message.
+
+moto also gives each FIFO message a random 20-digit SequenceNumber; SQS's "continues to
+increase for a particular MessageGroupId" (API reference, SendMessage), and slack-delivery's
+backlog orders a channel's messages by it. Here they increase in the order messages are
+queued. Everything else is moto's.
 """
 
+import itertools
 import re
 import sys
+import threading
 
 from moto.server import main
 from moto.sqs.models import Queue, SQSBackend
@@ -43,6 +50,21 @@ def _receive_message(self, queue_name, *args, **kwargs):
 
 
 SQSBackend.receive_message = _receive_message
+
+_sequence = itertools.count(10**19)
+_sending = threading.Lock()
+_send = SQSBackend.send_message
+
+
+def _send_message(self, *args, **kwargs):
+    with _sending:
+        message = _send(self, *args, **kwargs)
+        if getattr(message, "sequence_number", None) is not None:
+            message.sequence_number = f"{next(_sequence):020d}"
+        return message
+
+
+SQSBackend.send_message = _send_message
 
 if __name__ == "__main__":
     sys.argv[0] = re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])

@@ -207,6 +207,9 @@ pub struct DeliveryConfig {
     pub journey: Option<JourneyConfig>,
     /// Each key's thread of the day (`STATE_TABLE`); without it `thread_by` posts unthreaded.
     pub state_table: Option<String>,
+    /// Busy channels' backlogs (`BUFFER_TABLE`), so one post can carry more than a queue
+    /// batch; without it a channel's messages wait in the queue, 10 to a post at most.
+    pub buffer_table: Option<String>,
 }
 
 impl DeliveryConfig {
@@ -237,6 +240,7 @@ impl DeliveryConfig {
             ops_channel: optional("OPS_CHANNEL"),
             journey: JourneyConfig::from_env()?,
             state_table: optional("STATE_TABLE"),
+            buffer_table: optional("BUFFER_TABLE"),
         })
     }
 }

@@ -13,6 +13,7 @@
 //! [`requests`] counts the AWS requests an event costs end to end (the bench's `--requests`).
 //! [`error`] is the crate's one error type.
 
+pub mod burst;
 pub mod destinations;
 pub mod error;
 pub mod functions;

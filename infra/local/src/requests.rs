@@ -46,113 +46,165 @@ impl Count {
     }
 }
 
+/// A fresh stack in the emulator with the product's example pipeline (to `channel`), its
+/// entities and an API key, and the ingest, pipeline and slack-delivery handlers built as
+/// the functions build them, delivering to a Slack stand-in.
+pub struct BenchStack {
+    pub res: Resources,
+    pub standin: Standin,
+    pub ingest: Arc<IngestDeps>,
+    pub pipeline: PipelineDeps,
+    pub delivery: DeliveryDeps,
+    /// The events queue and the Slack queue.
+    pub feeds: (QueueFeed, QueueFeed),
+}
+
+impl BenchStack {
+    pub async fn new(
+        endpoint: &str,
+        journey: bool,
+        standin: StandinConfig,
+        channel: &str,
+    ) -> Result<Self> {
+        let sdk = crate::emulator_sdk(endpoint).await;
+        let prefix = format!("req-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let res = Resources::create(&sdk, &prefix, BOT_TOKEN, "{}").await?;
+        let standin = Standin::start(standin)
+            .await
+            .map_err(|e| Error::invalid("starting the Slack stand-in", Some(e.into())))?;
+        let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+        seed::put_json(
+            &dynamo,
+            &res.pipelines_table,
+            &seed::example_pipeline(channel),
+        )
+        .await?;
+        for e in seed::example_entities() {
+            seed::put_json(&dynamo, &res.entities_table, &e).await?;
+        }
+        ApiKeys::new(dynamo.clone(), res.api_keys_table.clone())
+            .create(&SecretString::from(KEY.to_owned()), "bench")
+            .await?;
+        let journey = journey.then(|| JourneyConfig {
+            table: res.journey_table.clone(),
+            ttl_days: 30,
+        });
+        let ingest = Arc::new(
+            IngestDeps::load(
+                &sdk,
+                &IngestConfig {
+                    events_table: res.events_table.clone(),
+                    api_keys_table: res.api_keys_table.clone(),
+                    events_queue_url: res.events_queue_url.clone(),
+                    schemas_required: false,
+                    event_ttl_days: 30,
+                    link_secret_arn: Some(res.link_secret_arn.clone()),
+                    webhook_secret_prefix: Some(res.webhook_secret_prefix.clone()),
+                },
+            )
+            .await?,
+        );
+        let pipeline = PipelineDeps::load(
+            &sdk,
+            &PipelineConfig {
+                pipelines_table: res.pipelines_table.clone(),
+                entities_table: res.entities_table.clone(),
+                slack_queue_url: res.slack_queue_url.clone(),
+                destinations_queue_url: Some(res.destinations_queue_url.clone()),
+                cache_ttl: Duration::from_secs(300),
+                public_api_url: Some("http://127.0.0.1:3000".into()),
+                link_secret_arn: Some(res.link_secret_arn.clone()),
+                link_ttl: ingestlayer::event_links::DEFAULT_TTL,
+                journey: journey.clone(),
+                state_table: Some(res.state_table.clone()),
+                warehouse_queue_url: None,
+            },
+        )
+        .await?;
+        let delivery = DeliveryDeps::load(
+            &sdk,
+            &DeliveryConfig {
+                slack_queue_url: res.slack_queue_url.clone(),
+                slack_dlq_url: res.slack_dlq_url.clone(),
+                channels_table: res.channels_table.clone(),
+                deliveries_table: res.deliveries_table.clone(),
+                max_age: Duration::from_secs(24 * 3600),
+                connections_table: Some(res.connections_table.clone()),
+                slack_app_secret_arn: None,
+                token_secret_prefix: res.token_secret_prefix.clone(),
+                kms_key_id: Some(res.kms_key_id.clone()),
+                slack_api_url: standin.api_url(),
+                token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
+                slack_timeout: Duration::from_secs(5),
+                ops_channel: None,
+                journey,
+                state_table: Some(res.state_table.clone()),
+                buffer_table: Some(res.buffer_table.clone()),
+            },
+        )
+        .await?;
+        let feeds = (
+            QueueFeed {
+                sqs: aws_sdk_sqs::Client::new(&sdk),
+                url: res.events_queue_url.clone(),
+                wait_seconds: 0,
+            },
+            QueueFeed {
+                sqs: aws_sdk_sqs::Client::new(&sdk),
+                url: res.slack_queue_url.clone(),
+                wait_seconds: 0,
+            },
+        );
+        Ok(Self {
+            res,
+            standin,
+            ingest,
+            pipeline,
+            delivery,
+            feeds,
+        })
+    }
+
+    /// Sends one `POST /v1/events/batch` of `events`.
+    pub async fn post(&self, events: &[Value]) -> Result<()> {
+        post(&self.ingest, &json!({ "events": events })).await
+    }
+}
+
 /// Sends `events` events (every other one matching the example pipeline's filter) through a
 /// fresh stack, with the journey on or off, and counts the AWS requests made from the batch
 /// POST until every message is settled.
 pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count> {
-    let sdk = crate::emulator_sdk(endpoint).await;
-    let prefix = format!("req-{}", ulid::Ulid::new().to_string().to_lowercase());
-    let res = Resources::create(&sdk, &prefix, BOT_TOKEN, "{}").await?;
-    let standin = Standin::start(StandinConfig {
-        rate_per_channel_per_sec: f64::INFINITY,
-        ..StandinConfig::default()
-    })
-    .await
-    .map_err(|e| Error::invalid("starting the Slack stand-in", Some(e.into())))?;
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    seed::put_json(
-        &dynamo,
-        &res.pipelines_table,
-        &seed::example_pipeline("#alerts"),
+    let stack = BenchStack::new(
+        endpoint,
+        journey,
+        StandinConfig {
+            rate_per_channel_per_sec: f64::INFINITY,
+            ..StandinConfig::default()
+        },
+        "#alerts",
     )
     .await?;
-    for e in seed::example_entities() {
-        seed::put_json(&dynamo, &res.entities_table, &e).await?;
-    }
-    ApiKeys::new(dynamo.clone(), res.api_keys_table.clone())
-        .create(&SecretString::from(KEY.to_owned()), "bench")
-        .await?;
-    let journey = journey.then(|| JourneyConfig {
-        table: res.journey_table.clone(),
-        ttl_days: 30,
-    });
-    let ingest = Arc::new(
-        IngestDeps::load(
-            &sdk,
-            &IngestConfig {
-                events_table: res.events_table.clone(),
-                api_keys_table: res.api_keys_table.clone(),
-                events_queue_url: res.events_queue_url.clone(),
-                schemas_required: false,
-                event_ttl_days: 30,
-                link_secret_arn: Some(res.link_secret_arn.clone()),
-                webhook_secret_prefix: Some(res.webhook_secret_prefix.clone()),
-            },
-        )
-        .await?,
-    );
-    let pipeline = PipelineDeps::load(
-        &sdk,
-        &PipelineConfig {
-            pipelines_table: res.pipelines_table.clone(),
-            entities_table: res.entities_table.clone(),
-            slack_queue_url: res.slack_queue_url.clone(),
-            destinations_queue_url: Some(res.destinations_queue_url.clone()),
-            cache_ttl: Duration::from_secs(300),
-            public_api_url: Some("http://127.0.0.1:3000".into()),
-            link_secret_arn: Some(res.link_secret_arn.clone()),
-            link_ttl: ingestlayer::event_links::DEFAULT_TTL,
-            journey: journey.clone(),
-            state_table: Some(res.state_table.clone()),
-            warehouse_queue_url: None,
-        },
-    )
-    .await?;
-    let delivery = DeliveryDeps::load(
-        &sdk,
-        &DeliveryConfig {
-            slack_queue_url: res.slack_queue_url.clone(),
-            slack_dlq_url: res.slack_dlq_url.clone(),
-            channels_table: res.channels_table.clone(),
-            deliveries_table: res.deliveries_table.clone(),
-            max_age: Duration::from_secs(24 * 3600),
-            connections_table: Some(res.connections_table.clone()),
-            slack_app_secret_arn: None,
-            token_secret_prefix: res.token_secret_prefix.clone(),
-            kms_key_id: Some(res.kms_key_id.clone()),
-            slack_api_url: standin.api_url(),
-            token: TokenConfig::Secret(res.slack_token_secret_arn.clone()),
-            slack_timeout: Duration::from_secs(5),
-            ops_channel: None,
-            journey,
-            state_table: Some(res.state_table.clone()),
-        },
-    )
-    .await?;
-    let feeds = (
-        QueueFeed {
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            url: res.events_queue_url.clone(),
-            wait_seconds: 0,
-        },
-        QueueFeed {
-            sqs: aws_sdk_sqs::Client::new(&sdk),
-            url: res.slack_queue_url.clone(),
-            wait_seconds: 0,
-        },
-    );
+    let BenchStack {
+        res,
+        standin,
+        ingest,
+        pipeline,
+        delivery,
+        feeds,
+    } = &stack;
     // Warm caches (API key, pipelines, secrets, the bot's channel membership) as a running
     // stack has them, then let the channel's pacing slot pass.
-    post(&ingest, &json!({"events": [event(0, true)]})).await?;
-    settle(&feeds, &pipeline, &delivery).await?;
+    post(ingest, &json!({"events": [event(0, true)]})).await?;
+    settle(feeds, pipeline, delivery).await?;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let before = standin.messages().len();
 
     let recorder = Recorder::new(endpoint);
     recorder.start().await?;
     let batch: Vec<Value> = (1..=events).map(|i| event(i, i % 2 == 1)).collect();
-    post(&ingest, &json!({ "events": batch })).await?;
-    settle(&feeds, &pipeline, &delivery).await?;
+    post(ingest, &json!({ "events": batch })).await?;
+    settle(feeds, pipeline, delivery).await?;
     let recording = recorder.stop().await?;
 
     let mut count = Count {
@@ -225,7 +277,7 @@ async fn settle(
 
 /// `DynamoDB.PutItem`, `SQS.SendMessageBatch`, `SecretsManager.GetSecretValue`… from the
 /// JSON protocols' `X-Amz-Target`, else the query protocol's `Action`.
-fn operation(entry: &Value) -> String {
+pub fn operation(entry: &Value) -> String {
     let headers = entry["headers"].as_object();
     let target = headers.and_then(|h| {
         h.iter()

@@ -30,6 +30,8 @@ pub struct Resources {
     /// What stateful steps remember (template.yaml's `StateTable`: `pk`, and the `by_due`
     /// index of heartbeats).
     pub state_table: String,
+    /// Busy Slack channels' backlogs (template.yaml's `BufferTable`).
+    pub buffer_table: String,
     pub events_queue_url: String,
     pub events_dlq_url: String,
     pub slack_queue_url: String,
@@ -111,6 +113,8 @@ impl Resources {
         let connections_table = format!("{prefix}-connections");
         let journey_table = format!("{prefix}-journey");
         let state_table = format!("{prefix}-state");
+        let buffer_table = format!("{prefix}-buffer");
+        create_keyed_table(&dynamo, &buffer_table, "pk", Some("sk")).await?;
         for (table, key) in [
             (&events_table, "id"),
             (&api_keys_table, "key_hash"),
@@ -136,7 +140,7 @@ impl Resources {
             (ingestlayer::routing::state::BY_DUE, "due_shard", "due_ms"),
         )
         .await?;
-        for table in [&events_table, &journey_table, &state_table] {
+        for table in [&events_table, &journey_table, &state_table, &buffer_table] {
             let ttl = TimeToLiveSpecification::builder()
                 .enabled(true)
                 .attribute_name("expires_at")
@@ -273,6 +277,7 @@ impl Resources {
             connections_table,
             journey_table,
             state_table,
+            buffer_table,
             events_queue_url,
             events_dlq_url,
             slack_queue_url,
@@ -401,6 +406,7 @@ impl Resources {
             ("ConnectionsTable", self.connections_table.clone()),
             ("JourneyTable", self.journey_table.clone()),
             ("StateTable", self.state_table.clone()),
+            ("BufferTable", self.buffer_table.clone()),
             ("EventsQueue", self.events_queue_url.clone()),
             ("EventsDLQ", self.events_dlq_url.clone()),
             ("SlackQueue", self.slack_queue_url.clone()),
@@ -443,6 +449,7 @@ impl Resources {
             ("ConnectionsTable", &self.connections_table),
             ("JourneyTable", &self.journey_table),
             ("StateTable", &self.state_table),
+            ("BufferTable", &self.buffer_table),
         ] {
             attributes.insert(
                 format!("{id}.Arn"),
@@ -539,25 +546,42 @@ async fn put_secret(
 }
 
 async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &str, key: &str) -> Result<()> {
-    let attr = AttributeDefinition::builder()
-        .attribute_name(key)
-        .attribute_type(ScalarAttributeType::S)
-        .build()
-        .map_err(fail(table))?;
-    let schema = KeySchemaElement::builder()
-        .attribute_name(key)
-        .key_type(KeyType::Hash)
-        .build()
-        .map_err(fail(table))?;
-    let created = dynamo
+    create_keyed_table(dynamo, table, key, None).await
+}
+
+/// A table keyed by a string hash key and, when given, a string range key.
+async fn create_keyed_table(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    hash: &str,
+    range: Option<&str>,
+) -> Result<()> {
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(fail(table))
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(fail(table))
+    };
+    let mut create = dynamo
         .create_table()
         .table_name(table)
-        .attribute_definitions(attr)
-        .key_schema(schema)
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await;
-    created_or_there(created, table)
+        .attribute_definitions(attr(hash)?)
+        .key_schema(key(hash, KeyType::Hash)?)
+        .billing_mode(BillingMode::PayPerRequest);
+    if let Some(range) = range {
+        create = create
+            .attribute_definitions(attr(range)?)
+            .key_schema(key(range, KeyType::Range)?);
+    }
+    created_or_there(create.send().await, table)
 }
 
 /// A CreateTable's outcome: a table that already exists (an earlier run's) is fine.

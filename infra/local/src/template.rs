@@ -442,6 +442,7 @@ Resources:
             connections_table: "stack-connections".into(),
             journey_table: "stack-journey".into(),
             state_table: "stack-state".into(),
+            buffer_table: "stack-buffer".into(),
             events_queue_url: "http://q/1/stack-events".into(),
             events_dlq_url: "http://q/1/stack-events-dlq".into(),
             slack_queue_url: "http://q/1/stack-slack.fifo".into(),

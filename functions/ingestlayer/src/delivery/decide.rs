@@ -159,6 +159,78 @@ pub fn units(pending: usize, threshold: usize) -> Vec<usize> {
     }
 }
 
+/// What becomes of a channel's batch when busy channels have a backlog buffer
+/// ([`crate::delivery::buffer`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// Into the channel's backlog, to go out in its next digest.
+    Spill,
+    /// Posted from the batch as queued; `held`: the first post's slot is taken already.
+    Post { held: bool },
+    /// The backlog could not be read: the batch comes back after this (posting it now
+    /// could pass messages waiting there).
+    Later(Duration),
+}
+
+/// The first question for a batch: does the channel's backlog hold anything? Then it goes
+/// behind it; `None`: ask the slot ([`route_by_slot`]).
+pub fn route_by_backlog(empty: &Result<bool, Error>) -> Option<Route> {
+    match empty {
+        Ok(true) => None,
+        Ok(false) => Some(Route::Spill),
+        Err(_) => Some(Route::Later(STATE_UNAVAILABLE_RETRY)),
+    }
+}
+
+/// With the backlog empty: a slot due now posts the batch at once (it is taken); a later
+/// one sends the batch to the backlog, so the channel's next post can carry more than one
+/// batch; a pause or an unreadable state goes the usual way (parked, or retried).
+pub fn route_by_slot(gate: &Result<Gate, Error>) -> Route {
+    match gate {
+        Ok(Gate::Go) => Route::Post { held: true },
+        Ok(Gate::Wait(_)) => Route::Spill,
+        Ok(Gate::Paused(_)) | Err(_) => Route::Post { held: false },
+    }
+}
+
+/// Posts one drain round may make: a digest each, or one message each when the channel
+/// does not digest.
+pub const DRAIN_POSTS_PER_ROUND: usize = 5;
+
+/// How many of the backlog's oldest messages one drain round takes, given how they go out
+/// (`units`: the post sizes, in order, as [`crate::delivery::threads::units`] cuts them): as
+/// many as [`DRAIN_POSTS_PER_ROUND`] posts carry.
+pub fn drain_take(units: &[usize]) -> usize {
+    units.iter().take(DRAIN_POSTS_PER_ROUND).sum()
+}
+
+/// After a drain round, at `now_ms`, of a drain that began at `started_ms` with `budget`:
+/// whether another round follows, or what becomes of the ticket (`None`: done, the backlog
+/// is empty; `Some(d)`: back to the queue for `d`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DrainStep {
+    Again,
+    Ticket(Option<Duration>),
+}
+
+/// `left`: messages still in the backlog; `later`: the wait the round's first unsettled
+/// message asked for.
+pub fn drain_step(
+    left: bool,
+    later: Option<Duration>,
+    started_ms: i64,
+    now_ms: i64,
+    budget: Duration,
+) -> DrainStep {
+    match later {
+        Some(d) => DrainStep::Ticket(Some(d)),
+        None if !left => DrainStep::Ticket(None),
+        None if now_ms - started_ms < budget.as_millis() as i64 => DrainStep::Again,
+        // Out of time with messages left: the ticket comes back at once.
+        None => DrainStep::Ticket(Some(Duration::from_secs(1))),
+    }
+}
+
 /// What the channel's posting slot says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Slot {
@@ -668,11 +740,12 @@ mod tests {
     }
 
     #[test]
-    fn enough_waiting_messages_go_out_as_digests_of_at_most_24() {
+    fn enough_waiting_messages_go_out_as_digests_of_at_most_48() {
         assert_eq!(units(2, 3), vec![1, 1]);
         assert_eq!(units(3, 3), vec![3]);
-        assert_eq!(units(30, 3), vec![24, 6]);
-        assert_eq!(units(48, 3), vec![24, 24]);
+        assert_eq!(units(30, 3), vec![30]);
+        assert_eq!(units(48, 3), vec![48]);
+        assert_eq!(units(100, 3), vec![48, 48, 4]);
         assert_eq!(units(5, 0), vec![1; 5], "0 never digests");
         assert_eq!(units(5, 1), vec![1; 5], "a digest of one is a post");
         assert_eq!(units(0, 3), Vec::<usize>::new());
@@ -718,6 +791,68 @@ mod tests {
         assert_eq!(
             post_error(&AfterPost::Park("msg_too_long".into())).unwrap(),
             "msg_too_long (parked)"
+        );
+    }
+    #[test]
+    fn a_batch_goes_behind_a_backlog_and_into_it_when_the_slot_is_not_due() {
+        assert_eq!(route_by_backlog(&Ok(false)), Some(Route::Spill));
+        assert_eq!(route_by_backlog(&Ok(true)), None);
+        assert_eq!(
+            route_by_backlog(&Err(Error::invalid("x", "y"))),
+            Some(Route::Later(STATE_UNAVAILABLE_RETRY))
+        );
+        assert_eq!(route_by_slot(&Ok(Gate::Go)), Route::Post { held: true });
+        assert_eq!(
+            route_by_slot(&Ok(Gate::Wait(Duration::from_millis(10)))),
+            Route::Spill
+        );
+        let pause = Pause {
+            error: "e".into(),
+            hint: "h".into(),
+        };
+        assert_eq!(
+            route_by_slot(&Ok(Gate::Paused(pause))),
+            Route::Post { held: false }
+        );
+        assert_eq!(
+            route_by_slot(&Err(Error::invalid("x", "y"))),
+            Route::Post { held: false }
+        );
+    }
+
+    #[test]
+    fn a_drain_round_takes_a_few_posts_worth() {
+        // Digests: five posts of 48.
+        assert_eq!(drain_take(&units(300, 3)), 5 * 48);
+        assert_eq!(drain_take(&units(100, 3)), 100);
+        // No digests: five messages.
+        assert_eq!(drain_take(&units(300, 0)), 5);
+        // Runs of thread keys, each its own post or digest: five of them.
+        assert_eq!(drain_take(&[2, 2, 2, 2, 2, 2, 2]), 10);
+        assert_eq!(drain_take(&[]), 0);
+    }
+
+    #[test]
+    fn a_drain_goes_on_while_it_has_time_and_messages_and_hands_its_ticket_back_otherwise() {
+        let t0 = 1_700_000_000_000;
+        let budget = Duration::from_secs(15);
+        assert_eq!(
+            drain_step(true, None, t0, t0 + 1_045, budget),
+            DrainStep::Again
+        );
+        assert_eq!(
+            drain_step(false, None, t0, t0 + 1_045, budget),
+            DrainStep::Ticket(None)
+        );
+        assert_eq!(
+            drain_step(true, None, t0, t0 + 15_000, budget),
+            DrainStep::Ticket(Some(Duration::from_secs(1)))
+        );
+        // A 429 or a failure: the ticket waits what the group loop asked for.
+        let wait = Duration::from_secs(30);
+        assert_eq!(
+            drain_step(true, Some(wait), t0, t0 + 10, budget),
+            DrainStep::Ticket(Some(wait))
         );
     }
 }

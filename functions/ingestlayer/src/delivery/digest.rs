@@ -5,8 +5,9 @@ use serde_json::json;
 
 use crate::slack::block_kit::{cut, escape, limits, mrkdwn, RenderedMessage};
 
-/// Most messages one digest carries: a header plus two blocks each stays under 50 blocks.
-pub const DIGEST_MAX: usize = 24;
+/// Most messages one digest carries: a header and one section each makes 49 blocks, one
+/// under Block Kit's 50.
+pub const DIGEST_MAX: usize = 48;
 
 /// One message waiting in a digest: its rendered single message, event id and link.
 pub struct DigestItem<'a> {
@@ -17,13 +18,13 @@ pub struct DigestItem<'a> {
 }
 
 /// Coalesces waiting messages of one channel into one message, in order: a header, then
-/// for each event its summary line and a context line with its id and link.
+/// for each event one section with its summary and, on a second line, its id and link.
 pub fn digest(items: &[DigestItem<'_>]) -> RenderedMessage {
     digest_with_owners(items, &[])
 }
 
 /// [`digest`], with each event's owner line (`owners[i]`: `<@U…>` or escaped text) at the
-/// end of its context line.
+/// end of its id line.
 pub fn digest_with_owners(items: &[DigestItem<'_>], owners: &[Option<&str>]) -> RenderedMessage {
     let items = &items[..items.len().min(DIGEST_MAX)];
     let mut truncated = false;
@@ -36,19 +37,21 @@ pub fn digest_with_owners(items: &[DigestItem<'_>], owners: &[Option<&str>]) -> 
         json!({"type": "header", "text": {"type": "plain_text", "text": cut(&header, limits::HEADER_TEXT, &mut truncated), "emoji": true}}),
     ];
     for (n, item) in items.iter().enumerate() {
-        let text = cut(&item.message.text, limits::SECTION_TEXT, &mut truncated);
-        blocks.push(json!({"type": "section", "text": mrkdwn(text)}));
-        let mut context = format!("`{}`", escape(item.event_id));
+        let mut line = format!("`{}`", escape(item.event_id));
         if let Some(link) = item.link {
-            context.push_str(&format!(" · <{link}|full event>"));
+            line.push_str(&format!(" · <{link}|full event>"));
         }
         if let Some(owner) = owners.get(n).copied().flatten() {
-            context.push_str(&format!(
+            line.push_str(&format!(
                 " · {}",
                 crate::delivery::mention::owner_line(owner)
             ));
         }
-        blocks.push(json!({"type": "context", "elements": [mrkdwn(cut(&context, limits::CONTEXT_TEXT, &mut truncated))]}));
+        let line = cut(&line, limits::SECTION_TEXT / 2, &mut truncated);
+        // The id line always shows whole: the summary gives way to it.
+        let room = limits::SECTION_TEXT - line.chars().count() - 1;
+        let text = cut(&item.message.text, room, &mut truncated);
+        blocks.push(json!({"type": "section", "text": mrkdwn(format!("{text}\n{line}"))}));
     }
     let lines: Vec<&str> = items.iter().map(|i| i.message.text.as_str()).collect();
     let mut ignored = false;
@@ -92,32 +95,37 @@ mod tests {
             .collect();
         let d = digest_with_owners(&items[..10], &owners);
         assert_eq!(d.blocks[0]["text"]["text"], "10 × feature.used");
-        assert_eq!(d.blocks.len(), 21);
-        assert!(d.blocks[1]["text"]["text"]
-            .as_str()
-            .unwrap()
-            .starts_with("feature.used: n 0"));
-        assert!(d.blocks[20]["elements"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("`e9` · <https://x/l|full event>"));
-        let all = digest(&items);
-        assert!(all.blocks.len() <= limits::BLOCKS);
-        for b in &all.blocks[1..] {
-            let t = b["text"]["text"]
-                .as_str()
-                .or(b["elements"][0]["text"].as_str())
-                .unwrap();
-            assert!(t.chars().count() <= limits::SECTION_TEXT);
+        assert_eq!(d.blocks.len(), 11, "a header and one section per event");
+        let text = |b: &serde_json::Value| b["text"]["text"].as_str().unwrap().to_owned();
+        assert!(text(&d.blocks[1]).starts_with("feature.used: n 0"));
+        assert!(text(&d.blocks[9]).ends_with("\n`e8` · <https://x/l|full event>"));
+        assert!(text(&d.blocks[2]).ends_with("· Owner: <@U0ADA>"));
+        assert!(!text(&d.blocks[1]).contains("Owner"));
+        // Every event of a full digest keeps its id line whole, within the limits.
+        let many: Vec<RenderedMessage> = (0..60).map(|i| messages[i % 30].clone()).collect();
+        let many_ids: Vec<String> = (0..60).map(|i| format!("e{i}")).collect();
+        let all_items: Vec<DigestItem<'_>> = many
+            .iter()
+            .zip(&many_ids)
+            .map(|(m, id)| DigestItem {
+                event_name: "feature.used",
+                event_id: id,
+                message: m,
+                link: Some("https://x/l"),
+            })
+            .collect();
+        let all = digest(&all_items);
+        assert_eq!(all.blocks.len(), 1 + DIGEST_MAX);
+        assert!(all.blocks.len() < limits::BLOCKS);
+        for (n, b) in all.blocks[1..].iter().enumerate() {
+            let t = text(b);
+            assert!(t.chars().count() <= limits::SECTION_TEXT, "{n}");
+            assert!(
+                t.ends_with(&format!("`e{n}` · <https://x/l|full event>")),
+                "{n}"
+            );
         }
+        assert!(all.truncated);
         assert!(all.text.chars().count() <= limits::FALLBACK_TEXT);
-        assert!(d.blocks[4]["elements"][0]["text"]
-            .as_str()
-            .unwrap()
-            .ends_with("· Owner: <@U0ADA>"));
-        assert!(!d.blocks[2]["elements"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Owner"));
     }
 }

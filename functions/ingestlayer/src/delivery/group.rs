@@ -55,7 +55,7 @@ impl Why {
 }
 
 /// A delivery record about `d` (received for the `receive_count(r)`th time) at `now_ms`.
-fn record(d: &Delivery, r: &SqsMessage, outcome: Outcome, now_ms: i64) -> Record {
+pub(super) fn record(d: &Delivery, r: &SqsMessage, outcome: Outcome, now_ms: i64) -> Record {
     let mut rec = Record::new(
         &d.event_id,
         Stage::Delivery,
@@ -70,12 +70,14 @@ fn record(d: &Delivery, r: &SqsMessage, outcome: Outcome, now_ms: i64) -> Record
     rec
 }
 
-/// Processes one group's messages in order.
+/// Processes one group's messages in order. `held`: the channel's slot is taken already
+/// (the batch found it due), so the first post goes without asking again.
 pub(super) async fn process<'r>(
     group: &GroupId,
     records: &[&'r SqsMessage],
     deps: &DeliveryDeps,
     team_pauses: &mut TeamPauses,
+    mut held: bool,
 ) -> Out<'r> {
     let mut out: Out<'r> = Out::default();
     let team = group.team();
@@ -236,14 +238,18 @@ pub(super) async fn process<'r>(
             }
         };
         let asked_ms = deps.clock.now_ms();
-        let slot = pacing::wait_for_slot(
-            deps.channels.as_ref(),
-            deps.clock.as_ref(),
-            group,
-            interval,
-            deps.max_inline_wait,
-        )
-        .await;
+        let slot = if std::mem::take(&mut held) {
+            Slot::Post
+        } else {
+            pacing::wait_for_slot(
+                deps.channels.as_ref(),
+                deps.clock.as_ref(),
+                group,
+                interval,
+                deps.max_inline_wait,
+            )
+            .await
+        };
         let waited_ms = u64::try_from(deps.clock.now_ms() - asked_ms).unwrap_or(0);
         if let Slot::Rest(rest) = slot {
             let why = match &rest {
@@ -713,7 +719,7 @@ mod tests {
             .collect();
         let refs: Vec<&SqsMessage> = records.iter().collect();
         let mut pauses = TeamPauses::new();
-        process(&deliveries[0].group(), &refs, &s.deps, &mut pauses)
+        process(&deliveries[0].group(), &refs, &s.deps, &mut pauses, false)
             .await
             .fates
             .into_iter()

@@ -53,12 +53,23 @@ async fn verified_sender(ses: &aws_sdk_sesv2::Client) -> String {
 
 /// The emails moto has sent to `to`, as it keeps them.
 async fn sent_to(to: &str) -> Vec<Value> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", endpoint()))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // The emulator serialises every service's state for this; while other tests change
+    // theirs it can fail, so it is asked again.
+    let mut tries = 0;
+    let data: serde_json::Value = loop {
+        let answer = reqwest::get(format!("{}/moto-api/data.json", endpoint()))
+            .await
+            .unwrap();
+        match answer.json().await {
+            Ok(data) => break data,
+            Err(e) if tries < 10 => {
+                tries += 1;
+                eprintln!("moto-api/data.json: {e}; asking again");
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("moto-api/data.json: {e}"),
+        }
+    };
     data["ses"]["Message"]
         .as_array()
         .cloned()

@@ -65,6 +65,21 @@ struct Cli {
     /// time scanning them as the backfill command does (slow against moto).
     #[arg(long)]
     scan: bool,
+    /// Send a burst of this many feature.used events to one Slack channel instead (in
+    /// --batches batches) and measure how soon the last is readable in Slack, in how many
+    /// posts, at what rate, and its AWS requests.
+    #[arg(long)]
+    burst: Option<usize>,
+    /// With --burst: the POST /v1/events/batch requests the burst is sent in.
+    #[arg(long, default_value_t = 2)]
+    batches: usize,
+    /// Give this many channels a burst of --each messages at once instead, and the same
+    /// burst to one channel alone, and compare how long each takes.
+    #[arg(long)]
+    channels: Option<usize>,
+    /// With --channels: the messages each channel is given.
+    #[arg(long, default_value_t = 20)]
+    each: usize,
     /// With --warehouse: the Postgres server to create the bench's databases on (the user
     /// must be allowed to CREATE DATABASE; they are dropped at the end).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -94,6 +109,12 @@ async fn bench(cli: Cli) -> Result<()> {
     }
     if let Some(events) = cli.steps {
         return steps_bench(&cli.endpoint, events).await;
+    }
+    if let Some(events) = cli.burst {
+        return burst_bench(&cli.endpoint, events, cli.batches).await;
+    }
+    if let Some(channels) = cli.channels {
+        return channels_bench(&cli.endpoint, channels, cli.each).await;
     }
     let sdk = emulator_sdk(&cli.endpoint).await;
     let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
@@ -385,6 +406,64 @@ async fn requests_bench(endpoint: &str, events: usize) -> Result<()> {
         per(off.journey_writes),
         per(on.journey_writes)
     );
+    Ok(())
+}
+
+/// `--burst N`: N events to one channel at Slack's pace.
+async fn burst_bench(endpoint: &str, events: usize, batches: usize) -> Result<()> {
+    let r = ingestlayer_local::burst::one_channel(endpoint, events, batches).await?;
+    println!("burst of {events} feature.used events in {batches} batches, all to #alerts (the stand-in allows 1 post/s):");
+    println!(
+        "  last event readable           {:>8.1} s after the last was accepted",
+        r.readable_after.as_secs_f64()
+    );
+    println!(
+        "  posts                         {:>8}   ({:.1} events a post; {} of {} events readable, {} posted twice)",
+        r.posts,
+        r.readable as f64 / r.posts.max(1) as f64,
+        r.readable,
+        r.events,
+        r.duplicates
+    );
+    println!(
+        "  rate while the backlog lasted {:>8.3} posts/s (most in any second: {}; 429s: {})",
+        r.posts_per_second(),
+        r.most_in_a_second,
+        r.rate_limited
+    );
+    let total = r.total_requests();
+    println!(
+        "  AWS requests                  {total:>8}   ({:.2} per event, {:.1} per post)",
+        total as f64 / events as f64,
+        total as f64 / r.posts.max(1) as f64
+    );
+    for (op, n) in &r.requests {
+        println!("    {op:<36} {:>8.3} per event", *n as f64 / events as f64);
+    }
+    Ok(())
+}
+
+/// `--channels C`: C channels given a burst of `each` at once, against one channel alone.
+async fn channels_bench(endpoint: &str, channels: usize, each: usize) -> Result<()> {
+    let alone = ingestlayer_local::burst::many_channels(endpoint, 1, each).await?;
+    let many = ingestlayer_local::burst::many_channels(endpoint, channels, each).await?;
+    println!(
+        "bursts of {each} messages straight into the Slack queue ({} concurrent deliveries):",
+        ingestlayer_local::burst::DELIVERY_CONCURRENCY
+    );
+    for (label, r) in [
+        ("1 channel", &alone),
+        (&*format!("{channels} channels"), &many),
+    ] {
+        println!(
+            "  {label:<14} all posted after {:>6.1} s in {} posts ({} twice, most in any second per channel {}, 429s {})",
+            r.readable_after.as_secs_f64(),
+            r.posts,
+            r.duplicates,
+            r.most_in_a_second,
+            r.rate_limited
+        );
+    }
     Ok(())
 }
 

@@ -350,6 +350,7 @@ async fn a_placeholder_app_secret_is_a_clear_state_not_a_cold_start_failure() {
             ops_channel: None,
             journey: None,
             state_table: Some(s.res.state_table.clone()),
+            buffer_table: Some(s.res.buffer_table.clone()),
         },
     )
     .await;

@@ -1,6 +1,7 @@
 //! The emulator as the tests and `make dev` run it (infra/emulator/moto_server.py) keeps a
 //! FIFO group's order as SQS does when its messages are handed back, as delivery hands back
-//! what waits: the group comes back first message first, whole.
+//! what waits: the group comes back first message first, whole; and its sequence numbers
+//! increase, as slack-delivery's backlog orders by them.
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ async fn a_fifo_group_handed_back_comes_back_in_order() {
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .send()
             .await
             .unwrap()
@@ -33,6 +35,19 @@ async fn a_fifo_group_handed_back_comes_back_in_order() {
             .unwrap_or_default()
     };
     let got = receive().await;
+    // SQS: a group's sequence numbers increase in the order its messages were sent.
+    let seqs: Vec<u128> = got
+        .iter()
+        .map(|m| {
+            m.attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SequenceNumber)
+                })
+                .and_then(|s| s.parse().ok())
+                .unwrap()
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let bodies = |m: &[aws_sdk_sqs::types::Message]| -> Vec<String> {
         m.iter().filter_map(|m| m.body.clone()).collect()
     };

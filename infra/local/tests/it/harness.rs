@@ -158,6 +158,7 @@ impl Stack {
                 ops_channel: None,
                 journey: Some(journey_config(&res)),
                 state_table: Some(res.state_table.clone()),
+                buffer_table: Some(res.buffer_table.clone()),
             },
         )
         .await

@@ -10,6 +10,7 @@
 mod harness;
 
 mod admin;
+mod backlog;
 mod binaries;
 mod catalog;
 mod channels;

@@ -60,7 +60,7 @@ fn top_level(s: &Stack) -> Vec<PostedMessage> {
 }
 
 /// The DeliveryConfig the harness builds its delivery function with.
-fn delivery_config(s: &Stack) -> DeliveryConfig {
+pub(crate) fn delivery_config(s: &Stack) -> DeliveryConfig {
     let res = &s.res;
     DeliveryConfig {
         slack_queue_url: res.slack_queue_url.clone(),
@@ -78,6 +78,7 @@ fn delivery_config(s: &Stack) -> DeliveryConfig {
         ops_channel: None,
         journey: Some(journey_config(res)),
         state_table: Some(res.state_table.clone()),
+        buffer_table: Some(res.buffer_table.clone()),
     }
 }
 

@@ -605,12 +605,17 @@ async fn an_email_burst_goes_as_digests_while_an_unverified_sender_is_paused() {
     .await;
     let f = binaries(&s, Urls::default());
     let ids = post_events(&s, 8).await;
+    // Routed first, so the burst waits in the destinations queue together, as a burst does
+    // when delivery is busier than routing.
+    while pump_function(&s.events, &f.pipeline).await.unwrap() > 0 {}
     pump_all(&s, &f).await;
 
+    // The queue hands over 10 messages at a time, here both destinations' interleaved: the
+    // eight go out in two digests.
     let sent = sent_emails(&to).await;
     assert!(
-        !sent.is_empty() && sent.len() < ids.len(),
-        "a burst of {} goes as fewer emails: {}",
+        (1..=2).contains(&sent.len()),
+        "a burst of {} goes as one or two emails: {}",
         ids.len(),
         sent.len()
     );
@@ -636,13 +641,21 @@ async fn an_email_burst_goes_as_digests_while_an_unverified_sender_is_paused() {
 /// The emails the emulator has sent to `to`, as it keeps them (sender, destinations,
 /// subject and the HTML body).
 async fn sent_emails(to: &str) -> Vec<serde_json::Value> {
-    let data: serde_json::Value =
-        reqwest::get(format!("{}/moto-api/data.json", crate::harness::endpoint()))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    // The emulator serialises every service's state for this; while other tests change
+    // theirs it can fail, so it is asked again.
+    let url = format!("{}/moto-api/data.json", crate::harness::endpoint());
+    let mut tries = 0;
+    let data: serde_json::Value = loop {
+        match reqwest::get(&url).await.unwrap().json().await {
+            Ok(data) => break data,
+            Err(e) if tries < 10 => {
+                tries += 1;
+                eprintln!("moto-api/data.json: {e}; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("moto-api/data.json: {e}"),
+        }
+    };
     data["ses"]["Message"]
         .as_array()
         .cloned()

@@ -1,0 +1,337 @@
+//! Bursts into Slack channels, as the functions carry them (`ingestlayer-bench --burst`):
+//! the ingest, pipeline and slack-delivery handlers against the emulator and a Slack
+//! stand-in that enforces Slack's 1 post per second per channel. Delivery runs as Lambda runs
+//! it for the FIFO queue: several invocations at once (template.yaml's `MaximumConcurrency`),
+//! each with one batch, never two batches of one group at a time.
+//!
+//! - [`one_channel`]: N `feature.used` events in a few batches, all to `#alerts`: when the
+//!   last one became readable after the last was accepted, in how many posts, the rate
+//!   while a backlog existed, the most posts in any second, and the AWS requests per event.
+//! - [`many_channels`]: C channels each given a burst of M messages at once, straight into
+//!   the Slack queue: how long until every channel has all of its own.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use ingestlayer::aws::sqs::{send_all, Outgoing};
+use ingestlayer::delivery::message::Delivery;
+use ingestlayer::ids::{ChannelRef, TeamId, DEFAULT_TEAM};
+use ingestlayer::slack::block_kit::RenderedMessage;
+use serde_json::{json, Value};
+use slack_standin::{PostedMessage, StandinConfig};
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::requests::{operation, BenchStack, Recorder};
+use crate::runner::{pump_delivery, pump_pipeline};
+
+/// Lambda's concurrent invocations of slack-delivery (template.yaml).
+pub const DELIVERY_CONCURRENCY: usize = 10;
+/// Concurrent pipeline invocations.
+const PIPELINE_CONCURRENCY: usize = 2;
+
+/// What one burst measured.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub events: usize,
+    /// Distinct events found in the posts (every one of them, when the run ended).
+    pub readable: usize,
+    /// Events found in more than one post.
+    pub duplicates: usize,
+    pub posts: usize,
+    /// From the last event accepted to the post that made the last one readable.
+    pub readable_after: Duration,
+    /// From the first post of the burst to its last.
+    pub posting: Duration,
+    /// Most posts to one channel within any 1-second window.
+    pub most_in_a_second: usize,
+    /// 429s the stand-in answered.
+    pub rate_limited: usize,
+    /// AWS requests from the first event sent until the last was readable, by operation.
+    pub requests: Vec<(String, usize)>,
+}
+
+impl Report {
+    pub fn total_requests(&self) -> usize {
+        self.requests.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Posts per second while the backlog lasted (between the first and the last post).
+    pub fn posts_per_second(&self) -> f64 {
+        if self.posts < 2 {
+            return 0.0;
+        }
+        (self.posts - 1) as f64 / self.posting.as_secs_f64()
+    }
+}
+
+/// `events` events (all taken by the example pipeline) in `batches` equal batches to one
+/// channel.
+pub async fn one_channel(endpoint: &str, events: usize, batches: usize) -> Result<Report> {
+    let stack = BenchStack::new(endpoint, false, StandinConfig::default(), "#alerts").await?;
+    // Warm caches (API key, pipelines, secrets, the bot's channel membership) as a running
+    // stack has them, then let the channel's slot pass.
+    stack.post(&[event(0)]).await?;
+    let warm = run_until(&stack, |posted| !posted.is_empty(), Duration::from_secs(60)).await;
+    warm?;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before = stack.standin.messages().len();
+    let requests_before = stack.standin.requests().len();
+
+    let recorder = Recorder::new(endpoint);
+    recorder.start().await?;
+    let per_batch = events.div_ceil(batches.max(1));
+    let all: Vec<Value> = (1..=events).map(event).collect();
+    let done = AtomicBool::new(false);
+    let sender = async {
+        for chunk in all.chunks(per_batch) {
+            stack.post(chunk).await?;
+        }
+        Ok::<Instant, Error>(Instant::now())
+    };
+    let workers = workers(&stack, &done);
+    let watcher = async {
+        let start = Instant::now();
+        loop {
+            let posted = stack.standin.messages();
+            if event_ids(&posted[before..]).len() >= events {
+                done.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(900) {
+                done.store(true, Ordering::SeqCst);
+                return Err(Error::invalid(
+                    "the burst was not readable within 15 minutes",
+                    None,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (accepted, (), watched) = tokio::join!(sender, workers, watcher);
+    let last_accepted = accepted?;
+    watched?;
+    let recording = recorder.stop().await?;
+    let posts: Vec<PostedMessage> = stack.standin.messages()[before..].to_vec();
+    let mut report = measure(&posts, events);
+    report.readable_after = last_readable(&posts).saturating_duration_since(last_accepted);
+    report.rate_limited = stack.standin.requests()[requests_before..]
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    report.requests = by_operation(&recording);
+    Ok(report)
+}
+
+/// `channels` channels, each given `each` messages at once in the Slack queue: how long
+/// until every message is posted, and the posts.
+pub async fn many_channels(endpoint: &str, channels: usize, each: usize) -> Result<Report> {
+    let stack = BenchStack::new(endpoint, false, StandinConfig::default(), "#alerts").await?;
+    let team = TeamId::parse(DEFAULT_TEAM)
+        .map_err(|e| Error::invalid("the default team", Some(e.into())))?;
+    let mut messages = Vec::new();
+    for c in 0..channels {
+        let channel = ChannelRef::parse(&format!("#burst-{c:03}"))
+            .map_err(|e| Error::invalid("a channel name", Some(e.into())))?;
+        for i in 0..each {
+            let d = Delivery {
+                v: 1,
+                event_id: format!("c{c:03}-e{i:03}-{}", ulid::Ulid::new()),
+                event_name: "feature.used".into(),
+                pipeline_id: "burst".into(),
+                destination: 0,
+                team: team.clone(),
+                channel: channel.clone(),
+                message: RenderedMessage {
+                    text: format!("feature.used: export by u_{i} in #burst-{c:03}"),
+                    blocks: Vec::new(),
+                    truncated: false,
+                },
+                min_interval_ms: 1000,
+                digest_threshold: 3,
+                received_ms: 0,
+                link: None,
+                thread_key: None,
+                mention: None,
+            };
+            messages.push(Outgoing {
+                body: serde_json::to_string(&d)
+                    .map_err(|e| Error::invalid("a delivery", Some(e.into())))?,
+                group_id: Some(d.group().as_str().to_owned()),
+                dedup_id: Some(d.event_id.clone()),
+                attributes: Default::default(),
+            });
+        }
+    }
+    let requests_before = stack.standin.requests().len();
+    let start = Instant::now();
+    for (i, sent) in send_all(&stack.delivery.sqs, &stack.res.slack_queue_url, &messages)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        sent.map_err(|e| Error::invalid(format!("queueing message {i}"), Some(e.into())))?;
+    }
+    let queued = Instant::now();
+    let total = channels * each;
+    let done = AtomicBool::new(false);
+    let watcher = async {
+        loop {
+            if event_ids(&stack.standin.messages()).len() >= total {
+                done.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(900) {
+                done.store(true, Ordering::SeqCst);
+                return Err(Error::invalid(
+                    "the bursts were not all posted within 15 minutes",
+                    None,
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let ((), watched) = tokio::join!(workers(&stack, &done), watcher);
+    watched?;
+    let posts = stack.standin.messages();
+    let mut report = measure(&posts, total);
+    report.readable_after = last_readable(&posts).saturating_duration_since(queued);
+    report.rate_limited = stack.standin.requests()[requests_before..]
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    Ok(report)
+}
+
+/// The pipeline and delivery consumers, as Lambda runs them, until `done`.
+async fn workers(stack: &BenchStack, done: &AtomicBool) {
+    let (events, slack) = &stack.feeds;
+    let pipeline = (0..PIPELINE_CONCURRENCY).map(|_| async {
+        while !done.load(Ordering::SeqCst) {
+            match pump_pipeline(events, &stack.pipeline).await {
+                Ok(0) | Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(_) => {}
+            }
+        }
+    });
+    let delivery = (0..DELIVERY_CONCURRENCY).map(|_| async {
+        while !done.load(Ordering::SeqCst) {
+            match pump_delivery(slack, &stack.delivery).await {
+                Ok(0) | Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(_) => {}
+            }
+        }
+    });
+    futures_util::future::join(
+        futures_util::future::join_all(pipeline),
+        futures_util::future::join_all(delivery),
+    )
+    .await;
+}
+
+/// Runs the consumers until `posted` says so (for warming up).
+async fn run_until(
+    stack: &BenchStack,
+    posted: impl Fn(&[PostedMessage]) -> bool,
+    limit: Duration,
+) -> Result<()> {
+    let done = AtomicBool::new(false);
+    let watcher = async {
+        let start = Instant::now();
+        while !posted(&stack.standin.messages()) {
+            if start.elapsed() > limit {
+                done.store(true, Ordering::SeqCst);
+                return Err(Error::invalid("the warm-up event was never posted", None));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        done.store(true, Ordering::SeqCst);
+        Ok(())
+    };
+    let ((), watched) = tokio::join!(workers(stack, &done), watcher);
+    watched
+}
+
+fn event(i: usize) -> Value {
+    json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": "export", "count": i, "plan": "pro"}})
+}
+
+/// Every event id in `posts`, digests included (their metadata lists them).
+fn event_ids(posts: &[PostedMessage]) -> HashSet<String> {
+    posts.iter().flat_map(ids_of).collect()
+}
+
+fn ids_of(m: &PostedMessage) -> Vec<String> {
+    let payload = m
+        .metadata
+        .as_ref()
+        .map(|m| m["event_payload"].clone())
+        .unwrap_or(Value::Null);
+    match payload["event_ids"].as_array() {
+        Some(list) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        None => payload["event_id"]
+            .as_str()
+            .map(|s| vec![s.to_owned()])
+            .unwrap_or_default(),
+    }
+}
+
+fn last_readable(posts: &[PostedMessage]) -> Instant {
+    posts
+        .iter()
+        .map(|p| p.at)
+        .max()
+        .unwrap_or_else(Instant::now)
+}
+
+/// Posts, duplicates and pacing of a burst's posts.
+fn measure(posts: &[PostedMessage], events: usize) -> Report {
+    let mut seen = HashSet::new();
+    let mut duplicates = 0;
+    for id in posts.iter().flat_map(ids_of) {
+        if !seen.insert(id) {
+            duplicates += 1;
+        }
+    }
+    let mut most = 0;
+    let mut by_channel: std::collections::HashMap<&str, Vec<Instant>> = Default::default();
+    for p in posts {
+        by_channel.entry(p.channel.as_str()).or_default().push(p.at);
+    }
+    for times in by_channel.values_mut() {
+        times.sort();
+        for (i, t) in times.iter().enumerate() {
+            let within = times[i..]
+                .iter()
+                .take_while(|u| u.duration_since(*t) < Duration::from_secs(1))
+                .count();
+            most = most.max(within);
+        }
+    }
+    let first = posts.iter().map(|p| p.at).min();
+    let last = posts.iter().map(|p| p.at).max();
+    Report {
+        events,
+        readable: seen.len(),
+        duplicates,
+        posts: posts.len(),
+        posting: match (first, last) {
+            (Some(a), Some(b)) => b.duration_since(a),
+            _ => Duration::ZERO,
+        },
+        most_in_a_second: most,
+        ..Report::default()
+    }
+}
+
+fn by_operation(recording: &[Value]) -> Vec<(String, usize)> {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for entry in recording {
+        *counts.entry(operation(entry)).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}

@@ -1,0 +1,202 @@
+//! A busy channel's backlog (`BUFFER_TABLE`) through the whole local path: the Slack
+//! stand-in enforces Slack's 1 post per second per channel; a burst goes out a Block Kit
+//! digest at a time, every event exactly once; a delivery process that stops between a
+//! digest's post and its bookkeeping leaves nothing posted twice and nothing lost.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use ingestlayer::delivery::ledger::{Entry, LedgerStore};
+use ingestlayer::delivery::DeliveryDeps;
+use ingestlayer::ids::DeliveryKey;
+use ingestlayer_local::runner::{pump_delivery, pump_pipeline};
+use slack_standin::StandinConfig;
+
+use crate::harness::{posted_client_ids, Stack};
+
+/// Sends `n` feature.used events (client ids `evt-000`…) in batches of up to 100 and routes
+/// them all to the Slack queue, so its backlog is there at once, as in a burst.
+async fn burst(s: &Stack, n: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("evt-{i:03}")).collect();
+    for chunk in ids.chunks(100) {
+        let events: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|id| {
+                serde_json::json!({"name": "feature.used", "id": id,
+                "data": {"user_id": "u_42", "feature": "export", "count": 1, "plan": "pro"}})
+            })
+            .collect();
+        let (status, body) = s
+            .post(
+                "/v1/events/batch",
+                &serde_json::json!({ "events": events }).to_string(),
+            )
+            .await;
+        assert!(status == 202 || status == 207, "{status} {body}");
+    }
+    while pump_pipeline(&s.events, &s.pipeline).await.unwrap() > 0 {}
+    ids
+}
+
+/// Delivers with `deps` until every one of `ids` was posted, or fails after `limit`.
+async fn deliver_all(s: &Stack, deps: &DeliveryDeps, ids: &[String], limit: Duration) {
+    let start = std::time::Instant::now();
+    loop {
+        while pump_delivery(&s.slack, deps).await.unwrap() > 0 {}
+        let posted = posted_client_ids(&s.alerts());
+        if ids.iter().all(|id| posted.contains(id)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "after {limit:?} {} of {} posted",
+            posted.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Each id exactly once across the posts.
+fn once_each(s: &Stack, ids: &[String]) {
+    let posted = posted_client_ids(&s.alerts());
+    for id in ids {
+        let n = posted.iter().filter(|p| *p == id).count();
+        assert_eq!(n, 1, "{id} posted {n} times");
+    }
+    assert_eq!(posted.len(), ids.len(), "nothing else was posted");
+}
+
+#[tokio::test]
+async fn a_burst_of_300_goes_out_a_digest_at_a_time_each_event_once_within_slacks_rate() {
+    let s = Stack::with_standin(StandinConfig::default()).await;
+    let ids = burst(&s, 300).await;
+    deliver_all(&s, &s.delivery, &ids, Duration::from_secs(90)).await;
+    // Settle what is left (tickets that find the backlog empty).
+    while pump_delivery(&s.slack, &s.delivery).await.unwrap() > 0 {}
+
+    once_each(&s, &ids);
+    let posts = s.alerts();
+    // The first batch goes at once (10), the rest in digests of up to 48: 300 events in
+    // about 7 posts, where a batch per post took 30.
+    assert!(posts.len() <= 9, "{} posts", posts.len());
+    for pair in posts.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_secs(1), "two posts {gap:?} apart");
+    }
+    let limited: Vec<_> = s
+        .standin
+        .requests()
+        .into_iter()
+        .filter(|r| r.status == 429)
+        .collect();
+    assert!(limited.is_empty(), "the stand-in answered 429: {limited:?}");
+    // The backlog is empty, the DLQ too.
+    assert_eq!(s.depth(&s.res.slack_dlq_url).await, 0);
+    let left = ingestlayer::delivery::buffer::Buffer {
+        client: s.dynamo.clone(),
+        table: s.res.buffer_table.clone(),
+    }
+    .is_empty(&ingestlayer::ids::GroupId::from_queue("default:#alerts"))
+    .await
+    .unwrap();
+    assert!(left, "the backlog was drained");
+}
+
+/// The ledger, except that recording a delivery never returns once `after` deliveries were
+/// recorded: the process "stops" there, between a post and its bookkeeping.
+struct StopsAfterPost {
+    inner: Arc<dyn LedgerStore>,
+    recorded: AtomicUsize,
+    after: usize,
+}
+
+impl LedgerStore for StopsAfterPost {
+    fn begin<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+        now_ms: i64,
+    ) -> BoxFuture<'a, ingestlayer::error::Result<Entry>> {
+        self.inner.begin(key, now_ms)
+    }
+
+    fn delivered<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+        ts: &'a str,
+        channel_id: Option<&'a str>,
+    ) -> BoxFuture<'a, ingestlayer::error::Result<()>> {
+        if self.recorded.fetch_add(1, Ordering::SeqCst) >= self.after {
+            return futures_util::future::pending().boxed();
+        }
+        self.inner.delivered(key, ts, channel_id)
+    }
+
+    fn not_posted<'a>(
+        &'a self,
+        key: &'a DeliveryKey,
+    ) -> BoxFuture<'a, ingestlayer::error::Result<()>> {
+        self.inner.not_posted(key)
+    }
+}
+
+#[tokio::test]
+async fn a_drain_stopped_between_its_post_and_its_bookkeeping_posts_nothing_twice_and_loses_nothing(
+) {
+    let s = Stack::with_standin(StandinConfig::default()).await;
+    let ids = burst(&s, 30).await;
+    let mut crashing = DeliveryDeps::load(&s.sdk, &crate::messages::delivery_config(&s))
+        .await
+        .unwrap();
+    crashing.ledger = Arc::new(StopsAfterPost {
+        inner: s.delivery.ledger.clone(),
+        recorded: AtomicUsize::new(0),
+        // The first batch (10) is posted and recorded; the backlog's digest is posted and
+        // the process stops recording it.
+        after: 10,
+    });
+    let stopped = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            pump_delivery(&s.slack, &crashing).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(stopped.is_err(), "the process stopped in the middle");
+    // The first batch went at once; the backlog's first digest went out and was never
+    // recorded (the ledger has it as posting, the backlog still holds it).
+    let before = s.alerts();
+    assert_eq!(before.len(), 2, "{:?}", posted_client_ids(&before));
+    let stopped_digest = posted_client_ids(&before[1..]);
+    assert!(stopped_digest.len() >= 10, "{stopped_digest:?}");
+
+    // Restarted: the ticket comes back after the queue's visibility timeout; the backlog
+    // still holds the 20, the ledger has them as uncertain, and the channel's history shows
+    // the digest, so nothing is posted again and the backlog empties.
+    let start = std::time::Instant::now();
+    let buffer = ingestlayer::delivery::buffer::Buffer {
+        client: s.dynamo.clone(),
+        table: s.res.buffer_table.clone(),
+    };
+    let group = ingestlayer::ids::GroupId::from_queue("default:#alerts");
+    while !buffer.is_empty(&group).await.unwrap() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the backlog never emptied"
+        );
+        while pump_delivery(&s.slack, &s.delivery).await.unwrap() > 0 {}
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    deliver_all(&s, &s.delivery, &ids, Duration::from_secs(30)).await;
+    while pump_delivery(&s.slack, &s.delivery).await.unwrap() > 0 {}
+    once_each(&s, &ids);
+    let after = posted_client_ids(&s.alerts()[2..]);
+    assert!(
+        stopped_digest.iter().all(|id| !after.contains(id)),
+        "the stopped digest's events were posted again: {after:?}"
+    );
+    assert_eq!(s.depth(&s.res.slack_dlq_url).await, 0);
+}
