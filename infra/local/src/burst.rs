@@ -30,6 +30,10 @@ use crate::runner::{pump_delivery, pump_pipeline};
 pub const DELIVERY_CONCURRENCY: usize = 10;
 /// Concurrent pipeline invocations.
 const PIPELINE_CONCURRENCY: usize = 2;
+/// How long a consumer that found nothing waits before asking again. Lambda's pollers
+/// long-poll; here every empty receive is a request to the one emulator that also serves
+/// the functions' own requests, so idle consumers must not flood it.
+const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// What one burst measured.
 #[derive(Debug, Default)]
@@ -67,9 +71,22 @@ impl Report {
 }
 
 /// `events` events (all taken by the example pipeline) in `batches` equal batches to one
-/// channel.
-pub async fn one_channel(endpoint: &str, events: usize, batches: usize) -> Result<Report> {
-    let stack = BenchStack::new(endpoint, false, StandinConfig::default(), "#alerts").await?;
+/// channel; `backlog`: with busy channels' backlogs, as deployed (without: each post carries
+/// at most one queue batch, as before them).
+pub async fn one_channel(
+    endpoint: &str,
+    events: usize,
+    batches: usize,
+    backlog: bool,
+) -> Result<Report> {
+    let stack = BenchStack::new(
+        endpoint,
+        false,
+        StandinConfig::default(),
+        "#alerts",
+        backlog,
+    )
+    .await?;
     // Warm caches (API key, pipelines, secrets, the bot's channel membership) as a running
     // stack has them, then let the channel's slot pass.
     stack.post(&[event(0)]).await?;
@@ -126,8 +143,20 @@ pub async fn one_channel(endpoint: &str, events: usize, batches: usize) -> Resul
 
 /// `channels` channels, each given `each` messages at once in the Slack queue: how long
 /// until every message is posted, and the posts.
-pub async fn many_channels(endpoint: &str, channels: usize, each: usize) -> Result<Report> {
-    let stack = BenchStack::new(endpoint, false, StandinConfig::default(), "#alerts").await?;
+pub async fn many_channels(
+    endpoint: &str,
+    channels: usize,
+    each: usize,
+    backlog: bool,
+) -> Result<Report> {
+    let stack = BenchStack::new(
+        endpoint,
+        false,
+        StandinConfig::default(),
+        "#alerts",
+        backlog,
+    )
+    .await?;
     let team = TeamId::parse(DEFAULT_TEAM)
         .map_err(|e| Error::invalid("the default team", Some(e.into())))?;
     let mut messages = Vec::new();
@@ -210,7 +239,7 @@ async fn workers(stack: &BenchStack, done: &AtomicBool) {
     let pipeline = (0..PIPELINE_CONCURRENCY).map(|_| async {
         while !done.load(Ordering::SeqCst) {
             match pump_pipeline(events, &stack.pipeline).await {
-                Ok(0) | Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
                 Ok(_) => {}
             }
         }
@@ -218,7 +247,7 @@ async fn workers(stack: &BenchStack, done: &AtomicBool) {
     let delivery = (0..DELIVERY_CONCURRENCY).map(|_| async {
         while !done.load(Ordering::SeqCst) {
             match pump_delivery(slack, &stack.delivery).await {
-                Ok(0) | Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
                 Ok(_) => {}
             }
         }

@@ -60,11 +60,13 @@ pub struct BenchStack {
 }
 
 impl BenchStack {
+    /// `backlog`: slack-delivery keeps busy channels' backlogs (`BUFFER_TABLE`), as deployed.
     pub async fn new(
         endpoint: &str,
         journey: bool,
         standin: StandinConfig,
         channel: &str,
+        backlog: bool,
     ) -> Result<Self> {
         let sdk = crate::emulator_sdk(endpoint).await;
         let prefix = format!("req-{}", ulid::Ulid::new().to_string().to_lowercase());
@@ -139,7 +141,7 @@ impl BenchStack {
                 ops_channel: None,
                 journey,
                 state_table: Some(res.state_table.clone()),
-                buffer_table: Some(res.buffer_table.clone()),
+                buffer_table: backlog.then(|| res.buffer_table.clone()),
             },
         )
         .await?;
@@ -183,6 +185,7 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
             ..StandinConfig::default()
         },
         "#alerts",
+        true,
     )
     .await?;
     let BenchStack {
@@ -365,13 +368,16 @@ impl Recorder {
             .text()
             .await
             .map_err(|e| recorder_failed("download-recording", e))?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l)
-                    .map_err(|e| Error::invalid("a recorded request", Some(e.into())))
-            })
-            .collect()
+        // The emulator serves requests on several threads and appends each to the recording
+        // as it comes, so two can share a line: read every JSON object in each line.
+        let mut requests = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            for value in serde_json::Deserializer::from_str(line).into_iter::<Value>() {
+                requests
+                    .push(value.map_err(|e| Error::invalid("a recorded request", Some(e.into())))?);
+            }
+        }
+        Ok(requests)
     }
 }
 

@@ -341,6 +341,10 @@ impl ChannelStore for Channels {
         self.take_slot(group, interval, now_ms).boxed()
     }
 
+    fn next_slot<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<Option<i64>>> {
+        async move { Ok(self.get(&channel_pk(group.as_str())).await?.next_at_ms) }.boxed()
+    }
+
     fn hold_until<'a>(&'a self, group: &'a GroupId, until_ms: i64) -> BoxFuture<'a, Result<()>> {
         self.hold(group, until_ms).boxed()
     }

@@ -158,6 +158,8 @@ pub trait ChannelStore: Send + Sync {
         interval: Duration,
         now_ms: i64,
     ) -> BoxFuture<'a, Result<Gate>>;
+    /// When the channel's next slot begins (ms), without taking it; `None`: any time.
+    fn next_slot<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<Option<i64>>>;
     /// After a 429: the channel posts nothing before `until_ms` (never moves a later slot
     /// earlier).
     fn hold_until<'a>(&'a self, group: &'a GroupId, until_ms: i64) -> BoxFuture<'a, Result<()>>;

@@ -165,8 +165,9 @@ pub fn units(pending: usize, threshold: usize) -> Vec<usize> {
 pub enum Route {
     /// Into the channel's backlog, to go out in its next digest.
     Spill,
-    /// Posted from the batch as queued; `held`: the first post's slot is taken already.
-    Post { held: bool },
+    /// Posted from the batch as queued (the group loop takes the slot right before it
+    /// posts, as ever).
+    Post,
     /// The backlog could not be read: the batch comes back after this (posting it now
     /// could pass messages waiting there).
     Later(Duration),
@@ -182,20 +183,19 @@ pub fn route_by_backlog(empty: &Result<bool, Error>) -> Option<Route> {
     }
 }
 
-/// With the backlog empty: a slot due now posts the batch at once (it is taken); a later
+/// With the backlog empty, at `now_ms`: a slot due now posts the batch at once; a later
 /// one sends the batch to the backlog, so the channel's next post can carry more than one
-/// batch; a pause or an unreadable state goes the usual way (parked, or retried).
-pub fn route_by_slot(gate: &Result<Gate, Error>) -> Route {
-    match gate {
-        Ok(Gate::Go) => Route::Post { held: true },
-        Ok(Gate::Wait(_)) => Route::Spill,
-        Ok(Gate::Paused(_)) | Err(_) => Route::Post { held: false },
+/// batch; an unreadable slot goes the usual way (the group loop retries it).
+pub fn route_by_slot(next_slot: &Result<Option<i64>, Error>, now_ms: i64) -> Route {
+    match next_slot {
+        Ok(Some(at)) if *at > now_ms => Route::Spill,
+        Ok(_) | Err(_) => Route::Post,
     }
 }
 
 /// Posts one drain round may make: a digest each, or one message each when the channel
 /// does not digest.
-pub const DRAIN_POSTS_PER_ROUND: usize = 5;
+pub const DRAIN_POSTS_PER_ROUND: usize = 2;
 
 /// How many of the backlog's oldest messages one drain round takes, given how they go out
 /// (`units`: the post sizes, in order, as [`crate::delivery::threads::units`] cuts them): as
@@ -795,40 +795,31 @@ mod tests {
     }
     #[test]
     fn a_batch_goes_behind_a_backlog_and_into_it_when_the_slot_is_not_due() {
+        let t0 = 1_700_000_000_000;
         assert_eq!(route_by_backlog(&Ok(false)), Some(Route::Spill));
         assert_eq!(route_by_backlog(&Ok(true)), None);
         assert_eq!(
             route_by_backlog(&Err(Error::invalid("x", "y"))),
             Some(Route::Later(STATE_UNAVAILABLE_RETRY))
         );
-        assert_eq!(route_by_slot(&Ok(Gate::Go)), Route::Post { held: true });
+        assert_eq!(route_by_slot(&Ok(None), t0), Route::Post);
+        assert_eq!(route_by_slot(&Ok(Some(t0)), t0), Route::Post);
+        assert_eq!(route_by_slot(&Ok(Some(t0 + 1)), t0), Route::Spill);
         assert_eq!(
-            route_by_slot(&Ok(Gate::Wait(Duration::from_millis(10)))),
-            Route::Spill
-        );
-        let pause = Pause {
-            error: "e".into(),
-            hint: "h".into(),
-        };
-        assert_eq!(
-            route_by_slot(&Ok(Gate::Paused(pause))),
-            Route::Post { held: false }
-        );
-        assert_eq!(
-            route_by_slot(&Err(Error::invalid("x", "y"))),
-            Route::Post { held: false }
+            route_by_slot(&Err(Error::invalid("x", "y")), t0),
+            Route::Post
         );
     }
 
     #[test]
     fn a_drain_round_takes_a_few_posts_worth() {
-        // Digests: five posts of 48.
-        assert_eq!(drain_take(&units(300, 3)), 5 * 48);
-        assert_eq!(drain_take(&units(100, 3)), 100);
-        // No digests: five messages.
-        assert_eq!(drain_take(&units(300, 0)), 5);
-        // Runs of thread keys, each its own post or digest: five of them.
-        assert_eq!(drain_take(&[2, 2, 2, 2, 2, 2, 2]), 10);
+        // Digests: two posts of 48.
+        assert_eq!(drain_take(&units(300, 3)), 2 * 48);
+        assert_eq!(drain_take(&units(60, 3)), 60);
+        // No digests: two messages.
+        assert_eq!(drain_take(&units(300, 0)), 2);
+        // Runs of thread keys, each its own post or digest: two of them.
+        assert_eq!(drain_take(&[3, 2, 2, 2]), 5);
         assert_eq!(drain_take(&[]), 0);
     }
 

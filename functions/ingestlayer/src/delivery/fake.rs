@@ -132,6 +132,14 @@ impl LedgerStore for FakeState {
 }
 
 impl ChannelStore for FakeState {
+    fn next_slot<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<Option<i64>>> {
+        async move {
+            self.check()?;
+            Ok(lock(&self.next_at_ms).get(group).copied())
+        }
+        .boxed()
+    }
+
     fn acquire<'a>(
         &'a self,
         group: &'a GroupId,

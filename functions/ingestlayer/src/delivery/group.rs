@@ -21,6 +21,9 @@ use crate::journey::{Outcome, Record, Stage};
 use crate::slack::answers::classify;
 use crate::slack::client::HistoryCheck;
 
+/// Ledger writes one digest makes at a time.
+const LEDGER_WRITES_AT_ONCE: usize = 8;
+
 /// The workspace pauses learnt during one batch, so each workspace is read once.
 pub type TeamPauses = HashMap<TeamId, Option<Pause>>;
 
@@ -70,14 +73,12 @@ pub(super) fn record(d: &Delivery, r: &SqsMessage, outcome: Outcome, now_ms: i64
     rec
 }
 
-/// Processes one group's messages in order. `held`: the channel's slot is taken already
-/// (the batch found it due), so the first post goes without asking again.
+/// Processes one group's messages in order.
 pub(super) async fn process<'r>(
     group: &GroupId,
     records: &[&'r SqsMessage],
     deps: &DeliveryDeps,
     team_pauses: &mut TeamPauses,
-    mut held: bool,
 ) -> Out<'r> {
     let mut out: Out<'r> = Out::default();
     let team = group.team();
@@ -238,18 +239,14 @@ pub(super) async fn process<'r>(
             }
         };
         let asked_ms = deps.clock.now_ms();
-        let slot = if std::mem::take(&mut held) {
-            Slot::Post
-        } else {
-            pacing::wait_for_slot(
-                deps.channels.as_ref(),
-                deps.clock.as_ref(),
-                group,
-                interval,
-                deps.max_inline_wait,
-            )
-            .await
-        };
+        let slot = pacing::wait_for_slot(
+            deps.channels.as_ref(),
+            deps.clock.as_ref(),
+            group,
+            interval,
+            deps.max_inline_wait,
+        )
+        .await;
         let waited_ms = u64::try_from(deps.clock.now_ms() - asked_ms).unwrap_or(0);
         if let Slot::Rest(rest) = slot {
             let why = match &rest {
@@ -359,12 +356,18 @@ pub(super) async fn process<'r>(
                     rec.digest_of = (unit.len() > 1).then_some(unit.len());
                     out.journey.push(rec);
                 }
-                for item in &unit {
-                    if let Err(e) = deps
-                        .ledger
-                        .delivered(&item.key, &ts, channel_id.as_deref())
-                        .await
-                    {
+                // A digest's events are recorded side by side (a few at a time), not one
+                // round trip after another.
+                let mut recorded = Vec::with_capacity(unit.len());
+                for chunk in unit.chunks(LEDGER_WRITES_AT_ONCE) {
+                    let mut writes = Vec::with_capacity(chunk.len());
+                    for item in chunk {
+                        writes.push(deps.ledger.delivered(&item.key, &ts, channel_id.as_deref()));
+                    }
+                    recorded.extend(futures_util::future::join_all(writes).await);
+                }
+                for (item, result) in unit.iter().zip(recorded) {
+                    if let Err(e) = result {
                         tracing::warn!(event_id = %item.delivery.event_id, error = %e, "posted, but the ledger could not record it");
                     }
                     out.push(item.record, Fate::Done);
@@ -719,7 +722,7 @@ mod tests {
             .collect();
         let refs: Vec<&SqsMessage> = records.iter().collect();
         let mut pauses = TeamPauses::new();
-        process(&deliveries[0].group(), &refs, &s.deps, &mut pauses, false)
+        process(&deliveries[0].group(), &refs, &s.deps, &mut pauses)
             .await
             .fates
             .into_iter()

@@ -195,6 +195,11 @@ impl DeliveryDeps {
 /// How long one invocation drains a backlog (the function's timeout is 30 s; a round
 /// started just before this ends within a few seconds).
 pub const DRAIN_BUDGET: Duration = Duration::from_secs(15);
+/// Each drain round first hides its ticket for this long (seconds): far longer than a round
+/// takes (two posts and their bookkeeping), so no other invocation drains the channel
+/// meanwhile. An invocation that dies
+/// mid-drain delays the backlog by at most this.
+pub const DRAIN_LEASE_SECS: i32 = 40;
 
 /// Handles one batch from the Slack FIFO queue: each group (workspace + channel) in
 /// order, groups one after another.
@@ -214,6 +219,12 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
         }
     }
     let mut team_pauses = TeamPauses::new();
+    let leases: Vec<(String, i32)> = event
+        .records
+        .iter()
+        .filter_map(|r| r.receipt_handle.clone())
+        .map(|h| (h, DRAIN_LEASE_SECS))
+        .collect();
     let mut fates: Vec<(&SqsMessage, Fate)> = Vec::new();
     let mut journey = Vec::new();
     for (group, records) in &groups {
@@ -225,7 +236,7 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             records.first().and_then(|r| buffer::drained_by(r)),
         ) {
             (Some(buf), Some(channel)) => {
-                drain(&channel, records, buf, deps, &mut team_pauses)
+                drain(&channel, records, &leases, buf, deps, &mut team_pauses)
                     .instrument(span)
                     .await
             }
@@ -238,12 +249,12 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             }
             (buf, None) => {
                 let route = match buf {
-                    Some(buf) => route(group, records, buf, deps).await,
-                    None => decide::Route::Post { held: false },
+                    Some(buf) => route(group, buf, deps).await,
+                    None => decide::Route::Post,
                 };
                 match route {
-                    decide::Route::Post { held } => {
-                        let out = group::process(group, records, deps, &mut team_pauses, held)
+                    decide::Route::Post => {
+                        let out = group::process(group, records, deps, &mut team_pauses)
                             .instrument(span)
                             .await;
                         (out.fates, out.journey)
@@ -287,13 +298,8 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
 }
 
 /// Where a channel's batch goes when busy channels have backlogs: behind a backlog that
-/// holds anything, into it when the slot is not due, else posted at once (its slot taken).
-async fn route(
-    group: &GroupId,
-    records: &[&SqsMessage],
-    buf: &buffer::Buffer,
-    deps: &DeliveryDeps,
-) -> decide::Route {
+/// holds anything, into it when the slot is not due, else posted at once.
+async fn route(group: &GroupId, buf: &buffer::Buffer, deps: &DeliveryDeps) -> decide::Route {
     let empty = buf.is_empty(group).await;
     if let Err(e) = &empty {
         tracing::warn!(error = %e, "could not read the channel's backlog");
@@ -301,20 +307,8 @@ async fn route(
     if let Some(route) = decide::route_by_backlog(&empty) {
         return route;
     }
-    let min_interval_ms = records
-        .iter()
-        .find_map(|r| parse_delivery(r))
-        .map(|d| d.min_interval_ms)
-        .unwrap_or(message::DEFAULT_MIN_INTERVAL_MS);
-    let gate = deps
-        .channels
-        .acquire(
-            group,
-            retry::paced_interval(min_interval_ms),
-            deps.clock.now_ms(),
-        )
-        .await;
-    decide::route_by_slot(&gate)
+    let next = deps.channels.next_slot(group).await;
+    decide::route_by_slot(&next, deps.clock.now_ms())
 }
 
 /// Moves a batch into its channel's backlog and queues a drain ticket; the batch leaves the
@@ -371,6 +365,7 @@ async fn spill<'r>(
 async fn drain<'r>(
     group: &GroupId,
     tickets: &[&'r SqsMessage],
+    leases: &[(String, i32)],
     buf: &buffer::Buffer,
     deps: &DeliveryDeps,
     team_pauses: &mut TeamPauses,
@@ -378,10 +373,14 @@ async fn drain<'r>(
     let started_ms = deps.clock.now_ms();
     let mut journey = Vec::new();
     let ticket_wait = loop {
-        let items = match buf
-            .load(group, digest::DIGEST_MAX * decide::DRAIN_POSTS_PER_ROUND)
-            .await
-        {
+        // The backlog's messages are not hidden by SQS as queued ones are: only the ticket
+        // is. Before each round the visibility of every message of the invocation (the
+        // tickets, and any other channel's batch it carries) is extended, so no second
+        // invocation drains the channel, or takes a batch this one settled, while this one
+        // may still post (either would post twice).
+        crate::aws::sqs::hand_back(&deps.sqs, &deps.queue_url, leases).await;
+        let limit = digest::DIGEST_MAX * decide::DRAIN_POSTS_PER_ROUND;
+        let items = match buf.load(group, limit).await {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, outcome = "retry", "could not read the channel's backlog");
@@ -407,7 +406,7 @@ async fn drain<'r>(
             .max(1)
             .min(records.len());
         let refs: Vec<&SqsMessage> = records[..take].iter().collect();
-        let out = group::process(group, &refs, deps, team_pauses, false).await;
+        let out = group::process(group, &refs, deps, team_pauses).await;
         journey.extend(out.journey);
         let mut settled = Vec::new();
         let mut later = None;
@@ -434,7 +433,8 @@ async fn drain<'r>(
             // They stay; the next drain finds them in the ledger and does not post them again.
             tracing::warn!(error = %e, "could not clear settled messages from the channel's backlog");
         }
-        let left = take < items.len() || settled.len() < take;
+        // A full load may have had more behind it: only a short one can end the drain.
+        let left = items.len() >= limit || take < items.len() || settled.len() < take;
         match decide::drain_step(
             left,
             later,

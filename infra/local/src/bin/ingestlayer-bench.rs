@@ -80,6 +80,10 @@ struct Cli {
     /// With --channels: the messages each channel is given.
     #[arg(long, default_value_t = 20)]
     each: usize,
+    /// With --burst or --channels: without busy channels' backlogs (BUFFER_TABLE unset), as
+    /// before them, for comparison.
+    #[arg(long)]
+    no_backlog: bool,
     /// With --warehouse: the Postgres server to create the bench's databases on (the user
     /// must be allowed to CREATE DATABASE; they are dropped at the end).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -111,10 +115,10 @@ async fn bench(cli: Cli) -> Result<()> {
         return steps_bench(&cli.endpoint, events).await;
     }
     if let Some(events) = cli.burst {
-        return burst_bench(&cli.endpoint, events, cli.batches).await;
+        return burst_bench(&cli.endpoint, events, cli.batches, !cli.no_backlog).await;
     }
     if let Some(channels) = cli.channels {
-        return channels_bench(&cli.endpoint, channels, cli.each).await;
+        return channels_bench(&cli.endpoint, channels, cli.each, !cli.no_backlog).await;
     }
     let sdk = emulator_sdk(&cli.endpoint).await;
     let prefix = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
@@ -410,9 +414,12 @@ async fn requests_bench(endpoint: &str, events: usize) -> Result<()> {
 }
 
 /// `--burst N`: N events to one channel at Slack's pace.
-async fn burst_bench(endpoint: &str, events: usize, batches: usize) -> Result<()> {
-    let r = ingestlayer_local::burst::one_channel(endpoint, events, batches).await?;
-    println!("burst of {events} feature.used events in {batches} batches, all to #alerts (the stand-in allows 1 post/s):");
+async fn burst_bench(endpoint: &str, events: usize, batches: usize, backlog: bool) -> Result<()> {
+    let r = ingestlayer_local::burst::one_channel(endpoint, events, batches, backlog).await?;
+    println!(
+        "burst of {events} feature.used events in {batches} batches, all to #alerts (the stand-in allows 1 post/s){}:",
+        if backlog { "" } else { ", without backlogs" }
+    );
     println!(
         "  last event readable           {:>8.1} s after the last was accepted",
         r.readable_after.as_secs_f64()
@@ -444,9 +451,9 @@ async fn burst_bench(endpoint: &str, events: usize, batches: usize) -> Result<()
 }
 
 /// `--channels C`: C channels given a burst of `each` at once, against one channel alone.
-async fn channels_bench(endpoint: &str, channels: usize, each: usize) -> Result<()> {
-    let alone = ingestlayer_local::burst::many_channels(endpoint, 1, each).await?;
-    let many = ingestlayer_local::burst::many_channels(endpoint, channels, each).await?;
+async fn channels_bench(endpoint: &str, channels: usize, each: usize, backlog: bool) -> Result<()> {
+    let alone = ingestlayer_local::burst::many_channels(endpoint, 1, each, backlog).await?;
+    let many = ingestlayer_local::burst::many_channels(endpoint, channels, each, backlog).await?;
     println!(
         "bursts of {each} messages straight into the Slack queue ({} concurrent deliveries):",
         ingestlayer_local::burst::DELIVERY_CONCURRENCY
