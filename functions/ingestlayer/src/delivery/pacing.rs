@@ -62,9 +62,9 @@ mod tests {
         let times = state.slot_times();
         assert_eq!(times.len(), 10);
         for pair in times.windows(2) {
-            assert_eq!(pair[1] - pair[0], 1045, "{times:?}");
+            assert_eq!(pair[1] - pair[0], 1100, "{times:?}");
         }
-        assert_eq!(clock.elapsed(), Duration::from_millis(9 * 1045));
+        assert_eq!(clock.elapsed(), Duration::from_millis(9 * 1100));
     }
 
     #[tokio::test(start_paused = true)]

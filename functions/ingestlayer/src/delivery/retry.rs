@@ -19,13 +19,14 @@ pub const PARK_FAILED_RETRY: Duration = Duration::from_secs(30);
 /// No Slack token could be read (Secrets Manager, a refresh): the workspace's messages
 /// come back after this.
 pub const TOKEN_UNAVAILABLE_RETRY: Duration = Duration::from_secs(60);
-/// The pacing slot's margin over the channel's interval: this fraction of it (2 %)...
-pub const PACING_MARGIN_DIVISOR: u64 = 50;
+/// The pacing slot's margin over the channel's interval: this fraction of it (5 %)...
+pub const PACING_MARGIN_DIVISOR: u64 = 20;
 /// ...plus this, for the spread in latency between taking a slot and Slack receiving the
-/// post. A 1-per-second channel gets a slot every 1,045 ms: 0.957 posts/s under a backlog,
-/// and two posts reach Slack closer than a second only if one took 45 ms longer to get
-/// there than the other.
-pub const PACING_MARGIN_MS: u64 = 25;
+/// post. A 1-per-second channel gets a slot every 1,100 ms (0.909 posts/s under a backlog):
+/// two posts reach Slack closer than a second only if one took 100 ms longer to get there
+/// than the other. (A 45 ms margin, 0.957 posts/s, let the stand-in answer 429 on a loaded
+/// 2-core machine: the latency spread is larger than that there.)
+pub const PACING_MARGIN_MS: u64 = 50;
 /// A history check looks from this long before the uncertain attempt began (clock skew).
 pub const HISTORY_SKEW_SECS: i64 = 60;
 
@@ -48,7 +49,7 @@ pub fn retry_delay_with(receive_count: usize, schedule: &[u64], jitter: f64) -> 
     Duration::from_secs_f64((base * jitter).max(1.0))
 }
 
-/// The slot length for a channel: its interval plus a margin (2 % + 25 ms) for the
+/// The slot length for a channel: its interval plus a margin (5 % + 50 ms) for the
 /// latency between taking a slot and Slack receiving the post, so that posts never
 /// arrive closer together than the interval.
 pub fn paced_interval(min_interval_ms: u64) -> Duration {
@@ -119,12 +120,10 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_the_interval_plus_two_percent_and_25_milliseconds() {
-        assert_eq!(paced_interval(1000), Duration::from_millis(1045));
-        assert_eq!(paced_interval(0), Duration::from_millis(25));
-        assert_eq!(paced_interval(2000), Duration::from_millis(2065));
-        // Under a backlog a 1-per-second channel posts at least 0.95 times a second.
-        assert!(1000.0 / paced_interval(1000).as_millis() as f64 >= 0.95);
+    fn a_slot_is_the_interval_plus_five_percent_and_fifty_milliseconds() {
+        assert_eq!(paced_interval(1000), Duration::from_millis(1100));
+        assert_eq!(paced_interval(0), Duration::from_millis(50));
+        assert_eq!(paced_interval(2000), Duration::from_millis(2150));
     }
 
     #[test]
