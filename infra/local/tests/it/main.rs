@@ -28,6 +28,7 @@ mod ingest;
 mod local_tools;
 mod messages;
 mod outbound;
+mod outbound_matrix;
 mod path;
 mod promises;
 mod steps;

@@ -17,16 +17,16 @@ use serde_json::json;
 
 use crate::harness::{feature_used, registered, run, Stack};
 
-const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub(crate) const SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The destination-delivery binary with the stand-ins' URLs and the local-development
 /// switch `make dev` sets.
-fn binaries(s: &Stack, urls: Urls) -> Functions {
+pub(crate) fn binaries(s: &Stack, urls: Urls) -> Functions {
     binaries_with(s, urls, &[])
 }
 
 /// [`binaries`], with more of destination-delivery's environment.
-fn binaries_with(s: &Stack, urls: Urls, env: &[(&'static str, &str)]) -> Functions {
+pub(crate) fn binaries_with(s: &Stack, urls: Urls, env: &[(&'static str, &str)]) -> Functions {
     crate::binaries::assert_built();
     let mut local = s.local();
     local.urls.discord_api_url = urls.discord;
@@ -43,10 +43,10 @@ fn binaries_with(s: &Stack, urls: Urls, env: &[(&'static str, &str)]) -> Functio
 
 /// The stand-ins' base URLs (`None`: the real platform's, never reached here).
 #[derive(Default)]
-struct Urls {
-    discord: Option<String>,
-    telegram: Option<String>,
-    notion: Option<String>,
+pub(crate) struct Urls {
+    pub(crate) discord: Option<String>,
+    pub(crate) telegram: Option<String>,
+    pub(crate) notion: Option<String>,
 }
 
 fn destinations_feed(s: &Stack) -> QueueFeed {
@@ -58,7 +58,7 @@ fn destinations_feed(s: &Stack) -> QueueFeed {
 }
 
 /// Pumps the three queues through the binaries until none gives anything.
-async fn pump_all(s: &Stack, f: &Functions) {
+pub(crate) async fn pump_all(s: &Stack, f: &Functions) {
     let destinations = destinations_feed(s);
     for _ in 0..20 {
         let a = pump_function(&s.events, &f.pipeline).await.unwrap();
@@ -73,7 +73,7 @@ async fn pump_all(s: &Stack, f: &Functions) {
 
 /// Pumps (waiting out visibility timeouts: retries come back after a second or two) until
 /// `done` holds; fails the test after `limit`.
-async fn pump_until(s: &Stack, f: &Functions, limit: Duration, done: impl Fn() -> bool) {
+pub(crate) async fn pump_until(s: &Stack, f: &Functions, limit: Duration, done: impl Fn() -> bool) {
     let start = std::time::Instant::now();
     while !done() {
         if start.elapsed() > limit {
@@ -90,7 +90,7 @@ async fn pump_until(s: &Stack, f: &Functions, limit: Duration, done: impl Fn() -
 }
 
 /// Posts `n` feature.used events, each its own user, and returns their ids.
-async fn post_events(s: &Stack, n: usize) -> Vec<String> {
+pub(crate) async fn post_events(s: &Stack, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let (status, body) = s
@@ -640,7 +640,7 @@ async fn an_email_burst_goes_as_digests_while_an_unverified_sender_is_paused() {
 
 /// The emails the emulator has sent to `to`, as it keeps them (sender, destinations,
 /// subject and the HTML body).
-async fn sent_emails(to: &str) -> Vec<serde_json::Value> {
+pub(crate) async fn sent_emails(to: &str) -> Vec<serde_json::Value> {
     // The emulator serialises every service's state for this; while other tests change
     // theirs it can fail, so it is asked again.
     let url = format!("{}/moto-api/data.json", crate::harness::endpoint());
