@@ -924,3 +924,175 @@ async fn an_ambiguous_attempt_is_resent_once_marked_or_under_the_same_webhook_id
         "nothing parked"
     );
 }
+
+// ---- 429s that hold more than the target that got them (product bugs: ignored) ----
+
+/// The requests to any target in the `window` after the first 429, as `what` lines.
+fn inside_the_wait(at: &[(Instant, u16, String)], window: Duration) -> Vec<String> {
+    let Some(limited) = at.iter().position(|(_, status, _)| *status == 429) else {
+        panic!("no 429 was answered: {at:?}");
+    };
+    let t = at[limited].0;
+    at[limited + 1..]
+        .iter()
+        .filter(|(when, _, _)| when.duration_since(t) < window)
+        .map(|(when, status, what)| format!("{what} {status} after {:?}", when.duration_since(t)))
+        .collect()
+}
+
+/// Discord's 429 with `global: true` is "the global rate limit"
+/// (<https://discord.com/developers/docs/topics/rate-limits#global-rate-limit>): every
+/// request of the sender waits `retry_after`, not only the webhook's. The issue asks for
+/// pacing "including the `global` flag"; delivery's own reason says "every webhook of this
+/// sender waits".
+#[tokio::test]
+#[ignore = "product bug: a global Discord 429 holds only the webhook that got it (dispatch holds \
+            the pacing key discord:<secret>), so other webhooks post inside the global wait"]
+async fn a_global_discord_429_holds_every_webhook_for_its_wait() {
+    use discord_standin::{Fault, FaultKind};
+    let s = Stack::new().await;
+    let discord = discord_standin::Standin::start(discord_standin::StandinConfig::default())
+        .await
+        .unwrap();
+    let first = discord.default_webhook().unwrap();
+    let second = discord.create_webhook("second");
+    for (name, hook) in [("first-hook", &first), ("second-hook", &second)] {
+        s.res
+            .put_destination_secret(&s.sdk, name, &discord_url(hook))
+            .await
+            .unwrap();
+    }
+    s.put_pipeline(&json!({
+        "id": "two-webhooks", "events": ["feature.used"],
+        "destinations": [
+            {"type": "discord", "secret": "first-hook"},
+            {"type": "discord", "secret": "second-hook"}
+        ]
+    }))
+    .await;
+    let f = binaries(
+        &s,
+        Urls {
+            discord: Some(discord.api_url()),
+            ..Urls::default()
+        },
+    );
+    discord.inject(
+        Fault::once(FaultKind::RateLimited {
+            retry_after: Duration::from_secs(3),
+            global: true,
+        })
+        .on_webhook(&first.id),
+    );
+    let ids = post_events(&s, 3).await;
+    settle(&s, &f, Duration::from_secs(60), || {
+        discord.messages(&first.id).len() >= ids.len()
+            && discord.messages(&second.id).len() >= ids.len()
+    })
+    .await;
+    let at: Vec<(Instant, u16, String)> = discord
+        .requests()
+        .into_iter()
+        .map(|r| {
+            (
+                r.at.into_std(),
+                r.status,
+                format!("webhook {}", r.webhook_id),
+            )
+        })
+        .collect();
+    let inside = inside_the_wait(&at, Duration::from_secs(3));
+    assert!(
+        inside.is_empty(),
+        "sent inside the global 429's wait: {inside:#?}"
+    );
+}
+
+/// Notion's rate limit is per integration (<https://developers.notion.com/reference/request-limits>):
+/// a 429 answered to the query delivery makes after an ambiguous failure (is the page
+/// there?) holds the integration as a 429 to a create does, so another database of the same
+/// integration is not written inside the wait.
+#[tokio::test]
+#[ignore = "product bug: a 429 to the duplicate check's query defers only its own database \
+            (dispatch's find path never holds the pacing key), so the integration's other \
+            databases are written inside Retry-After"]
+async fn a_429_to_notions_duplicate_check_holds_the_whole_integration() {
+    use notion_standin::{Failure, Fault, FaultKind};
+    let s = Stack::new().await;
+    let notion = notion_unlimited().await;
+    let a = notion.create_events_database().unwrap();
+    let b = notion
+        .create_database("more events", notion_standin::EVENTS_SCHEMA)
+        .unwrap();
+    s.res
+        .put_destination_secret(&s.sdk, "ops-notion", notion_standin::DEFAULT_TOKEN)
+        .await
+        .unwrap();
+    s.put_pipeline(&json!({
+        "id": "two-databases", "events": ["feature.used"],
+        "destinations": [
+            {"type": "notion", "secret": "ops-notion", "database": a.database_id},
+            {"type": "notion", "secret": "ops-notion", "database": b.database_id}
+        ]
+    }))
+    .await;
+    let f = binaries(
+        &s,
+        Urls {
+            notion: Some(notion.api_url()),
+            ..Urls::default()
+        },
+    );
+    // Both data sources read first, so the faults meet a create and then its query.
+    let mut ids = post_events(&s, 1).await;
+    settle(&s, &f, Duration::from_secs(30), || {
+        notion.pages(&a.data_source_id).len() == 1 && notion.pages(&b.data_source_id).len() == 1
+    })
+    .await;
+    let before = notion.requests().len();
+    notion.inject(
+        Fault::once(FaultKind::AcceptThenError(Failure::GatewayTimeout))
+            .on_data_source(&a.data_source_id),
+    );
+    notion.inject(
+        Fault::once(FaultKind::RateLimited {
+            retry_after_secs: 3,
+        })
+        .on_data_source(&a.data_source_id),
+    );
+    ids.extend(post_events(&s, 1).await);
+    pump_until(&s, &f, Duration::from_secs(30), || {
+        notion.requests()[before..].iter().any(|r| r.status == 429)
+    })
+    .await;
+    // Inside the query's Retry-After, more events for both databases.
+    ids.extend(post_events(&s, 2).await);
+    settle(&s, &f, Duration::from_secs(60), || {
+        notion.pages(&a.data_source_id).len() >= ids.len()
+            && notion.pages(&b.data_source_id).len() >= ids.len()
+    })
+    .await;
+    for ds in [&a.data_source_id, &b.data_source_id] {
+        let pages: Vec<String> = notion
+            .pages(ds)
+            .iter()
+            .map(|p| p.text("Event ID").unwrap_or_default())
+            .collect();
+        each_once(ds, &ids, &pages);
+    }
+    let at: Vec<(Instant, u16, String)> = notion.requests()[before..]
+        .iter()
+        .map(|r| {
+            (
+                r.at.into_std(),
+                r.status,
+                format!("{} {}", r.method, r.path),
+            )
+        })
+        .collect();
+    let inside = inside_the_wait(&at, Duration::from_secs(3));
+    assert!(
+        inside.is_empty(),
+        "Notion was asked inside the query's Retry-After: {inside:#?}"
+    );
+}
