@@ -12,6 +12,10 @@
 //! | webhook | here (no limit of ours: the event whole) | outbound.rs | outbound.rs | outbound.rs (410) | here (same webhook-id) |
 //! | email | here | not end to end | not end to end | outbound.rs | not end to end |
 //!
+//! Two more 429 cells are written and ignored, each with the product bug it shows (a global
+//! Discord 429 holds only its own webhook; a 429 to Notion's duplicate-check query does not
+//! hold the integration): run them with `--include-ignored` once the bug is fixed.
+//!
 //! **Email's 429, 5xx and ambiguous cells are not end to end**: SES runs on the emulator
 //! (moto), which cannot be made to throttle, fail with a 5xx or take a message and time out,
 //! and faking SES here would test the fake. What stands in for them: the email adapter's
@@ -428,6 +432,83 @@ async fn an_oversized_event_reaches_each_destination_within_its_limits_with_the_
         wrong.push("webhook: the signature did not verify".into());
     }
 
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(
+        s.depth(&s.res.destinations_dlq_url).await,
+        0,
+        "nothing parked"
+    );
+}
+
+/// The webhook's limit is the event's own: the largest event ingest takes (256 KiB stored)
+/// reaches a webhook whole, signed, with the link, while Discord gets it cut to its limits:
+/// the destinations queue's message for it, the card and the event together, fits.
+#[tokio::test]
+async fn the_largest_event_ingest_takes_reaches_a_webhook_whole_and_discord_cut() {
+    let s = Stack::new().await;
+    let discord = discord_standin::Standin::start(discord_standin::StandinConfig::default())
+        .await
+        .unwrap();
+    let hook = discord.default_webhook().unwrap();
+    let receiver = Receiver::start(SocketAddr::from(([127, 0, 0, 1], 0)), SIGNING_SECRET, false)
+        .await
+        .unwrap();
+    s.res
+        .put_destination_secret(&s.sdk, "ops-discord", &discord_url(&hook))
+        .await
+        .unwrap();
+    s.res
+        .put_destination_secret(&s.sdk, "ops-hook", SIGNING_SECRET)
+        .await
+        .unwrap();
+    s.put_pipeline(&json!({
+        "id": "largest", "events": ["feature.used"],
+        "destinations": [
+            {"type": "webhook", "url": receiver.url, "secret": "ops-hook"},
+            {"type": "discord", "secret": "ops-discord"}
+        ]
+    }))
+    .await;
+    let f = binaries(
+        &s,
+        Urls {
+            discord: Some(discord.api_url()),
+            ..Urls::default()
+        },
+    );
+    // Just under the stored limit (the envelope adds the id, source and times).
+    let blob = filler(255 * 1024);
+    let event = json!({"name": "feature.used", "data": {
+        "user_id": "u_largest", "feature": "csv.export", "count": 1, "plan": "free", "blob": blob
+    }});
+    let (status, body) = s.post("/v1/events", &event.to_string()).await;
+    assert_eq!(status, 202, "{body}");
+    settle(&s, &f, Duration::from_secs(60), || {
+        !receiver.received().is_empty() && !discord.messages(&hook.id).is_empty()
+    })
+    .await;
+
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].verified,
+        "the reference library refused the signature"
+    );
+    assert_eq!(
+        got[0].body["data"]["fields"]["blob"].as_str(),
+        Some(blob.as_str())
+    );
+    assert!(got[0].body["data"]["link"]
+        .as_str()
+        .is_some_and(|l| l.starts_with(&link_prefix())));
+    let posted = discord.messages(&hook.id);
+    assert_eq!(posted.len(), 1);
+    let wrong = discord_problems(&posted[0], &link_prefix());
+    // (One field, so the embed is not filled near 6,000: only the limits count here.)
+    let wrong: Vec<_> = wrong
+        .into_iter()
+        .filter(|w| !w.contains("filled"))
+        .collect();
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     assert_eq!(
         s.depth(&s.res.destinations_dlq_url).await,
