@@ -17,13 +17,23 @@ through an invisible message.
 moto also gives each FIFO message a random 20-digit SequenceNumber; SQS's "continues to
 increase for a particular MessageGroupId" (API reference, SendMessage), and slack-delivery's
 backlog orders a channel's messages by it. Here they increase in the order messages are
-queued. Everything else is moto's.
+queued.
+
+A long poll (WaitTimeSeconds > 0) in moto waits only while the queue has no visible message
+and never looks again at which groups are in flight: with a FIFO group's next messages
+visible but its batch in flight, it spins without pause for the whole wait, holding the
+interpreter the other requests need, and it keeps the group's messages back until the wait
+ends even when the batch was deleted meanwhile. SQS "returns messages as soon as they are
+available" (API reference, ReceiveMessage, WaitTimeSeconds); here a long poll looks again,
+group state and all, every 50 ms until something can be returned or the wait is over, and
+sleeps in between. Everything else is moto's.
 """
 
 import itertools
 import re
 import sys
 import threading
+import time
 
 from moto.server import main
 from moto.sqs.models import Queue, SQSBackend
@@ -42,11 +52,28 @@ Queue.pending_message_groups = property(_groups_in_flight)
 _receive = SQSBackend.receive_message
 
 
-def _receive_message(self, queue_name, *args, **kwargs):
+LONG_POLL_STEP = 0.05
+
+
+def _receive_message(
+    self,
+    queue_name,
+    count,
+    wait_seconds_timeout,
+    visibility_timeout,
+    message_attribute_names=None,
+):
     queue = self.get_queue(queue_name)
-    for message in [m for m in queue.pending_messages if m.visible]:
-        queue.pending_messages.discard(message)
-    return _receive(self, queue_name, *args, **kwargs)
+    deadline = time.monotonic() + (wait_seconds_timeout or 0)
+    while True:
+        for message in [m for m in queue.pending_messages if m.visible]:
+            queue.pending_messages.discard(message)
+        result = _receive(
+            self, queue_name, count, 0, visibility_timeout, message_attribute_names
+        )
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(LONG_POLL_STEP)
 
 
 SQSBackend.receive_message = _receive_message

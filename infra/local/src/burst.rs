@@ -24,15 +24,17 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::requests::{operation, BenchStack, Recorder};
-use crate::runner::{pump_delivery, pump_pipeline};
+use crate::runner::{pump_delivery, pump_pipeline, QueueFeed};
 
 /// Lambda's concurrent invocations of slack-delivery (template.yaml).
 pub const DELIVERY_CONCURRENCY: usize = 10;
 /// Concurrent pipeline invocations.
 const PIPELINE_CONCURRENCY: usize = 2;
-/// How long a consumer that found nothing waits before asking again. Lambda's pollers
-/// long-poll; here every empty receive is a request to the one emulator that also serves
-/// the functions' own requests, so idle consumers must not flood it.
+/// Each consumer's long poll, as Lambda's SQS pollers long-poll (they use 20 s; shorter here
+/// so the consumers stop soon after the run): an idle consumer costs the emulator one
+/// request per wait, not one per quarter second.
+const LONG_POLL_SECS: i32 = 5;
+/// How long a consumer whose receive failed waits before asking again.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// What one burst measured.
@@ -235,20 +237,22 @@ pub async fn many_channels(
 
 /// The pipeline and delivery consumers, as Lambda runs them, until `done`.
 async fn workers(stack: &BenchStack, done: &AtomicBool) {
-    let (events, slack) = &stack.feeds;
+    let long_poll = |feed: &QueueFeed| QueueFeed {
+        wait_seconds: LONG_POLL_SECS,
+        ..feed.clone()
+    };
+    let (events, slack) = (long_poll(&stack.feeds.0), long_poll(&stack.feeds.1));
     let pipeline = (0..PIPELINE_CONCURRENCY).map(|_| async {
         while !done.load(Ordering::SeqCst) {
-            match pump_pipeline(events, &stack.pipeline).await {
-                Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
-                Ok(_) => {}
+            if pump_pipeline(&events, &stack.pipeline).await.is_err() {
+                tokio::time::sleep(IDLE_POLL).await;
             }
         }
     });
     let delivery = (0..DELIVERY_CONCURRENCY).map(|_| async {
         while !done.load(Ordering::SeqCst) {
-            match pump_delivery(slack, &stack.delivery).await {
-                Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
-                Ok(_) => {}
+            if pump_delivery(&slack, &stack.delivery).await.is_err() {
+                tokio::time::sleep(IDLE_POLL).await;
             }
         }
     });

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use crate::delivery::channel_store::{Gate, Pause, PauseScope};
 use crate::delivery::ledger::Entry;
+use crate::delivery::platform::{Found, Verdict};
 use crate::delivery::retry::{retry_delay, STATE_UNAVAILABLE_RETRY, TOKEN_UNAVAILABLE_RETRY};
 use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
-use crate::slack::answers::{history_hint, operator_hint, Action};
-use crate::slack::client::HistoryCheck;
 
 /// What happened to one message in the end, for the batch response and the visibility
 /// changes.
@@ -121,25 +120,30 @@ pub enum AfterHistory {
 /// Found → skip; not found → post; Slack refuses to show the history → pause the channel
 /// at once (retrying cannot tell either); cannot tell yet → wait, never post on a guess.
 pub fn after_history(
-    check: HistoryCheck,
+    found: Found,
     group: &GroupId,
-    channel: &str,
     receive_count: usize,
     schedule: &[u64],
 ) -> AfterHistory {
-    match check {
-        HistoryCheck::Found(ts) => AfterHistory::AlreadyPosted { ts },
-        HistoryCheck::NotFound => AfterHistory::Post,
-        HistoryCheck::Refused(error) => {
-            let hint = history_hint(&error, channel);
-            AfterHistory::Rest(Rest::Pause(
-                PauseScope::Channel(group.clone()),
-                Pause { error, hint },
-            ))
-        }
-        HistoryCheck::Unavailable(_) => {
-            AfterHistory::Rest(Rest::Defer(retry_delay(receive_count, schedule)))
-        }
+    match found {
+        Ok(Some(ts)) => AfterHistory::AlreadyPosted { ts },
+        Ok(None) => AfterHistory::Post,
+        Err(Verdict::PauseTarget { reason, hint }) => AfterHistory::Rest(Rest::Pause(
+            PauseScope::Channel(group.clone()),
+            Pause {
+                error: reason,
+                hint,
+            },
+        )),
+        Err(Verdict::PauseAccount { reason, hint }) => AfterHistory::Rest(Rest::Pause(
+            PauseScope::Workspace(group.team()),
+            Pause {
+                error: reason,
+                hint,
+            },
+        )),
+        Err(Verdict::RetryAfter { wait, .. }) => AfterHistory::Rest(Rest::Defer(wait)),
+        Err(_) => AfterHistory::Rest(Rest::Defer(retry_delay(receive_count, schedule))),
     }
 }
 
@@ -306,7 +310,6 @@ pub enum AfterPost {
 #[derive(Debug, Clone)]
 pub struct Posted<'a> {
     pub group: &'a GroupId,
-    pub channel: &'a str,
     /// Messages in the post (more than one for a digest).
     pub messages: usize,
     /// The first message's receive count (retry schedule step).
@@ -314,40 +317,44 @@ pub struct Posted<'a> {
     pub now_ms: i64,
 }
 
-pub fn after_post(action: Action, posted: &Posted<'_>, schedule: &[u64]) -> AfterPost {
-    match action {
-        Action::Delivered { ts, channel } => AfterPost::Delivered {
-            ts,
-            channel_id: channel,
+/// What becomes of a post's messages after Slack's answer, read as the shared
+/// [`Verdict`]; `channel_id` is the channel id Slack reported for a post it took.
+pub fn after_post(
+    verdict: Verdict,
+    channel_id: Option<String>,
+    posted: &Posted<'_>,
+    schedule: &[u64],
+) -> AfterPost {
+    match verdict {
+        Verdict::Delivered { receipt, .. } => AfterPost::Delivered {
+            ts: receipt,
+            channel_id,
         },
-        Action::WaitRetryAfter(d) => AfterPost::RateLimited {
-            until_ms: posted.now_ms + d.as_millis() as i64,
-            wait: d,
+        Verdict::RetryAfter { wait, .. } => AfterPost::RateLimited {
+            until_ms: posted.now_ms + wait.as_millis() as i64,
+            wait,
         },
-        Action::Retry {
-            reason,
-            maybe_posted,
-        } => AfterPost::Retry {
+        Verdict::Retry { reason, maybe_sent } => AfterPost::Retry {
             delay: retry_delay(posted.receive_count, schedule),
-            maybe_posted,
+            maybe_posted: maybe_sent,
             reason,
         },
-        Action::Park { reason } if posted.messages > 1 => AfterPost::SplitDigest { reason },
-        Action::Park { reason } => AfterPost::Park(reason),
-        Action::PauseChannel { error } => {
-            let hint = operator_hint(&error, posted.channel);
-            AfterPost::Pause(
-                PauseScope::Channel(posted.group.clone()),
-                Pause { error, hint },
-            )
-        }
-        Action::PauseWorkspace { error } => {
-            let hint = operator_hint(&error, posted.channel);
-            AfterPost::Pause(
-                PauseScope::Workspace(posted.group.team()),
-                Pause { error, hint },
-            )
-        }
+        Verdict::Park { reason } if posted.messages > 1 => AfterPost::SplitDigest { reason },
+        Verdict::Park { reason } => AfterPost::Park(reason),
+        Verdict::PauseTarget { reason, hint } => AfterPost::Pause(
+            PauseScope::Channel(posted.group.clone()),
+            Pause {
+                error: reason,
+                hint,
+            },
+        ),
+        Verdict::PauseAccount { reason, hint } => AfterPost::Pause(
+            PauseScope::Workspace(posted.group.team()),
+            Pause {
+                error: reason,
+                hint,
+            },
+        ),
     }
 }
 
@@ -382,7 +389,14 @@ pub fn human(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::delivery::retry::{retry_delay_with, MAX_INLINE_WAIT, RETRY_SCHEDULE};
+    use crate::delivery::slack_platform::{found, verdict};
     use crate::slack::answers::{classify, Answer, SlackBody, MAX_RETRY_AFTER};
+    use crate::slack::client::HistoryCheck;
+
+    /// Slack's answer as the group loop reads it: classified, then as the shared verdict.
+    fn slack(answer: &Answer) -> Verdict {
+        verdict(classify(answer), "#alerts")
+    }
 
     fn group() -> GroupId {
         GroupId::from_queue("T0123:#alerts")
@@ -411,7 +425,6 @@ mod tests {
         static GROUP: std::sync::OnceLock<GroupId> = std::sync::OnceLock::new();
         Posted {
             group: GROUP.get_or_init(group),
-            channel: "#alerts",
             messages,
             receive_count,
             now_ms: 1_000_000,
@@ -465,7 +478,11 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_exactly_from_now() {
         let after = after_post(
-            Action::WaitRetryAfter(Duration::from_secs(30)),
+            Verdict::RetryAfter {
+                wait: Duration::from_secs(30),
+                reason: "Slack answered 429".into(),
+            },
+            None,
             &posted(1, 1),
             RETRY_SCHEDULE,
         );
@@ -486,7 +503,7 @@ mod tests {
             body: None,
         };
         let AfterPost::RateLimited { until_ms, wait } =
-            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE)
+            after_post(slack(&answer), None, &posted(1, 1), RETRY_SCHEDULE)
         else {
             panic!("a 429 rate-limits");
         };
@@ -502,10 +519,11 @@ mod tests {
                 maybe_posted,
                 ..
             } = after_post(
-                Action::Retry {
+                Verdict::Retry {
                     reason: "HTTP 500".into(),
-                    maybe_posted: true,
+                    maybe_sent: true,
                 },
+                None,
                 &posted(1, count),
                 RETRY_SCHEDULE,
             )
@@ -527,7 +545,7 @@ mod tests {
             error: "connection refused".into(),
         };
         let AfterPost::Retry { maybe_posted, .. } =
-            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE)
+            after_post(slack(&answer), None, &posted(1, 1), RETRY_SCHEDULE)
         else {
             panic!("a connection failure retries");
         };
@@ -537,7 +555,7 @@ mod tests {
             error: "timed out".into(),
         };
         let AfterPost::Retry { maybe_posted, .. } =
-            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE)
+            after_post(slack(&answer), None, &posted(1, 1), RETRY_SCHEDULE)
         else {
             panic!("a timeout retries");
         };
@@ -549,15 +567,15 @@ mod tests {
 
     #[test]
     fn a_refused_message_is_parked_with_its_reason_and_a_refused_digest_is_split() {
-        let refused = || Action::Park {
+        let refused = || Verdict::Park {
             reason: "Slack refused the message: invalid_blocks".into(),
         };
         assert_eq!(
-            after_post(refused(), &posted(1, 1), RETRY_SCHEDULE),
+            after_post(refused(), None, &posted(1, 1), RETRY_SCHEDULE),
             AfterPost::Park("Slack refused the message: invalid_blocks".into())
         );
         assert!(matches!(
-            after_post(refused(), &posted(5, 1), RETRY_SCHEDULE),
+            after_post(refused(), None, &posted(5, 1), RETRY_SCHEDULE),
             AfterPost::SplitDigest { .. }
         ));
     }
@@ -575,7 +593,8 @@ mod tests {
             }),
         };
         let AfterPost::Pause(scope, p) = after_post(
-            classify(&body("not_in_channel")),
+            slack(&body("not_in_channel")),
+            None,
             &posted(1, 1),
             RETRY_SCHEDULE,
         ) else {
@@ -585,7 +604,8 @@ mod tests {
         assert_eq!(p.error, "not_in_channel");
         assert!(!p.hint.is_empty());
         let AfterPost::Pause(scope, p) = after_post(
-            classify(&body("token_revoked")),
+            slack(&body("token_revoked")),
+            None,
             &posted(1, 1),
             RETRY_SCHEDULE,
         ) else {
@@ -612,7 +632,12 @@ mod tests {
             }),
         };
         assert_eq!(
-            after_post(classify(&answer), &posted(1, 1), RETRY_SCHEDULE),
+            after_post(
+                slack(&answer),
+                crate::delivery::post::channel_id(&answer),
+                &posted(1, 1),
+                RETRY_SCHEDULE
+            ),
             AfterPost::Delivered {
                 ts: "1.2".into(),
                 channel_id: Some("C0123ABCD".into())
@@ -719,7 +744,7 @@ mod tests {
     #[test]
     fn after_an_uncertain_attempt_history_decides_and_never_guesses() {
         let g = group();
-        let check = |c| after_history(c, &g, "#alerts", 4, RETRY_SCHEDULE);
+        let check = |c| after_history(found(c, "#alerts"), &g, 4, RETRY_SCHEDULE);
         assert_eq!(
             check(HistoryCheck::Found("1.2".into())),
             AfterHistory::AlreadyPosted { ts: "1.2".into() }

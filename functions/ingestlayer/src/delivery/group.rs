@@ -11,15 +11,12 @@ use crate::delivery::channel_store::{Pause, PauseScope};
 use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Fate, Posted, Rest, Slot};
 use crate::delivery::message::{Delivery, Item};
 use crate::delivery::park::park;
-use crate::delivery::retry::paced_interval;
-use crate::delivery::{
-    history, membership, mention, ops_notice, pacing, post, threads, DeliveryDeps,
-};
+use crate::delivery::platform::{Platform, Verdict};
+use crate::delivery::slack_platform::SlackPlatform;
+use crate::delivery::{membership, mention, ops_notice, pacing, post, threads, DeliveryDeps};
 use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
 use crate::journey::{Outcome, Record, Stage};
-use crate::slack::answers::classify;
-use crate::slack::client::HistoryCheck;
 
 /// Ledger writes one digest makes at a time.
 const LEDGER_WRITES_AT_ONCE: usize = 8;
@@ -82,6 +79,7 @@ pub(super) async fn process<'r>(
 ) -> Out<'r> {
     let mut out: Out<'r> = Out::default();
     let team = group.team();
+    let slack: SlackPlatform<'_, 'r> = SlackPlatform::new(deps);
 
     // A paused workspace: its messages wait in the DLQ with the reason.
     let pause = match team_pauses.get(&team) {
@@ -130,6 +128,7 @@ pub(super) async fn process<'r>(
                 record: r,
                 delivery,
                 key,
+                owner: None,
             }),
             Admit::AlreadyPosted { ts } => {
                 tracing::info!(event_id = %delivery.event_id, ts = %ts, outcome = "already_delivered", "already posted; acknowledged without posting again");
@@ -145,29 +144,26 @@ pub(super) async fn process<'r>(
                 return out;
             }
             Admit::CheckHistory { since_ms } => {
-                let check = history::check(&delivery, group, &key, since_ms, deps).await;
-                if let HistoryCheck::Unavailable(e) = &check {
-                    tracing::warn!(event_id = %delivery.event_id, error = %e, outcome = "retry", "cannot tell whether an earlier attempt posted; waiting rather than risking a duplicate");
+                let item = Item {
+                    record: r,
+                    delivery,
+                    key,
+                    owner: None,
+                };
+                let found = slack.find(&item, since_ms).await.unwrap_or(Ok(None));
+                if let Err(Verdict::Retry { reason, .. }) = &found {
+                    tracing::warn!(event_id = %item.delivery.event_id, error = %reason, outcome = "retry", "cannot tell whether an earlier attempt posted; waiting rather than risking a duplicate");
                 }
-                let decided = decide::after_history(
-                    check,
-                    group,
-                    delivery.channel.as_str(),
-                    receive_count(r),
-                    &deps.retry_schedule,
-                );
+                let decided =
+                    decide::after_history(found, group, receive_count(r), slack.schedule());
                 match decided {
-                    AfterHistory::Post => pending.push(Item {
-                        record: r,
-                        delivery,
-                        key,
-                    }),
+                    AfterHistory::Post => pending.push(item),
                     AfterHistory::AlreadyPosted { ts } => {
-                        tracing::info!(event_id = %delivery.event_id, ts = %ts, outcome = "already_delivered", "found in the channel's history after an uncertain attempt; not posting again");
-                        if let Err(e) = deps.ledger.delivered(&key, &ts, None).await {
+                        tracing::info!(event_id = %item.delivery.event_id, ts = %ts, outcome = "already_delivered", "found in the channel's history after an uncertain attempt; not posting again");
+                        if let Err(e) = deps.ledger.delivered(&item.key, &ts, None).await {
                             tracing::warn!(error = %e, "could not record the delivery");
                         }
-                        let mut rec = record(&delivery, r, Outcome::AlreadyPosted, now_ms)
+                        let mut rec = record(&item.delivery, r, Outcome::AlreadyPosted, now_ms)
                             .reason("found in the channel's history after an uncertain attempt");
                         rec.ts = Some(ts);
                         out.journey.push(rec);
@@ -176,7 +172,7 @@ pub(super) async fn process<'r>(
                     AfterHistory::Rest(rest) => {
                         if let Rest::Pause(_, p) = &rest {
                             // Retrying cannot tell either: surface it now, keep the backlog.
-                            tracing::error!(event_id = %delivery.event_id, channel = %delivery.channel, slack_error = %p.error, action = %p.hint, outcome = "pause_channel", "cannot tell whether an earlier attempt posted: Slack will not show the channel's history; channel paused");
+                            tracing::error!(event_id = %item.delivery.event_id, channel = %item.delivery.channel, slack_error = %p.error, action = %p.hint, outcome = "pause_channel", "cannot tell whether an earlier attempt posted: Slack will not show the channel's history; channel paused");
                         }
                         let why = Why::retry(
                             "cannot tell yet whether an earlier attempt posted; checking again rather than risking a duplicate",
@@ -206,20 +202,19 @@ pub(super) async fn process<'r>(
         units.push_back(items.by_ref().take(size).collect());
     }
 
-    while let Some(unit) = units.pop_front() {
-        let first = &unit[0].delivery;
-        let interval = paced_interval(first.min_interval_ms);
+    while let Some(mut unit) = units.pop_front() {
+        let interval = slack.interval(&unit[0]);
         // Before taking a slot, so the time between slot and post stays short. A token
         // failure is handled after the slot, as for the post.
-        let mut owners: Vec<Option<String>> = vec![None; unit.len()];
         if let Ok(token) = deps.tokens.token(team.as_str()).await {
-            membership::ensure_member(group, &first.channel, &token, deps).await;
-            for (owner, item) in owners.iter_mut().zip(&unit) {
+            membership::ensure_member(group, &unit[0].delivery.channel, &token, deps).await;
+            for item in &mut unit {
                 if let Some(email) = &item.delivery.mention {
-                    *owner = Some(mention::resolve(&team, email, &token, deps).await);
+                    item.owner = Some(mention::resolve(&team, email, &token, deps).await);
                 }
             }
         }
+        let first = &unit[0].delivery;
         let thread = match thread_of(first, deps).await {
             Ok(t) => t,
             Err(e) => {
@@ -274,6 +269,7 @@ pub(super) async fn process<'r>(
             return out;
         }
 
+        // The post reads the token again (cached); a failure is told apart here.
         let token = match deps.tokens.token(team.as_str()).await {
             Ok(t) => t,
             Err(e) => {
@@ -292,21 +288,25 @@ pub(super) async fn process<'r>(
         };
         let sent_ms = deps.clock.now_ms();
         let reply_to = thread.as_ref().and_then(|(_, ts)| ts.as_deref());
-        let sent = post::post_unit(&unit, &token, deps, &owners, reply_to).await;
-        let (answer, channel) = (sent.answer, sent.channel);
+        let messages: Vec<&Item<'r>> = unit.iter().collect();
+        let sent = slack
+            .in_thread(reply_to)
+            .send(&messages, false, sent_ms / 1000)
+            .await;
+        let verdict = slack.classify(&sent);
+        let channel_id = post::channel_id(&sent.answer);
+        let slack_said = sent.answer.summary();
+        let channel = sent.channel;
         let slack_ms = u64::try_from(deps.clock.now_ms() - sent_ms).unwrap_or(0);
         let first = &unit[0].delivery;
         let event_ids: Vec<&str> = unit.iter().map(|i| i.delivery.event_id.as_str()).collect();
         let posted = Posted {
             group,
-            channel: first.channel.as_str(),
             messages: unit.len(),
             receive_count: receive_count(unit[0].record),
             now_ms: deps.clock.now_ms(),
         };
-        let answered = classify(&answer);
-        let slack_said = answer.summary();
-        let decided = decide::after_post(answered, &posted, &deps.retry_schedule);
+        let decided = decide::after_post(verdict, channel_id, &posted, slack.schedule());
         if let Some(error) = decide::post_error(&decided) {
             if let Err(e) = deps
                 .channels

@@ -86,6 +86,8 @@ pub struct Item<'r> {
     pub record: &'r SqsMessage,
     pub delivery: Delivery,
     pub key: DeliveryKey,
+    /// The owner line's markup (the `mention` resolved), set right before the post.
+    pub owner: Option<String>,
 }
 
 /// SHA-256 hex of event id, pipeline id and destination index (see [`DeliveryKey`]).

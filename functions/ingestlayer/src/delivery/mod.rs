@@ -49,8 +49,10 @@ pub mod message;
 pub mod ops_notice;
 pub mod pacing;
 pub mod park;
+pub mod platform;
 mod post;
 pub mod retry;
+pub mod slack_platform;
 pub mod threads;
 
 #[cfg(test)]

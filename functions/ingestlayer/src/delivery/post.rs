@@ -16,7 +16,7 @@ pub const SINGLE_EVENT_TYPE: &str = "ingestlayer_delivery";
 pub const DIGEST_EVENT_TYPE: &str = "ingestlayer_digest";
 
 /// What a post did.
-pub(super) struct Posted {
+pub struct Posted {
     pub(super) answer: Answer,
     /// The channel posted to, as the delivery names it.
     pub(super) channel: String,
@@ -26,17 +26,16 @@ pub(super) struct Posted {
 }
 
 /// Posts one message or a digest (`unit` is never empty), with each item's owner line
-/// (`owners[i]`, already resolved) and in the thread of `reply_to` when given; a thread
-/// Slack no longer has is left for a new top-level post.
+/// (already resolved) and in the thread of `reply_to` when given; a thread Slack no longer
+/// has is left for a new top-level post.
 pub(super) async fn post_unit(
-    unit: &[Item<'_>],
+    unit: &[&Item<'_>],
     token: &SecretString,
     deps: &DeliveryDeps,
-    owners: &[Option<String>],
     reply_to: Option<&str>,
 ) -> Posted {
     let first = &unit[0].delivery;
-    let owner = |i: usize| owners.get(i).and_then(|o| o.as_deref());
+    let owner = |i: usize| unit.get(i).and_then(|item| item.owner.as_deref());
     let (message, metadata) = if unit.len() == 1 {
         (
             match owner(0) {
@@ -127,6 +126,16 @@ async fn send(
             },
         )
         .await
+}
+
+/// The channel id Slack reported for a post it took.
+pub(super) fn channel_id(answer: &Answer) -> Option<String> {
+    match answer {
+        Answer::Http {
+            body: Some(body), ..
+        } if body.ok => body.channel.clone(),
+        _ => None,
+    }
 }
 
 /// Slack's error code of an `ok: false` answer.

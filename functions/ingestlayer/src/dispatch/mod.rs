@@ -53,7 +53,8 @@ use crate::journey::{Outcome, Record, Stage};
 use crate::outbound::message::Outbound;
 use crate::outbound::Verdict;
 
-pub use platform::{Platform, Platforms};
+pub use crate::delivery::platform::Platform;
+pub use platform::{Destination, Platforms};
 
 /// How many short rate-limit waits one group sleeps through in one invocation.
 const MAX_INLINE_RATE_WAITS: usize = 3;
@@ -183,12 +184,12 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
             continue;
         }
         let platform = deps.platforms.get(&message.target);
-        let pacing = GroupId::from_queue(&message.target.pacing_key());
+        let pacing = GroupId::from_queue(&platform.pacing_key(&message));
         let slot = wait_for_slot(
             deps.channels.as_ref(),
             deps.clock.as_ref(),
             &pacing,
-            paced_interval(platform.interval(&message.target).as_millis() as u64),
+            paced_interval(platform.interval(&message).as_millis() as u64),
             deps.max_inline_wait,
         )
         .await;
@@ -238,10 +239,10 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                     out.journey.push(rec);
                     out.fates.push((item.record, Fate::Done));
                 }
-                Ok(Entry::Uncertain { .. }) => {
+                Ok(Entry::Uncertain { since_ms }) => {
                     // An earlier attempt may have delivered it: ask the platform, where it
                     // can tell.
-                    match platform.find(&item.message).await {
+                    match platform.find(&item.message, since_ms).await {
                         Some(Ok(Some(receipt))) => {
                             let _recorded = record_delivered(deps, &item.message, &receipt).await;
                             let mut rec =
@@ -316,7 +317,8 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
 
         let messages: Vec<&Outbound> = todo.iter().map(|t| &t.message).collect();
         let started = deps.clock.now_ms();
-        let verdict = platform.send(&messages, resent, started / 1000).await;
+        let answer = platform.send(&messages, resent, started / 1000).await;
+        let verdict = platform.classify(&answer);
         let now_ms = deps.clock.now_ms();
         let digest_of = (todo.len() > 1).then_some(todo.len());
         match verdict {
@@ -415,7 +417,9 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                 }
                 i += taken;
             }
-            Verdict::PauseTarget { reason, hint } => {
+            // A destination's credential reaches one target here (a Telegram bot token is
+            // stored per chat destination), so an account-level refusal pauses the target.
+            Verdict::PauseTarget { reason, hint } | Verdict::PauseAccount { reason, hint } => {
                 release(deps, &todo).await;
                 let scope =
                     PauseScope::Channel(GroupId::from_queue(&todo[0].message.target.group_id()));

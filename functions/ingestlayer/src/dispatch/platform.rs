@@ -1,9 +1,9 @@
-//! The one delivery abstraction the destinations loop drives: [`Platform`], with an
+//! The five destinations beyond Slack behind the one delivery abstraction,
+//! [`Platform`] (Slack's implementation is [`crate::delivery::slack_platform`]): an
 //! implementation per destination type over its adapter in [`crate::outbound`]. Each says
 //! its pacing (its unit is [`Target::pacing_key`]), its retry schedule, whether it digests,
 //! how it sends and, where the platform allows, how to find a message an ambiguous attempt
-//! may have delivered. Slack keeps its own richer loop ([`crate::delivery`]), whose
-//! answers map onto the same [`Verdict`].
+//! may have delivered.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,52 +14,33 @@ use futures_util::FutureExt;
 use secrecy::SecretString;
 
 use crate::config::DestinationsConfig;
-use crate::delivery::retry::{retry_delay, RETRY_SCHEDULE};
+use crate::delivery::platform::{Found, Platform};
 use crate::dispatch::secrets::DestinationSecrets;
 use crate::error::{Error, Result};
 use crate::outbound::message::{Outbound, Target};
 use crate::outbound::ssrf::Guard;
 use crate::outbound::{discord, email, notion, telegram, webhook, Verdict};
 
-/// One destination type, as the delivery loop sees it.
-pub trait Platform: Send + Sync {
-    /// The least time between two sends to one pacing unit.
-    fn interval(&self, target: &Target) -> Duration;
+/// A destination beyond Slack, as the destination-delivery loop drives it.
+pub type Destination = dyn Platform<Message = Outbound, Answer = Verdict>;
 
-    /// Seconds before retry n of a transient failure (by receive count; the last repeats
-    /// until the message is too old).
-    fn schedule(&self) -> &[u64] {
-        RETRY_SCHEDULE
-    }
+/// What the five destination platforms share: their messages are the destinations queue's,
+/// each target's pacing unit is [`Target::pacing_key`], and their adapters classify each
+/// answer as they receive it (`discord::classify`, `telegram::classify`, …), so the answer
+/// a send returns is already its [`Verdict`].
+macro_rules! destination_platform {
+    () => {
+        type Message = Outbound;
+        type Answer = Verdict;
 
-    /// The wait after `attempt` failed attempts, or `None` to park (the schedule is spent).
-    fn retry_after_attempt(&self, attempt: usize) -> Option<Duration> {
-        Some(retry_delay(attempt, self.schedule()))
-    }
+        fn pacing_key(&self, m: &Outbound) -> String {
+            m.target.pacing_key()
+        }
 
-    /// Whether several waiting messages of one target go as one (a digest).
-    fn digests(&self) -> bool {
-        false
-    }
-
-    /// Sends `messages` (one, or a digest's several) and says what the answer means.
-    /// `resent`: an earlier attempt may have delivered them and the platform cannot say.
-    fn send<'a>(
-        &'a self,
-        messages: &'a [&'a Outbound],
-        resent: bool,
-        now: i64,
-    ) -> BoxFuture<'a, Verdict>;
-
-    /// After an ambiguous attempt: `Some(Ok(Some(receipt)))` when the platform shows it
-    /// delivered, `Some(Ok(None))` when it shows it did not, `Some(Err(_))` when it cannot
-    /// tell now; `None` when the platform gives no way to ask.
-    fn find<'a>(
-        &'a self,
-        _message: &'a Outbound,
-    ) -> BoxFuture<'a, Option<std::result::Result<Option<String>, Verdict>>> {
-        async { None }.boxed()
-    }
+        fn classify(&self, answer: &Verdict) -> Verdict {
+            answer.clone()
+        }
+    };
 }
 
 /// The platforms, by destination type.
@@ -117,7 +98,7 @@ impl Platforms {
         })
     }
 
-    pub fn get(&self, target: &Target) -> &dyn Platform {
+    pub fn get(&self, target: &Target) -> &Destination {
         match target {
             Target::Webhook { .. } => &self.webhook,
             Target::Discord { .. } => &self.discord,
@@ -169,7 +150,9 @@ fn rfc3339(ms: i64) -> String {
 }
 
 impl Platform for WebhookPlatform {
-    fn interval(&self, _target: &Target) -> Duration {
+    destination_platform!();
+
+    fn interval(&self, _m: &Outbound) -> Duration {
         // Receivers are the user's own services: no platform limit, only their answers.
         Duration::ZERO
     }
@@ -241,7 +224,9 @@ struct DiscordPlatform {
 }
 
 impl Platform for DiscordPlatform {
-    fn interval(&self, _target: &Target) -> Duration {
+    destination_platform!();
+
+    fn interval(&self, _m: &Outbound) -> Duration {
         discord::MIN_INTERVAL
     }
 
@@ -329,7 +314,9 @@ impl NotionPlatform {
 }
 
 impl Platform for NotionPlatform {
-    fn interval(&self, _target: &Target) -> Duration {
+    destination_platform!();
+
+    fn interval(&self, _m: &Outbound) -> Duration {
         notion::MIN_INTERVAL
     }
 
@@ -369,10 +356,7 @@ impl Platform for NotionPlatform {
         .boxed()
     }
 
-    fn find<'a>(
-        &'a self,
-        m: &'a Outbound,
-    ) -> BoxFuture<'a, Option<std::result::Result<Option<String>, Verdict>>> {
+    fn find<'a>(&'a self, m: &'a Outbound, _since_ms: i64) -> BoxFuture<'a, Option<Found>> {
         async move {
             let (token, source, id_property) = match self.open(m).await {
                 Ok(x) => x,
@@ -396,8 +380,10 @@ struct TelegramPlatform {
 }
 
 impl Platform for TelegramPlatform {
-    fn interval(&self, target: &Target) -> Duration {
-        match target {
+    destination_platform!();
+
+    fn interval(&self, m: &Outbound) -> Duration {
+        match &m.target {
             Target::Telegram { chat_id, .. } => telegram::ChatId::parse(chat_id)
                 .map(|c| telegram::min_interval(&c))
                 .unwrap_or(Duration::from_secs(3)),
@@ -449,7 +435,9 @@ struct EmailPlatform {
 }
 
 impl Platform for EmailPlatform {
-    fn interval(&self, _target: &Target) -> Duration {
+    destination_platform!();
+
+    fn interval(&self, _m: &Outbound) -> Duration {
         let rate = self.rate.lock().ok().and_then(|r| *r).flatten();
         email::min_interval(rate)
     }

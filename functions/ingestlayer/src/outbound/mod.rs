@@ -33,6 +33,9 @@ pub enum Verdict {
     Park { reason: String },
     /// The target takes nothing until someone acts: pause it, keep its backlog, say how.
     PauseTarget { reason: String, hint: String },
+    /// The credential every target of the account is reached with no longer works (a
+    /// revoked Slack token): pause them all, keep their backlogs, say how.
+    PauseAccount { reason: String, hint: String },
 }
 
 impl Verdict {
@@ -45,7 +48,9 @@ impl Verdict {
             }
             Verdict::Retry { reason, .. } => reason.clone(),
             Verdict::Park { reason } => reason.clone(),
-            Verdict::PauseTarget { reason, .. } => reason.clone(),
+            Verdict::PauseTarget { reason, .. } | Verdict::PauseAccount { reason, .. } => {
+                reason.clone()
+            }
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The emulator as the tests and `make dev` run it (infra/emulator/moto_server.py) keeps a
 //! FIFO group's order as SQS does when its messages are handed back, as delivery hands back
 //! what waits: the group comes back first message first, whole; and its sequence numbers
-//! increase, as slack-delivery's backlog orders by them.
+//! increase, as slack-delivery's backlog orders by them; and a long poll returns a group's
+//! next message as soon as its batch is deleted.
 
 use std::time::Duration;
 
@@ -65,4 +66,61 @@ async fn a_fifo_group_handed_back_comes_back_in_order() {
     assert!(receive().await.is_empty(), "the group is in flight");
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(bodies(&receive().await), ["a", "c", "b"]);
+}
+
+/// SQS's long poll returns as soon as a message can be returned: a FIFO group's next message
+/// once the batch in flight is deleted. moto's own loop kept the group "in flight" for the
+/// whole wait and returned nothing.
+#[tokio::test]
+async fn a_long_poll_returns_a_groups_next_message_once_its_batch_is_deleted() {
+    let s = Stack::new().await;
+    let url = s.res.destinations_queue_url.clone();
+    for body in ["first", "second"] {
+        s.sqs
+            .send_message()
+            .queue_url(&url)
+            .message_body(body)
+            .message_group_id("g")
+            .message_deduplication_id(format!("{body}-{}", ulid::Ulid::new()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let first = s
+        .sqs
+        .receive_message()
+        .queue_url(&url)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].body(), Some("first"));
+    let sqs = s.sqs.clone();
+    let poll_url = url.clone();
+    let poll = tokio::spawn(async move {
+        sqs.receive_message()
+            .queue_url(&poll_url)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.sqs
+        .delete_message()
+        .queue_url(&url)
+        .receipt_handle(first[0].receipt_handle().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let got = poll.await.unwrap();
+    assert_eq!(
+        got.iter().filter_map(|m| m.body()).collect::<Vec<_>>(),
+        ["second"],
+        "the long poll saw the group released"
+    );
 }
