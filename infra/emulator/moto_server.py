@@ -25,7 +25,7 @@ visible but its batch in flight, it spins without pause for the whole wait, hold
 interpreter the other requests need, and it keeps the group's messages back until the wait
 ends even when the batch was deleted meanwhile. SQS "returns messages as soon as they are
 available" (API reference, ReceiveMessage, WaitTimeSeconds); here a long poll looks again,
-group state and all, every 50 ms until something can be returned or the wait is over, and
+group state and all, every 100 ms until something can be returned or the wait is over, and
 sleeps in between. Everything else is moto's.
 """
 
@@ -52,7 +52,7 @@ Queue.pending_message_groups = property(_groups_in_flight)
 _receive = SQSBackend.receive_message
 
 
-LONG_POLL_STEP = 0.05
+LONG_POLL_STEP = 0.1
 
 
 def _receive_message(

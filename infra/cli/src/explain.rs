@@ -274,7 +274,12 @@ fn details(r: &Record) -> Vec<String> {
         if let Some(link) = &r.permalink {
             lines.push(link.clone());
         }
-        if matches!(r.outcome, Outcome::AlreadyPosted) {
+        // Why it was not posted again, or that a delivery was a repeat (sent again after an
+        // unconfirmed attempt, on a platform that cannot be asked).
+        if matches!(
+            r.outcome,
+            Outcome::AlreadyPosted | Outcome::Posted | Outcome::Digested
+        ) {
             if let Some(reason) = &r.reason {
                 lines.push(reason.clone());
             }
@@ -397,6 +402,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("ingestlayer dlq redrive"), "{text}");
+    }
+
+    #[test]
+    fn a_delivery_sent_again_after_an_unconfirmed_attempt_says_it_was_a_repeat() {
+        let mut j = journey();
+        let mut resent = Record::new("web:e1", Stage::Delivery, Outcome::Posted, 4_000, "exp#1")
+            .pipeline("expansion")
+            .reason("sent again after an unconfirmed attempt");
+        resent.channels = vec!["discord webhook (ops-discord)".into()];
+        resent.ts = Some("1234567890".into());
+        j.records = vec![resent];
+        let mut out = Vec::new();
+        print(&j, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains("delivered, receipt 1234567890"))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert_eq!(
+            lines.get(at + 1),
+            Some(&"sent again after an unconfirmed attempt"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -24,17 +24,15 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::requests::{operation, BenchStack, Recorder};
-use crate::runner::{pump_delivery, pump_pipeline, QueueFeed};
+use crate::runner::{pump_delivery, pump_pipeline};
 
 /// Lambda's concurrent invocations of slack-delivery (template.yaml).
 pub const DELIVERY_CONCURRENCY: usize = 10;
 /// Concurrent pipeline invocations.
 const PIPELINE_CONCURRENCY: usize = 2;
-/// Each consumer's long poll, as Lambda's SQS pollers long-poll (they use 20 s; shorter here
-/// so the consumers stop soon after the run): an idle consumer costs the emulator one
-/// request per wait, not one per quarter second.
-const LONG_POLL_SECS: i32 = 5;
-/// How long a consumer whose receive failed waits before asking again.
+/// How long a consumer that found nothing waits before asking again. Lambda's pollers
+/// long-poll; here every empty receive is a request to the one emulator that also serves
+/// the functions' own requests, so idle consumers must not flood it.
 const IDLE_POLL: Duration = Duration::from_millis(250);
 
 /// What one burst measured.
@@ -45,6 +43,8 @@ pub struct Report {
     pub readable: usize,
     /// Events found in more than one post.
     pub duplicates: usize,
+    /// The first few of them, to look up with `ingestlayer explain` or in the logs.
+    pub duplicated: Vec<String>,
     pub posts: usize,
     /// From the last event accepted to the post that made the last one readable.
     pub readable_after: Duration,
@@ -237,22 +237,20 @@ pub async fn many_channels(
 
 /// The pipeline and delivery consumers, as Lambda runs them, until `done`.
 async fn workers(stack: &BenchStack, done: &AtomicBool) {
-    let long_poll = |feed: &QueueFeed| QueueFeed {
-        wait_seconds: LONG_POLL_SECS,
-        ..feed.clone()
-    };
-    let (events, slack) = (long_poll(&stack.feeds.0), long_poll(&stack.feeds.1));
+    let (events, slack) = &stack.feeds;
     let pipeline = (0..PIPELINE_CONCURRENCY).map(|_| async {
         while !done.load(Ordering::SeqCst) {
-            if pump_pipeline(&events, &stack.pipeline).await.is_err() {
-                tokio::time::sleep(IDLE_POLL).await;
+            match pump_pipeline(events, &stack.pipeline).await {
+                Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
+                Ok(_) => {}
             }
         }
     });
     let delivery = (0..DELIVERY_CONCURRENCY).map(|_| async {
         while !done.load(Ordering::SeqCst) {
-            if pump_delivery(&slack, &stack.delivery).await.is_err() {
-                tokio::time::sleep(IDLE_POLL).await;
+            match pump_delivery(slack, &stack.delivery).await {
+                Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
+                Ok(_) => {}
             }
         }
     });
@@ -325,9 +323,15 @@ fn last_readable(posts: &[PostedMessage]) -> Instant {
 fn measure(posts: &[PostedMessage], events: usize) -> Report {
     let mut seen = HashSet::new();
     let mut duplicates = 0;
+    let mut duplicated = Vec::new();
     for id in posts.iter().flat_map(ids_of) {
-        if !seen.insert(id) {
+        if !seen.contains(&id) {
+            seen.insert(id);
+        } else {
             duplicates += 1;
+            if duplicated.len() < 5 {
+                duplicated.push(id);
+            }
         }
     }
     let mut most = 0;
@@ -351,6 +355,7 @@ fn measure(posts: &[PostedMessage], events: usize) -> Report {
         events,
         readable: seen.len(),
         duplicates,
+        duplicated,
         posts: posts.len(),
         posting: match (first, last) {
             (Some(a), Some(b)) => b.duration_since(a),

@@ -278,12 +278,35 @@ pub async fn pump_warehouse(
     .await
 }
 
-/// One invocation of the slack-delivery handler (in process) from the Slack FIFO queue.
+/// One invocation of the slack-delivery handler (in process) from the Slack FIFO queue,
+/// stopped at the function's timeout as Lambda stops it: nothing of the batch is settled
+/// and its messages come back when their visibility ends (the binaries' runner does the
+/// same). Without it, a drain slowed down by a loaded emulator could outlive its messages'
+/// lease here, which Lambda never lets happen.
 pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize> {
+    let timeout = delivery_timeout();
     pump_with(feed, |event| async move {
-        Ok(ingestlayer::delivery::handle(event, deps).await)
+        tokio::time::timeout(timeout, ingestlayer::delivery::handle(event, deps))
+            .await
+            .map_err(|_| Error::Timeout {
+                function: "slack-delivery (in process)".into(),
+                after: timeout,
+                tail: String::new(),
+            })
     })
     .await
+}
+
+/// slack-delivery's `Timeout` in template.yaml (Lambda's default, 3 s, if it gave none).
+fn delivery_timeout() -> Duration {
+    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *TIMEOUT.get_or_init(|| {
+        let seconds = crate::template::Template::load()
+            .ok()
+            .and_then(|t| t.function_number("SlackDeliveryFunction", "Timeout"))
+            .unwrap_or(3);
+        Duration::from_secs(seconds)
+    })
 }
 
 /// Serves the HTTP API until the task is dropped through the functions' binaries:

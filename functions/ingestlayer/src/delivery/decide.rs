@@ -142,7 +142,9 @@ pub fn after_history(
                 hint,
             },
         )),
-        Err(Verdict::RetryAfter { wait, .. }) => AfterHistory::Rest(Rest::Defer(wait)),
+        Err(Verdict::RetryAfter { wait, .. } | Verdict::RetryAfterAll { wait, .. }) => {
+            AfterHistory::Rest(Rest::Defer(wait))
+        }
         Err(_) => AfterHistory::Rest(Rest::Defer(retry_delay(receive_count, schedule))),
     }
 }
@@ -260,6 +262,28 @@ pub fn slot(gate: Result<Gate, Error>, group: &GroupId, max_inline_wait: Duratio
     }
 }
 
+/// A platform's sender hold (`next`: its next slot, ms since the epoch, as the channel
+/// state keeps it) at `now_ms`: go when none is ahead, sleep a short one out, hand a longer
+/// one back; unreadable state waits as for a channel.
+pub fn sender_hold(
+    next: Result<Option<i64>, Error>,
+    now_ms: i64,
+    max_inline_wait: Duration,
+) -> Slot {
+    match next {
+        Ok(Some(at)) if at > now_ms => {
+            let wait = Duration::from_millis((at - now_ms) as u64);
+            if wait <= max_inline_wait {
+                Slot::Sleep(wait)
+            } else {
+                Slot::Rest(Rest::Defer(wait))
+            }
+        }
+        Ok(_) => Slot::Post,
+        Err(_) => Slot::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY)),
+    }
+}
+
 /// No token for the workspace: a workspace that is not connected, revoked the app, or
 /// whose app credentials are missing is paused with the fix; anything else (Secrets
 /// Manager unreachable) is waited out.
@@ -330,10 +354,12 @@ pub fn after_post(
             ts: receipt,
             channel_id,
         },
-        Verdict::RetryAfter { wait, .. } => AfterPost::RateLimited {
-            until_ms: posted.now_ms + wait.as_millis() as i64,
-            wait,
-        },
+        Verdict::RetryAfter { wait, .. } | Verdict::RetryAfterAll { wait, .. } => {
+            AfterPost::RateLimited {
+                until_ms: posted.now_ms + wait.as_millis() as i64,
+                wait,
+            }
+        }
         Verdict::Retry { reason, maybe_sent } => AfterPost::Retry {
             delay: retry_delay(posted.receive_count, schedule),
             maybe_posted: maybe_sent,
@@ -455,6 +481,29 @@ mod tests {
         assert_eq!(
             slot(Ok(Gate::Wait(Duration::from_secs(30))), &g, MAX_INLINE_WAIT),
             Slot::Rest(Rest::Defer(Duration::from_secs(30)))
+        );
+    }
+
+    #[test]
+    fn a_held_sender_is_slept_out_when_close_and_handed_back_when_far() {
+        let now = 1_000_000;
+        assert_eq!(sender_hold(Ok(None), now, MAX_INLINE_WAIT), Slot::Post);
+        assert_eq!(
+            sender_hold(Ok(Some(now - 5)), now, MAX_INLINE_WAIT),
+            Slot::Post,
+            "a hold that is over"
+        );
+        assert_eq!(
+            sender_hold(Ok(Some(now + 900)), now, MAX_INLINE_WAIT),
+            Slot::Sleep(Duration::from_millis(900))
+        );
+        assert_eq!(
+            sender_hold(Ok(Some(now + 64_570)), now, MAX_INLINE_WAIT),
+            Slot::Rest(Rest::Defer(Duration::from_millis(64_570)))
+        );
+        assert_eq!(
+            sender_hold(Err(down()), now, MAX_INLINE_WAIT),
+            Slot::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY))
         );
     }
 

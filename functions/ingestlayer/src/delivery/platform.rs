@@ -43,6 +43,13 @@ pub trait Platform: Send + Sync {
     /// The least time between two sends to one pacing unit.
     fn interval(&self, message: &Self::Message) -> Duration;
 
+    /// The pacing unit every target of the platform shares, when the platform can hold
+    /// them all at once (Discord's global rate limit on a sender): a
+    /// [`Verdict::RetryAfterAll`] holds it, and no target sends while it is held.
+    fn sender_key(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Seconds before retry n of a transient failure (by receive count; the last repeats
     /// until the message is too old).
     fn schedule(&self) -> &[u64] {

@@ -210,6 +210,21 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
             return out;
         }
 
+        // Checked once the target's slot is taken, right before sending: a global rate
+        // limit answered to another target meanwhile holds this one too.
+        if let Some(rest) = sender_held(deps, platform, &mut inline_waits).await {
+            rest_of(
+                rest,
+                Outcome::Paced,
+                "every target of the platform waits (its sender's rate limit)",
+                &records[i..],
+                deps,
+                &mut out,
+            )
+            .await;
+            return out;
+        }
+
         // A digest: the email destination takes every waiting message of its recipients
         // in one email when there are enough of them.
         let mut unit = vec![Item { record, message }];
@@ -254,11 +269,22 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                         }
                         Some(Ok(None)) => todo.push(item),
                         Some(Err(verdict)) => {
-                            // Cannot tell yet: never send on a guess.
+                            // Cannot tell yet: never send on a guess. A rate limit on the
+                            // question holds the target as one on a send would.
                             let wait = match &verdict {
-                                Verdict::RetryAfter { wait, .. } => *wait,
+                                Verdict::RetryAfter { wait, .. }
+                                | Verdict::RetryAfterAll { wait, .. } => {
+                                    hold(deps, platform, &pacing, &verdict, now_ms, *wait).await;
+                                    *wait
+                                }
                                 _ => retry_delay(receive_count(item.record), platform.schedule()),
                             };
+                            if matches!(
+                                verdict,
+                                Verdict::PauseTarget { .. } | Verdict::PauseAccount { .. }
+                            ) {
+                                deps.platforms.forget(&item.message.target);
+                            }
                             let reason = format!(
                                 "could not check whether an earlier attempt was delivered: {}",
                                 verdict.summary()
@@ -346,9 +372,11 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                 }
                 i += taken;
             }
-            Verdict::RetryAfter { wait, reason } => {
+            Verdict::RetryAfter { wait, ref reason }
+            | Verdict::RetryAfterAll { wait, ref reason } => {
+                let reason = reason.clone();
                 release(deps, &todo).await;
-                hold_pacing(deps, &pacing, now_ms, wait).await;
+                hold(deps, platform, &pacing, &verdict, now_ms, wait).await;
                 if wait <= deps.max_inline_wait && inline_waits < MAX_INLINE_RATE_WAITS {
                     inline_waits += 1;
                     // Waited out here: the same messages are tried again at their slot.
@@ -421,6 +449,7 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
             // stored per chat destination), so an account-level refusal pauses the target.
             Verdict::PauseTarget { reason, hint } | Verdict::PauseAccount { reason, hint } => {
                 release(deps, &todo).await;
+                deps.platforms.forget(&todo[0].message.target);
                 let scope =
                     PauseScope::Channel(GroupId::from_queue(&todo[0].message.target.group_id()));
                 let pause = Pause {
@@ -496,6 +525,44 @@ async fn rest_of<'r>(
         }
         let fate = park(r, message.as_ref(), &reason, deps).await;
         out.fates.push((r, fate));
+    }
+}
+
+/// After a rate limit (`verdict`): holds the target's pacing unit, and for one that holds
+/// every target ([`Verdict::RetryAfterAll`]) the platform's sender too, until `now + wait`.
+async fn hold(
+    deps: &DispatchDeps,
+    platform: &Destination,
+    pacing: &GroupId,
+    verdict: &Verdict,
+    now_ms: i64,
+    wait: Duration,
+) {
+    hold_pacing(deps, pacing, now_ms, wait).await;
+    if let (Verdict::RetryAfterAll { .. }, Some(sender)) = (verdict, platform.sender_key()) {
+        hold_pacing(deps, &GroupId::from_queue(sender), now_ms, wait).await;
+    }
+}
+
+/// While the platform's sender is held (a global rate limit): sleeps a short hold out here
+/// (counted in `inline_waits`), or says what becomes of the group for a longer one.
+async fn sender_held(
+    deps: &DispatchDeps,
+    platform: &Destination,
+    inline_waits: &mut usize,
+) -> Option<Rest> {
+    let sender = GroupId::from_queue(platform.sender_key()?);
+    loop {
+        let next = deps.channels.next_slot(&sender).await;
+        match decide::sender_hold(next, deps.clock.now_ms(), deps.max_inline_wait) {
+            Slot::Post => return None,
+            Slot::Sleep(wait) if *inline_waits < MAX_INLINE_RATE_WAITS => {
+                *inline_waits += 1;
+                tokio::time::sleep(wait).await;
+            }
+            Slot::Sleep(wait) => return Some(Rest::Defer(wait)),
+            Slot::Rest(rest) => return Some(rest),
+        }
     }
 }
 

@@ -45,6 +45,8 @@ macro_rules! destination_platform {
 
 /// The platforms, by destination type.
 pub struct Platforms {
+    /// The destinations' secrets, one cache every platform shares.
+    secrets: DestinationSecrets,
     webhook: WebhookPlatform,
     discord: DiscordPlatform,
     telegram: TelegramPlatform,
@@ -60,6 +62,7 @@ impl Platforms {
             Error::invalid(format!("building the {what} client"), e)
         };
         Ok(Self {
+            secrets: secrets.clone(),
             webhook: WebhookPlatform {
                 sender: webhook::Sender::new(
                     Guard {
@@ -96,6 +99,14 @@ impl Platforms {
                 sources: Mutex::new(HashMap::new()),
             },
         })
+    }
+
+    /// Drops what this instance keeps of a paused target's secret, so the fix (a new URL
+    /// or token stored with `ingestlayer secrets set`) is what the redrive sends with.
+    pub fn forget(&self, target: &Target) {
+        if let Some(name) = target.secret() {
+            self.secrets.forget(name);
+        }
     }
 
     pub fn get(&self, target: &Target) -> &Destination {
@@ -228,6 +239,11 @@ impl Platform for DiscordPlatform {
 
     fn interval(&self, _m: &Outbound) -> Duration {
         discord::MIN_INTERVAL
+    }
+
+    fn sender_key(&self) -> Option<&'static str> {
+        // Discord's global limit is per sender (here: the stack's functions).
+        Some("discord:global")
     }
 
     fn send<'a>(

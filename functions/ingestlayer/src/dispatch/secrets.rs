@@ -40,6 +40,11 @@ impl DestinationSecrets {
         }
     }
 
+    /// Forgets the cached value of `name`: the next use reads Secrets Manager.
+    pub fn forget(&self, name: &str) {
+        self.cache.invalidate(name);
+    }
+
     /// The secret named `name`; a missing one pauses the target with how to store it, an
     /// unreadable one is retried.
     pub async fn get(&self, name: &str) -> Result<SecretString, Verdict> {

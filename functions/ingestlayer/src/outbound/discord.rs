@@ -689,6 +689,7 @@ fn rate_limited(headers: &HeaderMap, json: &Value, now: i64) -> Verdict {
         .and_then(seconds)
         .or_else(|| retry_after(headers, now));
     match wait {
+        Some(wait) if global => Verdict::RetryAfterAll { wait, reason },
         Some(wait) => Verdict::RetryAfter { wait, reason },
         None => Verdict::Retry {
             reason: format!("{reason}, without saying for how long"),
@@ -1209,9 +1210,9 @@ mod tests {
         );
         let global =
             br#"{"message": "You are being rate limited.", "retry_after": 64.57, "global": true}"#;
-        let Verdict::RetryAfter { wait, reason } = classify(429, &HeaderMap::new(), global, 0)
+        let Verdict::RetryAfterAll { wait, reason } = classify(429, &HeaderMap::new(), global, 0)
         else {
-            panic!()
+            panic!("a global 429 holds every webhook of the sender")
         };
         assert_eq!(wait, Duration::from_millis(64_570));
         assert!(reason.contains("global"), "{reason}");

@@ -26,6 +26,9 @@ pub enum Verdict {
     },
     /// The destination said when to come back: the target waits exactly that long.
     RetryAfter { wait: Duration, reason: String },
+    /// The destination said every target reached the same way waits that long (Discord's
+    /// global rate limit): the target and the platform's sender wait.
+    RetryAfterAll { wait: Duration, reason: String },
     /// A transient failure: retry by the destination's schedule. `maybe_sent` when the
     /// destination may have taken it (a timeout, a 5xx).
     Retry { reason: String, maybe_sent: bool },
@@ -43,7 +46,7 @@ impl Verdict {
     pub fn summary(&self) -> String {
         match self {
             Verdict::Delivered { receipt, .. } => format!("delivered ({receipt})"),
-            Verdict::RetryAfter { wait, reason } => {
+            Verdict::RetryAfter { wait, reason } | Verdict::RetryAfterAll { wait, reason } => {
                 format!("{reason}; retry after {} s", wait.as_secs())
             }
             Verdict::Retry { reason, .. } => reason.clone(),

@@ -280,7 +280,8 @@ async fn a_429_waits_the_bodys_retry_after_to_the_millisecond() {
             reason: "Discord rate-limited the webhook".into()
         }
     );
-    let Verdict::RetryAfter { wait, reason } = d.send(&hook(&webhook), &body, now()).await else {
+    let Verdict::RetryAfterAll { wait, reason } = d.send(&hook(&webhook), &body, now()).await
+    else {
         panic!()
     };
     assert_eq!(wait, Duration::from_millis(1500));

@@ -95,6 +95,15 @@ const STRIPE_SECRET: &str = "whsec_bench_0123456789abcdef";
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // The in-process handlers' logs, as the functions write them, on stderr when asked
+    // (`RUST_LOG=info`): what a run did, message by message, beside the report on stdout.
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let _ = tracing_subscriber::registry()
+            .with(ingestlayer::config::log_layer(Some(&spec), std::io::stderr))
+            .try_init();
+    }
     match bench(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -432,6 +441,12 @@ async fn burst_bench(endpoint: &str, events: usize, batches: usize, backlog: boo
         r.events,
         r.duplicates
     );
+    if !r.duplicated.is_empty() {
+        println!(
+            "  posted twice, among others     {}",
+            r.duplicated.join(", ")
+        );
+    }
     println!(
         "  rate while the backlog lasted {:>8.3} posts/s (most in any second: {}; 429s: {})",
         r.posts_per_second(),
