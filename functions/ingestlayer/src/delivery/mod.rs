@@ -204,7 +204,7 @@ pub const DRAIN_BUDGET: Duration = Duration::from_secs(15);
 pub const DRAIN_LEASE_SECS: i32 = 40;
 
 /// Handles one batch from the Slack FIFO queue: each group (workspace + channel) in
-/// order, groups one after another.
+/// order, groups one after another, a backlog's drain first.
 pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     let mut groups: Vec<(GroupId, Vec<&SqsMessage>)> = Vec::new();
     for record in &event.records {
@@ -220,6 +220,15 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             None => groups.push((group, vec![record])),
         }
     }
+    // A backlog's drain goes first: its first round leases every message of the invocation
+    // at once, so none of them (the tickets above all) can reach another invocation while
+    // this one may still post, however long another group takes here.
+    groups.sort_by_key(|(_, records)| {
+        records
+            .first()
+            .and_then(|r| buffer::drained_by(r))
+            .is_none()
+    });
     let mut team_pauses = TeamPauses::new();
     let leases: Vec<(String, i32)> = event
         .records
