@@ -26,16 +26,28 @@ interpreter the other requests need, and it keeps the group's messages back unti
 ends even when the batch was deleted meanwhile. SQS "returns messages as soon as they are
 available" (API reference, ReceiveMessage, WaitTimeSeconds); here a long poll looks again,
 group state and all, every 100 ms until something can be returned or the wait is over, and
-sleeps in between. Everything else is moto's.
+sleeps in between.
+
+SES cannot be made to fail on moto: here `POST /_ingestlayer/ses-faults` with a JSON array of
+faults queues them, and each SendEmail takes the next one: `{"status": 429}` answers
+TooManyRequestsException ("Maximum sending rate exceeded"), `{"status": 500}` InternalFailure
+and `{"status": 503}` ServiceUnavailable, as SES's API reference lists them (SendEmail, Errors;
+Common Errors); with `"after_send": true` the email is kept first (SES took it, the answer was
+lost: the ambiguous case); with `"to": "address"` only an email to that address takes it (tests
+share one emulator). `DELETE` drops what is queued. Everything else is moto's.
 """
 
 import itertools
+import json
 import re
 import sys
 import threading
 import time
 
+from moto.core.exceptions import JsonRESTError
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
+from moto.sesv2.models import SESV2Backend
 from moto.sqs.models import Queue, SQSBackend
 
 
@@ -92,6 +104,81 @@ def _send_message(self, *args, **kwargs):
 
 
 SQSBackend.send_message = _send_message
+
+SES_FAULTS_PATH = "/_ingestlayer/ses-faults"
+SES_ERRORS = {
+    429: ("TooManyRequestsException", "Maximum sending rate exceeded."),
+    500: ("InternalFailure", "The request processing has failed because of an unknown error."),
+    503: ("ServiceUnavailable", "The request has failed due to a temporary failure of the server."),
+}
+_ses_faults = []
+_ses_faults_lock = threading.Lock()
+
+
+class SesFault(JsonRESTError):
+    def __init__(self, status):
+        error_type, message = SES_ERRORS[status]
+        super().__init__(error_type, message)
+        self.code = status
+
+
+def _check_fault(fault):
+    if not isinstance(fault, dict) or fault.get("status") not in SES_ERRORS:
+        raise ValueError(
+            f'a fault is {{"status": 429|500|503, "after_send": bool, "to": str}}: {fault!r}'
+        )
+    return fault
+
+
+_ses_send_email = SESV2Backend.send_email
+
+
+def _send_email_with_faults(self, source, destinations, subject, body):
+    to = set((destinations or {}).get("ToAddresses") or [])
+    with _ses_faults_lock:
+        fault = next(
+            (f for f in _ses_faults if f.get("to") is None or f.get("to") in to), None
+        )
+        if fault is not None:
+            _ses_faults.remove(fault)
+    if fault is None:
+        return _ses_send_email(self, source, destinations, subject, body)
+    if fault.get("after_send"):
+        _ses_send_email(self, source, destinations, subject, body)
+    raise SesFault(fault["status"])
+
+
+SESV2Backend.send_email = _send_email_with_faults
+
+_dispatch = DomainDispatcherApplication.__call__
+
+
+def _call(self, environ, start_response):
+    if environ.get("PATH_INFO") != SES_FAULTS_PATH:
+        return _dispatch(self, environ, start_response)
+    method = environ.get("REQUEST_METHOD")
+    if method == "DELETE":
+        with _ses_faults_lock:
+            _ses_faults.clear()
+        start_response("204 No Content", [])
+        return [b""]
+    if method != "POST":
+        start_response("405 Method Not Allowed", [("Allow", "POST, DELETE")])
+        return [b""]
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        faults = [_check_fault(f) for f in json.loads(environ["wsgi.input"].read(length))]
+    except (ValueError, TypeError) as e:
+        body = json.dumps({"error": str(e)}).encode()
+        start_response("400 Bad Request", [("Content-Type", "application/json")])
+        return [body]
+    with _ses_faults_lock:
+        _ses_faults.extend(faults)
+    start_response("204 No Content", [])
+    return [b""]
+
+
+DomainDispatcherApplication.__call__ = _call
 
 if __name__ == "__main__":
     sys.argv[0] = re.sub(r"(-script\.pyw|\.exe)?$", "", sys.argv[0])

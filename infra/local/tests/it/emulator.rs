@@ -124,3 +124,88 @@ async fn a_long_poll_returns_a_groups_next_message_once_its_batch_is_deleted() {
         "the long poll saw the group released"
     );
 }
+
+/// The launcher's SES faults: a fault queued for an address is taken by the next SendEmail
+/// to it (an email to another address passes untouched); a 429 answers
+/// TooManyRequestsException; `after_send` keeps the email before answering.
+#[tokio::test]
+async fn ses_faults_fail_the_next_email_to_their_address_only() {
+    use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+    let s = Stack::new().await;
+    // Each call once: the SDK would retry a 429 or a 500 by itself, taking the next fault.
+    let ses = aws_sdk_sesv2::Client::from_conf(
+        aws_sdk_sesv2::config::Builder::from(&s.sdk)
+            .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let tag = ulid::Ulid::new().to_string().to_lowercase();
+    let from = format!("alerts-{tag}@acme.example");
+    let (to, other) = (
+        format!("ops-{tag}@acme.example"),
+        format!("sales-{tag}@acme.example"),
+    );
+    ses.create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    let faults = serde_json::json!([
+        {"status": 429, "to": to},
+        {"status": 500, "after_send": true, "to": to}
+    ]);
+    let url = format!("{}/_ingestlayer/ses-faults", crate::harness::endpoint());
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.post(&url).json(&faults).send().await.unwrap().status(),
+        204
+    );
+    let bad = http
+        .post(&url)
+        .body("[{\"status\": 404}]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400, "an unknown fault is refused");
+    let send = |address: String| {
+        let ses = ses.clone();
+        let from = from.clone();
+        async move {
+            let text = Content::builder().data("hello").build().unwrap();
+            ses.send_email()
+                .from_email_address(from)
+                .destination(Destination::builder().to_addresses(address).build())
+                .content(
+                    EmailContent::builder()
+                        .simple(
+                            Message::builder()
+                                .subject(Content::builder().data("s").build().unwrap())
+                                .body(Body::builder().text(text).build())
+                                .build(),
+                        )
+                        .build(),
+                )
+                .send()
+                .await
+        }
+    };
+    assert!(send(other.clone()).await.is_ok(), "another address passes");
+    let throttled = send(to.clone()).await.unwrap_err();
+    assert_eq!(
+        throttled.raw_response().map(|r| r.status().as_u16()),
+        Some(429)
+    );
+    assert!(
+        throttled
+            .as_service_error()
+            .is_some_and(|e| e.is_too_many_requests_exception()),
+        "{throttled:?}"
+    );
+    let lost = send(to.clone()).await.unwrap_err();
+    assert_eq!(lost.raw_response().map(|r| r.status().as_u16()), Some(500));
+    assert_eq!(
+        crate::outbound::sent_emails(&to).await.len(),
+        1,
+        "the 500 came after the email was kept"
+    );
+    assert!(send(to.clone()).await.is_ok(), "the faults are used up");
+}

@@ -10,24 +10,16 @@
 //! | telegram | here | here | here | outbound.rs | here (resent, marked) |
 //! | notion | here | here | here (asked before creating) | here (unshared database) | outbound.rs |
 //! | webhook | here (no limit of ours: the event whole) | outbound.rs | outbound.rs | outbound.rs (410) | here (same webhook-id) |
-//! | email | here | not end to end | not end to end | outbound.rs | not end to end |
+//! | email | here | here | here | outbound.rs | here (sent again, the journey says so) |
 //!
 //! Three more cells hold what the matrix found broken, now fixed: a global Discord 429 holds
 //! every webhook of the sender; a 429 to Notion's duplicate-check query holds the
 //! integration; a deleted webhook's fix (a new URL in its secret) is what a warm function's
 //! redrive sends with.
 //!
-//! **Email's 429, 5xx and ambiguous cells are not end to end**: SES runs on the emulator
-//! (moto), which cannot be made to throttle, fail with a 5xx or take a message and time out,
-//! and faking SES here would test the fake. What stands in for them: the email adapter's
-//! unit tests against SES's answers with `aws-smithy-mocks`
-//! (`functions/ingestlayer/src/outbound/email.rs`:
-//! `ses_answers_are_classified_as_the_module_says` for throttling and the quota,
-//! `failures_without_an_answer_say_whether_ses_may_have_sent` for the ambiguous timeout) and
-//! the adapter's tests on the emulator (`functions/ingestlayer/tests/it/outbound_email.rs`);
-//! the delivery loop that acts on those verdicts is the one every destination shares, which
-//! the Discord, Telegram and Notion cells here drive end to end. (A 5xx from SES has no test
-//! of its own anywhere: `classify`'s `status >= 500` arm is untested.)
+//! Email's 429, 5xx and ambiguous cells use the emulator launcher's SES faults
+//! (`infra/emulator/moto_server.py`: `POST /_ingestlayer/ses-faults`), since moto alone
+//! cannot make SES throttle, fail or lose an answer.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -1058,8 +1050,8 @@ async fn an_ambiguous_attempt_is_resent_once_marked_or_under_the_same_webhook_id
             ids.iter().all(|w| *w == ids[0] && w.starts_with("msg_")),
             "{case:?}: one webhook-id for every attempt: {ids:?}"
         );
-        // The journey says which delivery was a repeat (`explain --json`; the timeline
-        // does not show a delivered record's reason).
+        // The journey says which delivery was a repeat (`explain --json`, as the timeline
+        // does under the delivery).
         let journey = run(&s, &["explain", &id, "--json"]).stdout;
         let repeats = journey
             .matches("sent again after an unconfirmed attempt")
@@ -1251,5 +1243,134 @@ async fn a_429_to_notions_duplicate_check_holds_the_whole_integration() {
     assert!(
         inside.is_empty(),
         "Notion was asked inside the query's Retry-After: {inside:#?}"
+    );
+}
+
+// ---- email: SES's throttle, 5xx and lost answer, through the emulator's SES faults ----
+
+/// Queues SES faults for emails to `to` in the emulator launcher (see its docs).
+async fn ses_faults(to: &str, faults: Value) {
+    let faults: Vec<Value> = faults
+        .as_array()
+        .expect("an array of faults")
+        .iter()
+        .map(|f| {
+            let mut f = f.clone();
+            f["to"] = json!(to);
+            f
+        })
+        .collect();
+    let url = format!("{}/_ingestlayer/ses-faults", crate::harness::endpoint());
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 204, "the emulator took the faults");
+}
+
+/// A verified sender, a recipient of its own, and a pipeline emailing each event alone.
+async fn email_pipeline(s: &Stack, id: &str) -> String {
+    let tag = ulid::Ulid::new().to_string().to_lowercase();
+    let from = format!("alerts-{tag}@acme.example");
+    let to = format!("ops-{tag}@acme.example");
+    aws_sdk_sesv2::Client::new(&s.sdk)
+        .create_email_identity()
+        .email_identity(&from)
+        .send()
+        .await
+        .unwrap();
+    s.put_pipeline(&json!({
+        "id": id, "events": ["feature.used"],
+        "destinations": [{"type": "email", "from": from, "to": [to], "digest_threshold": 0}]
+    }))
+    .await;
+    to
+}
+
+/// Pumps until `n` emails reached `to`; fails the test after `limit`.
+async fn until_emailed(s: &Stack, f: &Functions, to: &str, n: usize, limit: Duration) {
+    let start = Instant::now();
+    loop {
+        pump_all(s, f).await;
+        if sent_emails(to).await.len() >= n && s.depth(&s.res.destinations_queue_url).await == 0 {
+            return;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "{n} emails to {to} not sent within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// SES's throttle (429 TooManyRequestsException, "Maximum sending rate exceeded") is waited
+/// out, and a storm of 500 InternalFailure and 503 ServiceUnavailable is ridden out
+/// (<https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html#API_SendEmail_Errors>,
+/// <https://docs.aws.amazon.com/ses/latest/APIReference-V2/CommonErrors.html>): every event
+/// arrives in exactly one email, nothing is parked, and the journey shows the waits.
+#[tokio::test]
+async fn email_waits_out_a_throttle_and_rides_out_a_5xx_storm_each_event_once() {
+    let s = registered().await;
+    let to = email_pipeline(&s, "to-email-storm").await;
+    let f = binaries(&s, Urls::default());
+    ses_faults(
+        &to,
+        json!([{"status": 429}, {"status": 500}, {"status": 503}, {"status": 500}]),
+    )
+    .await;
+    let ids = post_events(&s, 3).await;
+    until_emailed(&s, &f, &to, ids.len(), Duration::from_secs(90)).await;
+
+    let bodies: Vec<String> = sent_emails(&to)
+        .await
+        .iter()
+        .map(|m| m["body"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    each_once("email", &ids, &bodies);
+    assert_eq!(
+        s.depth(&s.res.destinations_dlq_url).await,
+        0,
+        "nothing parked"
+    );
+    let journey = run(&s, &["explain", &ids[0], "--json"]).stdout;
+    for outcome in ["rate_limited", "retry"] {
+        assert!(
+            journey.contains(&format!("\"{outcome}\"")),
+            "the first event's journey shows it {outcome}: {journey}"
+        );
+    }
+}
+
+/// SES took the email and the answer was a 500 (the answer lost): SES gives no way to ask
+/// whether it sent, so the README promises it is sent again once and the journey says so.
+#[tokio::test]
+async fn an_email_ses_took_before_a_500_is_sent_again_once_and_the_journey_says_so() {
+    let s = registered().await;
+    let to = email_pipeline(&s, "to-email-lost").await;
+    let f = binaries(&s, Urls::default());
+    ses_faults(&to, json!([{"status": 500, "after_send": true}])).await;
+    let ids = post_events(&s, 1).await;
+    until_emailed(&s, &f, &to, 2, Duration::from_secs(60)).await;
+
+    let sent = sent_emails(&to).await;
+    assert_eq!(sent.len(), 2, "the email and one repeat: {sent:#?}");
+    assert!(sent.iter().all(|m| m["body"]
+        .as_str()
+        .unwrap_or_default()
+        .contains(ids[0].as_str())));
+    let journey = run(&s, &["explain", &ids[0], "--json"]).stdout;
+    assert_eq!(
+        journey
+            .matches("sent again after an unconfirmed attempt")
+            .count(),
+        1,
+        "{journey}"
+    );
+    assert_eq!(
+        s.depth(&s.res.destinations_dlq_url).await,
+        0,
+        "nothing parked"
     );
 }
