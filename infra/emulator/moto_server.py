@@ -34,9 +34,21 @@ TooManyRequestsException ("Maximum sending rate exceeded"), `{"status": 500}` In
 and `{"status": 503}` ServiceUnavailable, as SES's API reference lists them (SendEmail, Errors;
 Common Errors); with `"after_send": true` the email is kept first (SES took it, the answer was
 lost: the ambiguous case); with `"to": "address"` only an email to that address takes it (tests
-share one emulator). `DELETE` drops what is queued. Everything else is moto's.
+share one emulator). `DELETE` drops what is queued.
+
+moto's DynamoDB TransactWriteItems copies every table it touches whole (copy.deepcopy) before
+each transaction, to put them back if it is cancelled: 1.4 s for one transaction on a table of
+1,000 items, 4.1 s at 3,000, where DynamoDB answers in milliseconds whatever the table's size.
+Here a transaction keeps a copy of only the items it names, and a cancelled or refused one puts
+those back: the same outcome (all or nothing) at the cost of its own items.
+
+moto's ReceiveMessage checks each message it returns against the queue's retention period by
+computing every attribute of the queue, three of which count the queue's messages one by one:
+10 messages from a queue of 1,000 took a second. Here the check reads the retention period
+itself. Everything else is moto's.
 """
 
+import copy
 import itertools
 import json
 import re
@@ -44,7 +56,11 @@ import sys
 import threading
 import time
 
+import moto.dynamodb.models as dynamodb_models
 from moto.core.exceptions import JsonRESTError
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 from moto.sesv2.models import SESV2Backend
@@ -104,6 +120,75 @@ def _send_message(self, *args, **kwargs):
 
 
 SQSBackend.send_message = _send_message
+
+
+def _is_retained(self, queue_name, message):
+    retention = int(self.get_queue(queue_name).message_retention_period)
+    return retention + message.sent_timestamp / 1000 > time.time()
+
+
+SQSBackend.is_message_valid_based_on_retention_period = _is_retained
+
+class _CopyExceptTables:
+    """`copy` as moto's DynamoDB backend sees it, except that a table is not copied: a
+    transaction puts back the items it saved instead (below)."""
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    copy = staticmethod(copy.copy)
+
+
+dynamodb_models.copy = _CopyExceptTables
+
+
+def _named_items(backend, transact_items):
+    """(table, hash, range, a copy of the item or None) for each item a transaction names."""
+    saved = []
+    for entry in transact_items:
+        try:
+            op = next(iter(entry.values()))
+            table = backend.get_table(op["TableName"])
+            key = op["Key"] if "Key" in op else op["Item"]
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = (
+                DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            )
+            item = table.get_item(hash_value, range_value)
+        except Exception:  # noqa: BLE001 - moto refuses the transaction for it itself
+            continue
+        saved.append((table, hash_value, range_value, copy.deepcopy(item)))
+    return saved
+
+
+def _put_back(table, hash_value, range_value, item):
+    if range_value is None:
+        if item is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = item
+    elif item is None:
+        if hash_value in table.items:
+            table.items[hash_value].pop(range_value, None)
+    else:
+        table.items[hash_value][range_value] = item
+
+
+_transact_write_items = DynamoDBBackend.transact_write_items
+
+
+def _transact_write_items_putting_back(self, transact_items):
+    saved = _named_items(self, transact_items)
+    try:
+        return _transact_write_items(self, transact_items)
+    except Exception:
+        for table, hash_value, range_value, item in reversed(saved):
+            _put_back(table, hash_value, range_value, item)
+        raise
+
+
+DynamoDBBackend.transact_write_items = _transact_write_items_putting_back
 
 SES_FAULTS_PATH = "/_ingestlayer/ses-faults"
 SES_ERRORS = {

@@ -73,8 +73,8 @@ impl FakeState {
     }
 }
 
-impl LedgerStore for FakeState {
-    fn begin<'a>(&'a self, key: &'a DeliveryKey, now_ms: i64) -> BoxFuture<'a, Result<Entry>> {
+impl FakeState {
+    fn begin_one<'a>(&'a self, key: &'a DeliveryKey, now_ms: i64) -> BoxFuture<'a, Result<Entry>> {
         async move {
             self.check()?;
             {
@@ -104,7 +104,7 @@ impl LedgerStore for FakeState {
         .boxed()
     }
 
-    fn delivered<'a>(
+    fn delivered_one<'a>(
         &'a self,
         key: &'a DeliveryKey,
         ts: &'a str,
@@ -118,7 +118,7 @@ impl LedgerStore for FakeState {
         .boxed()
     }
 
-    fn not_posted<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>> {
+    fn not_posted_one<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>> {
         async move {
             self.check()?;
             let mut ledger = lock(&self.ledger);
@@ -126,6 +126,50 @@ impl LedgerStore for FakeState {
                 ledger.insert(key.clone(), Status::NotPosted);
             }
             Ok(())
+        }
+        .boxed()
+    }
+}
+
+impl LedgerStore for FakeState {
+    fn begin_all<'a>(
+        &'a self,
+        keys: &'a [DeliveryKey],
+        now_ms: i64,
+    ) -> BoxFuture<'a, Vec<Result<Entry>>> {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.begin_one(key, now_ms).await);
+            }
+            out
+        }
+        .boxed()
+    }
+
+    fn delivered_all<'a>(
+        &'a self,
+        keys: &'a [DeliveryKey],
+        ts: &'a str,
+        channel_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Vec<Result<()>>> {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.delivered_one(key, ts, channel_id).await);
+            }
+            out
+        }
+        .boxed()
+    }
+
+    fn not_posted_all<'a>(&'a self, keys: &'a [DeliveryKey]) -> BoxFuture<'a, Vec<Result<()>>> {
+        async move {
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                out.push(self.not_posted_one(key).await);
+            }
+            out
         }
         .boxed()
     }

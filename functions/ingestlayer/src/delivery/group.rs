@@ -9,17 +9,15 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::delivery::channel_store::{Pause, PauseScope};
 use crate::delivery::decide::{self, Admit, AfterHistory, AfterPost, Fate, Posted, Rest, Slot};
+use crate::delivery::ledger::Entry;
 use crate::delivery::message::{Delivery, Item};
 use crate::delivery::park::park;
 use crate::delivery::platform::{Platform, Verdict};
 use crate::delivery::slack_platform::SlackPlatform;
 use crate::delivery::{membership, mention, ops_notice, pacing, post, threads, DeliveryDeps};
 use crate::error::Error;
-use crate::ids::{GroupId, TeamId};
+use crate::ids::{DeliveryKey, GroupId, TeamId};
 use crate::journey::{Outcome, Record, Stage};
-
-/// Ledger writes one digest makes at a time.
-const LEDGER_WRITES_AT_ONCE: usize = 8;
 
 /// The workspace pauses learnt during one batch, so each workspace is read once.
 pub type TeamPauses = HashMap<TeamId, Option<Pause>>;
@@ -101,9 +99,10 @@ pub(super) async fn process<'r>(
         return out;
     }
 
-    // Parse, check age and the ledger, in order.
-    let mut pending: Vec<Item<'r>> = Vec::new();
-    for (i, r) in records.iter().enumerate() {
+    // Parse and check age, in order; then claim the rest in the ledger at once (one
+    // request for a whole digest).
+    let mut candidates: Vec<(&'r SqsMessage, Delivery, DeliveryKey)> = Vec::new();
+    for r in records {
         let delivery = match parse(r) {
             Ok(d) => d,
             Err(e) => {
@@ -111,7 +110,6 @@ pub(super) async fn process<'r>(
                 continue;
             }
         };
-        let key = delivery.key();
         let now_ms = deps.clock.now_ms();
         if let Some(reason) = decide::too_old(sent_ms(r), now_ms, deps.max_age) {
             out.journey
@@ -119,7 +117,15 @@ pub(super) async fn process<'r>(
             out.push(r, park(r, Some(&delivery), &reason, deps).await);
             continue;
         }
-        let entry = deps.ledger.begin(&key, now_ms).await;
+        let key = delivery.key();
+        candidates.push((r, delivery, key));
+    }
+    let keys: Vec<DeliveryKey> = candidates.iter().map(|(_, _, k)| k.clone()).collect();
+    let entries = deps.ledger.begin_all(&keys, deps.clock.now_ms()).await;
+    let mut claimed = candidates.into_iter().zip(entries);
+    let mut pending: Vec<Item<'r>> = Vec::new();
+    while let Some(((r, delivery, key), entry)) = claimed.next() {
+        let now_ms = deps.clock.now_ms();
         if let Err(e) = &entry {
             tracing::warn!(error = %e, outcome = "retry", "delivery ledger unavailable");
         }
@@ -140,7 +146,8 @@ pub(super) async fn process<'r>(
             }
             Admit::Rest(rest) => {
                 let why = Why::retry("the delivery ledger could not be read");
-                finish(rest, why, &pending, &records[i..], deps, &mut out).await;
+                let unread = left_over(r, claimed, &mut pending);
+                finish(rest, why, &pending, &unread, deps, &mut out).await;
                 return out;
             }
             Admit::CheckHistory { since_ms } => {
@@ -150,7 +157,13 @@ pub(super) async fn process<'r>(
                     key,
                     owner: None,
                 };
-                let found = slack.find(&item, since_ms).await.unwrap_or(Ok(None));
+                let found = slack
+                    .find(&item, since_ms)
+                    .await
+                    .unwrap_or(Err(Verdict::Retry {
+                        reason: "Slack's history could not be searched".into(),
+                        maybe_sent: false,
+                    }));
                 if let Err(Verdict::Retry { reason, .. }) = &found {
                     tracing::warn!(event_id = %item.delivery.event_id, error = %reason, outcome = "retry", "cannot tell whether an earlier attempt posted; waiting rather than risking a duplicate");
                 }
@@ -177,7 +190,8 @@ pub(super) async fn process<'r>(
                         let why = Why::retry(
                             "cannot tell yet whether an earlier attempt posted; checking again rather than risking a duplicate",
                         );
-                        finish(rest, why, &pending, &records[i..], deps, &mut out).await;
+                        let unread = left_over(r, claimed, &mut pending);
+                        finish(rest, why, &pending, &unread, deps, &mut out).await;
                         return out;
                     }
                 }
@@ -356,16 +370,12 @@ pub(super) async fn process<'r>(
                     rec.digest_of = (unit.len() > 1).then_some(unit.len());
                     out.journey.push(rec);
                 }
-                // A digest's events are recorded side by side (a few at a time), not one
-                // round trip after another.
-                let mut recorded = Vec::with_capacity(unit.len());
-                for chunk in unit.chunks(LEDGER_WRITES_AT_ONCE) {
-                    let mut writes = Vec::with_capacity(chunk.len());
-                    for item in chunk {
-                        writes.push(deps.ledger.delivered(&item.key, &ts, channel_id.as_deref()));
-                    }
-                    recorded.extend(futures_util::future::join_all(writes).await);
-                }
+                // A digest's events are recorded at once (one request in DynamoDB).
+                let keys: Vec<DeliveryKey> = unit.iter().map(|i| i.key.clone()).collect();
+                let recorded = deps
+                    .ledger
+                    .delivered_all(&keys, &ts, channel_id.as_deref())
+                    .await;
                 for (item, result) in unit.iter().zip(recorded) {
                     if let Err(e) = result {
                         tracing::warn!(event_id = %item.delivery.event_id, error = %e, "posted, but the ledger could not record it");
@@ -593,10 +603,44 @@ async fn finish<'r>(
     }
 }
 
+/// What is left of a group when its loop stops at `first` (which stays as the ledger has it):
+/// the messages claimed afresh after it join `claimed` (they are released as never tried);
+/// `first` and the rest come back as they are, so one the ledger has as uncertain keeps
+/// its history check.
+fn left_over<'r>(
+    first: &'r SqsMessage,
+    rest: impl Iterator<
+        Item = (
+            (&'r SqsMessage, Delivery, DeliveryKey),
+            Result<Entry, Error>,
+        ),
+    >,
+    claimed: &mut Vec<Item<'r>>,
+) -> Vec<&'r SqsMessage> {
+    let mut unread = vec![first];
+    for ((record, delivery, key), entry) in rest {
+        match entry {
+            Ok(Entry::Clear) => claimed.push(Item {
+                record,
+                delivery,
+                key,
+                owner: None,
+            }),
+            _ => unread.push(record),
+        }
+    }
+    unread
+}
+
 /// Marks items that were claimed but not tried as certainly not posted.
 async fn release(deps: &DeliveryDeps, items: &[Item<'_>]) {
-    for item in items {
-        if let Err(e) = deps.ledger.not_posted(&item.key).await {
+    if items.is_empty() {
+        return;
+    }
+    let keys: Vec<DeliveryKey> = items.iter().map(|i| i.key.clone()).collect();
+    let released = deps.ledger.not_posted_all(&keys).await;
+    for (item, r) in items.iter().zip(released) {
+        if let Err(e) = r {
             tracing::warn!(event_id = %item.delivery.event_id, error = %e, "could not release the ledger entry; the next attempt checks history first");
         }
     }

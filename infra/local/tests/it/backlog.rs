@@ -130,31 +130,31 @@ struct StopsAfterPost {
 }
 
 impl LedgerStore for StopsAfterPost {
-    fn begin<'a>(
+    fn begin_all<'a>(
         &'a self,
-        key: &'a DeliveryKey,
+        keys: &'a [DeliveryKey],
         now_ms: i64,
-    ) -> BoxFuture<'a, ingestlayer::error::Result<Entry>> {
-        self.inner.begin(key, now_ms)
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<Entry>>> {
+        self.inner.begin_all(keys, now_ms)
     }
 
-    fn delivered<'a>(
+    fn delivered_all<'a>(
         &'a self,
-        key: &'a DeliveryKey,
+        keys: &'a [DeliveryKey],
         ts: &'a str,
         channel_id: Option<&'a str>,
-    ) -> BoxFuture<'a, ingestlayer::error::Result<()>> {
-        if self.recorded.fetch_add(1, Ordering::SeqCst) >= self.after {
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
+        if self.recorded.fetch_add(keys.len(), Ordering::SeqCst) >= self.after {
             return futures_util::future::pending().boxed();
         }
-        self.inner.delivered(key, ts, channel_id)
+        self.inner.delivered_all(keys, ts, channel_id)
     }
 
-    fn not_posted<'a>(
+    fn not_posted_all<'a>(
         &'a self,
-        key: &'a DeliveryKey,
-    ) -> BoxFuture<'a, ingestlayer::error::Result<()>> {
-        self.inner.not_posted(key)
+        keys: &'a [DeliveryKey],
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
+        self.inner.not_posted_all(keys)
     }
 }
 

@@ -1,8 +1,9 @@
 //! The emulator as the tests and `make dev` run it (infra/emulator/moto_server.py) keeps a
 //! FIFO group's order as SQS does when its messages are handed back, as delivery hands back
 //! what waits: the group comes back first message first, whole; and its sequence numbers
-//! increase, as slack-delivery's backlog orders by them; and a long poll returns a group's
-//! next message as soon as its batch is deleted.
+//! increase, as slack-delivery's backlog orders by them; a long poll returns a group's
+//! next message as soon as its batch is deleted; and a cancelled DynamoDB transaction
+//! leaves every item it named as it was (the launcher puts back only those items).
 
 use std::time::Duration;
 
@@ -208,4 +209,99 @@ async fn ses_faults_fail_the_next_email_to_their_address_only() {
         "the 500 came after the email was kept"
     );
     assert!(send(to.clone()).await.is_ok(), "the faults are used up");
+}
+
+#[tokio::test]
+async fn a_cancelled_transaction_leaves_every_item_it_named_as_it_was() {
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+    let s = Stack::new().await;
+    let table = s.res.deliveries_table.clone();
+    let pk = |v: &str| AttributeValue::S(v.into());
+    for (key, status) in [("a", "posting"), ("b", "delivered")] {
+        s.dynamo
+            .put_item()
+            .table_name(&table)
+            .item("pk", pk(key))
+            .item("status", pk(status))
+            .send()
+            .await
+            .unwrap();
+    }
+    let set = |key: &str, condition: Option<&str>| {
+        let u = Update::builder()
+            .table_name(&table)
+            .key("pk", pk(key))
+            .update_expression("SET #s = :v")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":v", pk("changed"));
+        let u = match condition {
+            Some(c) => u
+                .condition_expression(c)
+                .expression_attribute_values(":p", pk("posting")),
+            None => u,
+        };
+        TransactWriteItem::builder()
+            .update(u.build().unwrap())
+            .build()
+    };
+    let put_new = TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(&table)
+                .item("pk", pk("c"))
+                .item("status", pk("new"))
+                .build()
+                .unwrap(),
+        )
+        .build();
+    // a is changed, c is created, b's condition fails: nothing of it stays.
+    let e = s
+        .dynamo
+        .transact_write_items()
+        .transact_items(set("a", None))
+        .transact_items(put_new.clone())
+        .transact_items(set("b", Some("#s = :p")))
+        .send()
+        .await
+        .unwrap_err();
+    let reasons: Vec<Option<String>> = match e.as_service_error() {
+        Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => c
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().map(str::to_owned))
+            .collect(),
+        other => panic!("not a cancellation: {other:?}"),
+    };
+    assert_eq!(
+        reasons,
+        [
+            Some("None".into()),
+            Some("None".into()),
+            Some("ConditionalCheckFailed".into())
+        ]
+    );
+    let status = |items: &[serde_json::Value], key: &str| {
+        items
+            .iter()
+            .find(|i| i["pk"] == key)
+            .map(|i| i["status"].as_str().unwrap().to_owned())
+    };
+    let items = s.ledger().await;
+    assert_eq!(status(&items, "a").as_deref(), Some("posting"));
+    assert_eq!(status(&items, "b").as_deref(), Some("delivered"));
+    assert_eq!(status(&items, "c"), None, "{items:?}");
+    assert_eq!(items.len(), 2);
+
+    // Without the failing update, all of it is written.
+    s.dynamo
+        .transact_write_items()
+        .transact_items(set("a", Some("#s = :p")))
+        .transact_items(put_new)
+        .send()
+        .await
+        .unwrap();
+    let items = s.ledger().await;
+    assert_eq!(status(&items, "a").as_deref(), Some("changed"));
+    assert_eq!(status(&items, "c").as_deref(), Some("new"));
 }

@@ -25,6 +25,7 @@ mod emulator;
 mod events_files;
 mod explain;
 mod ingest;
+mod ledger;
 mod local_tools;
 mod messages;
 mod outbound;
