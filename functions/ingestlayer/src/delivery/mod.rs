@@ -206,6 +206,8 @@ pub const DRAIN_LEASE_SECS: i32 = 40;
 /// Handles one batch from the Slack FIFO queue: each group (workspace + channel) in
 /// order, groups one after another, a backlog's drain first.
 pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
+    // The drain budget is the invocation's: two channels' drains in one batch share it.
+    let started_ms = deps.clock.now_ms();
     let mut groups: Vec<(GroupId, Vec<&SqsMessage>)> = Vec::new();
     for record in &event.records {
         let group = GroupId::from_queue(
@@ -247,9 +249,17 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             records.first().and_then(|r| buffer::drained_by(r)),
         ) {
             (Some(buf), Some(channel)) => {
-                drain(&channel, records, &leases, buf, deps, &mut team_pauses)
-                    .instrument(span)
-                    .await
+                drain(
+                    &channel,
+                    records,
+                    &leases,
+                    buf,
+                    deps,
+                    started_ms,
+                    &mut team_pauses,
+                )
+                .instrument(span)
+                .await
             }
             (None, Some(_)) => {
                 // A ticket with no backlog configured (BUFFER_TABLE removed): nothing to drain.
@@ -260,7 +270,7 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             }
             (buf, None) => {
                 let route = match buf {
-                    Some(buf) => route(group, buf, deps).await,
+                    Some(buf) => route(group, records, buf, deps).await,
                     None => decide::Route::Post,
                 };
                 match route {
@@ -309,8 +319,14 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
 }
 
 /// Where a channel's batch goes when busy channels have backlogs: behind a backlog that
-/// holds anything, into it when the slot is not due, else posted at once.
-async fn route(group: &GroupId, buf: &buffer::Buffer, deps: &DeliveryDeps) -> decide::Route {
+/// holds anything, into it when the slot is not due or a digesting channel's batch is full,
+/// else posted at once.
+async fn route(
+    group: &GroupId,
+    records: &[&SqsMessage],
+    buf: &buffer::Buffer,
+    deps: &DeliveryDeps,
+) -> decide::Route {
     let empty = buf.is_empty(group).await;
     if let Err(e) = &empty {
         tracing::warn!(error = %e, "could not read the channel's backlog");
@@ -319,7 +335,11 @@ async fn route(group: &GroupId, buf: &buffer::Buffer, deps: &DeliveryDeps) -> de
         return route;
     }
     let next = deps.channels.next_slot(group).await;
-    decide::route_by_slot(&next, deps.clock.now_ms())
+    let digests = records
+        .first()
+        .and_then(|r| parse_delivery(r))
+        .is_some_and(|d| d.digest_threshold >= 2);
+    decide::route_by_slot(&next, deps.clock.now_ms(), records.len(), digests)
 }
 
 /// Moves a batch into its channel's backlog and queues a drain ticket; the batch leaves the
@@ -372,16 +392,17 @@ async fn spill<'r>(
 /// Posts a channel's backlog, oldest first, a few posts per round through the group loop,
 /// until it is empty, a message asks to wait, or the budget is spent; removes what the loop
 /// settled. The tickets (one batch of the channel's ticket group) are done when the backlog
-/// is; else the first comes back when the loop says and the others are dropped.
+/// is; else the first comes back when the loop says and the others are dropped. The budget
+/// counts from `started_ms`, when the invocation began.
 async fn drain<'r>(
     group: &GroupId,
     tickets: &[&'r SqsMessage],
     leases: &[(String, i32)],
     buf: &buffer::Buffer,
     deps: &DeliveryDeps,
+    started_ms: i64,
     team_pauses: &mut TeamPauses,
 ) -> (Vec<(&'r SqsMessage, Fate)>, Vec<crate::journey::Record>) {
-    let started_ms = deps.clock.now_ms();
     let mut journey = Vec::new();
     let ticket_wait = loop {
         // The backlog's messages are not hidden by SQS as queued ones are: only the ticket

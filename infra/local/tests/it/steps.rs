@@ -82,6 +82,18 @@ async fn throttle_and_threshold_decide_exactly_across_concurrent_invocations() {
     for a in &answers {
         assert!(a.batch_item_failures.is_empty(), "{a:?}");
     }
+    // Each channel paces its 20 posts at Slack's rate (a backlog drain hands its ticket back
+    // between rounds), so pump until both have had their 20, then once more for anything
+    // that should not be there.
+    let both = |s: &Stack| {
+        ["#security", "#security-once"]
+            .iter()
+            .all(|c| s.standin.messages_in(c).len() >= 20)
+    };
+    assert!(
+        s.pump_until(Duration::from_secs(90), both).await,
+        "both channels got their posts"
+    );
     s.pump().await;
     let user_of = |id: &str| {
         let i: usize = id.rsplit('-').next().unwrap().parse().unwrap();
