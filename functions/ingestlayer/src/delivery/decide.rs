@@ -94,6 +94,11 @@ pub enum Admit {
     CheckHistory {
         since_ms: i64,
     },
+    /// Another invocation is posting it now: wait this long (its claim's lease) rather than
+    /// post beside it.
+    Held {
+        wait: Duration,
+    },
     Rest(Rest),
 }
 
@@ -102,6 +107,9 @@ pub fn admit(entry: Result<Entry, Error>) -> Admit {
         Ok(Entry::Clear) => Admit::Post,
         Ok(Entry::Delivered { ts }) => Admit::AlreadyPosted { ts },
         Ok(Entry::Uncertain { since_ms }) => Admit::CheckHistory { since_ms },
+        Ok(Entry::Busy { wait }) => Admit::Held {
+            wait: wait.max(Duration::from_secs(1)),
+        },
         Err(_) => Admit::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY)),
     }
 }
@@ -211,6 +219,18 @@ pub fn route_by_slot(
         Ok(_) if digests && messages >= FULL_BATCH => Route::Spill,
         Ok(_) | Err(_) => Route::Post,
     }
+}
+
+/// How much later than its slot a post may reach Slack before the next slot moves.
+pub const LATE_POST: Duration = Duration::from_millis(50);
+
+/// A post sent at `sent_ms` on a slot taken at `slot_ms` (the next slot is `interval` after
+/// that): when it went out more than [`LATE_POST`] after its slot (a slow write of the slot,
+/// a loaded instance), the next slot must be an interval after the post itself, or the two
+/// posts reach Slack closer than its rate allows. `Some(until)`: hold the channel until then.
+pub fn late_post(slot_ms: i64, sent_ms: i64, interval: Duration) -> Option<i64> {
+    (sent_ms - slot_ms > LATE_POST.as_millis() as i64)
+        .then(|| sent_ms + interval.as_millis() as i64)
 }
 
 /// Posts one drain round may make: a digest each, or one message each when the channel
@@ -802,6 +822,23 @@ mod tests {
             admit(Err(down())),
             Admit::Rest(Rest::Defer(STATE_UNAVAILABLE_RETRY))
         );
+        // Another invocation holds it: wait out its lease (at least a second), never post.
+        assert_eq!(
+            admit(Ok(Entry::Busy {
+                wait: Duration::from_secs(12)
+            })),
+            Admit::Held {
+                wait: Duration::from_secs(12)
+            }
+        );
+        assert_eq!(
+            admit(Ok(Entry::Busy {
+                wait: Duration::from_millis(3)
+            })),
+            Admit::Held {
+                wait: Duration::from_secs(1)
+            }
+        );
     }
 
     #[test]
@@ -910,6 +947,19 @@ mod tests {
         );
         // A channel that posts each message alone posts a full batch when its slot is due.
         assert_eq!(route_by_slot(&Ok(None), t0, FULL_BATCH, false), Route::Post);
+    }
+
+    #[test]
+    fn a_post_that_went_out_late_moves_the_next_slot_after_it() {
+        let t0 = 1_700_000_000_000;
+        let interval = Duration::from_millis(1_100);
+        assert_eq!(late_post(t0, t0 + 20, interval), None, "on time");
+        assert_eq!(late_post(t0, t0 + 50, interval), None);
+        assert_eq!(
+            late_post(t0, t0 + 300, interval),
+            Some(t0 + 300 + 1_100),
+            "300 ms late: the next post comes an interval after this one"
+        );
     }
 
     #[test]

@@ -146,8 +146,17 @@ pub(super) async fn process<'r>(
             }
             Admit::Rest(rest) => {
                 let why = Why::retry("the delivery ledger could not be read");
-                let unread = left_over(r, claimed, &mut pending);
+                let unread = left_over(r, claimed, &mut pending, deps).await;
                 finish(rest, why, &pending, &unread, deps, &mut out).await;
+                return out;
+            }
+            Admit::Held { wait } => {
+                tracing::info!(event_id = %delivery.event_id, wait_ms = wait.as_millis() as u64, outcome = "retry", "another invocation is posting it now; waiting for it");
+                let why = Why::retry(
+                    "another invocation is posting it now; waiting for it rather than risking a duplicate",
+                );
+                let unread = left_over(r, claimed, &mut pending, deps).await;
+                finish(Rest::Defer(wait), why, &pending, &unread, deps, &mut out).await;
                 return out;
             }
             Admit::CheckHistory { since_ms } => {
@@ -190,7 +199,9 @@ pub(super) async fn process<'r>(
                         let why = Why::retry(
                             "cannot tell yet whether an earlier attempt posted; checking again rather than risking a duplicate",
                         );
-                        let unread = left_over(r, claimed, &mut pending);
+                        // It stays uncertain, and this invocation no longer holds it.
+                        unsure(deps, std::slice::from_ref(&item.key)).await;
+                        let unread = left_over(r, claimed, &mut pending, deps).await;
                         finish(rest, why, &pending, &unread, deps, &mut out).await;
                         return out;
                     }
@@ -248,7 +259,7 @@ pub(super) async fn process<'r>(
             }
         };
         let asked_ms = deps.clock.now_ms();
-        let slot = pacing::wait_for_slot(
+        let (slot, slot_ms) = pacing::wait_for_slot_at(
             deps.channels.as_ref(),
             deps.clock.as_ref(),
             group,
@@ -307,6 +318,11 @@ pub(super) async fn process<'r>(
             .in_thread(reply_to)
             .send(&messages, false, sent_ms / 1000)
             .await;
+        if let Some(until_ms) = decide::late_post(slot_ms, sent_ms, interval) {
+            if let Err(e) = deps.channels.hold_until(group, until_ms).await {
+                tracing::warn!(error = %e, "could not move the channel's next slot after a late post");
+            }
+        }
         let verdict = slack.classify(&sent);
         let channel_id = post::channel_id(&sent.answer);
         let slack_said = sent.answer.summary();
@@ -409,7 +425,10 @@ pub(super) async fn process<'r>(
             } => {
                 tracing::warn!(event_ids = ?event_ids, channel = %first.channel, reason = %reason, maybe_posted, retry_in_s = delay.as_secs(), outcome = "retry", "transient Slack failure; will retry");
                 let rest: Vec<Item<'r>> = units.drain(..).flatten().collect();
-                if !maybe_posted {
+                if maybe_posted {
+                    let keys: Vec<DeliveryKey> = unit.iter().map(|i| i.key.clone()).collect();
+                    unsure(deps, &keys).await;
+                } else {
                     release(deps, &unit).await;
                 }
                 let now_ms = deps.clock.now_ms();
@@ -605,9 +624,9 @@ async fn finish<'r>(
 
 /// What is left of a group when its loop stops at `first` (which stays as the ledger has it):
 /// the messages claimed afresh after it join `claimed` (they are released as never tried);
-/// `first` and the rest come back as they are, so one the ledger has as uncertain keeps
-/// its history check.
-fn left_over<'r>(
+/// those it took over from an uncertain attempt are marked unsure again, so the next attempt
+/// checks the history at once; `first` and the rest come back as they are.
+async fn left_over<'r>(
     first: &'r SqsMessage,
     rest: impl Iterator<
         Item = (
@@ -616,8 +635,10 @@ fn left_over<'r>(
         ),
     >,
     claimed: &mut Vec<Item<'r>>,
+    deps: &DeliveryDeps,
 ) -> Vec<&'r SqsMessage> {
     let mut unread = vec![first];
+    let mut taken_over = Vec::new();
     for ((record, delivery, key), entry) in rest {
         match entry {
             Ok(Entry::Clear) => claimed.push(Item {
@@ -626,10 +647,29 @@ fn left_over<'r>(
                 key,
                 owner: None,
             }),
+            Ok(Entry::Uncertain { .. }) => {
+                taken_over.push(key);
+                unread.push(record);
+            }
             _ => unread.push(record),
         }
     }
+    unsure(deps, &taken_over).await;
     unread
+}
+
+/// Marks keys this invocation holds without knowing whether they were posted (an attempt
+/// that may have posted, a history that could not tell) as unsure: the next attempt checks
+/// the history at once instead of waiting out this invocation's claim.
+async fn unsure(deps: &DeliveryDeps, keys: &[DeliveryKey]) {
+    if keys.is_empty() {
+        return;
+    }
+    for (key, r) in keys.iter().zip(deps.ledger.unsure_all(keys).await) {
+        if let Err(e) = r {
+            tracing::warn!(key = %key, error = %e, "could not mark the attempt unsure; the next one waits for this claim to go stale");
+        }
+    }
 }
 
 /// Marks items that were claimed but not tried as certainly not posted.

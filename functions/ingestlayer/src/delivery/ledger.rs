@@ -1,10 +1,16 @@
 //! The delivery ledger: at most one Slack post per (event, pipeline, destination).
 //!
-//! One item per delivery key in the deliveries table (`pk`): `status` is `posting` while a
-//! post may be in flight or its outcome is unknown (a timeout, a 5xx, `fatal_error`, a crash
-//! between post and acknowledge), `not_posted` when the last attempt certainly did not post,
+//! One item per delivery key in the deliveries table (`pk`): `status` is `posting` while an
+//! invocation holds the key (claimed at `claimed_ms`; a post may be in flight), `unsure` when
+//! an attempt ended without knowing whether it posted (a timeout, a 5xx, `fatal_error`, a
+//! history that could not be read), `not_posted` when the last attempt certainly did not post,
 //! `delivered` (with the message `ts`) once Slack took it. Writes are conditional, so two
-//! instances can never both start a post for the same key. Items expire (TTL) after 30 days.
+//! instances can never both start a post for the same key. A `posting` claim younger than
+//! [`CLAIM_LEASE`] may belong to an invocation still running: another waits for it rather
+//! than checking the history and posting beside it; an older one is a crashed invocation's,
+//! and is taken over (history first). Items expire (TTL) after 30 days.
+
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Update};
@@ -18,6 +24,11 @@ use crate::ids::DeliveryKey;
 
 const TTL_SECONDS: i64 = 30 * 86_400;
 
+/// How long a `posting` claim may belong to an invocation that is still running: longer
+/// than the delivery functions' timeout (30 s in template.yaml), so a claim this old was left
+/// by one that stopped.
+pub const CLAIM_LEASE: Duration = Duration::from_secs(40);
+
 /// Where a delivery stands before an attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
@@ -28,6 +39,9 @@ pub enum Entry {
     Uncertain { since_ms: i64 },
     /// Slack already took it.
     Delivered { ts: String },
+    /// Another invocation claimed it `wait` ago or less and may be posting it now: neither
+    /// post nor check the history until it is done or its claim is stale.
+    Busy { wait: Duration },
 }
 
 /// The ledger delivery claims and records in. [`Ledger`] keeps it in DynamoDB; unit tests
@@ -53,6 +67,10 @@ pub trait LedgerStore: Send + Sync {
     /// The attempts certainly did not post (refused, rate-limited, never reached Slack, or
     /// claimed and never tried). A key that is not `posting` is left as it is.
     fn not_posted_all<'a>(&'a self, keys: &'a [DeliveryKey]) -> BoxFuture<'a, Vec<Result<()>>>;
+    /// The attempts ended without knowing whether they posted (or an invocation stops holding
+    /// keys it took over without finding out): the next attempt checks the history at once.
+    /// A key that is not `posting` is left as it is.
+    fn unsure_all<'a>(&'a self, keys: &'a [DeliveryKey]) -> BoxFuture<'a, Vec<Result<()>>>;
 
     /// [`LedgerStore::begin_all`] for one key.
     fn begin<'a>(&'a self, key: &'a DeliveryKey, now_ms: i64) -> BoxFuture<'a, Result<Entry>> {
@@ -76,6 +94,10 @@ pub trait LedgerStore: Send + Sync {
     fn not_posted<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>> {
         async move { one(self.not_posted_all(std::slice::from_ref(key)).await) }.boxed()
     }
+    /// [`LedgerStore::unsure_all`] for one key.
+    fn unsure<'a>(&'a self, key: &'a DeliveryKey) -> BoxFuture<'a, Result<()>> {
+        async move { one(self.unsure_all(std::slice::from_ref(key)).await) }.boxed()
+    }
 }
 
 /// The one answer of a one-key call.
@@ -89,8 +111,10 @@ fn one<T>(answers: Vec<Result<T>>) -> Result<T> {
     })
 }
 
-/// A deliveries table item: `pk` is the delivery key; `status` is `posting`, `not_posted`
-/// or `delivered`; `since_ms` when the last claim began, `attempts` how many there were,
+/// A deliveries table item: `pk` is the delivery key; `status` is `posting`, `unsure`,
+/// `not_posted` or `delivered`; `since_ms` when the attempt that may have posted began (the
+/// history is searched from there), `claimed_ms` when the current claim was taken (items
+/// written before it have `since_ms` only), `attempts` how many there were,
 /// `expires_at` the TTL (epoch seconds); once delivered, the message's `ts` and the
 /// `channel_id` Slack reported. Written only by update expressions, attribute by attribute;
 /// read whole.
@@ -102,6 +126,8 @@ struct LedgerItem {
     status: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     since_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claimed_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     attempts: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,7 +192,7 @@ impl Ledger {
             .map(|key| {
                 self.update(key, |u| {
                     u.update_expression(
-                        "SET #s = :posting, since_ms = :now, expires_at = :exp ADD attempts :one",
+                        "SET #s = :posting, since_ms = :now, claimed_ms = :now, expires_at = :exp ADD attempts :one",
                     )
                     .condition_expression("attribute_not_exists(pk) OR #s = :not_posted")
                     .expression_attribute_names("#s", "status")
@@ -193,41 +219,62 @@ impl Ledger {
         let mut entries = Vec::with_capacity(keys.len());
         for (key, a) in keys.iter().zip(applied) {
             entries.push(match a {
-                Ok(Applied::Done) => Ok(Entry::Clear),
-                Ok(Applied::ConditionFailed(Some(item))) => previous(Some(item)),
+                Ok(Applied::Done) => Ok(Taken::Clear),
+                Ok(Applied::ConditionFailed(Some(item))) => previous(Some(item), now_ms),
                 // Not returned with the failure: read it.
-                Ok(Applied::ConditionFailed(None)) => self.read(key).await,
+                Ok(Applied::ConditionFailed(None)) => self.read(key, now_ms).await,
                 Err(e) => Err(e),
             });
         }
-        // An uncertain key stays `posting`; this attempt is counted on it too.
-        let uncertain: Vec<usize> = (0..keys.len())
-            .filter(|i| matches!(entries[*i], Ok(Entry::Uncertain { .. })))
-            .collect();
-        if !uncertain.is_empty() {
-            let counts = uncertain
-                .iter()
-                .map(|i| {
-                    self.update(&keys[*i], |u| {
-                        u.update_expression("ADD attempts :one")
-                            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                    })
-                })
-                .collect();
-            let counted = self
-                .transact(counts, "counting the attempt in the ledger")
-                .await;
-            for (i, c) in uncertain.into_iter().zip(counted) {
-                if let Err(e) = c {
-                    entries[i] = Err(e);
+        // An unsure key, or one a stopped invocation left `posting`, is taken over: this
+        // invocation holds it now (one at a time: the update is conditional on what was read),
+        // and checks the history from when the uncertain attempt began.
+        let mut over = Vec::new();
+        let mut updates = Vec::new();
+        for (i, entry) in entries.iter().enumerate() {
+            let Ok(Taken::Over { claimed_ms, .. }) = entry else {
+                continue;
+            };
+            over.push(i);
+            updates.push(self.update(&keys[i], |u| {
+                let u = u
+                    .update_expression("SET #s = :posting, claimed_ms = :now ADD attempts :one")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":posting", AttributeValue::S("posting".into()))
+                    .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()));
+                match claimed_ms {
+                    // Unsure: nobody holds it.
+                    None => u
+                        .condition_expression("#s = :unsure")
+                        .expression_attribute_values(":unsure", AttributeValue::S("unsure".into())),
+                    // Stale: still the claim that was read.
+                    Some(ms) => u
+                        .condition_expression(
+                            "#s = :posting AND (claimed_ms = :was OR (attribute_not_exists(claimed_ms) AND since_ms = :was))",
+                        )
+                        .expression_attribute_values(":was", AttributeValue::N(ms.to_string())),
                 }
+            }));
+        }
+        let taken = self
+            .transact(updates, "taking over deliveries in the ledger")
+            .await;
+        for (i, t) in over.into_iter().zip(taken) {
+            match t {
+                Ok(Applied::Done) => {}
+                // Another invocation took it first: it holds it now.
+                Ok(Applied::ConditionFailed(_)) => {
+                    entries[i] = Ok(Taken::Held { wait: CLAIM_LEASE })
+                }
+                Err(e) => entries[i] = Err(e),
             }
         }
-        entries
+        entries.into_iter().map(|t| t.map(Taken::entry)).collect()
     }
 
     /// What the previous attempts left on `key`, read consistently.
-    async fn read(&self, key: &DeliveryKey) -> Result<Entry> {
+    async fn read(&self, key: &DeliveryKey, now_ms: i64) -> Result<Taken> {
         let item = self
             .client
             .get_item()
@@ -238,7 +285,7 @@ impl Ledger {
             .await
             .map_err(|e| Error::aws("reading the delivery ledger", e))?
             .item;
-        previous(item)
+        previous(item, now_ms)
     }
 
     async fn record_delivered(
@@ -294,18 +341,86 @@ impl Ledger {
     }
 }
 
-/// What an item of the ledger says of the previous attempts, when a claim found it taken:
-/// delivered, or uncertain since its claim began.
-fn previous(item: Option<dynamo::Item>) -> Result<Entry> {
+/// What a claim found, before any takeover.
+#[derive(Debug, Clone, PartialEq)]
+enum Taken {
+    Clear,
+    Delivered {
+        ts: String,
+    },
+    /// Unsure (`claimed_ms: None`) or left `posting` by a stopped invocation (the claim it
+    /// read): to be taken over, then checked against the history from `since_ms`.
+    Over {
+        since_ms: i64,
+        claimed_ms: Option<i64>,
+    },
+    /// A live claim of another invocation.
+    Held {
+        wait: Duration,
+    },
+}
+
+impl Taken {
+    fn entry(self) -> Entry {
+        match self {
+            Taken::Clear => Entry::Clear,
+            Taken::Delivered { ts } => Entry::Delivered { ts },
+            Taken::Over { since_ms, .. } => Entry::Uncertain { since_ms },
+            Taken::Held { wait } => Entry::Busy { wait },
+        }
+    }
+}
+
+/// What an item of the ledger says of the previous attempts at `now_ms`, when a claim found
+/// it taken: delivered; unsure; held by a live claim; or left by a stopped invocation.
+fn previous(item: Option<dynamo::Item>, now_ms: i64) -> Result<Taken> {
     let item: LedgerItem = dynamo::from_item_or_default(item, "a delivery ledger item")?;
+    let since_ms = item.since_ms.unwrap_or(0);
     Ok(match item.status.as_deref() {
-        Some("delivered") => Entry::Delivered {
+        Some("delivered") => Taken::Delivered {
             ts: item.ts.unwrap_or_default(),
         },
-        _ => Entry::Uncertain {
-            since_ms: item.since_ms.unwrap_or(0),
+        Some("posting") => {
+            let claimed_ms = item.claimed_ms.unwrap_or(since_ms);
+            let age = Duration::from_millis(u64::try_from(now_ms - claimed_ms).unwrap_or(0));
+            match CLAIM_LEASE.checked_sub(age) {
+                Some(left) if !left.is_zero() => Taken::Held { wait: left },
+                _ => Taken::Over {
+                    since_ms,
+                    claimed_ms: Some(claimed_ms),
+                },
+            }
+        }
+        _ => Taken::Over {
+            since_ms,
+            claimed_ms: None,
         },
     })
+}
+
+impl Ledger {
+    async fn mark_unsure(&self, keys: &[DeliveryKey]) -> Vec<Result<()>> {
+        let updates = keys
+            .iter()
+            .map(|key| {
+                self.update(key, |u| {
+                    u.update_expression("SET #s = :u")
+                        .condition_expression("#s = :posting")
+                        .expression_attribute_names("#s", "status")
+                        .expression_attribute_values(":u", AttributeValue::S("unsure".into()))
+                        .expression_attribute_values(
+                            ":posting",
+                            AttributeValue::S("posting".into()),
+                        )
+                })
+            })
+            .collect();
+        self.transact(updates, "marking deliveries unsure in the ledger")
+            .await
+            .into_iter()
+            .map(|a| a.map(|_| ()))
+            .collect()
+    }
 }
 
 impl LedgerStore for Ledger {
@@ -328,6 +443,10 @@ impl LedgerStore for Ledger {
 
     fn not_posted_all<'a>(&'a self, keys: &'a [DeliveryKey]) -> BoxFuture<'a, Vec<Result<()>>> {
         self.release(keys).boxed()
+    }
+
+    fn unsure_all<'a>(&'a self, keys: &'a [DeliveryKey]) -> BoxFuture<'a, Vec<Result<()>>> {
+        self.mark_unsure(keys).boxed()
     }
 }
 

@@ -19,11 +19,26 @@ pub async fn wait_for_slot(
     interval: Duration,
     max_inline_wait: Duration,
 ) -> Slot {
+    wait_for_slot_at(channels, clock, group, interval, max_inline_wait)
+        .await
+        .0
+}
+
+/// [`wait_for_slot`], with the time the slot was taken at (the next one is `interval` after
+/// it; see [`decide::late_post`]).
+pub async fn wait_for_slot_at(
+    channels: &dyn ChannelStore,
+    clock: &dyn Clock,
+    group: &GroupId,
+    interval: Duration,
+    max_inline_wait: Duration,
+) -> (Slot, i64) {
     loop {
-        let gate = channels.acquire(group, interval, clock.now_ms()).await;
+        let now_ms = clock.now_ms();
+        let gate = channels.acquire(group, interval, now_ms).await;
         match decide::slot(gate, group, max_inline_wait) {
             Slot::Sleep(d) => tokio::time::sleep(d).await,
-            other => return other,
+            other => return (other, now_ms),
         }
     }
 }

@@ -48,7 +48,7 @@ use crate::delivery::retry::{
     STATE_UNAVAILABLE_RETRY,
 };
 use crate::error::Result;
-use crate::ids::GroupId;
+use crate::ids::{DeliveryKey, GroupId};
 use crate::journey::{Outcome, Record, Stage};
 use crate::outbound::message::Outbound;
 use crate::outbound::Verdict;
@@ -289,6 +289,8 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                                 "could not check whether an earlier attempt was delivered: {}",
                                 verdict.summary()
                             );
+                            // It stays uncertain, and no longer held by this invocation.
+                            unsure(deps, std::slice::from_ref(&item)).await;
                             let rest: Vec<&'r SqsMessage> = std::iter::once(item.record)
                                 .chain(records[i + taken..].iter().copied())
                                 .collect();
@@ -313,6 +315,26 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                             todo.push(item);
                         }
                     }
+                }
+                Ok(Entry::Busy { wait }) => {
+                    // Another invocation is sending it now: wait for it, never send beside it.
+                    release(deps, &todo).await;
+                    let claimed: Vec<&'r SqsMessage> = todo.iter().map(|t| t.record).collect();
+                    let all: Vec<&'r SqsMessage> = claimed
+                        .into_iter()
+                        .chain(std::iter::once(item.record))
+                        .chain(records[i + taken..].iter().copied())
+                        .collect();
+                    rest_of(
+                        Rest::Defer(wait.max(Duration::from_secs(1))),
+                        Outcome::Retry,
+                        "another invocation is sending it now; waiting for it rather than risking a duplicate",
+                        &all,
+                        deps,
+                        &mut out,
+                    )
+                    .await;
+                    return out;
                 }
                 Err(e) => {
                     release(deps, &todo).await;
@@ -406,7 +428,9 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                 return out;
             }
             Verdict::Retry { reason, maybe_sent } => {
-                if !maybe_sent {
+                if maybe_sent {
+                    unsure(deps, &todo).await;
+                } else {
                     release(deps, &todo).await;
                 }
                 let attempt = receive_count(todo[0].record);
@@ -580,6 +604,17 @@ async fn record_delivered(deps: &DispatchDeps, m: &Outbound, receipt: &str) -> R
         tracing::warn!(event_id = %m.event_id, error = %e, "delivered, but the ledger could not record it");
     }
     r
+}
+
+/// Marks claimed messages whose attempt may have delivered them: the next attempt asks the
+/// platform at once.
+async fn unsure(deps: &DispatchDeps, items: &[Item<'_>]) {
+    let keys: Vec<DeliveryKey> = items.iter().map(|i| i.message.key()).collect();
+    for (item, r) in items.iter().zip(deps.ledger.unsure_all(&keys).await) {
+        if let Err(e) = r {
+            tracing::warn!(event_id = %item.message.event_id, error = %e, "could not mark the attempt unsure; the next one waits for the claim to go stale");
+        }
+    }
 }
 
 /// Marks claimed messages that were certainly not delivered.

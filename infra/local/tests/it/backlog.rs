@@ -156,6 +156,13 @@ impl LedgerStore for StopsAfterPost {
     ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
         self.inner.not_posted_all(keys)
     }
+
+    fn unsure_all<'a>(
+        &'a self,
+        keys: &'a [DeliveryKey],
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
+        self.inner.unsure_all(keys)
+    }
 }
 
 #[tokio::test]

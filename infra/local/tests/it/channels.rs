@@ -299,8 +299,8 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
         ));
     }
 
-    // Retries come and go (1 s apart here), each claiming the key again (the ledger counts
-    // them) and checking the history; none posts again.
+    // Retries come and go (1 s apart here), each taking the unsure key over (the ledger
+    // counts them), checking the history and letting go of it unsure; none posts again.
     let attempts = |ledger: &[serde_json::Value]| {
         ledger
             .first()
@@ -318,7 +318,10 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
         attempts(&ledger) >= 3,
         "two retries checked the history: {ledger:?}"
     );
-    assert_eq!(ledger[0]["status"], "posting", "still uncertain");
+    assert_eq!(
+        ledger[0]["status"], "unsure",
+        "still uncertain, and no invocation holds it"
+    );
     assert_eq!(
         posts_of(&s, "#alerts", "deep-1"),
         1,

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
-use ingestlayer::delivery::ledger::{Entry, Ledger, LedgerStore};
+use std::time::Duration;
+
+use ingestlayer::delivery::ledger::{Entry, Ledger, LedgerStore, CLAIM_LEASE};
 use ingestlayer::ids::DeliveryKey;
 use serde_json::Value;
 
@@ -94,7 +96,8 @@ async fn a_digests_keys_are_claimed_recorded_and_released_in_one_request_each() 
         );
     }
 
-    // A mix: delivered (0), posting since 2_000 (45), released (46), fresh (47).
+    // A mix: delivered (0), left posting at 2_000 by an invocation that stopped (45),
+    // released (46), fresh (47); claimed once the stopped claim's lease is over.
     assert!(matches!(
         ledger.begin(&keys(45, 46)[0], 2_000).await,
         Ok(Entry::Clear)
@@ -107,7 +110,8 @@ async fn a_digests_keys_are_claimed_recorded_and_released_in_one_request_each() 
     assert!(released.iter().all(Result::is_ok), "{released:?}");
     requests.take();
     let mixed: Vec<DeliveryKey> = [keys(0, 1), keys(45, 48)].concat();
-    let entries = ledger.begin_all(&mixed, 3_000).await;
+    let at = 2_000 + CLAIM_LEASE.as_millis() as i64 + 1;
+    let entries = ledger.begin_all(&mixed, at).await;
     let entries: Vec<Entry> = entries.into_iter().map(Result::unwrap).collect();
     assert_eq!(
         entries,
@@ -118,8 +122,8 @@ async fn a_digests_keys_are_claimed_recorded_and_released_in_one_request_each() 
             Entry::Clear,
         ]
     );
-    // The claim that met two taken keys, the claim of the two others, the uncertain key's
-    // attempt counted.
+    // The claim that met two taken keys, the claim of the two others, the stale key taken
+    // over.
     assert_eq!(requests.take(), 3);
     let stored = s.ledger().await;
     let status = |k: &DeliveryKey| {
@@ -142,10 +146,10 @@ async fn a_digests_keys_are_claimed_recorded_and_released_in_one_request_each() 
     );
     assert_eq!(
         status(&mixed[2]),
-        ("posting".into(), 2, 3_000),
+        ("posting".into(), 2, at),
         "claimed again"
     );
-    assert_eq!(status(&mixed[3]), ("posting".into(), 1, 3_000));
+    assert_eq!(status(&mixed[3]), ("posting".into(), 1, at));
 
     // Releasing a delivered key leaves it delivered; the posting ones are released, in one
     // request after the one that met the delivered key.
@@ -161,7 +165,7 @@ async fn a_digests_keys_are_claimed_recorded_and_released_in_one_request_each() 
 
     // More than a transaction holds (100): one request per hundred.
     let many = keys(100, 260);
-    let entries = ledger.begin_all(&many, 4_000).await;
+    let entries = ledger.begin_all(&many, at).await;
     assert_eq!(requests.take(), 2);
     assert!(entries.iter().all(|e| matches!(e, Ok(Entry::Clear))));
     assert_eq!(s.ledger().await.len(), 48 + 160);
@@ -184,4 +188,76 @@ async fn a_ledger_that_cannot_be_reached_claims_nothing_and_says_so_for_each_key
         );
     }
     assert!(s.ledger().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_live_claim_is_waited_for_a_stale_or_unsure_one_is_taken_over_by_one_invocation() {
+    let s = Stack::new().await;
+    let ledger = Ledger {
+        client: s.dynamo.clone(),
+        table: s.res.deliveries_table.clone(),
+    };
+    let key = &keys(0, 1)[0];
+    let lease = CLAIM_LEASE.as_millis() as i64;
+    let stored = |items: Vec<Value>| {
+        let i = item(&items, key).clone();
+        (
+            i["status"].as_str().unwrap().to_owned(),
+            i["attempts"].as_i64().unwrap(),
+            i["since_ms"].as_i64().unwrap(),
+            i["claimed_ms"].as_i64().unwrap(),
+        )
+    };
+
+    assert_eq!(ledger.begin(key, 1_000).await.unwrap(), Entry::Clear);
+    // Another invocation a second later: the claim may be posting now. It waits out the
+    // rest of the lease and neither posts nor checks the history; nothing is written.
+    assert_eq!(
+        ledger.begin(key, 2_000).await.unwrap(),
+        Entry::Busy {
+            wait: CLAIM_LEASE - Duration::from_secs(1)
+        }
+    );
+    assert_eq!(
+        stored(s.ledger().await),
+        ("posting".into(), 1, 1_000, 1_000)
+    );
+
+    // The lease is over: the invocation stopped. One taker checks the history from when the
+    // stopped attempt began, and holds the key; a second one at the same moment waits.
+    let later = 1_000 + lease;
+    assert_eq!(
+        ledger.begin(key, later).await.unwrap(),
+        Entry::Uncertain { since_ms: 1_000 }
+    );
+    assert_eq!(
+        stored(s.ledger().await),
+        ("posting".into(), 2, 1_000, later)
+    );
+    assert!(matches!(
+        ledger.begin(key, later).await.unwrap(),
+        Entry::Busy { .. }
+    ));
+
+    // The history could not tell: the taker lets go, unsure. The next attempt checks the
+    // history at once, from the same start.
+    assert!(ledger.unsure(key).await.is_ok());
+    assert_eq!(stored(s.ledger().await).0, "unsure");
+    assert_eq!(
+        ledger.begin(key, later + 1).await.unwrap(),
+        Entry::Uncertain { since_ms: 1_000 }
+    );
+    assert_eq!(
+        stored(s.ledger().await),
+        ("posting".into(), 3, 1_000, later + 1)
+    );
+
+    // Delivered: neither unsure nor released changes it.
+    ledger.delivered(key, "9.9", None).await.unwrap();
+    ledger.unsure(key).await.unwrap();
+    ledger.not_posted(key).await.unwrap();
+    assert_eq!(
+        ledger.begin(key, later + 2).await.unwrap(),
+        Entry::Delivered { ts: "9.9".into() }
+    );
 }
