@@ -45,7 +45,10 @@ those back: the same outcome (all or nothing) at the cost of its own items.
 moto's ReceiveMessage checks each message it returns against the queue's retention period by
 computing every attribute of the queue, three of which count the queue's messages one by one:
 10 messages from a queue of 1,000 took a second. Here the check reads the retention period
-itself. Everything else is moto's.
+itself. SendMessage computes them too (for one attribute), and each message's "visible" and
+"delayed" build two datetimes: here they compare against the clock directly (the same epoch
+milliseconds), which took the emulator's time per request under a burst down by more than half.
+Everything else is moto's.
 """
 
 import copy
@@ -64,7 +67,7 @@ from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 from moto.sesv2.models import SESV2Backend
-from moto.sqs.models import Queue, SQSBackend
+from moto.sqs.models import Message, Queue, SQSBackend
 
 
 def _groups_in_flight(self):
@@ -120,6 +123,18 @@ def _send_message(self, *args, **kwargs):
 
 
 SQSBackend.send_message = _send_message
+
+
+def _visible(self):
+    return time.time() * 1000 > self.visible_at
+
+
+def _delayed(self):
+    return time.time() * 1000 < self.delayed_until
+
+
+Message.visible = property(_visible)
+Message.delayed = property(_delayed)
 
 
 def _is_retained(self, queue_name, message):
