@@ -194,3 +194,58 @@ async fn messages_of_one_channel_arrive_in_order() {
     let posted = crate::harness::posted_client_ids(&s.alerts());
     assert_eq!(posted, ids, "every event once, in the order queued");
 }
+
+#[tokio::test]
+async fn a_message_another_invocation_is_posting_waits_for_it_and_is_never_posted_beside_it() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use ingestlayer::delivery::ledger::{Entry, Ledger, LedgerStore, CLAIM_LEASE};
+    use ingestlayer::delivery::message::Delivery;
+    use ingestlayer_local::runner::to_event;
+
+    let s = Stack::new().await;
+    s.post("/v1/events", &feature_used("u_42", "api")).await;
+    while pump_pipeline(&s.events, &s.pipeline).await.unwrap() > 0 {}
+    let received = s.slack.receive().await.unwrap();
+    assert_eq!(received.len(), 1);
+    let key = serde_json::from_str::<Delivery>(received[0].body().unwrap())
+        .unwrap()
+        .key();
+    let ledger = Ledger {
+        client: s.dynamo.clone(),
+        table: s.res.deliveries_table.clone(),
+    };
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+
+    // Another invocation claimed it a moment ago and may be posting it right now (the
+    // message reached a second invocation after its visibility ended, say).
+    assert_eq!(ledger.begin(&key, now_ms()).await.unwrap(), Entry::Clear);
+    let answer = ingestlayer::delivery::handle(to_event(&received), &s.delivery).await;
+    assert_eq!(answer.batch_item_failures.len(), 1, "it waits: {answer:?}");
+    assert!(s.alerts().is_empty(), "not posted beside the live claim");
+
+    // That invocation stopped without a word: once its claim is as old as the lease, the
+    // next one takes it over, finds nothing in the channel's history, and posts it once.
+    s.dynamo
+        .update_item()
+        .table_name(&s.res.deliveries_table)
+        .key("pk", AttributeValue::S(key.as_str().to_owned()))
+        .update_expression("SET claimed_ms = :old, since_ms = :old")
+        .expression_attribute_values(
+            ":old",
+            AttributeValue::N((now_ms() - CLAIM_LEASE.as_millis() as i64).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let answer = ingestlayer::delivery::handle(to_event(&received), &s.delivery).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(s.alerts().len(), 1);
+    let items = s.ledger().await;
+    assert_eq!(items[0]["status"], "delivered", "{items:?}");
+    assert_eq!(items[0]["attempts"], 2, "{items:?}");
+}
