@@ -316,15 +316,17 @@ impl Ledger {
             .collect()
     }
 
-    async fn release(&self, keys: &[DeliveryKey]) -> Vec<Result<()>> {
-        let releases = keys
+    /// Moves the `posting` ones of `keys` to `to` (`not_posted`: released; `unsure`); a key
+    /// that is not `posting` (delivered meanwhile) is left as it is.
+    async fn leave_posting(&self, keys: &[DeliveryKey], to: &str, what: &str) -> Vec<Result<()>> {
+        let updates = keys
             .iter()
             .map(|key| {
                 self.update(key, |u| {
-                    u.update_expression("SET #s = :n")
+                    u.update_expression("SET #s = :to")
                         .condition_expression("#s = :posting")
                         .expression_attribute_names("#s", "status")
-                        .expression_attribute_values(":n", AttributeValue::S("not_posted".into()))
+                        .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
                         .expression_attribute_values(
                             ":posting",
                             AttributeValue::S("posting".into()),
@@ -332,8 +334,7 @@ impl Ledger {
                 })
             })
             .collect();
-        // A key that is not `posting` (delivered meanwhile) is left as it is.
-        self.transact(releases, "releasing deliveries in the ledger")
+        self.transact(updates, what)
             .await
             .into_iter()
             .map(|a| a.map(|_| ()))
@@ -398,31 +399,6 @@ fn previous(item: Option<dynamo::Item>, now_ms: i64) -> Result<Taken> {
     })
 }
 
-impl Ledger {
-    async fn mark_unsure(&self, keys: &[DeliveryKey]) -> Vec<Result<()>> {
-        let updates = keys
-            .iter()
-            .map(|key| {
-                self.update(key, |u| {
-                    u.update_expression("SET #s = :u")
-                        .condition_expression("#s = :posting")
-                        .expression_attribute_names("#s", "status")
-                        .expression_attribute_values(":u", AttributeValue::S("unsure".into()))
-                        .expression_attribute_values(
-                            ":posting",
-                            AttributeValue::S("posting".into()),
-                        )
-                })
-            })
-            .collect();
-        self.transact(updates, "marking deliveries unsure in the ledger")
-            .await
-            .into_iter()
-            .map(|a| a.map(|_| ()))
-            .collect()
-    }
-}
-
 impl LedgerStore for Ledger {
     fn begin_all<'a>(
         &'a self,
@@ -442,11 +418,13 @@ impl LedgerStore for Ledger {
     }
 
     fn not_posted_all<'a>(&'a self, keys: &'a [DeliveryKey]) -> BoxFuture<'a, Vec<Result<()>>> {
-        self.release(keys).boxed()
+        self.leave_posting(keys, "not_posted", "releasing deliveries in the ledger")
+            .boxed()
     }
 
     fn unsure_all<'a>(&'a self, keys: &'a [DeliveryKey]) -> BoxFuture<'a, Vec<Result<()>>> {
-        self.mark_unsure(keys).boxed()
+        self.leave_posting(keys, "unsure", "marking deliveries unsure in the ledger")
+            .boxed()
     }
 }
 

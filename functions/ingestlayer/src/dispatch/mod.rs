@@ -316,37 +316,32 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                         }
                     }
                 }
-                Ok(Entry::Busy { wait }) => {
-                    // Another invocation is sending it now: wait for it, never send beside it.
+                stop => {
+                    // Another invocation is sending it now (wait for it, never send beside
+                    // it), or the ledger could not be read.
+                    let (wait, reason) = match stop {
+                        Ok(Entry::Busy { wait }) => (
+                            wait.max(Duration::from_secs(1)),
+                            "another invocation is sending it now; waiting for it rather than risking a duplicate".to_owned(),
+                        ),
+                        Err(e) => (
+                            STATE_UNAVAILABLE_RETRY,
+                            format!("the delivery ledger could not be read: {e}"),
+                        ),
+                        Ok(_) => (
+                            STATE_UNAVAILABLE_RETRY,
+                            "the delivery ledger answered out of turn".to_owned(),
+                        ),
+                    };
                     release(deps, &todo).await;
-                    let claimed: Vec<&'r SqsMessage> = todo.iter().map(|t| t.record).collect();
-                    let all: Vec<&'r SqsMessage> = claimed
-                        .into_iter()
+                    let all: Vec<&'r SqsMessage> = todo
+                        .iter()
+                        .map(|t| t.record)
                         .chain(std::iter::once(item.record))
                         .chain(records[i + taken..].iter().copied())
                         .collect();
                     rest_of(
-                        Rest::Defer(wait.max(Duration::from_secs(1))),
-                        Outcome::Retry,
-                        "another invocation is sending it now; waiting for it rather than risking a duplicate",
-                        &all,
-                        deps,
-                        &mut out,
-                    )
-                    .await;
-                    return out;
-                }
-                Err(e) => {
-                    release(deps, &todo).await;
-                    let claimed: Vec<&'r SqsMessage> = todo.iter().map(|t| t.record).collect();
-                    let all: Vec<&'r SqsMessage> = claimed
-                        .into_iter()
-                        .chain(std::iter::once(item.record))
-                        .chain(records[i + taken..].iter().copied())
-                        .collect();
-                    let reason = format!("the delivery ledger could not be read: {e}");
-                    rest_of(
-                        Rest::Defer(STATE_UNAVAILABLE_RETRY),
+                        Rest::Defer(wait),
                         Outcome::Retry,
                         &reason,
                         &all,
