@@ -52,6 +52,8 @@ pub struct Report {
     pub posting: Duration,
     /// Most posts to one channel within any 1-second window.
     pub most_in_a_second: usize,
+    /// The time between consecutive posts to one channel, shortest first.
+    pub gaps: Vec<Duration>,
     /// 429s the stand-in answered.
     pub rate_limited: usize,
     /// AWS requests from the first event sent until the last was readable, by operation.
@@ -59,6 +61,15 @@ pub struct Report {
 }
 
 impl Report {
+    /// The gap between consecutive posts to a channel at quantile `q` (0.5: the median).
+    pub fn gap_at(&self, q: f64) -> Duration {
+        let last = self.gaps.len().saturating_sub(1);
+        self.gaps
+            .get(((last as f64) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    }
+
     pub fn total_requests(&self) -> usize {
         self.requests.iter().map(|(_, n)| n).sum()
     }
@@ -335,12 +346,14 @@ fn measure(posts: &[PostedMessage], events: usize) -> Report {
         }
     }
     let mut most = 0;
+    let mut gaps = Vec::new();
     let mut by_channel: std::collections::HashMap<&str, Vec<Instant>> = Default::default();
     for p in posts {
         by_channel.entry(p.channel.as_str()).or_default().push(p.at);
     }
     for times in by_channel.values_mut() {
         times.sort();
+        gaps.extend(times.windows(2).map(|w| w[1].duration_since(w[0])));
         for (i, t) in times.iter().enumerate() {
             let within = times[i..]
                 .iter()
@@ -362,6 +375,10 @@ fn measure(posts: &[PostedMessage], events: usize) -> Report {
             _ => Duration::ZERO,
         },
         most_in_a_second: most,
+        gaps: {
+            gaps.sort();
+            gaps
+        },
         ..Report::default()
     }
 }

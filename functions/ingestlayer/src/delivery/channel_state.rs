@@ -17,7 +17,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
@@ -210,32 +211,87 @@ impl Channels {
         dynamo::from_item_or_default(item, "a channels table item")
     }
 
-    async fn take_slot(&self, group: &GroupId, interval: Duration, now_ms: i64) -> Result<Gate> {
-        let next = now_ms + interval.as_millis() as i64;
-        let taken = self
+    /// Takes the slot at `at` (`None`: the channel has none set), so the next begins
+    /// `interval` later; `Ok(None)` when the channel's slot is no longer `seen` (another
+    /// instance took it, a hold moved it) or the channel is paused, with the item as it is
+    /// then (DynamoDB returns it with the failed condition; no extra read).
+    async fn take_slot_at(
+        &self,
+        group: &GroupId,
+        seen: Option<i64>,
+        at: i64,
+        interval: Duration,
+    ) -> Result<std::result::Result<(), ChannelItem>> {
+        let next = at + interval.as_millis() as i64;
+        let mut update = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(channel_pk(group.as_str())))
             .update_expression("SET next_at_ms = :next")
-            .condition_expression("(attribute_not_exists(next_at_ms) OR next_at_ms <= :now) AND attribute_not_exists(paused_error)")
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
-            .expression_attribute_values(":now", AttributeValue::N(now_ms.to_string()))
-            .send()
-            .await;
-        match taken {
-            Ok(_) => return Ok(Gate::Go),
-            Err(e) if is_condition_failed(&e) => {}
-            Err(e) => return Err(Error::aws("taking the channel's posting slot", e)),
+            .return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        update = match seen {
+            // Due: any slot at or before now is as good as the one read.
+            Some(seen) if seen <= at => update
+                .condition_expression(
+                    "(attribute_not_exists(next_at_ms) OR next_at_ms <= :at) AND attribute_not_exists(paused_error)",
+                )
+                .expression_attribute_values(":at", AttributeValue::N(at.to_string())),
+            // Ahead: exactly the slot read, so two instances never both take it.
+            Some(seen) => update
+                .condition_expression("next_at_ms = :seen AND attribute_not_exists(paused_error)")
+                .expression_attribute_values(":seen", AttributeValue::N(seen.to_string())),
+            None => update.condition_expression(
+                "attribute_not_exists(next_at_ms) AND attribute_not_exists(paused_error)",
+            ),
+        };
+        match update.send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if is_condition_failed(&e) => {
+                let old = match e.into_service_error() {
+                    UpdateItemError::ConditionalCheckFailedException(c) => c.item,
+                    _ => None,
+                };
+                let item = match old {
+                    Some(item) => dynamo::from_item(item, "a channels table item")?,
+                    None => self.get(&channel_pk(group.as_str())).await?,
+                };
+                Ok(Err(item))
+            }
+            Err(e) => Err(Error::aws("taking the channel's posting slot", e)),
         }
-        let item = self.get(&channel_pk(group.as_str())).await?;
-        if let Some(p) = item.pause() {
-            return Ok(Gate::Paused(p));
+    }
+
+    /// The slot due now, or the next one when it begins within `ahead`; two conditional
+    /// writes at most (the second only when the first found the slot ahead).
+    async fn take_slot(
+        &self,
+        group: &GroupId,
+        interval: Duration,
+        now_ms: i64,
+        ahead: Duration,
+    ) -> Result<Gate> {
+        let mut seen = Some(now_ms);
+        for _ in 0..2 {
+            let at = seen.map_or(now_ms, |s| s.max(now_ms));
+            let item = match self.take_slot_at(group, seen, at, interval).await? {
+                Ok(()) => return Ok(Gate::At(at)),
+                Err(item) => item,
+            };
+            if let Some(p) = item.pause() {
+                return Ok(Gate::Paused(p));
+            }
+            let wait = item.next_at_ms.map_or(0, |next| next - now_ms);
+            if wait > ahead.as_millis() as i64 {
+                return Ok(Gate::Wait(Duration::from_millis(wait as u64)));
+            }
+            seen = item.next_at_ms;
         }
-        let next_at = item.next_at_ms.unwrap_or(now_ms);
-        Ok(Gate::Wait(Duration::from_millis(
-            (next_at - now_ms).max(1) as u64
-        )))
+        // Another instance took the slot ahead as this one tried: ask again shortly.
+        Ok(Gate::Wait(Duration::from_millis(1)))
     }
 
     async fn claim(&self, subject: &str, now_ms: i64, quiet_ms: i64) -> Result<bool> {
@@ -337,8 +393,9 @@ impl ChannelStore for Channels {
         group: &'a GroupId,
         interval: Duration,
         now_ms: i64,
+        ahead: Duration,
     ) -> BoxFuture<'a, Result<Gate>> {
-        self.take_slot(group, interval, now_ms).boxed()
+        self.take_slot(group, interval, now_ms, ahead).boxed()
     }
 
     fn next_slot<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<Option<i64>>> {

@@ -37,8 +37,9 @@ pub struct Pause {
 /// Whether a post may go now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Gate {
-    /// The slot is taken: post now.
-    Go,
+    /// The slot beginning at this time (ms since the epoch: now, or a moment ahead) is
+    /// taken: post at it, not before.
+    At(i64),
     /// The channel's next slot is this far away.
     Wait(Duration),
     Paused(Pause),
@@ -150,13 +151,16 @@ pub fn team_pk(team: &str) -> String {
 /// The channel and workspace state delivery reads and writes. [`Channels`] keeps it in
 /// DynamoDB; unit tests use an in-memory fake.
 pub trait ChannelStore: Send + Sync {
-    /// Takes the channel's next posting slot when it is due, so the following one is
-    /// `interval` later; otherwise says how far away it is, or that the channel is paused.
+    /// Takes the channel's next posting slot when it is due, or when it begins at most
+    /// `ahead` from now (so the post can go out at the slot's first moment, not a request's
+    /// latency after it); the following slot is `interval` after the one taken. Otherwise
+    /// says how far away the next slot is, or that the channel is paused.
     fn acquire<'a>(
         &'a self,
         group: &'a GroupId,
         interval: Duration,
         now_ms: i64,
+        ahead: Duration,
     ) -> BoxFuture<'a, Result<Gate>>;
     /// When the channel's next slot begins (ms), without taking it; `None`: any time.
     fn next_slot<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<Option<i64>>>;

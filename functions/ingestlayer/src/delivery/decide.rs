@@ -276,6 +276,8 @@ pub fn drain_step(
 pub enum Slot {
     /// The slot is taken: post now.
     Post,
+    /// The slot beginning at this time (ms since the epoch) is taken: post at it.
+    At(i64),
     /// The slot is this close: sleep, then ask again.
     Sleep(Duration),
     Rest(Rest),
@@ -285,7 +287,7 @@ pub enum Slot {
 /// rest (its pause is recorded already).
 pub fn slot(gate: Result<Gate, Error>, group: &GroupId, max_inline_wait: Duration) -> Slot {
     match gate {
-        Ok(Gate::Go) => Slot::Post,
+        Ok(Gate::At(at)) => Slot::At(at),
         Ok(Gate::Wait(d)) if d <= max_inline_wait => Slot::Sleep(d),
         Ok(Gate::Wait(d)) => Slot::Rest(Rest::Defer(d)),
         Ok(Gate::Paused(p)) => Slot::Rest(Rest::Park(pause_reason(
@@ -499,7 +501,7 @@ mod tests {
     #[test]
     fn a_slot_close_enough_is_slept_for_and_a_later_one_hands_the_rest_back() {
         let g = group();
-        assert_eq!(slot(Ok(Gate::Go), &g, MAX_INLINE_WAIT), Slot::Post);
+        assert_eq!(slot(Ok(Gate::At(5)), &g, MAX_INLINE_WAIT), Slot::At(5));
         assert_eq!(
             slot(
                 Ok(Gate::Wait(Duration::from_millis(900))),

@@ -33,6 +33,8 @@ pub struct FakeState {
     pub last_errors: Mutex<HashMap<GroupId, String>>,
     /// Every slot taken, as (group, when).
     pub slots: Mutex<Vec<(GroupId, i64)>>,
+    /// How long taking a slot takes to answer (on tokio's clock), as a slow write would.
+    pub slot_latency: Mutex<Duration>,
     /// When set, every call fails (a retryable error), as an unreachable table would.
     pub down: Mutex<bool>,
     /// When set to n, every claim after the first n fails, as a ledger that became
@@ -200,23 +202,28 @@ impl ChannelStore for FakeState {
         group: &'a GroupId,
         interval: Duration,
         now_ms: i64,
+        ahead: Duration,
     ) -> BoxFuture<'a, Result<Gate>> {
         async move {
             self.check()?;
+            let latency = *lock(&self.slot_latency);
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             if let Some(p) = lock(&self.pauses).get(&PauseScope::Channel(group.clone())) {
                 return Ok(Gate::Paused(p.clone()));
             }
             let mut next = lock(&self.next_at_ms);
-            match next.get(group) {
-                Some(at) if *at > now_ms => {
-                    Ok(Gate::Wait(Duration::from_millis((*at - now_ms) as u64)))
+            let at = match next.get(group) {
+                Some(at) if *at - now_ms > ahead.as_millis() as i64 => {
+                    return Ok(Gate::Wait(Duration::from_millis((*at - now_ms) as u64)));
                 }
-                _ => {
-                    next.insert(group.clone(), now_ms + interval.as_millis() as i64);
-                    lock(&self.slots).push((group.clone(), now_ms));
-                    Ok(Gate::Go)
-                }
-            }
+                Some(at) => (*at).max(now_ms),
+                None => now_ms,
+            };
+            next.insert(group.clone(), at + interval.as_millis() as i64);
+            lock(&self.slots).push((group.clone(), at));
+            Ok(Gate::At(at))
         }
         .boxed()
     }

@@ -7,11 +7,12 @@ use std::time::Duration;
 use crate::delivery::channel_store::ChannelStore;
 use crate::delivery::clock::Clock;
 use crate::delivery::decide::{self, Slot};
+use crate::delivery::retry::{SLOT_AHEAD, SLOT_LEAD};
 use crate::ids::GroupId;
 
 /// Takes the channel's next slot, sleeping for it while it is at most `max_inline_wait`
-/// away; returns [`Slot::Post`] or what becomes of the rest ([`Slot::Rest`]), never
-/// [`Slot::Sleep`].
+/// away; returns [`Slot::Post`] at the slot's first moment, or what becomes of the rest
+/// ([`Slot::Rest`]), never [`Slot::Sleep`] or [`Slot::At`].
 pub async fn wait_for_slot(
     channels: &dyn ChannelStore,
     clock: &dyn Clock,
@@ -24,8 +25,11 @@ pub async fn wait_for_slot(
         .0
 }
 
-/// [`wait_for_slot`], with the time the slot was taken at (the next one is `interval` after
-/// it; see [`decide::late_post`]).
+/// [`wait_for_slot`], with when the slot began (the next one is `interval` after it; see
+/// [`decide::late_post`]). The instance wakes [`SLOT_LEAD`] before the slot, takes it
+/// ahead (within [`SLOT_AHEAD`]) and sleeps to its start, so the post leaves on time
+/// whatever the write's latency; every sleep runs to a moment on the clock, not for a
+/// length measured before a request.
 pub async fn wait_for_slot_at(
     channels: &dyn ChannelStore,
     clock: &dyn Clock,
@@ -35,11 +39,25 @@ pub async fn wait_for_slot_at(
 ) -> (Slot, i64) {
     loop {
         let now_ms = clock.now_ms();
-        let gate = channels.acquire(group, interval, now_ms).await;
+        let gate = channels.acquire(group, interval, now_ms, SLOT_AHEAD).await;
         match decide::slot(gate, group, max_inline_wait) {
-            Slot::Sleep(d) => tokio::time::sleep(d).await,
+            Slot::Sleep(d) => {
+                let wake = now_ms + d.saturating_sub(SLOT_LEAD).as_millis() as i64;
+                sleep_until(clock, wake).await;
+            }
+            Slot::At(at) => {
+                sleep_until(clock, at).await;
+                return (Slot::Post, at);
+            }
             other => return (other, now_ms),
         }
+    }
+}
+
+/// Sleeps until `at_ms` on `clock` (not at all when that has passed).
+async fn sleep_until(clock: &dyn Clock, at_ms: i64) {
+    if let Ok(left) = u64::try_from(at_ms - clock.now_ms()) {
+        tokio::time::sleep(Duration::from_millis(left)).await;
     }
 }
 
@@ -80,6 +98,29 @@ mod tests {
             assert_eq!(pair[1] - pair[0], 1100, "{times:?}");
         }
         assert_eq!(clock.elapsed(), Duration::from_millis(9 * 1100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_channels_table_never_delays_a_post_past_its_slot() {
+        let (state, clock) = start();
+        *state.slot_latency.lock().unwrap() = Duration::from_millis(80);
+        let mut posts = Vec::new();
+        for _ in 0..6 {
+            let (slot, at) =
+                wait_for_slot_at(&state, &clock, &alerts(), paced_interval(1000), MAX_INLINE_WAIT)
+                    .await;
+            assert_eq!(slot, Slot::Post);
+            posts.push((at, clock.now_ms()));
+        }
+        // The first slot was due: its answer came 80 ms into it (a late post; see
+        // decide::late_post). Every later one was taken ahead and slept to its start.
+        assert_eq!(posts[0], (T0, T0 + 80));
+        for (i, pair) in posts.windows(2).enumerate().skip(1) {
+            let ((slot_a, post_a), (slot_b, post_b)) = (pair[0], pair[1]);
+            assert_eq!(post_a, slot_a, "post {} left at its slot", i + 1);
+            assert_eq!(post_b, slot_b, "post {} left at its slot", i + 2);
+            assert_eq!(post_b - post_a, 1100, "{posts:?}");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -574,7 +574,7 @@ async fn sender_held(
     loop {
         let next = deps.channels.next_slot(&sender).await;
         match decide::sender_hold(next, deps.clock.now_ms(), deps.max_inline_wait) {
-            Slot::Post => return None,
+            Slot::Post | Slot::At(_) => return None,
             Slot::Sleep(wait) if *inline_waits < MAX_INLINE_RATE_WAITS => {
                 *inline_waits += 1;
                 tokio::time::sleep(wait).await;

@@ -453,6 +453,13 @@ async fn burst_bench(endpoint: &str, events: usize, batches: usize, backlog: boo
         r.most_in_a_second,
         r.rate_limited
     );
+    println!(
+        "  time between posts            {:>8} ms shortest, {} ms median, {} ms at the 90th percentile, {} ms longest",
+        r.gap_at(0.0).as_millis(),
+        r.gap_at(0.5).as_millis(),
+        r.gap_at(0.9).as_millis(),
+        r.gap_at(1.0).as_millis()
+    );
     let total = r.total_requests();
     println!(
         "  AWS requests                  {total:>8}   ({:.2} per event, {:.1} per post)",

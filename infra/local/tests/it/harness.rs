@@ -37,6 +37,48 @@ pub const UNCERTAIN_TIMEOUT: Duration = Duration::from_millis(500);
 /// [`UNCERTAIN_TIMEOUT`], so the answer never arrives in time. Nothing waits for it.
 pub const HELD_ANSWER: Duration = Duration::from_secs(10);
 
+/// The operations a client sent (`UpdateItem`, `GetItem`…), in order, as its interceptor
+/// saw them leave.
+#[derive(Debug, Clone, Default)]
+pub struct Requests(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Requests {
+    /// How many were sent since the last take.
+    pub fn take(&self) -> usize {
+        self.take_operations().len()
+    }
+
+    /// The operations sent since the last take.
+    pub fn take_operations(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl aws_sdk_dynamodb::config::Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "Requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(operation);
+        Ok(())
+    }
+}
+
 pub struct Stack {
     pub res: Resources,
     pub standin: Standin,
@@ -433,6 +475,17 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         false
+    }
+
+    /// A DynamoDB client of this stack's emulator whose requests are counted.
+    pub fn counted_dynamo(&self) -> (aws_sdk_dynamodb::Client, Requests) {
+        let requests = Requests::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+                .interceptor(requests.clone())
+                .build(),
+        );
+        (client, requests)
     }
 
     /// The channel state and DLQ tooling over this stack.

@@ -1,12 +1,6 @@
 //! The delivery ledger in DynamoDB: a digest's keys claimed, recorded and released in one
 //! request each, and every key answered as a single-key claim would answer it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use std::time::Duration;
 
 use ingestlayer::delivery::ledger::{Entry, Ledger, LedgerStore, CLAIM_LEASE};
@@ -14,32 +8,6 @@ use ingestlayer::ids::DeliveryKey;
 use serde_json::Value;
 
 use crate::harness::Stack;
-
-/// Counts the requests a client sends.
-#[derive(Debug, Clone, Default)]
-struct Requests(Arc<AtomicUsize>);
-
-impl Requests {
-    fn take(&self) -> usize {
-        self.0.swap(0, Ordering::SeqCst)
-    }
-}
-
-impl Intercept for Requests {
-    fn name(&self) -> &'static str {
-        "Requests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
 
 fn keys(from: usize, to: usize) -> Vec<DeliveryKey> {
     (from..to)
@@ -57,12 +25,7 @@ fn item<'a>(ledger: &'a [Value], key: &DeliveryKey) -> &'a Value {
 #[tokio::test]
 async fn a_digests_keys_are_claimed_recorded_and_released_in_one_request_each() {
     let s = Stack::new().await;
-    let requests = Requests::default();
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&s.sdk)
-            .interceptor(requests.clone())
-            .build(),
-    );
+    let (client, requests) = s.counted_dynamo();
     let ledger = Ledger {
         client,
         table: s.res.deliveries_table.clone(),

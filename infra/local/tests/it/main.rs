@@ -32,6 +32,7 @@ mod outbound;
 mod outbound_matrix;
 mod path;
 mod promises;
+mod slots;
 mod steps;
 mod template_ops;
 mod warehouse;
