@@ -230,9 +230,7 @@ impl Channels {
             .key("pk", AttributeValue::S(channel_pk(group.as_str())))
             .update_expression("SET next_at_ms = :next")
             .expression_attribute_values(":next", AttributeValue::N(next.to_string()))
-            .return_values_on_condition_check_failure(
-                ReturnValuesOnConditionCheckFailure::AllOld,
-            );
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         update = match seen {
             // Due: any slot at or before now is as good as the one read.
             Some(seen) if seen <= at => update

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::delivery::channel_store::{Gate, Pause, PauseScope};
 use crate::delivery::ledger::Entry;
 use crate::delivery::platform::{Found, Verdict};
+use crate::delivery::retry::SLOT_LEAD;
 use crate::delivery::retry::{retry_delay, STATE_UNAVAILABLE_RETRY, TOKEN_UNAVAILABLE_RETRY};
 use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
@@ -221,8 +222,9 @@ pub fn route_by_slot(
     }
 }
 
-/// How much later than its slot a post may reach Slack before the next slot moves.
-pub const LATE_POST: Duration = Duration::from_millis(50);
+/// How much later than its slot a post may leave before the next slot moves (within the
+/// slot's margin: see `retry::PACING_MARGIN_MS`).
+pub const LATE_POST: Duration = Duration::from_millis(10);
 
 /// A post sent at `sent_ms` on a slot taken at `slot_ms` (the next slot is `interval` after
 /// that): when it went out more than [`LATE_POST`] after its slot (a slow write of the slot,
@@ -245,27 +247,55 @@ pub fn drain_take(units: &[usize]) -> usize {
 }
 
 /// After a drain round, at `now_ms`, of a drain that began at `started_ms` with `budget`:
-/// whether another round follows, or what becomes of the ticket (`None`: done, the backlog
-/// is empty; `Some(d)`: back to the queue for `d`).
+/// whether another round follows (at once, or after a linger), or what becomes of the
+/// ticket (`None`: done, the backlog is empty; `Some(d)`: back to the queue for `d`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DrainStep {
     Again,
+    /// The round emptied the backlog: look once more after this long.
+    Linger(Duration),
     Ticket(Option<Duration>),
 }
 
+/// The longest a drain that emptied its backlog with a post waits before looking again. A
+/// burst still arriving fills the backlog meanwhile, and this invocation, which holds the
+/// channel, posts it at the next slot; without the look the drain would end, and the next
+/// one start only when SQS delivered the channel's next ticket.
+pub const DRAIN_LINGER_MAX: Duration = Duration::from_millis(600);
+
+/// How long the drain waits before its next look, given the last (`linger`) and how long
+/// the round's post then waited for its slot (`waited`): the look moves later by what the
+/// post had to spare beyond [`SLOT_LEAD`], earlier by what it lacked, so that reading and
+/// claiming the backlog end just before the slot whatever the tables' latency (the most
+/// events per post, none of them late), within `0..=DRAIN_LINGER_MAX`.
+pub fn next_linger(linger: Duration, waited: Option<Duration>) -> Duration {
+    let Some(waited) = waited else {
+        return linger;
+    };
+    let spare = waited.as_millis() as i64 - SLOT_LEAD.as_millis() as i64;
+    let next = (linger.as_millis() as i64 + spare).clamp(0, DRAIN_LINGER_MAX.as_millis() as i64);
+    Duration::from_millis(next as u64)
+}
+
 /// `left`: messages still in the backlog; `later`: the wait the round's first unsettled
-/// message asked for.
+/// message asked for; `settled`: the round settled messages (posted, found posted,
+/// parked), so the channel is busy; `linger`: see [`next_linger`].
 pub fn drain_step(
     left: bool,
     later: Option<Duration>,
+    settled: bool,
+    linger: Duration,
     started_ms: i64,
     now_ms: i64,
     budget: Duration,
 ) -> DrainStep {
+    let within =
+        |d: Duration| now_ms + (d.as_millis() as i64) - started_ms < budget.as_millis() as i64;
     match later {
         Some(d) => DrainStep::Ticket(Some(d)),
+        None if !left && settled && within(linger) => DrainStep::Linger(linger),
         None if !left => DrainStep::Ticket(None),
-        None if now_ms - started_ms < budget.as_millis() as i64 => DrainStep::Again,
+        None if within(Duration::ZERO) => DrainStep::Again,
         // Out of time with messages left: the ticket comes back at once.
         None => DrainStep::Ticket(Some(Duration::from_secs(1))),
     }
@@ -454,6 +484,7 @@ mod tests {
     use crate::delivery::slack_platform::{found, verdict};
     use crate::slack::answers::{classify, Answer, SlackBody, MAX_RETRY_AFTER};
     use crate::slack::client::HistoryCheck;
+    const ZERO: Duration = Duration::ZERO;
 
     /// Slack's answer as the group loop reads it: classified, then as the shared verdict.
     fn slack(answer: &Answer) -> Verdict {
@@ -954,12 +985,13 @@ mod tests {
     #[test]
     fn a_post_that_went_out_late_moves_the_next_slot_after_it() {
         let t0 = 1_700_000_000_000;
-        let interval = Duration::from_millis(1_100);
-        assert_eq!(late_post(t0, t0 + 20, interval), None, "on time");
-        assert_eq!(late_post(t0, t0 + 50, interval), None);
+        let interval = Duration::from_millis(1_040);
+        assert_eq!(late_post(t0, t0 + 2, interval), None, "on time");
+        assert_eq!(late_post(t0, t0 + 10, interval), None);
+        assert_eq!(late_post(t0, t0 + 11, interval), Some(t0 + 11 + 1_040));
         assert_eq!(
             late_post(t0, t0 + 300, interval),
-            Some(t0 + 300 + 1_100),
+            Some(t0 + 300 + 1_040),
             "300 ms late: the next post comes an interval after this one"
         );
     }
@@ -981,22 +1013,66 @@ mod tests {
         let t0 = 1_700_000_000_000;
         let budget = Duration::from_secs(15);
         assert_eq!(
-            drain_step(true, None, t0, t0 + 1_045, budget),
+            drain_step(true, None, true, ZERO, t0, t0 + 1_045, budget),
             DrainStep::Again
         );
         assert_eq!(
-            drain_step(false, None, t0, t0 + 1_045, budget),
-            DrainStep::Ticket(None)
+            drain_step(false, None, false, ZERO, t0, t0 + 1_045, budget),
+            DrainStep::Ticket(None),
+            "nothing left and nothing settled: done"
         );
         assert_eq!(
-            drain_step(true, None, t0, t0 + 15_000, budget),
+            drain_step(true, None, true, ZERO, t0, t0 + 15_000, budget),
             DrainStep::Ticket(Some(Duration::from_secs(1)))
         );
         // A 429 or a failure: the ticket waits what the group loop asked for.
         let wait = Duration::from_secs(30);
         assert_eq!(
-            drain_step(true, Some(wait), t0, t0 + 10, budget),
+            drain_step(true, Some(wait), true, ZERO, t0, t0 + 10, budget),
             DrainStep::Ticket(Some(wait))
         );
+    }
+
+    #[test]
+    fn a_drain_that_emptied_its_backlog_with_a_post_looks_once_more_before_the_next_slot() {
+        let t0 = 1_700_000_000_000;
+        let budget = Duration::from_secs(15);
+        let linger = Duration::from_millis(400);
+        assert_eq!(
+            drain_step(false, None, true, linger, t0, t0 + 1_045, budget),
+            DrainStep::Linger(linger)
+        );
+        // The look would end past the budget: the drain ends.
+        assert_eq!(
+            drain_step(false, None, true, linger, t0, t0 + 14_700, budget),
+            DrainStep::Ticket(None)
+        );
+        // A look that found nothing ends it.
+        assert_eq!(
+            drain_step(false, None, false, linger, t0, t0 + 1_400, budget),
+            DrainStep::Ticket(None)
+        );
+    }
+
+    #[test]
+    fn the_look_moves_so_the_round_ends_just_before_the_slot() {
+        let ms = Duration::from_millis;
+        // Fast tables: the post waited 500 ms for its slot; the next look comes 400 ms
+        // later (500 less the 100 ms lead), up to the most a look waits.
+        assert_eq!(next_linger(ZERO, Some(ms(500))), ms(400));
+        assert_eq!(next_linger(ms(300), Some(ms(800))), DRAIN_LINGER_MAX);
+        // Slow tables: the post waited 20 ms, 80 ms short of the lead: 80 ms earlier.
+        assert_eq!(next_linger(ms(300), Some(ms(20))), ms(220));
+        // A post that waited nothing (late): the look comes at once.
+        assert_eq!(next_linger(ms(50), Some(ZERO)), ZERO);
+        // Nothing posted: as before.
+        assert_eq!(next_linger(ms(300), None), ms(300));
+        // Converges: a round whose reading and claiming take 600 ms of a 1,040 ms slot.
+        let mut linger = ZERO;
+        for _ in 0..10 {
+            let waited = ms(1040 - 600).saturating_sub(linger);
+            linger = next_linger(linger, Some(waited));
+        }
+        assert_eq!(linger, ms(340), "the post then waits just the lead");
     }
 }

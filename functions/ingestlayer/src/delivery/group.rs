@@ -4,6 +4,7 @@
 //! group's first failure that message and every later one come back together.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 
@@ -27,6 +28,8 @@ pub type TeamPauses = HashMap<TeamId, Option<Pause>>;
 pub(super) struct Out<'r> {
     pub(super) fates: Vec<(&'r SqsMessage, Fate)>,
     pub(super) journey: Vec<Record>,
+    /// How long the last post waited for its slot (the time the group had to spare).
+    pub(super) waited: Option<Duration>,
 }
 
 impl<'r> Out<'r> {
@@ -268,6 +271,7 @@ pub(super) async fn process<'r>(
         )
         .await;
         let waited_ms = u64::try_from(deps.clock.now_ms() - asked_ms).unwrap_or(0);
+        out.waited = Some(Duration::from_millis(waited_ms));
         if let Slot::Rest(rest) = slot {
             let why = match &rest {
                 Rest::Defer(d) if *d == crate::delivery::retry::STATE_UNAVAILABLE_RETRY => {
@@ -348,27 +352,39 @@ pub(super) async fn process<'r>(
         }
         match decided {
             AfterPost::Delivered { ts, channel_id } => {
-                if let Some((pk, existing)) = &thread {
-                    record_thread(
-                        pk,
-                        existing.as_deref(),
-                        sent.thread_gone.as_deref(),
-                        &ts,
-                        deps,
-                    )
-                    .await;
-                }
-                let permalink = match deps
-                    .slack
-                    .permalink(&token, channel_id.as_deref().unwrap_or(&channel), &ts)
-                    .await
-                {
-                    Ok(link) => Some(link).filter(|l| !l.is_empty()),
-                    Err(e) => {
-                        tracing::info!(error = %e, "no permalink for the post; the journey keeps its ts");
-                        None
+                // The ledger records the digest's events at once (one request in DynamoDB)
+                // while Slack is asked for the permalink and the thread is remembered.
+                let keys: Vec<DeliveryKey> = unit.iter().map(|i| i.key.clone()).collect();
+                let link = async {
+                    match deps
+                        .slack
+                        .permalink(&token, channel_id.as_deref().unwrap_or(&channel), &ts)
+                        .await
+                    {
+                        Ok(link) => Some(link).filter(|l| !l.is_empty()),
+                        Err(e) => {
+                            tracing::info!(error = %e, "no permalink for the post; the journey keeps its ts");
+                            None
+                        }
                     }
                 };
+                let threaded = async {
+                    if let Some((pk, existing)) = &thread {
+                        record_thread(
+                            pk,
+                            existing.as_deref(),
+                            sent.thread_gone.as_deref(),
+                            &ts,
+                            deps,
+                        )
+                        .await;
+                    }
+                };
+                let (recorded, permalink, ()) = futures_util::join!(
+                    deps.ledger.delivered_all(&keys, &ts, channel_id.as_deref()),
+                    link,
+                    threaded
+                );
                 let now_ms = deps.clock.now_ms();
                 let outcome = if unit.len() > 1 {
                     Outcome::Digested
@@ -386,12 +402,6 @@ pub(super) async fn process<'r>(
                     rec.digest_of = (unit.len() > 1).then_some(unit.len());
                     out.journey.push(rec);
                 }
-                // A digest's events are recorded at once (one request in DynamoDB).
-                let keys: Vec<DeliveryKey> = unit.iter().map(|i| i.key.clone()).collect();
-                let recorded = deps
-                    .ledger
-                    .delivered_all(&keys, &ts, channel_id.as_deref())
-                    .await;
                 for (item, result) in unit.iter().zip(recorded) {
                     if let Err(e) = result {
                         tracing::warn!(event_id = %item.delivery.event_id, error = %e, "posted, but the ledger could not record it");
@@ -400,7 +410,7 @@ pub(super) async fn process<'r>(
                 }
                 tracing::info!(event_ids = ?event_ids, pipeline = %first.pipeline_id, channel = %first.channel, ts = %ts, digest = unit.len() > 1, outcome = "delivered", "posted to Slack");
                 if let Some(id) = channel_id.filter(|id| *id != channel) {
-                    let _ = deps.channels.set_channel_id(group, &id).await;
+                    deps.remember_channel_id(group, &id).await;
                 }
             }
             AfterPost::RateLimited { until_ms, wait } => {

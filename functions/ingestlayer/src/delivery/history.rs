@@ -36,7 +36,7 @@ pub(super) async fn check(
                 .await
             {
                 Ok(Some(id)) => {
-                    let _ = deps.channels.set_channel_id(group, &id).await;
+                    deps.remember_channel_id(group, &id).await;
                     id
                 }
                 // No such channel among those the bot can see: nothing can have been

@@ -58,8 +58,8 @@ pub mod threads;
 #[cfg(test)]
 mod fake;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -115,9 +115,34 @@ pub struct DeliveryDeps {
     /// Groups whose membership this instance already settled (joined, invite-only, or
     /// not joinable), so the channels table is read once per instance and channel.
     settled: Mutex<HashSet<GroupId>>,
+    /// The channel id this instance last recorded for each group, so a post records it
+    /// only when it is new or changed (a renamed channel), not once a post.
+    channel_ids: Mutex<HashMap<GroupId, String>>,
 }
 
 impl DeliveryDeps {
+    /// Records `id` as the group's channel id unless this instance already did.
+    pub(crate) async fn remember_channel_id(&self, group: &GroupId, id: &str) {
+        let known = |ids: &HashMap<GroupId, String>| ids.get(group).is_some_and(|k| k == id);
+        if known(
+            &self
+                .channel_ids
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return;
+        }
+        match self.channels.set_channel_id(group, id).await {
+            Ok(()) => {
+                self.channel_ids
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(group.clone(), id.to_owned());
+            }
+            Err(e) => tracing::warn!(error = %e, "could not record the channel's id"),
+        }
+    }
+
     /// The one constructor, used by the Lambda's main.rs, `make dev` and the tests: the
     /// clients, and token rotation when the Slack app's secret is configured. The app secret
     /// is read when a refresh is due, so a placeholder secret is a clear state then (the
@@ -190,6 +215,7 @@ impl DeliveryDeps {
             }),
             drain_budget: DRAIN_BUDGET,
             settled: Mutex::new(HashSet::new()),
+            channel_ids: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -404,21 +430,35 @@ async fn drain<'r>(
     team_pauses: &mut TeamPauses,
 ) -> (Vec<(&'r SqsMessage, Fate)>, Vec<crate::journey::Record>) {
     let mut journey = Vec::new();
+    // The last round's settled messages: cleared from the backlog while the next round
+    // reads it (those still there are left out), so the bookkeeping of one post overlaps
+    // the preparation of the next.
+    let mut settling: Vec<String> = Vec::new();
+    let mut linger = Duration::ZERO;
     let ticket_wait = loop {
         // The backlog's messages are not hidden by SQS as queued ones are: only the ticket
         // is. Before each round the visibility of every message of the invocation (the
         // tickets, and any other channel's batch it carries) is extended, so no second
         // invocation drains the channel, or takes a batch this one settled, while this one
         // may still post (either would post twice).
-        crate::aws::sqs::hand_back(&deps.sqs, &deps.queue_url, leases).await;
         let limit = digest::DIGEST_MAX * decide::DRAIN_POSTS_PER_ROUND;
-        let items = match buf.load(group, limit).await {
-            Ok(items) => items,
+        let (_, loaded) = futures_util::join!(clear(buf, group, &settling), async {
+            crate::aws::sqs::hand_back(&deps.sqs, &deps.queue_url, leases).await;
+            buf.load(group, limit + settling.len()).await
+        });
+        let items: Vec<buffer::Buffered> = match loaded {
+            Ok(items) => items
+                .into_iter()
+                .filter(|b| !settling.contains(&b.sk))
+                .take(limit)
+                .collect(),
             Err(e) => {
                 tracing::warn!(error = %e, outcome = "retry", "could not read the channel's backlog");
+                settling.clear();
                 break Some(retry::STATE_UNAVAILABLE_RETRY);
             }
         };
+        settling.clear();
         if items.is_empty() {
             break None;
         }
@@ -440,7 +480,7 @@ async fn drain<'r>(
         let refs: Vec<&SqsMessage> = records[..take].iter().collect();
         let out = group::process(group, &refs, deps, team_pauses).await;
         journey.extend(out.journey);
-        let mut settled = Vec::new();
+        linger = decide::next_linger(linger, out.waited);
         let mut later = None;
         for (record, fate) in &out.fates {
             let Some(item) = items
@@ -450,7 +490,7 @@ async fn drain<'r>(
                 continue;
             };
             match fate {
-                Fate::Done => settled.push(item.sk.clone()),
+                Fate::Done => settling.push(item.sk.clone()),
                 Fate::Later(d) => {
                     if later.is_none() {
                         later = Some(*d);
@@ -461,23 +501,25 @@ async fn drain<'r>(
                 }
             }
         }
-        if let Err(e) = buf.remove(group, &settled).await {
-            // They stay; the next drain finds them in the ledger and does not post them again.
-            tracing::warn!(error = %e, "could not clear settled messages from the channel's backlog");
-        }
         // A full load may have had more behind it: only a short one can end the drain.
-        let left = items.len() >= limit || take < items.len() || settled.len() < take;
+        let left = items.len() >= limit || take < items.len() || settling.len() < take;
         match decide::drain_step(
             left,
             later,
+            !settling.is_empty(),
+            linger,
             started_ms,
             deps.clock.now_ms(),
             deps.drain_budget,
         ) {
             decide::DrainStep::Again => continue,
+            decide::DrainStep::Linger(d) => {
+                tokio::time::sleep(d).await;
+            }
             decide::DrainStep::Ticket(wait) => break wait,
         }
     };
+    clear(buf, group, &settling).await;
     let fates = tickets
         .iter()
         .enumerate()
@@ -487,6 +529,17 @@ async fn drain<'r>(
         })
         .collect();
     (fates, journey)
+}
+
+/// Clears settled messages from a channel's backlog. Those it cannot stay; the next drain
+/// finds them in the ledger and does not post them again.
+async fn clear(buf: &buffer::Buffer, group: &GroupId, settled: &[String]) {
+    if settled.is_empty() {
+        return;
+    }
+    if let Err(e) = buf.remove(group, settled).await {
+        tracing::warn!(error = %e, "could not clear settled messages from the channel's backlog");
+    }
 }
 
 /// A queued delivery, when its body reads as one.
@@ -550,6 +603,7 @@ impl DeliveryDeps {
             buffer: None,
             drain_budget: DRAIN_BUDGET,
             settled: Mutex::new(HashSet::new()),
+            channel_ids: Mutex::new(HashMap::new()),
         }
     }
 }

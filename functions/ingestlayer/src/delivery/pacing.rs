@@ -95,9 +95,9 @@ mod tests {
         let times = state.slot_times();
         assert_eq!(times.len(), 10);
         for pair in times.windows(2) {
-            assert_eq!(pair[1] - pair[0], 1100, "{times:?}");
+            assert_eq!(pair[1] - pair[0], 1040, "{times:?}");
         }
-        assert_eq!(clock.elapsed(), Duration::from_millis(9 * 1100));
+        assert_eq!(clock.elapsed(), Duration::from_millis(9 * 1040));
     }
 
     #[tokio::test(start_paused = true)]
@@ -106,9 +106,14 @@ mod tests {
         *state.slot_latency.lock().unwrap() = Duration::from_millis(80);
         let mut posts = Vec::new();
         for _ in 0..6 {
-            let (slot, at) =
-                wait_for_slot_at(&state, &clock, &alerts(), paced_interval(1000), MAX_INLINE_WAIT)
-                    .await;
+            let (slot, at) = wait_for_slot_at(
+                &state,
+                &clock,
+                &alerts(),
+                paced_interval(1000),
+                MAX_INLINE_WAIT,
+            )
+            .await;
             assert_eq!(slot, Slot::Post);
             posts.push((at, clock.now_ms()));
         }
@@ -119,7 +124,7 @@ mod tests {
             let ((slot_a, post_a), (slot_b, post_b)) = (pair[0], pair[1]);
             assert_eq!(post_a, slot_a, "post {} left at its slot", i + 1);
             assert_eq!(post_b, slot_b, "post {} left at its slot", i + 2);
-            assert_eq!(post_b - post_a, 1100, "{posts:?}");
+            assert_eq!(post_b - post_a, 1040, "{posts:?}");
         }
     }
 

@@ -26,14 +26,18 @@ pub const PARK_FAILED_RETRY: Duration = Duration::from_secs(30);
 /// No Slack token could be read (Secrets Manager, a refresh): the workspace's messages
 /// come back after this.
 pub const TOKEN_UNAVAILABLE_RETRY: Duration = Duration::from_secs(60);
-/// The pacing slot's margin over the channel's interval: this fraction of it (5 %)...
-pub const PACING_MARGIN_DIVISOR: u64 = 20;
-/// ...plus this, for the spread in latency between taking a slot and Slack receiving the
-/// post. A 1-per-second channel gets a slot every 1,100 ms (0.909 posts/s under a backlog):
-/// two posts reach Slack closer than a second only if one took 100 ms longer to get there
-/// than the other. (A 45 ms margin, 0.957 posts/s, let the stand-in answer 429 on a loaded
-/// 2-core machine: the latency spread is larger than that there.)
-pub const PACING_MARGIN_MS: u64 = 50;
+/// The pacing slot's margin over the channel's interval: this fraction of it (2 %)...
+pub const PACING_MARGIN_DIVISOR: u64 = 50;
+/// ...plus this. A 1-per-second channel gets a slot every 1,040 ms (0.96 posts/s under a
+/// backlog). Two posts reach Slack closer than a second only if the later one went out
+/// more than 40 ms early relative to the earlier, and neither can: each is sent at its
+/// slot's first moment (the slot is taken ahead, see `SLOT_AHEAD`), and one sent more than
+/// `decide::LATE_POST` (10 ms) after its slot moves the next slot an interval after it.
+/// What is left is the spread in the send-to-Slack latency of two posts, 30 ms here. (Before
+/// slots were taken ahead, the slot write's own latency sat between slot and post, and a
+/// 45 ms margin let the stand-in answer 429 on a loaded 2-core machine; the margin was
+/// 5 % + 50 ms, 0.91 posts/s.)
+pub const PACING_MARGIN_MS: u64 = 20;
 /// A history check looks from this long before the uncertain attempt began (clock skew).
 pub const HISTORY_SKEW_SECS: i64 = 60;
 
@@ -56,7 +60,7 @@ pub fn retry_delay_with(receive_count: usize, schedule: &[u64], jitter: f64) -> 
     Duration::from_secs_f64((base * jitter).max(1.0))
 }
 
-/// The slot length for a channel: its interval plus a margin (5 % + 50 ms) for the
+/// The slot length for a channel: its interval plus a margin (2 % + 20 ms) for the
 /// latency between taking a slot and Slack receiving the post, so that posts never
 /// arrive closer together than the interval.
 pub fn paced_interval(min_interval_ms: u64) -> Duration {
@@ -127,10 +131,10 @@ mod tests {
     }
 
     #[test]
-    fn a_slot_is_the_interval_plus_five_percent_and_fifty_milliseconds() {
-        assert_eq!(paced_interval(1000), Duration::from_millis(1100));
-        assert_eq!(paced_interval(0), Duration::from_millis(50));
-        assert_eq!(paced_interval(2000), Duration::from_millis(2150));
+    fn a_slot_is_the_interval_plus_two_percent_and_twenty_milliseconds() {
+        assert_eq!(paced_interval(1000), Duration::from_millis(1040));
+        assert_eq!(paced_interval(0), Duration::from_millis(20));
+        assert_eq!(paced_interval(2000), Duration::from_millis(2060));
     }
 
     #[test]

@@ -274,7 +274,7 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                             let wait = match &verdict {
                                 Verdict::RetryAfter { wait, .. }
                                 | Verdict::RetryAfterAll { wait, .. } => {
-                                    hold(deps, platform, &pacing, &verdict, now_ms, *wait).await;
+                                    hold(deps, platform, &pacing, &verdict, *wait).await;
                                     *wait
                                 }
                                 _ => retry_delay(receive_count(item.record), platform.schedule()),
@@ -385,7 +385,7 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                     out.fates.push((item.record, Fate::Done));
                 }
                 if let Some(hold) = hold {
-                    hold_pacing(deps, &pacing, now_ms, hold).await;
+                    hold_pacing(deps, &pacing, hold).await;
                 }
                 i += taken;
             }
@@ -393,7 +393,7 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
             | Verdict::RetryAfterAll { wait, ref reason } => {
                 let reason = reason.clone();
                 release(deps, &todo).await;
-                hold(deps, platform, &pacing, &verdict, now_ms, wait).await;
+                hold(deps, platform, &pacing, &verdict, wait).await;
                 if wait <= deps.max_inline_wait && inline_waits < MAX_INLINE_RATE_WAITS {
                     inline_waits += 1;
                     // Waited out here: the same messages are tried again at their slot.
@@ -554,12 +554,11 @@ async fn hold(
     platform: &Destination,
     pacing: &GroupId,
     verdict: &Verdict,
-    now_ms: i64,
     wait: Duration,
 ) {
-    hold_pacing(deps, pacing, now_ms, wait).await;
+    hold_pacing(deps, pacing, wait).await;
     if let (Verdict::RetryAfterAll { .. }, Some(sender)) = (verdict, platform.sender_key()) {
-        hold_pacing(deps, &GroupId::from_queue(sender), now_ms, wait).await;
+        hold_pacing(deps, &GroupId::from_queue(sender), wait).await;
     }
 }
 
@@ -585,9 +584,11 @@ async fn sender_held(
     }
 }
 
-/// Holds the pacing unit until `now + wait` (after a 429, or a platform's "no more for now").
-async fn hold_pacing(deps: &DispatchDeps, pacing: &GroupId, now_ms: i64, wait: Duration) {
-    let until = now_ms + wait.as_millis() as i64;
+/// Holds the pacing unit until `wait` after now (after a 429, or a platform's "no more for
+/// now"): counted from when the answer arrived, as Retry-After is, not from when the request
+/// left (the next request goes out at the hold's first moment).
+async fn hold_pacing(deps: &DispatchDeps, pacing: &GroupId, wait: Duration) {
+    let until = deps.clock.now_ms() + wait.as_millis() as i64;
     if let Err(e) = deps.channels.hold_until(pacing, until).await {
         tracing::warn!(error = %e, "could not record the target's wait");
     }

@@ -4,9 +4,7 @@
 
 use std::time::Duration;
 
-use ingestlayer::delivery::channel_state::{
-    ChannelStore, Channels, Gate, Pause, PauseScope,
-};
+use ingestlayer::delivery::channel_state::{ChannelStore, Channels, Gate, Pause, PauseScope};
 use ingestlayer::ids::GroupId;
 
 use crate::harness::Stack;
@@ -30,7 +28,11 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
     let g = alerts();
 
     let gate = channels.acquire(&g, INTERVAL, T0, AHEAD).await.unwrap();
-    assert_eq!(gate, Gate::At(T0), "a channel never posted to: its slot is now");
+    assert_eq!(
+        gate,
+        Gate::At(T0),
+        "a channel never posted to: its slot is now"
+    );
     assert_eq!(requests.take_operations(), ["UpdateItem"]);
 
     // 250 ms before the next slot: it is taken ahead, at its own start.
@@ -86,7 +88,7 @@ async fn of_two_instances_reaching_for_the_same_slot_ahead_one_takes_it() {
         assert!(
             gates
                 .iter()
-                .any(|g| matches!(g, Gate::Wait(d) if *d >= Duration::from_millis(1)) ),
+                .any(|g| matches!(g, Gate::Wait(d) if *d >= Duration::from_millis(1))),
             "round {round}: the other waits: {gates:?}"
         );
         assert_eq!(channels.next_slot(&g).await.unwrap(), Some(slot + 1100));
