@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::delivery::channel_store::{Gate, Pause, PauseScope};
 use crate::delivery::ledger::Entry;
 use crate::delivery::platform::{Found, Verdict};
-use crate::delivery::retry::SLOT_LEAD;
 use crate::delivery::retry::{retry_delay, STATE_UNAVAILABLE_RETRY, TOKEN_UNAVAILABLE_RETRY};
 use crate::error::Error;
 use crate::ids::{GroupId, TeamId};
@@ -263,16 +262,20 @@ pub enum DrainStep {
 /// one start only when SQS delivered the channel's next ticket.
 pub const DRAIN_LINGER_MAX: Duration = Duration::from_millis(600);
 
+/// How long a round's first post should still wait for its slot when the drain looks
+/// again after a linger: room for the tables' latency to vary between rounds.
+pub const LINGER_SPARE: Duration = Duration::from_millis(300);
+
 /// How long the drain waits before its next look, given the last (`linger`) and how long
-/// the round's post then waited for its slot (`waited`): the look moves later by what the
-/// post had to spare beyond [`SLOT_LEAD`], earlier by what it lacked, so that reading and
-/// claiming the backlog end just before the slot whatever the tables' latency (the most
-/// events per post, none of them late), within `0..=DRAIN_LINGER_MAX`.
+/// the round's first post then waited for its slot (`waited`): the look moves later by
+/// what the post had to spare beyond [`LINGER_SPARE`], earlier by what it lacked, so that
+/// reading and claiming the backlog end just before the slot whatever the tables' latency
+/// (the most events per post, none of them late), within `0..=DRAIN_LINGER_MAX`.
 pub fn next_linger(linger: Duration, waited: Option<Duration>) -> Duration {
     let Some(waited) = waited else {
         return linger;
     };
-    let spare = waited.as_millis() as i64 - SLOT_LEAD.as_millis() as i64;
+    let spare = waited.as_millis() as i64 - LINGER_SPARE.as_millis() as i64;
     let next = (linger.as_millis() as i64 + spare).clamp(0, DRAIN_LINGER_MAX.as_millis() as i64);
     Duration::from_millis(next as u64)
 }
@@ -1057,14 +1060,14 @@ mod tests {
     #[test]
     fn the_look_moves_so_the_round_ends_just_before_the_slot() {
         let ms = Duration::from_millis;
-        // Fast tables: the post waited 500 ms for its slot; the next look comes 400 ms
-        // later (500 less the 100 ms lead), up to the most a look waits.
-        assert_eq!(next_linger(ZERO, Some(ms(500))), ms(400));
-        assert_eq!(next_linger(ms(300), Some(ms(800))), DRAIN_LINGER_MAX);
-        // Slow tables: the post waited 20 ms, 80 ms short of the lead: 80 ms earlier.
-        assert_eq!(next_linger(ms(300), Some(ms(20))), ms(220));
+        // Fast tables: the post waited 700 ms for its slot; the next look comes 400 ms
+        // later (700 less the 300 ms to spare), up to the most a look waits.
+        assert_eq!(next_linger(ZERO, Some(ms(700))), ms(400));
+        assert_eq!(next_linger(ms(400), Some(ms(800))), DRAIN_LINGER_MAX);
+        // Slow tables: the post waited 100 ms, 200 ms short of the spare: 200 ms earlier.
+        assert_eq!(next_linger(ms(300), Some(ms(100))), ms(100));
         // A post that waited nothing (late): the look comes at once.
-        assert_eq!(next_linger(ms(50), Some(ZERO)), ZERO);
+        assert_eq!(next_linger(ms(250), Some(ZERO)), ZERO);
         // Nothing posted: as before.
         assert_eq!(next_linger(ms(300), None), ms(300));
         // Converges: a round whose reading and claiming take 600 ms of a 1,040 ms slot.
@@ -1073,6 +1076,6 @@ mod tests {
             let waited = ms(1040 - 600).saturating_sub(linger);
             linger = next_linger(linger, Some(waited));
         }
-        assert_eq!(linger, ms(340), "the post then waits just the lead");
+        assert_eq!(linger, ms(140), "the post then waits the 300 ms spare");
     }
 }

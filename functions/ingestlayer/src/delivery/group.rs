@@ -28,7 +28,7 @@ pub type TeamPauses = HashMap<TeamId, Option<Pause>>;
 pub(super) struct Out<'r> {
     pub(super) fates: Vec<(&'r SqsMessage, Fate)>,
     pub(super) journey: Vec<Record>,
-    /// How long the last post waited for its slot (the time the group had to spare).
+    /// How long the first post waited for its slot (the time the group had to spare).
     pub(super) waited: Option<Duration>,
 }
 
@@ -271,7 +271,8 @@ pub(super) async fn process<'r>(
         )
         .await;
         let waited_ms = u64::try_from(deps.clock.now_ms() - asked_ms).unwrap_or(0);
-        out.waited = Some(Duration::from_millis(waited_ms));
+        // The first post's wait tells how much the round's reading and claiming left over.
+        out.waited.get_or_insert(Duration::from_millis(waited_ms));
         if let Slot::Rest(rest) = slot {
             let why = match &rest {
                 Rest::Defer(d) if *d == crate::delivery::retry::STATE_UNAVAILABLE_RETRY => {

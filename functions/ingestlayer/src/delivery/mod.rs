@@ -435,7 +435,9 @@ async fn drain<'r>(
     // the preparation of the next.
     let mut settling: Vec<String> = Vec::new();
     let mut linger = Duration::ZERO;
+    let mut rounds = 0_usize;
     let ticket_wait = loop {
+        rounds += 1;
         // The backlog's messages are not hidden by SQS as queued ones are: only the ticket
         // is. Before each round the visibility of every message of the invocation (the
         // tickets, and any other channel's batch it carries) is extended, so no second
@@ -514,12 +516,29 @@ async fn drain<'r>(
         ) {
             decide::DrainStep::Again => continue,
             decide::DrainStep::Linger(d) => {
+                tracing::debug!(
+                    linger_ms = d.as_millis() as u64,
+                    "backlog emptied; looking again before the next slot"
+                );
                 tokio::time::sleep(d).await;
             }
             decide::DrainStep::Ticket(wait) => break wait,
         }
     };
     clear(buf, group, &settling).await;
+    match ticket_wait {
+        None => tracing::info!(
+            rounds,
+            outcome = "drained",
+            "the channel's backlog is empty"
+        ),
+        Some(d) => tracing::info!(
+            rounds,
+            wait_ms = d.as_millis() as u64,
+            outcome = "ticket_back",
+            "the channel's backlog waits; its ticket goes back to the queue"
+        ),
+    }
     let fates = tickets
         .iter()
         .enumerate()
