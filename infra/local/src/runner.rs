@@ -284,7 +284,7 @@ pub async fn pump_warehouse(
 /// same). Without it, a drain slowed down by a loaded emulator could outlive its messages'
 /// lease here, which Lambda never lets happen.
 pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize> {
-    let timeout = delivery_timeout();
+    let timeout = delivery_timeout()?;
     pump_with(feed, |event| async move {
         tokio::time::timeout(timeout, ingestlayer::delivery::handle(event, deps))
             .await
@@ -297,16 +297,29 @@ pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usiz
     .await
 }
 
-/// slack-delivery's `Timeout` in template.yaml (Lambda's default, 3 s, if it gave none).
-fn delivery_timeout() -> Duration {
-    static TIMEOUT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *TIMEOUT.get_or_init(|| {
-        let seconds = crate::template::Template::load()
-            .ok()
-            .and_then(|t| t.function_number("SlackDeliveryFunction", "Timeout"))
-            .unwrap_or(3);
-        Duration::from_secs(seconds)
-    })
+/// slack-delivery's `Timeout` in template.yaml (Lambda's default, 3 s, if it gives none); a
+/// template that cannot be read is an error, not a silent 3 s.
+fn delivery_timeout() -> Result<Duration> {
+    static TIMEOUT: std::sync::OnceLock<std::result::Result<Duration, String>> =
+        std::sync::OnceLock::new();
+    TIMEOUT
+        .get_or_init(|| {
+            crate::template::Template::load()
+                .map(|t| {
+                    let seconds = t
+                        .function_number("SlackDeliveryFunction", "Timeout")
+                        .unwrap_or(3);
+                    Duration::from_secs(seconds)
+                })
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| {
+            Error::invalid(
+                format!("slack-delivery's timeout from template.yaml: {e}"),
+                None,
+            )
+        })
 }
 
 /// Serves the HTTP API until the task is dropped through the functions' binaries:

@@ -181,8 +181,16 @@ impl Ledger {
         for (i, a) in at.into_iter().zip(applied) {
             out[i] = Some(a);
         }
+        // Every index was answered above; a missing answer would be a guess, so it is an error.
         out.into_iter()
-            .map(|a| a.unwrap_or(Ok(Applied::Done)))
+            .map(|a| {
+                a.unwrap_or_else(|| {
+                    Err(Error::invalid(
+                        what,
+                        "DynamoDB's answer did not cover this key",
+                    ))
+                })
+            })
             .collect()
     }
 

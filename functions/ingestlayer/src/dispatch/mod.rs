@@ -245,14 +245,20 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
         let mut resent = false;
         for item in unit {
             let now_ms = deps.clock.now_ms();
-            match deps.ledger.begin(&item.message.key(), now_ms).await {
-                Ok(Entry::Clear) => todo.push(item),
+            // Another invocation is sending it now (wait for it, never send beside it), or the
+            // ledger could not be read: it and the rest wait.
+            let (wait, reason) = match deps.ledger.begin(&item.message.key(), now_ms).await {
+                Ok(Entry::Clear) => {
+                    todo.push(item);
+                    continue;
+                }
                 Ok(Entry::Delivered { ts }) => {
                     let mut rec =
                         journey(&item.message, item.record, Outcome::AlreadyPosted, now_ms);
                     rec.ts = Some(ts);
                     out.journey.push(rec);
                     out.fates.push((item.record, Fate::Done));
+                    continue;
                 }
                 Ok(Entry::Uncertain { since_ms }) => {
                     // An earlier attempt may have delivered it: ask the platform, where it
@@ -315,43 +321,34 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
                             todo.push(item);
                         }
                     }
+                    continue;
                 }
-                stop => {
-                    // Another invocation is sending it now (wait for it, never send beside
-                    // it), or the ledger could not be read.
-                    let (wait, reason) = match stop {
-                        Ok(Entry::Busy { wait }) => (
-                            wait.max(Duration::from_secs(1)),
-                            "another invocation is sending it now; waiting for it rather than risking a duplicate".to_owned(),
-                        ),
-                        Err(e) => (
-                            STATE_UNAVAILABLE_RETRY,
-                            format!("the delivery ledger could not be read: {e}"),
-                        ),
-                        Ok(_) => (
-                            STATE_UNAVAILABLE_RETRY,
-                            "the delivery ledger answered out of turn".to_owned(),
-                        ),
-                    };
-                    release(deps, &todo).await;
-                    let all: Vec<&'r SqsMessage> = todo
-                        .iter()
-                        .map(|t| t.record)
-                        .chain(std::iter::once(item.record))
-                        .chain(records[i + taken..].iter().copied())
-                        .collect();
-                    rest_of(
-                        Rest::Defer(wait),
-                        Outcome::Retry,
-                        &reason,
-                        &all,
-                        deps,
-                        &mut out,
-                    )
-                    .await;
-                    return out;
-                }
-            }
+                Ok(Entry::Busy { wait }) => (
+                    wait.max(Duration::from_secs(1)),
+                    "another invocation is sending it now; waiting for it rather than risking a duplicate".to_owned(),
+                ),
+                Err(e) => (
+                    STATE_UNAVAILABLE_RETRY,
+                    format!("the delivery ledger could not be read: {e}"),
+                ),
+            };
+            release(deps, &todo).await;
+            let all: Vec<&'r SqsMessage> = todo
+                .iter()
+                .map(|t| t.record)
+                .chain(std::iter::once(item.record))
+                .chain(records[i + taken..].iter().copied())
+                .collect();
+            rest_of(
+                Rest::Defer(wait),
+                Outcome::Retry,
+                &reason,
+                &all,
+                deps,
+                &mut out,
+            )
+            .await;
+            return out;
         }
         if todo.is_empty() {
             i += taken;
