@@ -7,7 +7,7 @@ use std::time::Duration;
 use ingestlayer::delivery::channel_state::{ChannelStore, Channels, Gate, Pause, PauseScope};
 use ingestlayer::ids::GroupId;
 
-use crate::harness::Stack;
+use crate::harness::{Requests, Stack};
 
 const T0: i64 = 1_800_000_000_000;
 const INTERVAL: Duration = Duration::from_millis(1100);
@@ -17,14 +17,20 @@ fn alerts() -> GroupId {
     GroupId::from_queue("default:#alerts")
 }
 
-#[tokio::test]
-async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read() {
-    let s = Stack::new().await;
+/// The stack's channels table through a client whose requests are counted.
+fn counted_channels(s: &Stack) -> (Channels, Requests) {
     let (client, requests) = s.counted_dynamo();
     let channels = Channels {
         client,
         table: s.res.channels_table.clone(),
     };
+    (channels, requests)
+}
+
+#[tokio::test]
+async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read() {
+    let s = Stack::new().await;
+    let (channels, requests) = counted_channels(&s);
     let g = alerts();
 
     let gate = channels.acquire(&g, INTERVAL, T0, AHEAD).await.unwrap();
@@ -98,11 +104,7 @@ async fn of_two_instances_reaching_for_the_same_slot_ahead_one_takes_it() {
 #[tokio::test]
 async fn a_paused_channel_answers_its_pause_and_a_hold_is_never_taken_past() {
     let s = Stack::new().await;
-    let (client, requests) = s.counted_dynamo();
-    let channels = Channels {
-        client,
-        table: s.res.channels_table.clone(),
-    };
+    let (channels, requests) = counted_channels(&s);
     let g = alerts();
     channels.acquire(&g, INTERVAL, T0, AHEAD).await.unwrap();
 
