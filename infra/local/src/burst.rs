@@ -1,7 +1,8 @@
 //! Bursts into Slack channels, as the functions carry them (`ingestlayer-bench --burst`):
 //! the ingest, pipeline and slack-delivery handlers against the emulator and a Slack
 //! stand-in that enforces Slack's 1 post per second per channel. Delivery runs as Lambda runs
-//! it for the FIFO queue: several invocations at once (template.yaml's `MaximumConcurrency`),
+//! it for the FIFO queue: several invocations at once (template.yaml's
+//! `SlackDeliveryConcurrency`, the Slack event source's `MaximumConcurrency`),
 //! each with one batch, never two batches of one group at a time.
 //!
 //! - [`one_channel`]: N `feature.used` events in a few batches, all to `#alerts`: when the
@@ -26,8 +27,6 @@ use crate::error::{Error, Result};
 use crate::requests::{operation, BenchStack, Recorder};
 use crate::runner::{pump_delivery, pump_pipeline};
 
-/// Lambda's concurrent invocations of slack-delivery (template.yaml).
-pub const DELIVERY_CONCURRENCY: usize = 10;
 /// Concurrent pipeline invocations.
 const PIPELINE_CONCURRENCY: usize = 2;
 /// How long a consumer that found nothing waits before asking again. Lambda's pollers
@@ -58,6 +57,8 @@ pub struct Report {
     pub rate_limited: usize,
     /// AWS requests from the first event sent until the last was readable, by operation.
     pub requests: Vec<(String, usize)>,
+    /// slack-delivery invocations at once (template.yaml's `SlackDeliveryConcurrency`).
+    pub concurrency: usize,
 }
 
 impl Report {
@@ -243,6 +244,7 @@ pub async fn many_channels(
         .iter()
         .filter(|r| r.status == 429)
         .count();
+    report.concurrency = stack.delivery_concurrency;
     Ok(report)
 }
 
@@ -257,7 +259,7 @@ async fn workers(stack: &BenchStack, done: &AtomicBool) {
             }
         }
     });
-    let delivery = (0..DELIVERY_CONCURRENCY).map(|_| async {
+    let delivery = (0..stack.delivery_concurrency).map(|_| async {
         while !done.load(Ordering::SeqCst) {
             match pump_delivery(slack, &stack.delivery).await {
                 Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,

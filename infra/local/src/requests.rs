@@ -57,6 +57,10 @@ pub struct BenchStack {
     pub delivery: DeliveryDeps,
     /// The events queue and the Slack queue.
     pub feeds: (QueueFeed, QueueFeed),
+    /// Lambda's concurrent invocations of slack-delivery: the Slack queue event source's
+    /// `MaximumConcurrency` in template.yaml (the `SlackDeliveryConcurrency` parameter's
+    /// default), so the bench runs as a stack deployed with the defaults runs.
+    pub delivery_concurrency: usize,
 }
 
 impl BenchStack {
@@ -157,6 +161,15 @@ impl BenchStack {
                 wait_seconds: 0,
             },
         );
+        let delivery_concurrency = crate::template::Template::load()?
+            .event_max_concurrency("SlackDeliveryFunction", "Slack")
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                Error::invalid(
+                    "template.yaml: SlackDeliveryFunction's Slack event has no MaximumConcurrency",
+                    None,
+                )
+            })?;
         Ok(Self {
             res,
             standin,
@@ -164,6 +177,7 @@ impl BenchStack {
             pipeline,
             delivery,
             feeds,
+            delivery_concurrency,
         })
     }
 
@@ -195,6 +209,7 @@ pub async fn count(endpoint: &str, events: usize, journey: bool) -> Result<Count
         pipeline,
         delivery,
         feeds,
+        ..
     } = &stack;
     // Warm caches (API key, pipelines, secrets, the bot's channel membership) as a running
     // stack has them, then let the channel's pacing slot pass.

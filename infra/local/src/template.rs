@@ -119,6 +119,35 @@ impl Template {
         own.or(global).and_then(Value::as_u64)
     }
 
+    /// The most concurrent invocations the function's event `event` allows
+    /// (`ScalingConfig.MaximumConcurrency`): a number, or a `!Ref` to a parameter's default.
+    pub fn event_max_concurrency(&self, logical_id: &str, event: &str) -> Option<u64> {
+        let value = self
+            .root
+            .get("Resources")?
+            .get(logical_id)?
+            .get("Properties")?
+            .get("Events")?
+            .get(event)?
+            .get("Properties")?
+            .get("ScalingConfig")?
+            .get("MaximumConcurrency")?;
+        match value {
+            Value::Tagged(t) if t.tag == "Ref" => self.parameter_default(t.value.as_str()?),
+            Value::Mapping(m) => self.parameter_default(m.get("Ref")?.as_str()?),
+            v => v.as_u64(),
+        }
+    }
+
+    /// A numeric parameter's `Default`.
+    fn parameter_default(&self, name: &str) -> Option<u64> {
+        self.root
+            .get("Parameters")?
+            .get(name)?
+            .get("Default")?
+            .as_u64()
+    }
+
     /// The paths of the function's `HttpApi` events, as the template spells them.
     pub fn http_routes(&self, logical_id: &str) -> Vec<(String, String)> {
         let events = self
@@ -390,6 +419,53 @@ Resources:
             .function_env("Fn", &local())
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn an_event_sources_concurrency_is_its_number_or_its_parameters_default() {
+        let t = Template::parse(
+            r#"
+Parameters:
+  Busy:
+    Type: Number
+    Default: 25
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Events:
+        ByRef:
+          Type: SQS
+          Properties:
+            ScalingConfig:
+              MaximumConcurrency: !Ref Busy
+        Long:
+          Type: SQS
+          Properties:
+            ScalingConfig:
+              MaximumConcurrency: { "Ref": "Busy" }
+        Plain:
+          Type: SQS
+          Properties:
+            ScalingConfig:
+              MaximumConcurrency: 5
+        Unbounded:
+          Type: SQS
+          Properties: {}
+"#,
+        )
+        .unwrap();
+        assert_eq!(t.event_max_concurrency("Fn", "ByRef"), Some(25));
+        assert_eq!(t.event_max_concurrency("Fn", "Long"), Some(25));
+        assert_eq!(t.event_max_concurrency("Fn", "Plain"), Some(5));
+        assert_eq!(t.event_max_concurrency("Fn", "Unbounded"), None);
+        assert_eq!(t.event_max_concurrency("Nope", "Plain"), None);
+        // The shipped template: what the burst bench runs slack-delivery with.
+        let shipped = Template::load().unwrap();
+        assert_eq!(
+            shipped.event_max_concurrency("SlackDeliveryFunction", "Slack"),
+            Some(10)
+        );
     }
 
     #[test]
