@@ -41,7 +41,7 @@ use crate::delivery::channel_store::{ChannelStore, Pause, PauseScope};
 use crate::delivery::clock::{Clock, SystemClock};
 use crate::delivery::decide::{self, Fate, Rest, Slot};
 use crate::delivery::ledger::{Entry, Ledger, LedgerStore};
-use crate::delivery::pacing::wait_for_slot;
+use crate::delivery::pacing::wait_for_slot_at;
 use crate::delivery::park::{send_to_dlq, Parking};
 use crate::delivery::retry::{
     paced_interval, retry_delay, visibility_secs, MAX_INLINE_WAIT, PARK_FAILED_RETRY,
@@ -185,11 +185,12 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
         }
         let platform = deps.platforms.get(&message.target);
         let pacing = GroupId::from_queue(&platform.pacing_key(&message));
-        let slot = wait_for_slot(
+        let interval = paced_interval(platform.interval(&message).as_millis() as u64);
+        let (slot, slot_ms) = wait_for_slot_at(
             deps.channels.as_ref(),
             deps.clock.as_ref(),
             &pacing,
-            paced_interval(platform.interval(&message).as_millis() as u64),
+            interval,
             deps.max_inline_wait,
         )
         .await;
@@ -358,6 +359,13 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
         let messages: Vec<&Outbound> = todo.iter().map(|t| &t.message).collect();
         let started = deps.clock.now_ms();
         let answer = platform.send(&messages, resent, started / 1000).await;
+        // The ledger's claims (and a held sender's check) come between the slot and the
+        // send: a send that left late moves the target's next slot an interval after it.
+        if let Some(until_ms) = decide::late_post(slot_ms, started, interval) {
+            if let Err(e) = deps.channels.hold_until(&pacing, until_ms).await {
+                tracing::warn!(error = %e, "could not move the target's next slot after a late send");
+            }
+        }
         let verdict = platform.classify(&answer);
         let now_ms = deps.clock.now_ms();
         let digest_of = (todo.len() > 1).then_some(todo.len());
