@@ -81,7 +81,7 @@ async fn of_two_instances_reaching_for_the_same_slot_ahead_one_takes_it() {
         channels.acquire(&g, INTERVAL, T0, AHEAD).await.unwrap(),
         Gate::At(T0)
     );
-    for round in 1..=5 {
+    for round in 1..=30 {
         let slot = T0 + round * 1100;
         let now = slot - 200;
         let (a, b) = tokio::join!(
