@@ -211,8 +211,8 @@ impl Channels {
         dynamo::from_item_or_default(item, "a channels table item")
     }
 
-    /// Takes the slot at `at` (`None`: the channel has none set), so the next begins
-    /// `interval` later; `Ok(None)` when the channel's slot is no longer `seen` (another
+    /// Takes the slot at `at` when the channel's slot is still `seen` (`None`: it has none
+    /// set), so the next begins `interval` later. `Ok(Err(item))` when it is not (another
     /// instance took it, a hold moved it) or the channel is paused, with the item as it is
     /// then (DynamoDB returns it with the failed condition; no extra read).
     async fn take_slot_at(
