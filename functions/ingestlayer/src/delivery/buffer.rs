@@ -191,12 +191,29 @@ impl Buffer {
 
     /// The channel's oldest `limit` messages, in queue order.
     pub async fn load(&self, group: &GroupId, limit: usize) -> Result<Vec<Buffered>> {
-        let out = self
+        self.load_after(group, None, limit).await
+    }
+
+    /// The channel's oldest `limit` messages queued after the one `after` names (all of
+    /// them for `None`), in queue order.
+    pub async fn load_after(
+        &self,
+        group: &GroupId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Buffered>> {
+        let query = self
             .client
             .query()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", pk(group))
+            .expression_attribute_values(":pk", pk(group));
+        let query = match after {
+            Some(sk) => query
+                .key_condition_expression("pk = :pk AND sk > :after")
+                .expression_attribute_values(":after", AttributeValue::S(sk.to_owned())),
+            None => query.key_condition_expression("pk = :pk"),
+        };
+        let out = query
             .consistent_read(true)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()

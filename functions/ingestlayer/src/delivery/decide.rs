@@ -234,15 +234,27 @@ pub fn late_post(slot_ms: i64, sent_ms: i64, interval: Duration) -> Option<i64> 
         .then(|| sent_ms + interval.as_millis() as i64)
 }
 
-/// Posts one drain round may make: a digest each, or one message each when the channel
-/// does not digest.
+/// Posts a drain round read ahead makes (see [`drain_reads_ahead`]): a digest each, or one
+/// message each when the channel does not digest. Read while the round before posts, it
+/// has that round's posting to be read and claimed in.
 pub const DRAIN_POSTS_PER_ROUND: usize = 2;
 
-/// How many of the backlog's oldest messages one drain round takes, given how they go out
-/// (`units`: the post sizes, in order, as [`crate::delivery::threads::units`] cuts them): as
-/// many as [`DRAIN_POSTS_PER_ROUND`] posts carry.
-pub fn drain_take(units: &[usize]) -> usize {
-    units.iter().take(DRAIN_POSTS_PER_ROUND).sum()
+/// How many posts a drain round makes: [`DRAIN_POSTS_PER_ROUND`] when read ahead; one when
+/// read in line (a drain's first round, or one after a linger), whose reading and claiming
+/// stand between the last post and the next, so claiming fewer keeps them short.
+pub fn drain_posts(read_ahead: bool) -> usize {
+    if read_ahead {
+        DRAIN_POSTS_PER_ROUND
+    } else {
+        1
+    }
+}
+
+/// How many of the backlog's oldest messages a drain round of `posts` posts takes, given
+/// how they go out (`units`: the post sizes, in order, as
+/// [`crate::delivery::threads::units`] cuts them).
+pub fn drain_take(units: &[usize], posts: usize) -> usize {
+    units.iter().take(posts).sum()
 }
 
 /// After a drain round, at `now_ms`, of a drain that began at `started_ms` with `budget`:
@@ -280,13 +292,31 @@ pub fn next_linger(linger: Duration, waited: Option<Duration>) -> Duration {
     Duration::from_millis(next as u64)
 }
 
-/// `left`: messages still in the backlog; `later`: the wait the round's first unsettled
-/// message asked for; `settled`: the round settled messages (posted, found posted,
-/// parked), so the channel is busy; `linger`: see [`next_linger`].
+/// What a drain round left behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RoundEnd {
+    /// Messages still wait in the backlog.
+    pub left: bool,
+    /// The next round was read and claimed while this one posted.
+    pub ahead: bool,
+    /// The wait the round's first unsettled message asked for.
+    pub later: Option<Duration>,
+    /// The round settled messages (posted, found posted, parked), so the channel is busy.
+    pub settled: bool,
+}
+
+/// Whether the drain reads and claims the next round while this one posts: while the
+/// budget has time for another round. The next round holds what reached the backlog
+/// since this one was read (a burst still arriving); when nothing did, the drain looks
+/// again after its linger. A round read ahead is posted whatever the time once this one is
+/// done, so the budget counts to its read.
+pub fn drain_reads_ahead(started_ms: i64, now_ms: i64, budget: Duration) -> bool {
+    now_ms - started_ms < budget.as_millis() as i64
+}
+
+/// `linger`: see [`next_linger`].
 pub fn drain_step(
-    left: bool,
-    later: Option<Duration>,
-    settled: bool,
+    end: RoundEnd,
     linger: Duration,
     started_ms: i64,
     now_ms: i64,
@@ -294,13 +324,15 @@ pub fn drain_step(
 ) -> DrainStep {
     let within =
         |d: Duration| now_ms + (d.as_millis() as i64) - started_ms < budget.as_millis() as i64;
-    match later {
+    match end.later {
         Some(d) => DrainStep::Ticket(Some(d)),
-        None if !left && settled && within(linger) => DrainStep::Linger(linger),
-        None if !left => DrainStep::Ticket(None),
+        None if end.ahead => DrainStep::Again,
+        None if !end.left && end.settled && within(linger) => DrainStep::Linger(linger),
+        None if !end.left => DrainStep::Ticket(None),
         None if within(Duration::ZERO) => DrainStep::Again,
-        // Out of time with messages left: the ticket comes back at once.
-        None => DrainStep::Ticket(Some(Duration::from_secs(1))),
+        // Out of time with messages left: the ticket comes back at once, and the next
+        // invocation waits for the slot itself.
+        None => DrainStep::Ticket(Some(Duration::ZERO)),
     }
 }
 
@@ -1002,37 +1034,75 @@ mod tests {
     #[test]
     fn a_drain_round_takes_a_few_posts_worth() {
         // Digests: two posts of 48.
-        assert_eq!(drain_take(&units(300, 3)), 2 * 48);
-        assert_eq!(drain_take(&units(60, 3)), 60);
+        let ahead = drain_posts(true);
+        assert_eq!(ahead, 2);
+        assert_eq!(drain_take(&units(300, 3), ahead), 2 * 48);
+        assert_eq!(drain_take(&units(60, 3), ahead), 60);
         // No digests: two messages.
-        assert_eq!(drain_take(&units(300, 0)), 2);
+        assert_eq!(drain_take(&units(300, 0), ahead), 2);
         // Runs of thread keys, each its own post or digest: two of them.
-        assert_eq!(drain_take(&[3, 2, 2, 2]), 5);
-        assert_eq!(drain_take(&[]), 0);
+        assert_eq!(drain_take(&[3, 2, 2, 2], ahead), 5);
+        assert_eq!(drain_take(&[], ahead), 0);
+        // Read in line, between two posts: one post's worth.
+        assert_eq!(drain_take(&units(300, 3), drain_posts(false)), 48);
+        assert_eq!(drain_take(&[3, 2, 2, 2], drain_posts(false)), 3);
     }
 
     #[test]
     fn a_drain_goes_on_while_it_has_time_and_messages_and_hands_its_ticket_back_otherwise() {
         let t0 = 1_700_000_000_000;
         let budget = Duration::from_secs(15);
+        let busy = RoundEnd {
+            left: true,
+            settled: true,
+            ..RoundEnd::default()
+        };
         assert_eq!(
-            drain_step(true, None, true, ZERO, t0, t0 + 1_045, budget),
+            drain_step(busy, ZERO, t0, t0 + 1_045, budget),
             DrainStep::Again
         );
         assert_eq!(
-            drain_step(false, None, false, ZERO, t0, t0 + 1_045, budget),
+            drain_step(RoundEnd::default(), ZERO, t0, t0 + 1_045, budget),
             DrainStep::Ticket(None),
             "nothing left and nothing settled: done"
         );
         assert_eq!(
-            drain_step(true, None, true, ZERO, t0, t0 + 15_000, budget),
-            DrainStep::Ticket(Some(Duration::from_secs(1)))
+            drain_step(busy, ZERO, t0, t0 + 15_000, budget),
+            DrainStep::Ticket(Some(ZERO)),
+            "out of time: the ticket comes back at once, for the next invocation to post at the slot"
         );
-        // A 429 or a failure: the ticket waits what the group loop asked for.
+        // A 429 or a failure: the ticket waits what the group loop asked for, even with
+        // the next round claimed ahead (it is handed back).
         let wait = Duration::from_secs(30);
+        for ahead in [false, true] {
+            let stopped = RoundEnd {
+                later: Some(wait),
+                ahead,
+                ..busy
+            };
+            assert_eq!(
+                drain_step(stopped, ZERO, t0, t0 + 10, budget),
+                DrainStep::Ticket(Some(wait))
+            );
+        }
+    }
+
+    #[test]
+    fn a_round_read_ahead_is_posted_and_only_read_while_the_budget_lasts() {
+        let t0 = 1_700_000_000_000;
+        let budget = Duration::from_secs(15);
+        assert!(drain_reads_ahead(t0, t0 + 14_999, budget));
+        assert!(!drain_reads_ahead(t0, t0 + 15_000, budget));
+        // Claimed ahead, it is posted even past the budget.
+        let ahead = RoundEnd {
+            left: true,
+            ahead: true,
+            settled: true,
+            later: None,
+        };
         assert_eq!(
-            drain_step(true, Some(wait), true, ZERO, t0, t0 + 10, budget),
-            DrainStep::Ticket(Some(wait))
+            drain_step(ahead, ZERO, t0, t0 + 17_000, budget),
+            DrainStep::Again
         );
     }
 
@@ -1041,18 +1111,22 @@ mod tests {
         let t0 = 1_700_000_000_000;
         let budget = Duration::from_secs(15);
         let linger = Duration::from_millis(400);
+        let emptied = RoundEnd {
+            settled: true,
+            ..RoundEnd::default()
+        };
         assert_eq!(
-            drain_step(false, None, true, linger, t0, t0 + 1_045, budget),
+            drain_step(emptied, linger, t0, t0 + 1_045, budget),
             DrainStep::Linger(linger)
         );
         // The look would end past the budget: the drain ends.
         assert_eq!(
-            drain_step(false, None, true, linger, t0, t0 + 14_700, budget),
+            drain_step(emptied, linger, t0, t0 + 14_700, budget),
             DrainStep::Ticket(None)
         );
         // A look that found nothing ends it.
         assert_eq!(
-            drain_step(false, None, false, linger, t0, t0 + 1_400, budget),
+            drain_step(RoundEnd::default(), linger, t0, t0 + 1_400, budget),
             DrainStep::Ticket(None)
         );
     }

@@ -71,13 +71,52 @@ pub(super) fn record(d: &Delivery, r: &SqsMessage, outcome: Outcome, now_ms: i64
     rec
 }
 
-/// Processes one group's messages in order.
+/// A group's messages read, checked for age and claimed in the ledger: the digest units
+/// left to post, in order, and what became of the others.
+pub(super) struct Claimed<'r> {
+    pub(super) out: Out<'r>,
+    units: VecDeque<Vec<Item<'r>>>,
+}
+
+impl<'r> Claimed<'r> {
+    fn settled(out: Out<'r>) -> Self {
+        Self {
+            out,
+            units: VecDeque::new(),
+        }
+    }
+
+    /// Gives the units back unposted, to come back after `wait`: released in the ledger
+    /// as never tried, in order.
+    pub(super) async fn hand_back(self, wait: Duration, deps: &DeliveryDeps) -> Out<'r> {
+        let Self { mut out, units } = self;
+        let rest: Vec<Item<'r>> = units.into_iter().flatten().collect();
+        let why = Why::retry("waits, in order, behind a message that comes back later");
+        finish(Rest::Defer(wait), why, &rest, &[], deps, &mut out).await;
+        out
+    }
+}
+
+/// Processes one group's messages in order: claims them, then posts them.
 pub(super) async fn process<'r>(
     group: &GroupId,
     records: &[&'r SqsMessage],
     deps: &DeliveryDeps,
     team_pauses: &mut TeamPauses,
 ) -> Out<'r> {
+    let claimed = claim(group, records, deps, team_pauses).await;
+    post(group, claimed, deps, team_pauses).await
+}
+
+/// Reads a group's messages in order, parks those that cannot go, and claims the rest in
+/// the ledger at once; those found posted already are done. Stops, as the group loop
+/// does, at the first message that must come back later.
+pub(super) async fn claim<'r>(
+    group: &GroupId,
+    records: &[&'r SqsMessage],
+    deps: &DeliveryDeps,
+    team_pauses: &mut TeamPauses,
+) -> Claimed<'r> {
     let mut out: Out<'r> = Out::default();
     let team = group.team();
     let slack: SlackPlatform<'_, 'r> = SlackPlatform::new(deps);
@@ -99,7 +138,7 @@ pub(super) async fn process<'r>(
     if let Some(rest) = decide::workspace(&team, &pause) {
         let why = Why::retry("the workspace's state could not be read");
         finish(rest, why, &[], records, deps, &mut out).await;
-        return out;
+        return Claimed::settled(out);
     }
 
     // Parse and check age, in order; then claim the rest in the ledger at once (one
@@ -151,7 +190,7 @@ pub(super) async fn process<'r>(
                 let why = Why::retry("the delivery ledger could not be read");
                 let unread = left_over(r, claimed, &mut pending, deps).await;
                 finish(rest, why, &pending, &unread, deps, &mut out).await;
-                return out;
+                return Claimed::settled(out);
             }
             Admit::Held { wait } => {
                 tracing::info!(event_id = %delivery.event_id, wait_ms = wait.as_millis() as u64, outcome = "retry", "another invocation is posting it now; waiting for it");
@@ -160,7 +199,7 @@ pub(super) async fn process<'r>(
                 );
                 let unread = left_over(r, claimed, &mut pending, deps).await;
                 finish(Rest::Defer(wait), why, &pending, &unread, deps, &mut out).await;
-                return out;
+                return Claimed::settled(out);
             }
             Admit::CheckHistory { since_ms } => {
                 let item = Item {
@@ -206,19 +245,19 @@ pub(super) async fn process<'r>(
                         unsure(deps, std::slice::from_ref(&item.key)).await;
                         let unread = left_over(r, claimed, &mut pending, deps).await;
                         finish(rest, why, &pending, &unread, deps, &mut out).await;
-                        return out;
+                        return Claimed::settled(out);
                     }
                 }
             }
         }
     }
-    if pending.is_empty() {
-        return out;
-    }
 
+    let Some(first) = pending.first() else {
+        return Claimed::settled(out);
+    };
     // Digest when enough messages of the channel wait; otherwise one post each.
     // A digest gathers only consecutive messages of one thread key.
-    let threshold = pending[0].delivery.digest_threshold;
+    let threshold = first.delivery.digest_threshold;
     let keys: Vec<Option<String>> = pending
         .iter()
         .map(|i| i.delivery.thread_key.clone())
@@ -229,7 +268,29 @@ pub(super) async fn process<'r>(
     for size in threads::units(&keys, threshold) {
         units.push_back(items.by_ref().take(size).collect());
     }
+    Claimed { out, units }
+}
 
+/// Posts a group's claimed units in order, each at its channel's slot; at the first that
+/// cannot go, it and every later one come back together.
+pub(super) async fn post<'r>(
+    group: &GroupId,
+    claimed: Claimed<'r>,
+    deps: &DeliveryDeps,
+    team_pauses: &mut TeamPauses,
+) -> Out<'r> {
+    let Claimed { mut out, mut units } = claimed;
+    let team = group.team();
+    let slack: SlackPlatform<'_, 'r> = SlackPlatform::new(deps);
+    // Paused since the units were claimed (a drain claims a round while the one before it
+    // posts): they are parked as the claim would have.
+    if let (false, Some(Some(p))) = (units.is_empty(), team_pauses.get(&team)) {
+        if let Some(rest) = decide::workspace(&team, &Ok(Some(p.clone()))) {
+            let claimed: Vec<Item<'r>> = units.drain(..).flatten().collect();
+            finish(rest, Why::retry(""), &claimed, &[], deps, &mut out).await;
+            return out;
+        }
+    }
     while let Some(mut unit) = units.pop_front() {
         let interval = slack.interval(&unit[0]);
         // Before taking a slot, so the time between slot and post stays short. A token

@@ -420,6 +420,10 @@ async fn spill<'r>(
 /// settled. The tickets (one batch of the channel's ticket group) are done when the backlog
 /// is; else the first comes back when the loop says and the others are dropped. The budget
 /// counts from `started_ms`, when the invocation began.
+///
+/// While a round posts, the next is read (what reached the backlog since) and claimed, so
+/// the tables' latency stays off the time between posts; a round read in line (the first,
+/// or one after a linger) makes one post, to keep that latency short.
 async fn drain<'r>(
     group: &GroupId,
     tickets: &[&'r SqsMessage],
@@ -429,92 +433,108 @@ async fn drain<'r>(
     started_ms: i64,
     team_pauses: &mut TeamPauses,
 ) -> (Vec<(&'r SqsMessage, Fate)>, Vec<crate::journey::Record>) {
+    // The records of every round the drain reads: a round read ahead borrows them while
+    // the round before it posts.
+    let records = elsa::sync::FrozenVec::new();
+    let reader = Reader {
+        group,
+        leases,
+        buf,
+        deps,
+        records: &records,
+    };
     let mut journey = Vec::new();
-    // The last round's settled messages: cleared from the backlog while the next round
-    // reads it (those still there are left out), so the bookkeeping of one post overlaps
-    // the preparation of the next.
+    // Settled messages not yet cleared from the backlog: the next read clears them while it
+    // reads (those still there are left out), so the bookkeeping of one post overlaps the
+    // preparation of the next.
     let mut settling: Vec<String> = Vec::new();
     let mut linger = Duration::ZERO;
     let mut rounds = 0_usize;
+    let mut ahead: Option<Round<'_>> = None;
     let ticket_wait = loop {
-        rounds += 1;
-        // The backlog's messages are not hidden by SQS as queued ones are: only the ticket
-        // is. Before each round the visibility of every message of the invocation (the
-        // tickets, and any other channel's batch it carries) is extended, so no second
-        // invocation drains the channel, or takes a batch this one settled, while this one
-        // may still post (either would post twice).
-        let limit = digest::DIGEST_MAX * decide::DRAIN_POSTS_PER_ROUND;
-        let (_, loaded) = futures_util::join!(clear(buf, group, &settling), async {
-            crate::aws::sqs::hand_back(&deps.sqs, &deps.queue_url, leases).await;
-            buf.load(group, limit + settling.len()).await
-        });
-        let items: Vec<buffer::Buffered> = match loaded {
-            Ok(items) => items
-                .into_iter()
-                .filter(|b| !settling.contains(&b.sk))
-                .take(limit)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, outcome = "retry", "could not read the channel's backlog");
-                settling.clear();
-                break Some(retry::STATE_UNAVAILABLE_RETRY);
-            }
-        };
-        settling.clear();
-        if items.is_empty() {
-            break None;
-        }
-        let records: Vec<SqsMessage> = items.iter().map(|b| b.as_record(group)).collect();
-        let parsed: Vec<Option<message::Delivery>> = records.iter().map(parse_delivery).collect();
-        let keys: Vec<Option<&str>> = parsed
-            .iter()
-            .map(|d| d.as_ref().and_then(|d| d.thread_key.as_deref()))
-            .collect();
-        let threshold = parsed
-            .iter()
-            .flatten()
-            .next()
-            .map(|d| d.digest_threshold)
-            .unwrap_or(0);
-        let take = decide::drain_take(&threads::units(&keys, threshold))
-            .max(1)
-            .min(records.len());
-        let refs: Vec<&SqsMessage> = records[..take].iter().collect();
-        let out = group::process(group, &refs, deps, team_pauses).await;
-        journey.extend(out.journey);
-        linger = decide::next_linger(linger, out.waited);
-        let mut later = None;
-        for (record, fate) in &out.fates {
-            let Some(item) = items
-                .iter()
-                .find(|b| Some(b.record_id()) == record.message_id)
-            else {
-                continue;
-            };
-            match fate {
-                Fate::Done => settling.push(item.sk.clone()),
-                Fate::Later(d) => {
-                    if later.is_none() {
-                        later = Some(*d);
-                        if let Err(e) = buf.count_try(group, &item.sk).await {
-                            tracing::warn!(error = %e, "could not count the backlog message's try");
-                        }
+        let round = match ahead.take() {
+            Some(round) => round,
+            None => {
+                let clearing = std::mem::take(&mut settling);
+                match reader.read(&clearing, &clearing, None, team_pauses).await {
+                    Ok(Some(round)) => round,
+                    Ok(None) => break None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, outcome = "retry", "could not read the channel's backlog");
+                        break Some(retry::STATE_UNAVAILABLE_RETRY);
                     }
                 }
             }
+        };
+        rounds += 1;
+        let read_ahead =
+            decide::drain_reads_ahead(started_ms, deps.clock.now_ms(), deps.drain_budget);
+        let clearing = if read_ahead {
+            std::mem::take(&mut settling)
+        } else {
+            Vec::new()
+        };
+        // What the round posts and what it cleared are older than its last message.
+        let after = round.items.last().map(|b| b.sk.clone());
+        // The read ahead learns workspace pauses apart; those the posts learnt win.
+        let mut ahead_pauses = team_pauses.clone();
+        let Round {
+            items,
+            claimed,
+            more,
+            read_ahead: was_ahead,
+        } = round;
+        let (out, next) =
+            futures_util::join!(group::post(group, claimed, deps, team_pauses), async {
+                if read_ahead {
+                    Some(
+                        reader
+                            .read(&clearing, &[], after.as_deref(), &mut ahead_pauses)
+                            .await,
+                    )
+                } else {
+                    None
+                }
+            });
+        for (team, pause) in ahead_pauses {
+            team_pauses.entry(team).or_insert(pause);
         }
-        // A full load may have had more behind it: only a short one can end the drain.
-        let left = items.len() >= limit || take < items.len() || settling.len() < take;
+        journey.extend(out.journey);
+        if !was_ahead {
+            // The look after a linger is timed by how long a round read in line waited.
+            linger = decide::next_linger(linger, out.waited);
+        }
+        let (settled, later) = settle(&items, &out.fates);
+        if let Some((_, sk)) = &later {
+            if let Err(e) = buf.count_try(group, sk).await {
+                tracing::warn!(error = %e, "could not count the backlog message's try");
+            }
+        }
+        let whole = settled.len() == items.len();
+        let any = !settled.is_empty();
+        settling.extend(settled);
+        let (next, left) = match next {
+            Some(Ok(next)) => (next, false),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "could not read the channel's backlog ahead; reading it after the post");
+                (None, more)
+            }
+            None => (None, more),
+        };
+        let end = decide::RoundEnd {
+            left: left || next.is_some() || !whole,
+            ahead: next.is_some(),
+            later: later.map(|(d, _)| d),
+            settled: any,
+        };
         match decide::drain_step(
-            left,
-            later,
-            !settling.is_empty(),
+            end,
             linger,
             started_ms,
             deps.clock.now_ms(),
             deps.drain_budget,
         ) {
-            decide::DrainStep::Again => continue,
+            decide::DrainStep::Again => ahead = next,
             decide::DrainStep::Linger(d) => {
                 tracing::debug!(
                     linger_ms = d.as_millis() as u64,
@@ -522,7 +542,18 @@ async fn drain<'r>(
                 );
                 tokio::time::sleep(d).await;
             }
-            decide::DrainStep::Ticket(wait) => break wait,
+            decide::DrainStep::Ticket(wait) => {
+                if let Some(next) = next {
+                    // Claimed ahead, behind a message that comes back: released, in order.
+                    let out = next
+                        .claimed
+                        .hand_back(wait.unwrap_or(Duration::ZERO), deps)
+                        .await;
+                    journey.extend(out.journey);
+                    settling.extend(settle(&next.items, &out.fates).0);
+                }
+                break wait;
+            }
         }
     };
     clear(buf, group, &settling).await;
@@ -548,6 +579,121 @@ async fn drain<'r>(
         })
         .collect();
     (fates, journey)
+}
+
+/// One round of a drain: the backlog's next messages, as many as a few posts carry, read
+/// and claimed.
+struct Round<'a> {
+    items: Vec<buffer::Buffered>,
+    claimed: group::Claimed<'a>,
+    /// The read found messages behind the round's.
+    more: bool,
+    /// Read while the round before it posted.
+    read_ahead: bool,
+}
+
+/// Reads a channel's backlog round by round.
+struct Reader<'a> {
+    group: &'a GroupId,
+    leases: &'a [(String, i32)],
+    buf: &'a buffer::Buffer,
+    deps: &'a DeliveryDeps,
+    records: &'a elsa::sync::FrozenVec<Box<[SqsMessage]>>,
+}
+
+impl<'a> Reader<'a> {
+    /// The backlog's next round, claimed in the ledger: its messages queued after `after`
+    /// (read ahead: after the round posting now), leaving out `skip` (settled, not yet
+    /// cleared); `None` when nothing else waits. Clears `clearing` meanwhile.
+    ///
+    /// The backlog's messages are not hidden by SQS as queued ones are: only the ticket
+    /// is. Each read first extends the visibility of every message of the invocation (the
+    /// tickets, and any other channel's batch it carries), so no second invocation drains
+    /// the channel, or takes a batch this one settled, while this one may still post
+    /// (either would post twice).
+    async fn read(
+        &self,
+        clearing: &[String],
+        skip: &[String],
+        after: Option<&str>,
+        team_pauses: &mut TeamPauses,
+    ) -> crate::error::Result<Option<Round<'a>>> {
+        let posts = decide::drain_posts(after.is_some());
+        let limit = digest::DIGEST_MAX * posts;
+        let (_, loaded) = futures_util::join!(clear(self.buf, self.group, clearing), async {
+            crate::aws::sqs::hand_back(&self.deps.sqs, &self.deps.queue_url, self.leases).await;
+            self.buf
+                .load_after(self.group, after, limit + skip.len())
+                .await
+        });
+        let mut items: Vec<buffer::Buffered> = loaded?
+            .into_iter()
+            .filter(|b| !skip.contains(&b.sk))
+            .take(limit)
+            .collect();
+        if items.is_empty() {
+            return Ok(None);
+        }
+        let parsed: Vec<Option<message::Delivery>> = items
+            .iter()
+            .map(|b| parse_delivery(&b.as_record(self.group)))
+            .collect();
+        let keys: Vec<Option<&str>> = parsed
+            .iter()
+            .map(|d| d.as_ref().and_then(|d| d.thread_key.as_deref()))
+            .collect();
+        let threshold = parsed
+            .iter()
+            .flatten()
+            .next()
+            .map(|d| d.digest_threshold)
+            .unwrap_or(0);
+        let take = decide::drain_take(&threads::units(&keys, threshold), posts)
+            .max(1)
+            .min(items.len());
+        // A full read may have had more behind it.
+        let more = items.len() >= limit || take < items.len();
+        items.truncate(take);
+        let records: &'a [SqsMessage] = self.records.push_get(
+            items
+                .iter()
+                .map(|b| b.as_record(self.group))
+                .collect::<Box<[_]>>(),
+        );
+        let refs: Vec<&'a SqsMessage> = records.iter().collect();
+        let claimed = group::claim(self.group, &refs, self.deps, team_pauses).await;
+        Ok(Some(Round {
+            items,
+            claimed,
+            more,
+            read_ahead: after.is_some(),
+        }))
+    }
+}
+
+/// The backlog keys of the round's settled messages, and the wait and key of the first
+/// that comes back later.
+fn settle(
+    items: &[buffer::Buffered],
+    fates: &[(&SqsMessage, Fate)],
+) -> (Vec<String>, Option<(Duration, String)>) {
+    let mut settled = Vec::new();
+    let mut later = None;
+    for (record, fate) in fates {
+        let Some(item) = items
+            .iter()
+            .find(|b| Some(b.record_id()) == record.message_id)
+        else {
+            continue;
+        };
+        match fate {
+            Fate::Done => settled.push(item.sk.clone()),
+            Fate::Later(d) => {
+                later.get_or_insert((*d, item.sk.clone()));
+            }
+        }
+    }
+    (settled, later)
 }
 
 /// Clears settled messages from a channel's backlog. Those it cannot stay; the next drain

@@ -16,9 +16,10 @@ pub const MAX_INLINE_WAIT: Duration = Duration::from_millis(2500);
 /// slot's first moment rather than a conditional write's latency after it. Short, so a
 /// late post's hold (see `decide::late_post`) is written before the next slot is taken.
 pub const SLOT_AHEAD: Duration = Duration::from_millis(250);
-/// Waiting for a slot, the instance wakes this long before it begins to take it (well
-/// within [`SLOT_AHEAD`], with room for the write's latency).
-pub const SLOT_LEAD: Duration = Duration::from_millis(100);
+/// Waiting for a slot, the instance wakes this long before it begins to take it (within
+/// [`SLOT_AHEAD`], with room for the write's latency: under a burst the tables are busy
+/// with the backlog's writes, and a write that lands after the slot makes its post late).
+pub const SLOT_LEAD: Duration = Duration::from_millis(200);
 /// The ledger or the channels table could not be read: try the group again after this.
 pub const STATE_UNAVAILABLE_RETRY: Duration = Duration::from_secs(5);
 /// Parking a message in the DLQ failed: it stays queued and comes back after this.

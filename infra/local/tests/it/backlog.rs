@@ -1,11 +1,12 @@
 //! A busy channel's backlog (`BUFFER_TABLE`) through the whole local path: the Slack
 //! stand-in enforces Slack's 1 post per second per channel; a burst goes out a Block Kit
-//! digest at a time, every event exactly once; a delivery process that stops between a
-//! digest's post and its bookkeeping leaves nothing posted twice and nothing lost.
+//! digest at a time, every event exactly once, each round claimed while the one before it
+//! posts; a delivery process that stops between a digest's post and its bookkeeping leaves
+//! nothing posted twice and nothing lost.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
@@ -221,4 +222,106 @@ async fn a_drain_stopped_between_its_post_and_its_bookkeeping_posts_nothing_twic
         "the stopped digest's events were posted again: {after:?}"
     );
     assert_eq!(s.depth(&s.res.slack_dlq_url).await, 0);
+}
+
+/// The ledger, noting when each claim (one per drain round) was asked for and how many
+/// events it claimed.
+struct ClaimsSeen {
+    inner: Arc<dyn LedgerStore>,
+    claims: Mutex<Vec<(Instant, usize)>>,
+}
+
+impl LedgerStore for ClaimsSeen {
+    fn begin_all<'a>(
+        &'a self,
+        keys: &'a [DeliveryKey],
+        now_ms: i64,
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<Entry>>> {
+        self.claims
+            .lock()
+            .unwrap()
+            .push((Instant::now(), keys.len()));
+        self.inner.begin_all(keys, now_ms)
+    }
+
+    fn delivered_all<'a>(
+        &'a self,
+        keys: &'a [DeliveryKey],
+        ts: &'a str,
+        channel_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
+        self.inner.delivered_all(keys, ts, channel_id)
+    }
+
+    fn not_posted_all<'a>(
+        &'a self,
+        keys: &'a [DeliveryKey],
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
+        self.inner.not_posted_all(keys)
+    }
+
+    fn unsure_all<'a>(
+        &'a self,
+        keys: &'a [DeliveryKey],
+    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
+        self.inner.unsure_all(keys)
+    }
+}
+
+#[tokio::test]
+async fn a_drain_claims_each_round_while_the_round_before_it_posts() {
+    let s = Stack::with_standin(StandinConfig::default()).await;
+    let ids = burst(&s, 300).await;
+    let mut deps = DeliveryDeps::load(&s.sdk, &crate::messages::delivery_config(&s))
+        .await
+        .unwrap();
+    let seen = Arc::new(ClaimsSeen {
+        inner: s.delivery.ledger.clone(),
+        claims: Mutex::new(Vec::new()),
+    });
+    deps.ledger = seen.clone();
+    deliver_all(&s, &deps, &ids, Duration::from_secs(90)).await;
+    while pump_delivery(&s.slack, &deps).await.unwrap() > 0 {}
+    once_each(&s, &ids);
+
+    // Each claim is one round: its posts are the next ones, as many events as it claimed.
+    let posts = s.alerts();
+    let claims = seen.claims.lock().unwrap().clone();
+    let mut rounds: Vec<Vec<Instant>> = Vec::new();
+    let mut next = posts.iter();
+    for (_, claimed) in &claims {
+        let mut round = Vec::new();
+        let mut events = 0;
+        while events < *claimed {
+            let post = next.next().expect("a claim whose events were never posted");
+            events += posted_client_ids(std::slice::from_ref(post)).len();
+            round.push(post.at);
+        }
+        assert_eq!(events, *claimed, "a post across two rounds");
+        rounds.push(round);
+    }
+    assert!(next.next().is_none(), "posts no claim covers");
+    // The first round is read in line and makes one post; the later ones, read ahead, two.
+    assert_eq!(rounds[0].len(), 1, "{rounds:?}");
+    let mut checked = 0;
+    for (k, (claimed_at, _)) in claims.iter().enumerate().skip(1) {
+        let before = &rounds[k - 1];
+        if before.len() < 2 {
+            continue;
+        }
+        let last_post = before[before.len() - 1];
+        assert!(
+            *claimed_at < last_post,
+            "round {} was claimed {:?} after the round before it last posted",
+            k + 1,
+            claimed_at.duration_since(last_post)
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 2,
+        "{} claims for {} posts",
+        claims.len(),
+        posts.len()
+    );
 }
