@@ -74,7 +74,7 @@ pub(super) fn record(d: &Delivery, r: &SqsMessage, outcome: Outcome, now_ms: i64
 /// A group's messages read, checked for age and claimed in the ledger: the digest units
 /// left to post, in order, and what became of the others.
 pub(super) struct Claimed<'r> {
-    pub(super) out: Out<'r>,
+    out: Out<'r>,
     units: VecDeque<Vec<Item<'r>>>,
 }
 

@@ -122,20 +122,37 @@ async fn a_burst_of_300_goes_out_a_digest_at_a_time_each_event_once_within_slack
     assert!(left, "the backlog was drained");
 }
 
-/// The ledger, except that recording a delivery never returns once `after` deliveries were
-/// recorded: the process "stops" there, between a post and its bookkeeping.
-struct StopsAfterPost {
+/// The ledger, noting when each claim (one per drain round) was asked for and how many
+/// events it claimed; with `stop_after`, recording a delivery never returns once that many
+/// deliveries were recorded: the process "stops" there, between a post and its bookkeeping.
+struct Watched {
     inner: Arc<dyn LedgerStore>,
+    claims: Mutex<Vec<(Instant, usize)>>,
     recorded: AtomicUsize,
-    after: usize,
+    stop_after: Option<usize>,
 }
 
-impl LedgerStore for StopsAfterPost {
+impl Watched {
+    fn new(s: &Stack, stop_after: Option<usize>) -> Arc<Self> {
+        Arc::new(Self {
+            inner: s.delivery.ledger.clone(),
+            claims: Mutex::new(Vec::new()),
+            recorded: AtomicUsize::new(0),
+            stop_after,
+        })
+    }
+}
+
+impl LedgerStore for Watched {
     fn begin_all<'a>(
         &'a self,
         keys: &'a [DeliveryKey],
         now_ms: i64,
     ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<Entry>>> {
+        self.claims
+            .lock()
+            .unwrap()
+            .push((Instant::now(), keys.len()));
         self.inner.begin_all(keys, now_ms)
     }
 
@@ -145,7 +162,8 @@ impl LedgerStore for StopsAfterPost {
         ts: &'a str,
         channel_id: Option<&'a str>,
     ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
-        if self.recorded.fetch_add(keys.len(), Ordering::SeqCst) >= self.after {
+        let before = self.recorded.fetch_add(keys.len(), Ordering::SeqCst);
+        if self.stop_after.is_some_and(|after| before >= after) {
             return futures_util::future::pending().boxed();
         }
         self.inner.delivered_all(keys, ts, channel_id)
@@ -174,13 +192,9 @@ async fn a_drain_stopped_between_its_post_and_its_bookkeeping_posts_nothing_twic
     let mut crashing = DeliveryDeps::load(&s.sdk, &crate::messages::delivery_config(&s))
         .await
         .unwrap();
-    crashing.ledger = Arc::new(StopsAfterPost {
-        inner: s.delivery.ledger.clone(),
-        recorded: AtomicUsize::new(0),
-        // Every batch is full, so all 30 wait in the backlog; its first digest is posted
-        // and the process stops before recording it.
-        after: 0,
-    });
+    // Every batch is full, so all 30 wait in the backlog; its first digest is posted and
+    // the process stops before recording it.
+    crashing.ledger = Watched::new(&s, Some(0));
     let stopped = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             pump_delivery(&s.slack, &crashing).await.unwrap();
@@ -224,50 +238,6 @@ async fn a_drain_stopped_between_its_post_and_its_bookkeeping_posts_nothing_twic
     assert_eq!(s.depth(&s.res.slack_dlq_url).await, 0);
 }
 
-/// The ledger, noting when each claim (one per drain round) was asked for and how many
-/// events it claimed.
-struct ClaimsSeen {
-    inner: Arc<dyn LedgerStore>,
-    claims: Mutex<Vec<(Instant, usize)>>,
-}
-
-impl LedgerStore for ClaimsSeen {
-    fn begin_all<'a>(
-        &'a self,
-        keys: &'a [DeliveryKey],
-        now_ms: i64,
-    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<Entry>>> {
-        self.claims
-            .lock()
-            .unwrap()
-            .push((Instant::now(), keys.len()));
-        self.inner.begin_all(keys, now_ms)
-    }
-
-    fn delivered_all<'a>(
-        &'a self,
-        keys: &'a [DeliveryKey],
-        ts: &'a str,
-        channel_id: Option<&'a str>,
-    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
-        self.inner.delivered_all(keys, ts, channel_id)
-    }
-
-    fn not_posted_all<'a>(
-        &'a self,
-        keys: &'a [DeliveryKey],
-    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
-        self.inner.not_posted_all(keys)
-    }
-
-    fn unsure_all<'a>(
-        &'a self,
-        keys: &'a [DeliveryKey],
-    ) -> BoxFuture<'a, Vec<ingestlayer::error::Result<()>>> {
-        self.inner.unsure_all(keys)
-    }
-}
-
 #[tokio::test]
 async fn a_drain_claims_each_round_while_the_round_before_it_posts() {
     let s = Stack::with_standin(StandinConfig::default()).await;
@@ -275,10 +245,7 @@ async fn a_drain_claims_each_round_while_the_round_before_it_posts() {
     let mut deps = DeliveryDeps::load(&s.sdk, &crate::messages::delivery_config(&s))
         .await
         .unwrap();
-    let seen = Arc::new(ClaimsSeen {
-        inner: s.delivery.ledger.clone(),
-        claims: Mutex::new(Vec::new()),
-    });
+    let seen = Watched::new(&s, None);
     deps.ledger = seen.clone();
     deliver_all(&s, &deps, &ids, Duration::from_secs(90)).await;
     while pump_delivery(&s.slack, &deps).await.unwrap() > 0 {}
