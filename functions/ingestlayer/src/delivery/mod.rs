@@ -561,7 +561,7 @@ async fn drain<'r>(
         None => tracing::info!(
             rounds,
             outcome = "drained",
-            "the channel's backlog is empty"
+            "the channel's backlog had nothing more at the drain's last read"
         ),
         Some(d) => tracing::info!(
             rounds,
