@@ -1,7 +1,6 @@
 //! The `discord-standin` binary as `make dev` runs it.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -10,15 +9,10 @@ use serde_json::json;
 
 #[tokio::test]
 async fn the_binary_serves_the_default_webhook_and_prints_accepted_messages() {
-    // A free port: bind, note it, release it for the binary.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    // Port 0: the binary binds a free port and logs its URL (a port found free and
+    // released first could be taken by a parallel test before the binary binds it).
     let mut child = Command::new(env!("CARGO_BIN_EXE_discord-standin"))
-        .args(["--addr", &addr])
+        .args(["--addr", "127.0.0.1:0"])
         .env_remove("NO_COLOR")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -47,8 +41,13 @@ async fn the_binary_serves_the_default_webhook_and_prints_accepted_messages() {
         .find(|l| l.contains("discord stand-in listening"))
         .cloned()
         .unwrap_or_else(|| panic!("no start-up line: {seen:?}"));
+    let api = start_line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("discord_api_url="))
+        .unwrap_or_else(|| panic!("no API URL: {start_line}"))
+        .to_owned();
     assert!(
-        start_line.contains(&format!("http://{addr}/api/v10")),
+        api.starts_with("http://127.0.0.1:") && api.ends_with("/api/v10"),
         "{start_line}"
     );
     assert!(
@@ -56,7 +55,7 @@ async fn the_binary_serves_the_default_webhook_and_prints_accepted_messages() {
         "colour codes in the log: {start_line}"
     );
 
-    let url = format!("http://{addr}/api/v10/webhooks/1000000000000000001/standin-token?wait=true");
+    let url = format!("{api}/webhooks/1000000000000000001/standin-token?wait=true");
     let response = reqwest::Client::new()
         .post(&url)
         .json(&json!({"content": "deploy finished", "allowed_mentions": {"parse": []}}))
