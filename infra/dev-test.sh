@@ -108,7 +108,7 @@ for want in "discord webhook" "telegram → " "[webhook receiver] verified featu
   done
   grep -qF "$want" "$LOG" || { tail -n 60 "$LOG" >&2; fail "make dev printed no \"$want\" line for the example pipelines"; }
 done
-sent_mail="$(curl -sS "$endpoint/moto-api/data.json")"
+sent_mail="$(curl -sS "$endpoint/_ingestlayer/ses-sent?to=team@example.com")"
 [[ "$sent_mail" == *"team@example.com"* ]] || fail "SES on the emulator holds no email to team@example.com"
 echo "feature.used: delivered to Discord, Telegram, Notion, SES and the webhook receiver"
 

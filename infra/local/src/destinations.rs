@@ -158,7 +158,7 @@ impl Running {
             ),
         ];
         let lines = format!(
-            "  discord     stand-in at {} (webhook {}; messages print below)\n  telegram    stand-in at {} (chat 1001; messages print below)\n  notion      stand-in at {} (database \"{}\"; pages print below)\n  email       SES on the emulator, from {DEV_EMAIL_FROM} to team@example.com (sent mail: {}/moto-api/data.json)\n  webhook     receiver at {} (verifies each signature with the standardwebhooks library; deliveries print below)\n",
+            "  discord     stand-in at {} (webhook {}; messages print below)\n  telegram    stand-in at {} (chat 1001; messages print below)\n  notion      stand-in at {} (database \"{}\"; pages print below)\n  email       SES on the emulator, from {DEV_EMAIL_FROM} to team@example.com (sent mail: {}/_ingestlayer/ses-sent)\n  webhook     receiver at {} (verifies each signature with the standardwebhooks library; deliveries print below)\n",
             discord.api_url(),
             hook.id,
             telegram.api_url(),

@@ -2,7 +2,7 @@
 //! `make test` starts one): a verified sender's email arrives as rendered, an unverified
 //! sender pauses the target with what to verify, and a burst of 30 cards goes as one digest.
 //!
-//! What moto keeps of a sent email (`GET /moto-api/data.json`, `ses.Message`) is its sender,
+//! What moto keeps of a sent email (the emulator's `GET /_ingestlayer/ses-sent`) is its sender,
 //! destinations, subject and ONE body part: the HTML when there is one. That the plain-text
 //! part is sent too, in UTF-8, is checked against the request itself in the module's unit
 //! tests (aws-smithy-mocks). moto does not serve GetAccount, so the rate is unknown here.
@@ -51,36 +51,14 @@ async fn verified_sender(ses: &aws_sdk_sesv2::Client) -> String {
     from
 }
 
-/// The emails moto has sent to `to`, as it keeps them.
+/// The emails moto has sent to `to`, as it keeps them, from the emulator's
+/// `GET /_ingestlayer/ses-sent?to=` (`infra/emulator/moto_server.py`).
 async fn sent_to(to: &str) -> Vec<Value> {
-    // The emulator serialises every service's state for this; while other tests change
-    // theirs it can fail, so it is asked again.
-    let mut tries = 0;
-    let data: serde_json::Value = loop {
-        let answer = reqwest::get(format!("{}/moto-api/data.json", endpoint()))
-            .await
-            .unwrap();
-        match answer.json().await {
-            Ok(data) => break data,
-            Err(e) if tries < 10 => {
-                tries += 1;
-                eprintln!("moto-api/data.json: {e}; asking again");
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("moto-api/data.json: {e}"),
-        }
-    };
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| {
-            m["destinations"]["ToAddresses"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|r| r == to))
-        })
-        .collect()
+    let url = format!("{}/_ingestlayer/ses-sent", endpoint());
+    let url = reqwest::Url::parse_with_params(&url, [("to", to)]).unwrap();
+    let answer = reqwest::get(url.clone()).await.unwrap();
+    assert_eq!(answer.status(), 200, "GET {url}");
+    answer.json().await.unwrap()
 }
 
 fn card(i: usize) -> Card {

@@ -128,7 +128,8 @@ async fn a_long_poll_returns_a_groups_next_message_once_its_batch_is_deleted() {
 
 /// The launcher's SES faults: a fault queued for an address is taken by the next SendEmail
 /// to it (an email to another address passes untouched); a 429 answers
-/// TooManyRequestsException; `after_send` keeps the email before answering.
+/// TooManyRequestsException; `after_send` keeps the email before answering. `ses-sent` lists
+/// what SES kept, per address.
 #[tokio::test]
 async fn ses_faults_fail_the_next_email_to_their_address_only() {
     use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
@@ -209,6 +210,35 @@ async fn ses_faults_fail_the_next_email_to_their_address_only() {
         "the 500 came after the email was kept"
     );
     assert!(send(to.clone()).await.is_ok(), "the faults are used up");
+
+    // `ses-sent` answers each address its own emails, and all of them without `to`.
+    let sent = crate::outbound::sent_emails(&to).await;
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[0]["source"], from.as_str());
+    assert_eq!(sent[0]["subject"], "s");
+    assert_eq!(
+        sent[0]["destinations"]["ToAddresses"],
+        serde_json::json!([to])
+    );
+    assert_eq!(crate::outbound::sent_emails(&other).await.len(), 1);
+    let sent_url = format!("{}/_ingestlayer/ses-sent", crate::harness::endpoint());
+    let all: Vec<serde_json::Value> = http
+        .get(&sent_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for address in [&to, &other] {
+        assert!(
+            all.iter()
+                .any(|m| m["destinations"]["ToAddresses"][0] == address.as_str()),
+            "{address} among all sent"
+        );
+    }
+    let wrong = http.post(&sent_url).send().await.unwrap();
+    assert_eq!(wrong.status(), 405, "ses-sent is read only");
 }
 
 #[tokio::test]

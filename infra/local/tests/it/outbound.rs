@@ -639,32 +639,12 @@ async fn an_email_burst_goes_as_digests_while_an_unverified_sender_is_paused() {
 }
 
 /// The emails the emulator has sent to `to`, as it keeps them (sender, destinations,
-/// subject and the HTML body).
+/// subject and the HTML body), from its `GET /_ingestlayer/ses-sent?to=` (moto's
+/// `/moto-api/data.json` serialises every service's state and fails under parallel tests).
 pub(crate) async fn sent_emails(to: &str) -> Vec<serde_json::Value> {
-    // The emulator serialises every service's state for this; while other tests change
-    // theirs it can fail, so it is asked again.
-    let url = format!("{}/moto-api/data.json", crate::harness::endpoint());
-    let mut tries = 0;
-    let data: serde_json::Value = loop {
-        match reqwest::get(&url).await.unwrap().json().await {
-            Ok(data) => break data,
-            Err(e) if tries < 10 => {
-                tries += 1;
-                eprintln!("moto-api/data.json: {e}; asking again");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("moto-api/data.json: {e}"),
-        }
-    };
-    data["ses"]["Message"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|m| {
-            m["destinations"]["ToAddresses"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|r| r == to))
-        })
-        .collect()
+    let url = format!("{}/_ingestlayer/ses-sent", crate::harness::endpoint());
+    let url = reqwest::Url::parse_with_params(&url, [("to", to)]).unwrap();
+    let answer = reqwest::get(url.clone()).await.unwrap();
+    assert_eq!(answer.status(), 200, "GET {url}");
+    answer.json().await.unwrap()
 }
