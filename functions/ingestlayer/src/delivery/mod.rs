@@ -727,7 +727,7 @@ fn peek_event_id(r: &SqsMessage) -> Option<String> {
 async fn hand_back(deps: &DeliveryDeps, later: &[(String, Duration)]) {
     let later: Vec<(String, i32)> = later
         .iter()
-        .map(|(handle, d)| (handle.clone(), retry::visibility_secs(*d)))
+        .map(|(handle, d)| (handle.clone(), retry::hand_back_secs(*d)))
         .collect();
     crate::aws::sqs::hand_back(&deps.sqs, &deps.queue_url, &later).await;
 }

@@ -75,6 +75,18 @@ pub fn visibility_secs(d: Duration) -> i32 {
     d.as_secs().clamp(1, MAX_VISIBILITY_SECS) as i32
 }
 
+/// The visibility a message handed back to wait `d` gets: none when it need not wait (a
+/// drain's ticket out of budget, for the next invocation to take up while the channel's
+/// slot comes round), else [`visibility_secs`]. Rounded up to a second, the ticket came
+/// back after the slot: the next post was 0.7 s late at each handoff.
+pub fn hand_back_secs(d: Duration) -> i32 {
+    if d.is_zero() {
+        0
+    } else {
+        visibility_secs(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +155,8 @@ mod tests {
         assert_eq!(visibility_secs(Duration::from_millis(300)), 1);
         assert_eq!(visibility_secs(Duration::from_secs(30)), 30);
         assert_eq!(visibility_secs(Duration::from_secs(100_000)), 43_200);
+        assert_eq!(hand_back_secs(Duration::ZERO), 0, "no wait: back at once");
+        assert_eq!(hand_back_secs(Duration::from_millis(300)), 1);
+        assert_eq!(hand_back_secs(Duration::from_secs(30)), 30);
     }
 }

@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use ingestlayer::delivery::ledger::{Entry, LedgerStore};
 use ingestlayer::delivery::DeliveryDeps;
 use ingestlayer::ids::DeliveryKey;
-use ingestlayer_local::runner::{pump_delivery, pump_pipeline};
+use ingestlayer_local::runner::{pump_delivery, pump_pipeline, to_event};
 use slack_standin::StandinConfig;
 
 use crate::harness::{posted_client_ids, Stack};
@@ -291,4 +291,56 @@ async fn a_drain_claims_each_round_while_the_round_before_it_posts() {
         claims.len(),
         posts.len()
     );
+}
+
+/// Out of its budget with messages left, a drain hands its ticket straight back: the next
+/// invocation can take it up while the channel's slot comes round. (Rounded up to SQS's
+/// whole seconds, the ticket came back a second later, after the slot.) With no budget at
+/// all, each invocation posts one round, and the burst still goes out whole, each event once.
+#[tokio::test]
+async fn a_drain_out_of_budget_hands_its_ticket_straight_back() {
+    let s = Stack::with_standin(StandinConfig::default()).await;
+    let ids = burst(&s, 100).await;
+    let mut deps = DeliveryDeps::load(&s.sdk, &crate::messages::delivery_config(&s))
+        .await
+        .unwrap();
+    deps.drain_budget = Duration::ZERO;
+    // One invocation at a time, as `pump_delivery` runs them, keeping each batch: the
+    // channel's batches go into its backlog first (they were queued before any ticket).
+    let ticket = loop {
+        let batch = s.slack.receive().await.unwrap();
+        assert!(!batch.is_empty(), "the burst queued no drain ticket");
+        let before = s.alerts().len();
+        let event = to_event(&batch);
+        let ticket = event
+            .records
+            .iter()
+            .find(|r| ingestlayer::delivery::buffer::drained_by(r).is_some())
+            .and_then(|r| r.message_id.clone());
+        let response = ingestlayer::delivery::handle(event, &deps).await;
+        s.slack.settle(&batch, &response).await.unwrap();
+        let Some(ticket) = ticket else { continue };
+        assert_eq!(s.alerts().len(), before + 1, "the drain posted one round");
+        assert!(
+            response
+                .batch_item_failures
+                .iter()
+                .any(|f| f.item_identifier == ticket),
+            "the ticket goes back: {response:?}"
+        );
+        break ticket;
+    };
+    let again = s.slack.receive().await.unwrap();
+    assert!(
+        again
+            .iter()
+            .any(|m| m.message_id() == Some(ticket.as_str())),
+        "the ticket is back at once: {:?}",
+        again.iter().map(|m| m.message_id()).collect::<Vec<_>>()
+    );
+    let response = ingestlayer::delivery::handle(to_event(&again), &deps).await;
+    s.slack.settle(&again, &response).await.unwrap();
+    deliver_all(&s, &deps, &ids, Duration::from_secs(60)).await;
+    while pump_delivery(&s.slack, &deps).await.unwrap() > 0 {}
+    once_each(&s, &ids);
 }
