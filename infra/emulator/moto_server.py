@@ -58,8 +58,8 @@ milliseconds), which took the emulator's time per request under a burst down by 
 moto's server answers requests on threads and checks a DynamoDB write's condition before
 making the write, with nothing in between to stop another thread: two writes conditional on the
 same value could both succeed, where DynamoDB applies each one (and each transaction)
-atomically. Here DynamoDB's writes (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
-TransactWriteItems) take one lock.
+atomically. Here each table's writes (PutItem, UpdateItem, DeleteItem, and BatchWriteItem
+through them) take the table's lock, and TransactWriteItems those of every table it names.
 
 To find which service a request is for, moto lists its own package directory (a listdir and
 an isdir per entry) on every request: a tenth of the emulator's time under a burst (py-spy).
@@ -230,26 +230,56 @@ DynamoDBBackend.transact_write_items = _transact_write_items_putting_back
 # DynamoDB applies each conditional write (and each transaction) atomically. moto's server
 # answers requests on threads and checks a condition, then writes, with nothing in between
 # to stop another thread: two writes conditional on the same value could both succeed (two
-# instances taking one pacing slot, under load). Here DynamoDB's writes take one lock.
-_writing = threading.RLock()
+# instances taking one pacing slot, under load). Here each table's writes take its lock,
+# and a transaction those of every table it names, in name order. (One lock for every
+# table held a write to one table behind a long transaction on another: a pacing slot
+# waited out a 96-item claim on the ledger, and its post went out late.)
+_table_locks = {}
+_table_locks_guard = threading.Lock()
 
 
-def _atomic(write):
+def _table_lock(name):
+    with _table_locks_guard:
+        return _table_locks.setdefault(name, threading.RLock())
+
+
+def _tables_named(transact_items):
+    names = set()
+    for entry in transact_items or []:
+        try:
+            names.add(next(iter(entry.values())).get("TableName") or "")
+        except (AttributeError, StopIteration):
+            names.add("")
+    return sorted(names)
+
+
+def _atomic(write, tables_of):
     def locked(self, *args, **kwargs):
-        with _writing:
+        locks = [_table_lock(name) for name in tables_of(*args, **kwargs)]
+        for lock in locks:
+            lock.acquire()
+        try:
             return write(self, *args, **kwargs)
+        finally:
+            for lock in reversed(locks):
+                lock.release()
 
     return locked
 
 
-for _name in (
-    "put_item",
-    "update_item",
-    "delete_item",
-    "batch_write_item",
-    "transact_write_items",
-):
-    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name)))
+def _one_table(table_name, *args, **kwargs):
+    return [table_name]
+
+
+def _transaction_tables(transact_items, *args, **kwargs):
+    return _tables_named(transact_items)
+
+
+for _name in ("put_item", "update_item", "delete_item"):
+    setattr(DynamoDBBackend, _name, _atomic(getattr(DynamoDBBackend, _name), _one_table))
+DynamoDBBackend.transact_write_items = _atomic(
+    DynamoDBBackend.transact_write_items, _transaction_tables
+)
 
 SES_FAULTS_PATH = "/_ingestlayer/ses-faults"
 SES_ERRORS = {
