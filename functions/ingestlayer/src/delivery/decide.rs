@@ -328,6 +328,10 @@ pub fn drain_step(
         Some(d) => DrainStep::Ticket(Some(d)),
         None if end.ahead => DrainStep::Again,
         None if !end.left && end.settled && within(linger) => DrainStep::Linger(linger),
+        // Emptied with a post but out of time to look again: a burst may still be
+        // arriving, so the next invocation looks (at once, as below). Ending here left
+        // it to the spill's next ticket, a slot or two later.
+        None if !end.left && end.settled => DrainStep::Ticket(Some(Duration::ZERO)),
         None if !end.left => DrainStep::Ticket(None),
         None if within(Duration::ZERO) => DrainStep::Again,
         // Out of time with messages left: the ticket comes back at once, and the next
@@ -1119,10 +1123,11 @@ mod tests {
             drain_step(emptied, linger, t0, t0 + 1_045, budget),
             DrainStep::Linger(linger)
         );
-        // The look would end past the budget: the drain ends.
+        // The look would end past the budget: the ticket comes back at once, and the next
+        // invocation looks.
         assert_eq!(
             drain_step(emptied, linger, t0, t0 + 14_700, budget),
-            DrainStep::Ticket(None)
+            DrainStep::Ticket(Some(ZERO))
         );
         // A look that found nothing ends it.
         assert_eq!(
