@@ -229,10 +229,12 @@ pub const DRAIN_BUDGET: Duration = Duration::from_secs(15);
 /// mid-drain delays the backlog by at most this.
 pub const DRAIN_LEASE_SECS: i32 = 40;
 
-/// Handles one batch from the Slack FIFO queue: each group (workspace + channel) in
-/// order, groups one after another, a backlog's drain first.
+/// Handles one batch from the Slack FIFO queue: each group (a channel's messages, or a
+/// channel's drain tickets) in order within it, the groups side by side. Each group is its
+/// own channel's (or backlog's), paced by its own slot: ten channels' drain tickets in one
+/// batch drain at once, where one after another the tenth waited out the nine before it.
 pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
-    // The drain budget is the invocation's: two channels' drains in one batch share it.
+    // The drain budget counts from the invocation's start, for every drain in it.
     let started_ms = deps.clock.now_ms();
     let mut groups: Vec<(GroupId, Vec<&SqsMessage>)> = Vec::new();
     for record in &event.records {
@@ -248,81 +250,23 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             None => groups.push((group, vec![record])),
         }
     }
-    // A backlog's drain goes first: its first round leases every message of the invocation
-    // at once, so none of them (the tickets above all) can reach another invocation while
-    // this one may still post, however long another group takes here.
-    groups.sort_by_key(|(_, records)| {
-        records
-            .first()
-            .and_then(|r| buffer::drained_by(r))
-            .is_none()
-    });
-    let mut team_pauses = TeamPauses::new();
+    // Each drain round leases every message of the invocation, so none of them (the
+    // tickets above all) reaches another invocation while this one may still post.
     let leases: Vec<(String, i32)> = event
         .records
         .iter()
         .filter_map(|r| r.receipt_handle.clone())
         .map(|h| (h, DRAIN_LEASE_SECS))
         .collect();
+    let outcomes = futures_util::future::join_all(
+        groups
+            .iter()
+            .map(|(group, records)| one_group(group, records, &leases, deps, started_ms)),
+    )
+    .await;
     let mut fates: Vec<(&SqsMessage, Fate)> = Vec::new();
     let mut journey = Vec::new();
-    for (group, records) in &groups {
-        // Every line logged while the group is processed carries its events' ids.
-        let event_ids: Vec<String> = records.iter().filter_map(|r| peek_event_id(r)).collect();
-        let span = tracing::info_span!("group", group = %group, messages = records.len(), event_ids = ?event_ids);
-        let (group_fates, group_journey) = match (
-            &deps.buffer,
-            records.first().and_then(|r| buffer::drained_by(r)),
-        ) {
-            (Some(buf), Some(channel)) => {
-                drain(
-                    &channel,
-                    records,
-                    &leases,
-                    buf,
-                    deps,
-                    started_ms,
-                    &mut team_pauses,
-                )
-                .instrument(span)
-                .await
-            }
-            (None, Some(_)) => {
-                // A ticket with no backlog configured (BUFFER_TABLE removed): nothing to drain.
-                (
-                    records.iter().map(|r| (*r, Fate::Done)).collect(),
-                    Vec::new(),
-                )
-            }
-            (buf, None) => {
-                let route = match buf {
-                    Some(buf) => route(group, records, buf, deps).await,
-                    None => decide::Route::Post,
-                };
-                match route {
-                    decide::Route::Post => {
-                        let out = group::process(group, records, deps, &mut team_pauses)
-                            .instrument(span)
-                            .await;
-                        (out.fates, out.journey)
-                    }
-                    decide::Route::Spill => match buf {
-                        Some(buf) => spill(group, records, buf, deps).instrument(span).await,
-                        None => (Vec::new(), Vec::new()),
-                    },
-                    decide::Route::Later(d) => {
-                        tracing::warn!(
-                            outcome = "retry",
-                            "the channel's backlog could not be read; the batch waits"
-                        );
-                        (
-                            records.iter().map(|r| (*r, Fate::Later(d))).collect(),
-                            Vec::new(),
-                        )
-                    }
-                }
-            }
-        };
+    for (group_fates, group_journey) in outcomes {
         fates.extend(group_fates);
         journey.extend(group_journey);
     }
@@ -342,6 +286,75 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     }
     hand_back(deps, &later).await;
     crate::aws::sqs::batch_response(failures)
+}
+
+/// One group of a batch: a drain ticket's backlog drained, or a channel's messages routed
+/// (posted, moved into its backlog, or kept waiting). The workspace pauses it learns are
+/// its own (another group of the invocation reads a workspace's state for itself).
+async fn one_group<'r>(
+    group: &GroupId,
+    records: &[&'r SqsMessage],
+    leases: &[(String, i32)],
+    deps: &DeliveryDeps,
+    started_ms: i64,
+) -> (Vec<(&'r SqsMessage, Fate)>, Vec<crate::journey::Record>) {
+    let mut team_pauses = TeamPauses::new();
+    // Every line logged while the group is processed carries its events' ids.
+    let event_ids: Vec<String> = records.iter().filter_map(|r| peek_event_id(r)).collect();
+    let span = tracing::info_span!("group", group = %group, messages = records.len(), event_ids = ?event_ids);
+    match (
+        &deps.buffer,
+        records.first().and_then(|r| buffer::drained_by(r)),
+    ) {
+        (Some(buf), Some(channel)) => {
+            drain(
+                &channel,
+                records,
+                leases,
+                buf,
+                deps,
+                started_ms,
+                &mut team_pauses,
+            )
+            .instrument(span)
+            .await
+        }
+        (None, Some(_)) => {
+            // A ticket with no backlog configured (BUFFER_TABLE removed): nothing to drain.
+            (
+                records.iter().map(|r| (*r, Fate::Done)).collect(),
+                Vec::new(),
+            )
+        }
+        (buf, None) => {
+            let route = match buf {
+                Some(buf) => route(group, records, buf, deps).await,
+                None => decide::Route::Post,
+            };
+            match route {
+                decide::Route::Post => {
+                    let out = group::process(group, records, deps, &mut team_pauses)
+                        .instrument(span)
+                        .await;
+                    (out.fates, out.journey)
+                }
+                decide::Route::Spill => match buf {
+                    Some(buf) => spill(group, records, buf, deps).instrument(span).await,
+                    None => (Vec::new(), Vec::new()),
+                },
+                decide::Route::Later(d) => {
+                    tracing::warn!(
+                        outcome = "retry",
+                        "the channel's backlog could not be read; the batch waits"
+                    );
+                    (
+                        records.iter().map(|r| (*r, Fate::Later(d))).collect(),
+                        Vec::new(),
+                    )
+                }
+            }
+        }
+    }
 }
 
 /// Where a channel's batch goes when busy channels have backlogs: behind a backlog that

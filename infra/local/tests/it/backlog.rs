@@ -16,7 +16,7 @@ use ingestlayer::ids::DeliveryKey;
 use ingestlayer_local::runner::{pump_delivery, pump_pipeline, to_event};
 use slack_standin::StandinConfig;
 
-use crate::harness::{posted_client_ids, Stack};
+use crate::harness::{posted_client_ids, posted_event_ids, Stack};
 
 /// Sends `n` feature.used events (client ids `evt-000`…) in batches of up to 100 and routes
 /// them all to the Slack queue, so its backlog is there at once, as in a burst.
@@ -343,4 +343,117 @@ async fn a_drain_out_of_budget_hands_its_ticket_straight_back() {
     deliver_all(&s, &deps, &ids, Duration::from_secs(60)).await;
     while pump_delivery(&s.slack, &deps).await.unwrap() > 0 {}
     once_each(&s, &ids);
+}
+
+/// Two channels' drain tickets in one batch drain side by side: each channel is paced by
+/// its own slot, so neither waits out the other's drain. (One group after another, the
+/// second channel's first post came after the first channel's last.)
+#[tokio::test]
+async fn two_channels_drained_in_one_batch_post_side_by_side() {
+    use ingestlayer::aws::sqs::{send_all, Outgoing};
+    use ingestlayer::delivery::message::Delivery;
+    use ingestlayer::ids::{ChannelRef, TeamId, DEFAULT_TEAM};
+    use ingestlayer::slack::block_kit::RenderedMessage;
+
+    let s = Stack::with_standin(StandinConfig::default()).await;
+    let team = TeamId::parse(DEFAULT_TEAM).unwrap();
+    let channels = ["#side-a", "#side-b"];
+    let mut messages = Vec::new();
+    let mut ids = Vec::new();
+    for name in channels {
+        let channel = ChannelRef::parse(name).unwrap();
+        for i in 0..60 {
+            let d = Delivery {
+                v: 1,
+                event_id: format!("{}-{i:03}", &name[1..]),
+                event_name: "feature.used".into(),
+                pipeline_id: "side".into(),
+                destination: 0,
+                team: team.clone(),
+                channel: channel.clone(),
+                message: RenderedMessage {
+                    text: format!("feature.used: export by u_{i}"),
+                    blocks: Vec::new(),
+                    truncated: false,
+                },
+                min_interval_ms: 1000,
+                digest_threshold: 3,
+                received_ms: 0,
+                link: None,
+                thread_key: None,
+                mention: None,
+            };
+            ids.push(d.event_id.clone());
+            messages.push(Outgoing {
+                body: serde_json::to_string(&d).unwrap(),
+                group_id: Some(d.group().as_str().to_owned()),
+                dedup_id: Some(d.event_id.clone()),
+                attributes: Default::default(),
+            });
+        }
+    }
+    for sent in send_all(&s.sqs, &s.res.slack_queue_url, &messages).await {
+        sent.unwrap();
+    }
+    // One invocation at a time: the channels' batches go into their backlogs first (they
+    // were queued before any ticket), then one batch carries both channels' tickets.
+    let posted = || {
+        posted_event_ids(
+            &[
+                s.standin.messages_in("#side-a"),
+                s.standin.messages_in("#side-b"),
+            ]
+            .concat(),
+        )
+    };
+    let start = Instant::now();
+    let mut both = false;
+    while posted().len() < ids.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} of {} posted",
+            posted().len(),
+            ids.len()
+        );
+        let batch = s.slack.receive().await.unwrap();
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let event = to_event(&batch);
+        let drained: std::collections::HashSet<String> = event
+            .records
+            .iter()
+            .filter_map(ingestlayer::delivery::buffer::drained_by)
+            .map(|g| g.as_str().to_owned())
+            .collect();
+        both |= drained.len() == 2;
+        let response = ingestlayer::delivery::handle(event, &s.delivery).await;
+        s.slack.settle(&batch, &response).await.unwrap();
+    }
+    assert!(both, "one batch carried both channels' tickets");
+    let mut all = posted();
+    all.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(all, want, "each event once");
+    let (a, b) = (
+        s.standin.messages_in("#side-a"),
+        s.standin.messages_in("#side-b"),
+    );
+    assert!(
+        a.len() >= 2 && b.len() >= 2,
+        "{} and {} posts",
+        a.len(),
+        b.len()
+    );
+    let (a_first, a_last) = (a[0].at, a[a.len() - 1].at);
+    let (b_first, b_last) = (b[0].at, b[b.len() - 1].at);
+    assert!(
+        b_first < a_last && a_first < b_last,
+        "the two drains ran one after the other: from a's first post, a posted until {:?}, b from {:?} to {:?}",
+        a_last - a_first,
+        b_first.saturating_duration_since(a_first),
+        b_last.saturating_duration_since(a_first)
+    );
 }
