@@ -171,40 +171,15 @@ pub async fn many_channels(
         backlog,
     )
     .await?;
-    let team = TeamId::parse(DEFAULT_TEAM)
-        .map_err(|e| Error::invalid("the default team", Some(e.into())))?;
     let mut messages = Vec::new();
     for c in 0..channels {
-        let channel = ChannelRef::parse(&format!("#burst-{c:03}"))
-            .map_err(|e| Error::invalid("a channel name", Some(e.into())))?;
+        let channel = format!("#burst-{c:03}");
         for i in 0..each {
-            let d = Delivery {
-                v: 1,
-                event_id: format!("c{c:03}-e{i:03}-{}", ulid::Ulid::new()),
-                event_name: "feature.used".into(),
-                pipeline_id: "burst".into(),
-                destination: 0,
-                team: team.clone(),
-                channel: channel.clone(),
-                message: RenderedMessage {
-                    text: format!("feature.used: export by u_{i} in #burst-{c:03}"),
-                    blocks: Vec::new(),
-                    truncated: false,
-                },
-                min_interval_ms: 1000,
-                digest_threshold: 3,
-                received_ms: 0,
-                link: None,
-                thread_key: None,
-                mention: None,
-            };
-            messages.push(Outgoing {
-                body: serde_json::to_string(&d)
-                    .map_err(|e| Error::invalid("a delivery", Some(e.into())))?,
-                group_id: Some(d.group().as_str().to_owned()),
-                dedup_id: Some(d.event_id.clone()),
-                attributes: Default::default(),
-            });
+            messages.push(queued_delivery(
+                &channel,
+                &format!("c{c:03}-e{i:03}-{}", ulid::Ulid::new()),
+                &format!("feature.used: export by u_{i} in {channel}"),
+            )?);
         }
     }
     let requests_before = stack.standin.requests().len();
@@ -330,6 +305,42 @@ fn last_readable(posts: &[PostedMessage]) -> Instant {
         .map(|p| p.at)
         .max()
         .unwrap_or_else(Instant::now)
+}
+
+/// A delivery as the pipeline queues it for Slack: `text` to `channel` of the default
+/// workspace, paced at 1 post/s and digested from 3 on, its group the channel's.
+pub fn queued_delivery(channel: &str, event_id: &str, text: &str) -> Result<Outgoing> {
+    let team = TeamId::parse(DEFAULT_TEAM)
+        .map_err(|e| Error::invalid("the default team", Some(e.into())))?;
+    let channel =
+        ChannelRef::parse(channel).map_err(|e| Error::invalid("a channel name", Some(e.into())))?;
+    let d = Delivery {
+        v: 1,
+        event_id: event_id.to_owned(),
+        event_name: "feature.used".into(),
+        pipeline_id: "burst".into(),
+        destination: 0,
+        team,
+        channel,
+        message: RenderedMessage {
+            text: text.to_owned(),
+            blocks: Vec::new(),
+            truncated: false,
+        },
+        min_interval_ms: 1000,
+        digest_threshold: 3,
+        received_ms: 0,
+        link: None,
+        thread_key: None,
+        mention: None,
+    };
+    Ok(Outgoing {
+        body: serde_json::to_string(&d)
+            .map_err(|e| Error::invalid("a delivery", Some(e.into())))?,
+        group_id: Some(d.group().as_str().to_owned()),
+        dedup_id: Some(d.event_id.clone()),
+        attributes: Default::default(),
+    })
 }
 
 /// Posts, duplicates and pacing of a burst's posts.

@@ -350,46 +350,20 @@ async fn a_drain_out_of_budget_hands_its_ticket_straight_back() {
 /// second channel's first post came after the first channel's last.)
 #[tokio::test]
 async fn two_channels_drained_in_one_batch_post_side_by_side() {
-    use ingestlayer::aws::sqs::{send_all, Outgoing};
-    use ingestlayer::delivery::message::Delivery;
-    use ingestlayer::ids::{ChannelRef, TeamId, DEFAULT_TEAM};
-    use ingestlayer::slack::block_kit::RenderedMessage;
+    use ingestlayer::aws::sqs::send_all;
+    use ingestlayer_local::burst::queued_delivery;
 
     let s = Stack::with_standin(StandinConfig::default()).await;
-    let team = TeamId::parse(DEFAULT_TEAM).unwrap();
     let channels = ["#side-a", "#side-b"];
     let mut messages = Vec::new();
     let mut ids = Vec::new();
     for name in channels {
-        let channel = ChannelRef::parse(name).unwrap();
         for i in 0..60 {
-            let d = Delivery {
-                v: 1,
-                event_id: format!("{}-{i:03}", &name[1..]),
-                event_name: "feature.used".into(),
-                pipeline_id: "side".into(),
-                destination: 0,
-                team: team.clone(),
-                channel: channel.clone(),
-                message: RenderedMessage {
-                    text: format!("feature.used: export by u_{i}"),
-                    blocks: Vec::new(),
-                    truncated: false,
-                },
-                min_interval_ms: 1000,
-                digest_threshold: 3,
-                received_ms: 0,
-                link: None,
-                thread_key: None,
-                mention: None,
-            };
-            ids.push(d.event_id.clone());
-            messages.push(Outgoing {
-                body: serde_json::to_string(&d).unwrap(),
-                group_id: Some(d.group().as_str().to_owned()),
-                dedup_id: Some(d.event_id.clone()),
-                attributes: Default::default(),
-            });
+            let id = format!("{}-{i:03}", &name[1..]);
+            messages.push(
+                queued_delivery(name, &id, &format!("feature.used: export by u_{i}")).unwrap(),
+            );
+            ids.push(id);
         }
     }
     for sent in send_all(&s.sqs, &s.res.slack_queue_url, &messages).await {
