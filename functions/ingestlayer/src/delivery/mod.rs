@@ -250,23 +250,48 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             None => groups.push((group, vec![record])),
         }
     }
-    // Each drain round leases every message of the invocation, so none of them (the
-    // tickets above all) reaches another invocation while this one may still post.
-    let leases: Vec<(String, i32)> = event
-        .records
-        .iter()
-        .filter_map(|r| r.receipt_handle.clone())
-        .map(|h| (h, DRAIN_LEASE_SECS))
-        .collect();
-    let outcomes = futures_util::future::join_all(
-        groups
+    // Each drain round leases every message of the invocation still in its hands, so none
+    // of them (the tickets above all) reaches another invocation while this one may still
+    // post.
+    let leases = tokio::sync::Mutex::new(
+        event
+            .records
             .iter()
-            .map(|(group, records)| one_group(group, records, &leases, deps, started_ms)),
-    )
+            .filter_map(|r| r.receipt_handle.clone())
+            .map(|h| (h, DRAIN_LEASE_SECS))
+            .collect::<Vec<_>>(),
+    );
+    let draining = deps.buffer.is_some()
+        && groups.iter().any(|(_, records)| {
+            records
+                .first()
+                .and_then(|r| buffer::drained_by(r))
+                .is_some()
+        });
+    let outcomes = futures_util::future::join_all(groups.iter().map(|(group, records)| async {
+        let (fates, journey) = one_group(group, records, &leases, deps, started_ms).await;
+        // Beside a drain (which may run to its budget), a group that is done lets its
+        // channel's queue go at once: its messages are deleted or handed back now rather
+        // than when the invocation ends, so the channel's next batch does not wait for
+        // another channel's drain.
+        let early = draining
+            && records
+                .first()
+                .and_then(|r| buffer::drained_by(r))
+                .is_none();
+        if early {
+            settle_now(deps, &leases, &fates).await;
+        }
+        (fates, journey, early)
+    }))
     .await;
     let mut fates: Vec<(&SqsMessage, Fate)> = Vec::new();
+    let mut settled_early: Vec<&SqsMessage> = Vec::new();
     let mut journey = Vec::new();
-    for (group_fates, group_journey) in outcomes {
+    for (group_fates, group_journey, early) in outcomes {
+        if early {
+            settled_early.extend(group_fates.iter().map(|(r, _)| *r));
+        }
         fates.extend(group_fates);
         journey.extend(group_journey);
     }
@@ -279,7 +304,8 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     for (record, fate) in fates {
         if let Fate::Later(d) = fate {
             failures.push(record.message_id.clone().unwrap_or_default());
-            if let Some(h) = &record.receipt_handle {
+            let early = settled_early.iter().any(|r| std::ptr::eq(*r, record));
+            if let (Some(h), false) = (&record.receipt_handle, early) {
                 later.push((h.clone(), d));
             }
         }
@@ -288,13 +314,41 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     crate::aws::sqs::batch_response(failures)
 }
 
+/// Deletes a group's handled messages and hands back those that wait, at once, and takes
+/// them out of the drain's leases first (under the same lock, so no lease in flight puts a
+/// message handed back out of sight again). The batch response still names those that
+/// wait, so the event source does not delete them.
+async fn settle_now(
+    deps: &DeliveryDeps,
+    leases: &tokio::sync::Mutex<Vec<(String, i32)>>,
+    fates: &[(&SqsMessage, Fate)],
+) {
+    let mut done = Vec::new();
+    let mut later = Vec::new();
+    for (record, fate) in fates {
+        let Some(handle) = &record.receipt_handle else {
+            continue;
+        };
+        match fate {
+            Fate::Done => done.push(handle.clone()),
+            Fate::Later(d) => later.push((handle.clone(), *d)),
+        }
+    }
+    let mut leases = leases.lock().await;
+    leases.retain(|(h, _)| !done.contains(h) && !later.iter().any(|(l, _)| l == h));
+    futures_util::join!(
+        crate::aws::sqs::delete_all(&deps.sqs, &deps.queue_url, &done),
+        hand_back(deps, &later)
+    );
+}
+
 /// One group of a batch: a drain ticket's backlog drained, or a channel's messages routed
 /// (posted, moved into its backlog, or kept waiting). The workspace pauses it learns are
 /// its own (another group of the invocation reads a workspace's state for itself).
 async fn one_group<'r>(
     group: &GroupId,
     records: &[&'r SqsMessage],
-    leases: &[(String, i32)],
+    leases: &tokio::sync::Mutex<Vec<(String, i32)>>,
     deps: &DeliveryDeps,
     started_ms: i64,
 ) -> (Vec<(&'r SqsMessage, Fate)>, Vec<crate::journey::Record>) {
@@ -440,7 +494,7 @@ async fn spill<'r>(
 async fn drain<'r>(
     group: &GroupId,
     tickets: &[&'r SqsMessage],
-    leases: &[(String, i32)],
+    leases: &tokio::sync::Mutex<Vec<(String, i32)>>,
     buf: &buffer::Buffer,
     deps: &DeliveryDeps,
     started_ms: i64,
@@ -608,7 +662,7 @@ struct Round<'a> {
 /// Reads a channel's backlog round by round.
 struct Reader<'a> {
     group: &'a GroupId,
-    leases: &'a [(String, i32)],
+    leases: &'a tokio::sync::Mutex<Vec<(String, i32)>>,
     buf: &'a buffer::Buffer,
     deps: &'a DeliveryDeps,
     records: &'a elsa::sync::FrozenVec<Box<[SqsMessage]>>,
@@ -634,7 +688,8 @@ impl<'a> Reader<'a> {
         let posts = decide::drain_posts(after.is_some());
         let limit = digest::DIGEST_MAX * posts;
         let (_, loaded) = futures_util::join!(clear(self.buf, self.group, clearing), async {
-            crate::aws::sqs::hand_back(&self.deps.sqs, &self.deps.queue_url, self.leases).await;
+            let leases = self.leases.lock().await;
+            crate::aws::sqs::hand_back(&self.deps.sqs, &self.deps.queue_url, &leases).await;
             self.buf
                 .load_after(self.group, after, limit + skip.len())
                 .await

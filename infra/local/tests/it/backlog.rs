@@ -431,3 +431,113 @@ async fn two_channels_drained_in_one_batch_post_side_by_side() {
         b_last.saturating_duration_since(a_first)
     );
 }
+
+/// A channel's batch that shares an invocation with another channel's drain lets its
+/// channel's queue go when it is done, not when the drain is: the channel's next batch is
+/// taken while the drain still posts. (Its messages used to be deleted when the invocation
+/// ended, and the FIFO group waited until then.)
+#[tokio::test]
+async fn a_batch_beside_a_drain_lets_its_channel_go_before_the_drain_ends() {
+    use ingestlayer::aws::sqs::send_all;
+    use ingestlayer::delivery::buffer::drained_by;
+    use ingestlayer_local::burst::queued_delivery;
+
+    let s = Stack::with_standin(StandinConfig::default()).await;
+    let queue = |channel: &str, n: usize| -> Vec<_> {
+        (0..n)
+            .map(|i| {
+                let id = format!("{}-{i:03}", &channel[1..]);
+                queued_delivery(channel, &id, &format!("feature.used: export by u_{i}")).unwrap()
+            })
+            .collect()
+    };
+    let ticket = |m: &aws_sdk_sqs::types::Message| {
+        drained_by(&to_event(std::slice::from_ref(m)).records[0]).is_some()
+    };
+    for sent in send_all(&s.sqs, &s.res.slack_queue_url, &queue("#drained", 100)).await {
+        sent.unwrap();
+    }
+    // #drained's batches go into its backlog; the batch after them holds its tickets.
+    let tickets = loop {
+        let batch = s.slack.receive().await.unwrap();
+        assert!(!batch.is_empty(), "no drain ticket came");
+        if batch.iter().any(ticket) {
+            break batch;
+        }
+        let response = ingestlayer::delivery::handle(to_event(&batch), &s.delivery).await;
+        s.slack.settle(&batch, &response).await.unwrap();
+    };
+    for sent in send_all(&s.sqs, &s.res.slack_queue_url, &queue("#beside", 20)).await {
+        sent.unwrap();
+    }
+    let beside = s.slack.receive().await.unwrap();
+    assert!(
+        !beside.is_empty() && !beside.iter().any(ticket),
+        "#beside's first batch"
+    );
+    let batch = [tickets, beside].concat();
+    // The invocation, then what the event source does after it: delete what it handled.
+    let invocation = async {
+        let response = ingestlayer::delivery::handle(to_event(&batch), &s.delivery).await;
+        let ended = Instant::now();
+        s.slack.settle(&batch, &response).await.unwrap();
+        ended
+    };
+    // Everything else the queue hands over meanwhile, until #beside's next batch.
+    let meanwhile = async {
+        let start = Instant::now();
+        let mut got = Vec::new();
+        loop {
+            let more = s.slack.receive().await.unwrap();
+            let next = more
+                .iter()
+                .any(|m| !ticket(m) && m.body().is_some_and(|b| b.contains("beside-01")));
+            got.extend(more);
+            if next {
+                return (got, Instant::now());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "#beside's next batch never came"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (ended, (got, next_at)) = tokio::join!(invocation, meanwhile);
+    assert!(
+        next_at < ended,
+        "#beside's next batch came {:?} after the invocation with the drain ended",
+        next_at - ended
+    );
+    let response = ingestlayer::delivery::handle(to_event(&got), &s.delivery).await;
+    s.slack.settle(&got, &response).await.unwrap();
+
+    // Everything still goes out, each event once.
+    let posted = || {
+        let mut ids = posted_event_ids(
+            &[
+                s.standin.messages_in("#drained"),
+                s.standin.messages_in("#beside"),
+            ]
+            .concat(),
+        );
+        ids.sort();
+        ids
+    };
+    let start = Instant::now();
+    while posted().len() < 120 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} of 120 posted",
+            posted().len()
+        );
+        while pump_delivery(&s.slack, &s.delivery).await.unwrap() > 0 {}
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut want: Vec<String> = (0..100)
+        .map(|i| format!("drained-{i:03}"))
+        .chain((0..20).map(|i| format!("beside-{i:03}")))
+        .collect();
+    want.sort();
+    assert_eq!(posted(), want, "each event once");
+}
