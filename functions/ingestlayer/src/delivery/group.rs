@@ -377,18 +377,18 @@ pub(super) async fn post<'r>(
                 return out;
             }
         };
-        let sent_ms = deps.clock.now_ms();
         let reply_to = thread.as_ref().and_then(|(_, ts)| ts.as_deref());
         let messages: Vec<&Item<'r>> = unit.iter().collect();
-        let sent = slack
-            .in_thread(reply_to)
-            .send(&messages, false, sent_ms / 1000)
-            .await;
-        if let Some(until_ms) = decide::late_post(slot_ms, sent_ms, interval) {
-            if let Err(e) = deps.channels.hold_until(group, until_ms).await {
-                tracing::warn!(error = %e, "could not move the channel's next slot after a late post");
-            }
-        }
+        let threaded = slack.in_thread(reply_to);
+        let (sent, sent_ms) = pacing::send_on_slot(
+            deps.channels.as_ref(),
+            deps.clock.as_ref(),
+            group,
+            slot_ms,
+            interval,
+            |sent_ms| threaded.send(&messages, false, sent_ms / 1000),
+        )
+        .await;
         let verdict = slack.classify(&sent);
         let channel_id = post::channel_id(&sent.answer);
         let slack_said = sent.answer.summary();

@@ -2,6 +2,7 @@
 //! instances together post at most once per interval; a slot close enough is slept for
 //! here (on tokio's clock), a later one hands the rest of the group back to SQS.
 
+use std::future::Future;
 use std::time::Duration;
 
 use crate::delivery::channel_store::ChannelStore;
@@ -52,6 +53,33 @@ pub async fn wait_for_slot_at(
             other => return (other, now_ms),
         }
     }
+}
+
+/// Sends on a slot that began at `slot_ms` (from [`wait_for_slot_at`]): `send` is given the
+/// moment it leaves, and its answer is returned with that moment. A send that leaves more
+/// than [`decide::LATE_POST`] after its slot moves the next slot an interval after it (see
+/// [`decide::late_post`]), and the move is written while the send is in flight, not after
+/// its answer: another instance takes the next slot [`SLOT_AHEAD`] of its start, and a
+/// slow answer (Slack's take up to seconds) would let it take the old one first and post
+/// less than an interval after this send.
+pub async fn send_on_slot<F: Future>(
+    channels: &dyn ChannelStore,
+    clock: &dyn Clock,
+    group: &GroupId,
+    slot_ms: i64,
+    interval: Duration,
+    send: impl FnOnce(i64) -> F,
+) -> (F::Output, i64) {
+    let sent_ms = clock.now_ms();
+    let hold = async {
+        if let Some(until_ms) = decide::late_post(slot_ms, sent_ms, interval) {
+            if let Err(e) = channels.hold_until(group, until_ms).await {
+                tracing::warn!(error = %e, "could not move the next slot after a late send");
+            }
+        }
+    };
+    let ((), answer) = tokio::join!(hold, send(sent_ms));
+    (answer, sent_ms)
 }
 
 /// Sleeps until `at_ms` on `clock` (not at all when that has passed).
@@ -126,6 +154,56 @@ mod tests {
             assert_eq!(post_b, slot_b, "post {} left at its slot", i + 2);
             assert_eq!(post_b - post_a, 1040, "{posts:?}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_send_moves_the_next_slot_before_its_slow_answer_comes() {
+        let (state, clock) = start();
+        // The channel was idle: its slot is due, and the write answers 80 ms into it.
+        *state.slot_latency.lock().unwrap() = Duration::from_millis(80);
+        let interval = paced_interval(1000);
+        let (slot, slot_ms) =
+            wait_for_slot_at(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await;
+        assert_eq!((slot, slot_ms), (Slot::Post, T0));
+        // This instance's post is slow to answer (900 ms); meanwhile another instance wants
+        // the channel's next slot, and takes it ahead of its start.
+        let slow_send = |sent_ms: i64| async move {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            sent_ms
+        };
+        let other = async {
+            let (slot, at) =
+                wait_for_slot_at(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await;
+            assert_eq!(slot, Slot::Post);
+            at
+        };
+        let alerts = alerts();
+        let ((answered, sent_ms), other_at) = tokio::join!(
+            send_on_slot(&state, &clock, &alerts, slot_ms, interval, slow_send),
+            other
+        );
+        assert_eq!(answered, sent_ms, "the send was given the moment it left");
+        assert_eq!(sent_ms, T0 + 80, "a late send");
+        assert_eq!(
+            other_at - sent_ms,
+            1040,
+            "the other instance's post left an interval after the late one, not after its slot"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_send_on_time_leaves_the_next_slot_where_it_was() {
+        let (state, clock) = start();
+        let interval = paced_interval(1000);
+        let (_, slot_ms) =
+            wait_for_slot_at(&state, &clock, &alerts(), interval, MAX_INLINE_WAIT).await;
+        let ((), sent_ms) = send_on_slot(&state, &clock, &alerts(), slot_ms, interval, |_| async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+        })
+        .await;
+        assert_eq!(sent_ms, T0);
+        assert_eq!(next_slot(&state, &clock, &alerts()).await, Slot::Post);
+        assert_eq!(state.slot_times().last(), Some(&(T0 + 1040)));
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,7 +14,8 @@ pub const MAX_VISIBILITY_SECS: u64 = 43_200;
 pub const MAX_INLINE_WAIT: Duration = Duration::from_millis(2500);
 /// A channel's slot this close is taken ahead of its start, so the post goes out at the
 /// slot's first moment rather than a conditional write's latency after it. Short, so a
-/// late post's hold (see `decide::late_post`) is written before the next slot is taken.
+/// late post's hold (see `decide::late_post`, written while the post is in flight:
+/// `pacing::send_on_slot`) lands before another instance takes the next slot.
 pub const SLOT_AHEAD: Duration = Duration::from_millis(250);
 /// Waiting for a slot, the instance wakes this long before it begins to take it (within
 /// [`SLOT_AHEAD`], with room for the write's latency: under a burst the tables are busy

@@ -41,7 +41,7 @@ use crate::delivery::channel_store::{ChannelStore, Pause, PauseScope};
 use crate::delivery::clock::{Clock, SystemClock};
 use crate::delivery::decide::{self, Fate, Rest, Slot};
 use crate::delivery::ledger::{Entry, Ledger, LedgerStore};
-use crate::delivery::pacing::wait_for_slot_at;
+use crate::delivery::pacing::{send_on_slot, wait_for_slot_at};
 use crate::delivery::park::{send_to_dlq, Parking};
 use crate::delivery::retry::{
     paced_interval, retry_delay, visibility_secs, MAX_INLINE_WAIT, PARK_FAILED_RETRY,
@@ -357,15 +357,17 @@ async fn process<'r>(records: &[&'r SqsMessage], deps: &DispatchDeps) -> Out<'r>
         }
 
         let messages: Vec<&Outbound> = todo.iter().map(|t| &t.message).collect();
-        let started = deps.clock.now_ms();
-        let answer = platform.send(&messages, resent, started / 1000).await;
         // The ledger's claims (and a held sender's check) come between the slot and the
         // send: a send that left late moves the target's next slot an interval after it.
-        if let Some(until_ms) = decide::late_post(slot_ms, started, interval) {
-            if let Err(e) = deps.channels.hold_until(&pacing, until_ms).await {
-                tracing::warn!(error = %e, "could not move the target's next slot after a late send");
-            }
-        }
+        let (answer, started) = send_on_slot(
+            deps.channels.as_ref(),
+            deps.clock.as_ref(),
+            &pacing,
+            slot_ms,
+            interval,
+            |started| platform.send(&messages, resent, started / 1000),
+        )
+        .await;
         let verdict = platform.classify(&answer);
         let now_ms = deps.clock.now_ms();
         let digest_of = (todo.len() > 1).then_some(todo.len());
