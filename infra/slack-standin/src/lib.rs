@@ -357,6 +357,12 @@ impl Standin {
         self.shared.messages(None)
     }
 
+    /// The accepted messages after the first `first`, in acceptance order: a reader that
+    /// keeps count reads each message once (until [`reset`](Self::reset)).
+    pub fn messages_from(&self, first: usize) -> Vec<PostedMessage> {
+        self.shared.messages_from(first)
+    }
+
     /// The accepted messages of one channel, in acceptance order; `#alerts`, `alerts` and the
     /// channel ID all name the same channel.
     pub fn messages_in(&self, channel: &str) -> Vec<PostedMessage> {

@@ -512,6 +512,11 @@ impl Shared {
             .collect()
     }
 
+    pub(crate) fn messages_from(&self, first: usize) -> Vec<PostedMessage> {
+        let state = self.lock();
+        state.messages.get(first..).unwrap_or_default().to_vec()
+    }
+
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
         self.lock().requests.clone()
     }

@@ -2,8 +2,10 @@
 //! FIFO group's order as SQS does when its messages are handed back, as delivery hands back
 //! what waits: the group comes back first message first, whole; and its sequence numbers
 //! increase, as slack-delivery's backlog orders by them; a long poll returns a group's
-//! next message as soon as its batch is deleted; and a cancelled DynamoDB transaction
-//! leaves every item it named as it was (the launcher puts back only those items).
+//! next message as soon as its batch is deleted; a cancelled DynamoDB transaction leaves
+//! every item it named as it was (the launcher puts back only those items); and what the
+//! launcher makes cheaper answers as before: a Query reads its partition in key order, a
+//! send deduplicates by content when the queue says so.
 
 use std::time::Duration;
 
@@ -334,4 +336,193 @@ async fn a_cancelled_transaction_leaves_every_item_it_named_as_it_was() {
     let items = s.ledger().await;
     assert_eq!(status(&items, "a").as_deref(), Some("changed"));
     assert_eq!(status(&items, "c").as_deref(), Some("new"));
+}
+
+/// A Query on a table's own key reads that partition alone here (moto sorted every item of
+/// the table first): the answer is still DynamoDB's, in key order either way, paged by
+/// Limit and ExclusiveStartKey, with a key condition on the sort key, and empty for a
+/// partition with nothing in it.
+#[tokio::test]
+async fn a_query_answers_its_partition_in_key_order_whatever_else_the_table_holds() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use std::collections::HashMap;
+
+    let s = Stack::new().await;
+    let table = s.res.buffer_table.clone();
+    let run = ulid::Ulid::new();
+    let (a, b) = (format!("buf#a-{run}"), format!("buf#b-{run}"));
+    // Written out of order, the two partitions interleaved.
+    for sk in ["3", "1", "5", "2", "4"] {
+        for pk in [&a, &b] {
+            s.dynamo
+                .put_item()
+                .table_name(&table)
+                .item("pk", AttributeValue::S(pk.clone()))
+                .item("sk", AttributeValue::S(sk.into()))
+                .item("of", AttributeValue::S(format!("{pk}/{sk}")))
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let query = |pk: String,
+                 after: Option<&'static str>,
+                 forward: bool,
+                 limit: Option<i32>,
+                 start: Option<HashMap<String, AttributeValue>>| {
+        let s = &s;
+        let table = table.clone();
+        async move {
+            let mut q = s
+                .dynamo
+                .query()
+                .table_name(table)
+                .scan_index_forward(forward)
+                .set_limit(limit)
+                .set_exclusive_start_key(start)
+                .expression_attribute_values(":pk", AttributeValue::S(pk));
+            q = match after {
+                Some(sk) => q
+                    .key_condition_expression("pk = :pk AND sk > :after")
+                    .expression_attribute_values(":after", AttributeValue::S(sk.into())),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q.send().await.unwrap();
+            let of: Vec<String> = out
+                .items()
+                .iter()
+                .map(|i| i["of"].as_s().unwrap().clone())
+                .collect();
+            (of, out.last_evaluated_key().cloned())
+        }
+    };
+    let of = |pk: &str, sks: &[&str]| -> Vec<String> {
+        sks.iter().map(|sk| format!("{pk}/{sk}")).collect()
+    };
+
+    let (all, more) = query(a.clone(), None, true, None, None).await;
+    assert_eq!(all, of(&a, &["1", "2", "3", "4", "5"]));
+    assert_eq!(more, None);
+    let (backwards, _) = query(b.clone(), None, false, None, None).await;
+    assert_eq!(backwards, of(&b, &["5", "4", "3", "2", "1"]));
+    let (after, _) = query(a.clone(), Some("2"), true, None, None).await;
+    assert_eq!(after, of(&a, &["3", "4", "5"]));
+
+    let (mut paged, mut start) = (Vec::new(), None);
+    loop {
+        let (page, next) = query(b.clone(), None, true, Some(2), start).await;
+        assert!(page.len() <= 2, "{page:?}");
+        paged.extend(page);
+        match next {
+            Some(key) => start = Some(key),
+            None => break,
+        }
+    }
+    assert_eq!(paged, of(&b, &["1", "2", "3", "4", "5"]));
+
+    let (none, _) = query(format!("buf#c-{run}"), None, true, None, None).await;
+    assert!(none.is_empty(), "{none:?}");
+
+    // A table keyed by its partition alone: the one item.
+    s.dynamo
+        .put_item()
+        .table_name(&s.res.deliveries_table)
+        .item("pk", AttributeValue::S(a.clone()))
+        .item("of", AttributeValue::S("the delivery".into()))
+        .send()
+        .await
+        .unwrap();
+    let out = s
+        .dynamo
+        .query()
+        .table_name(&s.res.deliveries_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(a.clone()))
+        .send()
+        .await
+        .unwrap();
+    let found: Vec<&str> = out
+        .items()
+        .iter()
+        .map(|i| i["of"].as_s().unwrap().as_str())
+        .collect();
+    assert_eq!(found, ["the delivery"]);
+}
+
+/// SendMessage reads its queue's ContentBasedDeduplication here without counting the
+/// queue's messages; the setting still decides, FIFO's checks still hold, and the queue's
+/// attributes still count its messages everywhere else.
+#[tokio::test]
+async fn a_send_still_deduplicates_by_content_and_the_queue_still_counts_its_messages() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+
+    let s = Stack::new().await;
+    let queue = |content: bool| {
+        let s = &s;
+        async move {
+            s.sqs
+                .create_queue()
+                .queue_name(format!("dedup-{}-{content}.fifo", ulid::Ulid::new()))
+                .attributes(QueueAttributeName::FifoQueue, "true")
+                .attributes(
+                    QueueAttributeName::ContentBasedDeduplication,
+                    content.to_string(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .queue_url
+                .unwrap()
+        }
+    };
+    let send = |url: String, body: &'static str, dedup: Option<String>| {
+        let s = &s;
+        async move {
+            s.sqs
+                .send_message()
+                .queue_url(url)
+                .message_body(body)
+                .message_group_id("g")
+                .set_message_deduplication_id(dedup)
+                .send()
+                .await
+        }
+    };
+    let counted = |url: String| {
+        let s = &s;
+        async move {
+            s.sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::All)
+                .send()
+                .await
+                .unwrap()
+                .attributes()
+                .unwrap()[&QueueAttributeName::ApproximateNumberOfMessages]
+                .parse::<usize>()
+                .unwrap()
+        }
+    };
+
+    let by_content = queue(true).await;
+    for body in ["same", "same", "other"] {
+        send(by_content.clone(), body, None).await.unwrap();
+    }
+    assert_eq!(
+        counted(by_content).await,
+        2,
+        "the second \"same\" was a duplicate"
+    );
+
+    let by_id = queue(false).await;
+    let e = send(by_id.clone(), "no id", None).await.unwrap_err();
+    assert!(
+        format!("{:?}", e.into_service_error()).contains("ContentBasedDeduplication"),
+        "a queue without content-based deduplication wants an id"
+    );
+    for (body, id) in [("one", "1"), ("one again", "1"), ("two", "2")] {
+        send(by_id.clone(), body, Some(id.into())).await.unwrap();
+    }
+    assert_eq!(counted(by_id).await, 2, "the second id 1 was a duplicate");
 }
