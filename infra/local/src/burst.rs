@@ -11,10 +11,12 @@
 //! - [`many_channels`]: C channels each given a burst of M messages at once, straight into
 //!   the Slack queue: how long until every channel has all of its own.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::PoisonError;
 use std::time::Duration;
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use ingestlayer::aws::sqs::{send_all, Outgoing};
 use ingestlayer::delivery::message::Delivery;
 use ingestlayer::ids::{ChannelRef, TeamId, DEFAULT_TEAM};
@@ -25,7 +27,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::requests::{operation, BenchStack, Recorder};
-use crate::runner::{pump_delivery, pump_pipeline};
+use crate::runner::{pump_delivery_seeing, pump_pipeline};
 
 /// Concurrent pipeline invocations.
 const PIPELINE_CONCURRENCY: usize = 2;
@@ -59,16 +61,29 @@ pub struct Report {
     pub requests: Vec<(String, usize)>,
     /// slack-delivery invocations at once (template.yaml's `SlackDeliveryConcurrency`).
     pub concurrency: usize,
+    /// Per channel ([`many_channels`]), shortest first: from the bursts queued until a
+    /// delivery invocation took up the channel's first message (waiting for one is sharing
+    /// the function's concurrency and, here, the one emulator).
+    pub waited: Vec<Duration>,
+    /// Per channel, shortest first: from its first message taken up until all of its own
+    /// were posted (what the channel's own pace, backlog and drain took).
+    pub served: Vec<Duration>,
 }
 
 impl Report {
     /// The gap between consecutive posts to a channel at quantile `q` (0.5: the median).
     pub fn gap_at(&self, q: f64) -> Duration {
-        let last = self.gaps.len().saturating_sub(1);
-        self.gaps
-            .get(((last as f64) * q).round() as usize)
-            .copied()
-            .unwrap_or_default()
+        quantile(&self.gaps, q)
+    }
+
+    /// [`Report::waited`] at quantile `q`.
+    pub fn waited_at(&self, q: f64) -> Duration {
+        quantile(&self.waited, q)
+    }
+
+    /// [`Report::served`] at quantile `q`.
+    pub fn served_at(&self, q: f64) -> Duration {
+        quantile(&self.served, q)
     }
 
     pub fn total_requests(&self) -> usize {
@@ -82,6 +97,15 @@ impl Report {
         }
         (self.posts - 1) as f64 / self.posting.as_secs_f64()
     }
+}
+
+/// The value at quantile `q` (0.5: the median, 1.0: the largest) of `sorted`.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    let last = sorted.len().saturating_sub(1);
+    sorted
+        .get(((last as f64) * q).round() as usize)
+        .copied()
+        .unwrap_or_default()
 }
 
 /// `events` events (all taken by the example pipeline) in `batches` equal batches to one
@@ -121,7 +145,7 @@ pub async fn one_channel(
         }
         Ok::<Instant, Error>(Instant::now())
     };
-    let workers = workers(&stack, &done);
+    let workers = workers(&stack, &done, None);
     let watcher = async {
         let start = Instant::now();
         let mut seen = Seen::after(before);
@@ -211,11 +235,13 @@ pub async fn many_channels(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     };
-    let ((), watched) = tokio::join!(workers(&stack, &done), watcher);
+    let taken_up = TakenUp::default();
+    let ((), watched) = tokio::join!(workers(&stack, &done, Some(&taken_up)), watcher);
     watched?;
     let posts = stack.standin.messages();
     let mut report = measure(&posts, total);
     report.readable_after = last_readable(&posts).saturating_duration_since(queued);
+    (report.waited, report.served) = taken_up.per_channel(queued, &posts);
     report.rate_limited = stack.standin.requests()[requests_before..]
         .iter()
         .filter(|r| r.status == 429)
@@ -224,8 +250,9 @@ pub async fn many_channels(
     Ok(report)
 }
 
-/// The pipeline and delivery consumers, as Lambda runs them, until `done`.
-async fn workers(stack: &BenchStack, done: &AtomicBool) {
+/// The pipeline and delivery consumers, as Lambda runs them, until `done`; each delivery
+/// batch shown to `taken_up` when there is one.
+async fn workers(stack: &BenchStack, done: &AtomicBool, taken_up: Option<&TakenUp>) {
     let (events, slack) = &stack.feeds;
     let pipeline = (0..PIPELINE_CONCURRENCY).map(|_| async {
         while !done.load(Ordering::SeqCst) {
@@ -237,7 +264,12 @@ async fn workers(stack: &BenchStack, done: &AtomicBool) {
     });
     let delivery = (0..stack.delivery_concurrency).map(|_| async {
         while !done.load(Ordering::SeqCst) {
-            match pump_delivery(slack, &stack.delivery).await {
+            let seen = |event: &SqsEvent| {
+                if let Some(t) = taken_up {
+                    t.note(event);
+                }
+            };
+            match pump_delivery_seeing(slack, &stack.delivery, seen).await {
                 Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
                 Ok(_) => {}
             }
@@ -269,12 +301,67 @@ async fn run_until(
         done.store(true, Ordering::SeqCst);
         Ok(())
     };
-    let ((), watched) = tokio::join!(workers(stack, &done), watcher);
+    let ((), watched) = tokio::join!(workers(stack, &done, None), watcher);
     watched
 }
 
 fn event(i: usize) -> Value {
     json!({"name": "feature.used", "data": {"user_id": "u_42", "feature": "export", "count": i, "plan": "pro"}})
+}
+
+/// When a delivery invocation took up each channel's first message, by the channel's part of
+/// the event ids (`c007` of `c007-e003-…`; drain tickets carry no event).
+#[derive(Default)]
+struct TakenUp(std::sync::Mutex<HashMap<String, Instant>>);
+
+impl TakenUp {
+    fn note(&self, event: &SqsEvent) {
+        let now = Instant::now();
+        let mut first = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for r in &event.records {
+            let body = r.body.as_deref().unwrap_or_default();
+            if let Ok(Value::Object(d)) = serde_json::from_str::<Value>(body) {
+                if let Some(id) = d.get("event_id").and_then(Value::as_str) {
+                    first.entry(channel_part(id).to_owned()).or_insert(now);
+                }
+            }
+        }
+    }
+
+    /// Per channel, shortest first: how long after `queued` its first message was taken
+    /// up, and how long after that its last event was posted in `posts`.
+    fn per_channel(
+        self,
+        queued: Instant,
+        posts: &[PostedMessage],
+    ) -> (Vec<Duration>, Vec<Duration>) {
+        let first = self.0.into_inner().unwrap_or_else(PoisonError::into_inner);
+        let mut last: HashMap<String, Instant> = HashMap::new();
+        for p in posts {
+            for id in ids_of(p) {
+                let at = last.entry(channel_part(&id).to_owned()).or_insert(p.at);
+                *at = (*at).max(p.at);
+            }
+        }
+        let (mut waited, mut served): (Vec<Duration>, Vec<Duration>) = first
+            .iter()
+            .filter_map(|(channel, taken)| {
+                let done = last.get(channel)?;
+                Some((
+                    taken.saturating_duration_since(queued),
+                    done.saturating_duration_since(*taken),
+                ))
+            })
+            .unzip();
+        waited.sort();
+        served.sort();
+        (waited, served)
+    }
+}
+
+/// The channel part of a [`many_channels`] event id.
+fn channel_part(event_id: &str) -> &str {
+    event_id.split('-').next().unwrap_or(event_id)
 }
 
 /// The events found in the stand-in's posts so far, read as they come: each poll reads only
@@ -426,4 +513,81 @@ fn by_operation(recording: &[Value]) -> Vec<(String, usize)> {
         *counts.entry(operation(entry)).or_default() += 1;
     }
     counts.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessage;
+
+    fn post(at: Instant, ids: &[&str]) -> PostedMessage {
+        PostedMessage {
+            channel: "burst".into(),
+            channel_id: "C1".into(),
+            ts: "1.0".into(),
+            text: None,
+            blocks: None,
+            metadata: Some(json!({"event_type": "digest", "event_payload": {"event_ids": ids}})),
+            token: "xoxb".into(),
+            at,
+            thread_ts: None,
+            user: "U1".into(),
+            edits: 0,
+        }
+    }
+
+    fn batch(bodies: &[Value]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = bodies
+            .iter()
+            .map(|b| {
+                let mut r = SqsMessage::default();
+                r.body = Some(b.to_string());
+                r
+            })
+            .collect();
+        event
+    }
+
+    #[test]
+    fn a_channel_waits_until_its_first_message_is_taken_up_and_is_served_until_its_last_is_posted()
+    {
+        let queued = Instant::now();
+        let s = |ms: u64| queued + Duration::from_millis(ms);
+        let taken_up = TakenUp::default();
+        // Channel 0 is taken up at once; a drain ticket names no event and counts for none.
+        *taken_up.0.lock().unwrap() = HashMap::from([("c000".to_owned(), s(0))]);
+        taken_up.note(&batch(&[json!({"drain": "default:#burst-001"})]));
+        taken_up.note(&batch(&[
+            json!({"event_id": "c001-e000-x"}),
+            json!({"event_id": "c001-e001-x"}),
+        ]));
+        let first_c001 = taken_up.0.lock().unwrap()["c001"];
+        // Taken up again later: the first time stands.
+        taken_up.note(&batch(&[json!({"event_id": "c001-e002-x"})]));
+        assert_eq!(taken_up.0.lock().unwrap()["c001"], first_c001);
+        assert_eq!(
+            taken_up.0.lock().unwrap().len(),
+            2,
+            "the ticket counted for nothing"
+        );
+        let posts = [
+            post(s(400), &["c000-e000-x", "c000-e001-x"]),
+            post(first_c001 + Duration::from_millis(300), &["c001-e000-x"]),
+            post(s(1440), &["c000-e002-x"]),
+            post(
+                first_c001 + Duration::from_millis(1340),
+                &["c001-e001-x", "c001-e002-x"],
+            ),
+        ];
+        let (waited, served) = taken_up.per_channel(queued, &posts);
+        assert_eq!(waited, [Duration::ZERO, first_c001.duration_since(queued)]);
+        assert_eq!(
+            served,
+            [Duration::from_millis(1340), Duration::from_millis(1440)]
+        );
+        assert_eq!(quantile(&served, 0.5), Duration::from_millis(1440));
+        assert_eq!(quantile(&served, 0.0), Duration::from_millis(1340));
+        assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+    }
 }

@@ -284,8 +284,19 @@ pub async fn pump_warehouse(
 /// same). Without it, a drain slowed down by a loaded emulator could outlive its messages'
 /// lease here, which Lambda never lets happen.
 pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize> {
+    pump_delivery_seeing(feed, deps, |_| ()).await
+}
+
+/// [`pump_delivery`], showing each batch to `seen` as the invocation takes it up (the bench
+/// notes when each channel's first message was).
+pub async fn pump_delivery_seeing(
+    feed: &QueueFeed,
+    deps: &DeliveryDeps,
+    seen: impl FnOnce(&SqsEvent),
+) -> Result<usize> {
     let timeout = delivery_timeout()?;
     pump_with(feed, |event| async move {
+        seen(&event);
         tokio::time::timeout(timeout, ingestlayer::delivery::handle(event, deps))
             .await
             .map_err(|_| Error::Timeout {

@@ -492,6 +492,14 @@ async fn channels_bench(endpoint: &str, channels: usize, each: usize, backlog: b
             r.most_in_a_second,
             r.rate_limited
         );
+        println!(
+            "  {:<14} a channel waited for a delivery {:.1} s (median; longest {:.1} s), then had all of its own posted within {:.1} s (median; longest {:.1} s)",
+            "",
+            r.waited_at(0.5).as_secs_f64(),
+            r.waited_at(1.0).as_secs_f64(),
+            r.served_at(0.5).as_secs_f64(),
+            r.served_at(1.0).as_secs_f64(),
+        );
     }
     Ok(())
 }
