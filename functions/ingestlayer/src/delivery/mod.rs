@@ -261,54 +261,45 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             .map(|h| (h, DRAIN_LEASE_SECS))
             .collect::<Vec<_>>(),
     );
-    let draining = deps.buffer.is_some()
-        && groups.iter().any(|(_, records)| {
-            records
-                .first()
-                .and_then(|r| buffer::drained_by(r))
-                .is_some()
-        });
-    let outcomes = futures_util::future::join_all(groups.iter().map(|(group, records)| async {
-        let (fates, journey) = one_group(group, records, &leases, deps, started_ms).await;
-        // Beside a drain (which may run to its budget), a group that is done lets its
-        // channel's queue go at once: its messages are deleted or handed back now rather
-        // than when the invocation ends, so the channel's next batch does not wait for
-        // another channel's drain.
-        let early = draining
-            && records
-                .first()
-                .and_then(|r| buffer::drained_by(r))
-                .is_none();
-        if early {
-            settle_now(deps, &leases, &fates).await;
-        }
-        (fates, journey, early)
-    }))
+    // The channel each group drains, when it is a drain ticket's.
+    let drains: Vec<Option<GroupId>> = groups
+        .iter()
+        .map(|(_, records)| records.first().and_then(|r| buffer::drained_by(r)))
+        .collect();
+    let draining = deps.buffer.is_some() && drains.iter().any(Option::is_some);
+    let outcomes = futures_util::future::join_all(groups.iter().zip(&drains).map(
+        |((group, records), drains)| async {
+            let (fates, journey) =
+                one_group(group, records, drains.as_ref(), &leases, deps, started_ms).await;
+            // Beside a drain (which may run to its budget), a group that is done lets its
+            // channel's queue go at once: its messages are deleted or handed back now rather
+            // than when the invocation ends, so the channel's next batch does not wait for
+            // another channel's drain.
+            let early = draining && drains.is_none();
+            if early {
+                settle_now(deps, &leases, &fates).await;
+            }
+            (fates, journey, early)
+        },
+    ))
     .await;
-    let mut fates: Vec<(&SqsMessage, Fate)> = Vec::new();
-    let mut settled_early: Vec<&SqsMessage> = Vec::new();
+    let mut failures = Vec::new();
+    let mut later = Vec::new();
     let mut journey = Vec::new();
-    for (group_fates, group_journey, early) in outcomes {
-        if early {
-            settled_early.extend(group_fates.iter().map(|(r, _)| *r));
+    for (fates, group_journey, settled_early) in outcomes {
+        for (record, fate) in fates {
+            if let Fate::Later(d) = fate {
+                failures.push(record.message_id.clone().unwrap_or_default());
+                if let (Some(h), false) = (&record.receipt_handle, settled_early) {
+                    later.push((h.clone(), d));
+                }
+            }
         }
-        fates.extend(group_fates);
         journey.extend(group_journey);
     }
     crate::journey::metrics::observe(&journey);
     if let Some(store) = &deps.journey {
         store.write(journey).await;
-    }
-    let mut failures = Vec::new();
-    let mut later = Vec::new();
-    for (record, fate) in fates {
-        if let Fate::Later(d) = fate {
-            failures.push(record.message_id.clone().unwrap_or_default());
-            let early = settled_early.iter().any(|r| std::ptr::eq(*r, record));
-            if let (Some(h), false) = (&record.receipt_handle, early) {
-                later.push((h.clone(), d));
-            }
-        }
     }
     hand_back(deps, &later).await;
     crate::aws::sqs::batch_response(failures)
@@ -343,11 +334,13 @@ async fn settle_now(
 }
 
 /// One group of a batch: a drain ticket's backlog drained, or a channel's messages routed
-/// (posted, moved into its backlog, or kept waiting). The workspace pauses it learns are
-/// its own (another group of the invocation reads a workspace's state for itself).
+/// (posted, moved into its backlog, or kept waiting); `drains` is the channel whose backlog
+/// it drains when it is a ticket's. The workspace pauses it learns are its own (another
+/// group of the invocation reads a workspace's state for itself).
 async fn one_group<'r>(
     group: &GroupId,
     records: &[&'r SqsMessage],
+    drains: Option<&GroupId>,
     leases: &tokio::sync::Mutex<Vec<(String, i32)>>,
     deps: &DeliveryDeps,
     started_ms: i64,
@@ -356,13 +349,10 @@ async fn one_group<'r>(
     // Every line logged while the group is processed carries its events' ids.
     let event_ids: Vec<String> = records.iter().filter_map(|r| peek_event_id(r)).collect();
     let span = tracing::info_span!("group", group = %group, messages = records.len(), event_ids = ?event_ids);
-    match (
-        &deps.buffer,
-        records.first().and_then(|r| buffer::drained_by(r)),
-    ) {
+    match (&deps.buffer, drains) {
         (Some(buf), Some(channel)) => {
             drain(
-                &channel,
+                channel,
                 records,
                 leases,
                 buf,
