@@ -440,3 +440,25 @@ async fn channels_can_be_shaped_and_requests_read_over_http() {
     assert_eq!(requests[0]["channel"], "secret");
     assert_eq!(requests[0]["error"], "not_in_channel");
 }
+
+#[tokio::test]
+async fn messages_from_a_count_are_those_accepted_after_it_in_order() {
+    let standin = unpaced().await;
+    for (channel, text) in [("#alerts", "one"), ("#growth", "two"), ("#alerts", "three")] {
+        assert!(post(&standin, &json!({"channel": channel, "text": text}))
+            .await
+            .is_ok());
+    }
+    let texts = |from: usize| -> Vec<String> {
+        standin
+            .messages_from(from)
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect()
+    };
+    assert_eq!(texts(0), ["one", "two", "three"]);
+    assert_eq!(texts(1), ["two", "three"]);
+    assert!(texts(3).is_empty());
+    assert!(texts(10).is_empty(), "past the end is nothing, not a panic");
+    standin.shutdown().await;
+}
