@@ -182,6 +182,9 @@ pub enum TokenConfig {
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub slack_queue_url: String,
+    /// Busy channels' drain tickets (`SLACK_DRAIN_QUEUE_URL`), a queue of their own so a
+    /// ticket never waits behind other channels' messages; unset, they share the Slack queue.
+    pub slack_drain_queue_url: Option<String>,
     pub slack_dlq_url: String,
     /// Shared channel state: pacing slots and pauses.
     pub channels_table: String,
@@ -224,6 +227,7 @@ impl DeliveryConfig {
         };
         Ok(Self {
             slack_queue_url: required("SLACK_QUEUE_URL")?,
+            slack_drain_queue_url: optional("SLACK_DRAIN_QUEUE_URL"),
             slack_dlq_url: required("SLACK_DLQ_URL")?,
             channels_table: required("CHANNELS_TABLE")?,
             deliveries_table: required("DELIVERIES_TABLE")?,

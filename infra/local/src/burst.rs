@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::requests::{operation, BenchStack, Recorder};
-use crate::runner::{pump_delivery_seeing, pump_pipeline};
+use crate::runner::{pump_delivery_from, pump_pipeline, QueueFeed};
 
 /// Concurrent pipeline invocations.
 const PIPELINE_CONCURRENCY: usize = 2;
@@ -35,6 +35,9 @@ const PIPELINE_CONCURRENCY: usize = 2;
 /// long-poll; here every empty receive is a request to the one emulator that also serves
 /// the functions' own requests, so idle consumers must not flood it.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+/// How long the drain consumers long-poll an empty drain queue, as Lambda's pollers do
+/// (they wait 20 s; shorter here, so a run ends sooner after its last post).
+const DRAIN_POLL_SECONDS: i32 = 5;
 
 /// What one burst measured.
 #[derive(Debug, Default)]
@@ -61,6 +64,8 @@ pub struct Report {
     pub requests: Vec<(String, usize)>,
     /// slack-delivery invocations at once (template.yaml's `SlackDeliveryConcurrency`).
     pub concurrency: usize,
+    /// slack-delivery invocations at once from the drain queue (`SlackDrainConcurrency`).
+    pub drain_concurrency: usize,
     /// Per channel ([`many_channels`]), shortest first: from the bursts queued until a
     /// delivery invocation took up the channel's first message (waiting for one is sharing
     /// the function's concurrency and, here, the one emulator).
@@ -247,6 +252,7 @@ pub async fn many_channels(
         .filter(|r| r.status == 429)
         .count();
     report.concurrency = stack.delivery_concurrency;
+    report.drain_concurrency = stack.drain_concurrency;
     Ok(report)
 }
 
@@ -269,15 +275,33 @@ async fn workers(stack: &BenchStack, done: &AtomicBool, taken_up: Option<&TakenU
                     t.note(event);
                 }
             };
-            match pump_delivery_seeing(slack, &stack.delivery, seen).await {
+            match pump_delivery_from(&slack.messages, &stack.delivery, seen).await {
                 Ok(0) | Err(_) => tokio::time::sleep(IDLE_POLL).await,
                 Ok(_) => {}
             }
         }
     });
-    futures_util::future::join(
+    // The drain queue's consumers: few, and long-polling as Lambda's pollers do, so an idle
+    // one costs almost no requests.
+    let drains = QueueFeed {
+        wait_seconds: DRAIN_POLL_SECONDS,
+        ..slack.drains.clone()
+    };
+    let drains = &drains;
+    let drain = (0..stack.drain_concurrency).map(|_| async {
+        while !done.load(Ordering::SeqCst) {
+            if pump_delivery_from(drains, &stack.delivery, |_| ())
+                .await
+                .is_err()
+            {
+                tokio::time::sleep(IDLE_POLL).await;
+            }
+        }
+    });
+    futures_util::future::join3(
         futures_util::future::join_all(pipeline),
         futures_util::future::join_all(delivery),
+        futures_util::future::join_all(drain),
     )
     .await;
 }

@@ -16,7 +16,9 @@ use ingestlayer_local::functions::{
 };
 use ingestlayer_local::remember::{Origin, Remembered};
 use ingestlayer_local::resources::{LocalUrls, Resources};
-use ingestlayer_local::runner::{pump_function, pump_function_batched, serve_functions, QueueFeed};
+use ingestlayer_local::runner::{
+    pump_function, pump_function_batched, serve_functions, DeliveryFeeds, QueueFeed,
+};
 use ingestlayer_local::{emulator_sdk, seed};
 use secrecy::{ExposeSecret, SecretString};
 use slack_standin::{Standin, StandinConfig};
@@ -233,11 +235,7 @@ async fn dev() -> Result<()> {
         url: res.events_queue_url.clone(),
         wait_seconds: 1,
     };
-    let slack_feed = QueueFeed {
-        sqs: sqs.clone(),
-        url: res.slack_queue_url.clone(),
-        wait_seconds: 1,
-    };
+    let slack_feeds = DeliveryFeeds::new(&sqs, &res, 1);
     let destinations_feed = QueueFeed {
         sqs: sqs.clone(),
         url: res.destinations_queue_url.clone(),
@@ -297,15 +295,19 @@ async fn dev() -> Result<()> {
             }
         }
     });
-    let delivery = functions.delivery.clone();
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = pump_function(&slack_feed, &delivery).await {
-                tracing::error!(error = %e, "delivery consumer: invocation failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+    // slack-delivery's two event sources, each its own consumer as on AWS: a channel's
+    // drain never waits for another channel's batch, nor a batch for a drain.
+    for feed in [slack_feeds.messages, slack_feeds.drains] {
+        let delivery = functions.delivery.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = pump_function(&feed, &delivery).await {
+                    tracing::error!(error = %e, "delivery consumer: invocation failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
             }
-        }
-    });
+        });
+    }
 
     let destinations = functions.destinations.clone();
     tokio::spawn(async move {

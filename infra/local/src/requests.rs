@@ -24,7 +24,7 @@ use slack_standin::{Standin, StandinConfig};
 
 use crate::error::{Error, Result};
 use crate::resources::Resources;
-use crate::runner::{call_ingest, pump_delivery, pump_pipeline, QueueFeed};
+use crate::runner::{call_ingest, pump_delivery, pump_pipeline, DeliveryFeeds, QueueFeed};
 use crate::seed;
 
 const KEY: &str = "il_requests_bench_0123456789";
@@ -55,12 +55,14 @@ pub struct BenchStack {
     pub ingest: Arc<IngestDeps>,
     pub pipeline: PipelineDeps,
     pub delivery: DeliveryDeps,
-    /// The events queue and the Slack queue.
-    pub feeds: (QueueFeed, QueueFeed),
+    /// The events queue, and slack-delivery's two queues (messages, drain tickets).
+    pub feeds: (QueueFeed, DeliveryFeeds),
     /// Lambda's concurrent invocations of slack-delivery: the Slack queue event source's
     /// `MaximumConcurrency` in template.yaml (the `SlackDeliveryConcurrency` parameter's
     /// default), so the bench runs as a stack deployed with the defaults runs.
     pub delivery_concurrency: usize,
+    /// The same for the drain queue's event source (`SlackDrainConcurrency`).
+    pub drain_concurrency: usize,
 }
 
 impl BenchStack {
@@ -131,6 +133,7 @@ impl BenchStack {
             &sdk,
             &DeliveryConfig {
                 slack_queue_url: res.slack_queue_url.clone(),
+                slack_drain_queue_url: Some(res.slack_drain_queue_url.clone()),
                 slack_dlq_url: res.slack_dlq_url.clone(),
                 channels_table: res.channels_table.clone(),
                 deliveries_table: res.deliveries_table.clone(),
@@ -155,21 +158,22 @@ impl BenchStack {
                 url: res.events_queue_url.clone(),
                 wait_seconds: 0,
             },
-            QueueFeed {
-                sqs: aws_sdk_sqs::Client::new(&sdk),
-                url: res.slack_queue_url.clone(),
-                wait_seconds: 0,
-            },
+            DeliveryFeeds::new(&aws_sdk_sqs::Client::new(&sdk), &res, 0),
         );
-        let delivery_concurrency = crate::template::Template::load()?
-            .event_max_concurrency("SlackDeliveryFunction", "Slack")
-            .and_then(|n| usize::try_from(n).ok())
-            .ok_or_else(|| {
-                Error::invalid(
-                    "template.yaml: SlackDeliveryFunction's Slack event has no MaximumConcurrency",
-                    None,
-                )
-            })?;
+        let template = crate::template::Template::load()?;
+        let concurrency = |event: &str| {
+            template
+                .event_max_concurrency("SlackDeliveryFunction", event)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        format!("template.yaml: SlackDeliveryFunction's {event} event has no MaximumConcurrency"),
+                        None,
+                    )
+                })
+        };
+        let delivery_concurrency = concurrency("Slack")?;
+        let drain_concurrency = concurrency("Drains")?;
         Ok(Self {
             res,
             standin,
@@ -178,6 +182,7 @@ impl BenchStack {
             delivery,
             feeds,
             delivery_concurrency,
+            drain_concurrency,
         })
     }
 
@@ -269,7 +274,7 @@ async fn post(deps: &Arc<IngestDeps>, body: &Value) -> Result<()> {
 /// Runs the pipeline and delivery handlers until both queues stayed empty for 3 s (a paced
 /// message comes back within that).
 async fn settle(
-    (events, slack): &(QueueFeed, QueueFeed),
+    (events, slack): &(QueueFeed, DeliveryFeeds),
     pipeline: &PipelineDeps,
     delivery: &DeliveryDeps,
 ) -> Result<()> {

@@ -35,6 +35,8 @@ pub struct Resources {
     pub events_queue_url: String,
     pub events_dlq_url: String,
     pub slack_queue_url: String,
+    /// Busy channels' drain tickets (template.yaml's `SlackDrainQueue`).
+    pub slack_drain_queue_url: String,
     pub slack_dlq_url: String,
     /// Messages for destinations beyond Slack (template.yaml's `DestinationsQueue`).
     pub destinations_queue_url: String,
@@ -181,6 +183,8 @@ impl Resources {
             Some((&slack_dlq_url, 1000)),
         )
         .await?;
+        let slack_drain_queue_url =
+            create_queue(&sqs, &format!("{prefix}-slack-drains.fifo"), true, None).await?;
         let destinations_dlq_url =
             create_queue(&sqs, &format!("{prefix}-destinations-dlq.fifo"), true, None).await?;
         let destinations_queue_url = create_queue(
@@ -281,6 +285,7 @@ impl Resources {
             events_queue_url,
             events_dlq_url,
             slack_queue_url,
+            slack_drain_queue_url,
             slack_dlq_url,
             destinations_queue_url,
             destinations_dlq_url,
@@ -410,6 +415,7 @@ impl Resources {
             ("EventsQueue", self.events_queue_url.clone()),
             ("EventsDLQ", self.events_dlq_url.clone()),
             ("SlackQueue", self.slack_queue_url.clone()),
+            ("SlackDrainQueue", self.slack_drain_queue_url.clone()),
             ("SlackDLQ", self.slack_dlq_url.clone()),
             ("DestinationsQueue", self.destinations_queue_url.clone()),
             ("DestinationsDLQ", self.destinations_dlq_url.clone()),
@@ -460,6 +466,7 @@ impl Resources {
             ("EventsQueue", &self.events_queue_url),
             ("EventsDLQ", &self.events_dlq_url),
             ("SlackQueue", &self.slack_queue_url),
+            ("SlackDrainQueue", &self.slack_drain_queue_url),
             ("SlackDLQ", &self.slack_dlq_url),
             ("DestinationsQueue", &self.destinations_queue_url),
             ("DestinationsDLQ", &self.destinations_dlq_url),

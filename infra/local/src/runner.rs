@@ -107,6 +107,47 @@ impl QueueFeed {
         Ok(out.messages.unwrap_or_default())
     }
 
+    /// The queue's ARN, as Lambda names a record's source (`eventSourceARN`): the account
+    /// and name from its URL (`…/<account>/<name>`), the region from the client.
+    pub fn arn(&self) -> String {
+        let mut parts = self.url.trim_end_matches('/').rsplit('/');
+        let name = parts.next().unwrap_or_default();
+        let account = parts.next().unwrap_or_default();
+        let region = self
+            .sqs
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_owned())
+            .unwrap_or_default();
+        format!("arn:aws:sqs:{region}:{account}:{name}")
+    }
+
+    /// The Lambda SQS event for messages received from this queue.
+    pub fn event(&self, messages: &[Message]) -> SqsEvent {
+        let arn = self.arn();
+        let mut event = SqsEvent::default();
+        event.records = messages
+            .iter()
+            .map(|m| {
+                let mut r = SqsMessage::default();
+                r.message_id = m.message_id.clone();
+                r.receipt_handle = m.receipt_handle.clone();
+                r.body = m.body.clone();
+                r.md5_of_body = m.md5_of_body.clone();
+                r.event_source = Some("aws:sqs".into());
+                r.event_source_arn = Some(arn.clone());
+                r.attributes = m
+                    .attributes
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                    .collect();
+                r
+            })
+            .collect();
+        event
+    }
+
     /// Deletes every message of the batch the handler did not report failed.
     pub async fn settle(&self, messages: &[Message], response: &SqsBatchResponse) -> Result<()> {
         let failed: HashSet<&str> = response
@@ -138,30 +179,6 @@ impl QueueFeed {
             .map_err(|e| Error::aws(format!("deleting handled messages from {}", self.url), e))?;
         Ok(())
     }
-}
-
-/// The Lambda SQS event for received messages.
-pub fn to_event(messages: &[Message]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|m| {
-            let mut r = SqsMessage::default();
-            r.message_id = m.message_id.clone();
-            r.receipt_handle = m.receipt_handle.clone();
-            r.body = m.body.clone();
-            r.md5_of_body = m.md5_of_body.clone();
-            r.event_source = Some("aws:sqs".into());
-            r.attributes = m
-                .attributes
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                .collect();
-            r
-        })
-        .collect();
-    event
 }
 
 /// One invocation from `feed`: receives a batch, hands its SQS event to `invoke` and
@@ -221,7 +238,7 @@ where
         }
         messages.extend(more);
     }
-    let response = invoke(to_event(&messages)).await?;
+    let response = invoke(feed.event(&messages)).await?;
     for chunk in messages.chunks(10) {
         feed.settle(chunk, &response).await?;
     }
@@ -232,6 +249,18 @@ where
 /// batch's first message (its `AWSTraceHeader`), as Lambda's SQS event source does.
 pub async fn pump_function(feed: &QueueFeed, function: &LambdaFunction) -> Result<usize> {
     pump_function_batched(feed, function, Batching::default()).await
+}
+
+/// One invocation of the slack-delivery binary from the Slack queue or else the drain
+/// queue, as [`pump_delivery`] does in process.
+pub async fn pump_delivery_function(
+    feeds: &DeliveryFeeds,
+    function: &LambdaFunction,
+) -> Result<usize> {
+    match pump_function(&feeds.messages, function).await? {
+        0 => pump_function(&feeds.drains, function).await,
+        n => Ok(n),
+    }
 }
 
 /// [`pump_function`] with an event source's batching (the warehouse's 100 messages and
@@ -278,18 +307,52 @@ pub async fn pump_warehouse(
     .await
 }
 
-/// One invocation of the slack-delivery handler (in process) from the Slack FIFO queue,
+/// slack-delivery's two event sources: the Slack queue (channels' messages) and the drain
+/// queue (busy channels' drain tickets).
+#[derive(Clone, Debug)]
+pub struct DeliveryFeeds {
+    pub messages: QueueFeed,
+    pub drains: QueueFeed,
+}
+
+impl DeliveryFeeds {
+    /// Both of a stack's queues, read with `wait_seconds` long polls.
+    pub fn new(
+        sqs: &aws_sdk_sqs::Client,
+        res: &crate::resources::Resources,
+        wait_seconds: i32,
+    ) -> Self {
+        let feed = |url: &String| QueueFeed {
+            sqs: sqs.clone(),
+            url: url.clone(),
+            wait_seconds,
+        };
+        Self {
+            messages: feed(&res.slack_queue_url),
+            drains: feed(&res.slack_drain_queue_url),
+        }
+    }
+}
+
+/// One invocation of the slack-delivery handler (in process) from the Slack queue, or, when
+/// it gives nothing, from the drain queue; returns how many messages it received (0: both
+/// looked empty). One at a time, messages before tickets, so a test's burst is all in its
+/// backlog before the drain starts, as when tickets queued behind it (the bench runs both
+/// sources at once, as Lambda does). See [`pump_delivery_from`].
+pub async fn pump_delivery(feeds: &DeliveryFeeds, deps: &DeliveryDeps) -> Result<usize> {
+    match pump_delivery_from(&feeds.messages, deps, |_| ()).await? {
+        0 => pump_delivery_from(&feeds.drains, deps, |_| ()).await,
+        n => Ok(n),
+    }
+}
+
+/// One invocation of the slack-delivery handler (in process) from one of its sources,
 /// stopped at the function's timeout as Lambda stops it: nothing of the batch is settled
 /// and its messages come back when their visibility ends (the binaries' runner does the
 /// same). Without it, a drain slowed down by a loaded emulator could outlive its messages'
-/// lease here, which Lambda never lets happen.
-pub async fn pump_delivery(feed: &QueueFeed, deps: &DeliveryDeps) -> Result<usize> {
-    pump_delivery_seeing(feed, deps, |_| ()).await
-}
-
-/// [`pump_delivery`], showing each batch to `seen` as the invocation takes it up (the bench
-/// notes when each channel's first message was).
-pub async fn pump_delivery_seeing(
+/// lease here, which Lambda never lets happen. The batch is shown to `seen` as the
+/// invocation takes it up (the bench notes when each channel's first message was).
+pub async fn pump_delivery_from(
     feed: &QueueFeed,
     deps: &DeliveryDeps,
     seen: impl FnOnce(&SqsEvent),

@@ -466,6 +466,10 @@ Resources:
             shipped.event_max_concurrency("SlackDeliveryFunction", "Slack"),
             Some(10)
         );
+        assert_eq!(
+            shipped.event_max_concurrency("SlackDeliveryFunction", "Drains"),
+            Some(5)
+        );
     }
 
     #[test]
@@ -522,6 +526,7 @@ Resources:
             events_queue_url: "http://q/1/stack-events".into(),
             events_dlq_url: "http://q/1/stack-events-dlq".into(),
             slack_queue_url: "http://q/1/stack-slack.fifo".into(),
+            slack_drain_queue_url: "http://q/1/stack-slack-drains.fifo".into(),
             slack_dlq_url: "http://q/1/stack-slack-dlq.fifo".into(),
             destinations_queue_url: "http://q/1/stack-destinations.fifo".into(),
             destinations_dlq_url: "http://q/1/stack-destinations-dlq.fifo".into(),
@@ -570,6 +575,7 @@ Resources:
             res.token_secret_prefix
         );
         assert_eq!(delivery["KMS_KEY_ID"], "key-1");
+        assert_eq!(delivery["SLACK_DRAIN_QUEUE_URL"], res.slack_drain_queue_url);
         let connect = t.function_env("SlackConnectFunction", &local).unwrap();
         assert_eq!(
             connect["ADMIN_TOKEN_SECRET_ARN"],

@@ -210,44 +210,6 @@ pub async fn hand_back(client: &aws_sdk_sqs::Client, queue_url: &str, later: &[(
     }
 }
 
-/// Deletes handled messages by receipt handle, ten at a time; a delete that fails leaves
-/// the message to come back, where the delivery ledger knows it was handled.
-pub async fn delete_all(client: &aws_sdk_sqs::Client, queue_url: &str, handles: &[String]) {
-    use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
-    for chunk in handles.chunks(MAX_BATCH_ENTRIES) {
-        let entries: Vec<_> = chunk
-            .iter()
-            .enumerate()
-            .filter_map(|(i, handle)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(handle)
-                    .build()
-                    .ok()
-            })
-            .collect();
-        let result = client
-            .delete_message_batch()
-            .queue_url(queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| Error::aws("deleting handled messages", e));
-        match result {
-            Ok(out) if !out.failed.is_empty() => {
-                tracing::warn!(
-                    failed = out.failed.len(),
-                    "some deletes failed; those messages come back and are found handled"
-                )
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "deleting handled messages failed; they come back and are found handled")
-            }
-            Ok(_) => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,9 @@
 //! - **Backlogs.** A FIFO batch holds at most 10 messages, so a busy channel's batches go
 //!   to its backlog ([`buffer`], `BUFFER_TABLE`) while its slot is not due, and a drain
 //!   ticket posts the backlog a digest at a time: a burst of 1,000 reads in about 21 posts,
-//!   not 100.
+//!   not 100. Tickets have a queue of their own (`SLACK_DRAIN_QUEUE_URL`), the function's
+//!   second event source, so a channel's drain never waits behind the messages other
+//!   channels queued meanwhile.
 //! - **Threads and owners.** A message with a thread key replies in that key's thread of the
 //!   day ([`threads`], stored in the state table); a destination's owner email is mentioned
 //!   ([`mention`]), never failing the message.
@@ -88,6 +90,9 @@ pub struct DeliveryDeps {
     pub tokens: WorkspaceTokens,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
+    /// Where drain tickets are queued: the function's second event source (the Slack queue
+    /// itself when no drain queue is configured).
+    pub drain_queue_url: String,
     pub dlq_url: String,
     pub ledger: Arc<dyn LedgerStore>,
     pub channels: Arc<dyn ChannelStore>,
@@ -181,6 +186,10 @@ impl DeliveryDeps {
             tokens,
             sqs: aws_sdk_sqs::Client::new(sdk),
             queue_url: cfg.slack_queue_url.clone(),
+            drain_queue_url: cfg
+                .slack_drain_queue_url
+                .clone()
+                .unwrap_or_else(|| cfg.slack_queue_url.clone()),
             dlq_url: cfg.slack_dlq_url.clone(),
             ledger: Arc::new(Ledger {
                 client: dynamo.clone(),
@@ -229,13 +238,18 @@ pub const DRAIN_BUDGET: Duration = Duration::from_secs(15);
 /// mid-drain delays the backlog by at most this.
 pub const DRAIN_LEASE_SECS: i32 = 40;
 
-/// Handles one batch from the Slack FIFO queue: each group (a channel's messages, or a
-/// channel's drain tickets) in order within it, the groups side by side. Each group is its
-/// own channel's (or backlog's), paced by its own slot: ten channels' drain tickets in one
-/// batch drain at once, where one after another the tenth waited out the nine before it.
+/// Handles one batch from one of the function's two event sources: the Slack FIFO queue
+/// (channels' messages) or the drain queue (channels' drain tickets). Each group (a
+/// channel's messages, or a channel's drain tickets) is handled in order within it, the
+/// groups side by side. Each group is its own channel's (or backlog's), paced by its own
+/// slot: ten channels' drain tickets in one batch drain at once, where one after another the
+/// tenth waited out the nine before it.
 pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     // The drain budget counts from the invocation's start, for every drain in it.
     let started_ms = deps.clock.now_ms();
+    // Lambda never mixes two sources in one batch: what is handed back goes back where it
+    // came from.
+    let queue = source_queue(&event, deps);
     let mut groups: Vec<(GroupId, Vec<&SqsMessage>)> = Vec::new();
     for record in &event.records {
         let group = GroupId::from_queue(
@@ -250,47 +264,34 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
             None => groups.push((group, vec![record])),
         }
     }
-    // Each drain round leases every message of the invocation still in its hands, so none
-    // of them (the tickets above all) reaches another invocation while this one may still
-    // post.
-    let leases = tokio::sync::Mutex::new(
-        event
-            .records
-            .iter()
-            .filter_map(|r| r.receipt_handle.clone())
-            .map(|h| (h, DRAIN_LEASE_SECS))
-            .collect::<Vec<_>>(),
-    );
-    // The channel each group drains, when it is a drain ticket's.
-    let drains: Vec<Option<GroupId>> = groups
-        .iter()
-        .map(|(_, records)| records.first().and_then(|r| buffer::drained_by(r)))
-        .collect();
-    let draining = deps.buffer.is_some() && drains.iter().any(Option::is_some);
-    let outcomes = futures_util::future::join_all(groups.iter().zip(&drains).map(
-        |((group, records), drains)| async {
-            let (fates, journey) =
-                one_group(group, records, drains.as_ref(), &leases, deps, started_ms).await;
-            // Beside a drain (which may run to its budget), a group that is done lets its
-            // channel's queue go at once: its messages are deleted or handed back now rather
-            // than when the invocation ends, so the channel's next batch does not wait for
-            // another channel's drain.
-            let early = draining && drains.is_none();
-            if early {
-                settle_now(deps, &leases, &fates).await;
-            }
-            (fates, journey, early)
-        },
-    ))
+    // Each drain round leases every message of the invocation, so none of them (the
+    // tickets above all) reaches another invocation while this one may still post.
+    let leases = Leases {
+        queue,
+        handles: tokio::sync::Mutex::new(
+            event
+                .records
+                .iter()
+                .filter_map(|r| r.receipt_handle.clone())
+                .map(|h| (h, DRAIN_LEASE_SECS))
+                .collect(),
+        ),
+    };
+    let outcomes = futures_util::future::join_all(groups.iter().map(|(group, records)| {
+        // The channel the group drains, when it is a drain ticket's.
+        let drains = records.first().and_then(|r| buffer::drained_by(r));
+        let leases = &leases;
+        async move { one_group(group, records, drains.as_ref(), leases, deps, started_ms).await }
+    }))
     .await;
     let mut failures = Vec::new();
     let mut later = Vec::new();
     let mut journey = Vec::new();
-    for (fates, group_journey, settled_early) in outcomes {
+    for (fates, group_journey) in outcomes {
         for (record, fate) in fates {
             if let Fate::Later(d) = fate {
                 failures.push(record.message_id.clone().unwrap_or_default());
-                if let (Some(h), false) = (&record.receipt_handle, settled_early) {
+                if let Some(h) = &record.receipt_handle {
                     later.push((h.clone(), d));
                 }
             }
@@ -301,36 +302,32 @@ pub async fn handle(event: SqsEvent, deps: &DeliveryDeps) -> SqsBatchResponse {
     if let Some(store) = &deps.journey {
         store.write(journey).await;
     }
-    hand_back(deps, &later).await;
+    hand_back(deps, queue, &later).await;
     crate::aws::sqs::batch_response(failures)
 }
 
-/// Deletes a group's handled messages and hands back those that wait, at once, and takes
-/// them out of the drain's leases first (under the same lock, so no lease in flight puts a
-/// message handed back out of sight again). The batch response still names those that
-/// wait, so the event source does not delete them.
-async fn settle_now(
-    deps: &DeliveryDeps,
-    leases: &tokio::sync::Mutex<Vec<(String, i32)>>,
-    fates: &[(&SqsMessage, Fate)],
-) {
-    let mut done = Vec::new();
-    let mut later = Vec::new();
-    for (record, fate) in fates {
-        let Some(handle) = &record.receipt_handle else {
-            continue;
-        };
-        match fate {
-            Fate::Done => done.push(handle.clone()),
-            Fate::Later(d) => later.push((handle.clone(), *d)),
-        }
+/// The queue the batch came from: the drain queue when its records name it as their
+/// source (`eventSourceARN`, whose last part is the queue's name), else the Slack queue.
+fn source_queue<'d>(event: &SqsEvent, deps: &'d DeliveryDeps) -> &'d str {
+    let drain_name = deps.drain_queue_url.rsplit('/').next().unwrap_or_default();
+    let from_drains = event
+        .records
+        .first()
+        .and_then(|r| r.event_source_arn.as_deref())
+        .and_then(|arn| arn.rsplit(':').next())
+        .is_some_and(|name| !name.is_empty() && name == drain_name);
+    if from_drains {
+        &deps.drain_queue_url
+    } else {
+        &deps.queue_url
     }
-    let mut leases = leases.lock().await;
-    leases.retain(|(h, _)| !done.contains(h) && !later.iter().any(|(l, _)| l == h));
-    futures_util::join!(
-        crate::aws::sqs::delete_all(&deps.sqs, &deps.queue_url, &done),
-        hand_back(deps, &later)
-    );
+}
+
+/// The invocation's messages, with the queue they came from: each drain round extends
+/// their visibility.
+struct Leases<'q> {
+    queue: &'q str,
+    handles: tokio::sync::Mutex<Vec<(String, i32)>>,
 }
 
 /// One group of a batch: a drain ticket's backlog drained, or a channel's messages routed
@@ -341,7 +338,7 @@ async fn one_group<'r>(
     group: &GroupId,
     records: &[&'r SqsMessage],
     drains: Option<&GroupId>,
-    leases: &tokio::sync::Mutex<Vec<(String, i32)>>,
+    leases: &Leases<'_>,
     deps: &DeliveryDeps,
     started_ms: i64,
 ) -> (Vec<(&'r SqsMessage, Fate)>, Vec<crate::journey::Record>) {
@@ -450,8 +447,12 @@ async fn spill<'r>(
         dedup_id: Some(format!("drain-{last}").chars().take(128).collect()),
         attributes: Default::default(),
     };
-    let sent =
-        crate::aws::sqs::send_all(&deps.sqs, &deps.queue_url, std::slice::from_ref(&ticket)).await;
+    let sent = crate::aws::sqs::send_all(
+        &deps.sqs,
+        &deps.drain_queue_url,
+        std::slice::from_ref(&ticket),
+    )
+    .await;
     if let Some(Err(e)) = sent.into_iter().next() {
         tracing::warn!(error = %e, outcome = "retry", "could not queue the backlog's drain ticket; the batch waits in the queue");
         return (later(retry::STATE_UNAVAILABLE_RETRY), Vec::new());
@@ -484,7 +485,7 @@ async fn spill<'r>(
 async fn drain<'r>(
     group: &GroupId,
     tickets: &[&'r SqsMessage],
-    leases: &tokio::sync::Mutex<Vec<(String, i32)>>,
+    leases: &Leases<'_>,
     buf: &buffer::Buffer,
     deps: &DeliveryDeps,
     started_ms: i64,
@@ -652,7 +653,7 @@ struct Round<'a> {
 /// Reads a channel's backlog round by round.
 struct Reader<'a> {
     group: &'a GroupId,
-    leases: &'a tokio::sync::Mutex<Vec<(String, i32)>>,
+    leases: &'a Leases<'a>,
     buf: &'a buffer::Buffer,
     deps: &'a DeliveryDeps,
     records: &'a elsa::sync::FrozenVec<Box<[SqsMessage]>>,
@@ -678,8 +679,8 @@ impl<'a> Reader<'a> {
         let posts = decide::drain_posts(after.is_some());
         let limit = digest::DIGEST_MAX * posts;
         let (_, loaded) = futures_util::join!(clear(self.buf, self.group, clearing), async {
-            let leases = self.leases.lock().await;
-            crate::aws::sqs::hand_back(&self.deps.sqs, &self.deps.queue_url, &leases).await;
+            let leases = self.leases.handles.lock().await;
+            crate::aws::sqs::hand_back(&self.deps.sqs, self.leases.queue, &leases).await;
             self.buf
                 .load_after(self.group, after, limit + skip.len())
                 .await
@@ -781,13 +782,14 @@ fn peek_event_id(r: &SqsMessage) -> Option<String> {
         .map(|p| p.event_id)
 }
 
-/// Sets each failed message's visibility so it comes back when it should.
-async fn hand_back(deps: &DeliveryDeps, later: &[(String, Duration)]) {
+/// Sets each failed message's visibility in `queue`, where it came from, so it comes back
+/// when it should.
+async fn hand_back(deps: &DeliveryDeps, queue: &str, later: &[(String, Duration)]) {
     let later: Vec<(String, i32)> = later
         .iter()
         .map(|(handle, d)| (handle.clone(), retry::hand_back_secs(*d)))
         .collect();
-    crate::aws::sqs::hand_back(&deps.sqs, &deps.queue_url, &later).await;
+    crate::aws::sqs::hand_back(&deps.sqs, queue, &later).await;
 }
 
 #[cfg(test)]
@@ -812,6 +814,7 @@ impl DeliveryDeps {
             ),
             sqs: aws_sdk_sqs::Client::new(&sdk),
             queue_url: "http://127.0.0.1:9/queue".into(),
+            drain_queue_url: "http://127.0.0.1:9/drains".into(),
             dlq_url: "http://127.0.0.1:9/dlq".into(),
             ledger: state.clone(),
             channels: state,
@@ -828,5 +831,39 @@ impl DeliveryDeps {
             settled: Mutex::new(HashSet::new()),
             channel_ids: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(arn: Option<&str>) -> SqsEvent {
+        let mut record = SqsMessage::default();
+        record.event_source_arn = arn.map(str::to_owned);
+        let mut event = SqsEvent::default();
+        event.records = vec![record];
+        event
+    }
+
+    #[test]
+    fn a_batch_goes_back_to_the_queue_its_records_name_as_their_source() {
+        let deps = DeliveryDeps::with_fake("http://127.0.0.1:9", Arc::default());
+        let arn = |name: &str| format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+        assert_eq!(
+            source_queue(&from(Some(&arn("drains"))), &deps),
+            deps.drain_queue_url
+        );
+        assert_eq!(
+            source_queue(&from(Some(&arn("queue"))), &deps),
+            deps.queue_url
+        );
+        // A name that only ends like the drain queue's, or no source at all: the Slack queue.
+        assert_eq!(
+            source_queue(&from(Some(&arn("old-drains"))), &deps),
+            deps.queue_url
+        );
+        assert_eq!(source_queue(&from(None), &deps), deps.queue_url);
+        assert_eq!(source_queue(&SqsEvent::default(), &deps), deps.queue_url);
     }
 }

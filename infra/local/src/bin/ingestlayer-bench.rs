@@ -477,8 +477,8 @@ async fn channels_bench(endpoint: &str, channels: usize, each: usize, backlog: b
     let alone = ingestlayer_local::burst::many_channels(endpoint, 1, each, backlog).await?;
     let many = ingestlayer_local::burst::many_channels(endpoint, channels, each, backlog).await?;
     println!(
-        "bursts of {each} messages straight into the Slack queue ({} concurrent deliveries, template.yaml's SlackDeliveryConcurrency):",
-        many.concurrency
+        "bursts of {each} messages straight into the Slack queue ({} deliveries and {} drains at once, template.yaml's SlackDeliveryConcurrency and SlackDrainConcurrency):",
+        many.concurrency, many.drain_concurrency
     );
     for (label, r) in [
         ("1 channel", &alone),

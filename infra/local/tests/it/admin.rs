@@ -336,6 +336,7 @@ async fn a_placeholder_app_secret_is_a_clear_state_not_a_cold_start_failure() {
         &s.sdk,
         &DeliveryConfig {
             slack_queue_url: s.res.slack_queue_url.clone(),
+            slack_drain_queue_url: Some(s.res.slack_drain_queue_url.clone()),
             slack_dlq_url: s.res.slack_dlq_url.clone(),
             channels_table: s.res.channels_table.clone(),
             deliveries_table: s.res.deliveries_table.clone(),

@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use ingestlayer::delivery::ledger::{Entry, LedgerStore};
 use ingestlayer::delivery::DeliveryDeps;
 use ingestlayer::ids::DeliveryKey;
-use ingestlayer_local::runner::{pump_delivery, pump_pipeline, to_event};
+use ingestlayer_local::runner::{pump_delivery, pump_pipeline};
 use slack_standin::StandinConfig;
 
 use crate::harness::{posted_client_ids, posted_event_ids, Stack};
@@ -293,10 +293,12 @@ async fn a_drain_claims_each_round_while_the_round_before_it_posts() {
     );
 }
 
-/// Out of its budget with messages left, a drain hands its ticket straight back: the next
-/// invocation can take it up while the channel's slot comes round. (Rounded up to SQS's
-/// whole seconds, the ticket came back a second later, after the slot.) With no budget at
-/// all, each invocation posts one round, and the burst still goes out whole, each event once.
+/// Out of its budget with messages left, a drain hands its ticket straight back, to the
+/// drain queue it came from: the next invocation can take it up while the channel's slot
+/// comes round. (Rounded up to SQS's whole seconds, the ticket came back a second later,
+/// after the slot; handed back to the wrong queue, only after its visibility timeout.) With
+/// no budget at all, each invocation posts one round, and the burst still goes out whole,
+/// each event once.
 #[tokio::test]
 async fn a_drain_out_of_budget_hands_its_ticket_straight_back() {
     let s = Stack::with_standin(StandinConfig::default()).await;
@@ -305,32 +307,20 @@ async fn a_drain_out_of_budget_hands_its_ticket_straight_back() {
         .await
         .unwrap();
     deps.drain_budget = Duration::ZERO;
-    // One invocation at a time, as `pump_delivery` runs them, keeping each batch: the
-    // channel's batches go into its backlog first (they were queued before any ticket).
-    let ticket = loop {
-        let batch = s.slack.receive().await.unwrap();
-        assert!(!batch.is_empty(), "the burst queued no drain ticket");
-        let before = s.alerts().len();
-        let event = to_event(&batch);
-        let ticket = event
-            .records
+    let tickets = spill_until_a_ticket(&s, &deps).await;
+    let before = s.alerts().len();
+    let ticket = tickets[0].message_id().unwrap_or_default().to_owned();
+    let response = ingestlayer::delivery::handle(s.slack.drains.event(&tickets), &deps).await;
+    s.slack.drains.settle(&tickets, &response).await.unwrap();
+    assert_eq!(s.alerts().len(), before + 1, "the drain posted one round");
+    assert!(
+        response
+            .batch_item_failures
             .iter()
-            .find(|r| ingestlayer::delivery::buffer::drained_by(r).is_some())
-            .and_then(|r| r.message_id.clone());
-        let response = ingestlayer::delivery::handle(event, &deps).await;
-        s.slack.settle(&batch, &response).await.unwrap();
-        let Some(ticket) = ticket else { continue };
-        assert_eq!(s.alerts().len(), before + 1, "the drain posted one round");
-        assert!(
-            response
-                .batch_item_failures
-                .iter()
-                .any(|f| f.item_identifier == ticket),
-            "the ticket goes back: {response:?}"
-        );
-        break ticket;
-    };
-    let again = s.slack.receive().await.unwrap();
+            .any(|f| f.item_identifier == ticket),
+        "the ticket goes back: {response:?}"
+    );
+    let again = s.slack.drains.receive().await.unwrap();
     assert!(
         again
             .iter()
@@ -338,11 +328,31 @@ async fn a_drain_out_of_budget_hands_its_ticket_straight_back() {
         "the ticket is back at once: {:?}",
         again.iter().map(|m| m.message_id()).collect::<Vec<_>>()
     );
-    let response = ingestlayer::delivery::handle(to_event(&again), &deps).await;
-    s.slack.settle(&again, &response).await.unwrap();
+    let response = ingestlayer::delivery::handle(s.slack.drains.event(&again), &deps).await;
+    s.slack.drains.settle(&again, &response).await.unwrap();
     deliver_all(&s, &deps, &ids, Duration::from_secs(60)).await;
     while pump_delivery(&s.slack, &deps).await.unwrap() > 0 {}
     once_each(&s, &ids);
+}
+
+/// One invocation at a time from the Slack queue (its batches posted or moved into their
+/// channels' backlogs) until the drain queue holds a ticket; returns the drain queue's first
+/// batch.
+async fn spill_until_a_ticket(s: &Stack, deps: &DeliveryDeps) -> Vec<aws_sdk_sqs::types::Message> {
+    loop {
+        let tickets = s.slack.drains.receive().await.unwrap();
+        if !tickets.is_empty() {
+            return tickets;
+        }
+        let batch = s.slack.messages.receive().await.unwrap();
+        assert!(!batch.is_empty(), "the messages queued no drain ticket");
+        let response = ingestlayer::delivery::handle(s.slack.messages.event(&batch), deps).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "every batch posted or moved into its backlog: {response:?}"
+        );
+        s.slack.messages.settle(&batch, &response).await.unwrap();
+    }
 }
 
 /// Two channels' drain tickets in one batch drain side by side: each channel is paced by
@@ -369,8 +379,17 @@ async fn two_channels_drained_in_one_batch_post_side_by_side() {
     for sent in send_all(&s.sqs, &s.res.slack_queue_url, &messages).await {
         sent.unwrap();
     }
-    // One invocation at a time: the channels' batches go into their backlogs first (they
-    // were queued before any ticket), then one batch carries both channels' tickets.
+    // One invocation at a time: the channels' batches go into their backlogs first, each
+    // queueing a ticket, then one batch of the drain queue carries both channels' tickets.
+    loop {
+        let batch = s.slack.messages.receive().await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let response =
+            ingestlayer::delivery::handle(s.slack.messages.event(&batch), &s.delivery).await;
+        s.slack.messages.settle(&batch, &response).await.unwrap();
+    }
     let posted = || {
         posted_event_ids(
             &[
@@ -389,12 +408,12 @@ async fn two_channels_drained_in_one_batch_post_side_by_side() {
             posted().len(),
             ids.len()
         );
-        let batch = s.slack.receive().await.unwrap();
+        let batch = s.slack.drains.receive().await.unwrap();
         if batch.is_empty() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
-        let event = to_event(&batch);
+        let event = s.slack.drains.event(&batch);
         let drained: std::collections::HashSet<String> = event
             .records
             .iter()
@@ -403,7 +422,7 @@ async fn two_channels_drained_in_one_batch_post_side_by_side() {
             .collect();
         both |= drained.len() == 2;
         let response = ingestlayer::delivery::handle(event, &s.delivery).await;
-        s.slack.settle(&batch, &response).await.unwrap();
+        s.slack.drains.settle(&batch, &response).await.unwrap();
     }
     assert!(both, "one batch carried both channels' tickets");
     let mut all = posted();
@@ -432,14 +451,13 @@ async fn two_channels_drained_in_one_batch_post_side_by_side() {
     );
 }
 
-/// A channel's batch that shares an invocation with another channel's drain lets its
-/// channel's queue go when it is done, not when the drain is: the channel's next batch is
-/// taken while the drain still posts. (Its messages used to be deleted when the invocation
-/// ended, and the FIFO group waited until then.)
+/// A busy channel's drain ticket does not queue behind other channels' messages: with a
+/// hundred of them waiting in the Slack queue, the drain queue hands out the ticket at once,
+/// and its invocation posts the channel's backlog while none of the others was taken up.
+/// (Tickets used to share the Slack queue and came out after everything queued before them.)
 #[tokio::test]
-async fn a_batch_beside_a_drain_lets_its_channel_go_before_the_drain_ends() {
+async fn a_channels_drain_does_not_wait_behind_other_channels_messages() {
     use ingestlayer::aws::sqs::send_all;
-    use ingestlayer::delivery::buffer::drained_by;
     use ingestlayer_local::burst::queued_delivery;
 
     let s = Stack::with_standin(StandinConfig::default()).await;
@@ -451,93 +469,58 @@ async fn a_batch_beside_a_drain_lets_its_channel_go_before_the_drain_ends() {
             })
             .collect()
     };
-    let ticket = |m: &aws_sdk_sqs::types::Message| {
-        drained_by(&to_event(std::slice::from_ref(m)).records[0]).is_some()
-    };
     for sent in send_all(&s.sqs, &s.res.slack_queue_url, &queue("#drained", 100)).await {
         sent.unwrap();
     }
-    // #drained's batches go into its backlog; the batch after them holds its tickets.
-    let tickets = loop {
-        let batch = s.slack.receive().await.unwrap();
-        assert!(!batch.is_empty(), "no drain ticket came");
-        if batch.iter().any(ticket) {
-            break batch;
-        }
-        let response = ingestlayer::delivery::handle(to_event(&batch), &s.delivery).await;
-        s.slack.settle(&batch, &response).await.unwrap();
-    };
-    for sent in send_all(&s.sqs, &s.res.slack_queue_url, &queue("#beside", 20)).await {
+    let tickets = spill_until_a_ticket(&s, &s.delivery).await;
+    // #drained's other batches and five other channels' bursts wait in the Slack queue.
+    let waiting = s.depth(&s.res.slack_queue_url).await;
+    let mut others = Vec::new();
+    for c in 0..5 {
+        others.extend(queue(&format!("#other-{c}"), 20));
+    }
+    for sent in send_all(&s.sqs, &s.res.slack_queue_url, &others).await {
         sent.unwrap();
     }
-    let beside = s.slack.receive().await.unwrap();
+    let response = ingestlayer::delivery::handle(s.slack.drains.event(&tickets), &s.delivery).await;
+    s.slack.drains.settle(&tickets, &response).await.unwrap();
+    let drained = posted_event_ids(&s.standin.messages_in("#drained"));
     assert!(
-        !beside.is_empty() && !beside.iter().any(ticket),
-        "#beside's first batch"
+        drained.len() >= 10,
+        "the drain posted #drained's backlog: {} events",
+        drained.len()
     );
-    let batch = [tickets, beside].concat();
-    // The invocation, then what the event source does after it: delete what it handled.
-    let invocation = async {
-        let response = ingestlayer::delivery::handle(to_event(&batch), &s.delivery).await;
-        let ended = Instant::now();
-        s.slack.settle(&batch, &response).await.unwrap();
-        ended
-    };
-    // Everything else the queue hands over meanwhile, until #beside's next batch.
-    let meanwhile = async {
-        let start = Instant::now();
-        let mut got = Vec::new();
-        loop {
-            let more = s.slack.receive().await.unwrap();
-            let next = more
-                .iter()
-                .any(|m| !ticket(m) && m.body().is_some_and(|b| b.contains("beside-01")));
-            got.extend(more);
-            if next {
-                return (got, Instant::now());
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "#beside's next batch never came"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    let (ended, (got, next_at)) = tokio::join!(invocation, meanwhile);
-    assert!(
-        next_at < ended,
-        "#beside's next batch came {:?} after the invocation with the drain ended",
-        next_at - ended
+    assert_eq!(
+        s.depth(&s.res.slack_queue_url).await,
+        waiting + 100,
+        "nothing else was taken up meanwhile"
     );
-    let response = ingestlayer::delivery::handle(to_event(&got), &s.delivery).await;
-    s.slack.settle(&got, &response).await.unwrap();
 
     // Everything still goes out, each event once.
     let posted = || {
-        let mut ids = posted_event_ids(
-            &[
-                s.standin.messages_in("#drained"),
-                s.standin.messages_in("#beside"),
-            ]
-            .concat(),
-        );
+        let mut ids = posted_event_ids(&s.standin.messages_in("#drained"));
+        for c in 0..5 {
+            ids.extend(posted_event_ids(
+                &s.standin.messages_in(&format!("#other-{c}")),
+            ));
+        }
         ids.sort();
         ids
     };
     let start = Instant::now();
-    while posted().len() < 120 {
+    while posted().len() < 200 {
         assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "{} of 120 posted",
+            start.elapsed() < Duration::from_secs(90),
+            "{} of 200 posted",
             posted().len()
         );
         while pump_delivery(&s.slack, &s.delivery).await.unwrap() > 0 {}
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let mut want: Vec<String> = (0..100)
-        .map(|i| format!("drained-{i:03}"))
-        .chain((0..20).map(|i| format!("beside-{i:03}")))
-        .collect();
+    let mut want: Vec<String> = (0..100).map(|i| format!("drained-{i:03}")).collect();
+    for c in 0..5 {
+        want.extend((0..20).map(|i| format!("other-{c}-{i:03}")));
+    }
     want.sort();
     assert_eq!(posted(), want, "each event once");
 }

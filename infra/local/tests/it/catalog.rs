@@ -288,8 +288,7 @@ async fn drain(s: &Stack, at: &str) {
     let start = Instant::now();
     loop {
         s.pump().await;
-        if s.depth(&s.res.events_queue_url).await == 0 && s.depth(&s.res.slack_queue_url).await == 0
-        {
+        if s.depth(&s.res.events_queue_url).await == 0 && s.delivery_depth().await == 0 {
             return;
         }
         assert!(

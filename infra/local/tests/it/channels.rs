@@ -56,10 +56,10 @@ fn uncertain_next_post(s: &mut Stack, channel: &str) {
         .inject(Fault::once(FaultKind::AcceptThenDelay(HELD_ANSWER)).on_channel(channel));
 }
 
-/// Pumps until the Slack queue is empty or `timeout` passes.
+/// Pumps until slack-delivery holds nothing (its two queues are empty) or `timeout` passes.
 async fn drain(s: &Stack, timeout: Duration) {
     let start = Instant::now();
-    while s.depth(&s.res.slack_queue_url).await > 0 && start.elapsed() < timeout {
+    while s.delivery_depth().await > 0 && start.elapsed() < timeout {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.pump().await;
     }
@@ -87,11 +87,11 @@ async fn the_bot_joins_a_public_channel_before_its_first_post_so_an_uncertain_po
     let joins_of_growth = |s: &Stack| s.standin.joins().iter().filter(|c| *c == "growth").count();
     assert_eq!(joins_of_growth(&s), 1, "joined before posting");
     assert_eq!(posts_of(&s, "#growth", "join-1"), 1, "Slack took it");
-    assert_eq!(s.depth(&s.res.slack_queue_url).await, 1, "outcome unknown");
+    assert_eq!(s.delivery_depth().await, 1, "outcome unknown");
 
     drain(&s, Duration::from_secs(20)).await;
     assert_eq!(
-        s.depth(&s.res.slack_queue_url).await,
+        s.delivery_depth().await,
         0,
         "the history check found the post and acknowledged it"
     );
@@ -121,13 +121,18 @@ async fn a_bot_removed_from_a_public_channel_joins_again_when_history_says_not_i
     s.post("/v1/events", &event_with_id("after")).await;
     s.pump().await;
     drain(&s, Duration::from_secs(20)).await;
-    assert_eq!(s.depth(&s.res.slack_queue_url).await, 0);
+    assert_eq!(s.delivery_depth().await, 0);
     assert_eq!(
         posts_of(&s, "#growth", "after"),
         1,
         "found, not posted again"
     );
-    assert_eq!(s.standin.joins().last().map(String::as_str), Some("growth"));
+    assert_eq!(
+        s.standin.joins().last().map(String::as_str),
+        Some("growth"),
+        "{:?}",
+        s.standin.joins()
+    );
     assert_eq!(s.channels().paused().await.unwrap(), []);
 }
 
@@ -327,11 +332,7 @@ async fn beyond_the_history_look_back_the_check_answers_unknown_and_does_not_pos
         1,
         "not posted on a guess"
     );
-    assert_eq!(
-        s.depth(&s.res.slack_queue_url).await,
-        1,
-        "still waiting, not dropped"
-    );
+    assert_eq!(s.delivery_depth().await, 1, "still waiting, not dropped");
     assert!(s.peek(&s.res.slack_dlq_url).await.is_empty());
 }
 

@@ -29,7 +29,7 @@ async fn slack_500_then_ok_posts_exactly_once() {
     );
     // No copy can come back: both queues are empty (in flight included) and the ledger has
     // the one delivery as posted.
-    assert_eq!(s.depth(&s.res.slack_queue_url).await, 0, "acknowledged");
+    assert_eq!(s.delivery_depth().await, 0, "acknowledged");
     assert_eq!(s.depth(&s.res.events_queue_url).await, 0);
     let ledger = s.ledger().await;
     assert_eq!(ledger.len(), 1, "{ledger:?}");
@@ -200,12 +200,11 @@ async fn a_message_another_invocation_is_posting_waits_for_it_and_is_never_poste
     use aws_sdk_dynamodb::types::AttributeValue;
     use ingestlayer::delivery::ledger::{Entry, Ledger, LedgerStore, CLAIM_LEASE};
     use ingestlayer::delivery::message::Delivery;
-    use ingestlayer_local::runner::to_event;
 
     let s = Stack::new().await;
     s.post("/v1/events", &feature_used("u_42", "api")).await;
     while pump_pipeline(&s.events, &s.pipeline).await.unwrap() > 0 {}
-    let received = s.slack.receive().await.unwrap();
+    let received = s.slack.messages.receive().await.unwrap();
     assert_eq!(received.len(), 1);
     let key = serde_json::from_str::<Delivery>(received[0].body().unwrap())
         .unwrap()
@@ -224,7 +223,8 @@ async fn a_message_another_invocation_is_posting_waits_for_it_and_is_never_poste
     // Another invocation claimed it a moment ago and may be posting it right now (the
     // message reached a second invocation after its visibility ended, say).
     assert_eq!(ledger.begin(&key, now_ms()).await.unwrap(), Entry::Clear);
-    let answer = ingestlayer::delivery::handle(to_event(&received), &s.delivery).await;
+    let answer =
+        ingestlayer::delivery::handle(s.slack.messages.event(&received), &s.delivery).await;
     assert_eq!(answer.batch_item_failures.len(), 1, "it waits: {answer:?}");
     assert!(s.alerts().is_empty(), "not posted beside the live claim");
 
@@ -242,7 +242,8 @@ async fn a_message_another_invocation_is_posting_waits_for_it_and_is_never_poste
         .send()
         .await
         .unwrap();
-    let answer = ingestlayer::delivery::handle(to_event(&received), &s.delivery).await;
+    let answer =
+        ingestlayer::delivery::handle(s.slack.messages.event(&received), &s.delivery).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
     assert_eq!(s.alerts().len(), 1);
     let items = s.ledger().await;

@@ -14,7 +14,8 @@ use ingestlayer::routing::PipelineDeps;
 use ingestlayer_local::functions::{Functions, Local};
 use ingestlayer_local::resources::{LocalUrls, Resources};
 use ingestlayer_local::runner::{
-    call_ingest, pump_delivery, pump_function, pump_pipeline, QueueFeed,
+    call_ingest, pump_delivery, pump_delivery_function, pump_function, pump_pipeline,
+    DeliveryFeeds, QueueFeed,
 };
 use ingestlayer_local::{emulator_sdk, seed};
 use secrecy::SecretString;
@@ -87,7 +88,7 @@ pub struct Stack {
     pub delivery: DeliveryDeps,
     pub connect: ConnectDeps,
     pub events: QueueFeed,
-    pub slack: QueueFeed,
+    pub slack: DeliveryFeeds,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub sdk: aws_config::SdkConfig,
@@ -186,6 +187,7 @@ impl Stack {
             &sdk,
             &DeliveryConfig {
                 slack_queue_url: res.slack_queue_url.clone(),
+                slack_drain_queue_url: Some(res.slack_drain_queue_url.clone()),
                 slack_dlq_url: res.slack_dlq_url.clone(),
                 channels_table: res.channels_table.clone(),
                 deliveries_table: res.deliveries_table.clone(),
@@ -238,11 +240,7 @@ impl Stack {
             url: res.events_queue_url.clone(),
             wait_seconds: 0,
         };
-        let slack = QueueFeed {
-            sqs: sqs.clone(),
-            url: res.slack_queue_url.clone(),
-            wait_seconds: 0,
-        };
+        let slack = DeliveryFeeds::new(&sqs, &res, 0);
         Self {
             res,
             standin,
@@ -457,7 +455,9 @@ impl Stack {
     pub async fn pump_binaries(&self, f: &Functions) {
         loop {
             let a = pump_function(&self.events, &f.pipeline).await.unwrap();
-            let b = pump_function(&self.slack, &f.delivery).await.unwrap();
+            let b = pump_delivery_function(&self.slack, &f.delivery)
+                .await
+                .unwrap();
             if a == 0 && b == 0 {
                 break;
             }
@@ -517,6 +517,13 @@ impl Stack {
             all.extend(out.messages.unwrap_or_default());
         }
         all
+    }
+
+    /// The messages slack-delivery still holds, visible or in flight: the Slack queue's
+    /// and the drain queue's (busy channels' tickets, whose backlogs are not yet posted).
+    pub async fn delivery_depth(&self) -> usize {
+        self.depth(&self.res.slack_queue_url).await
+            + self.depth(&self.res.slack_drain_queue_url).await
     }
 
     /// Messages in a queue, visible or in flight.

@@ -64,6 +64,7 @@ pub(crate) fn delivery_config(s: &Stack) -> DeliveryConfig {
     let res = &s.res;
     DeliveryConfig {
         slack_queue_url: res.slack_queue_url.clone(),
+        slack_drain_queue_url: Some(res.slack_drain_queue_url.clone()),
         slack_dlq_url: res.slack_dlq_url.clone(),
         channels_table: res.channels_table.clone(),
         deliveries_table: res.deliveries_table.clone(),
@@ -472,15 +473,11 @@ async fn a_reply_whose_answer_was_lost_is_found_in_its_thread_not_posted_twice()
         "Slack took it"
     );
     let start = std::time::Instant::now();
-    while s.depth(&s.res.slack_queue_url).await > 0 && start.elapsed() < Duration::from_secs(30) {
+    while s.delivery_depth().await > 0 && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.pump().await;
     }
-    assert_eq!(
-        s.depth(&s.res.slack_queue_url).await,
-        0,
-        "the retry acknowledged it"
-    );
+    assert_eq!(s.delivery_depth().await, 0, "the retry acknowledged it");
     assert_eq!(
         s.standin.replies("#alerts", &acme).len(),
         1,

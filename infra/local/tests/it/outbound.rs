@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ingestlayer_local::functions::{Functions, DESTINATION_DELIVERY};
-use ingestlayer_local::runner::{pump_function, QueueFeed};
+use ingestlayer_local::runner::{pump_delivery_function, pump_function, QueueFeed};
 use ingestlayer_local::webhook_receiver::{Answer, Receiver};
 use serde_json::json;
 
@@ -62,7 +62,7 @@ pub(crate) async fn pump_all(s: &Stack, f: &Functions) {
     let destinations = destinations_feed(s);
     for _ in 0..20 {
         let a = pump_function(&s.events, &f.pipeline).await.unwrap();
-        let b = pump_function(&s.slack, &f.delivery).await.unwrap();
+        let b = pump_delivery_function(&s.slack, &f.delivery).await.unwrap();
         let c = pump_function(&destinations, &f.destinations).await.unwrap();
         if a + b + c == 0 {
             return;

@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use ingestlayer_cli::dlq::{self, Filter};
-use ingestlayer_local::runner::to_event;
 use serde_json::json;
 use slack_standin::{Fault, FaultKind, StandinConfig};
 
@@ -187,10 +186,11 @@ async fn a_crash_between_post_and_acknowledge_never_posts_twice() {
             .unwrap()
             > 0
         {}
-        let messages = s.slack.receive().await.unwrap();
+        let messages = s.slack.messages.receive().await.unwrap();
         assert_eq!(messages.len(), 1);
         // The handler posts, then the instance dies: the batch response is lost and nothing is deleted.
-        let _lost = ingestlayer::delivery::handle(to_event(&messages), &s.delivery).await;
+        let _lost =
+            ingestlayer::delivery::handle(s.slack.messages.event(&messages), &s.delivery).await;
         // SQS hands the message out again once its visibility runs out (here: at once).
         for m in &messages {
             s.sqs
@@ -210,7 +210,7 @@ async fn a_crash_between_post_and_acknowledge_never_posts_twice() {
         expected,
         "each event exactly once"
     );
-    assert_eq!(s.depth(&s.res.slack_queue_url).await, 0, "and acknowledged");
+    assert_eq!(s.delivery_depth().await, 0, "and acknowledged");
 }
 
 /// Promise 2: Slack accepts the post but the answer never arrives in time (the client
@@ -234,20 +234,16 @@ async fn a_timeout_after_slack_accepted_is_resolved_from_history_without_a_secon
         "Slack took it"
     );
     assert_eq!(
-        s.depth(&s.res.slack_queue_url).await,
+        s.delivery_depth().await,
         1,
         "but the outcome was unknown, so it was not acknowledged"
     );
     let start = Instant::now();
-    while s.depth(&s.res.slack_queue_url).await > 0 && start.elapsed() < Duration::from_secs(30) {
+    while s.delivery_depth().await > 0 && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         s.pump().await;
     }
-    assert_eq!(
-        s.depth(&s.res.slack_queue_url).await,
-        0,
-        "the retry acknowledged it"
-    );
+    assert_eq!(s.delivery_depth().await, 0, "the retry acknowledged it");
     assert_eq!(posted_client_ids(&s.alerts()), ["ambiguous-1"]);
     assert_eq!(s.standin.requests().len(), 1, "no second chat.postMessage");
 }

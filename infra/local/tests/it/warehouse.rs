@@ -15,9 +15,7 @@ use ingestlayer::routing::handoff::{Handoff, HandoffBatch};
 use ingestlayer::warehouse::postgres::{self, Target, Warehouse};
 use ingestlayer::warehouse::{self as wh, WarehouseDeps};
 use ingestlayer_local::functions::WAREHOUSE_BATCHING;
-use ingestlayer_local::runner::{
-    pump_function_batched, pump_warehouse, to_event, Batching, QueueFeed,
-};
+use ingestlayer_local::runner::{pump_function_batched, pump_warehouse, Batching, QueueFeed};
 use serde_json::{json, Value};
 
 use crate::harness::{registered, run, Stack};
@@ -247,7 +245,7 @@ async fn a_batch_delivered_twice_adds_nothing() {
     route_all(&s).await;
     let messages = feed.receive().await.unwrap();
     assert!(!messages.is_empty());
-    let event: SqsEvent = to_event(&messages);
+    let event: SqsEvent = feed.event(&messages);
     let first = wh::handle(event.clone(), &deps).await;
     assert!(first.batch_item_failures.is_empty());
     let db = target.connect().await.unwrap();
@@ -566,7 +564,7 @@ async fn a_malformed_or_oversized_event_never_blocks_the_others() {
         if messages.is_empty() {
             break;
         }
-        let response = wh::handle(to_event(&messages), &deps).await;
+        let response = wh::handle(feed.event(&messages), &deps).await;
         failures += response.batch_item_failures.len();
         feed.settle(&messages, &response).await.unwrap();
     }
