@@ -66,7 +66,11 @@ source infra/postgres.sh
 start_postgres "${POSTGRES_PORT:-5442}" "dev-${POSTGRES_PORT:-5442}"
 # The local stack runs the five functions' own binaries behind a local Lambda Runtime API.
 echo "make dev: building ingestlayer-local and the five functions (the first build takes a few minutes)"
-cargo build -p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p destination-delivery -p slack-connect -p warehouse
+# MAKE_DEV_CARGO_ARGS replaces the packages to build: make test passes the build it already
+# made (--workspace --all-targets), so make dev runs the very binaries the tests ran instead
+# of building them all again with the features of a build without tests.
+read -r -a build_args <<<"${MAKE_DEV_CARGO_ARGS:--p ingestlayer-local -p ingest -p pipeline -p slack-delivery -p destination-delivery -p slack-connect -p warehouse}"
+cargo build "${build_args[@]}"
 "$(cargo_target_dir)/debug/ingestlayer-local" dev "$@" &
 DEV_PID=$!
 trap 'kill $DEV_PID 2>/dev/null || true; wait $DEV_PID 2>/dev/null || true; stop_emulator; stop_postgres' EXIT INT TERM

@@ -4,8 +4,8 @@
 # stand-in, a real-browser test of the destinations page (infra/e2e), signed webhooks made by
 # the providers' own libraries (infra/webhooks), the TypeScript SDK (sdk/typescript), the
 # OpenAPI contract with schemathesis (infra/contract), `make dev` as a user runs it
-# (infra/dev-test.sh), then the deploy path: the Slack app manifest and env-vars file,
-# cfn-lint, sam validate --lint, sam build.
+# (infra/dev-test.sh), and the deploy path: the Slack app manifest and env-vars file,
+# cfn-lint, sam validate --lint, sam build (beside the tests, from the build on).
 #
 # Every binary is run from cargo's target directory, wherever CARGO_TARGET_DIR puts it.
 set -euo pipefail
@@ -61,6 +61,19 @@ start_postgres 0 "test-$$"
 phase "cargo build (the functions' binaries, which the end-to-end tests run)"
 # --all-targets resolves features as cargo test does, so the test build below reuses it.
 cargo build --workspace --all-targets --quiet
+
+# The deploy path's checks (the Slack app manifest and env-vars file, cfn-lint, sam validate
+# --lint, the arm64 sam build) need none of the services below, and the tests mostly wait on
+# I/O: they run beside the tests, at the lowest CPU priority, in their own process group and
+# release target directories (cargo's lock on debug/ is the tests'); their result is awaited
+# at the end. make test proves that the deploy path builds; thin LTO and optimisation only
+# change the size and speed of the shipped binaries, so they are skipped here, which halves
+# the cold arm64 build (`make sam-build` builds exactly as deployed).
+TEMPLATE_LOG="$(mktemp)"
+CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
+  setsid -w nice -n 19 bash infra/template-check.sh >"$TEMPLATE_LOG" 2>&1 &
+TEMPLATE_PID=$!
+trap 'kill -- -"$TEMPLATE_PID" 2>/dev/null || true; stop_emulator; test_pg_down' EXIT
 phase "cargo test"
 # The end-to-end tests mostly wait on I/O (the emulator, the stand-in, SQS visibility
 # timeouts), so they run four at a time on two cores.
@@ -92,15 +105,20 @@ phase "OpenAPI contract (openapi.yaml: validated, then a bounded schemathesis ru
 bash infra/contract/run.sh
 
 phase "make dev (infra/dev-test.sh: busy ports, PORT honoured by make webhook, plain logs)"
-bash infra/dev-test.sh
+# make dev builds what the tests built (see MAKE_DEV_CARGO_ARGS in infra/dev.sh), so it runs
+# the binaries the tests ran, without a second build of everything with other features.
+MAKE_DEV_CARGO_ARGS="--workspace --all-targets" bash infra/dev-test.sh
 stop_emulator
 test_pg_down
 
-phase "template checks"
-# make test proves that the deploy path builds; thin LTO and optimisation only change the
-# size and speed of the shipped binaries, so they are skipped here, which halves the cold
-# arm64 build CI pays (`make sam-build` builds exactly as deployed).
-CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
-  bash infra/template-check.sh
+phase "template checks (running beside the tests since the build; what is left of them)"
+template_rc=0
+wait "$TEMPLATE_PID" || template_rc=$?
+cat "$TEMPLATE_LOG"
+rm -f "$TEMPLATE_LOG"
+if [[ $template_rc != 0 ]]; then
+  echo "make test: the template checks failed (exit $template_rc); their output is above" >&2
+  exit 1
+fi
 phase_summary
 echo "make test: all green"

@@ -20,11 +20,13 @@ use serde_json::json;
 use crate::error::CliError;
 use crate::stack::{reach, Stack, Target};
 
-/// The four queues: how operators name them and their stack outputs.
-pub const QUEUES: [(&str, &str); 6] = [
+/// The queues: how operators name them and their stack outputs ("slack drains": busy
+/// channels' drain tickets, one group per channel with a backlog).
+pub const QUEUES: [(&str, &str); 7] = [
     ("events", "EventsQueueUrl"),
     ("events DLQ", "EventsDLQUrl"),
     ("slack", "SlackQueueUrl"),
+    ("slack drains", "SlackDrainQueueUrl"),
     ("slack DLQ", "SlackDLQUrl"),
     ("warehouse", "WarehouseQueueUrl"),
     ("warehouse DLQ", "WarehouseDLQUrl"),

@@ -93,7 +93,8 @@ async fn status_and_dlq_show_a_paused_channel_with_its_hint_and_backlog_and_a_re
         "{status}"
     );
     assert_eq!(queue(&status, "events")["oldest"]["state"], "empty");
-    assert_eq!(status["queues"].as_array().unwrap().len(), 6);
+    assert_eq!(queue(&status, "slack drains")["depth"], 0, "{status}");
+    assert_eq!(status["queues"].as_array().unwrap().len(), 7);
 
     let text = run(&s, &["status"]);
     assert_eq!(text.code, Some(0), "{}", text.stderr);
