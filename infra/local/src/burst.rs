@@ -73,6 +73,9 @@ pub struct Report {
     /// Per channel, shortest first: from its first message taken up until all of its own
     /// were posted (what the channel's own pace, backlog and drain took).
     pub served: Vec<Duration>,
+    /// One channel's burst ([`one_channel`]): each post in order, as seconds from the last
+    /// event accepted (negative: before it) and how many events it carried.
+    pub timeline: Vec<(f64, usize)>,
 }
 
 impl Report {
@@ -176,6 +179,14 @@ pub async fn one_channel(
     let posts: Vec<PostedMessage> = stack.standin.messages()[before..].to_vec();
     let mut report = measure(&posts, events);
     report.readable_after = last_readable(&posts).saturating_duration_since(last_accepted);
+    report.timeline = posts
+        .iter()
+        .map(|p| {
+            let secs = p.at.saturating_duration_since(last_accepted).as_secs_f64()
+                - last_accepted.saturating_duration_since(p.at).as_secs_f64();
+            (secs, ids_of(p).len())
+        })
+        .collect();
     report.rate_limited = stack.standin.requests()[requests_before..]
         .iter()
         .filter(|r| r.status == 429)

@@ -468,7 +468,7 @@ Resources:
         );
         assert_eq!(
             shipped.event_max_concurrency("SlackDeliveryFunction", "Drains"),
-            Some(5)
+            Some(10)
         );
     }
 

@@ -84,6 +84,10 @@ struct Cli {
     /// before them, for comparison.
     #[arg(long)]
     no_backlog: bool,
+    /// With --burst: also list every post, when it went out (from the last event accepted)
+    /// and how many events it carried.
+    #[arg(long)]
+    timeline: bool,
     /// With --warehouse: the Postgres server to create the bench's databases on (the user
     /// must be allowed to CREATE DATABASE; they are dropped at the end).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -124,7 +128,14 @@ async fn bench(cli: Cli) -> Result<()> {
         return steps_bench(&cli.endpoint, events).await;
     }
     if let Some(events) = cli.burst {
-        return burst_bench(&cli.endpoint, events, cli.batches, !cli.no_backlog).await;
+        return burst_bench(
+            &cli.endpoint,
+            events,
+            cli.batches,
+            !cli.no_backlog,
+            cli.timeline,
+        )
+        .await;
     }
     if let Some(channels) = cli.channels {
         return channels_bench(&cli.endpoint, channels, cli.each, !cli.no_backlog).await;
@@ -423,7 +434,13 @@ async fn requests_bench(endpoint: &str, events: usize) -> Result<()> {
 }
 
 /// `--burst N`: N events to one channel at Slack's pace.
-async fn burst_bench(endpoint: &str, events: usize, batches: usize, backlog: bool) -> Result<()> {
+async fn burst_bench(
+    endpoint: &str,
+    events: usize,
+    batches: usize,
+    backlog: bool,
+    timeline: bool,
+) -> Result<()> {
     let r = ingestlayer_local::burst::one_channel(endpoint, events, batches, backlog).await?;
     println!(
         "burst of {events} feature.used events in {batches} batches, all to #alerts (the stand-in allows 1 post/s){}:",
@@ -468,6 +485,17 @@ async fn burst_bench(endpoint: &str, events: usize, batches: usize, backlog: boo
     );
     for (op, n) in &r.requests {
         println!("    {op:<36} {:>8.3} per event", *n as f64 / events as f64);
+    }
+    if timeline {
+        println!("  posts, from the last event accepted:");
+        let mut before: Option<f64> = None;
+        for &(at, carried) in &r.timeline {
+            let gap = before
+                .map(|b| format!("  ({:.0} ms after the one before)", (at - b) * 1000.0))
+                .unwrap_or_default();
+            println!("    {at:>+7.2} s  {carried:>3} events{gap}");
+            before = Some(at);
+        }
     }
     Ok(())
 }
