@@ -8,7 +8,10 @@
 LOCAL_STACK = AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:$${MOTO_PORT:-4566}} \
 	AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1}
-CLI = cargo run --quiet -p ingestlayer-cli --
+# INGESTLAYER_CLI names a built `ingestlayer` instead: make test passes the one its build
+# made, which `cargo run -p` would build again with other features.
+INGESTLAYER_CLI ?= cargo run --quiet -p ingestlayer-cli --
+CLI = $(INGESTLAYER_CLI)
 
 dev: ## the whole system on this machine: ingest on http://127.0.0.1:$${PORT:-3000}
 	@bash infra/dev.sh

@@ -7,7 +7,9 @@
 #      (CARGO_TARGET_DIR included: .ci/run sets one outside the checkout), and
 #      `make webhook ARGS="send …"` with the same PORT reaches it: the signed delivery is
 #      accepted and the Slack stand-in prints the message;
-#   3. its output, written to a file, carries no colour codes.
+#   3. its output, written to a file, carries no colour codes;
+#   4. stopped (SIGTERM), it stops the Postgres it started (it runs here without
+#      DATABASE_URL, as a newcomer's does).
 #
 # Uses the emulator at AWS_ENDPOINT_URL when it answers (infra/test.sh's), else dev.sh starts
 # one on MOTO_PORT. Logs in .tools/dev-test/.
@@ -67,9 +69,11 @@ echo "== dev-test: make dev on PORT and SLACK_STANDIN_PORT, then make webhook wi
 PORT="$(free_port)"
 STANDIN_PORT="$(free_port)"
 MOTO_PORT="$(free_port)" # used when AWS_ENDPOINT_URL does not name a running emulator
+# Without DATABASE_URL, as a newcomer runs it: make dev starts its own Postgres.
+PG_PORT="$(free_port)"
 LOG="$OUT/make-dev.log"
-env -u SLACK_BOT_TOKEN -u SLACK_API_URL -u INGESTLAYER_ADMIN_TOKEN -u INGESTLAYER_API_URL \
-  PORT="$PORT" SLACK_STANDIN_PORT="$STANDIN_PORT" MOTO_PORT="$MOTO_PORT" \
+env -u SLACK_BOT_TOKEN -u SLACK_API_URL -u INGESTLAYER_ADMIN_TOKEN -u INGESTLAYER_API_URL -u DATABASE_URL \
+  PORT="$PORT" SLACK_STANDIN_PORT="$STANDIN_PORT" MOTO_PORT="$MOTO_PORT" POSTGRES_PORT="$PG_PORT" \
   bash infra/dev.sh >"$LOG" 2>&1 &
 DEV_PID=$!
 # The first build of ingestlayer-local (without the test-only features) can take minutes.
@@ -116,4 +120,12 @@ if grep -q $'\e' "$LOG"; then
   grep -n $'\e' "$LOG" | head -n 5 >&2
   fail "make dev's output written to a file carries colour codes"
 fi
+echo "== dev-test: stopped, make dev stops the Postgres it started"
+kill -TERM "$DEV_PID"
+wait "$DEV_PID" 2>/dev/null || true
+DEV_PID=""
+if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' "$PG_PORT" 2>/dev/null; then
+  fail "make dev, stopped, left its Postgres running on port $PG_PORT"
+fi
+rm -rf "${TMPDIR:-/tmp}/ingestlayer-pg/dev-$PG_PORT"
 echo "dev-test: OK (log in ${LOG#"$ROOT"/})"

@@ -22,20 +22,23 @@
 PG_PID_DATA=""
 
 # The folder of the server binaries: PG_BIN, pg_config's, or Debian's newest.
+# Every found path returns 0 explicitly: a bare `return` in a function called from a trap
+# (dev.sh stops Postgres from its EXIT/TERM trap) returns the status of the command the
+# signal interrupted, and stop_postgres then left the server running.
 pg_bin() {
   if [[ -n "${PG_BIN:-}" ]]; then
     echo "$PG_BIN"
-    return
+    return 0
   fi
   local newest
   newest="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
   if [[ -n "$newest" && -x "$newest/initdb" ]]; then
     echo "$newest"
-    return
+    return 0
   fi
   if command -v pg_config >/dev/null && [[ -x "$(pg_config --bindir)/initdb" ]]; then
     pg_config --bindir
-    return
+    return 0
   fi
   echo "postgres: no Postgres server binaries (initdb, pg_ctl). Install Debian's package: apt-get install postgresql (or set PG_BIN, or DATABASE_URL to a database of yours)" >&2
   return 1

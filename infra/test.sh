@@ -105,9 +105,11 @@ phase "OpenAPI contract (openapi.yaml: validated, then a bounded schemathesis ru
 bash infra/contract/run.sh
 
 phase "make dev (infra/dev-test.sh: busy ports, PORT honoured by make webhook, plain logs)"
-# make dev builds what the tests built (see MAKE_DEV_CARGO_ARGS in infra/dev.sh), so it runs
-# the binaries the tests ran, without a second build of everything with other features.
-MAKE_DEV_CARGO_ARGS="--workspace --all-targets" bash infra/dev-test.sh
+# make dev builds what the tests built (MAKE_DEV_CARGO_ARGS in infra/dev.sh), and make webhook
+# runs the command line they built (INGESTLAYER_CLI in the Makefile): the binaries the tests
+# ran, without building everything again with the features of a build without tests.
+MAKE_DEV_CARGO_ARGS="--workspace --all-targets" INGESTLAYER_CLI="$(cargo_target_dir)/debug/ingestlayer" \
+  bash infra/dev-test.sh
 stop_emulator
 test_pg_down
 

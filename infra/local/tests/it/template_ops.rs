@@ -103,17 +103,16 @@ fn either_dlq_not_empty_and_an_old_slack_backlog_raise_alarms() {
             Some("GreaterThanThreshold")
         );
     }
-    let age = alarm_on(
-        &t,
-        "ApproximateAgeOfOldestMessage",
-        "QueueName",
-        "SlackQueue",
-    )
-    .expect("no alarm on the Slack queue's oldest message");
-    assert_eq!(
-        ref_name(&age["Threshold"]).as_deref(),
-        Some("SlackBacklogAlarmSeconds")
-    );
+    // The Slack queue's oldest message, and the drain queue's oldest ticket (a busy
+    // channel's backlog waiting that long).
+    for queue in ["SlackQueue", "SlackDrainQueue"] {
+        let age = alarm_on(&t, "ApproximateAgeOfOldestMessage", "QueueName", queue)
+            .unwrap_or_else(|| panic!("no alarm on the age of {queue}'s oldest message"));
+        assert_eq!(
+            ref_name(&age["Threshold"]).as_deref(),
+            Some("SlackBacklogAlarmSeconds")
+        );
+    }
     assert_eq!(
         t["Parameters"]["SlackBacklogAlarmSeconds"]["Default"].as_u64(),
         Some(300),
@@ -226,6 +225,7 @@ fn the_dashboard_shows_every_queue_and_function() {
     for name in [
         "EventsQueue",
         "SlackQueue",
+        "SlackDrainQueue",
         "EventsDLQ",
         "SlackDLQ",
         "WarehouseQueue",
