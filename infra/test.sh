@@ -5,7 +5,7 @@
 # the providers' own libraries (infra/webhooks), the TypeScript SDK (sdk/typescript), the
 # OpenAPI contract with schemathesis (infra/contract), `make dev` as a user runs it
 # (infra/dev-test.sh), and the deploy path: the Slack app manifest and env-vars file,
-# cfn-lint, sam validate --lint, sam build (beside the tests, from the build on).
+# cfn-lint, sam validate --lint, sam build (beside the suites after cargo test).
 #
 # Every binary is run from cargo's target directory, wherever CARGO_TARGET_DIR puts it.
 set -euo pipefail
@@ -62,22 +62,26 @@ phase "cargo build (the functions' binaries, which the end-to-end tests run)"
 # --all-targets resolves features as cargo test does, so the test build below reuses it.
 cargo build --workspace --all-targets --quiet
 
+phase "cargo test"
+# The end-to-end tests mostly wait on I/O (the emulator, the stand-in, SQS visibility
+# timeouts), so they run four at a time on two cores.
+cargo test --workspace -- --test-threads 4
+
 # The deploy path's checks (the Slack app manifest and env-vars file, cfn-lint, sam validate
-# --lint, the arm64 sam build) need none of the services below, and the tests mostly wait on
-# I/O: they run beside the tests, at the lowest CPU priority, in their own process group and
-# release target directories (cargo's lock on debug/ is the tests'); their result is awaited
-# at the end. make test proves that the deploy path builds; thin LTO and optimisation only
-# change the size and speed of the shipped binaries, so they are skipped here, which halves
-# the cold arm64 build (`make sam-build` builds exactly as deployed).
+# --lint, the arm64 sam build) need none of the services below, and the suites from here on
+# mostly wait on I/O: they run beside them, at the lowest CPU priority, in their own process
+# group and release target directories (cargo's lock on debug/ is the tests'); their result
+# is awaited at the end. Not beside `cargo test`: its pacing tests time posts against an
+# in-process stand-in that allows one a second, and the one run that built beside them had
+# a 429 there.
+# make test proves that the deploy path builds; thin LTO and optimisation only change the
+# size and speed of the shipped binaries, so they are skipped here, which halves the cold
+# arm64 build (`make sam-build` builds exactly as deployed).
 TEMPLATE_LOG="$(mktemp)"
 CARGO_PROFILE_RELEASE_LTO=off CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_OPT_LEVEL=0 \
   setsid -w nice -n 19 bash infra/template-check.sh >"$TEMPLATE_LOG" 2>&1 &
 TEMPLATE_PID=$!
 trap 'kill -- -"$TEMPLATE_PID" 2>/dev/null || true; stop_emulator; test_pg_down' EXIT
-phase "cargo test"
-# The end-to-end tests mostly wait on I/O (the emulator, the stand-in, SQS visibility
-# timeouts), so they run four at a time on two cores.
-cargo test --workspace -- --test-threads 4
 
 phase "browser end-to-end (infra/e2e: the destinations page in headless Chromium)"
 # Drives ingestlayer-local against the emulator above. Needs Node.js >= 20 and
@@ -113,7 +117,7 @@ MAKE_DEV_CARGO_ARGS="--workspace --all-targets" INGESTLAYER_CLI="$(cargo_target_
 stop_emulator
 test_pg_down
 
-phase "template checks (running beside the tests since the build; what is left of them)"
+phase "template checks (running beside the suites since cargo test; what is left of them)"
 template_rc=0
 wait "$TEMPLATE_PID" || template_rc=$?
 cat "$TEMPLATE_LOG"
