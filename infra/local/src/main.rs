@@ -17,7 +17,7 @@ use ingestlayer_local::functions::{
 use ingestlayer_local::remember::{Origin, Remembered};
 use ingestlayer_local::resources::{LocalUrls, Resources};
 use ingestlayer_local::runner::{
-    pump_function, pump_function_batched, serve_functions, DeliveryFeeds, QueueFeed,
+    pump_function_batched, serve_functions, Batching, DeliveryFeeds, QueueFeed,
 };
 use ingestlayer_local::{emulator_sdk, seed};
 use secrecy::{ExposeSecret, SecretString};
@@ -247,14 +247,7 @@ async fn dev() -> Result<()> {
             url: res.warehouse_queue_url.clone(),
             wait_seconds: 1,
         };
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = pump_function_batched(&feed, &warehouse, WAREHOUSE_BATCHING).await {
-                    tracing::error!(error = %e, "warehouse consumer: invocation failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        });
+        consume("warehouse", feed, warehouse, WAREHOUSE_BATCHING);
     }
 
     let listener = ingestlayer_local::runner::bind(SocketAddr::from(([127, 0, 0, 1], port)))
@@ -266,15 +259,12 @@ async fn dev() -> Result<()> {
             tracing::error!(error = %e, "HTTP API server stopped");
         }
     });
-    let pipeline = functions.pipeline.clone();
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = pump_function(&events_feed, &pipeline).await {
-                tracing::error!(error = %e, "pipeline consumer: invocation failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    });
+    consume(
+        "pipeline",
+        events_feed,
+        functions.pipeline.clone(),
+        Batching::default(),
+    );
     // The stack's schedule ticks every minute; locally a timer does (HEARTBEAT_CHECK_SECONDS).
     let heartbeat_every = std::env::var("HEARTBEAT_CHECK_SECONDS")
         .ok()
@@ -298,26 +288,19 @@ async fn dev() -> Result<()> {
     // slack-delivery's two event sources, each its own consumer as on AWS: a channel's
     // drain never waits for another channel's batch, nor a batch for a drain.
     for feed in [slack_feeds.messages, slack_feeds.drains] {
-        let delivery = functions.delivery.clone();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = pump_function(&feed, &delivery).await {
-                    tracing::error!(error = %e, "delivery consumer: invocation failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        });
+        consume(
+            "delivery",
+            feed,
+            functions.delivery.clone(),
+            Batching::default(),
+        );
     }
-
-    let destinations = functions.destinations.clone();
-    tokio::spawn(async move {
-        loop {
-            if let Err(e) = pump_function(&destinations_feed, &destinations).await {
-                tracing::error!(error = %e, "destinations consumer: invocation failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    });
+    consume(
+        "destinations",
+        destinations_feed,
+        functions.destinations.clone(),
+        Batching::default(),
+    );
 
     let kept = |origin: Origin, var: &str| match origin {
         Origin::Environment => format!("from {var}"),
@@ -467,4 +450,22 @@ async fn apply_pipelines(
         ));
     }
     Ok(lines)
+}
+
+/// One event source mapping: invokes `function` with batches from `feed` for as long as
+/// `make dev` runs; a failed invocation is logged and the next tried a second later.
+fn consume(
+    name: &'static str,
+    feed: QueueFeed,
+    function: std::sync::Arc<ingestlayer_local::lambda_api::LambdaFunction>,
+    batching: Batching,
+) {
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = pump_function_batched(&feed, &function, batching).await {
+                tracing::error!(error = %e, consumer = name, "invocation failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    });
 }
