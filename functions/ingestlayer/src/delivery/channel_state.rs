@@ -264,15 +264,19 @@ impl Channels {
     }
 
     /// The slot due now, or the next one when it begins within `ahead`; two conditional
-    /// writes at most (the second only when the first found the slot ahead).
+    /// writes at most (the second only when the first found the slot ahead). The first
+    /// asks for `told` (the slot a wait named) when it begins within `ahead`, else for a
+    /// slot due now.
     async fn take_slot(
         &self,
         group: &GroupId,
         interval: Duration,
         now_ms: i64,
         ahead: Duration,
+        told: Option<i64>,
     ) -> Result<Gate> {
-        let mut seen = Some(now_ms);
+        let told = told.filter(|t| *t - now_ms <= ahead.as_millis() as i64);
+        let mut seen = Some(told.unwrap_or(now_ms));
         for _ in 0..2 {
             let at = seen.map_or(now_ms, |s| s.max(now_ms));
             let item = match self.take_slot_at(group, seen, at, interval).await? {
@@ -392,8 +396,9 @@ impl ChannelStore for Channels {
         interval: Duration,
         now_ms: i64,
         ahead: Duration,
+        told: Option<i64>,
     ) -> BoxFuture<'a, Result<Gate>> {
-        self.take_slot(group, interval, now_ms, ahead).boxed()
+        self.take_slot(group, interval, now_ms, ahead, told).boxed()
     }
 
     fn next_slot<'a>(&'a self, group: &'a GroupId) -> BoxFuture<'a, Result<Option<i64>>> {

@@ -203,19 +203,28 @@ impl ChannelStore for FakeState {
         interval: Duration,
         now_ms: i64,
         ahead: Duration,
+        told: Option<i64>,
     ) -> BoxFuture<'a, Result<Gate>> {
         async move {
             self.check()?;
+            // Each conditional write takes `slot_latency`, as `Channels` makes them: a
+            // slot ahead costs a second write unless the caller was told of it.
             let latency = *lock(&self.slot_latency);
+            let ahead_ms = ahead.as_millis() as i64;
+            let next = lock(&self.next_at_ms).get(group).copied();
+            let writes = match next {
+                Some(at) if at > now_ms && at - now_ms <= ahead_ms && told != Some(at) => 2,
+                _ => 1,
+            };
             if !latency.is_zero() {
-                tokio::time::sleep(latency).await;
+                tokio::time::sleep(latency * writes).await;
             }
             if let Some(p) = lock(&self.pauses).get(&PauseScope::Channel(group.clone())) {
                 return Ok(Gate::Paused(p.clone()));
             }
             let mut next = lock(&self.next_at_ms);
             let at = match next.get(group) {
-                Some(at) if *at - now_ms > ahead.as_millis() as i64 => {
+                Some(at) if *at - now_ms > ahead_ms => {
                     return Ok(Gate::Wait(Duration::from_millis((*at - now_ms) as u64)));
                 }
                 Some(at) => (*at).max(now_ms),

@@ -33,7 +33,10 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
     let (channels, requests) = counted_channels(&s);
     let g = alerts();
 
-    let gate = channels.acquire(&g, INTERVAL, T0, AHEAD).await.unwrap();
+    let gate = channels
+        .acquire(&g, INTERVAL, T0, AHEAD, None)
+        .await
+        .unwrap();
     assert_eq!(
         gate,
         Gate::At(T0),
@@ -43,7 +46,7 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
 
     // 250 ms before the next slot: it is taken ahead, at its own start.
     let gate = channels
-        .acquire(&g, INTERVAL, T0 + 850, AHEAD)
+        .acquire(&g, INTERVAL, T0 + 850, AHEAD, None)
         .await
         .unwrap();
     assert_eq!(gate, Gate::At(T0 + 1100));
@@ -57,7 +60,7 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
     // The slot after that is 1,300 ms away: too far to take; one request says so.
     requests.take();
     let gate = channels
-        .acquire(&g, INTERVAL, T0 + 900, AHEAD)
+        .acquire(&g, INTERVAL, T0 + 900, AHEAD, None)
         .await
         .unwrap();
     assert_eq!(gate, Gate::Wait(Duration::from_millis(1300)));
@@ -65,11 +68,62 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
 
     // Late (the slot began 400 ms ago): the slot is now, the next an interval after now.
     let gate = channels
-        .acquire(&g, INTERVAL, T0 + 2600, AHEAD)
+        .acquire(&g, INTERVAL, T0 + 2600, AHEAD, None)
         .await
         .unwrap();
     assert_eq!(gate, Gate::At(T0 + 2600));
     assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 3700));
+}
+
+#[tokio::test]
+async fn a_slot_the_wait_named_is_taken_ahead_with_one_write_and_never_sooner_than_ahead() {
+    let s = Stack::new().await;
+    let (channels, requests) = counted_channels(&s);
+    let g = alerts();
+    channels
+        .acquire(&g, INTERVAL, T0, AHEAD, None)
+        .await
+        .unwrap();
+    // Just after the post: the next slot is 1,100 ms away, and the wait names it.
+    requests.take();
+    let gate = channels
+        .acquire(&g, INTERVAL, T0 + 10, AHEAD, None)
+        .await
+        .unwrap();
+    assert_eq!(gate, Gate::Wait(Duration::from_millis(1090)));
+    let told = Some(T0 + 1100);
+    // Asked again with it 900 ms before it: too far ahead to take, whatever the caller
+    // was told, and nothing is written.
+    assert_eq!(
+        channels
+            .acquire(&g, INTERVAL, T0 + 200, AHEAD, told)
+            .await
+            .unwrap(),
+        Gate::Wait(Duration::from_millis(900))
+    );
+    assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 1100));
+    // 200 ms before it: taken ahead with a single write (without `told`, the first write
+    // asks for a slot due now and fails).
+    requests.take();
+    let gate = channels
+        .acquire(&g, INTERVAL, T0 + 900, AHEAD, told)
+        .await
+        .unwrap();
+    assert_eq!(gate, Gate::At(T0 + 1100));
+    assert_eq!(requests.take_operations(), ["UpdateItem"]);
+    assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 2200));
+
+    // A late post's hold moved the next slot after the caller was told of it: the told
+    // slot is not taken; the second write takes the moved one when it is close.
+    channels.hold_until(&g, T0 + 2300).await.unwrap();
+    requests.take();
+    let gate = channels
+        .acquire(&g, INTERVAL, T0 + 2100, AHEAD, Some(T0 + 2200))
+        .await
+        .unwrap();
+    assert_eq!(gate, Gate::At(T0 + 2300));
+    assert_eq!(requests.take_operations(), ["UpdateItem", "UpdateItem"]);
+    assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 3400));
 }
 
 #[tokio::test]
@@ -78,15 +132,18 @@ async fn of_two_instances_reaching_for_the_same_slot_ahead_one_takes_it() {
     let channels = s.channels();
     let g = alerts();
     assert_eq!(
-        channels.acquire(&g, INTERVAL, T0, AHEAD).await.unwrap(),
+        channels
+            .acquire(&g, INTERVAL, T0, AHEAD, None)
+            .await
+            .unwrap(),
         Gate::At(T0)
     );
     for round in 1..=30 {
         let slot = T0 + round * 1100;
         let now = slot - 200;
         let (a, b) = tokio::join!(
-            channels.acquire(&g, INTERVAL, now, AHEAD),
-            channels.acquire(&g, INTERVAL, now, AHEAD)
+            channels.acquire(&g, INTERVAL, now, AHEAD, None),
+            channels.acquire(&g, INTERVAL, now, AHEAD, None)
         );
         let gates = [a.unwrap(), b.unwrap()];
         let taken = gates.iter().filter(|g| **g == Gate::At(slot)).count();
@@ -106,13 +163,16 @@ async fn a_paused_channel_answers_its_pause_and_a_hold_is_never_taken_past() {
     let s = Stack::new().await;
     let (channels, requests) = counted_channels(&s);
     let g = alerts();
-    channels.acquire(&g, INTERVAL, T0, AHEAD).await.unwrap();
+    channels
+        .acquire(&g, INTERVAL, T0, AHEAD, None)
+        .await
+        .unwrap();
 
     // A 429 held the channel 30 s: a slot close to the old one is not taken.
     channels.hold_until(&g, T0 + 30_000).await.unwrap();
     assert_eq!(
         channels
-            .acquire(&g, INTERVAL, T0 + 1000, AHEAD)
+            .acquire(&g, INTERVAL, T0 + 1000, AHEAD, None)
             .await
             .unwrap(),
         Gate::Wait(Duration::from_millis(29_000))
@@ -129,7 +189,7 @@ async fn a_paused_channel_answers_its_pause_and_a_hold_is_never_taken_past() {
     requests.take();
     assert_eq!(
         channels
-            .acquire(&g, INTERVAL, T0 + 29_900, AHEAD)
+            .acquire(&g, INTERVAL, T0 + 29_900, AHEAD, None)
             .await
             .unwrap(),
         Gate::Paused(pause)
