@@ -187,8 +187,24 @@ pub enum Route {
     Later(Duration),
 }
 
-/// The first question for a batch: does the channel's backlog hold anything? Then it goes
-/// behind it; `None`: ask the slot ([`route_by_slot`]).
+/// The most messages the Slack queue's event source hands one invocation (template.yaml's
+/// `BatchSize`, SQS FIFO's limit).
+pub const FULL_BATCH: usize = 10;
+
+/// The first question for a batch of `messages` of a channel that digests (`digests`) or
+/// not: a full batch ([`FULL_BATCH`]) of a channel that digests goes to the backlog without
+/// a look at the backlog or the slot. Behind a backlog that holds anything it goes there
+/// anyway; with the backlog empty, more of the channel may wait behind it in the queue (a
+/// burst), and from the backlog the next post carries all of them rather than these alone,
+/// even when the slot is due. So the batches of a burst, most of its messages, cost no
+/// read. A channel that posts each message alone gains nothing there. `None`: ask the
+/// backlog ([`route_by_backlog`]).
+pub fn route_by_batch(messages: usize, digests: bool) -> Option<Route> {
+    (digests && messages >= FULL_BATCH).then_some(Route::Spill)
+}
+
+/// The next question: does the channel's backlog hold anything? Then the batch goes behind
+/// it; `None`: ask the slot ([`route_by_slot`]).
 pub fn route_by_backlog(empty: &Result<bool, Error>) -> Option<Route> {
     match empty {
         Ok(true) => None,
@@ -197,26 +213,12 @@ pub fn route_by_backlog(empty: &Result<bool, Error>) -> Option<Route> {
     }
 }
 
-/// The most messages the Slack queue's event source hands one invocation (template.yaml's
-/// `BatchSize`, SQS FIFO's limit).
-pub const FULL_BATCH: usize = 10;
-
-/// With the backlog empty, at `now_ms`, for a batch of `messages` of a channel that digests
-/// (`digests`) or not: a slot due now posts the batch at once; a later one sends the batch to
-/// the backlog, so the channel's next post can carry more than one batch; an unreadable slot
-/// goes the usual way (the group loop retries it). A full batch ([`FULL_BATCH`]) of a channel
-/// that digests goes to the backlog even when the slot is due: more of the channel may wait
-/// behind it in the queue (a burst), and from the backlog the next post carries all of them
-/// rather than these alone. A channel that posts each message alone gains nothing there.
-pub fn route_by_slot(
-    next_slot: &Result<Option<i64>, Error>,
-    now_ms: i64,
-    messages: usize,
-    digests: bool,
-) -> Route {
+/// With the backlog empty, at `now_ms`: a slot due now posts the batch at once; a later one
+/// sends the batch to the backlog, so the channel's next post can carry more than one
+/// batch; an unreadable slot goes the usual way (the group loop retries it).
+pub fn route_by_slot(next_slot: &Result<Option<i64>, Error>, now_ms: i64) -> Route {
     match next_slot {
         Ok(Some(at)) if *at > now_ms => Route::Spill,
-        Ok(_) if digests && messages >= FULL_BATCH => Route::Spill,
         Ok(_) | Err(_) => Route::Post,
     }
 }
@@ -999,26 +1001,23 @@ mod tests {
             route_by_backlog(&Err(Error::invalid("x", "y"))),
             Some(Route::Later(STATE_UNAVAILABLE_RETRY))
         );
-        assert_eq!(route_by_slot(&Ok(None), t0, 1, true), Route::Post);
-        assert_eq!(route_by_slot(&Ok(Some(t0)), t0, 9, true), Route::Post);
-        assert_eq!(route_by_slot(&Ok(Some(t0 + 1)), t0, 1, false), Route::Spill);
+        assert_eq!(route_by_slot(&Ok(None), t0), Route::Post);
+        assert_eq!(route_by_slot(&Ok(Some(t0)), t0), Route::Post);
+        assert_eq!(route_by_slot(&Ok(Some(t0 + 1)), t0), Route::Spill);
+        // An unreadable slot: the group loop retries it as ever.
         assert_eq!(
-            route_by_slot(&Err(Error::invalid("x", "y")), t0, 1, true),
+            route_by_slot(&Err(Error::invalid("x", "y")), t0),
             Route::Post
         );
-        // A full batch may have more of a burst behind it: into the backlog, due or not.
-        assert_eq!(route_by_slot(&Ok(None), t0, FULL_BATCH, true), Route::Spill);
-        assert_eq!(
-            route_by_slot(&Ok(Some(t0)), t0, FULL_BATCH, true),
-            Route::Spill
-        );
-        // Unless the slot cannot be read: the group loop retries it as ever.
-        assert_eq!(
-            route_by_slot(&Err(Error::invalid("x", "y")), t0, FULL_BATCH, true),
-            Route::Post
-        );
-        // A channel that posts each message alone posts a full batch when its slot is due.
-        assert_eq!(route_by_slot(&Ok(None), t0, FULL_BATCH, false), Route::Post);
+    }
+
+    #[test]
+    fn a_full_batch_of_a_digesting_channel_goes_to_the_backlog_unread() {
+        // It may have more of a burst behind it: into the backlog, with no read asked.
+        assert_eq!(route_by_batch(FULL_BATCH, true), Some(Route::Spill));
+        // Below a full batch, or a channel that posts each message alone: ask the backlog.
+        assert_eq!(route_by_batch(FULL_BATCH - 1, true), None);
+        assert_eq!(route_by_batch(FULL_BATCH, false), None);
     }
 
     #[test]

@@ -398,15 +398,22 @@ async fn one_group<'r>(
     }
 }
 
-/// Where a channel's batch goes when busy channels have backlogs: behind a backlog that
-/// holds anything, into it when the slot is not due or a digesting channel's batch is full,
-/// else posted at once.
+/// Where a channel's batch goes when busy channels have backlogs: a full batch of a
+/// channel that digests into its backlog unread; else behind a backlog that holds anything,
+/// into it when the slot is not due, or posted at once.
 async fn route(
     group: &GroupId,
     records: &[&SqsMessage],
     buf: &buffer::Buffer,
     deps: &DeliveryDeps,
 ) -> decide::Route {
+    let digests = records
+        .first()
+        .and_then(|r| parse_delivery(r))
+        .is_some_and(|d| d.digest_threshold >= 2);
+    if let Some(route) = decide::route_by_batch(records.len(), digests) {
+        return route;
+    }
     let empty = buf.is_empty(group).await;
     if let Err(e) = &empty {
         tracing::warn!(error = %e, "could not read the channel's backlog");
@@ -415,11 +422,7 @@ async fn route(
         return route;
     }
     let next = deps.channels.next_slot(group).await;
-    let digests = records
-        .first()
-        .and_then(|r| parse_delivery(r))
-        .is_some_and(|d| d.digest_threshold >= 2);
-    decide::route_by_slot(&next, deps.clock.now_ms(), records.len(), digests)
+    decide::route_by_slot(&next, deps.clock.now_ms())
 }
 
 /// Moves a batch into its channel's backlog and queues a drain ticket; the batch leaves the
