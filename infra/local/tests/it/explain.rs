@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{registered, run, Stack};
+use crate::harness::{posted_event_ids, registered, run, Stack};
 
 async fn send(s: &Stack, id: &str, user: &str, feature: &str) -> String {
     let event = json!({"name": "feature.used", "id": id,
@@ -116,4 +116,63 @@ async fn explain_says_why_a_message_was_parked_and_what_fixes_it() {
     assert!(text.contains("fix: invite the app to #secret"), "{text}");
     assert!(text.contains("Slack answered not_in_channel"), "{text}");
     assert!(text.contains("ingestlayer dlq redrive"), "{text}");
+}
+
+#[tokio::test]
+async fn explain_names_the_digest_post_that_carried_an_event_of_a_busy_channels_backlog() {
+    let s = registered().await;
+    // A burst of 30: full batches wait in the channel's backlog and go out in digests.
+    let events: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({"name": "feature.used", "id": format!("dig-{i:02}"),
+                "data": {"user_id": "u_42", "feature": "export", "count": i, "plan": "pro"}})
+        })
+        .collect();
+    let (status, body) = s
+        .post("/v1/events/batch", &json!({ "events": events }).to_string())
+        .await;
+    assert_eq!(status, 202, "{body}");
+    assert!(
+        s.pump_until(Duration::from_secs(30), |s| posted_event_ids(&s.alerts())
+            .len()
+            >= 30)
+            .await,
+        "the burst was not posted"
+    );
+    let id = "tests:dig-17";
+    let posts = s.alerts();
+    let post = posts
+        .iter()
+        .find(|p| {
+            posted_event_ids(std::slice::from_ref(*p))
+                .iter()
+                .any(|e| e == id)
+        })
+        .expect("a post carried the event");
+    let carried = posted_event_ids(std::slice::from_ref(post)).len();
+    assert!(carried > 1, "the event went out in a digest, not alone");
+
+    let text = run(&s, &["explain", id]).stdout;
+    assert!(
+        text.contains(&format!(
+            "delivery    #alerts (feature-usage-to-alerts): digested into the post ts {} ({carried} messages)",
+            post.ts
+        )),
+        "{text}"
+    );
+    // It waited in the backlog first, and says so.
+    assert!(
+        text.contains("waiting in its backlog to go out in its next digest"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&run(&s, &["explain", id, "--json"]).stdout).unwrap();
+    let digested: Vec<&Value> = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "digested")
+        .collect();
+    assert_eq!(digested.len(), 1, "{json}");
+    assert_eq!(digested[0]["ts"], post.ts.as_str());
+    assert_eq!(digested[0]["digest_of"], carried);
 }
