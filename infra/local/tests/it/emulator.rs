@@ -449,9 +449,10 @@ async fn a_query_answers_its_partition_in_key_order_whatever_else_the_table_hold
     assert_eq!(found, ["the delivery"]);
 }
 
-/// SendMessage reads its queue's ContentBasedDeduplication here without counting the
-/// queue's messages; the setting still decides, FIFO's checks still hold, and the queue's
-/// attributes still count its messages everywhere else.
+/// SendMessage and SendMessageBatch read their queue's ContentBasedDeduplication here
+/// without counting the queue's messages; the setting still decides, FIFO's checks still
+/// hold (a batch is checked whole before any of it is sent), and the queue's attributes
+/// still count its messages everywhere else.
 #[tokio::test]
 async fn a_send_still_deduplicates_by_content_and_the_queue_still_counts_its_messages() {
     use aws_sdk_sqs::types::QueueAttributeName;
@@ -524,5 +525,62 @@ async fn a_send_still_deduplicates_by_content_and_the_queue_still_counts_its_mes
     for (body, id) in [("one", "1"), ("one again", "1"), ("two", "2")] {
         send(by_id.clone(), body, Some(id.into())).await.unwrap();
     }
-    assert_eq!(counted(by_id).await, 2, "the second id 1 was a duplicate");
+    assert_eq!(
+        counted(by_id.clone()).await,
+        2,
+        "the second id 1 was a duplicate"
+    );
+
+    let batch = |url: String, entries: &[(&str, Option<&str>)]| {
+        let s = &s;
+        let entries: Vec<_> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (body, id))| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(format!("e{i}"))
+                    .message_body(*body)
+                    .message_group_id("g")
+                    .set_message_deduplication_id(id.map(str::to_owned))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        async move {
+            s.sqs
+                .send_message_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+        }
+    };
+    let e = batch(by_id.clone(), &[("three", Some("3")), ("no id", None)])
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{:?}", e.into_service_error()).contains("ContentBasedDeduplication"),
+        "a batch with a message without an id is refused"
+    );
+    assert_eq!(
+        counted(by_id.clone()).await,
+        2,
+        "nothing of the refused batch was sent"
+    );
+    batch(
+        by_id.clone(),
+        &[("three", Some("3")), ("two again", Some("2"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(counted(by_id).await, 3, "the batch's id 2 was a duplicate");
+    let by_content = queue(true).await;
+    batch(by_content.clone(), &[("a", None), ("a", None), ("b", None)])
+        .await
+        .unwrap();
+    assert_eq!(
+        counted(by_content).await,
+        2,
+        "the batch's second \"a\" was a duplicate"
+    );
 }
