@@ -17,6 +17,14 @@ fn alerts() -> GroupId {
     GroupId::from_queue("default:#alerts")
 }
 
+/// `#alerts`' slot at `now`, asked for `told` (the slot a wait named) or not.
+async fn acquire(channels: &Channels, now: i64, told: Option<i64>) -> Gate {
+    channels
+        .acquire(&alerts(), INTERVAL, now, AHEAD, told)
+        .await
+        .unwrap()
+}
+
 /// The stack's channels table through a client whose requests are counted.
 fn counted_channels(s: &Stack) -> (Channels, Requests) {
     let (client, requests) = s.counted_dynamo();
@@ -33,10 +41,7 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
     let (channels, requests) = counted_channels(&s);
     let g = alerts();
 
-    let gate = channels
-        .acquire(&g, INTERVAL, T0, AHEAD, None)
-        .await
-        .unwrap();
+    let gate = acquire(&channels, T0, None).await;
     assert_eq!(
         gate,
         Gate::At(T0),
@@ -45,10 +50,7 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
     assert_eq!(requests.take_operations(), ["UpdateItem"]);
 
     // 250 ms before the next slot: it is taken ahead, at its own start.
-    let gate = channels
-        .acquire(&g, INTERVAL, T0 + 850, AHEAD, None)
-        .await
-        .unwrap();
+    let gate = acquire(&channels, T0 + 850, None).await;
     assert_eq!(gate, Gate::At(T0 + 1100));
     assert_eq!(
         requests.take_operations(),
@@ -59,18 +61,12 @@ async fn a_due_slot_is_one_write_and_a_close_one_is_taken_ahead_without_a_read()
 
     // The slot after that is 1,300 ms away: too far to take; one request says so.
     requests.take();
-    let gate = channels
-        .acquire(&g, INTERVAL, T0 + 900, AHEAD, None)
-        .await
-        .unwrap();
+    let gate = acquire(&channels, T0 + 900, None).await;
     assert_eq!(gate, Gate::Wait(Duration::from_millis(1300)));
     assert_eq!(requests.take_operations(), ["UpdateItem"]);
 
     // Late (the slot began 400 ms ago): the slot is now, the next an interval after now.
-    let gate = channels
-        .acquire(&g, INTERVAL, T0 + 2600, AHEAD, None)
-        .await
-        .unwrap();
+    let gate = acquire(&channels, T0 + 2600, None).await;
     assert_eq!(gate, Gate::At(T0 + 2600));
     assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 3700));
 }
@@ -80,35 +76,23 @@ async fn a_slot_the_wait_named_is_taken_ahead_with_one_write_and_never_sooner_th
     let s = Stack::new().await;
     let (channels, requests) = counted_channels(&s);
     let g = alerts();
-    channels
-        .acquire(&g, INTERVAL, T0, AHEAD, None)
-        .await
-        .unwrap();
+    acquire(&channels, T0, None).await;
     // Just after the post: the next slot is 1,100 ms away, and the wait names it.
     requests.take();
-    let gate = channels
-        .acquire(&g, INTERVAL, T0 + 10, AHEAD, None)
-        .await
-        .unwrap();
+    let gate = acquire(&channels, T0 + 10, None).await;
     assert_eq!(gate, Gate::Wait(Duration::from_millis(1090)));
     let told = Some(T0 + 1100);
     // Asked again with it 900 ms before it: too far ahead to take, whatever the caller
     // was told, and nothing is written.
     assert_eq!(
-        channels
-            .acquire(&g, INTERVAL, T0 + 200, AHEAD, told)
-            .await
-            .unwrap(),
+        acquire(&channels, T0 + 200, told).await,
         Gate::Wait(Duration::from_millis(900))
     );
     assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 1100));
     // 200 ms before it: taken ahead with a single write (without `told`, the first write
     // asks for a slot due now and fails).
     requests.take();
-    let gate = channels
-        .acquire(&g, INTERVAL, T0 + 900, AHEAD, told)
-        .await
-        .unwrap();
+    let gate = acquire(&channels, T0 + 900, told).await;
     assert_eq!(gate, Gate::At(T0 + 1100));
     assert_eq!(requests.take_operations(), ["UpdateItem"]);
     assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 2200));
@@ -117,10 +101,7 @@ async fn a_slot_the_wait_named_is_taken_ahead_with_one_write_and_never_sooner_th
     // slot is not taken; the second write takes the moved one when it is close.
     channels.hold_until(&g, T0 + 2300).await.unwrap();
     requests.take();
-    let gate = channels
-        .acquire(&g, INTERVAL, T0 + 2100, AHEAD, Some(T0 + 2200))
-        .await
-        .unwrap();
+    let gate = acquire(&channels, T0 + 2100, Some(T0 + 2200)).await;
     assert_eq!(gate, Gate::At(T0 + 2300));
     assert_eq!(requests.take_operations(), ["UpdateItem", "UpdateItem"]);
     assert_eq!(channels.next_slot(&g).await.unwrap(), Some(T0 + 3400));
@@ -131,13 +112,7 @@ async fn of_two_instances_reaching_for_the_same_slot_ahead_one_takes_it() {
     let s = Stack::new().await;
     let channels = s.channels();
     let g = alerts();
-    assert_eq!(
-        channels
-            .acquire(&g, INTERVAL, T0, AHEAD, None)
-            .await
-            .unwrap(),
-        Gate::At(T0)
-    );
+    assert_eq!(acquire(&channels, T0, None).await, Gate::At(T0));
     for round in 1..=30 {
         let slot = T0 + round * 1100;
         let now = slot - 200;
@@ -163,18 +138,12 @@ async fn a_paused_channel_answers_its_pause_and_a_hold_is_never_taken_past() {
     let s = Stack::new().await;
     let (channels, requests) = counted_channels(&s);
     let g = alerts();
-    channels
-        .acquire(&g, INTERVAL, T0, AHEAD, None)
-        .await
-        .unwrap();
+    acquire(&channels, T0, None).await;
 
     // A 429 held the channel 30 s: a slot close to the old one is not taken.
     channels.hold_until(&g, T0 + 30_000).await.unwrap();
     assert_eq!(
-        channels
-            .acquire(&g, INTERVAL, T0 + 1000, AHEAD, None)
-            .await
-            .unwrap(),
+        acquire(&channels, T0 + 1000, None).await,
         Gate::Wait(Duration::from_millis(29_000))
     );
 
@@ -188,10 +157,7 @@ async fn a_paused_channel_answers_its_pause_and_a_hold_is_never_taken_past() {
         .unwrap();
     requests.take();
     assert_eq!(
-        channels
-            .acquire(&g, INTERVAL, T0 + 29_900, AHEAD, None)
-            .await
-            .unwrap(),
+        acquire(&channels, T0 + 29_900, None).await,
         Gate::Paused(pause)
     );
     assert_eq!(requests.take_operations(), ["UpdateItem"]);
