@@ -14,7 +14,7 @@ use ingestlayer::delivery::ledger::{Entry, LedgerStore};
 use ingestlayer::delivery::DeliveryDeps;
 use ingestlayer::ids::DeliveryKey;
 use ingestlayer_local::runner::{pump_delivery, pump_pipeline};
-use slack_standin::StandinConfig;
+use slack_standin::{Fault, FaultKind, StandinConfig};
 
 use crate::harness::{posted_client_ids, posted_event_ids, Stack};
 
@@ -523,4 +523,52 @@ async fn a_channels_drain_does_not_wait_behind_other_channels_messages() {
     }
     want.sort();
     assert_eq!(posted(), want, "each event once");
+}
+
+#[tokio::test]
+async fn a_429_on_a_digest_holds_the_drain_for_retry_after_and_the_burst_still_arrives_once_in_order(
+) {
+    let s = Stack::with_standin(StandinConfig::default()).await;
+    let ids = burst(&s, 100).await;
+    // Every batch is full, so all of them go to the backlog: Slack's first answer, to the
+    // drain's first digest, is a 429 with Retry-After: 2.
+    s.standin.inject(
+        Fault::once(FaultKind::RateLimited {
+            retry_after_secs: 2,
+        })
+        .on_channel("#alerts"),
+    );
+    deliver_all(&s, &s.delivery, &ids, Duration::from_secs(60)).await;
+    while pump_delivery(&s.slack, &s.delivery).await.unwrap() > 0 {}
+
+    once_each(&s, &ids);
+    assert_eq!(
+        posted_client_ids(&s.alerts()),
+        ids,
+        "the backlog went out in the order it was queued"
+    );
+    let requests = s.standin.requests();
+    assert_eq!(requests[0].status, 429, "{requests:?}");
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|r| r.status == 200 && r.error.is_none()),
+        "one 429, then every post accepted: {requests:?}"
+    );
+    let waited = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        waited >= Duration::from_secs(2),
+        "the digest was sent again after {waited:?}, before Retry-After"
+    );
+    let posts = s.alerts();
+    assert!(
+        posts.len() <= 4,
+        "digests carried the burst: {} posts",
+        posts.len()
+    );
+    for pair in posts.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(gap >= Duration::from_secs(1), "two posts {gap:?} apart");
+    }
+    assert_eq!(s.depth(&s.res.slack_dlq_url).await, 0, "nothing parked");
 }
