@@ -1,4 +1,5 @@
-//! `ingestlayer status`: the four queues (depth and the age of the oldest message), the
+//! `ingestlayer status`: the queues (depth and the age of the oldest message; one the stack
+//! lacks, deployed from an older template, named with what to do), the
 //! paused channels and workspaces with their hints and the command that fixes them, and
 //! each channel's last failed post.
 //!
@@ -154,10 +155,20 @@ fn error_status(e: &LastError) -> ErrorStatus {
     }
 }
 
+/// A queue of [`QUEUES`] the stack has no output for: it was deployed from a template
+/// older than this command line (the drain queue came later).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MissingQueue {
+    pub queue: &'static str,
+    pub output: &'static str,
+}
+
 /// The whole status.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
     pub queues: Vec<QueueStatus>,
+    /// Queues this version knows and the stack lacks; the others are still reported.
+    pub missing: Vec<MissingQueue>,
     pub paused: Vec<PausedStatus>,
     pub last_errors: Vec<ErrorStatus>,
 }
@@ -166,8 +177,15 @@ pub struct Status {
 pub async fn read(stack: &Stack) -> Result<Status, CliError> {
     let sqs = stack.sqs();
     let mut queues = Vec::new();
+    let mut missing = Vec::new();
     for (name, output) in QUEUES {
-        let url = stack.output(output)?.to_owned();
+        let Some(url) = stack.outputs().get(output).cloned() else {
+            missing.push(MissingQueue {
+                queue: name,
+                output,
+            });
+            continue;
+        };
         let attrs = sqs
             .get_queue_attributes()
             .queue_url(&url)
@@ -223,6 +241,7 @@ pub async fn read(stack: &Stack) -> Result<Status, CliError> {
         .collect();
     Ok(Status {
         queues,
+        missing,
         paused,
         last_errors,
     })
@@ -341,6 +360,12 @@ pub fn text(s: &Status) -> String {
             q.oldest.text()
         ));
     }
+    for m in &s.missing {
+        t.push_str(&format!(
+            "{:<12}  not in this stack (no output {}): deploy this version's template.yaml\n",
+            m.queue, m.output
+        ));
+    }
     t.push('\n');
     if s.paused.is_empty() {
         t.push_str("paused: nothing\n");
@@ -443,6 +468,10 @@ mod tests {
                 depth: 2,
                 oldest: Age::decide(None, 2, &local()),
             }],
+            missing: vec![MissingQueue {
+                queue: "slack drains",
+                output: "SlackDrainQueueUrl",
+            }],
             paused: vec![PausedStatus {
                 name: "#secret".into(),
                 key: "chan#default:#secret".into(),
@@ -462,5 +491,9 @@ mod tests {
         );
         assert!(t.contains("#secret  since 2025-01-01T00:00:00Z  not_in_channel: invite the app to #secret\n    then: ingestlayer --local dlq redrive --channel '#secret'"), "{t}");
         assert!(t.contains("last error per channel: none recorded"), "{t}");
+        assert!(
+            t.contains("slack drains  not in this stack (no output SlackDrainQueueUrl): deploy this version's template.yaml\n"),
+            "{t}"
+        );
     }
 }

@@ -95,6 +95,7 @@ async fn status_and_dlq_show_a_paused_channel_with_its_hint_and_backlog_and_a_re
     assert_eq!(queue(&status, "events")["oldest"]["state"], "empty");
     assert_eq!(queue(&status, "slack drains")["depth"], 0, "{status}");
     assert_eq!(status["queues"].as_array().unwrap().len(), 7);
+    assert_eq!(status["missing"], json!([]), "{status}");
 
     let text = run(&s, &["status"]);
     assert_eq!(text.code, Some(0), "{}", text.stderr);
@@ -338,5 +339,72 @@ async fn every_operator_command_names_the_stack_and_what_to_start_when_it_is_not
             && missing.stderr.contains("was not found"),
         "{}",
         missing.stderr
+    );
+}
+
+#[tokio::test]
+async fn status_of_a_stack_deployed_before_the_drain_queue_reports_its_queues_and_names_the_missing_one(
+) {
+    let s = Stack::new().await;
+    let mut outputs = s
+        .res
+        .register_stack(&s.sdk, &s.local().urls)
+        .await
+        .expect("register the stack's outputs");
+    // The same stack, as a template from before the drain queue deployed it.
+    outputs.remove("SlackDrainQueueUrl");
+    let old = format!("{}-old", s.res.prefix);
+    let body = json!({
+        "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), json!({ "Value": v })))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    aws_sdk_cloudformation::Client::new(&s.sdk)
+        .create_stack()
+        .stack_name(&old)
+        .template_body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    let status = json_of(&run_on(&old, &["status", "--json"]));
+    let names: Vec<&str> = status["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["queue"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "events",
+            "events DLQ",
+            "slack",
+            "slack DLQ",
+            "warehouse",
+            "warehouse DLQ"
+        ],
+        "{status}"
+    );
+    assert_eq!(
+        status["missing"],
+        json!([{"queue": "slack drains", "output": "SlackDrainQueueUrl"}])
+    );
+    assert_eq!(
+        status["paused"],
+        json!([]),
+        "the rest of the status is read"
+    );
+
+    let text = run_on(&old, &["status"]);
+    assert_eq!(text.code, Some(0), "{}", text.stderr);
+    assert!(
+        text.stdout.contains(
+            "slack drains  not in this stack (no output SlackDrainQueueUrl): deploy this version's template.yaml"
+        ),
+        "{}",
+        text.stdout
     );
 }
