@@ -7,13 +7,22 @@
 # Afterwards AWS_ENDPOINT_URL points the AWS SDK at it, with fixed test credentials.
 
 EMULATOR_PID=""
+EMULATOR_FILES=""
 
+# Stops the emulator this shell started, and removes its request recording (read only while
+# it runs) and its log when nothing was written there (warnings and errors are kept).
 stop_emulator() {
   if [[ -n "$EMULATOR_PID" ]] && kill -0 "$EMULATOR_PID" 2>/dev/null; then
     kill "$EMULATOR_PID" 2>/dev/null || true
     wait "$EMULATOR_PID" 2>/dev/null || true
   fi
   EMULATOR_PID=""
+  if [[ -n "$EMULATOR_FILES" ]]; then
+    rm -f "$EMULATOR_FILES.recording"
+    [[ -s "$EMULATOR_FILES.log" ]] || rm -f "$EMULATOR_FILES.log"
+  fi
+  EMULATOR_FILES=""
+  return 0
 }
 
 start_emulator() {
@@ -32,9 +41,10 @@ start_emulator() {
   if [[ "$port" == 0 ]]; then
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
   fi
-  local log="$ROOT/.tools/moto-$port.log"
+  EMULATOR_FILES="$ROOT/.tools/moto-$port"
+  local log="$EMULATOR_FILES.log"
   # The request recorder (the trace test, ingestlayer-bench --requests) writes here.
-  MOTO_RECORDER_FILEPATH="$ROOT/.tools/moto-$port.recording" \
+  MOTO_RECORDER_FILEPATH="$EMULATOR_FILES.recording" \
     "$ROOT/.tools/venv/bin/python" "$ROOT/infra/emulator/moto_server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   EMULATOR_PID=$!
   trap stop_emulator EXIT
@@ -52,5 +62,6 @@ start_emulator() {
     sleep 0.1
   done
   echo "emulator: moto server did not answer within 10 s; log in $log" >&2
+  EMULATOR_FILES=""  # kept, whatever it holds: the message names it
   return 1
 }

@@ -267,3 +267,59 @@ fn every_stack_output_the_cli_reads_is_one_template_yaml_declares() {
         );
     }
 }
+
+/// `infra/emulator.sh` as `make dev` and `make test` source it: `script` runs after
+/// `start_emulator 0`, with `$AWS_ENDPOINT_URL` set; the emulator's port is returned.
+fn emulator_script(script: &str) -> u16 {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source infra/emulator.sh; unset AWS_ENDPOINT_URL; start_emulator 0 >/dev/null || exit 1; echo \"${{AWS_ENDPOINT_URL##*:}}\"; {script}"
+        ))
+        .current_dir(&root)
+        .env("ROOT", &root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("the emulator's port")
+}
+
+#[test]
+fn stopping_the_emulator_removes_its_recording_and_an_empty_log_and_keeps_one_with_errors() {
+    let tools = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.tools");
+    let files = |port: u16| {
+        (
+            tools.join(format!("moto-{port}.log")),
+            tools.join(format!("moto-{port}.recording")),
+        )
+    };
+    // A run whose emulator logged nothing and recorded requests (the recorder writes its
+    // file as it records): both files are there while it runs, gone after.
+    let port = emulator_script(&format!(
+        "f=\"{0}/moto-${{AWS_ENDPOINT_URL##*:}}\"; touch \"$f.recording\"; test -e \"$f.log\" || exit 3; stop_emulator",
+        tools.display()
+    ));
+    let (log, recording) = files(port);
+    assert!(!log.exists(), "{} was left", log.display());
+    assert!(!recording.exists(), "{} was left", recording.display());
+
+    // A run whose emulator wrote a warning: the log stays for whoever looks into it, when
+    // the shell exits (the EXIT trap stops the emulator).
+    let port = emulator_script(&format!(
+        "echo 'a warning' >> \"{0}/moto-${{AWS_ENDPOINT_URL##*:}}.log\"",
+        tools.display()
+    ));
+    let (log, recording) = files(port);
+    assert!(log.exists(), "a log with content was removed");
+    assert!(!recording.exists(), "{} was left", recording.display());
+    std::fs::remove_file(log).unwrap();
+}
