@@ -365,22 +365,7 @@ impl Resources {
     ) -> Result<BTreeMap<String, String>> {
         let template = crate::template::Template::load()?;
         let outputs = template.outputs(&self.local_values(urls))?;
-        let body = serde_json::json!({
-            "Description": "The local stack of `make dev`: its outputs, for the ingestlayer command line",
-            "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-            "Outputs": outputs
-                .iter()
-                .map(|(k, v)| (k.clone(), serde_json::json!({ "Value": v })))
-                .collect::<serde_json::Map<_, _>>(),
-        });
-        let cfn = aws_sdk_cloudformation::Client::new(sdk);
-        let _ = cfn.delete_stack().stack_name(&self.prefix).send().await;
-        cfn.create_stack()
-            .stack_name(&self.prefix)
-            .template_body(body.to_string())
-            .send()
-            .await
-            .map_err(fail("the CloudFormation stack"))?;
+        register_outputs(sdk, &self.prefix, &outputs).await?;
         Ok(outputs)
     }
 
@@ -714,4 +699,30 @@ async fn create_queue(
         .await
         .map_err(fail(name))?;
     Ok(out.queue_url.unwrap_or_default())
+}
+
+/// Registers a CloudFormation stack named `name` in the emulator whose outputs are
+/// `outputs` (replacing one of that name), as the command line finds a deployed stack's.
+pub async fn register_outputs(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    outputs: &BTreeMap<String, String>,
+) -> Result<()> {
+    let body = serde_json::json!({
+        "Description": "The local stack of `make dev`: its outputs, for the ingestlayer command line",
+        "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!({ "Value": v })))
+            .collect::<serde_json::Map<_, _>>(),
+    });
+    let cfn = aws_sdk_cloudformation::Client::new(sdk);
+    let _ = cfn.delete_stack().stack_name(name).send().await;
+    cfn.create_stack()
+        .stack_name(name)
+        .template_body(body.to_string())
+        .send()
+        .await
+        .map_err(fail("the CloudFormation stack"))?;
+    Ok(())
 }

@@ -354,18 +354,7 @@ async fn status_of_a_stack_deployed_before_the_drain_queue_reports_its_queues_an
     // The same stack, as a template from before the drain queue deployed it.
     outputs.remove("SlackDrainQueueUrl");
     let old = format!("{}-old", s.res.prefix);
-    let body = json!({
-        "Resources": {"Marker": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-        "Outputs": outputs
-            .iter()
-            .map(|(k, v)| (k.clone(), json!({ "Value": v })))
-            .collect::<serde_json::Map<_, _>>(),
-    });
-    aws_sdk_cloudformation::Client::new(&s.sdk)
-        .create_stack()
-        .stack_name(&old)
-        .template_body(body.to_string())
-        .send()
+    ingestlayer_local::resources::register_outputs(&s.sdk, &old, &outputs)
         .await
         .unwrap();
 
